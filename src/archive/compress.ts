@@ -234,7 +234,10 @@ async function* throughProcess(cmd: string, args: string[], input: Readable, wha
     if (code === 0) await feeding; // it ends with stdin; after a failure it may wait on input forever
     if (inputError) throw inputError;
     if (code !== 0) {
-      const line = stderr.trim().split('\n')[0]?.replace(/^zstd: /, '').replace(/^\*\*\s*/, '');
+      const line = stderr
+        .trim()
+        .split('\n')[0]
+        ?.replace(/^(zstd: )?(\/\*stdin\*\\\s*:\s*)?/, '');
       throw new ArchiveInvalid(`${what}: ${line || `${cmd} exited with status ${code}`}`);
     }
   } finally {
