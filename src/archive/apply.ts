@@ -124,6 +124,14 @@ function lstatOrNull(path: string): Stats | null {
   return lstatSync(path, { throwIfNoEntry: false }) ?? null;
 }
 
+function currentUmask(): number {
+  try {
+    return process.umask();
+  } catch {
+    return 0o777; // worker threads cannot ask; then every mode is set explicitly
+  }
+}
+
 function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException).code;
 }
@@ -169,7 +177,7 @@ class Extraction {
     this.gid = process.getgid?.() ?? 0;
     this.isRoot = this.uid === 0;
     this.sameOwner = opts.sameOwner ?? this.isRoot;
-    this.umask = process.umask();
+    this.umask = currentUmask();
   }
 
   private abs(rel: string): string {

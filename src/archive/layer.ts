@@ -28,8 +28,8 @@ export interface LayerDigests {
  */
 export async function writeLayer(
   tar: Readable,
-  compression: Compression,
   consume: (blob: Readable) => Promise<void>,
+  compression: Compression,
   opts: CompressOptions = {},
 ): Promise<LayerDigests> {
   const uncompressed = new DigestingStream();

@@ -60,7 +60,7 @@ const OUTPUT_BATCH = 64 * 1024;
 
 /**
  * A tar stream of the entries, in the order given (uncompressed). Entries are consumed as the
- * stream is read; file contents are streamed, never buffered whole beyond small read-ahead.
+ * stream is read; large file contents are streamed, never buffered whole.
  */
 export function packEntries(entries: AsyncIterable<LayerEntry> | Iterable<LayerEntry>, opts: PackEntriesOptions = {}): Readable {
   return Readable.from(tarBytes(entries, opts), { objectMode: false, highWaterMark: 256 * 1024 });
@@ -83,37 +83,36 @@ interface Prepared {
 }
 
 async function* tarBytes(entries: AsyncIterable<LayerEntry> | Iterable<LayerEntry>, opts: PackEntriesOptions): AsyncGenerator<Buffer> {
+  // Headers and small files are gathered into larger chunks: fewer, bigger writes downstream.
   let pending: Buffer[] = [];
   let pendingSize = 0;
-  // Headers and small files are gathered into larger chunks: fewer, bigger writes downstream.
-  function add(b: Buffer): Buffer | undefined {
-    if (b.length === 0) return undefined;
+  function* emit(b: Buffer): Generator<Buffer> {
+    if (b.length >= OUTPUT_BATCH) {
+      if (pendingSize > 0) yield Buffer.concat(pending, pendingSize);
+      pending = [];
+      pendingSize = 0;
+      yield b;
+      return;
+    }
+    if (b.length === 0) return;
     pending.push(b);
     pendingSize += b.length;
-    if (pendingSize < OUTPUT_BATCH) return undefined;
-    const out = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingSize);
+    if (pendingSize < OUTPUT_BATCH) return;
+    yield Buffer.concat(pending, pendingSize);
     pending = [];
     pendingSize = 0;
-    return out;
   }
   const epoch = opts.sourceDateEpoch;
   for await (const e of entries) {
     const p = prepare(e);
     if (epoch !== undefined && p.header.mtime > epoch) p.header.mtime = epoch;
-    let out = add(encodeHeader(p.header));
-    if (out) yield out;
+    yield* emit(encodeHeader(p.header));
     if (p.header.type !== 'file') continue;
-    if (p.data) {
-      out = add(p.data);
-      if (out) yield out;
-    } else if (p.source) {
-      for await (const chunk of readExactly(p.source, p.header.size, p.header.path)) {
-        out = add(chunk);
-        if (out) yield out;
-      }
+    if (p.data) yield* emit(p.data);
+    else if (p.source) {
+      for await (const chunk of readExactly(p.source, p.header.size, p.header.path)) yield* emit(chunk);
     }
-    out = add(padding(p.header.size));
-    if (out) yield out;
+    yield* emit(padding(p.header.size));
   }
   pending.push(END_OF_ARCHIVE);
   yield Buffer.concat(pending);

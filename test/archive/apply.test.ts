@@ -184,6 +184,33 @@ describe('applyLayer in delete mode', () => {
   });
 });
 
+describe('applyLayer ownership', () => {
+  test('sameOwner: false leaves files owned by the applier, modes still applied', async () => {
+    const t = tempDir();
+    try {
+      const tar = await craftTarWithOwner();
+      await applyLayer(bufferStream(tar), join(t.dir, 'same'), { whiteouts: 'delete' });
+      await applyLayer(bufferStream(tar), join(t.dir, 'mine'), { whiteouts: 'delete', sameOwner: false });
+      const same = describeTree(join(t.dir, 'same'));
+      const mine = describeTree(join(t.dir, 'mine'));
+      if (process.getuid?.() === 0) assert.deepEqual([same['f'].uid, same['f'].gid, same['d'].uid], [1234, 5678, 1234]);
+      assert.deepEqual([mine['f'].uid, mine['d'].uid], [process.getuid?.(), process.getuid?.()]);
+      assert.equal(mine['f'].mode, '2755');
+    } finally {
+      t.cleanup();
+    }
+  });
+});
+
+async function craftTarWithOwner(): Promise<Buffer> {
+  const tar = (await import('tar-stream')).default;
+  const pack = tar.pack();
+  pack.entry({ name: 'd/', type: 'directory', uid: 1234, gid: 5678, mode: 0o750 });
+  pack.entry({ name: 'f', uid: 1234, gid: 5678, mode: 0o2755 }, 'x');
+  pack.finalize();
+  return collect(pack);
+}
+
 describe('corrupt archives', () => {
   const oneLine = (pattern: RegExp) => (err: unknown) => {
     assert.ok(err instanceof ArchiveInvalid, `expected ArchiveInvalid, got ${String(err)}`);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { linkSync, lutimesSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync, chownSync, chmodSync, lchownSync } from 'node:fs';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { applyLayer, compress, packDirectory, packEntries, readTar, writeLayer, type LayerEntry, type TarHeader } from '../../src/archive/index.js';
@@ -219,9 +220,13 @@ describe('writeLayer', () => {
       const plain = await collect(packDirectory(src.dir));
       for (const c of ['none', 'gzip', 'zstd'] as const) {
         let blob: Buffer = Buffer.alloc(0);
-        const d = await writeLayer(packDirectory(src.dir), c, async (s) => {
-          blob = await collect(s);
-        });
+        const d = await writeLayer(
+          packDirectory(src.dir),
+          async (s) => {
+            blob = await collect(s);
+          },
+          c,
+        );
         assert.equal(d.diffId, 'sha256:' + sha256hex(plain), c);
         assert.equal(d.uncompressedSize, plain.length);
         assert.equal(d.digest, 'sha256:' + sha256hex(blob), c);
@@ -234,14 +239,26 @@ describe('writeLayer', () => {
     }
   });
 
+  test('a failing tar stream rejects the whole write', async () => {
+    async function* broken() {
+      yield Buffer.alloc(100_000, 1);
+      throw new Error('source vanished');
+    }
+    await assert.rejects(writeLayer(Readable.from(broken()), (s) => collect(s).then(() => {}), 'gzip'), /source vanished/);
+  });
+
   test('a failing consumer rejects the whole write', async () => {
     const src = tempDir();
     try {
       writeFileSync(join(src.dir, 'f'), 'x');
       await assert.rejects(
-        writeLayer(packDirectory(src.dir), 'gzip', async () => {
-          throw new Error('disk full');
-        }),
+        writeLayer(
+          packDirectory(src.dir),
+          async () => {
+            throw new Error('disk full');
+          },
+          'gzip',
+        ),
         /disk full/,
       );
     } finally {
