@@ -1,0 +1,212 @@
+import type { Command } from 'commander';
+import { join } from 'node:path';
+import { out, type GlobalOptions } from './context.js';
+import { defaultRoot } from '../store/root.js';
+import { UsageError } from '../errors.js';
+import { renderTable } from '../ui/table.js';
+import { humanSize } from '../ui/format.js';
+import { loadConfig, parseDuration, type RegistryConfig } from '../registry/server/config.js';
+import { serve } from '../registry/server/server.js';
+import { openBackends } from '../registry/server/registry.js';
+import { admin, parseRole } from '../registry/server/admin.js';
+import { collectGarbage } from '../registry/server/gc.js';
+import type { Metadata } from '../registry/server/metadata/metadata.js';
+
+/** kiln registry serve|gc|user|role|robot|namespace|audit: the registry server and its offline administration. */
+export function registerRegistryCommands(program: Command, globals: () => GlobalOptions): void {
+  const registry = program.command('registry').description('Run and administer an OCI distribution registry');
+
+  type RootOpts = { root?: string; config?: string };
+  const withRoot = (c: Command) => c.option('--root <dir>', 'registry root (default: <kiln root>/registry)').option('--config <file>', 'registry configuration file (YAML)');
+  const config = (o: RootOpts, extra: { addr?: string; auth?: boolean } = {}): Promise<RegistryConfig> =>
+    loadConfig({ file: o.config, root: o.root, defaultRoot: join(globals().root ?? defaultRoot(), 'registry'), ...extra });
+
+  /** Offline commands open the database directly; who ran them is recorded in the audit log as "cli:<login>". */
+  const offline = async <T>(o: RootOpts, fn: (m: Metadata, c: RegistryConfig) => Promise<T>): Promise<T> => {
+    const c = await config(o);
+    const { metadata } = openBackends(c);
+    try {
+      return await fn(metadata, c);
+    } finally {
+      await metadata.close();
+    }
+  };
+  const actor = () => `cli:${process.env.SUDO_USER || process.env.USER || 'root'}`;
+
+  withRoot(registry.command('serve'))
+    .description('Serve the registry (OCI distribution spec v1.1) until interrupted')
+    .option('--addr <host:port>', 'listen address (default 127.0.0.1:5000)')
+    .option('--auth', 'require token authentication')
+    .action(async (o: RootOpts & { addr?: string; auth?: boolean }) => {
+      const c = await config(o, { addr: o.addr, auth: o.auth });
+      const running = await serve(c);
+      process.stderr.write(`kiln registry listening on ${running.url} (root ${c.root}${c.auth.enabled ? ', token auth' : ''})\n`);
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          void running.close().then(resolve, resolve);
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+    });
+
+  withRoot(registry.command('gc'))
+    .description('Remove manifests and blobs no tag or referrer reaches (safe while the registry serves)')
+    .option('--dry-run', 'only report what would be removed')
+    .option('--grace <duration>', 'keep unreferenced content younger than this (default: gc.gracePeriod, 1h)')
+    .action(async (o: RootOpts & { dryRun?: boolean; grace?: string }) => {
+      const c = await config(o);
+      const { metadata, driver } = openBackends(c);
+      try {
+        const grace = o.grace !== undefined ? parseDuration(o.grace, '--grace') : c.gc.gracePeriod;
+        const r = await collectGarbage({ metadata, driver, graceSeconds: grace, dryRun: o.dryRun });
+        for (const m of r.manifests) out(`${o.dryRun ? 'would delete' : 'deleted'} manifest ${m.repository}@${m.digest}`);
+        for (const b of r.blobs) out(`${o.dryRun ? 'would delete' : 'deleted'} blob ${b}`);
+        out(`${o.dryRun ? 'Would remove' : 'Removed'} ${r.manifests.length} manifests, ${r.links} repository links, ${r.blobs.length} blobs (${humanSize(r.bytes)}), ${r.orphans} orphaned files`);
+        if (!o.dryRun) await metadata.recordAudit([{ time: Date.now(), actor: actor(), action: 'gc', detail: `${r.manifests.length} manifests, ${r.blobs.length} blobs, ${r.bytes} bytes` }]);
+      } finally {
+        await metadata.close();
+      }
+    });
+
+  const readPassword = async (o: { passwordStdin?: boolean }): Promise<string> => {
+    if (!o.passwordStdin) throw new UsageError('give the password on standard input with --password-stdin');
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    const p = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+    if (!p) throw new UsageError('empty password on standard input');
+    return p;
+  };
+
+  const user = registry.command('user').description('Manage registry users (offline, against the registry root)');
+  withRoot(user.command('add'))
+    .description('Add a user')
+    .argument('<name>')
+    .option('--password-stdin', 'read the password from standard input')
+    .option('--admin', 'make the user a system administrator')
+    .action(async (name: string, o: RootOpts & { passwordStdin?: boolean; admin?: boolean }) => {
+      const password = await readPassword(o);
+      await offline(o, (m) => admin(m, actor()).addUser(name, password, !!o.admin));
+    });
+  withRoot(user.command('del'))
+    .alias('rm')
+    .description('Delete a user and their roles')
+    .argument('<name>')
+    .action(async (name: string, o: RootOpts) => offline(o, (m) => admin(m, actor()).deleteUser(name)));
+  withRoot(user.command('passwd'))
+    .description("Change a user's password")
+    .argument('<name>')
+    .option('--password-stdin', 'read the password from standard input')
+    .action(async (name: string, o: RootOpts & { passwordStdin?: boolean }) => {
+      const password = await readPassword(o);
+      await offline(o, (m) => admin(m, actor()).setPassword(name, password));
+    });
+  withRoot(user.command('list'))
+    .alias('ls')
+    .description('List users')
+    .action(async (o: RootOpts) => {
+      const users = await offline(o, (m) => admin(m, actor()).listUsers());
+      process.stdout.write(renderTable(['NAME', 'ADMIN', 'CREATED'], users.map((u) => [u.name, u.admin ? 'yes' : 'no', new Date(u.createdAt).toISOString()])));
+    });
+
+  const role = registry.command('role').description('Manage roles of users in namespaces (admin, maintainer, developer, guest, limited-guest)');
+  withRoot(role.command('grant'))
+    .description('Give USER the ROLE in NAMESPACE (the first path component of repository names)')
+    .argument('<user>')
+    .argument('<namespace>')
+    .argument('<role>')
+    .action(async (u: string, ns: string, r: string, o: RootOpts) => offline(o, (m) => admin(m, actor()).grant(u, ns, parseRole(r))));
+  withRoot(role.command('revoke'))
+    .description("Remove USER's role in NAMESPACE")
+    .argument('<user>')
+    .argument('<namespace>')
+    .action(async (u: string, ns: string, o: RootOpts) => offline(o, (m) => admin(m, actor()).revoke(u, ns)));
+  withRoot(role.command('list'))
+    .alias('ls')
+    .description('List roles')
+    .option('--user <name>', 'only this user')
+    .option('--namespace <ns>', 'only this namespace')
+    .action(async (o: RootOpts & { user?: string; namespace?: string }) => {
+      const rows = await offline(o, async (m) => {
+        const a = admin(m, actor());
+        const list = o.namespace ? await a.members(o.namespace) : await a.roles(o.user);
+        return list.filter((x) => !o.user || x.user === o.user);
+      });
+      process.stdout.write(renderTable(['NAMESPACE', 'USER', 'ROLE'], rows.map((r) => [r.namespace, r.user, r.role])));
+    });
+
+  const robot = registry.command('robot').description('Manage robot accounts: credentials for CI with fixed actions on one namespace and an expiry');
+  withRoot(robot.command('add'))
+    .description('Create robot$NAMESPACE+NAME and print its secret (shown once)')
+    .argument('<namespace>')
+    .argument('<name>')
+    .option('--actions <list>', 'comma-separated: pull, push, delete, promote', 'pull')
+    .option('--expires <duration>', 'lifetime such as 30d or 12h (default: never)')
+    .action(async (ns: string, name: string, o: RootOpts & { actions: string; expires?: string }) => {
+      const r = await offline(o, (m) =>
+        admin(m, actor()).addRobot(ns, name, o.actions.split(',').map((s) => s.trim()).filter(Boolean), o.expires ? parseDuration(o.expires, '--expires') : undefined),
+      );
+      out(`name: ${r.name}`);
+      out(`secret: ${r.secret}`);
+      if (r.expiresAt) out(`expires: ${new Date(r.expiresAt * 1000).toISOString()}`);
+    });
+  withRoot(robot.command('del'))
+    .alias('rm')
+    .description('Delete a robot account')
+    .argument('<name>', 'robot$namespace+name')
+    .action(async (name: string, o: RootOpts) => offline(o, (m) => admin(m, actor()).deleteRobot(name)));
+  withRoot(robot.command('list'))
+    .alias('ls')
+    .description('List robot accounts')
+    .argument('[namespace]')
+    .action(async (ns: string | undefined, o: RootOpts) => {
+      const list = await offline(o, (m) => admin(m, actor()).robots(ns));
+      process.stdout.write(
+        renderTable(
+          ['NAME', 'NAMESPACE', 'ACTIONS', 'EXPIRES'],
+          list.map((r) => [r.name, r.namespace, r.actions.join(','), r.expiresAt ? new Date(r.expiresAt * 1000).toISOString() : 'never']),
+        ),
+      );
+    });
+
+  const namespace = registry.command('namespace').description('Manage namespaces (projects): anonymous pull');
+  withRoot(namespace.command('set'))
+    .description('Turn anonymous pull on (--public) or off (--private) for a namespace')
+    .argument('<namespace>')
+    .option('--public', 'anyone may pull')
+    .option('--private', 'only members may pull')
+    .action(async (ns: string, o: RootOpts & { public?: boolean; private?: boolean }) => {
+      if (!!o.public === !!o.private) throw new UsageError('give exactly one of --public or --private');
+      await offline(o, (m) => admin(m, actor()).setNamespace(ns, { public: !!o.public }));
+    });
+  withRoot(namespace.command('list'))
+    .alias('ls')
+    .description('List namespaces')
+    .action(async (o: RootOpts) => {
+      const list = await offline(o, (m) => admin(m, actor()).namespaces());
+      process.stdout.write(renderTable(['NAMESPACE', 'ANONYMOUS PULL'], list.map((n) => [n.name, n.public ? 'yes' : 'no'])));
+    });
+
+  withRoot(registry.command('audit'))
+    .description('Show the audit log, newest first')
+    .option('--namespace <ns>', 'only events in this namespace')
+    .option('--user <name>', 'only events by this user')
+    .option('--action <action>', 'only this action (push, pull, delete-manifest, delete-tag, role-grant, …)')
+    .option('--limit <n>', 'at most this many events', '100')
+    .option('--format <format>', '"json" for one JSON object per line, or "table"')
+    .action(async (o: RootOpts & { namespace?: string; user?: string; action?: string; limit: string; format?: string }) => {
+      const events = await offline(o, (m) => m.listAudit({ namespace: o.namespace, actor: o.user, action: o.action, limit: Math.max(1, Number(o.limit) || 100) }));
+      if (o.format === 'json') {
+        for (const e of events) out(JSON.stringify(e));
+        return;
+      }
+      process.stdout.write(
+        renderTable(
+          ['TIME', 'USER', 'ACTION', 'REPOSITORY', 'REFERENCE', 'DIGEST', 'COUNT', 'DETAIL'],
+          events.map((e) => [new Date(e.time).toISOString(), e.actor, e.action, e.repository ?? e.namespace ?? '', e.reference ?? '', e.digest ?? '', String(e.count ?? 1), e.detail ?? '']),
+        ),
+      );
+    });
+}

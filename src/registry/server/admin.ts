@@ -1,0 +1,126 @@
+import { UsageError } from '../../errors.js';
+import type { AuditEvent, Membership, Metadata, NamespaceRecord, Role, RobotRecord, UserRecord } from './metadata/metadata.js';
+import { Roles } from './metadata/metadata.js';
+import { hashPassword, newRobotSecret } from './auth/passwords.js';
+import { Actions } from './auth/access.js';
+import { isNamespace } from './names.js';
+
+// Managing users, namespaces, roles and robot accounts: the operations behind both
+// `kiln registry user|role|robot|namespace` (offline, on the database) and the management API.
+// Every change is written to the audit log with who made it.
+
+const userNameRe = /^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,127}$/;
+const robotNameRe = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+export interface Admin {
+  addUser(name: string, password: string, admin: boolean): Promise<void>;
+  setPassword(name: string, password: string): Promise<void>;
+  setAdmin(name: string, admin: boolean): Promise<void>;
+  deleteUser(name: string): Promise<void>;
+  listUsers(): Promise<Omit<UserRecord, 'passwordHash'>[]>;
+  grant(user: string, namespace: string, role: Role): Promise<void>;
+  revoke(user: string, namespace: string): Promise<void>;
+  members(namespace: string): Promise<Membership[]>;
+  roles(user?: string): Promise<Membership[]>;
+  setNamespace(namespace: string, opts: { public: boolean }): Promise<void>;
+  namespaces(): Promise<NamespaceRecord[]>;
+  /** Returns the secret, shown once. */
+  addRobot(namespace: string, name: string, actions: string[], expiresInSeconds: number | undefined): Promise<{ name: string; secret: string; expiresAt?: number }>;
+  deleteRobot(name: string): Promise<void>;
+  robots(namespace?: string): Promise<Omit<RobotRecord, 'secretHash'>[]>;
+}
+
+export function parseRole(s: string): Role {
+  if (!(Roles as string[]).includes(s)) throw new UsageError(`unknown role "${s}": use one of ${Roles.join(', ')}`);
+  return s as Role;
+}
+
+export function admin(metadata: Metadata, actor: string): Admin {
+  const audit = (e: Omit<AuditEvent, 'time' | 'actor'>) => metadata.recordAudit([{ ...e, actor, time: Date.now() }]);
+  const checkPassword = (p: string) => {
+    if (p.length < 8) throw new UsageError('password: at least 8 characters');
+    if (p.length > 1024) throw new UsageError('password: at most 1024 characters');
+  };
+  const checkNamespace = (ns: string) => {
+    if (!isNamespace(ns)) throw new UsageError(`namespace "${ns}": lower-case letters, digits and . _ - separators (the first component of repository names)`);
+  };
+  const mustUser = async (name: string) => {
+    const u = await metadata.getUser(name);
+    if (!u) throw new UsageError(`no user "${name}"`);
+    return u;
+  };
+
+  return {
+    async addUser(name, password, isAdmin) {
+      if (!userNameRe.test(name) || name.startsWith('robot$')) throw new UsageError(`user name "${name}": letters, digits and . _ @ - (at most 128)`);
+      checkPassword(password);
+      if (await metadata.getUser(name)) throw new UsageError(`user "${name}" exists`);
+      await metadata.putUser({ name, passwordHash: await hashPassword(password), admin: isAdmin, createdAt: Date.now() });
+      await audit({ action: 'user-add', detail: `${name}${isAdmin ? ' (system administrator)' : ''}` });
+    },
+    async setPassword(name, password) {
+      const u = await mustUser(name);
+      checkPassword(password);
+      await metadata.putUser({ ...u, passwordHash: await hashPassword(password) });
+      await audit({ action: 'user-passwd', detail: name });
+    },
+    async setAdmin(name, isAdmin) {
+      const u = await mustUser(name);
+      await metadata.putUser({ ...u, admin: isAdmin });
+      await audit({ action: 'user-admin', detail: `${name} ${isAdmin ? 'is' : 'is not'} a system administrator` });
+    },
+    async deleteUser(name) {
+      if (!(await metadata.deleteUser(name))) throw new UsageError(`no user "${name}"`);
+      await audit({ action: 'user-del', detail: name });
+    },
+    async listUsers() {
+      return (await metadata.listUsers()).map(({ passwordHash: _, ...u }) => u);
+    },
+    async grant(user, ns, role) {
+      checkNamespace(ns);
+      await mustUser(user);
+      parseRole(role);
+      await metadata.setRole(ns, user, role);
+      await audit({ action: 'role-grant', namespace: ns, detail: `${user} ${role}` });
+    },
+    async revoke(user, ns) {
+      if (!(await metadata.revokeRole(ns, user))) throw new UsageError(`"${user}" has no role in "${ns}"`);
+      await audit({ action: 'role-revoke', namespace: ns, detail: user });
+    },
+    members: (ns) => metadata.listMembers(ns),
+    async roles(user) {
+      if (user) return metadata.rolesOf(user);
+      const out: Membership[] = [];
+      for (const ns of await metadata.listNamespaces()) out.push(...(await metadata.listMembers(ns.name)));
+      return out;
+    },
+    async setNamespace(ns, opts) {
+      checkNamespace(ns);
+      const cur = await metadata.getNamespace(ns);
+      await metadata.putNamespace({ name: ns, public: opts.public, createdAt: cur?.createdAt ?? Date.now() });
+      await audit({ action: 'namespace-set', namespace: ns, detail: opts.public ? 'anonymous pull on' : 'anonymous pull off' });
+    },
+    namespaces: () => metadata.listNamespaces(),
+    async addRobot(ns, short, actions, expiresIn) {
+      checkNamespace(ns);
+      if (!robotNameRe.test(short)) throw new UsageError(`robot name "${short}": lower-case letters, digits and . _ -`);
+      const bad = actions.filter((a) => !(Actions as readonly string[]).includes(a));
+      if (bad.length || actions.length === 0) throw new UsageError(`robot actions: one or more of ${Actions.join(', ')}`);
+      const name = `robot$${ns}+${short}`;
+      if (await metadata.getRobot(name)) throw new UsageError(`robot "${name}" exists`);
+      const { secret, hash } = newRobotSecret();
+      const expiresAt = expiresIn === undefined ? undefined : Math.floor(Date.now() / 1000 + expiresIn);
+      await metadata.putRobot({ name, namespace: ns, secretHash: hash, actions, expiresAt, createdBy: actor, createdAt: Date.now() });
+      await audit({ action: 'robot-add', namespace: ns, detail: `${name} ${actions.join(',')}${expiresAt ? ` until ${new Date(expiresAt * 1000).toISOString()}` : ''}` });
+      return { name, secret, expiresAt };
+    },
+    async deleteRobot(name) {
+      const r = await metadata.getRobot(name);
+      if (!r || !(await metadata.deleteRobot(name))) throw new UsageError(`no robot "${name}"`);
+      await audit({ action: 'robot-del', namespace: r.namespace, detail: name });
+    },
+    async robots(ns) {
+      return (await metadata.listRobots(ns)).map(({ secretHash: _, ...r }) => r);
+    },
+  };
+}

@@ -1,0 +1,206 @@
+import type { Ctx } from '../http.js';
+import { baseUrl } from '../http.js';
+import { RegistryError, denied } from '../errors.js';
+import { namespaceOf } from '../names.js';
+import type { Metadata } from '../metadata/metadata.js';
+import type { RegistryConfig } from '../config.js';
+import { allowedActions, grant, parseScope, type Action, type Principal } from './access.js';
+import { verifyPassword, robotSecretMatches } from './passwords.js';
+import { loginLimiter } from './ratelimit.js';
+import { TokenInvalid, type AccessEntry, type TokenAuthority, type TokenClaims } from './tokens.js';
+
+// Authentication and authorization of requests. With auth on, every /v2/ request carries a Bearer
+// token from our token endpoint (Docker registry token authentication: 401 + WWW-Authenticate
+// challenge, the client fetches a token for the scope, retries). A token is verified once and then
+// remembered until it expires, so the hot path never touches the database.
+
+export interface Auth {
+  readonly enabled: boolean;
+  /** Throw the 401 challenge unless the request may take all `actions` on the repository; records the user in ctx. */
+  require(ctx: Ctx, repository: string, actions: Action[], opts?: { denyWhenAuthenticated?: boolean }): Promise<void>;
+  /** Same check without throwing. */
+  may(ctx: Ctx, repository: string, action: Action): Promise<boolean>;
+  /** /v2/ and /v2/_catalog: any valid credentials (when auth is on). */
+  requireAuthenticated(ctx: Ctx, scope?: string): Promise<void>;
+  /** Who sent the request (Basic or Bearer), for the management API and the catalog; anonymous when no credentials. */
+  principal(ctx: Ctx): Promise<Principal>;
+  /** Check a user name and password (or robot name and secret), rate-limited; throws 401 or 429. */
+  login(ctx: Ctx, name: string, password: string): Promise<Principal>;
+  /** The access a principal gets for requested scopes (token endpoint). */
+  grantScopes(p: Principal, scopes: string[]): Promise<AccessEntry[]>;
+  readonly tokens: TokenAuthority;
+}
+
+export function parseBasic(header: string | undefined): { name: string; password: string } | undefined {
+  if (!header || !/^basic /i.test(header)) return undefined;
+  const raw = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+  const colon = raw.indexOf(':');
+  if (colon < 0) return undefined;
+  return { name: raw.slice(0, colon), password: raw.slice(colon + 1) };
+}
+
+export function createAuth(config: RegistryConfig, metadata: Metadata, tokens: TokenAuthority): Auth {
+  const limiter = loginLimiter(config.auth.rateLimit.failures, config.auth.rateLimit.window);
+  const tls = !!config.http.tls;
+
+  const challenge = (ctx: Ctx, scope: string | undefined, error?: string): RegistryError => {
+    const realm = config.auth.realm ?? `${baseUrl(ctx, config.http.publicUrl, tls)}/token`;
+    let h = `Bearer realm="${realm}",service="${config.auth.service}"`;
+    if (scope) h += `,scope="${scope}"`;
+    if (error) h += `,error="${error}"`;
+    return new RegistryError('unauthorized', 'authentication required', scope ? [{ Type: scope.split(':')[0], Name: scope.split(':')[1], Action: scope.split(':')[2] }] : undefined, {
+      'WWW-Authenticate': h,
+    });
+  };
+
+  const bearer = (ctx: Ctx): string | undefined => {
+    const h = ctx.req.headers.authorization;
+    return h && h.length > 7 && (h.charCodeAt(0) === 66 || h.charCodeAt(0) === 98) && /^bearer /i.test(h) ? h.slice(7).trim() : undefined;
+  };
+
+  const verifyBearer = async (token: string): Promise<TokenClaims | undefined> => {
+    try {
+      const c = await tokens.verify(token);
+      return c.refresh ? undefined : c;
+    } catch (e) {
+      if (e instanceof TokenInvalid) return undefined;
+      throw e;
+    }
+  };
+
+  const tokenAllows = (c: TokenClaims, repository: string, actions: Action[]): boolean => {
+    for (const a of c.access) {
+      if (a.type === 'repository' && a.name === repository && actions.every((x) => a.actions.includes(x) || a.actions.includes('*'))) return true;
+    }
+    return false;
+  };
+
+  const login = async (ctx: Ctx, name: string, password: string): Promise<Principal> => {
+    const addr = ctx.req.socket.remoteAddress ?? '-';
+    const keys = [`user:${name}`, `addr:${addr}`];
+    const wait = limiter.retryAfter(keys);
+    if (wait > 0) throw new RegistryError('too-many-requests', 'too many failed logins; try again later', undefined, { 'Retry-After': String(wait) });
+    let p: Principal | undefined;
+    if (name.startsWith('robot$')) {
+      const r = await metadata.getRobot(name);
+      if (r && robotSecretMatches(r.secretHash, password) && (r.expiresAt === undefined || r.expiresAt * 1000 > Date.now())) p = { kind: 'robot', name, robot: r };
+    } else {
+      const u = await metadata.getUser(name);
+      if (u && (await verifyPassword(u.passwordHash, password))) p = { kind: 'user', name, user: u };
+    }
+    if (!p) {
+      limiter.failed(keys);
+      throw new RegistryError('unauthorized', 'invalid username or password', undefined, { 'WWW-Authenticate': `Basic realm="${config.auth.service}"` });
+    }
+    limiter.succeeded(keys);
+    return p;
+  };
+
+  const actionsFor = async (p: Principal, repository: string): Promise<Action[]> => {
+    const ns = namespaceOf(repository);
+    const [role, nsRec] = await Promise.all([p.kind === 'user' ? metadata.getRole(ns, p.name) : undefined, metadata.getNamespace(ns)]);
+    return allowedActions(p, ns, role, !!nsRec?.public);
+  };
+
+  const basicAllows = async (ctx: Ctx, repository: string, actions: Action[]): Promise<boolean | undefined> => {
+    if (!config.auth.basic) return undefined;
+    const creds = parseBasic(ctx.req.headers.authorization);
+    if (!creds) return undefined;
+    const p = await login(ctx, creds.name, creds.password);
+    ctx.user = p.name;
+    const allowed = await actionsFor(p, repository);
+    return actions.every((a) => allowed.includes(a));
+  };
+
+  const principal = async (ctx: Ctx): Promise<Principal> => {
+    const t = bearer(ctx);
+    if (t) {
+      const c = await verifyBearer(t);
+      if (!c) throw challenge(ctx, undefined, 'invalid_token');
+      if (c.sub.startsWith('robot$')) {
+        const r = await metadata.getRobot(c.sub);
+        if (r) return { kind: 'robot', name: r.name, robot: r };
+      } else if (c.sub && c.sub !== 'anonymous') {
+        const u = await metadata.getUser(c.sub);
+        if (u) return { kind: 'user', name: u.name, user: u };
+      }
+      return { kind: 'anonymous', name: 'anonymous' };
+    }
+    const creds = parseBasic(ctx.req.headers.authorization);
+    if (creds) return login(ctx, creds.name, creds.password);
+    return { kind: 'anonymous', name: 'anonymous' };
+  };
+
+  return {
+    enabled: config.auth.enabled,
+    tokens,
+
+    async require(ctx, repository, actions, opts) {
+      if (!config.auth.enabled) return;
+      const t = bearer(ctx);
+      if (t) {
+        const c = await verifyBearer(t);
+        if (c) {
+          ctx.user = c.sub || 'anonymous';
+          if (tokenAllows(c, repository, actions)) return;
+          if (opts?.denyWhenAuthenticated) throw denied(`${actions.join(', ')} on ${repository} is not allowed for ${ctx.user}`);
+          throw challenge(ctx, `repository:${repository}:${actions.join(',')}`, 'insufficient_scope');
+        }
+        throw challenge(ctx, `repository:${repository}:${actions.join(',')}`, 'invalid_token');
+      }
+      const b = await basicAllows(ctx, repository, actions);
+      if (b === true) return;
+      if (b === false) throw denied(`${actions.join(', ')} on ${repository} is not allowed for ${ctx.user}`);
+      throw challenge(ctx, `repository:${repository}:${actions.filter((a) => a !== 'promote').join(',') || 'pull'}`);
+    },
+
+    async may(ctx, repository, action) {
+      if (!config.auth.enabled) return true;
+      const t = bearer(ctx);
+      if (t) {
+        const c = await verifyBearer(t);
+        return !!c && tokenAllows(c, repository, [action]);
+      }
+      if (config.auth.basic && parseBasic(ctx.req.headers.authorization)) return (await basicAllows(ctx, repository, [action])) === true;
+      return false;
+    },
+
+    async requireAuthenticated(ctx, scope) {
+      if (!config.auth.enabled) return;
+      const t = bearer(ctx);
+      if (t) {
+        const c = await verifyBearer(t);
+        if (!c) throw challenge(ctx, scope, 'invalid_token');
+        ctx.user = c.sub || 'anonymous';
+        return;
+      }
+      if (config.auth.basic) {
+        const creds = parseBasic(ctx.req.headers.authorization);
+        if (creds) {
+          ctx.user = (await login(ctx, creds.name, creds.password)).name;
+          return;
+        }
+      }
+      throw challenge(ctx, scope);
+    },
+
+    principal,
+    login,
+
+    async grantScopes(p, scopes) {
+      const out: AccessEntry[] = [];
+      for (const s of scopes) {
+        const sc = parseScope(s);
+        if (!sc) continue;
+        if (sc.type === 'repository') {
+          const allowed = await actionsFor(p, sc.name);
+          out.push({ type: 'repository', name: sc.name, actions: grant(sc.actions, allowed) });
+        } else if (sc.type === 'registry' && sc.name === 'catalog') {
+          // Everyone may ask; the catalog lists only what the caller may pull.
+          out.push({ type: 'registry', name: 'catalog', actions: sc.actions.includes('*') ? ['*'] : [] });
+        }
+      }
+      return out;
+    },
+  };
+}

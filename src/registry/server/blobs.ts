@@ -1,0 +1,126 @@
+import type { Readable } from 'node:stream';
+import { unlink } from 'node:fs/promises';
+import { byteCache } from './cache.js';
+import { blobKey, StorageNotFound, trashKey, type BlobDriver } from './storage/driver.js';
+import type { Metadata } from './metadata/metadata.js';
+import { blobUnknown } from './errors.js';
+
+/**
+ * Blobs of repositories: bytes in the storage driver, existence and repository links in the metadata,
+ * small blobs and known links cached in memory. A blob is visible only once its row is committed,
+ * and its row is committed only after the verified file was fsynced and renamed into place.
+ */
+export interface BlobService {
+  /** Size when the repository has the blob (HEAD), else undefined. */
+  stat(repository: string, digest: string): Promise<number | undefined>;
+  /** The blob's bytes, from memory for small blobs; BLOB_UNKNOWN when the repository does not have it. */
+  open(repository: string, digest: string, range?: { start: number; end: number }): Promise<{ size: number; buffer?: Buffer; stream?: Readable }>;
+  /** Make a verified upload file the blob `digest` of `repository`. */
+  commit(repository: string, digest: string, path: string, size: number): Promise<void>;
+  /** Cross-repository mount: link a blob the registry has; false when it does not. */
+  mount(repository: string, digest: string): Promise<boolean>;
+  /** A client just checked the blob exists: restart its grace period so GC keeps it until the manifest comes. */
+  touch(repository: string, digest: string): void;
+  unlink(repository: string, digest: string): Promise<boolean>;
+  /** Drop caches (after GC, or when another process changed the data). */
+  invalidate(): void;
+  readonly cachedBytes: number;
+}
+
+export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cachedBlobSize: number; blobCacheBytes: number; graceSeconds: number }): BlobService {
+  const { driver, metadata } = opts;
+  const small = byteCache<Buffer>(opts.blobCacheBytes);
+  // repository \0 digest -> size, for links known to exist.
+  const links = new Map<string, number>();
+  const touched = new Map<string, number>();
+  const linkKey = (repo: string, digest: string) => repo + '\0' + digest;
+
+  const stat = async (repository: string, digest: string): Promise<number | undefined> => {
+    const k = linkKey(repository, digest);
+    const known = links.get(k);
+    if (known !== undefined) return known;
+    const size = await metadata.linkedBlobSize(repository, digest);
+    if (size !== undefined) {
+      if (links.size > 100_000) links.clear();
+      links.set(k, size);
+    }
+    return size;
+  };
+
+  return {
+    stat,
+
+    async open(repository, digest, range) {
+      const size = await stat(repository, digest);
+      if (size === undefined) throw blobUnknown(digest);
+      let buf = small.get(digest);
+      if (!buf && size <= opts.cachedBlobSize) {
+        try {
+          buf = await driver.read(blobKey(digest));
+        } catch (e) {
+          if (e instanceof StorageNotFound) throw blobUnknown(digest);
+          throw e;
+        }
+        small.set(digest, buf, buf.length);
+      }
+      if (buf) return { size, buffer: range ? buf.subarray(range.start, range.end + 1) : buf };
+      try {
+        return { size, stream: await driver.get(blobKey(digest), range) };
+      } catch (e) {
+        if (e instanceof StorageNotFound) throw blobUnknown(digest);
+        throw e;
+      }
+    },
+
+    async commit(repository, digest, path, size) {
+      try {
+        await metadata.exclusive(async (w) => {
+          // Inside the write lock, so garbage collection cannot remove the file between rename and row.
+          await driver.commitFile(blobKey(digest), path);
+          w.recordBlob(digest, size, repository, Date.now());
+        });
+      } finally {
+        await unlink(path).catch(() => {});
+      }
+      links.set(linkKey(repository, digest), size);
+    },
+
+    async mount(repository, digest) {
+      const ok = await metadata.linkBlob(repository, digest, Date.now());
+      if (ok) {
+        const size = await metadata.blobSize(digest);
+        if (size !== undefined) links.set(linkKey(repository, digest), size);
+      }
+      return ok;
+    },
+
+    touch(repository, digest) {
+      // At most one write per link and quarter grace period: HEAD stays a read.
+      const k = linkKey(repository, digest);
+      const now = Date.now();
+      const last = touched.get(k) ?? 0;
+      if (now - last < (opts.graceSeconds * 1000) / 4) return;
+      if (touched.size > 100_000) touched.clear();
+      touched.set(k, now);
+      void metadata.touchBlob(repository, digest, now).catch(() => {});
+    },
+
+    async unlink(repository, digest) {
+      links.delete(linkKey(repository, digest));
+      return metadata.unlinkBlob(repository, digest);
+    },
+
+    invalidate() {
+      small.clear();
+      links.clear();
+      touched.clear();
+    },
+
+    get cachedBytes() {
+      return small.bytes;
+    },
+  };
+}
+
+/** Storage keys garbage collection uses: blobs move to the trash inside the transaction, are deleted after it. */
+export { blobKey, trashKey };

@@ -1,0 +1,264 @@
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, join, resolve, dirname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { UsageError } from '../../errors.js';
+
+// Everything `kiln registry serve` can be told, with defaults. The YAML file mirrors this shape;
+// command-line flags (--addr, --root, --auth) win over the file. docs/registry.md documents each key.
+
+export interface RegistryConfig {
+  /** Holds the blobs, uploads, the SQLite database and the token signing key unless told otherwise. */
+  root: string;
+  http: {
+    /** HOST:PORT; port 0 picks a free port. */
+    addr: string;
+    /** Serve HTTPS when both are set. */
+    tls?: { certificate: string; key: string };
+    /** Seconds a connection may stay idle (also during a request body) before it is closed. */
+    idleTimeout: number;
+    /** Bytes of request headers accepted; larger requests get 431. */
+    maxHeaderSize: number;
+    /** Externally visible base URL (https://registry.example.com) used in Location and the token realm; default: from the Host header. */
+    publicUrl?: string;
+  };
+  storage: {
+    driver: 'filesystem';
+    filesystem: { rootdirectory: string };
+    /** Blob deletion through the API (DELETE /v2/<name>/blobs/<digest>). */
+    deleteEnabled: boolean;
+  };
+  database: {
+    driver: 'sqlite';
+    sqlite: { path: string };
+  };
+  uploads: {
+    /** Where upload sessions keep their temporary files (must be on the storage filesystem for a rename). */
+    directory: string;
+    /** Seconds an upload session may stay without activity before it is cancelled. */
+    sessionTimeout: number;
+  };
+  auth: {
+    /** Token authentication (Docker registry token spec); off: anyone may do anything, like Distribution's default. */
+    enabled: boolean;
+    /** Value of service= in challenges and aud in tokens. */
+    service: string;
+    /** iss of the tokens this registry issues and accepts. */
+    issuer: string;
+    /** Token endpoint URL announced in WWW-Authenticate; default: <public URL>/token. */
+    realm?: string;
+    /** PEM private key (EC P-256) that signs tokens; created on first start when missing. */
+    tokenKey: string;
+    /** Seconds an access token is valid. */
+    tokenExpiration: number;
+    /** Seconds a refresh token (OAuth2 access_type=offline) is valid. */
+    refreshTokenExpiration: number;
+    /** Also accept HTTP Basic credentials directly on /v2/ (for curl and simple clients). */
+    basic: boolean;
+    /** Failed logins allowed per user and per client address within `window` seconds before 429. */
+    rateLimit: { failures: number; window: number };
+  };
+  limits: {
+    /** Largest manifest accepted, in bytes (413 above). */
+    manifestSize: number;
+    /** Blobs up to this size are kept in memory once read. */
+    cachedBlobSize: number;
+    /** Bytes of memory for cached small blobs. */
+    blobCacheBytes: number;
+    /** Bytes of memory for cached manifests. */
+    manifestCacheBytes: number;
+  };
+  gc: {
+    /** Seconds between online garbage collections; 0 turns the schedule off. */
+    interval: number;
+    /** Seconds unreferenced blobs and untagged manifests are kept before GC may remove them. */
+    gracePeriod: number;
+  };
+  audit: {
+    /** Record manifest pulls in the audit log (coalesced per actor, repository and digest each second). */
+    pulls: boolean;
+  };
+  log: {
+    level: 'debug' | 'info' | 'warn' | 'error';
+    /** One JSON line per request. */
+    requests: boolean;
+  };
+}
+
+/** Durations: a number of seconds, or "500ms", "30s", "5m", "2h", "7d". */
+export function parseDuration(v: unknown, what: string): number {
+  if (typeof v === 'number' && v >= 0) return v;
+  if (typeof v === 'string') {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(v.trim());
+    if (m) {
+      const n = Number(m[1]);
+      const unit = m[2] ?? 's';
+      return n * ({ ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 } as Record<string, number>)[unit]!;
+    }
+  }
+  throw new UsageError(`${what}: "${String(v)}" is not a duration (seconds, or 30s, 5m, 2h, 7d)`);
+}
+
+/** Sizes: a number of bytes, or "512KiB", "4MiB", "1GiB" (also KB/MB/GB, powers of 1024). */
+export function parseSize(v: unknown, what: string): number {
+  if (typeof v === 'number' && v >= 0) return Math.floor(v);
+  if (typeof v === 'string') {
+    const m = /^(\d+(?:\.\d+)?)\s*([kmg]i?b?)?$/i.exec(v.trim());
+    if (m) {
+      const unit = (m[2] ?? '').toLowerCase()[0];
+      const mult = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
+      return Math.floor(Number(m[1]) * mult);
+    }
+  }
+  throw new UsageError(`${what}: "${String(v)}" is not a size (bytes, or 512KiB, 4MiB, 1GiB)`);
+}
+
+export function defaultConfig(root: string): RegistryConfig {
+  return {
+    root,
+    http: { addr: '127.0.0.1:5000', idleTimeout: 120, maxHeaderSize: 16384 },
+    storage: { driver: 'filesystem', filesystem: { rootdirectory: join(root, 'blobs') }, deleteEnabled: true },
+    database: { driver: 'sqlite', sqlite: { path: join(root, 'registry.db') } },
+    uploads: { directory: join(root, 'blobs', '_uploads'), sessionTimeout: 3600 },
+    auth: {
+      enabled: false,
+      service: 'kiln-registry',
+      issuer: 'kiln-registry',
+      tokenKey: join(root, 'token-key.pem'),
+      tokenExpiration: 300,
+      refreshTokenExpiration: 30 * 86400,
+      basic: false,
+      rateLimit: { failures: 10, window: 60 },
+    },
+    limits: { manifestSize: 4 * 1024 * 1024, cachedBlobSize: 1024 * 1024, blobCacheBytes: 256 * 1024 * 1024, manifestCacheBytes: 64 * 1024 * 1024 },
+    gc: { interval: 86400, gracePeriod: 3600 },
+    audit: { pulls: true },
+    log: { level: 'info', requests: true },
+  };
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The configuration: defaults, then the YAML file, then flags. Relative paths in the file are
+ * resolved against the file's directory; unknown keys are refused so typos do not pass silently.
+ */
+export async function loadConfig(opts: { file?: string; root?: string; defaultRoot: string; addr?: string; auth?: boolean }): Promise<RegistryConfig> {
+  let doc: Obj = {};
+  let base = process.cwd();
+  if (opts.file) {
+    const text = await readFile(opts.file, 'utf8');
+    const parsed: unknown = parseYaml(text);
+    if (parsed !== null && parsed !== undefined && !isObj(parsed)) throw new UsageError(`${opts.file}: expected a YAML mapping`);
+    doc = (parsed as Obj) ?? {};
+    base = dirname(resolve(opts.file));
+  }
+  const root = opts.root ? resolve(opts.root) : typeof doc.root === 'string' ? resolve(base, doc.root) : resolve(opts.defaultRoot);
+  const c = defaultConfig(root);
+  applyFile(c, doc, base);
+  if (opts.addr) c.http.addr = opts.addr;
+  if (opts.auth) c.auth.enabled = true;
+  return c;
+}
+
+function applyFile(c: RegistryConfig, doc: Obj, base: string): void {
+  const path = (v: unknown, what: string): string => {
+    if (typeof v !== 'string' || v === '') throw new UsageError(`${what}: expected a path`);
+    return isAbsolute(v) ? v : resolve(base, v);
+  };
+  const bool = (v: unknown, what: string): boolean => {
+    if (typeof v !== 'boolean') throw new UsageError(`${what}: expected true or false`);
+    return v;
+  };
+  const str = (v: unknown, what: string): string => {
+    if (typeof v !== 'string' || v === '') throw new UsageError(`${what}: expected a string`);
+    return v;
+  };
+  const int = (v: unknown, what: string): number => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new UsageError(`${what}: expected a non-negative integer`);
+    return v;
+  };
+  const section = (v: unknown, what: string, keys: string[]): Obj => {
+    if (v === undefined || v === null) return {};
+    if (!isObj(v)) throw new UsageError(`${what}: expected a mapping`);
+    for (const k of Object.keys(v)) if (!keys.includes(k)) throw new UsageError(`${what}.${k}: unknown setting (known: ${keys.join(', ')})`);
+    return v;
+  };
+  const top = section(doc, 'config', ['root', 'http', 'storage', 'database', 'uploads', 'auth', 'limits', 'gc', 'audit', 'log']);
+
+  const http = section(top.http, 'http', ['addr', 'tls', 'idleTimeout', 'maxHeaderSize', 'publicUrl']);
+  if (http.addr !== undefined) c.http.addr = str(http.addr, 'http.addr');
+  if (http.tls !== undefined) {
+    const tls = section(http.tls, 'http.tls', ['certificate', 'key']);
+    c.http.tls = { certificate: path(tls.certificate, 'http.tls.certificate'), key: path(tls.key, 'http.tls.key') };
+  }
+  if (http.idleTimeout !== undefined) c.http.idleTimeout = parseDuration(http.idleTimeout, 'http.idleTimeout');
+  if (http.maxHeaderSize !== undefined) c.http.maxHeaderSize = parseSize(http.maxHeaderSize, 'http.maxHeaderSize');
+  if (http.publicUrl !== undefined) c.http.publicUrl = str(http.publicUrl, 'http.publicUrl').replace(/\/+$/, '');
+
+  const storage = section(top.storage, 'storage', ['driver', 'filesystem', 'deleteEnabled']);
+  if (storage.driver !== undefined && storage.driver !== 'filesystem') throw new UsageError(`storage.driver: "${String(storage.driver)}" is not available (filesystem)`);
+  if (storage.filesystem !== undefined) {
+    const fs = section(storage.filesystem, 'storage.filesystem', ['rootdirectory']);
+    if (fs.rootdirectory !== undefined) {
+      c.storage.filesystem.rootdirectory = path(fs.rootdirectory, 'storage.filesystem.rootdirectory');
+      c.uploads.directory = join(c.storage.filesystem.rootdirectory, '_uploads');
+    }
+  }
+  if (storage.deleteEnabled !== undefined) c.storage.deleteEnabled = bool(storage.deleteEnabled, 'storage.deleteEnabled');
+
+  const database = section(top.database, 'database', ['driver', 'sqlite']);
+  if (database.driver !== undefined && database.driver !== 'sqlite') throw new UsageError(`database.driver: "${String(database.driver)}" is not available (sqlite)`);
+  if (database.sqlite !== undefined) {
+    const s = section(database.sqlite, 'database.sqlite', ['path']);
+    if (s.path !== undefined) c.database.sqlite.path = path(s.path, 'database.sqlite.path');
+  }
+
+  const uploads = section(top.uploads, 'uploads', ['directory', 'sessionTimeout']);
+  if (uploads.directory !== undefined) c.uploads.directory = path(uploads.directory, 'uploads.directory');
+  if (uploads.sessionTimeout !== undefined) c.uploads.sessionTimeout = parseDuration(uploads.sessionTimeout, 'uploads.sessionTimeout');
+
+  const auth = section(top.auth, 'auth', ['enabled', 'service', 'issuer', 'realm', 'tokenKey', 'tokenExpiration', 'refreshTokenExpiration', 'basic', 'rateLimit']);
+  if (auth.enabled !== undefined) c.auth.enabled = bool(auth.enabled, 'auth.enabled');
+  if (auth.service !== undefined) c.auth.service = str(auth.service, 'auth.service');
+  if (auth.issuer !== undefined) c.auth.issuer = str(auth.issuer, 'auth.issuer');
+  if (auth.realm !== undefined) c.auth.realm = str(auth.realm, 'auth.realm');
+  if (auth.tokenKey !== undefined) c.auth.tokenKey = path(auth.tokenKey, 'auth.tokenKey');
+  if (auth.tokenExpiration !== undefined) c.auth.tokenExpiration = parseDuration(auth.tokenExpiration, 'auth.tokenExpiration');
+  if (auth.refreshTokenExpiration !== undefined) c.auth.refreshTokenExpiration = parseDuration(auth.refreshTokenExpiration, 'auth.refreshTokenExpiration');
+  if (auth.basic !== undefined) c.auth.basic = bool(auth.basic, 'auth.basic');
+  if (auth.rateLimit !== undefined) {
+    const rl = section(auth.rateLimit, 'auth.rateLimit', ['failures', 'window']);
+    if (rl.failures !== undefined) c.auth.rateLimit.failures = int(rl.failures, 'auth.rateLimit.failures');
+    if (rl.window !== undefined) c.auth.rateLimit.window = parseDuration(rl.window, 'auth.rateLimit.window');
+  }
+
+  const limits = section(top.limits, 'limits', ['manifestSize', 'cachedBlobSize', 'blobCacheBytes', 'manifestCacheBytes']);
+  if (limits.manifestSize !== undefined) c.limits.manifestSize = parseSize(limits.manifestSize, 'limits.manifestSize');
+  if (limits.cachedBlobSize !== undefined) c.limits.cachedBlobSize = parseSize(limits.cachedBlobSize, 'limits.cachedBlobSize');
+  if (limits.blobCacheBytes !== undefined) c.limits.blobCacheBytes = parseSize(limits.blobCacheBytes, 'limits.blobCacheBytes');
+  if (limits.manifestCacheBytes !== undefined) c.limits.manifestCacheBytes = parseSize(limits.manifestCacheBytes, 'limits.manifestCacheBytes');
+
+  const gc = section(top.gc, 'gc', ['interval', 'gracePeriod']);
+  if (gc.interval !== undefined) c.gc.interval = parseDuration(gc.interval, 'gc.interval');
+  if (gc.gracePeriod !== undefined) c.gc.gracePeriod = parseDuration(gc.gracePeriod, 'gc.gracePeriod');
+
+  const audit = section(top.audit, 'audit', ['pulls']);
+  if (audit.pulls !== undefined) c.audit.pulls = bool(audit.pulls, 'audit.pulls');
+
+  const log = section(top.log, 'log', ['level', 'requests']);
+  if (log.level !== undefined) {
+    if (!['debug', 'info', 'warn', 'error'].includes(log.level as string)) throw new UsageError('log.level: expected debug, info, warn or error');
+    c.log.level = log.level as RegistryConfig['log']['level'];
+  }
+  if (log.requests !== undefined) c.log.requests = bool(log.requests, 'log.requests');
+}
+
+/** Split HOST:PORT ([::1]:5000 too). */
+export function parseAddr(addr: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(addr);
+  if (!m) throw new UsageError(`address "${addr}": expected HOST:PORT`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new UsageError(`address "${addr}": port out of range`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}

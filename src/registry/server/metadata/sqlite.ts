@@ -1,0 +1,517 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type {
+  AuditEvent,
+  ExclusiveWrites,
+  GcCandidates,
+  ManifestRecord,
+  ManifestRefs,
+  Membership,
+  Metadata,
+  NamespaceRecord,
+  RobotRecord,
+  Role,
+  UserRecord,
+} from './metadata.js';
+
+const schema = `
+CREATE TABLE IF NOT EXISTS repositories (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, size INTEGER NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS repo_blobs (
+  repo TEXT NOT NULL, digest TEXT NOT NULL, last_used INTEGER NOT NULL, PRIMARY KEY (repo, digest));
+CREATE INDEX IF NOT EXISTS repo_blobs_digest ON repo_blobs (digest);
+CREATE TABLE IF NOT EXISTS manifests (
+  repo TEXT NOT NULL, digest TEXT NOT NULL, media_type TEXT NOT NULL, artifact_type TEXT, subject TEXT,
+  annotations TEXT, body BLOB NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (repo, digest));
+CREATE INDEX IF NOT EXISTS manifests_subject ON manifests (repo, subject) WHERE subject IS NOT NULL;
+CREATE TABLE IF NOT EXISTS manifest_refs (
+  repo TEXT NOT NULL, digest TEXT NOT NULL, child TEXT NOT NULL, kind TEXT NOT NULL, size INTEGER,
+  PRIMARY KEY (repo, digest, kind, child));
+CREATE INDEX IF NOT EXISTS manifest_refs_child ON manifest_refs (child);
+CREATE TABLE IF NOT EXISTS tags (
+  repo TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (repo, tag));
+CREATE INDEX IF NOT EXISTS tags_digest ON tags (repo, digest);
+CREATE TABLE IF NOT EXISTS users (
+  name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, admin INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS namespaces (name TEXT PRIMARY KEY, public INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS members (namespace TEXT NOT NULL, user TEXT NOT NULL, role TEXT NOT NULL, PRIMARY KEY (namespace, user));
+CREATE INDEX IF NOT EXISTS members_user ON members (user);
+CREATE TABLE IF NOT EXISTS robots (
+  name TEXT PRIMARY KEY, namespace TEXT NOT NULL, secret_hash TEXT NOT NULL, actions TEXT NOT NULL,
+  expires_at INTEGER, created_by TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+  repository TEXT, namespace TEXT, reference TEXT, digest TEXT, detail TEXT, address TEXT, count INTEGER NOT NULL DEFAULT 1);
+CREATE INDEX IF NOT EXISTS audit_namespace ON audit (namespace, id);
+`;
+
+type Row = Record<string, unknown>;
+
+function toManifest(r: Row): ManifestRecord {
+  return {
+    repository: r.repo as string,
+    digest: r.digest as string,
+    mediaType: r.media_type as string,
+    body: r.body as Buffer,
+    artifactType: (r.artifact_type as string | null) ?? undefined,
+    subject: (r.subject as string | null) ?? undefined,
+    annotations: r.annotations ? (JSON.parse(r.annotations as string) as Record<string, string>) : undefined,
+    createdAt: r.created_at as number,
+  };
+}
+
+const toUser = (r: Row): UserRecord => ({ name: r.name as string, passwordHash: r.password_hash as string, admin: r.admin === 1, createdAt: r.created_at as number });
+const toRobot = (r: Row): RobotRecord => ({
+  name: r.name as string,
+  namespace: r.namespace as string,
+  secretHash: r.secret_hash as string,
+  actions: JSON.parse(r.actions as string) as string[],
+  expiresAt: (r.expires_at as number | null) ?? undefined,
+  createdBy: r.created_by as string,
+  createdAt: r.created_at as number,
+});
+const toAudit = (r: Row): AuditEvent => ({
+  id: r.id as number,
+  time: r.time as number,
+  actor: r.actor as string,
+  action: r.action as string,
+  repository: (r.repository as string | null) ?? undefined,
+  namespace: (r.namespace as string | null) ?? undefined,
+  reference: (r.reference as string | null) ?? undefined,
+  digest: (r.digest as string | null) ?? undefined,
+  detail: (r.detail as string | null) ?? undefined,
+  address: (r.address as string | null) ?? undefined,
+  count: r.count as number,
+});
+
+const namespaceOf = (repo: string): string => (repo.includes('/') ? repo.slice(0, repo.indexOf('/')) : repo);
+
+/**
+ * SQLite in WAL mode: readers never wait for the writer, and a write commits durably (synchronous=FULL)
+ * before the client is told it succeeded. better-sqlite3 is synchronous, so every statement is atomic
+ * within the event loop; the async lock only guards sections that await storage between statements.
+ */
+export function openSqliteMetadata(path: string): Metadata {
+  mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 10000');
+  db.pragma('foreign_keys = OFF');
+  db.exec(schema);
+
+  const q = <T = Row>(sql: string) => {
+    const st = db.prepare(sql);
+    return {
+      get: (...a: unknown[]) => st.get(...a) as T | undefined,
+      all: (...a: unknown[]) => st.all(...a) as T[],
+      run: (...a: unknown[]) => st.run(...a),
+    };
+  };
+
+  const s = {
+    blobSize: q<{ size: number }>('SELECT size FROM blobs WHERE digest = ?'),
+    linkedSize: q<{ size: number }>('SELECT b.size FROM repo_blobs l JOIN blobs b ON b.digest = l.digest WHERE l.repo = ? AND l.digest = ?'),
+    insertBlob: q('INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO UPDATE SET created_at = excluded.created_at'),
+    link: q('INSERT INTO repo_blobs (repo, digest, last_used) VALUES (?, ?, ?) ON CONFLICT (repo, digest) DO UPDATE SET last_used = excluded.last_used'),
+    touch: q('UPDATE repo_blobs SET last_used = ? WHERE repo = ? AND digest = ? AND last_used < ?'),
+    unlink: q('DELETE FROM repo_blobs WHERE repo = ? AND digest = ?'),
+    blobInNs: q<{ repo: string }>("SELECT repo FROM repo_blobs WHERE digest = ? AND (repo = ? OR repo LIKE ? ESCAPE '\\') LIMIT 1"),
+    allBlobs: q<{ digest: string }>('SELECT digest FROM blobs'),
+    addRepo: q('INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)'),
+    getManifest: q('SELECT * FROM manifests WHERE repo = ? AND digest = ?'),
+    hasManifest: q('SELECT 1 FROM manifests WHERE repo = ? AND digest = ?'),
+    insertManifest: q(
+      'INSERT INTO manifests (repo, digest, media_type, artifact_type, subject, annotations, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo, digest) DO UPDATE SET created_at = excluded.created_at',
+    ),
+    insertRef: q('INSERT OR IGNORE INTO manifest_refs (repo, digest, child, kind, size) VALUES (?, ?, ?, ?, ?)'),
+    deleteManifest: q('DELETE FROM manifests WHERE repo = ? AND digest = ?'),
+    deleteRefs: q('DELETE FROM manifest_refs WHERE repo = ? AND digest = ?'),
+    tagsOf: q<{ tag: string }>('SELECT tag FROM tags WHERE repo = ? AND digest = ?'),
+    deleteTagsOf: q('DELETE FROM tags WHERE repo = ? AND digest = ?'),
+    resolveTag: q<{ digest: string }>('SELECT digest FROM tags WHERE repo = ? AND tag = ?'),
+    setTag: q('INSERT INTO tags (repo, tag, digest, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at'),
+    deleteTag: q('DELETE FROM tags WHERE repo = ? AND tag = ?'),
+    listTags: q<{ tag: string }>('SELECT tag FROM tags WHERE repo = ? AND tag > ? ORDER BY tag LIMIT ?'),
+    referrers: q('SELECT * FROM manifests WHERE repo = ? AND subject = ? ORDER BY created_at, digest'),
+    repoExists: q(
+      'SELECT 1 FROM repositories r WHERE r.name = ? AND (EXISTS (SELECT 1 FROM manifests WHERE repo = r.name) OR EXISTS (SELECT 1 FROM repo_blobs WHERE repo = r.name) OR EXISTS (SELECT 1 FROM tags WHERE repo = r.name))',
+    ),
+    listRepos: q<{ name: string }>(
+      'SELECT name FROM repositories r WHERE name > ? AND (EXISTS (SELECT 1 FROM manifests WHERE repo = r.name) OR EXISTS (SELECT 1 FROM repo_blobs WHERE repo = r.name)) ORDER BY name LIMIT ?',
+    ),
+    storage: q<{ n: number }>('SELECT (SELECT COALESCE(SUM(size), 0) FROM blobs) + (SELECT COALESCE(SUM(LENGTH(body)), 0) FROM manifests) AS n'),
+    getUser: q('SELECT * FROM users WHERE name = ?'),
+    listUsers: q('SELECT * FROM users ORDER BY name'),
+    putUser: q('INSERT INTO users (name, password_hash, admin, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, admin = excluded.admin'),
+    deleteUser: q('DELETE FROM users WHERE name = ?'),
+    deleteUserRoles: q('DELETE FROM members WHERE user = ?'),
+    getNs: q('SELECT * FROM namespaces WHERE name = ?'),
+    listNs: q('SELECT * FROM namespaces ORDER BY name'),
+    putNs: q('INSERT INTO namespaces (name, public, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET public = excluded.public'),
+    ensureNs: q('INSERT OR IGNORE INTO namespaces (name, public, created_at) VALUES (?, 0, ?)'),
+    getRole: q<{ role: Role }>('SELECT role FROM members WHERE namespace = ? AND user = ?'),
+    rolesOf: q<Membership>('SELECT namespace, user, role FROM members WHERE user = ? ORDER BY namespace'),
+    members: q<Membership>('SELECT namespace, user, role FROM members WHERE namespace = ? ORDER BY user'),
+    setRole: q('INSERT INTO members (namespace, user, role) VALUES (?, ?, ?) ON CONFLICT (namespace, user) DO UPDATE SET role = excluded.role'),
+    revokeRole: q('DELETE FROM members WHERE namespace = ? AND user = ?'),
+    getRobot: q('SELECT * FROM robots WHERE name = ?'),
+    listRobots: q('SELECT * FROM robots ORDER BY name'),
+    listRobotsNs: q('SELECT * FROM robots WHERE namespace = ? ORDER BY name'),
+    putRobot: q(
+      'INSERT INTO robots (name, namespace, secret_hash, actions, expires_at, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET secret_hash = excluded.secret_hash, actions = excluded.actions, expires_at = excluded.expires_at',
+    ),
+    deleteRobot: q('DELETE FROM robots WHERE name = ?'),
+    insertAudit: q('INSERT INTO audit (time, actor, action, repository, namespace, reference, digest, detail, address, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+    // GC
+    gcManifests: q<{ repo: string; digest: string; created_at: number; subject: string | null }>('SELECT repo, digest, created_at, subject FROM manifests'),
+    gcTags: q<{ repo: string; digest: string }>('SELECT repo, digest FROM tags'),
+    gcRefs: q<{ repo: string; digest: string; child: string; kind: string }>('SELECT repo, digest, child, kind FROM manifest_refs'),
+    gcLinks: q<{ repo: string; digest: string; last_used: number }>('SELECT repo, digest, last_used FROM repo_blobs'),
+    gcBlobs: q<{ digest: string; size: number; created_at: number }>('SELECT digest, size, created_at FROM blobs'),
+    blobUsed: q(
+      'SELECT 1 FROM repo_blobs WHERE digest = ? UNION ALL SELECT 1 FROM manifest_refs WHERE child = ? AND kind = \'blob\' LIMIT 1',
+    ),
+    blobRow: q<{ created_at: number }>('SELECT created_at FROM blobs WHERE digest = ?'),
+    deleteBlob: q('DELETE FROM blobs WHERE digest = ?'),
+  };
+
+  // One writer at a time in this process; BEGIN IMMEDIATE takes SQLite's lock against other processes.
+  let chain: Promise<unknown> = Promise.resolve();
+  const serialize = <T>(fn: () => Promise<T> | T): Promise<T> => {
+    const run = chain.then(fn, fn);
+    chain = run.catch(() => {});
+    return run;
+  };
+  const write = <T>(fn: () => T): Promise<T> => serialize(() => db.transaction(fn).immediate());
+
+  const putManifestSync = (m: ManifestRecord, refs: ManifestRefs, tags: string[]) => {
+    const missing: string[] = [];
+    for (const b of refs.blobs) if (!s.linkedSize.get(m.repository, b.digest)) missing.push(b.digest);
+    for (const d of refs.manifests) if (!s.hasManifest.get(m.repository, d)) missing.push(d);
+    if (missing.length) return { missing, moved: [] };
+    const now = m.createdAt;
+    s.addRepo.run(m.repository, now);
+    s.ensureNs.run(namespaceOf(m.repository), now);
+    s.insertManifest.run(
+      m.repository,
+      m.digest,
+      m.mediaType,
+      m.artifactType ?? null,
+      m.subject ?? null,
+      m.annotations ? JSON.stringify(m.annotations) : null,
+      m.body,
+      now,
+    );
+    for (const b of refs.blobs) {
+      s.insertRef.run(m.repository, m.digest, b.digest, 'blob', b.size);
+      s.touch.run(now, m.repository, b.digest, now);
+    }
+    for (const d of refs.manifests) s.insertRef.run(m.repository, m.digest, d, 'manifest', null);
+    const moved: { tag: string; from: string }[] = [];
+    for (const tag of tags) {
+      const old = s.resolveTag.get(m.repository, tag);
+      if (old && old.digest !== m.digest) moved.push({ tag, from: old.digest });
+      s.setTag.run(m.repository, tag, m.digest, now);
+    }
+    return { missing, moved };
+  };
+
+  const removeManifestSync = (repo: string, digest: string) => {
+    s.deleteTagsOf.run(repo, digest);
+    s.deleteRefs.run(repo, digest);
+    s.deleteManifest.run(repo, digest);
+  };
+
+  const findGarbage = (now: number, graceMs: number): GcCandidates => {
+    const cutoff = now - graceMs;
+    const key = (repo: string, d: string) => `${repo}\0${d}`;
+    const manifests = s.gcManifests.all();
+    const children = new Map<string, string[]>();
+    const blobRefs = new Map<string, string[]>();
+    for (const r of s.gcRefs.all()) {
+      const m = r.kind === 'manifest' ? children : blobRefs;
+      const k = key(r.repo, r.digest);
+      let list = m.get(k);
+      if (!list) m.set(k, (list = []));
+      list.push(r.child);
+    }
+    const referrersOf = new Map<string, string[]>();
+    for (const m of manifests) {
+      if (!m.subject) continue;
+      const k = key(m.repo, m.subject);
+      let list = referrersOf.get(k);
+      if (!list) referrersOf.set(k, (list = []));
+      list.push(m.digest);
+    }
+    // Mark: tagged manifests and those still in their grace period are roots; children of a live
+    // index and referrers of a live manifest are live too (distribution-spec: referrers follow their subject).
+    const live = new Set<string>();
+    const queue: [string, string][] = [];
+    const mark = (repo: string, d: string) => {
+      const k = key(repo, d);
+      if (live.has(k)) return;
+      live.add(k);
+      queue.push([repo, d]);
+    };
+    for (const t of s.gcTags.all()) mark(t.repo, t.digest);
+    for (const m of manifests) if (m.created_at >= cutoff) mark(m.repo, m.digest);
+    while (queue.length) {
+      const [repo, d] = queue.pop()!;
+      for (const c of children.get(key(repo, d)) ?? []) mark(repo, c);
+      for (const r of referrersOf.get(key(repo, d)) ?? []) mark(repo, r);
+    }
+    const deadManifests = manifests.filter((m) => !live.has(key(m.repo, m.digest))).map((m) => ({ repository: m.repo, digest: m.digest }));
+    const usedLinks = new Set<string>();
+    const usedBlobs = new Set<string>();
+    for (const k of live) {
+      for (const b of blobRefs.get(k) ?? []) {
+        usedLinks.add(key(k.slice(0, k.indexOf('\0')), b));
+        usedBlobs.add(b);
+      }
+    }
+    const links = s.gcLinks.all();
+    const deadLinks = links.filter((l) => !usedLinks.has(key(l.repo, l.digest)) && l.last_used < cutoff);
+    const deadLinkKeys = new Set(deadLinks.map((l) => key(l.repo, l.digest)));
+    const linked = new Set(links.filter((l) => !deadLinkKeys.has(key(l.repo, l.digest))).map((l) => l.digest));
+    const deadBlobs = s.gcBlobs.all().filter((b) => !usedBlobs.has(b.digest) && !linked.has(b.digest) && b.created_at < cutoff);
+    return {
+      manifests: deadManifests,
+      links: deadLinks.map((l) => ({ repository: l.repo, digest: l.digest })),
+      blobs: deadBlobs.map((b) => ({ digest: b.digest, size: b.size })),
+    };
+  };
+
+  const exclusiveWrites: ExclusiveWrites = {
+    recordBlob(digest, size, repository, now) {
+      s.insertBlob.run(digest, size, now);
+      s.addRepo.run(repository, now);
+      s.ensureNs.run(namespaceOf(repository), now);
+      s.link.run(repository, digest, now);
+    },
+    findGarbage,
+    removeManifest: removeManifestSync,
+    removeLink: (repo, digest) => void s.unlink.run(repo, digest),
+    removeBlobIfUnused(digest, now, graceMs) {
+      if (s.blobUsed.get(digest, digest)) return false;
+      const row = s.blobRow.get(digest);
+      if (!row || row.created_at >= now - graceMs) return false;
+      s.deleteBlob.run(digest);
+      return true;
+    },
+    blobExists: (digest) => !!s.blobSize.get(digest),
+  };
+
+  const changeListeners: (() => void)[] = [];
+  let dataVersion = db.pragma('data_version', { simple: true }) as number;
+  const poll = setInterval(() => {
+    try {
+      const v = db.pragma('data_version', { simple: true }) as number;
+      if (v !== dataVersion) {
+        dataVersion = v;
+        for (const cb of changeListeners) cb();
+      }
+    } catch {
+      /* closed */
+    }
+  }, 250);
+  poll.unref();
+
+  const metadata: Metadata = {
+    exclusive<T>(fn: (w: ExclusiveWrites) => Promise<T>): Promise<T> {
+      return serialize(async () => {
+        db.prepare('BEGIN IMMEDIATE').run();
+        try {
+          const r = await fn(exclusiveWrites);
+          db.prepare('COMMIT').run();
+          return r;
+        } catch (e) {
+          if (db.inTransaction) db.prepare('ROLLBACK').run();
+          throw e;
+        }
+      });
+    },
+
+    async blobSize(digest) {
+      return s.blobSize.get(digest)?.size;
+    },
+    async linkedBlobSize(repo, digest) {
+      return s.linkedSize.get(repo, digest)?.size;
+    },
+    linkBlob(repo, digest, now) {
+      return write(() => {
+        if (!s.blobSize.get(digest)) return false;
+        s.addRepo.run(repo, now);
+        s.ensureNs.run(namespaceOf(repo), now);
+        s.link.run(repo, digest, now);
+        return true;
+      });
+    },
+    touchBlob(repo, digest, now) {
+      return write(() => void s.touch.run(now, repo, digest, now));
+    },
+    unlinkBlob(repo, digest) {
+      return write(() => s.unlink.run(repo, digest).changes > 0);
+    },
+    async blobRepositoryInNamespace(ns, digest) {
+      const like = ns.replace(/[\\%_]/g, (c) => '\\' + c) + '/%';
+      return s.blobInNs.get(digest, ns, like)?.repo;
+    },
+    async listBlobDigests() {
+      return s.allBlobs.all().map((r) => r.digest);
+    },
+
+    async getManifest(repo, digest) {
+      const r = s.getManifest.get(repo, digest);
+      return r ? toManifest(r) : undefined;
+    },
+    async resolveTag(repo, tag) {
+      return s.resolveTag.get(repo, tag)?.digest;
+    },
+    putManifest(m, refs, tags) {
+      return write(() => putManifestSync(m, refs, tags));
+    },
+    deleteManifest(repo, digest) {
+      return write(() => {
+        if (!s.hasManifest.get(repo, digest)) return undefined;
+        const tags = s.tagsOf.all(repo, digest).map((t) => t.tag);
+        removeManifestSync(repo, digest);
+        return { tags };
+      });
+    },
+    deleteTag(repo, tag) {
+      return write(() => {
+        const d = s.resolveTag.get(repo, tag)?.digest;
+        if (d) s.deleteTag.run(repo, tag);
+        return d;
+      });
+    },
+    async listTags(repo, last, n) {
+      const rows = s.listTags.all(repo, last ?? '', n ?? -1).map((r) => r.tag);
+      if (rows.length === 0 && !s.repoExists.get(repo)) return undefined;
+      return rows;
+    },
+    async referrers(repo, subject) {
+      return s.referrers.all(repo, subject).map(toManifest);
+    },
+    async repositoryExists(repo) {
+      return !!s.repoExists.get(repo);
+    },
+    async listRepositories(last, n) {
+      return s.listRepos.all(last ?? '', n ?? -1).map((r) => r.name);
+    },
+    async storageBytes() {
+      return s.storage.get()?.n ?? 0;
+    },
+
+    async getUser(name) {
+      const r = s.getUser.get(name);
+      return r ? toUser(r) : undefined;
+    },
+    async listUsers() {
+      return s.listUsers.all().map(toUser);
+    },
+    putUser(u) {
+      return write(() => void s.putUser.run(u.name, u.passwordHash, u.admin ? 1 : 0, u.createdAt));
+    },
+    deleteUser(name) {
+      return write(() => {
+        s.deleteUserRoles.run(name);
+        return s.deleteUser.run(name).changes > 0;
+      });
+    },
+    async getNamespace(name) {
+      const r = s.getNs.get(name);
+      return r ? { name: r.name as string, public: r.public === 1, createdAt: r.created_at as number } : undefined;
+    },
+    async listNamespaces() {
+      return s.listNs.all().map((r): NamespaceRecord => ({ name: r.name as string, public: r.public === 1, createdAt: r.created_at as number }));
+    },
+    putNamespace(ns) {
+      return write(() => void s.putNs.run(ns.name, ns.public ? 1 : 0, ns.createdAt));
+    },
+    async getRole(ns, user) {
+      return s.getRole.get(ns, user)?.role;
+    },
+    async rolesOf(user) {
+      return s.rolesOf.all(user);
+    },
+    async listMembers(ns) {
+      return s.members.all(ns);
+    },
+    setRole(ns, user, role) {
+      return write(() => {
+        s.ensureNs.run(ns, Date.now());
+        s.setRole.run(ns, user, role);
+      });
+    },
+    revokeRole(ns, user) {
+      return write(() => s.revokeRole.run(ns, user).changes > 0);
+    },
+    async getRobot(name) {
+      const r = s.getRobot.get(name);
+      return r ? toRobot(r) : undefined;
+    },
+    async listRobots(ns) {
+      return (ns ? s.listRobotsNs.all(ns) : s.listRobots.all()).map(toRobot);
+    },
+    putRobot(r) {
+      return write(() => {
+        s.ensureNs.run(r.namespace, Date.now());
+        s.putRobot.run(r.name, r.namespace, r.secretHash, JSON.stringify(r.actions), r.expiresAt ?? null, r.createdBy, r.createdAt);
+      });
+    },
+    deleteRobot(name) {
+      return write(() => s.deleteRobot.run(name).changes > 0);
+    },
+
+    recordAudit(events) {
+      if (events.length === 0) return Promise.resolve();
+      return write(() => {
+        for (const e of events) {
+          s.insertAudit.run(
+            e.time,
+            e.actor,
+            e.action,
+            e.repository ?? null,
+            e.namespace ?? (e.repository ? namespaceOf(e.repository) : null),
+            e.reference ?? null,
+            e.digest ?? null,
+            e.detail ?? null,
+            e.address ?? null,
+            e.count ?? 1,
+          );
+        }
+      });
+    },
+    async listAudit(f) {
+      const where: string[] = [];
+      const args: unknown[] = [];
+      if (f.namespace) {
+        where.push('namespace = ?');
+        args.push(f.namespace);
+      }
+      if (f.actor) {
+        where.push('actor = ?');
+        args.push(f.actor);
+      }
+      if (f.action) {
+        where.push('action = ?');
+        args.push(f.action);
+      }
+      const sql = `SELECT * FROM audit ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
+      return (db.prepare(sql).all(...args, f.limit) as Row[]).map(toAudit);
+    },
+
+    onExternalChange(cb) {
+      changeListeners.push(cb);
+    },
+    async close() {
+      clearInterval(poll);
+      await chain;
+      db.close();
+    },
+  };
+  return metadata;
+}

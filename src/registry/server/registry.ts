@@ -1,0 +1,105 @@
+import type { RegistryConfig } from './config.js';
+import type { Metadata } from './metadata/metadata.js';
+import { openSqliteMetadata } from './metadata/sqlite.js';
+import type { BlobDriver } from './storage/driver.js';
+import { filesystemDriver } from './storage/filesystem.js';
+import { blobService, type BlobService } from './blobs.js';
+import { openUploads, type Uploads } from './uploads.js';
+import { manifestStore, type ManifestStore } from './manifest-store.js';
+import { createAuth, type Auth } from './auth/auth.js';
+import { loadSigningKey, tokenAuthority } from './auth/tokens.js';
+import { auditLog, type AuditLog } from './audit.js';
+import { metrics, type Metrics } from './metrics.js';
+import { logger, type Logger } from './log.js';
+import { collectGarbage, recoverTrash, type GcReport } from './gc.js';
+
+/** The parts of a running registry, each behind its own interface, chosen by configuration. */
+export interface Registry {
+  readonly config: RegistryConfig;
+  readonly metadata: Metadata;
+  readonly driver: BlobDriver;
+  readonly blobs: BlobService;
+  readonly uploads: Uploads;
+  readonly manifests: ManifestStore;
+  readonly auth: Auth;
+  readonly audit: AuditLog;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  gc(opts?: { dryRun?: boolean }): Promise<GcReport>;
+  close(): Promise<void>;
+}
+
+/** Storage and metadata alone, for offline commands (users, roles, gc) against a registry root. */
+export function openBackends(config: RegistryConfig): { metadata: Metadata; driver: BlobDriver } {
+  // One driver and one database kind today; the switch is where S3 and PostgreSQL will go.
+  const driver = config.storage.driver === 'filesystem' ? filesystemDriver(config.storage.filesystem.rootdirectory) : filesystemDriver(config.storage.filesystem.rootdirectory);
+  const metadata = openSqliteMetadata(config.database.sqlite.path);
+  return { metadata, driver };
+}
+
+export async function openRegistry(config: RegistryConfig, opts: { log?: Logger } = {}): Promise<Registry> {
+  const log = opts.log ?? logger(config.log.level);
+  const { metadata, driver } = openBackends(config);
+  await recoverTrash(metadata, driver);
+  const uploads = await openUploads(config.uploads.directory, config.uploads.sessionTimeout);
+  const blobs = blobService({
+    driver,
+    metadata,
+    cachedBlobSize: config.limits.cachedBlobSize,
+    blobCacheBytes: config.limits.blobCacheBytes,
+    graceSeconds: config.gc.gracePeriod,
+  });
+  const manifests = manifestStore(metadata, config.limits.manifestCacheBytes);
+  const tokens = await tokenAuthority({ key: await loadSigningKey(config.auth.tokenKey), issuer: config.auth.issuer, audience: config.auth.service });
+  const auth = createAuth(config, metadata, tokens);
+  const audit = auditLog(metadata, { pulls: config.audit.pulls, onError: (e) => log.log('error', 'audit write failed', { error: String(e) }) });
+  const invalidate = () => {
+    blobs.invalidate();
+    manifests.invalidate();
+  };
+  // Another process (kiln registry gc, user changes) wrote to the database: forget what we cached.
+  metadata.onExternalChange(invalidate);
+
+  let gcRunning: Promise<GcReport> | undefined;
+  const gc = async (o: { dryRun?: boolean } = {}): Promise<GcReport> => {
+    if (gcRunning) return gcRunning;
+    gcRunning = (async () => {
+      try {
+        const r = await collectGarbage({ metadata, driver, graceSeconds: config.gc.gracePeriod, dryRun: o.dryRun });
+        if (!o.dryRun && (r.manifests.length || r.blobs.length || r.links)) invalidate();
+        log.log('info', 'garbage collection', { dryRun: r.dryRun, manifests: r.manifests.length, links: r.links, blobs: r.blobs.length, bytes: r.bytes, orphans: r.orphans });
+        return r;
+      } finally {
+        gcRunning = undefined;
+      }
+    })();
+    return gcRunning;
+  };
+  let gcTimer: NodeJS.Timeout | undefined;
+  if (config.gc.interval > 0) {
+    gcTimer = setInterval(() => void gc().catch((e) => log.log('error', 'garbage collection failed', { error: String(e) })), config.gc.interval * 1000);
+    gcTimer.unref();
+  }
+
+  return {
+    config,
+    metadata,
+    driver,
+    blobs,
+    uploads,
+    manifests,
+    auth,
+    audit,
+    metrics: metrics(),
+    log,
+    gc,
+    async close() {
+      if (gcTimer) clearInterval(gcTimer);
+      await gcRunning?.catch(() => {});
+      await audit.close();
+      await uploads.close();
+      log.flush();
+      await metadata.close();
+    },
+  };
+}

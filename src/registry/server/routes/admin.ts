@@ -1,0 +1,129 @@
+import type { Registry } from '../registry.js';
+import { query, readBody, sendJson, type Ctx } from '../http.js';
+import { badRequest, denied, RegistryError } from '../errors.js';
+import { isSystemAdmin, roleAllows, type NamespacePermission, type Principal } from '../auth/access.js';
+import { admin, parseRole } from '../admin.js';
+import { parseDuration } from '../config.js';
+
+// The management API under /kiln/v1/: namespace members, robot accounts, the audit log, users and
+// namespaces — what `kiln registry …` does offline, over HTTP, for those whose role allows it.
+// Credentials: HTTP Basic (users) or a Bearer token from /token.
+
+async function who(reg: Registry, ctx: Ctx): Promise<Principal> {
+  const p = await reg.auth.principal(ctx);
+  if (p.kind === 'anonymous') {
+    throw new RegistryError('unauthorized', 'authentication required', undefined, { 'WWW-Authenticate': `Basic realm="${reg.config.auth.service}"` });
+  }
+  ctx.user = p.name;
+  return p;
+}
+
+async function requireNs(reg: Registry, p: Principal, ns: string, perm: NamespacePermission): Promise<void> {
+  if (isSystemAdmin(p)) return;
+  if (p.kind === 'user' && roleAllows(await reg.metadata.getRole(ns, p.name), perm)) return;
+  throw denied(`${perm} in namespace ${ns} is not allowed for ${p.name}`);
+}
+
+function requireSysadmin(p: Principal): void {
+  if (!isSystemAdmin(p)) throw denied('only system administrators may do this');
+}
+
+async function jsonBody(ctx: Ctx): Promise<Record<string, unknown>> {
+  const raw = await readBody(ctx, 64 * 1024, () => badRequest('body too large'));
+  if (raw.length === 0) return {};
+  try {
+    const v: unknown = JSON.parse(raw.toString('utf8'));
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    /* fall through */
+  }
+  throw badRequest('expected a JSON object');
+}
+
+/** Routes below /kiln/v1/; `parts` are the decoded path components after it. */
+export async function management(reg: Registry, ctx: Ctx, parts: string[]): Promise<void> {
+  const p = await who(reg, ctx);
+  const ops = admin(reg.metadata, p.name);
+  const m = ctx.method;
+  const [a, b, c, d] = parts;
+
+  if (a === 'namespaces' && b === undefined && m === 'GET') {
+    const all = await ops.namespaces();
+    if (isSystemAdmin(p)) return sendJson(ctx, 200, { namespaces: all });
+    const mine = new Set(p.kind === 'user' ? (await reg.metadata.rolesOf(p.name)).map((x) => x.namespace) : []);
+    return sendJson(ctx, 200, { namespaces: all.filter((n) => mine.has(n.name) || n.public) });
+  }
+  if (a === 'namespaces' && b !== undefined && c === undefined && m === 'PUT') {
+    requireSysadmin(p);
+    const body = await jsonBody(ctx);
+    await ops.setNamespace(b, { public: body.public === true });
+    return sendJson(ctx, 200, { name: b, public: body.public === true });
+  }
+  if (a === 'namespaces' && b !== undefined && c === 'members') {
+    if (d === undefined && m === 'GET') {
+      await requireNs(reg, p, b, 'members:read');
+      return sendJson(ctx, 200, { members: await ops.members(b) });
+    }
+    if (d !== undefined && m === 'PUT') {
+      await requireNs(reg, p, b, 'members:write');
+      const body = await jsonBody(ctx);
+      const role = parseRole(String(body.role ?? ''));
+      await ops.grant(d, b, role);
+      return sendJson(ctx, 200, { namespace: b, user: d, role });
+    }
+    if (d !== undefined && m === 'DELETE') {
+      await requireNs(reg, p, b, 'members:write');
+      await ops.revoke(d, b);
+      return sendJson(ctx, 200, {});
+    }
+  }
+  if (a === 'namespaces' && b !== undefined && c === 'robots') {
+    await requireNs(reg, p, b, 'robots:write');
+    if (d === undefined && m === 'GET') return sendJson(ctx, 200, { robots: await ops.robots(b) });
+    if (d === undefined && m === 'POST') {
+      const body = await jsonBody(ctx);
+      const actions = Array.isArray(body.actions) ? body.actions.map(String) : ['pull'];
+      const expiresIn = body.expiresIn === undefined ? undefined : parseDuration(body.expiresIn, 'expiresIn');
+      return sendJson(ctx, 201, await ops.addRobot(b, String(body.name ?? ''), actions, expiresIn));
+    }
+    if (d !== undefined && m === 'DELETE') {
+      const robot = await reg.metadata.getRobot(d);
+      if (!robot || robot.namespace !== b) throw badRequest(`no robot "${d}" in ${b}`);
+      await ops.deleteRobot(d);
+      return sendJson(ctx, 200, {});
+    }
+  }
+  if (a === 'audit' && b === undefined && m === 'GET') {
+    const q = query(ctx);
+    const ns = q.get('namespace') ?? undefined;
+    if (ns) await requireNs(reg, p, ns, 'audit:read');
+    else requireSysadmin(p);
+    await reg.audit.flush();
+    const limit = Math.min(1000, Math.max(1, Number(q.get('limit') ?? 100) || 100));
+    return sendJson(ctx, 200, { events: await reg.metadata.listAudit({ namespace: ns, actor: q.get('actor') ?? undefined, action: q.get('action') ?? undefined, limit }) });
+  }
+  if (a === 'users') {
+    requireSysadmin(p);
+    if (b === undefined && m === 'GET') return sendJson(ctx, 200, { users: await ops.listUsers() });
+    if (b !== undefined && m === 'PUT') {
+      const body = await jsonBody(ctx);
+      const exists = await reg.metadata.getUser(b);
+      if (!exists) await ops.addUser(b, String(body.password ?? ''), body.admin === true);
+      else {
+        if (body.password !== undefined) await ops.setPassword(b, String(body.password));
+        if (body.admin !== undefined) await ops.setAdmin(b, body.admin === true);
+      }
+      return sendJson(ctx, exists ? 200 : 201, { name: b });
+    }
+    if (b !== undefined && m === 'DELETE') {
+      await ops.deleteUser(b);
+      return sendJson(ctx, 200, {});
+    }
+  }
+  if (a === 'gc' && b === undefined && m === 'POST') {
+    requireSysadmin(p);
+    const r = await reg.gc({ dryRun: query(ctx).get('dryRun') === 'true' });
+    return sendJson(ctx, 200, r);
+  }
+  throw new RegistryError('not-found', `no such management endpoint: ${m} /kiln/v1/${parts.join('/')}`);
+}

@@ -1,0 +1,48 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * Where blob bytes live, addressed by a key ("sha256/ab/abcd…"). The registry decides what the
+ * keys mean; a driver only stores bytes. The filesystem driver is the default; an S3-compatible
+ * driver fits behind the same methods.
+ */
+export interface BlobDriver {
+  readonly name: string;
+  /** Size of the object, or undefined when there is none. */
+  stat(key: string): Promise<{ size: number; modified: Date } | undefined>;
+  /** Read the object, or the inclusive byte range [start, end] of it. Throws StorageNotFound. */
+  get(key: string, range?: { start: number; end: number }): Promise<Readable>;
+  /** Read a small object whole. Throws StorageNotFound. */
+  read(key: string): Promise<Buffer>;
+  /** Store a stream under key so that readers see all of it or nothing (temporary object, sync, rename). */
+  put(key: string, source: Readable): Promise<void>;
+  /** Move a finished local file (an upload session's temporary file) durably into place under key. */
+  commitFile(key: string, localPath: string): Promise<void>;
+  /** Keys under a prefix, with sizes; order unspecified. */
+  list(prefix: string): AsyncIterable<{ key: string; size: number; modified: Date }>;
+  /** Remove the object; no error when it is already gone. */
+  delete(key: string): Promise<void>;
+  /** Rename an object (atomic on a filesystem). Throws StorageNotFound when from is missing. */
+  move(from: string, to: string): Promise<void>;
+}
+
+export class StorageNotFound extends Error {
+  constructor(readonly key: string) {
+    super(`storage: ${key} not found`);
+  }
+}
+
+/** Keys of committed blobs: sha256/ab/abcdef… (the two-character fan-out keeps directories small). */
+export function blobKey(digest: string): string {
+  const [alg, hex] = digest.split(':') as [string, string];
+  return `${alg}/${hex.slice(0, 2)}/${hex}`;
+}
+
+/** Keys of blobs that garbage collection has taken out and will delete once its transaction commits. */
+export function trashKey(digest: string): string {
+  return `_trash/${digest.replace(':', '-')}`;
+}
+
+export function digestOfKey(key: string): string | undefined {
+  const m = /^(sha256|sha512)\/[0-9a-f]{2}\/([0-9a-f]+)$/.exec(key);
+  return m ? `${m[1]}:${m[2]}` : undefined;
+}
