@@ -19,8 +19,11 @@ export interface BlobService {
   commit(repository: string, digest: string, path: string, size: number): Promise<void>;
   /** Cross-repository mount: link a blob the registry has; false when it does not. */
   mount(repository: string, digest: string): Promise<boolean>;
-  /** A client just checked the blob exists: restart its grace period so GC keeps it until the manifest comes. */
-  touch(repository: string, digest: string): void;
+  /**
+   * A client just checked the blob exists: restart its grace period so GC keeps it until the
+   * manifest comes. False when garbage collection removed it meanwhile (the client must upload it).
+   */
+  touch(repository: string, digest: string): Promise<boolean>;
   unlink(repository: string, digest: string): Promise<boolean>;
   /** Drop caches (after GC, or when another process changed the data). */
   invalidate(): void;
@@ -94,15 +97,20 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
       return ok;
     },
 
-    touch(repository, digest) {
+    async touch(repository, digest) {
       // At most one write per link and quarter grace period: HEAD stays a read.
       const k = linkKey(repository, digest);
       const now = Date.now();
       const last = touched.get(k) ?? 0;
-      if (now - last < (opts.graceSeconds * 1000) / 4) return;
+      if (now - last < (opts.graceSeconds * 1000) / 4) return true;
       if (touched.size > 100_000) touched.clear();
       touched.set(k, now);
-      void metadata.touchBlob(repository, digest, now).catch(() => {});
+      await metadata.touchBlob(repository, digest, now);
+      // The write waited for any GC in progress; ask the database, not the cache, whether the blob survived.
+      if ((await metadata.linkedBlobSize(repository, digest)) !== undefined) return true;
+      links.delete(k);
+      touched.delete(k);
+      return false;
     },
 
     async unlink(repository, digest) {

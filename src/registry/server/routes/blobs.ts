@@ -38,7 +38,7 @@ export async function getBlob(reg: Registry, ctx: Ctx, name: string, ref: string
     sendBuffer(ctx, range ? 206 : 200, body, blobHeaders(digest, size, range, m.mediaType));
     return;
   }
-  if (ctx.method === 'HEAD') reg.blobs.touch(name, digest);
+  if (ctx.method === 'HEAD' && !(await reg.blobs.touch(name, digest))) throw blobUnknown(digest);
   const range = parseRange(ctx.req.headers.range, size);
   const headers = blobHeaders(digest, size, range);
   if (ctx.method === 'HEAD') {
