@@ -18,8 +18,13 @@ export function registerRegistryCommands(program: Command, globals: () => Global
 
   type RootOpts = { root?: string; config?: string };
   const withRoot = (c: Command) => c.option('--root <dir>', 'registry root (default: <kiln root>/registry)').option('--config <file>', 'registry configuration file (YAML)');
-  const config = (o: RootOpts, extra: { addr?: string; auth?: boolean } = {}): Promise<RegistryConfig> =>
-    loadConfig({ file: o.config, root: o.root, defaultRoot: join(globals().root ?? defaultRoot(), 'registry'), ...extra });
+  const config = (o: RootOpts, extra: { addr?: string; auth?: boolean } = {}): Promise<RegistryConfig> => {
+    // `kiln --root K registry …` means the registry inside kiln root K; `kiln registry … --root R`
+    // means the registry root R itself. Commander hands both to the global option, so look where it was.
+    const flag = o.root ?? registryRootFlag(process.argv);
+    const kilnRoot = flag === undefined ? globals().root : globalRootFlag(process.argv);
+    return loadConfig({ file: o.config, root: flag, defaultRoot: join(kilnRoot ?? defaultRoot(), 'registry'), ...extra });
+  };
 
   /** Offline commands open the database directly; who ran them is recorded in the audit log as "cli:<login>". */
   const offline = async <T>(o: RootOpts, fn: (m: Metadata, c: RegistryConfig) => Promise<T>): Promise<T> => {
@@ -209,4 +214,26 @@ export function registerRegistryCommands(program: Command, globals: () => Global
         ),
       );
     });
+}
+
+function rootFlags(argv: string[]): { before?: string; after?: string } {
+  const at = argv.indexOf('registry');
+  const out: { before?: string; after?: string } = {};
+  argv.forEach((a, i) => {
+    let v: string | undefined;
+    if (a === '--root') v = argv[i + 1];
+    else if (a.startsWith('--root=')) v = a.slice(7);
+    if (v === undefined) return;
+    if (at >= 0 && i > at) out.after = v;
+    else out.before = v;
+  });
+  return out;
+}
+
+function registryRootFlag(argv: string[]): string | undefined {
+  return rootFlags(argv).after;
+}
+
+function globalRootFlag(argv: string[]): string | undefined {
+  return rootFlags(argv).before;
 }
