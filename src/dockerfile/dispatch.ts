@@ -265,7 +265,9 @@ export function dispatchStage(plan: BuildPlan, stageIndex: number, base: StageBa
     baseConfig = structuredClone(base.config);
   } else {
     const p = plan.targetPlatform;
-    baseConfig = { architecture: p.architecture, os: p.os, rootfs: { type: 'layers', diff_ids: [] }, config: { WorkingDir: '/', Env: [`PATH=${defaultPathEnv}`] } };
+    // BuildKit's emptyImage: WorkingDir "/" and a default PATH (left to the OS on Windows)
+    const config: ContainerConfig = p.os === 'windows' ? { WorkingDir: '/' } : { WorkingDir: '/', Env: [`PATH=${defaultPathEnv}`] };
+    baseConfig = { architecture: p.architecture, os: p.os, rootfs: { type: 'layers', diff_ids: [] }, config };
     if (p.variant) baseConfig.variant = p.variant;
   }
   delete baseConfig.created;

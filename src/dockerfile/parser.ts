@@ -4,7 +4,7 @@
 // meaning and validates them.
 
 import { DockerfileSyntaxError, UnlocatedError } from './errors.js';
-import { isGoSpace, trimGoSpace, trimLeftGoSpace } from './gocompat.js';
+import { goQuote, isGoSpace, trimGoSpace, trimLeftGoSpace } from './gocompat.js';
 import { ShellLex, emptyEnv } from './shell.js';
 
 export interface Heredoc {
@@ -440,7 +440,7 @@ function parseNameVal(rest: string, key: string, escapeToken: string): string[] 
   const out: string[] = [];
   for (const word of words) {
     const eq = word.indexOf('=');
-    if (eq < 0) throw new UnlocatedError(`Syntax error - can't find = in "${word}". Must be of the form: name=value`);
+    if (eq < 0) throw new UnlocatedError(`Syntax error - can't find = in ${goQuote(word)}. Must be of the form: name=value`);
     out.push(word.slice(0, eq), word.slice(eq + 1), '=');
   }
   return out;

@@ -273,7 +273,7 @@ export function planBuild(df: Dockerfile, opts: PlanOptions): BuildPlan {
   }
 
   const cycle = findCycle(stages.length, edges);
-  if (cycle) throw new DockerfileStageError(file, cycle.line, `circular dependency detected on stage: ${stages.length === 1 ? '' : stageName(cycle.stage)}`);
+  if (cycle) throw new DockerfileStageError(file, cycle.line, `circular dependency detected on stage: ${stageName(cycle.stage)}`);
 
   let target = stages.length - 1;
   if (opts.target) {
@@ -385,26 +385,29 @@ export function resolveCopyFrom(
   return named !== undefined ? { stage: named } : { image: from };
 }
 
+/** BuildKit's validateCircularDependency: the first stage (in order) on a cycle, and the line of the
+ * first instruction on the path that closes it. */
 function findCycle(n: number, edges: { from: number; to: number; line: number }[]): { stage: number; line: number } | undefined {
   const adj: { to: number; line: number }[][] = Array.from({ length: n }, () => []);
   for (const e of edges) adj[e.from]!.push(e);
   const visited = new Set<number>();
   const onPath = new Set<number>();
-  const visit = (s: number): number | undefined => {
+  const visit = (s: number, pathLines: number[]): number[] | undefined => {
     if (visited.has(s)) return undefined;
     visited.add(s);
     onPath.add(s);
     for (const e of adj[s]!) {
-      if (onPath.has(e.to)) return e.line;
-      const line = visit(e.to);
-      if (line !== undefined) return line;
+      const next = [...pathLines, e.line];
+      if (onPath.has(e.to)) return next;
+      const found = visit(e.to, next);
+      if (found) return found;
     }
     onPath.delete(s);
     return undefined;
   };
   for (let s = 0; s < n; s++) {
-    const line = visit(s);
-    if (line !== undefined) return { stage: s, line };
+    const lines = visit(s, []);
+    if (lines) return { stage: s, line: lines[0]! };
   }
   return undefined;
 }
