@@ -221,7 +221,7 @@ export interface IgnoreMatcher {
 }
 
 function cleanRel(p: string): string {
-  let c = goClean(p.replace(/\\/g, '/'));
+  let c = goClean(p);
   while (c.startsWith('/')) c = c.slice(1);
   return c === '' ? '.' : c;
 }
