@@ -14,6 +14,7 @@ import type { BuildPlan, SourceRef } from './plan.js';
 import { resolveCopyFrom } from './plan.js';
 import { parsePorts, validateSignal } from './ports.js';
 import { EnvList, ShellLex } from './shell.js';
+import { createIgnoreMatcher, type IgnoreMatcher } from './dockerignore.js';
 
 export const historyComment = 'buildkit.dockerfile.v0';
 const defaultPathEnv = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -146,6 +147,8 @@ export interface DispatchOptions {
   buildArgs: Record<string, string>;
   /** Labels added to the final config (docker build --label), without history. */
   labels?: Record<string, string>;
+  /** The build's .dockerignore patterns, for the CopyIgnoredFile check. */
+  dockerignore?: readonly string[];
 }
 
 const programs = new WeakMap<ImageConfig, StageBuildState>();
@@ -303,6 +306,7 @@ export function dispatchStage(plan: BuildPlan, stageIndex: number, base: StageBa
   }
   let user = img.config.User ?? '';
 
+  const ignoredCheck = copyIgnoredCheck(opts.dockerignore);
   const steps: Step[] = [];
   const trackers: Record<'cmd' | 'entrypoint' | 'healthcheck', number | undefined> = { cmd: undefined, entrypoint: undefined, healthcheck: undefined };
   const commit = (msg: string, withLayer: boolean, isFileOp: boolean): number => {
@@ -573,6 +577,8 @@ export function dispatchStage(plan: BuildPlan, stageIndex: number, base: StageBa
           byName,
           count: plan.stages.length,
           fail: (msg) => new DockerfileExpansionError(file, line, msg),
+          ignored: instr.kind === 'add' || instr.from === undefined ? ignoredCheck : undefined,
+          warnIgnored: (src) => sink.warn('CopyIgnoredFile', `Attempting to ${instr.kind === 'add' ? 'Add' : 'Copy'} file ${goQuote(src)} that is excluded by .dockerignore`, line),
         });
         const idx = commit(step.createdByNoSuffix, true, true);
         const { createdByNoSuffix, ...rest } = step;
@@ -601,6 +607,30 @@ interface CopyContext {
   byName: Map<string, number>;
   count: number;
   fail: (msg: string) => Error;
+  /** Whether a context source is excluded by .dockerignore (undefined: no check). */
+  ignored?: (src: string) => boolean;
+  warnIgnored: (src: string) => void;
+}
+
+/**
+ * BuildKit's validateCopySourcePath: warn about copying a context path .dockerignore excludes. Not
+ * checked when the patterns have exceptions (too hard to decide statically), as in BuildKit.
+ */
+function copyIgnoredCheck(patterns: readonly string[] | undefined): ((src: string) => boolean) | undefined {
+  if (!patterns || patterns.length === 0) return undefined;
+  let matcher: IgnoreMatcher;
+  try {
+    matcher = createIgnoreMatcher(patterns);
+  } catch {
+    return undefined;
+  }
+  if (matcher.hasExceptions) return undefined;
+  const rootIgnored = matcher.patterns.some((p) => p === '*' || p === '**' || p === '**/*');
+  return (src) => {
+    const clean = path.normalize(src).replace(/(.)\/$/, '$1');
+    if (clean === '.' || clean === '/' || clean === './') return rootIgnored;
+    return matcher.ignores(clean);
+  };
 }
 
 function dispatchCopy(instr: CopyInstruction, ctx: CopyContext): Omit<CopyStep, keyof StepBase> & { createdByNoSuffix: string } {
@@ -626,6 +656,10 @@ function dispatchCopy(instr: CopyInstruction, ctx: CopyContext): Omit<CopyStep, 
     msg += ' ' + src;
     if (isGitSource(src) && !add) throw ctx.fail("source can't be a git ref for COPY");
     if (isHTTPSource(src) && !add) throw ctx.fail("source can't be a URL for COPY");
+    if (ctx.ignored && !isHTTPSource(src) && !isGitSource(src)) {
+      const clean = path.normalize(src).replace(/(.)\/$/, '$1');
+      if (ctx.ignored(src)) ctx.warnIgnored(clean);
+    }
   }
   for (const h of heredocs) msg += ' <<' + h.name;
   msg += ' ' + dest;
@@ -703,13 +737,13 @@ function finalConfig(img: Image): ImageConfig {
   const c = img.config;
   const out: ContainerConfig = {};
   if (c.User) out.User = c.User;
-  if (c.ExposedPorts && Object.keys(c.ExposedPorts).length > 0) out.ExposedPorts = c.ExposedPorts;
+  if (c.ExposedPorts && Object.keys(c.ExposedPorts).length > 0) out.ExposedPorts = sortedKeys(c.ExposedPorts);
   if (c.Env && c.Env.length > 0) out.Env = c.Env;
   if (c.Entrypoint && c.Entrypoint.length > 0) out.Entrypoint = c.Entrypoint;
   if (c.Cmd && c.Cmd.length > 0) out.Cmd = c.Cmd;
-  if (c.Volumes && Object.keys(c.Volumes).length > 0) out.Volumes = c.Volumes;
+  if (c.Volumes && Object.keys(c.Volumes).length > 0) out.Volumes = sortedKeys(c.Volumes);
   if (c.WorkingDir) out.WorkingDir = c.WorkingDir;
-  if (c.Labels && Object.keys(c.Labels).length > 0) out.Labels = c.Labels;
+  if (c.Labels && Object.keys(c.Labels).length > 0) out.Labels = sortedKeys(c.Labels);
   if (c.StopSignal) out.StopSignal = c.StopSignal;
   if (c.ArgsEscaped) out.ArgsEscaped = true;
   if (c.Healthcheck) out.Healthcheck = c.Healthcheck;
@@ -722,6 +756,13 @@ function finalConfig(img: Image): ImageConfig {
   if (img.author !== undefined) config.author = img.author;
   else delete config.author;
   return config;
+}
+
+/** Go's encoding/json writes map keys sorted bytewise; keeping that order keeps config digests equal. */
+function sortedKeys<T>(m: Record<string, T>): Record<string, T> {
+  const out: Record<string, T> = {};
+  for (const k of Object.keys(m).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))) out[k] = m[k]!;
+  return out;
 }
 
 const knownConfigKeys = new Set([

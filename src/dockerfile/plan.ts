@@ -415,3 +415,22 @@ function findCycle(n: number, edges: { from: number; to: number; line: number }[
 export function envOf(list: [string, string][]): EnvLookup {
   return new EnvList(list);
 }
+
+/**
+ * The stages and images the ONBUILD triggers of an image base take files from (COPY --from, RUN
+ * --mount from=). planBuild cannot know them before the base image's config is fetched; an engine
+ * that finds stages here must build them before dispatching this stage.
+ */
+export function triggerSources(plan: BuildPlan, stageIndex: number, onBuild: readonly string[] | null | undefined): SourceRef[] {
+  const df = plan.dockerfile;
+  const stage = plan.stages[stageIndex]!;
+  const lex = new ShellLex({ escapeToken: df.escapeChar });
+  const byName = new Map<string, number>();
+  for (const s of plan.stages) if (s.name !== undefined) byName.set(s.name, s.index);
+  const out: SourceRef[] = [];
+  for (const expression of onBuild ?? []) {
+    const trigger = parseTrigger(expression, df.file, stage.line);
+    for (const use of sourcesOf(trigger, df.file, lex, byName, plan.stages.length)) out.push(use.source);
+  }
+  return out;
+}

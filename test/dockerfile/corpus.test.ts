@@ -1,6 +1,6 @@
 // Runs every case of test/dockerfile/corpus as its own test. A case is a folder with:
 //   Dockerfile   the input (or the file named by args.json "file")
-//   args.json    optional: { buildArgs, target, platform, file, labels, baseConfig, baseConfigs }
+//   args.json    optional: { buildArgs, target, platform, file, labels, baseConfig, baseConfigs, dockerignore }
 //   expect.json  the expected result, matched partially (see README.md in the corpus), or
 //   error.txt    the expected error message (first line), e.g. `Dockerfile:7: unknown flag --x for COPY`
 import { test } from 'node:test';
@@ -23,6 +23,8 @@ interface CaseArgs {
   baseConfig?: ImageConfig;
   /** Configs by image reference as written after expansion. */
   baseConfigs?: Record<string, ImageConfig>;
+  /** .dockerignore patterns given to dispatchStage. */
+  dockerignore?: string[];
 }
 
 function defaultImageConfig(): ImageConfig {
@@ -59,7 +61,7 @@ function runCase(dir: string): Record<string, unknown> {
       config = structuredClone(args.baseConfigs?.[stage.base.ref] ?? args.baseConfig ?? defaultImageConfig());
     }
     const labels = stage.index === plan.target ? args.labels : undefined;
-    programs[stage.index] = dispatchStage(plan, stage.index, { config, program }, { buildArgs, labels });
+    programs[stage.index] = dispatchStage(plan, stage.index, { config, program }, { buildArgs, labels, dockerignore: args.dockerignore });
   }
   const target = programs[plan.target]!;
   const warnings = [...plan.warnings, ...Object.values(programs).flatMap((p) => p.warnings)];
