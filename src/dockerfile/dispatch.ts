@@ -263,6 +263,9 @@ export function dispatchStage(plan: BuildPlan, stageIndex: number, base: StageBa
   for (const s of plan.stages) if (s.name !== undefined) byName.set(s.name, s.index);
 
   // The base: scratch is BuildKit's emptyImage for the target platform.
+  if (stage.base.kind !== 'scratch' && !base.config) {
+    throw new DockerfileStageError(file, stage.line, `stage ${stageIndex} needs the config of its base ${stage.base.kind === 'stage' ? `stage ${stage.base.index}` : stage.base.ref}`);
+  }
   let baseConfig: ImageConfig;
   if (base.config) {
     baseConfig = structuredClone(base.config);

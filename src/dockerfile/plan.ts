@@ -11,7 +11,7 @@ import { parseTrigger, type StageInstruction } from './instructions.js';
 import { WarningSink, type Warning } from './lint.js';
 import { parseMountSpec } from './mounts.js';
 import { formatPlatform, hostPlatform, parsePlatform, type Platform } from './platform.js';
-import { EnvList, ShellLex, emptyEnv, type EnvLookup } from './shell.js';
+import { EnvList, ShellLex, emptyEnv } from './shell.js';
 
 export type { Platform } from './platform.js';
 
@@ -412,9 +412,6 @@ function findCycle(n: number, edges: { from: number; to: number; line: number }[
   return undefined;
 }
 
-export function envOf(list: [string, string][]): EnvLookup {
-  return new EnvList(list);
-}
 
 /**
  * The stages and images the ONBUILD triggers of an image base take files from (COPY --from, RUN
