@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what kiln and its tests need on a fresh Debian machine, then compiles kiln.
+# Idempotent and quick when everything is present. Debian packages are installed only as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: runc (the default sandbox), bubblewrap (the light executor), skopeo/umoci/buildah
+# (independent peers in the interoperability tests; umoci+skopeo also make the base-image fixtures),
+# busybox-static and debootstrap (fixture root filesystems), attr (xattrs), zstd (zstd layers),
+# iproute2 (network checks in tests).
+need=()
+for pair in runc:runc bwrap:bubblewrap skopeo:skopeo umoci:umoci buildah:buildah debootstrap:debootstrap \
+            getfattr:attr zstd:zstd ip:iproute2 mknod:coreutils podman:podman docker-registry:docker-registry wrk:wrk; do
+  cmd=${pair%%:*}; pkg=${pair#*:}
+  command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
+done
+[ -x /bin/busybox ] || need+=(busybox-static)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Debian packages: ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+  else
+    echo "setup: missing Debian packages (run as root to install): ${need[*]}" >&2
+  fi
+fi
+
+if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error >&2 || npm install --no-audit --no-fund --loglevel=error >&2
+fi
+npx --no-install tsc -p tsconfig.json >&2

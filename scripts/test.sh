@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite: set-up (packages, compile), base-image fixtures (cached), then Node's test
+# runner over every compiled test file. Its summary is the last thing printed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+KILN_BUSYBOX_OCI=$(bash scripts/fixtures.sh busybox)
+export KILN_BUSYBOX_OCI
+export KILN_BUSYBOX_DOCKER=${KILN_BUSYBOX_OCI%.oci.tar}.docker.tar
+mapfile -t files < <(find dist/test -name '*.test.js' | sort)
+exec node --enable-source-maps --test --test-concurrency="${KILN_TEST_CONCURRENCY:-2}" "${files[@]}"

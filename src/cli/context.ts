@@ -1,0 +1,18 @@
+import { Store } from '../store/store.js';
+import { defaultRoot } from '../store/root.js';
+
+/** Shared by every command: where the store is. `--root` (global) wins over $KILN_ROOT. */
+export interface GlobalOptions {
+  root?: string;
+}
+
+let opened: Store | undefined;
+
+export async function openStore(opts: GlobalOptions): Promise<Store> {
+  opened ??= await Store.open(opts.root ?? defaultRoot());
+  return opened;
+}
+
+export function out(s: string): void {
+  process.stdout.write(s.endsWith('\n') ? s : s + '\n');
+}

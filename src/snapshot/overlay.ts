@@ -1,0 +1,216 @@
+import { mkdir, mkdtemp, readdir, rename, rm, rmdir, lstat, readlink } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { applyLayer, packDirectory, compress } from '../archive/index.js';
+import { DigestingStream, encodedOf } from '../oci/digest.js';
+import { MediaType } from '../oci/mediatypes.js';
+import type { Store } from '../store/store.js';
+import { mount, unmount } from './mount.js';
+import type { ActiveSnapshot, CommitOptions, LayerRef, PathInfo, Snapshotter, View } from './snapshotter.js';
+
+/**
+ * Overlayfs snapshots. Every layer is extracted once, alone, into snapshots/layers/<diffID> with its
+ * whiteouts in overlay form (char 0/0 devices, opaque xattrs), and shared by every image and build
+ * that uses it; a root filesystem is those directories stacked as lower dirs under a fresh upper dir,
+ * and the upper dir after a RUN is exactly the new layer's changes.
+ */
+export class OverlaySnapshotter implements Snapshotter {
+  readonly name = 'overlay';
+  private readonly layersDir: string;
+  private readonly tmpDir: string;
+  private readonly emptyDir: string;
+  private extracting = new Map<string, Promise<string>>();
+
+  constructor(private readonly store: Store) {
+    const base = join(store.root, 'snapshots');
+    this.layersDir = join(base, 'layers');
+    this.tmpDir = join(base, 'tmp');
+    this.emptyDir = join(base, 'empty');
+  }
+
+  /** Directory holding `layer` extracted in overlay form; extracts it on first use. */
+  async ensureExtracted(layer: LayerRef): Promise<string> {
+    const final = join(this.layersDir, encodedOf(layer.diffId));
+    if (existsSync(final)) return final;
+    let pending = this.extracting.get(layer.diffId);
+    if (!pending) {
+      pending = (async () => {
+        await mkdir(this.layersDir, { recursive: true });
+        await mkdir(this.tmpDir, { recursive: true });
+        const tmp = await mkdtemp(join(this.tmpDir, 'x-'));
+        try {
+          const { diffId } = await applyLayer(this.store.content.open(layer.digest), tmp, { whiteouts: 'overlay' });
+          if (diffId !== layer.diffId) throw new Error(`layer ${layer.digest}: diffID ${diffId} does not match ${layer.diffId}`);
+          await renameIntoPlace(tmp, final);
+          return final;
+        } catch (e) {
+          await rm(tmp, { recursive: true, force: true });
+          throw e;
+        }
+      })().finally(() => this.extracting.delete(layer.diffId));
+      this.extracting.set(layer.diffId, pending);
+    }
+    return pending;
+  }
+
+  /** lowerdir= value, top layer first, relative to layersDir to keep the option short. */
+  private async lowerdirs(layers: readonly LayerRef[]): Promise<string> {
+    await mkdir(this.emptyDir, { recursive: true });
+    const dirs = await Promise.all(layers.map((l) => this.ensureExtracted(l)));
+    const names = dirs.map((d) => d.slice(this.layersDir.length + 1)).reverse();
+    names.push('../empty');
+    const value = names.join(':');
+    if (value.length > 3500) throw new Error(`too many layers (${layers.length}) to stack in one overlay mount`);
+    return value;
+  }
+
+  async prepare(layers: readonly LayerRef[], id: string): Promise<ActiveSnapshot> {
+    const lower = await this.lowerdirs(layers);
+    await mkdir(this.tmpDir, { recursive: true });
+    const dir = await mkdtemp(join(this.tmpDir, `${id.replace(/[^\w.-]/g, '_').slice(0, 40)}-`));
+    const upper = join(dir, 'upper');
+    const work = join(dir, 'work');
+    const merged = join(dir, 'merged');
+    await Promise.all([mkdir(upper), mkdir(work), mkdir(merged)]);
+    // redirect_dir and metacopy off: every change must be real content in the upper dir,
+    // or the layer built from it would miss data.
+    await mount('overlay', `lowerdir=${lower},upperdir=${upper},workdir=${work},redirect_dir=off,metacopy=off,index=off`, merged, this.layersDir);
+    return new OverlayActive(this, dir, merged, upper);
+  }
+
+  async view(layers: readonly LayerRef[], id: string): Promise<View> {
+    if (layers.length === 0) {
+      await mkdir(this.emptyDir, { recursive: true });
+      return { path: this.emptyDir, release: async () => {} };
+    }
+    const lower = await this.lowerdirs(layers);
+    await mkdir(this.tmpDir, { recursive: true });
+    const dir = await mkdtemp(join(this.tmpDir, `v-${id.replace(/[^\w.-]/g, '_').slice(0, 30)}-`));
+    const merged = join(dir, 'merged');
+    await mkdir(merged);
+    await mount('overlay', `lowerdir=${lower},ro`, merged, this.layersDir);
+    let released = false;
+    return {
+      path: merged,
+      release: async () => {
+        if (released) return;
+        released = true;
+        await unmount(merged);
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  }
+
+  async lookup(layers: readonly LayerRef[], path: string): Promise<PathInfo | undefined> {
+    const v = await this.view(layers, 'lookup');
+    try {
+      return await pathInfo(join(v.path, path));
+    } finally {
+      await v.release();
+    }
+  }
+
+  /** Called by a committed snapshot: its upper dir becomes the extracted form of the new layer. */
+  async adopt(upper: string, diffId: string): Promise<void> {
+    await mkdir(this.layersDir, { recursive: true });
+    await renameIntoPlace(upper, join(this.layersDir, encodedOf(diffId)));
+  }
+
+  get storeRef(): Store {
+    return this.store;
+  }
+}
+
+class OverlayActive implements ActiveSnapshot {
+  private mounted = true;
+  private released = false;
+
+  constructor(
+    private readonly owner: OverlaySnapshotter,
+    private readonly dir: string,
+    readonly rootfs: string,
+    private readonly upper: string,
+  ) {}
+
+  async commit(opts: CommitOptions): Promise<LayerRef | undefined> {
+    try {
+      await this.unmount();
+      await removeMountpoints(this.upper, opts.exclude);
+      if ((await readdir(this.upper)).length === 0) return undefined;
+      const layer = await writeLayerFromDir(this.owner.storeRef, this.upper, { overlayWhiteouts: true, sourceDateEpoch: opts.sourceDateEpoch });
+      await this.owner.adopt(this.upper, layer.diffId);
+      return layer;
+    } finally {
+      await this.release();
+    }
+  }
+
+  private async unmount(): Promise<void> {
+    if (!this.mounted) return;
+    this.mounted = false;
+    await unmount(this.rootfs);
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.unmount();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Mount points the sandbox had to create (an /etc/hosts the image lacks, say) are placeholders:
+ * remove them, deepest first, keeping any directory the process filled with real content.
+ */
+async function removeMountpoints(upper: string, paths: readonly string[]): Promise<void> {
+  const sorted = [...paths].sort((a, b) => b.split('/').length - a.split('/').length || b.localeCompare(a));
+  for (const rel of sorted) {
+    const p = join(upper, rel);
+    const st = await lstat(p).catch(() => undefined);
+    if (!st) continue;
+    if (st.isDirectory()) await rmdir(p).catch(() => {});
+    else if (st.isFile() && st.size === 0) await rm(p, { force: true });
+  }
+}
+
+/** Pack a directory into a gzip layer blob in the store, hashing the diffID on the way. */
+export async function writeLayerFromDir(
+  store: Store,
+  dir: string,
+  opts: { overlayWhiteouts?: boolean; sourceDateEpoch?: number },
+): Promise<LayerRef> {
+  const diff = new DigestingStream();
+  const tar = packDirectory(dir, { overlayWhiteouts: opts.overlayWhiteouts, sourceDateEpoch: opts.sourceDateEpoch });
+  const hashed = tar.pipe(diff);
+  tar.on('error', (e) => hashed.destroy(e));
+  const info = await store.content.put(compress(hashed, 'gzip'));
+  await store.setLayerInfo(info.digest, { diffId: diff.digest, size: diff.size });
+  return { digest: info.digest, size: info.size, diffId: diff.digest, mediaType: MediaType.OciLayerGzip };
+}
+
+async function renameIntoPlace(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    // Another build extracted the same layer first: theirs is identical, keep it.
+    if (code === 'ENOTEMPTY' || code === 'EEXIST') await rm(from, { recursive: true, force: true });
+    else throw e;
+  }
+}
+
+export async function pathInfo(p: string): Promise<PathInfo | undefined> {
+  const st = await lstat(p).catch(() => undefined);
+  if (!st) return undefined;
+  const type = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : 'other';
+  return {
+    type,
+    mode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
+    mtimeMs: st.mtimeMs,
+    ...(type === 'symlink' ? { linkTarget: await readlink(p) } : {}),
+  };
+}
+

@@ -1,0 +1,57 @@
+import type { Readable } from 'node:stream';
+
+/** A layer of an image as the snapshotter needs it: the blob to extract and the diffID that names it. */
+export interface LayerRef {
+  digest: string;
+  diffId: string;
+  mediaType: string;
+  size: number;
+}
+
+/** A writable root filesystem on top of layers; commit turns the changes into a new layer blob. */
+export interface ActiveSnapshot {
+  readonly rootfs: string;
+  /**
+   * Stop writing and capture the changes as a layer in the content store. `exclude` lists paths
+   * (relative, no leading slash) that exist only as mount points and must not be committed.
+   * Returns undefined when nothing changed. The snapshot is released afterwards.
+   */
+  commit(opts: CommitOptions): Promise<LayerRef | undefined>;
+  /** Throw the changes away. Safe to call twice and after commit. */
+  release(): Promise<void>;
+}
+
+export interface CommitOptions {
+  exclude: string[];
+  /** Clamp file mtimes to this (SOURCE_DATE_EPOCH). */
+  sourceDateEpoch?: number;
+}
+
+/** A read-only view of layers, for COPY --from and bind mounts. */
+export interface View {
+  readonly path: string;
+  release(): Promise<void>;
+}
+
+/**
+ * Makes root filesystems out of layers and layers out of changes. Implementations: overlayfs (layers
+ * extracted once each and stacked as lower dirs) and a portable copy-and-compare fallback.
+ */
+export interface Snapshotter {
+  readonly name: string;
+  prepare(layers: readonly LayerRef[], id: string): Promise<ActiveSnapshot>;
+  view(layers: readonly LayerRef[], id: string): Promise<View>;
+  /** Metadata of a path in the merged view of `layers`, without following a final symlink. */
+  lookup(layers: readonly LayerRef[], path: string): Promise<PathInfo | undefined>;
+}
+
+export interface PathInfo {
+  type: 'file' | 'directory' | 'symlink' | 'other';
+  mode: number;
+  uid: number;
+  gid: number;
+  mtimeMs: number;
+  linkTarget?: string;
+}
+
+export type OpenBlob = (digest: string) => Readable;

@@ -1,0 +1,198 @@
+import { createReadStream, createWriteStream, existsSync, unlinkSync } from 'node:fs';
+import { mkdir, open, readFile, readdir, rename, stat, unlink, appendFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { randomBytes } from 'node:crypto';
+import { BlobUnknown } from '../errors.js';
+import { DigestingStream, assertDigest, encodedOf, algorithmOf } from '../oci/digest.js';
+
+export interface BlobInfo {
+  digest: string;
+  size: number;
+}
+
+export interface Expectation {
+  digest?: string;
+  size?: number;
+  /** Names the blob in error messages ("layer 2 of busybox"). */
+  what?: string;
+}
+
+/**
+ * Blobs addressed by digest, laid out as an OCI image layout (blobs/<alg>/<hex>) so that skopeo and
+ * umoci read the store directly. Writes go to ingest/, are verified while streaming, fsynced, and
+ * become visible only by rename. Each process holds a lease listing the digests it wrote, so that a
+ * concurrent garbage collection never deletes a blob before the image that uses it is recorded.
+ */
+export class ContentStore {
+  private leasePath: string | undefined;
+
+  constructor(readonly root: string) {}
+
+  blobPath(digest: string): string {
+    assertDigest(digest);
+    return join(this.root, 'blobs', algorithmOf(digest), encodedOf(digest));
+  }
+
+  async has(digest: string): Promise<boolean> {
+    return existsSync(this.blobPath(digest));
+  }
+
+  async size(digest: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.blobPath(digest))).size;
+    } catch {
+      return undefined;
+    }
+  }
+
+  open(digest: string, range?: { start: number; end?: number }): Readable {
+    const path = this.blobPath(digest);
+    if (!existsSync(path)) throw new BlobUnknown(`blob ${digest} not found in the store`);
+    return createReadStream(path, range);
+  }
+
+  async read(digest: string): Promise<Buffer> {
+    try {
+      return await readFile(this.blobPath(digest));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new BlobUnknown(`blob ${digest} not found in the store`);
+      throw e;
+    }
+  }
+
+  async readJSON<T>(digest: string): Promise<T> {
+    return JSON.parse((await this.read(digest)).toString('utf8')) as T;
+  }
+
+  /**
+   * Store content, verifying it against `expect` when given. Returns the digest and size. Content that
+   * fails verification never becomes visible; a blob already present is not written again.
+   */
+  async put(src: Readable | AsyncIterable<Uint8Array> | Uint8Array | string, expect: Expectation = {}): Promise<BlobInfo> {
+    if (expect.digest && expect.size !== undefined && (await this.size(expect.digest)) === expect.size) {
+      if (src instanceof Readable) src.resume();
+      else if (typeof src !== 'string' && !(src instanceof Uint8Array)) for await (const _ of src) void _;
+      return { digest: expect.digest, size: expect.size };
+    }
+    const ingest = join(this.root, 'ingest');
+    await mkdir(ingest, { recursive: true });
+    const tmp = join(ingest, `${process.pid}-${randomBytes(8).toString('hex')}`);
+    const hasher = new DigestingStream(expect);
+    try {
+      const input =
+        src instanceof Readable
+          ? src
+          : typeof src === 'string' || src instanceof Uint8Array
+            ? Readable.from([typeof src === 'string' ? Buffer.from(src) : src])
+            : Readable.from(src);
+      await pipeline(input, hasher, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+      const fh = await open(tmp, 'r');
+      await fh.sync();
+      await fh.close();
+      const info = { digest: hasher.digest, size: hasher.size };
+      await this.commit(tmp, info.digest);
+      return info;
+    } catch (e) {
+      await unlink(tmp).catch(() => {});
+      throw e;
+    }
+  }
+
+  private async commit(tmp: string, digest: string): Promise<void> {
+    await this.recordInLease(digest);
+    const dest = this.blobPath(digest);
+    await mkdir(join(dest, '..'), { recursive: true });
+    await rename(tmp, dest);
+  }
+
+  /** Lease file of this process: leases/<pid>-<random>, one digest per line; removed at exit. */
+  private async recordInLease(digest: string): Promise<void> {
+    if (!this.leasePath) {
+      const dir = join(this.root, 'leases');
+      await mkdir(dir, { recursive: true });
+      this.leasePath = join(dir, `${process.pid}-${randomBytes(4).toString('hex')}`);
+      const path = this.leasePath;
+      process.once('exit', () => {
+        try {
+          unlinkSync(path);
+        } catch {
+          /* already gone */
+        }
+      });
+    }
+    await appendFile(this.leasePath, digest + '\n');
+  }
+
+  /** Drop this process's lease: everything it wrote is now referenced from the index or may go. */
+  async releaseLease(): Promise<void> {
+    if (this.leasePath) await rm(this.leasePath, { force: true });
+    this.leasePath = undefined;
+  }
+
+  /** Digests held by the leases of live processes; leases of dead processes are removed. */
+  async leasedDigests(): Promise<Set<string>> {
+    const dir = join(this.root, 'leases');
+    const out = new Set<string>();
+    let names: string[] = [];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return out;
+    }
+    for (const name of names) {
+      const pid = Number(name.split('-')[0]);
+      const path = join(dir, name);
+      if (!processAlive(pid)) {
+        await rm(path, { force: true });
+        continue;
+      }
+      const text = await readFile(path, 'utf8').catch(() => '');
+      for (const line of text.split('\n')) if (line) out.add(line);
+    }
+    return out;
+  }
+
+  /** Every blob digest present. */
+  async *list(): AsyncIterable<BlobInfo> {
+    for (const alg of ['sha256', 'sha512']) {
+      const dir = join(this.root, 'blobs', alg);
+      let names: string[] = [];
+      try {
+        names = await readdir(dir);
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        if (name.startsWith('.')) continue;
+        const s = await stat(join(dir, name)).catch(() => undefined);
+        if (s?.isFile()) yield { digest: `${alg}:${name}`, size: s.size };
+      }
+    }
+  }
+
+  async delete(digest: string): Promise<void> {
+    await rm(this.blobPath(digest), { force: true });
+  }
+
+  /** Remove ingest files left by processes that died mid-write. */
+  async cleanIngest(): Promise<void> {
+    const dir = join(this.root, 'ingest');
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const pid = Number(name.split('-')[0]);
+      if (!processAlive(pid)) await rm(join(dir, name), { force: true, recursive: true });
+    }
+  }
+}
+
+export function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,116 @@
+import { createWriteStream } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { Writable, type Readable } from 'node:stream';
+import tar from 'tar-stream';
+import { decompress } from '../archive/index.js';
+import { MediaType, layerCompression } from '../oci/mediatypes.js';
+import { RefNameAnnotation, type Descriptor } from '../oci/types.js';
+import { encodedOf, DigestingStream } from '../oci/digest.js';
+import { parseReference, familiarString, familiarRepository } from '../reference/reference.js';
+import { tempPathFor } from './atomic.js';
+import { ContainerdImageNameAnnotation } from './load.js';
+import type { Store, StoredImage } from './store.js';
+
+export type ArchiveFormat = 'oci' | 'docker';
+
+/** The images to save with the name each was asked for (a name, or none when asked by ID). */
+export interface SaveItem {
+  image: StoredImage;
+  name?: string;
+}
+
+/**
+ * `kiln save`: write images as an OCI archive (blobs as stored, index.json naming each image with
+ * io.containerd.image.name and a ref.name tag, as containerd and docker 25+ do) or as a docker-archive
+ * (manifest.json, repositories, config and uncompressed layer tars, as `docker save` did before 25).
+ */
+export async function saveArchive(store: Store, items: SaveItem[], format: ArchiveFormat, out: Writable): Promise<void> {
+  const pack = tar.pack();
+  const done = pipeline(pack, out);
+  const entry = (name: string, body: Buffer | string) =>
+    new Promise<void>((resolve, reject) => pack.entry({ name, mode: 0o644, mtime: new Date(0) }, body, (e) => (e ? reject(e) : resolve())));
+  const streamEntry = async (name: string, size: number, src: Readable) => {
+    let finished!: Promise<void>;
+    const sink = await new Promise<NodeJS.WritableStream>((resolve) => {
+      finished = new Promise<void>((ok, fail) => resolve(pack.entry({ name, size, mode: 0o644, mtime: new Date(0) }, (e) => (e ? fail(e) : ok())) as unknown as NodeJS.WritableStream));
+    });
+    await Promise.all([pipeline(src, sink), finished]);
+  };
+  const written = new Set<string>();
+  if (format === 'oci') {
+    await entry('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    const manifests: Descriptor[] = [];
+    for (const { image, name } of items) {
+      const blobs = [image.manifestDescriptor, image.manifest.config, ...image.manifest.layers];
+      for (const b of blobs) {
+        if (written.has(b.digest)) continue;
+        written.add(b.digest);
+        await streamEntry(`blobs/${b.digest.split(':')[0]}/${encodedOf(b.digest)}`, b.size, store.content.open(b.digest));
+      }
+      const annotations: Record<string, string> = {};
+      if (name) {
+        const ref = parseReference(name);
+        annotations[ContainerdImageNameAnnotation] = name;
+        annotations[RefNameAnnotation] = ref.tag ?? 'latest';
+      }
+      const { mediaType, digest, size } = image.manifestDescriptor;
+      manifests.push({ mediaType, digest, size, ...(name ? { annotations } : {}) });
+    }
+    await entry('index.json', JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }));
+  } else {
+    const manifestJson: { Config: string; RepoTags: string[] | null; Layers: string[] }[] = [];
+    const repositories: Record<string, Record<string, string>> = {};
+    for (const { image, name } of items) {
+      const configName = `${encodedOf(image.id)}.json`;
+      if (!written.has(configName)) {
+        written.add(configName);
+        await entry(configName, await store.content.read(image.id));
+      }
+      const layerNames: string[] = [];
+      for (const [i, l] of image.manifest.layers.entries()) {
+        const diffId = image.config.rootfs.diff_ids[i]!;
+        const layerName = `${encodedOf(diffId)}/layer.tar`;
+        layerNames.push(layerName);
+        if (written.has(layerName)) continue;
+        written.add(layerName);
+        const plainSize = layerCompression(l.mediaType) === 'none' ? l.size : await uncompressedSize(store, l);
+        await streamEntry(layerName, plainSize, decompress(store.content.open(l.digest)));
+      }
+      const tags = name ? [familiarString(parseReference(name))] : null;
+      manifestJson.push({ Config: configName, RepoTags: tags, Layers: layerNames });
+      if (name) {
+        const ref = parseReference(name);
+        const last = image.config.rootfs.diff_ids[image.config.rootfs.diff_ids.length - 1];
+        (repositories[familiarRepository(ref)] ??= {})[ref.tag ?? 'latest'] = last ? encodedOf(last) : '';
+      }
+    }
+    await entry('manifest.json', JSON.stringify(manifestJson));
+    await entry('repositories', JSON.stringify(repositories));
+  }
+  pack.finalize();
+  await done;
+}
+
+/** A tar entry's size must be known before its content: decompress once to count when not recorded. */
+async function uncompressedSize(store: Store, l: Descriptor): Promise<number> {
+  const known = await store.layerInfo(l.digest);
+  if (known) return known.size;
+  const hasher = new DigestingStream();
+  await pipeline(decompress(store.content.open(l.digest)), hasher, new Writable({ write: (_c, _e, cb) => cb() }));
+  await store.setLayerInfo(l.digest, { diffId: hasher.digest, size: hasher.size });
+  return hasher.size;
+}
+
+/** Write to `path` through a temporary file, so a failed save leaves no half-written archive. */
+export async function saveArchiveFile(store: Store, items: SaveItem[], format: ArchiveFormat, path: string): Promise<void> {
+  const tmp = tempPathFor(path);
+  try {
+    await saveArchive(store, items, format, createWriteStream(tmp, { mode: 0o644 }));
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+

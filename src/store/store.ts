@@ -1,0 +1,361 @@
+import { mkdir, readFile, readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { arch as hostArch } from 'node:os';
+import { ContentStore } from './content.js';
+import { withStoreLock } from './lock.js';
+import { writeFileAtomic } from './atomic.js';
+import { defaultRoot } from './root.js';
+import { ImageUnknown, ManifestInvalid, UnsupportedMediaType, ImageInUse, KilnError } from '../errors.js';
+import { MediaType, isIndex, isManifest, isConfig, layerCompression } from '../oci/mediatypes.js';
+import { RefNameAnnotation, type Descriptor, type ImageConfig, type Index, type Manifest, type Platform } from '../oci/types.js';
+import { isDigest } from '../oci/digest.js';
+import { normalize, parseReference, formatReference } from '../reference/reference.js';
+
+/** An image as the store knows it: its manifest, its config, and the names that point at it. */
+export interface StoredImage {
+  /** Image ID: the config digest, as docker defines it. */
+  id: string;
+  manifestDescriptor: Descriptor;
+  manifest: Manifest;
+  config: ImageConfig;
+  /** Fully qualified names (docker.io/library/busybox:latest) tagged to this image. */
+  names: string[];
+}
+
+/** The platform kiln builds for and picks from indexes: the host's. */
+export function hostPlatform(): Platform {
+  const a = hostArch();
+  const map: Record<string, Platform> = {
+    x64: { os: 'linux', architecture: 'amd64' },
+    arm64: { os: 'linux', architecture: 'arm64', variant: 'v8' },
+    arm: { os: 'linux', architecture: 'arm', variant: 'v7' },
+    ia32: { os: 'linux', architecture: '386' },
+    ppc64: { os: 'linux', architecture: 'ppc64le' },
+    s390x: { os: 'linux', architecture: 's390x' },
+    riscv64: { os: 'linux', architecture: 'riscv64' },
+  };
+  return map[a] ?? { os: 'linux', architecture: a };
+}
+
+/**
+ * The local store: an OCI image layout (oci-layout, index.json, blobs/) at its root. index.json lists
+ * every image; entries carrying org.opencontainers.image.ref.name are tags, entries without it are
+ * dangling images (docker's <none>:<none>). index.json is only ever replaced whole, under a lock.
+ */
+export class Store {
+  readonly content: ContentStore;
+
+  private constructor(readonly root: string) {
+    this.content = new ContentStore(root);
+  }
+
+  static async open(root: string = defaultRoot()): Promise<Store> {
+    await mkdir(join(root, 'blobs', 'sha256'), { recursive: true });
+    if (!existsSync(join(root, 'oci-layout'))) {
+      await writeFileAtomic(join(root, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    }
+    if (!existsSync(join(root, 'index.json'))) {
+      await withStoreLock(root, 'index', async () => {
+        if (!existsSync(join(root, 'index.json'))) await writeIndexFile(root, emptyIndex());
+      });
+    }
+    return new Store(root);
+  }
+
+  async readIndex(): Promise<Index> {
+    try {
+      return JSON.parse(await readFile(join(this.root, 'index.json'), 'utf8')) as Index;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return emptyIndex();
+      throw new KilnError(`${join(this.root, 'index.json')}: ${(e as Error).message}`);
+    }
+  }
+
+  /** Apply `change` to index.json atomically with respect to other kiln processes. */
+  async updateIndex<T>(change: (index: Index) => T | Promise<T>): Promise<T> {
+    return withStoreLock(this.root, 'index', async () => {
+      const index = await this.readIndex();
+      const result = await change(index);
+      await writeIndexFile(this.root, index);
+      return result;
+    });
+  }
+
+  /** Store a JSON document as a blob, with its canonical bytes. */
+  async putJSON(value: unknown, mediaType: string): Promise<Descriptor> {
+    const bytes = Buffer.from(JSON.stringify(value));
+    const info = await this.content.put(bytes);
+    return { mediaType, digest: info.digest, size: info.size };
+  }
+
+  /** Write config and manifest for already-stored layers, record the image, tag it with `names`. */
+  async writeImage(config: ImageConfig, layers: Descriptor[], names: string[] = [], annotations?: Record<string, string>): Promise<StoredImage> {
+    const configDesc = await this.putJSON(config, MediaType.OciConfig);
+    const manifest: Manifest = { schemaVersion: 2, mediaType: MediaType.OciManifest, config: configDesc, layers };
+    if (annotations && Object.keys(annotations).length) manifest.annotations = annotations;
+    const manifestDescriptor = await this.putJSON(manifest, MediaType.OciManifest);
+    await this.addImage(manifestDescriptor, names);
+    return { id: configDesc.digest, manifestDescriptor, manifest, config, names: names.map(normalize) };
+  }
+
+  /**
+   * Record an image whose blobs are all in the store and point `names` at it. Checks completeness first,
+   * so that an image with a missing blob is never visible. A name moved away from another image leaves
+   * that image dangling, as docker does.
+   */
+  async addImage(desc: Descriptor, names: string[]): Promise<void> {
+    await this.verifyComplete(desc);
+    const full = names.map(normalize);
+    const plain: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
+    if (desc.platform) plain.platform = desc.platform;
+    await this.updateIndex((index) => {
+      const previous = new Map<string, Descriptor>();
+      index.manifests = index.manifests.filter((m) => {
+        const name = m.annotations?.[RefNameAnnotation];
+        if (name && full.includes(name)) {
+          if (m.digest !== desc.digest) previous.set(m.digest, { mediaType: m.mediaType, digest: m.digest, size: m.size });
+          return false;
+        }
+        // an untagged entry of this very image is replaced by its new tags
+        if (!name && m.digest === desc.digest && full.length > 0) return false;
+        return true;
+      });
+      for (const name of full) index.manifests.push({ ...plain, annotations: { [RefNameAnnotation]: name } });
+      if (full.length === 0 && !index.manifests.some((m) => m.digest === desc.digest)) index.manifests.push(plain);
+      for (const [digest, old] of previous) {
+        if (!index.manifests.some((m) => m.digest === digest)) index.manifests.push(old);
+      }
+    });
+  }
+
+  /** Throw unless the manifest (or index) and every blob it references are present. */
+  async verifyComplete(desc: Descriptor): Promise<void> {
+    if (!(await this.content.has(desc.digest))) throw new ManifestInvalid(`manifest ${desc.digest} is not in the store`);
+    const doc = await this.content.readJSON<Manifest & Index>(desc.digest);
+    const mt = doc.mediaType ?? desc.mediaType;
+    if (isIndex(mt) || (!doc.config && Array.isArray(doc.manifests))) {
+      for (const m of doc.manifests) if (await this.content.has(m.digest)) await this.verifyComplete(m);
+      return;
+    }
+    if (!isManifest(mt) && !doc.config) throw new UnsupportedMediaType(`unsupported manifest media type "${mt}"`);
+    validateManifest(doc, desc.digest);
+    for (const d of [doc.config, ...doc.layers]) {
+      if (!(await this.content.has(d.digest))) {
+        throw new ManifestInvalid(`manifest ${desc.digest} references blob ${d.digest} (${d.mediaType}) which is missing`);
+      }
+    }
+  }
+
+  /** All images, one record per distinct manifest, with their names. */
+  async listImages(): Promise<StoredImage[]> {
+    const index = await this.readIndex();
+    const byDigest = new Map<string, { desc: Descriptor; names: string[] }>();
+    for (const m of index.manifests) {
+      const entry = byDigest.get(m.digest) ?? { desc: m, names: [] };
+      const name = m.annotations?.[RefNameAnnotation];
+      if (name) entry.names.push(name);
+      byDigest.set(m.digest, entry);
+    }
+    const out: StoredImage[] = [];
+    for (const { desc, names } of byDigest.values()) {
+      const img = await this.loadImage(desc, names).catch(() => undefined);
+      if (img) out.push(img);
+    }
+    return out;
+  }
+
+  /** Read manifest and config behind a descriptor; an index resolves to the host platform's manifest. */
+  async loadImage(desc: Descriptor, names: string[] = []): Promise<StoredImage> {
+    const doc = await this.content.readJSON<Manifest & Index>(desc.digest);
+    const mt = doc.mediaType ?? desc.mediaType;
+    if (isIndex(mt) || (!doc.config && Array.isArray(doc.manifests))) {
+      const chosen = selectPlatform(doc.manifests, hostPlatform());
+      if (!chosen) throw new ImageUnknown(`index ${desc.digest} has no manifest for ${formatPlatform(hostPlatform())}`);
+      const inner = await this.loadImage(chosen, names);
+      return inner;
+    }
+    validateManifest(doc, desc.digest);
+    const config = await this.content.readJSON<ImageConfig>(doc.config.digest);
+    return { id: doc.config.digest, manifestDescriptor: desc, manifest: doc, config, names };
+  }
+
+  /**
+   * Find an image by name (busybox, busybox:1, name@sha256:…), by image ID or a unique prefix of it,
+   * or by manifest digest. Names win over ID prefixes, as in docker.
+   */
+  async resolveImage(ref: string): Promise<StoredImage> {
+    const images = await this.listImages();
+    let parsed;
+    try {
+      parsed = parseReference(ref);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed) {
+      if (parsed.digest) {
+        const hit = images.find((i) => i.manifestDescriptor.digest === parsed.digest || i.id === parsed.digest);
+        if (hit) return hit;
+      } else {
+        const name = normalize(ref);
+        const hit = images.find((i) => i.names.includes(name));
+        if (hit) return hit;
+      }
+    }
+    const id = ref.startsWith('sha256:') ? ref : /^[a-f0-9]{1,64}$/.test(ref) ? `sha256:${ref}` : undefined;
+    if (id) {
+      const hits = images.filter((i) => i.id.startsWith(id) || i.manifestDescriptor.digest === id);
+      const ids = new Set(hits.map((h) => h.id));
+      if (ids.size === 1) return hits[0]!;
+      if (ids.size > 1) throw new ImageUnknown(`image ID prefix "${ref}" is ambiguous: it matches ${ids.size} images`);
+    }
+    throw new ImageUnknown(`image "${ref}" not found in the store`);
+  }
+
+  /** Point `target` (a name) at the image `source` names. */
+  async tag(source: string, target: string): Promise<void> {
+    const img = await this.resolveImage(source);
+    await this.addImage(img.manifestDescriptor, [target]);
+  }
+
+  /**
+   * docker rmi semantics: a name untags (and deletes the image when it was its last name); an ID
+   * deletes the image, refusing when it has several names unless forced.
+   */
+  async removeImage(ref: string, force = false): Promise<{ untagged: string[]; deleted?: string }> {
+    const img = await this.resolveImage(ref);
+    let byName: string | undefined;
+    try {
+      const p = parseReference(ref);
+      const n = formatReference({ ...p, tag: p.tag ?? (p.digest ? undefined : 'latest') });
+      if (img.names.includes(n)) byName = n;
+    } catch {
+      /* an ID */
+    }
+    if (!byName && img.names.length > 1 && !force) {
+      throw new ImageInUse(`unable to delete ${img.id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`);
+    }
+    const untag = byName ? [byName] : img.names;
+    return this.updateIndex((index) => {
+      index.manifests = index.manifests.filter((m) => {
+        if (m.digest !== img.manifestDescriptor.digest) return true;
+        const name = m.annotations?.[RefNameAnnotation];
+        return name !== undefined && !untag.includes(name);
+      });
+      const stillThere = index.manifests.some((m) => m.digest === img.manifestDescriptor.digest);
+      return { untagged: untag, deleted: stillThere ? undefined : img.id };
+    });
+  }
+
+  /**
+   * Delete blobs that no index entry, cache record or live lease references. Runs under the index lock,
+   * so no image can be recorded halfway through; blobs being written are protected by their writer's lease.
+   */
+  async gc(extraRoots: Iterable<string> = []): Promise<{ removed: number; bytes: number }> {
+    return withStoreLock(this.root, 'index', async () => {
+      const live = new Set<string>(extraRoots);
+      for (const d of await this.content.leasedDigests()) live.add(d);
+      for (const d of await this.cacheRecordDigests()) live.add(d);
+      const index = await this.readIndex();
+      for (const m of index.manifests) await this.markReachable(m.digest, live);
+      let removed = 0;
+      let bytes = 0;
+      for await (const blob of this.content.list()) {
+        if (live.has(blob.digest)) continue;
+        await this.content.delete(blob.digest);
+        removed++;
+        bytes += blob.size;
+      }
+      await this.content.cleanIngest();
+      return { removed, bytes };
+    });
+  }
+
+  private async markReachable(digest: string, live: Set<string>): Promise<void> {
+    if (live.has(digest)) return;
+    live.add(digest);
+    let doc: Partial<Manifest & Index>;
+    try {
+      doc = await this.content.readJSON(digest);
+    } catch {
+      return;
+    }
+    if (doc.config) live.add(doc.config.digest);
+    for (const l of doc.layers ?? []) live.add(l.digest);
+    if (doc.subject) live.add(doc.subject.digest);
+    for (const m of doc.manifests ?? []) await this.markReachable(m.digest, live);
+  }
+
+  /** Blobs the build cache still points at (cache/<key>.json files list their digests). */
+  private async cacheRecordDigests(): Promise<string[]> {
+    const dir = join(this.root, 'cache');
+    const out: string[] = [];
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      if (!name.endsWith('.json')) continue;
+      const text = await readFile(join(dir, name), 'utf8').catch(() => '');
+      for (const m of text.matchAll(/"(sha256:[a-f0-9]{64})"/g)) out.push(m[1]!);
+    }
+    return out;
+  }
+
+  /** Uncompressed size of a layer, recorded when the layer was written or loaded; undefined if unknown. */
+  async layerInfo(digest: string): Promise<{ diffId: string; size: number } | undefined> {
+    try {
+      return JSON.parse(await readFile(join(this.root, 'layers', digest.replace(':', '-') + '.json'), 'utf8'));
+    } catch {
+      return undefined;
+    }
+  }
+
+  async setLayerInfo(digest: string, info: { diffId: string; size: number }): Promise<void> {
+    const path = join(this.root, 'layers', digest.replace(':', '-') + '.json');
+    if (existsSync(path)) return;
+    await writeFileAtomic(path, JSON.stringify(info));
+  }
+
+  /** Sum of the image's uncompressed layer sizes when known, else of the compressed ones (docker's Size). */
+  async imageSize(img: StoredImage): Promise<number> {
+    let total = 0;
+    for (const l of img.manifest.layers) total += (await this.layerInfo(l.digest))?.size ?? l.size;
+    return total;
+  }
+}
+
+function emptyIndex(): Index {
+  return { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
+}
+
+async function writeIndexFile(root: string, index: Index): Promise<void> {
+  await writeFileAtomic(join(root, 'index.json'), JSON.stringify(index));
+}
+
+/** Reject manifests kiln cannot use, naming the field at fault. */
+export function validateManifest(doc: Partial<Manifest>, digest: string): asserts doc is Manifest {
+  if (doc.schemaVersion !== 2) throw new ManifestInvalid(`manifest ${digest}: schemaVersion must be 2`);
+  if (!doc.config || typeof doc.config.digest !== 'string' || !isDigest(doc.config.digest)) {
+    throw new ManifestInvalid(`manifest ${digest}: config.digest is missing or invalid`);
+  }
+  if (!isConfig(doc.config.mediaType)) {
+    throw new UnsupportedMediaType(`manifest ${digest}: unsupported config media type "${doc.config.mediaType}"`);
+  }
+  if (!Array.isArray(doc.layers)) throw new ManifestInvalid(`manifest ${digest}: layers must be an array`);
+  doc.layers.forEach((l, i) => {
+    if (!l || !isDigest(l.digest)) throw new ManifestInvalid(`manifest ${digest}: layers[${i}].digest is missing or invalid`);
+    if (layerCompression(l.mediaType) === undefined) {
+      throw new UnsupportedMediaType(`manifest ${digest}: layers[${i}] has unsupported media type "${l.mediaType}"`);
+    }
+  });
+}
+
+export function selectPlatform(manifests: Descriptor[], want: Platform): Descriptor | undefined {
+  const candidates = manifests.filter((m) => isManifest(m.mediaType) || !m.mediaType);
+  const exact = candidates.find(
+    (m) => m.platform?.os === want.os && m.platform?.architecture === want.architecture && (!want.variant || !m.platform?.variant || m.platform.variant === want.variant),
+  );
+  return exact ?? (candidates.length === 1 && !candidates[0]!.platform ? candidates[0] : undefined);
+}
+
+export function formatPlatform(p: Platform): string {
+  return `${p.os}/${p.architecture}${p.variant ? '/' + p.variant : ''}`;
+}
+
