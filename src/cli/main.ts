@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { KilnError } from '../errors.js';
 import { registerImageCommands } from './images.js';
 import { registerArchiveCommands } from './archive.js';
+import { registerBuildCommand } from './build.js';
 import { registerRegistryCommands } from './registry.js';
 import type { GlobalOptions } from './context.js';
 
@@ -18,6 +19,7 @@ program
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
 registerImageCommands(program, globals);
 registerArchiveCommands(program, globals);
+registerBuildCommand(program, globals);
 registerRegistryCommands(program, globals);
 
 /** The one place where errors become a message and an exit code. */

@@ -1,0 +1,64 @@
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { applyLayer, packDirectory } from '../archive/index.js';
+import { tempPathFor } from '../store/atomic.js';
+import { saveArchiveFile } from '../store/save.js';
+import type { Store, StoredImage } from '../store/store.js';
+import { OverlaySnapshotter } from '../snapshot/overlay.js';
+import type { Descriptor } from '../oci/types.js';
+import type { StageResult } from './solver.js';
+import { UsageError } from '../errors.js';
+import { normalize } from '../reference/reference.js';
+
+/** Where a build's result goes (--output), as buildx names the exporters. */
+export type Output =
+  | { type: 'image' }
+  | { type: 'oci' | 'docker'; dest: string }
+  | { type: 'tar'; dest: string }
+  | { type: 'local'; dest: string };
+
+/** Parse `type=oci,dest=F`, or a bare path (= type=local,dest=PATH) or `-`. */
+export function parseOutput(spec: string): Output {
+  if (!spec.includes('=')) return { type: 'local', dest: spec };
+  const kv = Object.fromEntries(spec.split(',').map((p) => {
+    const i = p.indexOf('=');
+    return i < 0 ? [p, ''] : [p.slice(0, i).trim(), p.slice(i + 1).trim()];
+  }));
+  const type = kv.type ?? 'local';
+  if (type === 'image' || type === 'moby') return { type: 'image' };
+  if (type === 'oci' || type === 'docker' || type === 'tar' || type === 'local') {
+    if (!kv.dest) throw new UsageError(`--output type=${type} needs dest=PATH`);
+    return { type, dest: kv.dest } as Output;
+  }
+  throw new UsageError(`--output: unknown type "${type}" (image, oci, docker, tar, local)`);
+}
+
+/** Record the image in the store (tagged with `tags`) and, for file outputs, write it out. */
+export async function exportResult(store: Store, result: StageResult, tags: string[], output: Output): Promise<StoredImage> {
+  const layers: Descriptor[] = result.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size }));
+  const names = output.type === 'image' || output.type === 'oci' || output.type === 'docker' ? tags : [];
+  const image = await store.writeImage(result.config, layers, names);
+  if (output.type === 'oci' || output.type === 'docker') {
+    const items = tags.length ? tags.map((t) => ({ image, name: normalize(t) })) : [{ image }];
+    await saveArchiveFile(store, items, output.type, output.dest);
+  } else if (output.type === 'tar') {
+    const snap = new OverlaySnapshotter(store);
+    const view = await snap.view(result.layers, 'export');
+    const tmp = tempPathFor(output.dest);
+    try {
+      await pipeline(packDirectory(view.path), createWriteStream(tmp));
+      await rename(tmp, output.dest);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    } finally {
+      await view.release();
+    }
+  } else if (output.type === 'local') {
+    await mkdir(output.dest, { recursive: true });
+    for (const l of result.layers) await applyLayer(store.content.open(l.digest), output.dest, { whiteouts: 'delete' });
+  }
+  await store.content.releaseLease();
+  return image;
+}

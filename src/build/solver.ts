@@ -1,0 +1,501 @@
+import { mkdir, mkdtemp, rm, writeFile, chmod } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { packEntries, writeLayer } from '../archive/index.js';
+import {
+  dispatchStage,
+  parseDockerfile,
+  planBuild,
+  triggerSources,
+  type BuildPlan,
+  type CopyStep,
+  type RunStep,
+  type StageProgram,
+  type Step,
+  type WorkdirStep,
+  type Warning,
+} from '../dockerfile/index.js';
+import type { ImageConfig } from '../oci/types.js';
+import { MediaType } from '../oci/mediatypes.js';
+import type { Store, StoredImage } from '../store/store.js';
+import { hostPlatform } from '../store/store.js';
+import type { Executor, Mount, NetworkMode } from '../sandbox/executor.js';
+import { resolveChown, resolveUser, UnknownUser, InvalidUserSpec } from '../sandbox/index.js';
+import { ensureWorkingDir } from '../sandbox/mountpoints.js';
+import { OverlaySnapshotter, pathInfo } from '../snapshot/overlay.js';
+import type { LayerRef, Snapshotter } from '../snapshot/snapshotter.js';
+import { BuildCache, cacheKey } from './cache.js';
+import { BuildContext } from './context.js';
+import { DirTree, type SourceTree } from './tree.js';
+import { archiveKind, contextDigest, copyEntries, downloadSource, excludePatterns, parseChmod, selectSources, unpackArchive, type Selection } from './copy.js';
+import { BuildCancelled, BuildStepError } from './errors.js';
+import type { ProgressSink } from './progress.js';
+import { ImageUnknown, KilnError } from '../errors.js';
+
+export interface BuildRequest {
+  store: Store;
+  context: BuildContext;
+  /** Dockerfile text and the name errors should carry ("Dockerfile"). */
+  dockerfile: { text: string; name: string };
+  buildArgs: Record<string, string>;
+  target?: string;
+  noCache: boolean;
+  labels: Record<string, string>;
+  network: NetworkMode;
+  jobs: number;
+  executor: Executor;
+  progress: ProgressSink;
+  signal: AbortSignal;
+  /** Secret values by id (from --secret), never stored. */
+  secrets: Map<string, Buffer>;
+  sourceDateEpoch?: number;
+  /** Resolve a base image that is not in the store (pulling, once a registry client exists). */
+  resolveMissingImage?: (ref: string) => Promise<StoredImage>;
+  pullPolicy: 'always' | 'missing' | 'never';
+}
+
+/** A built stage: its layers (base first) and final config. */
+export interface StageResult {
+  layers: LayerRef[];
+  config: ImageConfig;
+  program: StageProgram;
+  /** Cache key of the stage's final state: names its content for dependent steps' keys. */
+  key: string;
+}
+
+export interface BuildResult extends StageResult {
+  warnings: Warning[];
+  plan: BuildPlan;
+}
+
+/** A counting semaphore bounding how many steps execute at once (--jobs). */
+class Limiter {
+  private waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((r) => this.waiting.push(r));
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    }
+  }
+}
+
+/**
+ * The solver: plans the stages, then runs each needed stage as soon as the stages it depends on are
+ * done, so independent stages run in parallel. Every step has a cache key computed from its parent's
+ * key and its own definition; a key found in the cache reuses the recorded layer instead of running.
+ */
+export async function solve(req: BuildRequest): Promise<BuildResult> {
+  const platform = hostPlatform();
+  const plan = planBuild(parseDockerfile(req.dockerfile.text, { file: req.dockerfile.name }), { buildArgs: req.buildArgs, target: req.target, platform });
+  const warnings: Warning[] = [...plan.warnings];
+  const snapshotter: Snapshotter & OverlaySnapshotter = new OverlaySnapshotter(req.store);
+  const cache = new BuildCache(req.store);
+  const limiter = new Limiter(Math.max(1, req.jobs));
+  const results = new Map<number, Promise<StageResult>>();
+  const images = new Map<string, Promise<StoredImage>>();
+  let vertex = 0;
+  const file = req.dockerfile.name;
+  const now = req.sourceDateEpoch !== undefined ? new Date(req.sourceDateEpoch * 1000) : new Date();
+
+  const checkAbort = () => {
+    if (req.signal.aborted) throw new BuildCancelled('build cancelled');
+  };
+
+  const resolveImage = (ref: string, line: number): Promise<StoredImage> => {
+    let p = images.get(ref);
+    if (!p) {
+      p = (async () => {
+        if (req.pullPolicy !== 'always') {
+          try {
+            return await req.store.resolveImage(ref);
+          } catch (e) {
+            if (!(e instanceof ImageUnknown)) throw e;
+          }
+        }
+        if (req.pullPolicy !== 'never' && req.resolveMissingImage) {
+          try {
+            return await req.resolveMissingImage(ref);
+          } catch (e) {
+            throw new BuildStepError(file, line, `base image "${ref}" is not in the store and could not be pulled: ${(e as Error).message}`);
+          }
+        }
+        throw new BuildStepError(file, line, `base image "${ref}" not found in the store (load it with kiln load or pull it)`);
+      })();
+      images.set(ref, p);
+    }
+    return p;
+  };
+
+  const imageLayers = (img: StoredImage): LayerRef[] =>
+    img.manifest.layers.map((l, i) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, diffId: img.config.rootfs.diff_ids[i]! }));
+
+  const stage = (index: number): Promise<StageResult> => {
+    let p = results.get(index);
+    if (!p) {
+      p = buildStage(index);
+      results.set(index, p);
+    }
+    return p;
+  };
+
+  const stageLabel = (index: number) => plan.stages[index]!.name ?? `stage-${index}`;
+
+  async function buildStage(index: number): Promise<StageResult> {
+    const sp = plan.stages[index]!;
+    let layers: LayerRef[] = [];
+    let key: string;
+    let baseInput: Parameters<typeof dispatchStage>[2];
+    const fromId = ++vertex;
+    const fromName = sp.base.kind === 'image' ? sp.base.ref : sp.base.kind === 'stage' ? stageLabel(sp.base.index) : 'scratch';
+    if (sp.base.kind === 'stage') {
+      const parent = await stage(sp.base.index);
+      layers = [...parent.layers];
+      key = parent.key;
+      baseInput = { config: parent.program.config, program: parent.program };
+    } else if (sp.base.kind === 'image') {
+      req.progress.start(fromId, `[${stageLabel(index)} 1/${0}] FROM ${fromName}`.replace(' 1/0]', ']'));
+      const img = await resolveImage(sp.base.ref, sp.line);
+      req.progress.done(fromId);
+      layers = imageLayers(img);
+      key = cacheKey('', { image: img.manifestDescriptor.digest });
+      baseInput = { config: img.config };
+      const triggers = img.config.config?.OnBuild ?? [];
+      if (triggers.length) {
+        for (const src of triggerSources(plan, index, triggers)) if ('stage' in src) await stage(src.stage);
+      }
+    } else {
+      key = cacheKey('', { scratch: true, platform });
+      baseInput = { config: undefined };
+    }
+    const program = dispatchStage(plan, index, baseInput, {
+      buildArgs: req.buildArgs,
+      labels: index === plan.target ? req.labels : undefined,
+    });
+    warnings.push(...program.warnings);
+    const total = program.steps.length + 1;
+    const emptyHistory = new Set<number>();
+    for (const [n, step] of program.steps.entries()) {
+      checkAbort();
+      const id = ++vertex;
+      const name = `[${stageLabel(index)} ${n + 2}/${total}] ${step.instruction.replace(/\s+/g, ' ').trim()}`;
+      const stepKey = await keyOf(step, key, layers);
+      const hit = req.noCache ? undefined : await cache.get(stepKey);
+      if (hit) {
+        req.progress.start(id, name);
+        req.progress.cached(id);
+        if (hit.layer) layers = [...layers, hit.layer];
+        else emptyHistory.add(step.historyIndex);
+      } else {
+        const layer = await limiter.run(async () => {
+          checkAbort();
+          req.progress.start(id, name);
+          try {
+            const l = await execute(step, layers, id);
+            req.progress.done(id);
+            return l;
+          } catch (e) {
+            req.progress.done(id, (e as Error).message.split('\n')[0]);
+            throw e;
+          }
+        });
+        await cache.put(stepKey, layer);
+        if (layer) layers = [...layers, layer];
+        else emptyHistory.add(step.historyIndex);
+      }
+      key = stepKey;
+    }
+    const config = structuredClone(program.config);
+    config.created = now.toISOString();
+    config.rootfs = { type: 'layers', diff_ids: layers.map((l) => l.diffId) };
+    config.history = (config.history ?? []).map((h, i) => {
+      const out = { ...h };
+      if (!out.created) out.created = now.toISOString();
+      if (emptyHistory.has(i)) out.empty_layer = true;
+      return out;
+    });
+    return { layers, config, program, key };
+  }
+
+  /** The step's cache key: parent key + definition; for COPY, also the content of what it copies. */
+  async function keyOf(step: Step, parent: string, layers: LayerRef[]): Promise<string> {
+    if (step.kind === 'run') {
+      const mounts = step.mounts.map((m) => ({ ...m, from: m.from ? sourceKeySync(m.from) : undefined }));
+      const fromKeys: string[] = [];
+      for (const m of step.mounts) if (m.from && m.type === 'bind') fromKeys.push(await sourceKey(m.from, step.line));
+      const ctx = await Promise.all(
+        step.mounts.filter((m) => m.type === 'bind' && !m.from).map((m) => contextMountKey(m.source)),
+      );
+      return cacheKey(parent, { run: step.args, env: step.env, user: step.user, workdir: step.workdir, network: step.network, mounts, fromKeys, ctx, inline: step.inlineFiles, net: req.network });
+    }
+    if (step.kind === 'workdir') return cacheKey(parent, { workdir: step.path, user: step.user });
+    void layers;
+    return cacheKey(parent, { copy: await copyContentKey(step), dest: step.destPath, chown: step.chown, chmod: step.chmod, exclude: step.exclude, parents: step.parents, add: step.add, heredocs: step.heredocs, unpack: step.unpack });
+  }
+
+  function sourceKeySync(src: { stage: number } | { image: string }): string {
+    return 'stage' in src ? `stage:${src.stage}` : `image:${src.image}`;
+  }
+
+  async function sourceKey(src: { stage: number } | { image: string }, line: number): Promise<string> {
+    if ('stage' in src) return (await stage(src.stage)).key;
+    return (await resolveImage(src.image, line)).manifestDescriptor.digest;
+  }
+
+  async function contextMountKey(source: string): Promise<string> {
+    const rel = source.replace(/^\/+/, '');
+    const f = await req.context.stat(rel);
+    if (!f) return 'missing';
+    return contextDigest(req.context, [{ file: f, target: '/' }], []);
+  }
+
+  async function copyContentKey(step: CopyStep): Promise<unknown> {
+    if (step.from) return { from: await sourceKey(step.from, step.line), sources: step.sources };
+    const remote = step.add ? step.sources.filter(isUrl) : [];
+    const local = step.sources.filter((s) => !remote.includes(s));
+    const parts: unknown[] = [];
+    if (local.length) {
+      const sel = await selectSources({ step: { ...step, sources: local, heredocs: [] }, file, tree: req.context }, async () => true);
+      parts.push(await contextDigest(req.context, sel, excludePatterns(step.exclude)));
+    }
+    for (const url of remote) {
+      if (step.checksum) parts.push({ url, checksum: step.checksum });
+      else {
+        const dl = await downloadSource(url, step, file);
+        try {
+          const f = (await dl.tree.stat(dl.name))!;
+          parts.push({ url, content: await contextDigest(dl.tree, [{ file: f, target: '/' }], []) });
+        } finally {
+          await dl.cleanup();
+        }
+      }
+    }
+    return parts;
+  }
+
+  async function execute(step: Step, layers: LayerRef[], id: number): Promise<LayerRef | undefined> {
+    if (step.kind === 'run') return executeRun(step, layers, id);
+    if (step.kind === 'workdir') return executeWorkdir(step, layers);
+    return executeCopy(step, layers);
+  }
+
+  async function executeWorkdir(step: WorkdirStep, layers: LayerRef[]): Promise<LayerRef | undefined> {
+    const snap = await snapshotter.prepare(layers, `workdir-${randomBytes(4).toString('hex')}`);
+    try {
+      const user = await userFor(snap.rootfs, step.user, step.line);
+      await ensureWorkingDir(snap.rootfs, step.path, user, []);
+      return await snap.commit({ exclude: [], sourceDateEpoch: req.sourceDateEpoch });
+    } finally {
+      await snap.release();
+    }
+  }
+
+  async function userFor(rootfs: string, spec: string, line: number) {
+    try {
+      return await resolveUser(rootfs, spec);
+    } catch (e) {
+      if (e instanceof UnknownUser || e instanceof InvalidUserSpec) throw new BuildStepError(file, line, e.message);
+      throw e;
+    }
+  }
+
+  async function executeRun(step: RunStep, layers: LayerRef[], id: number): Promise<LayerRef | undefined> {
+    const runId = `kiln-${process.pid}-${randomBytes(6).toString('hex')}`;
+    const snap = await snapshotter.prepare(layers, runId);
+    const cleanups: (() => Promise<void>)[] = [];
+    try {
+      const user = await userFor(snap.rootfs, step.user, step.line);
+      const mounts: Mount[] = [];
+      for (const m of step.mounts) mounts.push(...(await runMount(m, step, cleanups)));
+      if (step.inlineFiles.length) {
+        const dir = await mkdtemp(join(req.store.root, 'tmp-inline-'));
+        cleanups.push(() => rm(dir, { recursive: true, force: true }));
+        for (const [i, f] of step.inlineFiles.entries()) {
+          const p = join(dir, String(i));
+          await writeFile(p, f.content);
+          await chmod(p, f.mode);
+          mounts.push({ destination: f.path, type: 'bind', source: p, options: ['rbind', 'ro'] });
+        }
+      }
+      const tail: string[] = [];
+      const sink = (stream: 'stdout' | 'stderr') =>
+        new Writable({
+          write(chunk: Buffer, _e, cb) {
+            const text = chunk.toString();
+            req.progress.log(id, stream, text);
+            tail.push(...text.split('\n'));
+            if (tail.length > 40) tail.splice(0, tail.length - 40);
+            cb();
+          },
+        });
+      const network = step.network !== 'default' ? step.network : req.network;
+      const result = await req.executor.run({
+        id: runId,
+        rootfs: snap.rootfs,
+        process: { args: step.args, env: step.env, cwd: step.workdir || '/', user },
+        network,
+        hostname: runId.slice(0, 12),
+        mounts,
+        stdout: sink('stdout'),
+        stderr: sink('stderr'),
+        signal: req.signal,
+      });
+      if (result.exitCode !== 0) {
+        const out = tail.filter((l) => l.length).slice(-10).join('\n');
+        throw new BuildStepError(file, step.line, `RUN failed: process ${JSON.stringify(step.args)} did not complete successfully: exit code: ${result.exitCode}${out ? '\n' + out : ''}`);
+      }
+      const exclude = [...result.createdMountpoints];
+      return await snap.commit({ exclude, sourceDateEpoch: req.sourceDateEpoch });
+    } catch (e) {
+      if (req.signal.aborted) throw new BuildCancelled('build cancelled');
+      throw e;
+    } finally {
+      await snap.release();
+      for (const c of cleanups.reverse()) await c().catch(() => {});
+    }
+  }
+
+  /** RUN --mount: cache dirs live in the store, secrets in a private temp dir, binds are read-only views. */
+  async function runMount(m: RunStep['mounts'][number], step: RunStep, cleanups: (() => Promise<void>)[]): Promise<Mount[]> {
+    const fail = (msg: string): never => {
+      throw new BuildStepError(file, step.line, msg);
+    };
+    switch (m.type) {
+      case 'tmpfs':
+        return [{ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.sizeLimit ? [`size=${m.sizeLimit}`] : [])] }];
+      case 'cache': {
+        const id = createHash('sha256').update(m.id ?? m.target).digest('hex').slice(0, 32);
+        const dir = join(req.store.root, 'cachemounts', id);
+        await mkdir(dir, { recursive: true, mode: m.mode ?? 0o755 });
+        return [{ destination: m.target, type: 'bind', source: dir, options: ['rbind', m.readOnly ? 'ro' : 'rw'] }];
+      }
+      case 'secret': {
+        const value = req.secrets.get(m.id ?? '');
+        if (!value) {
+          if (m.required) fail(`secret "${m.id}" is required but was not given (use --secret id=${m.id},src=FILE)`);
+          return [];
+        }
+        if (m.env) fail(`RUN --mount=type=secret,env= is not supported yet`);
+        const dir = await mkdtemp(join(req.store.root, 'tmp-secret-'));
+        cleanups.push(() => rm(dir, { recursive: true, force: true }));
+        const p = join(dir, 'secret');
+        await writeFile(p, value, { mode: m.mode ?? 0o400 });
+        await chmod(p, m.mode ?? 0o400);
+        return [{ destination: m.target, type: 'bind', source: p, options: ['rbind', 'ro'] }];
+      }
+      case 'bind': {
+        let root: string;
+        if (!m.from) root = req.context.root;
+        else {
+          const layers = 'stage' in m.from ? (await stage(m.from.stage)).layers : imageLayers(await resolveImage(m.from.image, step.line));
+          const v = await snapshotter.view(layers, 'bind');
+          cleanups.push(() => v.release());
+          root = v.path;
+        }
+        if (!m.readOnly) fail('RUN --mount=type=bind,rw is not supported yet: use a read-only bind');
+        const source = join(root, m.source);
+        if (!(await pathInfo(source))) fail(`bind mount source "${m.source}" not found`);
+        return [{ destination: m.target, type: 'bind', source, options: ['rbind', 'ro'] }];
+      }
+      default:
+        return fail(`RUN --mount=type=${m.type} is not supported`);
+    }
+  }
+
+  async function executeCopy(step: CopyStep, layers: LayerRef[]): Promise<LayerRef | undefined> {
+    const cleanups: (() => Promise<void>)[] = [];
+    const fail = (msg: string): never => {
+      throw new BuildStepError(file, step.line, msg);
+    };
+    try {
+      const parentView = await snapshotter.view(layers, 'copy-parent');
+      cleanups.push(() => parentView.release());
+      const existing = (p: string) => pathInfo(join(parentView.path, p));
+      const destIsDir = async (p: string) => (await existing(p))?.type === 'directory';
+      let tree: SourceTree = req.context;
+      if (step.from) {
+        const srcLayers = 'stage' in step.from ? (await stage(step.from.stage)).layers : imageLayers(await resolveImage(step.from.image, step.line));
+        const v = await snapshotter.view(srcLayers, 'copy-from');
+        cleanups.push(() => v.release());
+        tree = new DirTree(v.path);
+      }
+      const chmod = parseChmod(step.chmod, fail);
+      let owner: { uid: number; gid: number } | undefined;
+      if (step.chown) owner = await resolveChown(parentView.path, step.chown).catch((e: Error) => fail(e.message));
+      const remote = step.add && !step.from ? step.sources.filter(isUrl) : [];
+      const local = step.sources.filter((s) => !remote.includes(s));
+      const selections: { tree: SourceTree; sel: Selection[] }[] = [];
+      const count = step.sources.length + step.heredocs.length;
+      const dirDest = step.destPath.endsWith('/') || count > 1;
+      if (local.length) {
+        const sel = await selectSources({ step: { ...step, sources: local }, file, tree }, async (p) => dirDest || destIsDir(p));
+        // ADD unpacks local tar archives into the destination directory.
+        const plain: Selection[] = [];
+        for (const s of sel) {
+          const kind = step.add && step.unpack !== false && s.file.type === 'file' ? await archiveKind(s.file.abs) : undefined;
+          if (kind) {
+            const u = await unpackArchive(s.file.abs, kind).catch((e: Error) => fail(`ADD failed: cannot unpack ${s.file.rel}: ${e.message}`));
+            cleanups.push(u.cleanup);
+            const root = (await u.tree.stat(''))!;
+            const target = step.destPath.endsWith('/') || dirDest || (await destIsDir(step.destPath)) ? step.destPath.replace(/\/+$/, '') || '/' : step.destPath;
+            selections.push({ tree: u.tree, sel: [{ file: root, target }] });
+          } else plain.push(s);
+        }
+        if (plain.length) selections.push({ tree, sel: plain });
+      }
+      for (const url of remote) {
+        const dl = await downloadSource(url, step, file);
+        cleanups.push(dl.cleanup);
+        const f = (await dl.tree.stat(dl.name))!;
+        const target = dirDest || (await destIsDir(step.destPath)) ? posix.join(step.destPath, dl.name) : step.destPath;
+        selections.push({ tree: dl.tree, sel: [{ file: f, target }] });
+      }
+      const heredocs = step.heredocs.map((h) => ({ target: dirDest || step.destPath.endsWith('/') ? posix.join(step.destPath, h.name) : step.destPath, content: h.content }));
+      const all = [];
+      const nowMs = now.getTime();
+      for (const [i, s] of selections.entries()) {
+        all.push(...(await copyEntries(s.tree, s.sel, i === 0 ? heredocs : [], { owner, chmod, fromContext: s.tree === req.context, existing, exclude: excludePatterns(step.exclude), now: nowMs })));
+      }
+      if (selections.length === 0 && heredocs.length) all.push(...(await copyEntries(req.context, [], heredocs, { owner, chmod, fromContext: true, existing, exclude: [], now: nowMs })));
+      const merged = new Map(all.map((e) => [e.path, e]));
+      const entries = [...merged.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+      if (entries.length === 0) return undefined;
+      return await writeEntries(entries);
+    } finally {
+      for (const c of cleanups.reverse()) await c().catch(() => {});
+    }
+  }
+
+  async function writeEntries(entries: Parameters<typeof packEntries>[0]): Promise<LayerRef> {
+    let stored: { digest: string; size: number } | undefined;
+    const d = await writeLayer(packEntries(entries, { sourceDateEpoch: req.sourceDateEpoch }), async (blob) => {
+      stored = await req.store.content.put(blob);
+    }, 'gzip');
+    await req.store.setLayerInfo(stored!.digest, { diffId: d.diffId, size: d.uncompressedSize });
+    return { digest: d.digest, size: d.size, diffId: d.diffId, mediaType: MediaType.OciLayerGzip };
+  }
+
+  {
+    const used = plan.stages.filter((s) => s.used).map((s) => s.index);
+    // Start every needed stage now; each waits only for what it depends on.
+    const all = used.map((i) => stage(i));
+    const settled = await Promise.allSettled(all);
+    const failed = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult | undefined;
+    if (failed) throw failed.reason;
+    await req.context.save();
+    const result = await stage(plan.target);
+    if (plan.failOnWarnings && warnings.length) throw new KilnError(`${file}: build failed because of warnings (# check=error=true): ${warnings.map((w) => w.message ?? String(w)).join('; ')}`);
+    return { ...result, warnings, plan };
+  }
+
+}
+
+function isUrl(s: string): boolean {
+  return /^https?:\/\//i.test(s);
+}

@@ -1,0 +1,177 @@
+import type { Command } from 'commander';
+import { readFile, writeFile, mkdtemp, rm, stat } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { openStore, out, type GlobalOptions } from './context.js';
+import { solve } from '../build/solver.js';
+import { BuildContext } from '../build/context.js';
+import { exportResult, parseOutput } from '../build/export.js';
+import { plainProgress, ttyProgress } from '../ui/progress.js';
+import { silentProgress } from '../build/progress.js';
+import { loadDockerignore } from '../dockerfile/index.js';
+import { createExecutor, defaultExecutor } from '../sandbox/index.js';
+import { applyLayer } from '../archive/index.js';
+import { hostPlatform, formatPlatform } from '../store/store.js';
+import { UsageError } from '../errors.js';
+import { BuildCancelled } from '../build/errors.js';
+import type { NetworkMode } from '../sandbox/executor.js';
+import { familiarName } from '../store/describe.js';
+import { normalize } from '../reference/reference.js';
+
+interface BuildFlags {
+  tag: string[];
+  file?: string;
+  buildArg: string[];
+  target?: string;
+  cache: boolean;
+  pull: string;
+  quiet?: boolean;
+  label: string[];
+  network: string;
+  output: string[];
+  iidfile?: string;
+  progress: string;
+  platform?: string;
+  runtime?: string;
+  jobs?: string;
+  secret: string[];
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+export function registerBuildCommand(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('build')
+    .description('Build an image from a Dockerfile, without a daemon')
+    .argument('<context>', 'context directory, or - for a tar on stdin')
+    .option('-t, --tag <name>', 'name and optionally a tag (repeatable)', collect, [])
+    .option('-f, --file <path>', 'Dockerfile (default: CONTEXT/Dockerfile; - for stdin)')
+    .option('--build-arg <k=v>', 'build-time variable; K alone takes the value from the environment', collect, [])
+    .option('--target <stage>', 'build this stage and what it needs')
+    .option('--no-cache', 'do not use the build cache')
+    .option('--pull <policy>', 'always, missing or never', 'missing')
+    .option('-q, --quiet', 'print only the image ID')
+    .option('--label <k=v>', 'set metadata on the image', collect, [])
+    .option('--network <mode>', 'network for RUN: default, none or host', 'default')
+    .option('-o, --output <spec>', 'type=image (default), type=oci|docker|tar,dest=FILE, type=local,dest=DIR', collect, [])
+    .option('--iidfile <file>', 'write the image ID to this file')
+    .option('--progress <mode>', 'auto, plain, tty or quiet', 'auto')
+    .option('--platform <platform>', `target platform (only the host's: ${formatPlatform(hostPlatform())})`)
+    .option('--runtime <runtime>', 'runc, crun, bwrap or a path to an OCI runtime')
+    .option('--jobs <n>', 'steps run in parallel (default: number of cores)')
+    .option('--secret <spec>', 'id=ID,src=PATH or id=ID,env=VAR (repeatable)', collect, [])
+    .action(async (contextArg: string, o: BuildFlags) => {
+      const store = await openStore(globals());
+      const pull = o.pull === 'true' ? 'always' : o.pull === 'false' ? 'missing' : o.pull;
+      if (pull !== 'always' && pull !== 'missing' && pull !== 'never') throw new UsageError(`--pull: "${o.pull}" is not always, missing or never`);
+      if (!['default', 'none', 'host'].includes(o.network)) throw new UsageError(`--network: "${o.network}" is not default, none or host`);
+      if (o.platform && o.platform.replace(/\/v8$/, '') !== formatPlatform(hostPlatform()).replace(/\/v8$/, '') && o.platform !== 'local') {
+        throw new UsageError(`--platform ${o.platform}: kiln builds only for this machine's platform (${formatPlatform(hostPlatform())})`);
+      }
+      const outputs = o.output.map(parseOutput);
+      if (outputs.length > 1) throw new UsageError('only one --output is supported');
+      const output = outputs[0] ?? { type: 'image' as const };
+      for (const t of o.tag) normalize(t);
+      const buildArgs: Record<string, string> = {};
+      for (const a of o.buildArg) {
+        const i = a.indexOf('=');
+        if (i < 0) {
+          if (process.env[a] !== undefined) buildArgs[a] = process.env[a]!;
+        } else buildArgs[a.slice(0, i)] = a.slice(i + 1);
+      }
+      const labels: Record<string, string> = {};
+      for (const l of o.label) {
+        const i = l.indexOf('=');
+        labels[i < 0 ? l : l.slice(0, i)] = i < 0 ? '' : l.slice(i + 1);
+      }
+      const secrets = new Map<string, Buffer>();
+      for (const s of o.secret) {
+        const kv = Object.fromEntries(s.split(',').map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]));
+        const id = kv.id;
+        if (!id) throw new UsageError(`--secret ${s}: needs id=`);
+        if (kv.src || kv.source) secrets.set(id, await readFile(kv.src ?? kv.source!).catch(() => { throw new UsageError(`--secret id=${id}: cannot read ${kv.src ?? kv.source}`); }));
+        else if (kv.env) {
+          if (process.env[kv.env] === undefined) throw new UsageError(`--secret id=${id}: environment variable ${kv.env} is not set`);
+          secrets.set(id, Buffer.from(process.env[kv.env]!));
+        } else if (process.env[id] !== undefined) secrets.set(id, Buffer.from(process.env[id]!));
+        else throw new UsageError(`--secret ${s}: needs src=PATH or env=VAR`);
+      }
+      const epochText = buildArgs.SOURCE_DATE_EPOCH ?? process.env.SOURCE_DATE_EPOCH;
+      const sourceDateEpoch = epochText !== undefined && epochText !== '' ? Number(epochText) : undefined;
+      if (sourceDateEpoch !== undefined && !Number.isInteger(sourceDateEpoch)) throw new UsageError(`SOURCE_DATE_EPOCH "${epochText}" is not an integer`);
+
+      // The context: a directory, or a tar on stdin unpacked into a temporary one.
+      let contextDir = resolve(contextArg);
+      let tempContext: string | undefined;
+      let dockerfileText: string | undefined;
+      if (o.file === '-') dockerfileText = await readStdin();
+      if (contextArg === '-') {
+        if (o.file === '-') throw new UsageError('the context and the Dockerfile cannot both come from stdin');
+        tempContext = await mkdtemp(join(tmpdir(), 'kiln-context-'));
+        await applyLayer(process.stdin, tempContext, { whiteouts: 'delete', sameOwner: false });
+        contextDir = tempContext;
+      } else if (!(await stat(contextDir).catch(() => undefined))?.isDirectory()) {
+        throw new UsageError(`build context "${contextArg}" is not a directory`);
+      }
+      const dockerfilePath = o.file && o.file !== '-' ? resolve(o.file) : join(contextDir, 'Dockerfile');
+      if (dockerfileText === undefined) {
+        dockerfileText = await readFile(o.file && o.file !== '-' ? resolve(o.file) : dockerfilePath, 'utf8').catch(() => {
+          throw new UsageError(`cannot read Dockerfile ${o.file ?? dockerfilePath}`);
+        });
+      }
+      const ignore = await loadDockerignore(contextDir, dockerfilePath).catch(() => [] as string[]);
+      const context = await BuildContext.open(contextDir, ignore, join(store.root, 'contexts'));
+
+      const mode = o.quiet ? 'quiet' : o.progress === 'auto' ? (process.stderr.isTTY ? 'tty' : 'plain') : o.progress;
+      if (!['plain', 'tty', 'quiet'].includes(mode)) throw new UsageError(`--progress: "${o.progress}" is not auto, plain, tty or quiet`);
+      const progress = mode === 'quiet' ? silentProgress : mode === 'tty' ? ttyProgress() : plainProgress();
+      const controller = new AbortController();
+      const onSignal = () => controller.abort();
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      try {
+        const executor = o.runtime ? createExecutor(o.runtime) : defaultExecutor();
+        const result = await solve({
+          store,
+          context,
+          dockerfile: { text: dockerfileText, name: o.file === '-' ? 'Dockerfile' : basename(dockerfilePath) },
+          buildArgs,
+          target: o.target,
+          noCache: !o.cache,
+          labels,
+          network: o.network as NetworkMode,
+          jobs: o.jobs ? Math.max(1, Number(o.jobs)) : availableParallelism(),
+          executor,
+          progress,
+          signal: controller.signal,
+          secrets,
+          sourceDateEpoch,
+          pullPolicy: pull,
+        });
+        if (controller.signal.aborted) throw new BuildCancelled('build cancelled');
+        for (const w of result.warnings) progress.warn(`${w.rule}: ${w.message}${w.line ? ` (line ${w.line})` : ''}`);
+        const image = await exportResult(store, result, o.tag, output);
+        progress.close();
+        if (mode !== 'quiet') {
+          process.stderr.write(`writing image ${image.id} done\n`);
+          for (const t of o.tag) process.stderr.write(`naming to ${familiarName(normalize(t))} done\n`);
+        }
+        if (o.iidfile) await writeFile(o.iidfile, image.id);
+        if (mode === 'quiet') out(image.id);
+      } catch (e) {
+        progress.close();
+        if (controller.signal.aborted) throw new BuildCancelled('build cancelled: nothing was tagged');
+        throw e;
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        if (tempContext) await rm(tempContext, { recursive: true, force: true });
+      }
+    });
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
