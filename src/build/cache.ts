@@ -36,8 +36,9 @@ export class BuildCache {
     }
   }
 
-  async put(key: string, layer: LayerRef | undefined): Promise<void> {
+  async put(key: string, layer: LayerRef | undefined): Promise<CacheRecord> {
     const rec: CacheRecord = { layer: layer ?? null, created: new Date().toISOString() };
     await writeFileAtomic(this.path(key), JSON.stringify(rec));
+    return rec;
   }
 }

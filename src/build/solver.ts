@@ -181,6 +181,9 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     warnings.push(...program.warnings);
     const total = program.steps.length + 1;
     const emptyHistory = new Set<number>();
+    // History times come from when each step first ran (its cache record), so a fully cached
+    // rebuild gives the same image ID, as with BuildKit.
+    let stageTime = req.sourceDateEpoch !== undefined ? now.toISOString() : baseInput.config?.created ?? new Date(0).toISOString();
     for (const [n, step] of program.steps.entries()) {
       checkAbort();
       const id = ++vertex;
@@ -190,6 +193,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       if (hit) {
         req.progress.start(id, name);
         req.progress.cached(id);
+        if (req.sourceDateEpoch === undefined && hit.created > stageTime) stageTime = hit.created;
         if (hit.layer) layers = [...layers, hit.layer];
         else emptyHistory.add(step.historyIndex);
       } else {
@@ -205,18 +209,20 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
             throw e;
           }
         });
-        await cache.put(stepKey, layer);
+        const rec = await cache.put(stepKey, layer);
+        if (req.sourceDateEpoch === undefined && rec.created > stageTime) stageTime = rec.created;
         if (layer) layers = [...layers, layer];
         else emptyHistory.add(step.historyIndex);
       }
       key = stepKey;
     }
     const config = structuredClone(program.config);
-    config.created = now.toISOString();
+    if (req.sourceDateEpoch === undefined && program.steps.length === 0 && stageTime === new Date(0).toISOString()) stageTime = now.toISOString();
+    config.created = stageTime;
     config.rootfs = { type: 'layers', diff_ids: layers.map((l) => l.diffId) };
     config.history = (config.history ?? []).map((h, i) => {
       const out = { ...h };
-      if (!out.created) out.created = now.toISOString();
+      if (!out.created) out.created = stageTime;
       if (emptyHistory.has(i)) out.empty_layer = true;
       return out;
     });
@@ -434,7 +440,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       const count = step.sources.length + step.heredocs.length;
       const dirDest = step.destPath.endsWith('/') || count > 1;
       if (local.length) {
-        const sel = await selectSources({ step: { ...step, sources: local }, file, tree }, async (p) => dirDest || destIsDir(p));
+        const sel = await selectSources({ step: { ...step, sources: local }, file, tree }, destIsDir);
         // ADD unpacks local tar archives into the destination directory.
         const plain: Selection[] = [];
         for (const s of sel) {
