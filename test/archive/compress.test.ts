@@ -59,18 +59,6 @@ describe('gzip', () => {
     }
   });
 
-  test('compression of a large input keeps both cores busy', { skip: availableParallelism() < 2 }, async () => {
-    const big = sample(48 * 1024 * 1024, 3);
-    const cpu = process.cpuUsage();
-    const start = performance.now();
-    const gz = await collect(compress(pieces(big, 1 << 20), 'gzip'));
-    const wall = (performance.now() - start) * 1000;
-    const used = process.cpuUsage(cpu);
-    assert.ok(gz.length > 0);
-    // CPU time (all threads) over wall time: about 1 for serial gzip.
-    assert.ok((used.user + used.system) / wall > 1.3, `cpu ${(used.user + used.system) / 1000} ms over ${wall / 1000} ms`);
-  });
-
   test('decompress reads concatenated gzip members', async () => {
     const two = Buffer.concat([gzipSync('hello '), gzipSync('world')]);
     assert.equal((await collect(decompress(bufferStream(two)))).toString(), 'hello world');
