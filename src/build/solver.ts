@@ -1,5 +1,7 @@
 import { mkdir, mkdtemp, rm, writeFile, chmod } from 'node:fs/promises';
 import { join, posix } from 'node:path';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createHash, randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { packEntries, writeLayer } from '../archive/index.js';
@@ -388,7 +390,8 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
           return [];
         }
         if (m.env) fail(`RUN --mount=type=secret,env= is not supported yet`);
-        const dir = await mkdtemp(join(req.store.root, 'tmp-secret-'));
+        // Secrets go to memory-backed /dev/shm, never into the store, and are removed after the step.
+        const dir = await mkdtemp(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'kiln-secret-'));
         cleanups.push(() => rm(dir, { recursive: true, force: true }));
         const p = join(dir, 'secret');
         await writeFile(p, value, { mode: m.mode ?? 0o400 });

@@ -6,9 +6,21 @@ import { shortId } from '../oci/digest.js';
 import { parseReference, familiarRepository } from '../reference/reference.js';
 import { inspectImage, historyRows, familiarName } from '../store/describe.js';
 import { UsageError } from '../errors.js';
+import type { Store } from '../store/store.js';
 
 /** images, tag, rmi, inspect, history, prune: commands over the local store. */
 export function registerImageCommands(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('builder')
+    .description('Manage the build cache')
+    .command('prune')
+    .description('Empty the build cache and cache-mount directories')
+    .option('-f, --force', 'do not prompt (kiln never prompts)')
+    .action(async () => {
+      const store = await openStore(globals());
+      out(`Total reclaimed space: ${humanSize(await pruneBuildCache(store))}`);
+    });
+
   program
     .command('images')
     .alias('image ls')
@@ -143,12 +155,15 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
     .description('Remove dangling images and blobs nothing references')
     .option('-a, --all', 'remove all images without a name (same as default: kiln keeps no intermediate images)')
     .option('-f, --force', 'do not prompt (kiln never prompts)')
-    .action(async () => {
+    .option('--cache', 'also empty the build cache and RUN --mount=type=cache directories')
+    .action(async (o: { cache?: boolean }) => {
       const store = await openStore(globals());
+      if (o.cache) out(`Build cache: ${humanSize(await pruneBuildCache(store))} reclaimed`);
       const deleted: string[] = [];
       for (const img of await store.listImages()) {
         if (img.names.length === 0) {
-          const r = await store.removeImage(img.id, true);
+          // By manifest digest: the image ID may also name a tagged manifest of the same image.
+          const r = await store.removeImage(img.manifestDescriptor.digest, true);
           if (r.deleted) deleted.push(r.deleted);
         }
       }
@@ -156,6 +171,22 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
       if (deleted.length) out('Deleted Images:\n' + deleted.map((d) => `deleted: ${d}`).join('\n') + '\n');
       out(`Total reclaimed space: ${humanSize(bytes)}`);
     });
+}
+
+/** The build cache: cache records, extracted layers no image needs, and cache-mount directories. */
+async function pruneBuildCache(store: Store): Promise<number> {
+  const { rm, readdir, stat } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  let bytes = 0;
+  for (const dir of ['cache', 'cachemounts', 'contexts', 'snapshots/layers']) {
+    const path = join(store.root, dir);
+    for (const name of await readdir(path).catch(() => [] as string[])) {
+      const st = await stat(join(path, name)).catch(() => undefined);
+      if (st?.isFile()) bytes += st.size;
+      await rm(join(path, name), { recursive: true, force: true });
+    }
+  }
+  return bytes + (await store.gc()).bytes;
 }
 
 /** The subset of Go templates people use with `inspect -f`: {{.A.B}} and {{json .A}}. */

@@ -298,3 +298,49 @@ test('an interrupted build stops the sandbox, tags nothing and leaves no mount b
   const images = await kilnOk(root, ['images', '--format', 'json']);
   assert.doesNotMatch(images, /interrupted/);
 });
+
+test('a cache mount keeps its files across builds, even with --no-cache, and never lands in a layer', async () => {
+  const dir = await context({ Dockerfile: 'FROM busybox\nRUN --mount=type=cache,target=/var/cache/pkg ls /var/cache/pkg > /seen && date > /var/cache/pkg/downloaded-$RANDOM\n' });
+  assert.equal((await build(dir)).code, 0);
+  const tree = await buildTree(dir, ['--no-cache']);
+  assert.match(await readFile(join(tree, 'seen'), 'utf8'), /downloaded-/);
+  await assert.rejects(stat(join(tree, 'var/cache/pkg')));
+  await kilnOk(root, ['builder', 'prune']);
+  const after = await buildTree(dir, ['--no-cache']);
+  assert.equal(await readFile(join(after, 'seen'), 'utf8'), '');
+});
+
+test('a secret is readable by RUN and appears in no blob, store file or output', async () => {
+  const secret = `s3cr3t-${Date.now()}-value`;
+  const secretFile = join(work, 'secret.txt');
+  await writeFile(secretFile, secret);
+  const storeDir = join(work, `secret-store-${++n}`);
+  await kilnOk(storeDir, ['load', '-i', fixture('busybox')]);
+  const ok = await context({
+    Dockerfile: 'FROM busybox\nRUN --mount=type=secret,id=tok,required=true test -s /run/secrets/tok && cp /run/secrets/tok /tmp/gone && rm /tmp/gone && echo used > /used\n',
+  });
+  const r = await kiln(storeDir, ['build', '--progress', 'plain', '--secret', `id=tok,src=${secretFile}`, '-t', 'with-secret', ok]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret));
+  let grep = '';
+  try {
+    grep = execFileSync('grep', ['-rIl', '--', secret, storeDir], { encoding: 'utf8' });
+  } catch {
+    /* grep exits 1 when nothing matches */
+  }
+  assert.equal(grep, '', 'secret found in store files');
+  // Layers are gzip: search their decompressed content too.
+  const { gunzipSync } = await import('node:zlib');
+  for (const b of await readdir(join(storeDir, 'blobs', 'sha256'))) {
+    const data = await readFile(join(storeDir, 'blobs', 'sha256', b));
+    const plain = data[0] === 0x1f && data[1] === 0x8b ? gunzipSync(data) : data;
+    assert.ok(!plain.includes(secret), `secret in blob ${b}`);
+  }
+  const tree = join(work, `secret-tree-${++n}`);
+  await kilnOk(storeDir, ['build', '-q', '--secret', `id=tok,src=${secretFile}`, '-o', `type=local,dest=${tree}`, ok]);
+  await assert.rejects(stat(join(tree, 'run/secrets')));
+  assert.equal(await readFile(join(tree, 'used'), 'utf8'), 'used\n');
+  const missing = await kiln(storeDir, ['build', '--no-cache', ok]);
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, /Dockerfile:2: secret "tok" is required/);
+});
