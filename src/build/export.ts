@@ -5,7 +5,7 @@ import { applyLayer, packDirectory } from '../archive/index.js';
 import { tempPathFor } from '../store/atomic.js';
 import { saveArchiveFile } from '../store/save.js';
 import type { Store, StoredImage } from '../store/store.js';
-import { OverlaySnapshotter } from '../snapshot/overlay.js';
+import { createSnapshotter } from '../snapshot/index.js';
 import type { Descriptor } from '../oci/types.js';
 import type { StageResult } from './solver.js';
 import { UsageError } from '../errors.js';
@@ -43,7 +43,7 @@ export async function exportResult(store: Store, result: StageResult, tags: stri
     const items = tags.length ? tags.map((t) => ({ image, name: normalize(t) })) : [{ image }];
     await saveArchiveFile(store, items, output.type, output.dest);
   } else if (output.type === 'tar') {
-    const snap = new OverlaySnapshotter(store);
+    const snap = await createSnapshotter(store);
     const view = await snap.view(result.layers, 'export');
     const tmp = tempPathFor(output.dest);
     try {

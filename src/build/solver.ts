@@ -25,7 +25,8 @@ import { hostPlatform } from '../store/store.js';
 import type { Executor, Mount, NetworkMode } from '../sandbox/executor.js';
 import { resolveChown, resolveUser, UnknownUser, InvalidUserSpec } from '../sandbox/index.js';
 import { ensureWorkingDir } from '../sandbox/mountpoints.js';
-import { OverlaySnapshotter, pathInfo } from '../snapshot/overlay.js';
+import { pathInfo } from '../snapshot/overlay.js';
+import { createSnapshotter } from '../snapshot/index.js';
 import type { LayerRef, Snapshotter } from '../snapshot/snapshotter.js';
 import { BuildCache, cacheKey } from './cache.js';
 import { BuildContext } from './context.js';
@@ -97,7 +98,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   const platform = hostPlatform();
   const plan = planBuild(parseDockerfile(req.dockerfile.text, { file: req.dockerfile.name }), { buildArgs: req.buildArgs, target: req.target, platform });
   const warnings: Warning[] = [...plan.warnings];
-  const snapshotter: Snapshotter & OverlaySnapshotter = new OverlaySnapshotter(req.store);
+  const snapshotter: Snapshotter = await createSnapshotter(req.store);
   const cache = new BuildCache(req.store);
   const limiter = new Limiter(Math.max(1, req.jobs));
   const results = new Map<number, Promise<StageResult>>();

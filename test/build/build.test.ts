@@ -344,3 +344,20 @@ test('a secret is readable by RUN and appears in no blob, store file or output',
   assert.notEqual(missing.code, 0);
   assert.match(missing.stderr, /Dockerfile:2: secret "tok" is required/);
 });
+
+test('the copy snapshotter (used when overlay mounts are not allowed) gives the same tree as overlay', async () => {
+  const dir = await context({
+    Dockerfile: 'FROM busybox\nRUN rm /etc/group && rm -rf /home && mkdir /home && touch /home/new && ln -s /home/new /link\nCOPY f /f\nRUN chmod 600 /f && echo more >> /etc/passwd\n',
+    f: 'file',
+  });
+  const trees: string[] = [];
+  for (const snapshotter of ['overlay', 'copy']) {
+    const dest = join(work, `snap-${snapshotter}-${++n}`);
+    const r = await kiln(root, ['build', '-q', '--no-cache', '-o', `type=local,dest=${dest}`, dir], { env: { KILN_SNAPSHOTTER: snapshotter } });
+    assert.equal(r.code, 0, r.stderr);
+    trees.push(execFileSync('find', ['.', '-printf', '%p %y %m %U %G %s %l\\n'], { cwd: dest, encoding: 'utf8' }).split('\n').sort().join('\n'));
+  }
+  assert.equal(trees[1], trees[0]);
+  assert.match(trees[0]!, /\.\/home\/new f 644/);
+  assert.doesNotMatch(trees[0]!, /\.\/etc\/group /);
+});
