@@ -10,6 +10,7 @@ import { plainProgress, ttyProgress } from '../ui/progress.js';
 import { silentProgress } from '../build/progress.js';
 import { loadDockerignore } from '../dockerfile/index.js';
 import { createExecutor, defaultExecutor } from '../sandbox/index.js';
+import { reexecInUserNamespace } from '../sandbox/userns.js';
 import { applyLayer } from '../archive/index.js';
 import { hostPlatform, formatPlatform } from '../store/store.js';
 import { UsageError } from '../errors.js';
@@ -61,6 +62,12 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
     .option('--jobs <n>', 'steps run in parallel (default: number of cores)')
     .option('--secret <spec>', 'id=ID,src=PATH or id=ID,env=VAR (repeatable)', collect, [])
     .action(async (contextArg: string, o: BuildFlags) => {
+      // Not root: run the build as root of a user namespace of our own (rootless mode).
+      const code = await reexecInUserNamespace();
+      if (code !== undefined) {
+        process.exitCode = code;
+        return;
+      }
       const store = await openStore(globals());
       const pull = o.pull === 'true' ? 'always' : o.pull === 'false' ? 'missing' : o.pull;
       if (pull !== 'always' && pull !== 'missing' && pull !== 'never') throw new UsageError(`--pull: "${o.pull}" is not always, missing or never`);
@@ -130,7 +137,9 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
       try {
-        const executor = o.runtime ? createExecutor(o.runtime) : defaultExecutor();
+        // Sandbox state beside the store: a rootless user cannot share root's directory in /tmp.
+        const stateDir = join(store.root, 'sandbox');
+        const executor = o.runtime ? createExecutor(o.runtime, { stateDir }) : defaultExecutor({ stateDir });
         const result = await solve({
           store,
           context,

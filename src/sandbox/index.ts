@@ -24,8 +24,8 @@ export function createExecutor(name: 'runc' | 'crun' | 'bwrap' | string, opts: {
 }
 
 /** runc when it is installed, else bubblewrap. */
-export function defaultExecutor(): Executor {
-  if (findProgram('runc')) return createRuncExecutor();
-  if (findProgram('bwrap')) return createBwrapExecutor();
+export function defaultExecutor(opts: { stateDir?: string } = {}): Executor {
+  if (findProgram('runc')) return createRuncExecutor(opts);
+  if (findProgram('bwrap')) return createBwrapExecutor(opts);
   throw new SandboxFailed('no sandbox available: install runc (or bubblewrap)');
 }

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { inUserNamespace } from './userns.js';
 import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -25,6 +26,9 @@ export interface RuncExecutorOptions {
   stateDir?: string;
 }
 
+/** Global options for every runtime invocation (the state root in rootless mode). */
+let runtimeGlobalArgs: string[] = [];
+
 /** How long `<runtime> kill` is retried (the container may not exist yet) before the runtime itself is killed. */
 const killPatience = 2000;
 
@@ -32,6 +36,9 @@ export function createRuncExecutor(opts: RuncExecutorOptions = {}): Executor {
   const runtime = opts.runtime ?? 'runc';
   const command = findProgram(runtime) ?? runtime;
   const stateDir = opts.stateDir ?? defaultStateDir();
+  // Rootless (inside kiln's own user namespace) the runtime cannot use /run/runc, which belongs to
+  // the real root: keep its state beside kiln's.
+  if (inUserNamespace()) runtimeGlobalArgs = ['--root', path.join(stateDir, 'runtime-state')];
   return {
     name: path.basename(runtime),
     run: (req) => runInRuntime(command, stateDir, req),
@@ -56,7 +63,7 @@ async function runBundle(command: string, req: RunRequest, run: PreparedRun): Pr
   const log = path.join(bundle, 'runtime.log');
   await writeFile(path.join(bundle, 'config.json'), JSON.stringify(runtimeConfig(req, run), null, 2));
 
-  const args = ['--log', log, '--log-format', 'json', 'run', '--bundle', bundle, req.id];
+  const args = [...runtimeGlobalArgs, '--log', log, '--log-format', 'json', 'run', '--bundle', bundle, req.id];
   const attached = spawnAttached(command, args, req, [], req.process.terminal === true);
   let settled = false;
   let aborted = false;
@@ -162,7 +169,9 @@ function pseudoFilesystemMounts(req: RunRequest): Mount[] {
       : // Sharing the host's network namespace: a fresh sysfs needs a netns of its own when rootless, so
         // bind the host's. Not rbind: submounts such as /sys/fs/cgroup would stay writable under a plain
         // "ro" and a writable cgroup v1 release_agent is a way out of the container.
-        { destination: '/sys', type: 'bind', source: '/sys', options: ['bind', 'ro', 'nosuid', 'noexec', 'nodev'] },
+        // Rootless, the kernel refuses a non-recursive bind of /sys (its submounts are locked), and the
+        // user namespace's root cannot write the host's cgroup files anyway: rbind there.
+        { destination: '/sys', type: 'bind', source: '/sys', options: [inUserNamespace() ? 'rbind' : 'bind', 'ro', 'nosuid', 'noexec', 'nodev'] },
   ];
 }
 
@@ -198,6 +207,6 @@ function execFailureExitCode(message: string): number | undefined {
 
 function runtimeCommand(command: string, args: string[]): Promise<{ ok: boolean; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(command, args, { timeout: 10_000 }, (err, _stdout, stderr) => resolve({ ok: !err, stderr }));
+    execFile(command, [...runtimeGlobalArgs, ...args], { timeout: 10_000 }, (err, _stdout, stderr) => resolve({ ok: !err, stderr }));
   });
 }

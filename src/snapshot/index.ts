@@ -5,6 +5,7 @@ import { CopySnapshotter } from './copy.js';
 import { OverlaySnapshotter } from './overlay.js';
 import { mount, unmount } from './mount.js';
 import type { Snapshotter } from './snapshotter.js';
+import { inUserNamespace } from '../sandbox/userns.js';
 
 export type { Snapshotter, ActiveSnapshot, View, LayerRef, PathInfo, CommitOptions } from './snapshotter.js';
 export { OverlaySnapshotter } from './overlay.js';
@@ -19,7 +20,8 @@ async function probeOverlay(root: string): Promise<boolean> {
   const dir = await mkdtemp(join(base, 'probe-'));
   try {
     for (const d of ['l', 'u', 'w', 'm']) await mkdir(join(dir, d));
-    await mount('overlay', `lowerdir=${join(dir, 'l')},upperdir=${join(dir, 'u')},workdir=${join(dir, 'w')}`, join(dir, 'm'));
+    const userxattr = inUserNamespace() ? ',userxattr' : '';
+    await mount('overlay', `lowerdir=${join(dir, 'l')},upperdir=${join(dir, 'u')},workdir=${join(dir, 'w')}${userxattr}`, join(dir, 'm'));
     await unmount(join(dir, 'm'));
     return true;
   } catch {

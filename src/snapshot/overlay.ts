@@ -6,6 +6,7 @@ import { DigestingStream, encodedOf } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { Store } from '../store/store.js';
 import { mount, unmount } from './mount.js';
+import { inUserNamespace } from '../sandbox/userns.js';
 import type { ActiveSnapshot, CommitOptions, LayerRef, PathInfo, Snapshotter, View } from './snapshotter.js';
 
 /**
@@ -21,9 +22,12 @@ export class OverlaySnapshotter implements Snapshotter {
   private readonly emptyDir: string;
   private extracting = new Map<string, Promise<string>>();
 
+  /** In a user namespace (rootless) overlay keeps its markers in user.* xattrs (mount option userxattr). */
+  private readonly userxattr = inUserNamespace();
+
   constructor(private readonly store: Store) {
     const base = join(store.root, 'snapshots');
-    this.layersDir = join(base, 'layers');
+    this.layersDir = join(base, this.userxattr ? 'layers-userxattr' : 'layers');
     this.tmpDir = join(base, 'tmp');
     this.emptyDir = join(base, 'empty');
   }
@@ -39,7 +43,7 @@ export class OverlaySnapshotter implements Snapshotter {
         await mkdir(this.tmpDir, { recursive: true });
         const tmp = await mkdtemp(join(this.tmpDir, 'x-'));
         try {
-          const { diffId } = await applyLayer(this.store.content.open(layer.digest), tmp, { whiteouts: 'overlay' });
+          const { diffId } = await applyLayer(this.store.content.open(layer.digest), tmp, { whiteouts: 'overlay', overlayXattrNamespace: this.userxattr ? 'user' : 'trusted' });
           if (diffId !== layer.diffId) throw new Error(`layer ${layer.digest}: diffID ${diffId} does not match ${layer.diffId}`);
           await renameIntoPlace(tmp, final);
           return final;
@@ -72,9 +76,9 @@ export class OverlaySnapshotter implements Snapshotter {
     const work = join(dir, 'work');
     const merged = join(dir, 'merged');
     await Promise.all([mkdir(upper), mkdir(work), mkdir(merged)]);
-    // redirect_dir and metacopy off: every change must be real content in the upper dir,
-    // or the layer built from it would miss data.
-    await mount('overlay', `lowerdir=${lower},upperdir=${upper},workdir=${work},redirect_dir=off,metacopy=off,index=off`, merged, this.layersDir);
+    // redirect_dir and metacopy off: every change must be real content in the upper dir, or the layer
+    // built from it would miss data. (With userxattr the kernel keeps both off itself and refuses them.)
+    await mount('overlay', `lowerdir=${lower},upperdir=${upper},workdir=${work},${this.userxattr ? 'userxattr,index=off' : 'redirect_dir=off,metacopy=off,index=off'}`, merged, this.layersDir);
     return new OverlayActive(this, dir, merged, upper);
   }
 
@@ -88,7 +92,7 @@ export class OverlaySnapshotter implements Snapshotter {
     const dir = await mkdtemp(join(this.tmpDir, `v-${id.replace(/[^\w.-]/g, '_').slice(0, 30)}-`));
     const merged = join(dir, 'merged');
     await mkdir(merged);
-    await mount('overlay', `lowerdir=${lower},ro`, merged, this.layersDir);
+    await mount('overlay', `lowerdir=${lower},ro${this.userxattr ? ',userxattr' : ''}`, merged, this.layersDir);
     let released = false;
     return {
       path: merged,
