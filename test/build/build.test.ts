@@ -361,3 +361,21 @@ test('the copy snapshotter (used when overlay mounts are not allowed) gives the 
   assert.match(trees[0]!, /\.\/home\/new f 644/);
   assert.doesNotMatch(trees[0]!, /\.\/etc\/group /);
 });
+
+test('with SOURCE_DATE_EPOCH two cold builds of the same inputs in different places give the same image', async () => {
+  const files = { Dockerfile: 'FROM busybox AS b\nWORKDIR /w\nCOPY f .\nRUN echo x > /w/g\nFROM busybox\nCOPY --from=b /w /w\nRUN touch /stamp\n', f: 'same' };
+  const ids: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    const dir = await context(files);
+    const store = join(work, `repro-${++n}`);
+    await kilnOk(store, ['load', '-i', fixture('busybox')]);
+    ids.push((await kilnOk(store, ['build', '-q', dir], { env: { SOURCE_DATE_EPOCH: '1700000000' } })).trim());
+    if (i === 0) await new Promise((r) => setTimeout(r, 1100));
+  }
+  assert.equal(ids[1], ids[0]);
+  const dir = await context({ Dockerfile: 'FROM busybox\nRUN touch /x\n' });
+  const t0 = Date.now();
+  await kilnOk(root, ['build', '-q', '--no-cache', '-t', 'real-time', dir]);
+  const img = await inspect('real-time');
+  assert.ok(Date.parse(img.Created) >= t0 - 2000, `created ${img.Created}`);
+});
