@@ -321,7 +321,8 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     try {
       const user = await userFor(snap.rootfs, step.user, step.line);
       const mounts: Mount[] = [];
-      for (const m of step.mounts) mounts.push(...(await runMount(m, step, cleanups)));
+      const secretEnv: string[] = [];
+      for (const m of step.mounts) mounts.push(...(await runMount(m, step, cleanups, secretEnv)));
       if (step.inlineFiles.length) {
         const dir = await mkdtemp(join(req.store.root, 'tmp-inline-'));
         cleanups.push(() => rm(dir, { recursive: true, force: true }));
@@ -347,7 +348,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       const result = await req.executor.run({
         id: runId,
         rootfs: snap.rootfs,
-        process: { args: step.args, env: step.env, cwd: step.workdir || '/', user },
+        process: { args: step.args, env: [...step.env, ...secretEnv], cwd: step.workdir || '/', user },
         network,
         hostname: runId.slice(0, 12),
         mounts,
@@ -371,7 +372,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   }
 
   /** RUN --mount: cache dirs live in the store, secrets in a private temp dir, binds are read-only views. */
-  async function runMount(m: RunStep['mounts'][number], step: RunStep, cleanups: (() => Promise<void>)[]): Promise<Mount[]> {
+  async function runMount(m: RunStep['mounts'][number], step: RunStep, cleanups: (() => Promise<void>)[], secretEnv: string[]): Promise<Mount[]> {
     const fail = (msg: string): never => {
       throw new BuildStepError(file, step.line, msg);
     };
@@ -390,7 +391,9 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
           if (m.required) fail(`secret "${m.id}" is required but was not given (use --secret id=${m.id},src=FILE)`);
           return [];
         }
-        if (m.env) fail(`RUN --mount=type=secret,env= is not supported yet`);
+        // env=: the value is in the process environment only while the step runs, never in the config.
+        if (m.env) secretEnv.push(`${m.env}=${value.toString('utf8')}`);
+        if (!m.target) return [];
         // Secrets go to memory-backed /dev/shm, never into the store, and are removed after the step.
         const dir = await mkdtemp(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'kiln-secret-'));
         cleanups.push(() => rm(dir, { recursive: true, force: true }));
