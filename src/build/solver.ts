@@ -35,6 +35,7 @@ import { archiveKind, contextDigest, copyEntries, downloadSource, excludePattern
 import { BuildCancelled, BuildStepError } from './errors.js';
 import type { ProgressSink } from './progress.js';
 import { ImageUnknown, KilnError } from '../errors.js';
+import { loadOciLayout } from './named.js';
 
 export interface BuildRequest {
   store: Store;
@@ -56,7 +57,12 @@ export interface BuildRequest {
   /** Resolve a base image that is not in the store (pulling, once a registry client exists). */
   resolveMissingImage?: (ref: string) => Promise<StoredImage>;
   pullPolicy: 'always' | 'missing' | 'never';
+  /** --build-context name=…: extra directories and image aliases, by lower-cased name. */
+  namedContexts?: Map<string, NamedContext>;
 }
+
+/** A named build context (buildx --build-context): a directory, or another name for an image. */
+export type NamedContext = { kind: 'dir'; path: string } | { kind: 'image'; ref: string } | { kind: 'oci-layout'; path: string; ref?: string };
 
 /** A built stage: its layers (base first) and final config. */
 export interface StageResult {
@@ -111,10 +117,30 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     if (req.signal.aborted) throw new BuildCancelled('build cancelled');
   };
 
+  const named = req.namedContexts ?? new Map<string, NamedContext>();
+  for (const st of plan.stages) {
+    if (st.name && named.has(st.name)) throw new KilnError(`--build-context ${st.name}: the name is also a stage of ${file} (line ${st.line})`);
+  }
+  const namedDir = (ref: string): string | undefined => {
+    const c = named.get(ref.toLowerCase());
+    return c?.kind === 'dir' ? c.path : undefined;
+  };
+  const namedTrees = new Map<string, Promise<BuildContext>>();
+  const namedTree = (path: string): Promise<BuildContext> => {
+    let t = namedTrees.get(path);
+    if (!t) namedTrees.set(path, (t = BuildContext.open(path, [], join(req.store.root, 'contexts'))));
+    return t;
+  };
+
   const resolveImage = (ref: string, line: number): Promise<StoredImage> => {
     let p = images.get(ref);
     if (!p) {
       p = (async () => {
+        const alias = named.get(ref.toLowerCase());
+        if (alias?.kind === 'image') return resolveImage(alias.ref, line);
+        if (alias?.kind === 'oci-layout') return loadOciLayout(req.store, alias.path, alias.ref).catch((e: Error) => {
+          throw new BuildStepError(file, line, `build context "${ref}": ${e.message}`);
+        });
         if (req.pullPolicy !== 'always') {
           try {
             return await req.store.resolveImage(ref);
@@ -162,6 +188,18 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       layers = [...parent.layers];
       key = parent.key;
       baseInput = { config: parent.program.config, program: parent.program };
+    } else if (sp.base.kind === 'image' && namedDir(sp.base.ref)) {
+      // FROM <name of a directory context>: the directory is the base filesystem, as one layer.
+      const dir = namedDir(sp.base.ref)!;
+      const tree = await namedTree(dir);
+      const root = (await tree.stat(''))!;
+      const digest = await contextDigest(tree, [{ file: root, target: '/' }], []);
+      key = cacheKey('', { directory: digest });
+      const hit = await cache.get(key);
+      const layer = hit?.layer ?? (await writeEntries(await copyEntries(tree, [{ file: root, target: '/' }], [], { fromContext: true, existing: async () => undefined, exclude: [], now: now.getTime() })));
+      if (!hit) await cache.put(key, layer);
+      layers = [layer];
+      baseInput = { config: { architecture: platform.architecture, os: platform.os, config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] } };
     } else if (sp.base.kind === 'image') {
       req.progress.start(fromId, `[${stageLabel(index)} 1/${0}] FROM ${fromName}`.replace(' 1/0]', ']'));
       const img = await resolveImage(sp.base.ref, sp.line);
@@ -265,6 +303,12 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   }
 
   async function copyContentKey(step: CopyStep): Promise<unknown> {
+    const dirCtx = step.from && 'image' in step.from ? namedDir(step.from.image) : undefined;
+    if (dirCtx) {
+      const tree = await namedTree(dirCtx);
+      const sel = await selectSources({ step: { ...step, heredocs: [] }, file, tree }, async () => true);
+      return { named: await contextDigest(tree, sel, excludePatterns(step.exclude)) };
+    }
     if (step.from) return { from: await sourceKey(step.from, step.line), sources: step.sources };
     const remote = step.add ? step.sources.filter(isUrl) : [];
     const local = step.sources.filter((s) => !remote.includes(s));
@@ -432,7 +476,9 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       const existing = (p: string) => pathInfo(join(parentView.path, p));
       const destIsDir = async (p: string) => (await existing(p))?.type === 'directory';
       let tree: SourceTree = req.context;
-      if (step.from) {
+      const dirCtx = step.from && 'image' in step.from ? namedDir(step.from.image) : undefined;
+      if (dirCtx) tree = await namedTree(dirCtx);
+      else if (step.from) {
         const srcLayers = 'stage' in step.from ? (await stage(step.from.stage)).layers : imageLayers(await resolveImage(step.from.image, step.line));
         const v = await snapshotter.view(srcLayers, 'copy-from');
         cleanups.push(() => v.release());
@@ -473,7 +519,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       const all = [];
       const nowMs = now.getTime();
       for (const [i, s] of selections.entries()) {
-        all.push(...(await copyEntries(s.tree, s.sel, i === 0 ? heredocs : [], { owner, chmod, fromContext: s.tree === req.context, existing, exclude: excludePatterns(step.exclude), now: nowMs })));
+        all.push(...(await copyEntries(s.tree, s.sel, i === 0 ? heredocs : [], { owner, chmod, fromContext: s.tree instanceof BuildContext, existing, exclude: excludePatterns(step.exclude), now: nowMs })));
       }
       if (selections.length === 0 && heredocs.length) all.push(...(await copyEntries(req.context, [], heredocs, { owner, chmod, fromContext: true, existing, exclude: [], now: nowMs })));
       const merged = new Map(all.map((e) => [e.path, e]));
@@ -502,6 +548,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     const failed = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult | undefined;
     if (failed) throw failed.reason;
     await req.context.save();
+    for (const t of namedTrees.values()) await (await t).save();
     const result = await stage(plan.target);
     if (plan.failOnWarnings && warnings.length) throw new KilnError(`${file}: build failed because of warnings (# check=error=true): ${warnings.map((w) => w.message ?? String(w)).join('; ')}`);
     return { ...result, warnings, plan };

@@ -3,7 +3,7 @@ import { readFile, writeFile, mkdtemp, rm, stat } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { openStore, out, type GlobalOptions } from './context.js';
-import { solve } from '../build/solver.js';
+import { solve, type NamedContext } from '../build/solver.js';
 import { BuildContext } from '../build/context.js';
 import { exportResult, parseOutput } from '../build/export.js';
 import { plainProgress, ttyProgress } from '../ui/progress.js';
@@ -36,6 +36,7 @@ interface BuildFlags {
   runtime?: string;
   jobs?: string;
   secret: string[];
+  buildContext: string[];
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -61,6 +62,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
     .option('--runtime <runtime>', 'runc, crun, bwrap or a path to an OCI runtime')
     .option('--jobs <n>', 'steps run in parallel (default: number of cores)')
     .option('--secret <spec>', 'id=ID,src=PATH or id=ID,env=VAR (repeatable)', collect, [])
+    .option('--build-context <name=value>', 'extra named context: a directory, docker-image://REF or oci-layout://PATH[:TAG]', collect, [])
     .action(async (contextArg: string, o: BuildFlags) => {
       // Not root: run the build as root of a user namespace of our own (rootless mode).
       const code = await reexecInUserNamespace();
@@ -102,6 +104,23 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
           secrets.set(id, Buffer.from(process.env[kv.env]!));
         } else if (process.env[id] !== undefined) secrets.set(id, Buffer.from(process.env[id]!));
         else throw new UsageError(`--secret ${s}: needs src=PATH or env=VAR`);
+      }
+      const namedContexts = new Map<string, NamedContext>();
+      for (const spec of o.buildContext) {
+        const i = spec.indexOf('=');
+        if (i <= 0) throw new UsageError(`--build-context ${spec}: expected name=value`);
+        const name = spec.slice(0, i).toLowerCase();
+        const value = spec.slice(i + 1);
+        if (value.startsWith('docker-image://')) namedContexts.set(name, { kind: 'image', ref: value.slice('docker-image://'.length) });
+        else if (value.startsWith('oci-layout://')) {
+          const rest = value.slice('oci-layout://'.length);
+          const m = /^(.*?)(?:@(sha256:[a-f0-9]{64})|:([\w][\w.-]*))?$/.exec(rest)!;
+          namedContexts.set(name, { kind: 'oci-layout', path: resolve(m[1]!), ref: m[2] ?? m[3] });
+        } else if (/^[a-z]+:\/\//.test(value)) throw new UsageError(`--build-context ${name}: unsupported source "${value}" (a directory, docker-image:// or oci-layout://)`);
+        else {
+          if (!(await stat(value).catch(() => undefined))?.isDirectory()) throw new UsageError(`--build-context ${name}: "${value}" is not a directory`);
+          namedContexts.set(name, { kind: 'dir', path: resolve(value) });
+        }
       }
       const epochText = buildArgs.SOURCE_DATE_EPOCH ?? process.env.SOURCE_DATE_EPOCH;
       const sourceDateEpoch = epochText !== undefined && epochText !== '' ? Number(epochText) : undefined;
@@ -156,6 +175,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
           secrets,
           sourceDateEpoch,
           pullPolicy: pull,
+          namedContexts,
         });
         if (controller.signal.aborted) throw new BuildCancelled('build cancelled');
         for (const w of result.warnings) progress.warn(`${w.rule}: ${w.message}${w.line ? ` (line ${w.line})` : ''}`);

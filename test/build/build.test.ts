@@ -379,3 +379,15 @@ test('with SOURCE_DATE_EPOCH two cold builds of the same inputs in different pla
   const img = await inspect('real-time');
   assert.ok(Date.parse(img.Created) >= t0 - 2000, `created ${img.Created}`);
 });
+
+test('--build-context adds a directory for COPY --from and an image alias for FROM; a name that is a stage is refused', async () => {
+  const extra = await context({ 'e.txt': 'extra' });
+  const dir = await context({ Dockerfile: 'FROM alias\nCOPY --from=extra e.txt /e.txt\n' });
+  const tree = await buildTree(dir, ['--build-context', `extra=${extra}`, '--build-context', 'alias=docker-image://busybox:latest']);
+  assert.equal(await readFile(join(tree, 'e.txt'), 'utf8'), 'extra');
+  assert.ok((await lstat(join(tree, 'bin/busybox'))).isFile());
+  const clash = await context({ Dockerfile: 'FROM busybox AS extra\nFROM extra\n' });
+  const r = await build(clash, ['--build-context', `extra=${extra}`]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /--build-context extra: the name is also a stage of Dockerfile \(line 1\)/);
+});
