@@ -5,6 +5,7 @@ import { registerImageCommands } from './images.js';
 import { registerArchiveCommands } from './archive.js';
 import { registerBuildCommand } from './build.js';
 import { registerRegistryCommands } from './registry.js';
+import { registerDistributionCommands } from './distribution.js';
 import type { GlobalOptions } from './context.js';
 
 const program = new Command();
@@ -21,6 +22,7 @@ registerImageCommands(program, globals);
 registerArchiveCommands(program, globals);
 registerBuildCommand(program, globals);
 registerRegistryCommands(program, globals);
+registerDistributionCommands(program, globals);
 
 /** The one place where errors become a message and an exit code. */
 async function main(): Promise<void> {

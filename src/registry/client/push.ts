@@ -1,0 +1,148 @@
+import { createHash } from 'node:crypto';
+import type { Store } from '../../store/store.js';
+import { compress } from '../../archive/index.js';
+import { MediaType, layerCompression } from '../../oci/mediatypes.js';
+import type { Descriptor, Manifest } from '../../oci/types.js';
+import { DigestMismatch, UsageError } from '../../errors.js';
+import { formatReference, normalize, parseNamed, type Reference } from '../../reference/reference.js';
+import { loadRegistriesConfig, pushEndpoint, type Endpoint, type RegistriesConfig } from './config.js';
+import { RegistrySession, pullScope, pushScope } from './session.js';
+import { uploadBlob } from './blobs.js';
+import { putManifest } from './manifests.js';
+import { forEachBounded } from './pool.js';
+import { addBlobSource, blobSources, compressedVariant, setCompressedVariant } from './records.js';
+import type { RetryPolicy } from './http.js';
+import type { ProgressListener } from './progress.js';
+import { DefaultConcurrency } from './pull.js';
+
+// Push (distribution-spec "Push"): every blob first (skipped when the registry has it, mounted
+// when another repository of the same registry does, else uploaded), the manifest last, so the
+// registry never holds a manifest whose blobs are missing. Layers the store keeps uncompressed are
+// gzip-compressed once for the registry; the compressed blob is remembered for the next push.
+
+export interface PushOptions {
+  /** Blobs uploaded at once (default 4). */
+  concurrency?: number;
+  onProgress?: ProgressListener;
+  env?: NodeJS.ProcessEnv;
+  config?: RegistriesConfig;
+  retry?: RetryPolicy;
+  /** Blobs up to this many bytes go in one PUT (default 64 MiB); larger ones in chunks. */
+  monolithicMax?: number;
+  /** Bytes per PATCH of a chunked upload (default 16 MiB). */
+  chunkSize?: number;
+}
+
+export interface PushResult {
+  /** registry/repository pushed to: localhost:5000/team/app. */
+  repository: string;
+  /** The tag pushed (or the digest, for a push by digest). */
+  reference: string;
+  /** Digest and size of the manifest as the registry stores it. */
+  digest: string;
+  size: number;
+  mediaType: string;
+  endpoint: Endpoint;
+}
+
+export const DefaultMonolithicMax = 64 << 20;
+export const DefaultChunkSize = 16 << 20;
+/** Distinct repositories we ask a token to read for mounts: tokens with many scopes get large. */
+const MaxMountSources = 4;
+
+/** Push the stored image `source` to `destination` (default: the name `source` itself). */
+export async function pushImage(store: Store, source: string, destination?: string, opts: PushOptions = {}): Promise<PushResult> {
+  const emit = opts.onProgress ?? (() => {});
+  const img = await store.resolveImage(source);
+  if (!destination && !isName(source, img.names)) {
+    throw new UsageError(`"${source}" is not a name of the image: give the name to push to (kiln push ${source} REGISTRY/REPOSITORY:TAG)`);
+  }
+  const dest: Reference = parseNamed(destination ?? source);
+  const env = opts.env ?? process.env;
+  const config = opts.config ?? (await loadRegistriesConfig(env));
+  const endpoint = pushEndpoint(dest.domain, config);
+  const repo = dest.path;
+  const here = `${endpoint.host}/${repo}`;
+
+  const docker = (img.manifest.mediaType ?? img.manifestDescriptor.mediaType) === MediaType.DockerManifest;
+  const configBlob = img.manifest.config;
+  for (const b of [configBlob, ...img.manifest.layers]) emit({ type: 'blob', digest: b.digest, kind: b === configBlob ? 'config' : 'layer', state: 'waiting', current: 0, total: b.size });
+  // Layers stored uncompressed go to registries gzip-compressed, as docker and BuildKit send them.
+  const layers: Descriptor[] = [...img.manifest.layers];
+  await forEachBounded(layers.map((_, i) => i), opts.concurrency ?? DefaultConcurrency, async (i) => {
+    const l = layers[i]!;
+    if (layerCompression(l.mediaType) !== 'none') return;
+    layers[i] = await gzipVariant(store, l, docker, () => emit({ type: 'blob', digest: l.digest, kind: 'layer', state: 'compressing', current: 0, total: l.size }));
+    emit({ type: 'blob', digest: layers[i]!.digest, kind: 'layer', state: 'waiting', current: 0, total: layers[i]!.size, replaces: l.digest });
+  });
+  const blobs = [configBlob, ...layers];
+
+  // Cross-repository mounts need pull access to the source repository in the same token.
+  const mountFrom = new Map<string, string[]>();
+  const sources = new Set<string>();
+  for (const b of blobs) {
+    const candidates = (await blobSources(store, b.digest)).filter((s) => s.startsWith(endpoint.host + '/') && s !== here).map((s) => s.slice(endpoint.host.length + 1));
+    for (const c of candidates) if (sources.size < MaxMountSources) sources.add(c);
+    mountFrom.set(b.digest, candidates.filter((c) => sources.has(c)));
+  }
+  const scopes = [pushScope(repo), ...[...sources].map(pullScope)];
+  const session = new RegistrySession(endpoint, { env, retry: opts.retry, onRetry: (why) => emit({ type: 'retry', why }) });
+
+  await forEachBounded(blobs, opts.concurrency ?? DefaultConcurrency, async (blob, signal) => {
+    const kind = blob === configBlob ? 'config' : 'layer';
+    let current = 0;
+    const outcome = await uploadBlob(session, repo, blob, (start, end) => store.content.open(blob.digest, start === undefined ? undefined : { start, end }), {
+      scopes,
+      mountFrom: mountFrom.get(blob.digest) ?? [],
+      monolithicMax: opts.monolithicMax ?? DefaultMonolithicMax,
+      chunkSize: opts.chunkSize ?? DefaultChunkSize,
+      onBytes: (n) => {
+        current += n;
+        emit({ type: 'blob', digest: blob.digest, kind, state: 'pushing', current, total: blob.size });
+      },
+      onRetry: (why) => emit({ type: 'retry', digest: blob.digest, why }),
+      signal,
+    });
+    await addBlobSource(store, blob.digest, here);
+    if (outcome.result === 'exists') emit({ type: 'blob', digest: blob.digest, kind, state: 'exists', current: blob.size, total: blob.size });
+    else if (outcome.result === 'mounted') emit({ type: 'blob', digest: blob.digest, kind, state: 'mounted', current: blob.size, total: blob.size, from: outcome.from });
+    else emit({ type: 'blob', digest: blob.digest, kind, state: 'pushed', current: blob.size, total: blob.size });
+  });
+
+  // Unchanged layers: the stored manifest's exact bytes, so the pushed digest is the local one.
+  const changed = layers.some((l, i) => l.digest !== img.manifest.layers[i]!.digest);
+  const mediaType = img.manifest.mediaType ?? img.manifestDescriptor.mediaType;
+  let bytes: Buffer;
+  if (changed) {
+    const m: Manifest = { ...img.manifest, layers };
+    bytes = Buffer.from(JSON.stringify(m));
+    await store.content.put(bytes);
+  } else bytes = await store.content.read(img.manifestDescriptor.digest);
+  const digest = 'sha256:' + createHash('sha256').update(bytes).digest('hex');
+  if (dest.digest && dest.digest !== digest) throw new DigestMismatch(`cannot push to ${formatReference(dest)}: the manifest's digest is ${digest}`);
+  const reference = dest.tag ?? dest.digest!;
+  const reported = await putManifest(session, repo, reference, bytes, mediaType, scopes);
+  if (reported && reported !== digest) throw new DigestMismatch(`${here}:${reference}: the registry stored the manifest as ${reported}, kiln sent ${digest}`);
+  await addBlobSource(store, digest, here);
+  return { repository: `${endpoint.registry}/${repo}`, reference, digest, size: bytes.length, mediaType, endpoint };
+}
+
+function isName(source: string, names: string[]): boolean {
+  try {
+    return names.includes(normalize(source));
+  } catch {
+    return false;
+  }
+}
+
+/** The gzip blob of an uncompressed layer: remembered from an earlier push, else made now. */
+async function gzipVariant(store: Store, layer: Descriptor, docker: boolean, onCompress: () => void): Promise<Descriptor> {
+  const mediaType = docker ? MediaType.DockerLayerGzip : MediaType.OciLayerGzip;
+  const known = await compressedVariant(store, layer.digest);
+  if (known) return { ...layer, mediaType, digest: known.digest, size: known.size };
+  onCompress();
+  const info = await store.content.put(compress(store.content.open(layer.digest), 'gzip'));
+  await setCompressedVariant(store, layer.digest, { mediaType, digest: info.digest, size: info.size });
+  await store.setLayerInfo(info.digest, { diffId: layer.digest, size: layer.size });
+  return { ...layer, mediaType, digest: info.digest, size: info.size };
+}
