@@ -6,6 +6,7 @@ import { registerArchiveCommands } from './archive.js';
 import { registerBuildCommand } from './build.js';
 import { registerRegistryCommands } from './registry.js';
 import { registerDistributionCommands } from './distribution.js';
+import { registerPipelineCommands } from './pipeline.js';
 import type { GlobalOptions } from './context.js';
 
 const program = new Command();
@@ -23,6 +24,7 @@ registerArchiveCommands(program, globals);
 registerBuildCommand(program, globals);
 registerRegistryCommands(program, globals);
 registerDistributionCommands(program, globals);
+registerPipelineCommands(program, globals);
 
 /** The one place where errors become a message and an exit code. */
 async function main(): Promise<void> {

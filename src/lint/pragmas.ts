@@ -1,0 +1,53 @@
+// Inline pragmas, as hadolint reads them, plus kiln's spelling of the same:
+//   # hadolint ignore=DL3006,SC2086          the next instruction only
+//   # hadolint global ignore=DL3008          the whole file
+//   # hadolint shell=powershell              RUN is not POSIX shell: shell rules do not apply
+//   # kiln ignore=… / # kiln global ignore=… the same
+//   # kiln production                        the file builds a production image (rule KL1004)
+// The Dockerfile parser drops comments, so they are read from the text, and tied to instructions by
+// the lines the parser reports.
+
+export interface Pragmas {
+  /** Codes ignored everywhere in the file. */
+  global: Set<string>;
+  /** Codes ignored per instruction start line. */
+  byLine: Map<number, Set<string>>;
+  /** `shell=` pragma: the shell RUN instructions use, when not POSIX. */
+  shell?: string;
+  production: boolean;
+}
+
+const pragmaRe = /^\s*#\s*(?:hadolint|kiln)\s+(global\s+)?ignore\s*=\s*([A-Za-z0-9,\s]+?)\s*$/;
+const shellRe = /^\s*#\s*(?:hadolint|kiln)\s+shell\s*=\s*(\S+)\s*$/;
+const productionRe = /^\s*#\s*kiln\s+production\s*$/;
+
+/** `instructionLines`: the 1-based first line of every instruction, in order. */
+export function readPragmas(text: string, instructionLines: number[]): Pragmas {
+  const out: Pragmas = { global: new Set(), byLine: new Map(), production: false };
+  const lines = text.split('\n');
+  const starts = [...instructionLines].sort((a, b) => a - b);
+  lines.forEach((raw, i) => {
+    const line = i + 1;
+    if (productionRe.test(raw)) out.production = true;
+    const shell = shellRe.exec(raw);
+    if (shell) out.shell = shell[1];
+    const m = pragmaRe.exec(raw);
+    if (!m) return;
+    const codes = m[2]!.split(/[\s,]+/).filter(Boolean);
+    if (m[1]) {
+      for (const c of codes) out.global.add(c);
+      return;
+    }
+    // The instruction right below, with nothing but comments and blank lines in between.
+    const next = starts.find((s) => s > line);
+    if (next === undefined) return;
+    for (let k = line; k < next - 1; k++) {
+      const between = lines[k]!.trim();
+      if (between !== '' && !between.startsWith('#')) return;
+    }
+    const set = out.byLine.get(next) ?? new Set<string>();
+    for (const c of codes) set.add(c);
+    out.byLine.set(next, set);
+  });
+  return out;
+}
