@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import type { Store } from '../../store/store.js';
 import { compress } from '../../archive/index.js';
 import { MediaType, layerCompression } from '../../oci/mediatypes.js';
@@ -91,7 +92,9 @@ export async function pushImage(store: Store, source: string, destination?: stri
   await forEachBounded(blobs, opts.concurrency ?? DefaultConcurrency, async (blob, signal) => {
     const kind = blob === configBlob ? 'config' : 'layer';
     let current = 0;
-    const outcome = await uploadBlob(session, repo, blob, (start, end) => store.content.open(blob.digest, start === undefined ? undefined : { start, end }), {
+    // Large reads: fewer, bigger writes to the socket than the default 64 KiB.
+    const open = (start?: number, end?: number) => createReadStream(store.content.blobPath(blob.digest), { start, end, highWaterMark: 1 << 20 });
+    const outcome = await uploadBlob(session, repo, blob, open, {
       scopes,
       mountFrom: mountFrom.get(blob.digest) ?? [],
       monolithicMax: opts.monolithicMax ?? DefaultMonolithicMax,
