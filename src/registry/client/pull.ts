@@ -50,7 +50,8 @@ export const DefaultConcurrency = 4;
 /**
  * Pull `reference` into the store and return the stored image (for an index, the entry of the
  * platform asked for). `name@sha256:…` must match that digest. This is what `kiln build` calls for
- * a FROM image the store does not have.
+ * a FROM image the store does not have. The image is recorded under the reference's name; the blobs
+ * stay in this process's store lease until the caller releases it (store.content.releaseLease()).
  */
 export async function pullImage(store: Store, reference: string, opts: PullOptions = {}): Promise<StoredImage> {
   return (await pull(store, reference, opts)).image;
