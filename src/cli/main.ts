@@ -7,6 +7,7 @@ import { registerBuildCommand } from './build.js';
 import { registerRegistryCommands } from './registry.js';
 import { registerDistributionCommands } from './distribution.js';
 import { registerPipelineCommands } from './pipeline.js';
+import { registerContainerCommands } from './container.js';
 import type { GlobalOptions } from './context.js';
 
 const program = new Command();
@@ -22,6 +23,7 @@ const globals = (): GlobalOptions => program.opts<GlobalOptions>();
 registerImageCommands(program, globals);
 registerArchiveCommands(program, globals);
 registerBuildCommand(program, globals);
+registerContainerCommands(program, globals);
 registerRegistryCommands(program, globals);
 registerDistributionCommands(program, globals);
 registerPipelineCommands(program, globals);
