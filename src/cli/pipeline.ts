@@ -1,7 +1,11 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { relative } from 'node:path';
-import { out, type GlobalOptions } from './context.js';
+import { writeFile } from 'node:fs/promises';
+import { openStore, out, type GlobalOptions } from './context.js';
+import { createExecutor, defaultExecutor, type Executor } from '../sandbox/index.js';
+import { createSnapshotter } from '../snapshot/index.js';
+import { formatReport, openImage, readStructureConfig, reportFormats, runStructureTests, type ReportFormat } from '../inspect/index.js';
 import { UsageError } from '../errors.js';
 import {
   findShellcheck,
@@ -40,7 +44,56 @@ interface LintFlags {
 }
 
 export function registerPipelineCommands(program: Command, globals: () => GlobalOptions): void {
-  void globals;
+  registerLint(program);
+  registerTest(program, globals);
+}
+
+interface TestFlags {
+  image: string;
+  config: string[];
+  output: string;
+  testReport?: string;
+  runtime?: string;
+}
+
+function registerTest(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('test')
+    .description('Run container-structure-test configurations against an image, without a daemon')
+    .requiredOption('--image <image>', 'image name or ID in the store, an OCI layout directory or an archive')
+    .option('--config <file>', 'container-structure-test configuration, YAML or JSON (repeatable)', collect, [])
+    .option('-o, --output <format>', `report format: ${reportFormats.join(', ')}`, 'text')
+    .option('--test-report <file>', 'also write the report to this file')
+    .option('--runtime <runtime>', 'sandbox for command tests: runc, crun, bwrap or a path')
+    .action(async (o: TestFlags) => {
+      if (!(reportFormats as readonly string[]).includes(o.output)) throw new UsageError(`--output: "${o.output}" is not one of ${reportFormats.join(', ')}`);
+      if (o.config.length === 0) throw new UsageError('--config: give at least one test configuration');
+      // Configurations are checked before the image is touched: a typo fails fast.
+      const configs = [];
+      for (const c of o.config) configs.push(await readStructureConfig(c));
+      const opened = await openImage(() => openStore(globals()), o.image);
+      try {
+        let executor: Executor | undefined;
+        const report = await runStructureTests(
+          {
+            config: opened.image.config,
+            layers: opened.layers,
+            snapshotter: await createSnapshotter(opened.store),
+            executor: () => (executor ??= o.runtime ? createExecutor(o.runtime) : defaultExecutor()),
+          },
+          configs,
+        );
+        const text = formatReport(report, o.output as ReportFormat);
+        process.stdout.write(text);
+        if (o.testReport) await writeFile(o.testReport, text);
+        if (report.Fail > 0 || report.Total === 0) process.exitCode = 1;
+      } finally {
+        await opened.close();
+      }
+    });
+}
+
+function registerLint(program: Command): void {
   program
     .command('lint')
     .description('Lint Dockerfiles with hadolint\'s rules, ShellCheck and kiln\'s own (KL…)')
