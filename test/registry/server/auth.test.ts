@@ -257,7 +257,10 @@ test('the audit log records who pushed, pulled, deleted and changed roles, with 
   const events = ((await r.json()) as { events: { actor: string; action: string; digest?: string; count: number; detail?: string }[] }).events;
   const find = (action: string, actor: string) => events.find((e) => e.action === action && e.actor === actor);
   assert.equal(find('push', 'dev')?.digest, img.digest);
-  assert.equal(find('pull', 'dev')?.count, 3, 'three pulls coalesced into one row');
+  // Identical pulls within a second share a row; on a loaded machine they may span two rows.
+  const pulls = events.filter((e) => e.action === 'pull' && e.actor === 'dev');
+  assert.equal(pulls.reduce((n, e) => n + e.count, 0), 3, 'three pulls recorded');
+  assert.ok(pulls.length <= 2, 'identical pulls are coalesced');
   assert.equal(find('delete-tag', 'max')?.digest, img.digest);
   assert.equal(find('role-grant', 'ada')?.detail, 'out guest');
 });
