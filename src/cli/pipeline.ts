@@ -5,7 +5,23 @@ import { writeFile } from 'node:fs/promises';
 import { openStore, out, type GlobalOptions } from './context.js';
 import { createExecutor, defaultExecutor, type Executor } from '../sandbox/index.js';
 import { createSnapshotter } from '../snapshot/index.js';
-import { formatReport, openImage, readStructureConfig, reportFormats, runStructureTests, type ReportFormat } from '../inspect/index.js';
+import {
+  analyzeImage,
+  checkCi,
+  defaultCiRules,
+  formatAnalysis,
+  formatReport,
+  openImage,
+  parseBytes,
+  parseCiRules,
+  readStructureConfig,
+  reportFormats,
+  runStructureTests,
+  type CiRules,
+  type ReportFormat,
+} from '../inspect/index.js';
+import { parse as parseYaml } from 'yaml';
+import { existsSync } from 'node:fs';
 import { UsageError } from '../errors.js';
 import {
   findShellcheck,
@@ -46,6 +62,83 @@ interface LintFlags {
 export function registerPipelineCommands(program: Command, globals: () => GlobalOptions): void {
   registerLint(program);
   registerTest(program, globals);
+  registerAnalyze(program, globals);
+}
+
+interface AnalyzeFlags {
+  format: string;
+  ci?: boolean;
+  ciConfig?: string;
+  lowestEfficiency?: string;
+  highestWastedBytes?: string;
+  highestUserWastedPercent?: string;
+}
+
+function registerAnalyze(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('analyze')
+    .description('Layer sizes and wasted space, computed as dive computes them; CI thresholds fail the command')
+    .argument('<image>', 'image name or ID in the store, an OCI layout directory or an archive')
+    .option('--format <format>', 'text or json', 'text')
+    .option('--ci', 'check thresholds (from .dive-ci, flags, or dive\'s defaults) and exit 1 when one is missed')
+    .option('--ci-config <file>', 'dive CI rules file (default: .dive-ci in the working directory)')
+    .option('--lowest-efficiency <ratio>', 'fail below this efficiency (0..1)')
+    .option('--highest-wasted-bytes <size>', 'fail above this many wasted bytes (e.g. 20MB)')
+    .option('--highest-user-wasted-percent <ratio>', 'fail above this share of wasted bytes in the layers above the base (0..1)')
+    .action(async (ref: string, o: AnalyzeFlags) => {
+      if (o.format !== 'text' && o.format !== 'json') throw new UsageError(`--format: "${o.format}" is not text or json`);
+      const flagRules: CiRules = {};
+      const ratio = (v: string, flag: string) => {
+        const n = Number(v);
+        if (v === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new UsageError(`${flag}: "${v}" is not a ratio between 0 and 1`);
+        return n;
+      };
+      if (o.lowestEfficiency !== undefined) flagRules.lowestEfficiency = ratio(o.lowestEfficiency, '--lowest-efficiency');
+      if (o.highestUserWastedPercent !== undefined) flagRules.highestUserWastedPercent = ratio(o.highestUserWastedPercent, '--highest-user-wasted-percent');
+      if (o.highestWastedBytes !== undefined) {
+        const n = parseBytes(o.highestWastedBytes);
+        if (n === undefined) throw new UsageError(`--highest-wasted-bytes: "${o.highestWastedBytes}" is not a size such as 20MB`);
+        flagRules.highestWastedBytes = n;
+      }
+      const ci = o.ci || o.ciConfig !== undefined || Object.keys(flagRules).length > 0;
+      let rules: CiRules | undefined;
+      if (ci) {
+        const file = o.ciConfig ?? (existsSync('.dive-ci') ? '.dive-ci' : undefined);
+        let fromFile: CiRules | undefined;
+        if (file) {
+          const fail = (msg: string): never => {
+            throw new UsageError(msg);
+          };
+          let doc: unknown;
+          try {
+            doc = parseYaml(await readFile(file, 'utf8'));
+          } catch (e) {
+            fail(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid YAML: ${(e as Error).message.split('\n')[0]}`}`);
+          }
+          fromFile = parseCiRules(doc, file, fail);
+        }
+        rules = { ...(fromFile ?? (Object.keys(flagRules).length ? {} : defaultCiRules)), ...flagRules };
+      }
+      const opened = await openImage(() => openStore(globals()), ref);
+      try {
+        const analysis = await analyzeImage(opened.store, opened.image, ref);
+        const results = rules ? checkCi(analysis, rules) : undefined;
+        if (o.format === 'json') {
+          out(JSON.stringify(results ? { ...analysis, ci: { pass: results.every((r) => r.pass), rules: results } } : analysis));
+        } else {
+          let text = formatAnalysis(analysis);
+          if (results) {
+            text += '\nCI rules\n';
+            for (const r of results) text += `  ${r.pass ? 'PASS' : 'FAIL'}: ${r.rule} (limit ${r.limit}, actual ${Number.isInteger(r.actual) ? r.actual : r.actual.toFixed(4)})\n`;
+            text += results.every((r) => r.pass) ? 'Result: PASS\n' : 'Result: FAIL\n';
+          }
+          process.stdout.write(text);
+        }
+        if (results?.some((r) => !r.pass)) process.exitCode = 1;
+      } finally {
+        await opened.close();
+      }
+    });
 }
 
 interface TestFlags {

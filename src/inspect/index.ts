@@ -5,3 +5,4 @@ export { openImage, layersOf, type OpenedImage } from './image.js';
 export { parseStructureConfig, readStructureConfig, goRegExp, StructureConfigInvalid, type StructureConfig } from './structure/config.js';
 export { runStructureTests, goFileMode, type StructureReport, type TestResult } from './structure/run.js';
 export { formatReport, reportFormats, type ReportFormat } from './structure/report.js';
+export { analyzeImage, checkCi, defaultCiRules, formatAnalysis, humanBytes, parseBytes, parseCiRules, type CiResult, type CiRules, type ImageAnalysis } from './analyze.js';
