@@ -7,6 +7,10 @@ import { createExecutor, defaultExecutor, type Executor } from '../sandbox/index
 import { createSnapshotter } from '../snapshot/index.js';
 import {
   analyzeImage,
+  auditImage,
+  auditSeverities,
+  formatAudit,
+  type AuditSeverity,
   checkCi,
   defaultCiRules,
   formatAnalysis,
@@ -63,6 +67,42 @@ export function registerPipelineCommands(program: Command, globals: () => Global
   registerLint(program);
   registerTest(program, globals);
   registerAnalyze(program, globals);
+  registerAudit(program, globals);
+}
+
+function registerAudit(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('audit')
+    .description('Hardening audit: SUID/SGID files, root user, world-writable files, unpinned base, secrets (deleted ones too), caches, HEALTHCHECK')
+    .argument('<image>', 'image name or ID in the store, an OCI layout directory or an archive')
+    .option('--format <format>', 'text or json', 'text')
+    .option('-f, --file <dockerfile>', 'the Dockerfile the image was built from (judges its FROM lines)')
+    .option('--fail-on <severity>', `exit 1 on findings at or above: ${auditSeverities.join(', ')}`)
+    .action(async (ref: string, o: { format: string; file?: string; failOn?: string }) => {
+      if (o.format !== 'text' && o.format !== 'json') throw new UsageError(`--format: "${o.format}" is not text or json`);
+      if (o.failOn !== undefined && !(auditSeverities as readonly string[]).includes(o.failOn)) {
+        throw new UsageError(`--fail-on: "${o.failOn}" is not one of ${auditSeverities.join(', ')}`);
+      }
+      let dockerfile: { text: string; name: string } | undefined;
+      if (o.file) {
+        const text = await readFile(o.file, 'utf8').catch(() => {
+          throw new UsageError(`cannot read Dockerfile ${o.file}`);
+        });
+        dockerfile = { text, name: o.file };
+      }
+      const opened = await openImage(() => openStore(globals()), ref);
+      try {
+        const findings = await auditImage(opened.store, opened.image, dockerfile ? { dockerfile } : {});
+        if (o.format === 'json') out(JSON.stringify(findings));
+        else process.stdout.write(formatAudit(findings));
+        if (o.failOn !== undefined) {
+          const limit = auditSeverities.indexOf(o.failOn as AuditSeverity);
+          if (findings.some((f) => auditSeverities.indexOf(f.severity) <= limit)) process.exitCode = 1;
+        }
+      } finally {
+        await opened.close();
+      }
+    });
 }
 
 interface AnalyzeFlags {

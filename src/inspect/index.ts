@@ -6,3 +6,4 @@ export { parseStructureConfig, readStructureConfig, goRegExp, StructureConfigInv
 export { runStructureTests, goFileMode, type StructureReport, type TestResult } from './structure/run.js';
 export { formatReport, reportFormats, type ReportFormat } from './structure/report.js';
 export { analyzeImage, checkCi, defaultCiRules, formatAnalysis, humanBytes, parseBytes, parseCiRules, type CiResult, type CiRules, type ImageAnalysis } from './analyze.js';
+export { auditImage, auditChecks, auditSeverities, formatAudit, type AuditFinding, type AuditSeverity } from './audit.js';
