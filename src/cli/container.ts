@@ -360,6 +360,8 @@ function defineCommands(parent: Command, globals: () => GlobalOptions, grouped: 
     .option('-n, --tail <lines>', 'only the last N lines', 'all')
     .argument('<container>')
     .action(async (ref: string, o: { follow?: boolean; timestamps?: boolean; tail: string }) => {
+      // `kiln logs C | head`: a reader that goes away ends the command, quietly.
+      for (const s of [process.stdout, process.stderr]) s.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EPIPE' ? process.exit(0) : undefined));
       const store = await openStore(globals());
       const c = await resolveContainer(store, ref);
       let { entries, offset } = await readLog(c.dir);
