@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { createIgnoreMatcher, type IgnoreMatcher } from '../dockerfile/index.js';
 import { writeFileAtomic } from '../store/atomic.js';
 import { sha256 } from '../oci/digest.js';
+import { resolveInRoot, sourceFile } from './tree.js';
 
 /** One file of the build context as COPY sees it. */
 export interface ContextFile {
@@ -16,6 +17,11 @@ export interface ContextFile {
   size: number;
   mtimeMs: number;
   linkTarget?: string;
+  /** Owner, for trees that keep owners (stages, images, archives); the context's files become root's. */
+  uid?: number;
+  gid?: number;
+  /** "dev:ino" of a regular file with more than one link, so a copy can keep hard links together. */
+  inode?: string;
 }
 
 interface HashRecord {
@@ -65,18 +71,16 @@ export class BuildContext {
   async stat(rel: string): Promise<ContextFile | undefined> {
     const abs = rel === '' ? this.root : join(this.root, rel);
     const st = await lstat(abs).catch(() => undefined);
-    if (!st) return undefined;
-    const type = st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : undefined;
-    if (!type) return undefined;
-    return {
-      rel,
-      abs,
-      type,
-      mode: st.mode & 0o7777,
-      size: st.size,
-      mtimeMs: st.mtimeMs,
-      ...(type === 'symlink' ? { linkTarget: await readlink(abs) } : {}),
-    };
+    return st ? sourceFile(rel, abs, st) : undefined;
+  }
+
+  /** `rel` with its symlinks followed inside the context (an absolute target means the context's root). */
+  resolve(rel: string): Promise<string | undefined> {
+    return resolveInRoot(rel, async (p) => {
+      const abs = p === '' ? this.root : join(this.root, p);
+      const st = await lstat(abs).catch(() => undefined);
+      return st?.isSymbolicLink() ? readlink(abs) : undefined;
+    });
   }
 
   /** Entries below directory `rel` (not included itself), sorted, honouring .dockerignore. */

@@ -1,25 +1,36 @@
+// COPY and ADD: choosing the sources and turning them into layer entries, the way BuildKit's
+// dockerfile frontend (dockerfile2llb/convert_copy.go) and its file op (tonistiigi/fsutil copy,
+// solver/llbsolver/file) do it. The layer is written straight from the sources: no sandbox, no mount.
 import { posix } from 'node:path';
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm, open } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { chmod, mkdtemp, rm, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import type { LayerEntry } from '../archive/index.js';
 import { applyLayer } from '../archive/index.js';
-import type { CopyStep } from '../dockerfile/index.js';
+import { createIgnoreMatcher, type CopyStep } from '../dockerfile/index.js';
 import type { ContextFile } from './context.js';
-import { DirTree, globToRegExp, hasGlob, isContext, type SourceTree } from './tree.js';
+import { DirTree, globToRegExp, hasGlob, isContext, resolveInRoot, type SourceTree } from './tree.js';
 import { BuildStepError } from './errors.js';
 import type { PathInfo } from '../snapshot/snapshotter.js';
 
 /** A selected source: what it is and where it lands. */
 export interface Selection {
-  file: ContextFile & { uid?: number; gid?: number };
+  file: ContextFile;
   /** Absolute destination of this source (a file's path, or the directory its contents go into). */
   target: string;
+  /** The name the source was given by (a followed symlink keeps its own name); default: the file's. */
+  name?: string;
+  /**
+   * A directory copied as itself, with its mode and owner (COPY --parents), rather than as a place
+   * for its contents; with `directoryOnly` just the directory (a parent kept by --parents).
+   */
+  keepDirectory?: boolean;
+  directoryOnly?: boolean;
 }
 
 export interface CopyInputs {
@@ -36,9 +47,11 @@ export function cleanSource(src: string, where: () => never): string {
 }
 
 /**
- * Resolve COPY/ADD sources (wildcards, directories, .dockerignore) against their tree, as BuildKit's
- * copy does: a directory's contents are copied, not the directory; several sources need a directory
- * destination. `destIsDir` tells whether an existing destination is a directory in the parent image.
+ * Resolve COPY/ADD sources against their tree, as BuildKit's copy does: wildcards (a pattern that
+ * matches nothing is allowed next to others: AllowEmptyWildcard), a source that is a symlink is
+ * followed inside the tree (FollowSymlinks), a directory's contents are copied rather than the
+ * directory, several sources need a directory destination, and --parents keeps each source's path.
+ * `destIsDir` tells whether an existing destination is a directory in the parent image.
  */
 export async function selectSources(inputs: CopyInputs, destIsDir: (p: string) => Promise<boolean>): Promise<Selection[]> {
   const { step, file, tree } = inputs;
@@ -46,22 +59,26 @@ export async function selectSources(inputs: CopyInputs, destIsDir: (p: string) =
   const fail = (msg: string): never => {
     throw new BuildStepError(file, step.line, `${keyword} failed: ${msg}`);
   };
-  const found: (ContextFile & { uid?: number; gid?: number })[] = [];
+  const notFound = (raw: string, excluded: boolean): never =>
+    fail(`"${raw}" not found: ${isContext(tree) ? 'no such file or directory in the build context' + (excluded ? ' (excluded by .dockerignore)' : '') : 'no such file or directory in the source stage'}`);
+  if (step.parents) return selectWithParents(inputs, fail, notFound);
+
+  /** A source path as given (its name) and the file it resolves to. */
+  const found: { file: ContextFile; name: string }[] = [];
   let wildcard = false;
   for (const raw of step.sources) {
     const rel = cleanSource(raw, () => fail(`source "${raw}" is outside the build context`));
-    if (hasGlob(rel)) {
-      wildcard = true;
-      const matches = await globMatches(tree, rel);
-      if (matches.length === 0) fail(`no source files were specified: "${raw}" matches nothing`);
-      found.push(...matches);
-      continue;
+    const paths = hasGlob(rel) ? await globMatches(tree, rel) : [rel];
+    if (hasGlob(rel)) wildcard = true;
+    for (const p of paths) {
+      const real = await tree.resolve(p);
+      const f = real === undefined ? undefined : await tree.stat(real);
+      if (!f || !tree.included(real!)) {
+        if (p === rel) notFound(raw, !!f);
+        continue;
+      }
+      found.push({ file: f, name: posix.basename(p) || posix.basename(f.rel) });
     }
-    const f = await tree.stat(rel);
-    if (!f || !tree.included(rel)) {
-      fail(`"${raw}" not found: ${isContext(tree) ? 'no such file or directory in the build context' + (f ? ' (excluded by .dockerignore)' : '') : 'no such file or directory in the source stage'}`);
-    }
-    found.push(f!);
   }
   const dest = step.destPath;
   const count = found.length + step.heredocs.length;
@@ -70,32 +87,101 @@ export async function selectSources(inputs: CopyInputs, destIsDir: (p: string) =
     if (!(await destIsDir(dest))) fail(`when using ${keyword} with more than one source file, the destination must be a directory and end with a /`);
   }
   const out: Selection[] = [];
-  for (const f of found) {
-    if (f.type === 'directory') out.push({ file: f, target: trimSlash(dest) });
-    else if (explicitDir || count > 1 || (await destIsDir(dest))) out.push({ file: f, target: posix.join(dest, posix.basename(f.rel || '/')) });
-    else out.push({ file: f, target: trimSlash(dest) });
+  for (const { file: f, name } of found) {
+    if (f.type === 'directory') out.push({ file: f, target: trimSlash(dest), name });
+    else if (explicitDir || count > 1 || (await destIsDir(dest))) out.push({ file: f, target: posix.join(dest, name), name });
+    else out.push({ file: f, target: trimSlash(dest), name });
   }
   return out;
+}
+
+/**
+ * COPY --parents: each source is a pattern below the root of its tree, or below the part before a
+ * `/./` pivot; what matches lands at the same relative path under the destination, with the
+ * directories on the way copied as they are in the source (BuildKit: IncludePatterns on a copy of
+ * the pivot's contents, parents created from the source's metadata). A source without wildcards
+ * must exist (RequiredPaths).
+ */
+async function selectWithParents(inputs: CopyInputs, fail: (m: string) => never, notFound: (raw: string, excluded: boolean) => never): Promise<Selection[]> {
+  const { step, tree } = inputs;
+  const dest = trimSlash(step.destPath);
+  const out = new Map<string, Selection>();
+  for (const raw of step.sources) {
+    const pivot = raw.indexOf('/./');
+    const baseRaw = pivot >= 0 ? raw.slice(0, pivot) : '';
+    const patternRaw = pivot >= 0 ? raw.slice(pivot + 3) : raw;
+    const base = cleanSource(baseRaw, () => fail(`source "${raw}" is outside the build context`));
+    const pattern = cleanSource(patternRaw, () => fail(`source "${raw}" is outside the build context`));
+    const resolvedBase = await tree.resolve(base);
+    const baseFile = resolvedBase === undefined ? undefined : await tree.stat(resolvedBase);
+    if (resolvedBase === undefined || !baseFile || baseFile.type !== 'directory') {
+      if (!hasGlob(raw)) notFound(raw, false);
+      continue;
+    }
+    const realBase = resolvedBase;
+    const under = (p: string) => (realBase === '' ? p : `${realBase}/${p}`);
+    const matcher = createIgnoreMatcher([pattern]);
+    const prefix = pattern.split('/');
+    const firstGlob = prefix.findIndex(hasGlob);
+    const walkFrom = firstGlob < 0 ? pattern : prefix.slice(0, firstGlob).join('/');
+    const matches: ContextFile[] = [];
+    const start = await tree.stat(under(walkFrom));
+    if (start && tree.included(under(walkFrom))) {
+      if (matcher.ignores(walkFrom)) matches.push(start);
+      else if (start.type === 'directory') {
+        let inside: string | undefined;
+        for await (const f of tree.walk(start.rel)) {
+          if (inside !== undefined && f.rel.startsWith(inside)) continue;
+          const rel = realBase === '' ? f.rel : f.rel.slice(realBase.length + 1);
+          if (!matcher.ignores(rel)) continue;
+          matches.push(f);
+          inside = f.type === 'directory' ? f.rel + '/' : undefined;
+        }
+      }
+    }
+    if (matches.length === 0 && !hasGlob(pattern)) notFound(raw, !!start);
+    for (const f of matches) {
+      const rel = realBase === '' ? f.rel : f.rel.slice(realBase.length + 1);
+      const parts = rel.split('/');
+      for (let i = 1; i < parts.length; i++) {
+        const p = parts.slice(0, i).join('/');
+        const target = posix.join(dest, p);
+        if (out.has(target)) continue;
+        const dir = await tree.stat(under(p));
+        if (dir) out.set(target, { file: dir, target, keepDirectory: true, directoryOnly: true });
+      }
+      const target = posix.join(dest, rel);
+      out.set(target, { file: f, target, keepDirectory: f.type === 'directory' });
+    }
+  }
+  return [...out.values()];
 }
 
 function trimSlash(p: string): string {
   return p.length > 1 ? p.replace(/\/+$/, '') : p;
 }
 
-async function globMatches(tree: SourceTree, pattern: string): Promise<ContextFile[]> {
+/** Paths (relative to the tree) that a wildcard source matches, as Go's filepath.Match per path. */
+async function globMatches(tree: SourceTree, pattern: string): Promise<string[]> {
   const parts = pattern.split('/');
   const firstGlob = parts.findIndex(hasGlob);
-  const base = parts.slice(0, firstGlob).join('/');
-  const depth = parts.length;
-  const re = globToRegExp(pattern);
-  const out: ContextFile[] = [];
+  const base = await tree.resolve(parts.slice(0, firstGlob).join('/'));
+  if (base === undefined) return [];
+  const rest = parts.slice(firstGlob);
+  const re = globToRegExp(rest.join('/'));
+  const out: string[] = [];
   const baseStat = await tree.stat(base);
-  if (!baseStat || baseStat.type !== 'directory') return out;
+  if (!baseStat || baseStat.type !== 'directory') return [];
   for await (const f of tree.walk(base)) {
-    const d = f.rel.split('/').length;
-    if (d === depth && re.test(f.rel)) out.push(f);
+    const rel = base === '' ? f.rel : f.rel.slice(base.length + 1);
+    if (rel.split('/').length === rest.length && re.test(rel)) out.push(f.rel);
   }
   return out;
+}
+
+/** What --exclude patterns test: a path relative to the copied source. */
+export interface ExcludeTest {
+  test(relPath: string): boolean;
 }
 
 export interface EntryOptions {
@@ -104,46 +190,73 @@ export interface EntryOptions {
   /** --chmod as an octal mode. */
   chmod?: number;
   fromContext: boolean;
-  /** Metadata of existing paths in the parent image, to keep them unchanged in the layer. */
+  /** Metadata of existing paths in the parent image (not following a final symlink). */
   existing: (absPath: string) => Promise<PathInfo | undefined>;
-  exclude: RegExp[];
+  exclude: ExcludeTest[];
   now: number;
 }
 
-/** Layer entries for the selected sources, their parent directories included, sorted. */
+/**
+ * Layer entries for the selected sources, their parent directories included, sorted. Destinations
+ * are resolved through the parent image's symlinks (BuildKit: fs.RootPath on the destination), so
+ * a COPY into a symlinked directory lands in its target instead of replacing the link.
+ */
 export async function copyEntries(tree: SourceTree, selections: Selection[], heredocs: { target: string; content: string }[], o: EntryOptions): Promise<LayerEntry[]> {
   const entries = new Map<string, LayerEntry>();
-  const ownerOf = (f: { uid?: number; gid?: number }) => o.owner ?? (o.fromContext ? { uid: 0, gid: 0 } : { uid: f.uid ?? 0, gid: f.gid ?? 0 });
-  const excluded = (rel: string) => o.exclude.some((re) => re.test(rel));
-  const add = (absTarget: string, f: ContextFile & { uid?: number; gid?: number }) => {
+  const root = { uid: 0, gid: 0 };
+  const ownerOf = (f: { uid?: number; gid?: number }) => o.owner ?? (o.fromContext ? root : { uid: f.uid ?? 0, gid: f.gid ?? 0 });
+  const excluded = (rel: string) => o.exclude.some((e) => e.test(rel));
+  const inImage = (p: string) => resolveDestination(p, o.existing);
+  // Directories the copy creates (a destination, missing parents): --chmod's permission bits or 0755,
+  // owned as --chown says or by root (fsutil copy: MkdirAll(dest, mode, chown)).
+  const createdDirMode = o.chmod !== undefined ? o.chmod & 0o777 : 0o755;
+  const createdDir = (path: string): LayerEntry => ({ path, type: 'directory', mode: createdDirMode, uid: (o.owner ?? root).uid, gid: (o.owner ?? root).gid, mtime: Math.floor(o.now / 1000) });
+  const add = (absTarget: string, f: ContextFile, links: Map<string, string>) => {
     const path = absTarget.replace(/^\/+/, '');
     if (path === '') return;
     const own = ownerOf(f);
     const mode = o.chmod !== undefined && f.type !== 'symlink' ? o.chmod : f.mode;
     const base: LayerEntry = { path, type: f.type, mode, uid: own.uid, gid: own.gid, mtime: Math.floor(f.mtimeMs / 1000) };
-    if (f.type === 'file') {
+    const first = f.inode !== undefined ? links.get(f.inode) : undefined;
+    if (first !== undefined && first !== path && entries.get(first)?.type === 'file') {
+      base.type = 'hardlink';
+      base.linkname = first;
+    } else if (f.type === 'file') {
       base.sourcePath = f.abs;
       base.size = f.size;
+      if (f.inode !== undefined) links.set(f.inode, path);
     }
     if (f.type === 'symlink') base.linkname = f.linkTarget;
     entries.set(path, base);
   };
   for (const s of selections) {
-    if (s.file.type === 'directory') {
-      const existing = await o.existing(s.target);
-      if (!existing || existing.type !== 'directory') add(s.target, s.file);
-      for await (const child of tree.walk(s.file.rel)) {
-        const sub = s.file.rel === '' ? child.rel : child.rel.slice(s.file.rel.length + 1);
-        if (excluded(sub) || excluded(child.rel)) continue;
-        add(posix.join(s.target, sub), child);
-      }
-    } else add(s.target, s.file);
+    // Hard links are kept within one source, as each source is one fsutil copy with its own inode map.
+    const links = new Map<string, string>();
+    let target = await inImage(s.target);
+    const there = await o.existing(target);
+    if (s.file.type !== 'directory') {
+      // A destination that resolves to an existing directory takes the file inside it.
+      if (there?.type === 'directory') target = posix.join(target, s.name ?? posix.basename(s.file.rel));
+      add(target, s.file, links);
+      continue;
+    }
+    if (!there || there.type !== 'directory') {
+      if (s.keepDirectory) add(target, s.file, links);
+      else if (target !== '/') entries.set(target.slice(1), createdDir(target.slice(1)));
+    }
+    if (s.directoryOnly) continue;
+    for await (const child of tree.walk(s.file.rel)) {
+      const sub = s.file.rel === '' ? child.rel : child.rel.slice(s.file.rel.length + 1);
+      if (excluded(sub)) continue;
+      add(posix.join(target, sub), child, links);
+    }
   }
   for (const h of heredocs) {
-    const own = o.owner ?? { uid: 0, gid: 0 };
-    entries.set(h.target.replace(/^\/+/, ''), { path: h.target.replace(/^\/+/, ''), type: 'file', mode: o.chmod ?? 0o644, uid: own.uid, gid: own.gid, mtime: Math.floor(o.now / 1000), content: h.content });
+    const own = o.owner ?? root;
+    const path = (await inImage(h.target)).replace(/^\/+/, '');
+    entries.set(path, { path, type: 'file', mode: o.chmod ?? 0o644, uid: own.uid, gid: own.gid, mtime: Math.floor(o.now / 1000), content: h.content });
   }
-  // Parent directories: kept as the parent image has them, or created 0755 (owned as --chown says).
+  // Parent directories: kept as the parent image has them, or created.
   const parents = new Set<string>();
   for (const p of entries.keys()) {
     let d = posix.dirname(p);
@@ -156,12 +269,18 @@ export async function copyEntries(tree: SourceTree, selections: Selection[], her
     const info = await o.existing('/' + d);
     if (info && info.type === 'directory') {
       entries.set(d, { path: d, type: 'directory', mode: info.mode, uid: info.uid, gid: info.gid, mtime: Math.floor(info.mtimeMs / 1000) });
-    } else {
-      const own = o.owner ?? { uid: 0, gid: 0 };
-      entries.set(d, { path: d, type: 'directory', mode: 0o755, uid: own.uid, gid: own.gid, mtime: Math.floor(o.now / 1000) });
-    }
+    } else entries.set(d, createdDir(d));
   }
   return [...entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** An absolute destination with the parent image's symlinks followed inside the image's root. */
+async function resolveDestination(abs: string, existing: EntryOptions['existing']): Promise<string> {
+  const resolved = await resolveInRoot(abs, async (p) => {
+    const info = await existing('/' + p);
+    return info?.type === 'symlink' ? info.linkTarget : undefined;
+  });
+  return '/' + (resolved ?? abs.replace(/^\/+/, ''));
 }
 
 /** Parse --chmod: octal only (BuildKit's symbolic modes need the labs frontend). */
@@ -171,31 +290,52 @@ export function parseChmod(s: string | undefined, fail: (m: string) => never): n
   return parseInt(s, 8);
 }
 
-/** Content key of a selection from the context: names, types, modes, sizes and content hashes, never mtimes. */
-export async function contextDigest(tree: SourceTree, selections: Selection[], exclude: RegExp[]): Promise<string> {
+/**
+ * Content key of a selection: names, types, modes, owners (outside the context), link targets, hard
+ * links and content hashes of exactly the selected files, never mtimes.
+ */
+export async function contextDigest(tree: SourceTree, selections: Selection[], exclude: ExcludeTest[]): Promise<string> {
   const h = createHash('sha256');
-  const add = async (f: ContextFile, name: string) => {
-    h.update(`${name}\0${f.type}\0${f.mode.toString(8)}\0${f.linkTarget ?? ''}\0`);
-    if (f.type === 'file' && isContext(tree)) h.update(await tree.contentHash(f));
+  const add = async (f: ContextFile, name: string, links: Map<string, string>) => {
+    h.update(`${name}\0${f.type}\0${f.mode.toString(8)}\0${f.linkTarget ?? ''}\0${f.uid ?? ''}:${f.gid ?? ''}\0`);
+    const first = f.inode !== undefined ? links.get(f.inode) : undefined;
+    if (first !== undefined) h.update(`hardlink\0${first}`);
+    else if (f.type === 'file') {
+      if (f.inode !== undefined) links.set(f.inode, name);
+      h.update(isContext(tree) ? await tree.contentHash(f) : await fileHash(f.abs));
+    }
     h.update('\n');
   };
   for (const s of selections) {
-    h.update(`>${s.target}\n`);
-    await add(s.file, '.');
-    if (s.file.type === 'directory') {
+    const links = new Map<string, string>();
+    h.update(`>${s.target}\0${s.name ?? ''}\0${s.keepDirectory ? 'keep' : ''}${s.directoryOnly ? 'only' : ''}\n`);
+    await add(s.file, '.', links);
+    if (s.file.type === 'directory' && !s.directoryOnly) {
       for await (const child of tree.walk(s.file.rel)) {
         const sub = s.file.rel === '' ? child.rel : child.rel.slice(s.file.rel.length + 1);
-        if (exclude.some((re) => re.test(sub) || re.test(child.rel))) continue;
-        await add(child, sub);
+        if (exclude.some((e) => e.test(sub))) continue;
+        await add(child, sub, links);
       }
     }
   }
   return 'sha256:' + h.digest('hex');
 }
 
-/** --exclude patterns (Go filepath.Match, relative to the source). */
-export function excludePatterns(patterns: string[]): RegExp[] {
-  return patterns.map((p) => globToRegExp(posix.normalize(p).replace(/^\/+/, '').replace(/\/$/, '')));
+async function fileHash(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return 'sha256:' + h.digest('hex');
+}
+
+/**
+ * --exclude patterns, matched as BuildKit does (moby/patternmatcher, as in .dockerignore: `**`,
+ * `!` exceptions, a matching directory excludes what is below it) against paths relative to each
+ * copied source.
+ */
+export function excludePatterns(patterns: string[]): ExcludeTest[] {
+  if (patterns.length === 0) return [];
+  const m = createIgnoreMatcher(patterns);
+  return [{ test: (rel: string) => m.ignores(rel) }];
 }
 
 /** ADD of a URL: download to a temp directory; returns a tree with the one file and its name. */
@@ -208,7 +348,9 @@ export async function downloadSource(url: string, step: CopyStep, file: string):
   try {
     const res = await fetch(url, { redirect: 'follow' }).catch((e: Error) => fail(`cannot download ${url}: ${e.message}`));
     if (!res.ok || !res.body) fail(`cannot download ${url}: HTTP ${res.status}`);
-    const name = decodeURIComponent(new URL(url).pathname.split('/').filter(Boolean).pop() ?? 'index.html') || 'index.html';
+    // BuildKit names the file after the URL path's last element, or __unnamed__ (convert_copy.go).
+    const base = posix.basename(new URL(url).pathname);
+    const name = base === '' || base === '/' || base === '.' ? '__unnamed__' : decodeURIComponent(base);
     const path = join(dir, name);
     const h = createHash('sha256');
     const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
@@ -249,17 +391,28 @@ export async function archiveKind(path: string): Promise<'tar' | 'gzip' | 'bzip2
  */
 export async function unpackArchive(path: string, kind: 'tar' | 'gzip' | 'bzip2' | 'xz'): Promise<{ tree: DirTree; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'kiln-unpack-'));
+  // The unpacked root stands for the destination directory, which ADD creates 0755.
+  await chmod(dir, 0o755);
   const cleanup = () => rm(dir, { recursive: true, force: true });
   try {
-    let input: Readable;
     if (kind === 'bzip2' || kind === 'xz') {
-      const child = spawn(kind === 'xz' ? 'xz' : 'bzip2', ['-d', '-c', path], { stdio: ['ignore', 'pipe', 'inherit'] });
-      input = child.stdout;
+      const tool = kind === 'xz' ? 'xz' : 'bzip2';
+      const child = spawn(tool, ['-d', '-c', path], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // Read the output at once: Node resumes (and so drops) the unread output of a child that exits.
+      const out = new PassThrough();
+      child.stdout.pipe(out);
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      const exited = new Promise<number>((resolve, reject) => {
+        child.on('error', reject);
+        child.on('close', (code) => resolve(code ?? 1));
+      });
+      const applied = applyLayer(out, dir, { whiteouts: 'delete' });
+      const [code] = await Promise.all([exited, applied]);
+      if (code !== 0) throw new Error(`${tool} -d failed: ${stderr.trim() || `exit code ${code}`}`);
     } else {
-      const { createReadStream } = await import('node:fs');
-      input = createReadStream(path);
+      await applyLayer(createReadStream(path), dir, { whiteouts: 'delete' });
     }
-    await applyLayer(input, dir, { whiteouts: 'delete' });
     return { tree: new DirTree(dir), cleanup };
   } catch (e) {
     await cleanup();

@@ -1,5 +1,6 @@
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Stats } from 'node:fs';
 import type { ContextFile } from './context.js';
 import { BuildContext } from './context.js';
 
@@ -8,9 +9,15 @@ export interface SourceTree {
   stat(rel: string): Promise<ContextFile | undefined>;
   walk(rel: string): AsyncGenerator<ContextFile>;
   included(rel: string): boolean;
+  /**
+   * `rel` with every symlink in it followed, never leaving the tree: an absolute link target starts
+   * again at the tree's root and `..` stops there (containerd continuity's fs.RootPath, which
+   * BuildKit's copy uses for sources with FollowSymlinks). Undefined when a link loops.
+   */
+  resolve(rel: string): Promise<string | undefined>;
 }
 
-/** A plain directory (a mounted view of a stage or image): nothing ignored, owners kept. */
+/** A plain directory (a mounted view of a stage or image, an unpacked archive): nothing ignored, owners kept. */
 export class DirTree implements SourceTree {
   constructor(readonly root: string) {}
 
@@ -22,19 +29,11 @@ export class DirTree implements SourceTree {
     const abs = rel === '' ? this.root : join(this.root, rel);
     const st = await lstat(abs).catch(() => undefined);
     if (!st) return undefined;
-    const type = st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : undefined;
-    if (!type) return undefined;
-    const f: ContextFile & { uid: number; gid: number } = {
-      rel,
-      abs,
-      type,
-      mode: st.mode & 0o7777,
-      size: st.size,
-      mtimeMs: st.mtimeMs,
-      uid: st.uid,
-      gid: st.gid,
-    };
-    if (type === 'symlink') f.linkTarget = await readlink(abs);
+    const f = await sourceFile(rel, abs, st);
+    if (f) {
+      f.uid = st.uid;
+      f.gid = st.gid;
+    }
     return f;
   }
 
@@ -48,6 +47,52 @@ export class DirTree implements SourceTree {
       if (f.type === 'directory') yield* this.walk(child);
     }
   }
+
+  resolve(rel: string): Promise<string | undefined> {
+    return resolveInRoot(rel, async (p) => {
+      const st = await lstat(p === '' ? this.root : join(this.root, p)).catch(() => undefined);
+      return st?.isSymbolicLink() ? readlink(join(this.root, p)) : undefined;
+    });
+  }
+}
+
+/** The ContextFile for an lstat result; undefined for sockets, devices and fifos, which COPY skips. */
+export async function sourceFile(rel: string, abs: string, st: Stats): Promise<ContextFile | undefined> {
+  const type = st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : undefined;
+  if (!type) return undefined;
+  const f: ContextFile = { rel, abs, type, mode: st.mode & 0o7777, size: st.size, mtimeMs: st.mtimeMs };
+  if (type === 'symlink') f.linkTarget = await readlink(abs);
+  // Hard links are kept within one copy (BuildKit: fsutil copy's inode map), so remember the inode.
+  if (type === 'file' && st.nlink > 1) f.inode = `${st.dev}:${st.ino}`;
+  return f;
+}
+
+/**
+ * Follow the symlinks in a root-relative path, component by component, as containerd's
+ * fs.RootPath does: a link's target is read, an absolute one restarts at the root, `..` never
+ * climbs above it. `readLink(p)` returns the target when `p` (root-relative) is a symlink.
+ */
+export async function resolveInRoot(rel: string, readLink: (p: string) => Promise<string | undefined>): Promise<string | undefined> {
+  let done: string[] = [];
+  let todo = rel.split('/').filter((c) => c !== '' && c !== '.');
+  let hops = 0;
+  while (todo.length > 0) {
+    const c = todo.shift()!;
+    if (c === '..') {
+      done.pop();
+      continue;
+    }
+    const target = await readLink([...done, c].join('/'));
+    if (target === undefined) {
+      done.push(c);
+      continue;
+    }
+    // Linux gives up after 40 links (ELOOP); continuity after 255.
+    if (++hops > 255) return undefined;
+    if (target.startsWith('/')) done = [];
+    todo = [...target.split('/').filter((x) => x !== '' && x !== '.'), ...todo];
+  }
+  return done.join('/');
 }
 
 export function isContext(t: SourceTree): t is BuildContext {

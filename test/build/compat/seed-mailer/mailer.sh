@@ -1,0 +1,2 @@
+#!/bin/sh
+printf "Logging Mailer has started.\n"

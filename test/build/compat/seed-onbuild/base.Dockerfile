@@ -1,0 +1,4 @@
+FROM busybox:latest
+WORKDIR /app
+RUN touch /app/base-evidence
+ONBUILD RUN ls -al /app
