@@ -22,7 +22,7 @@ import type { ImageConfig } from '../oci/types.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { Store, StoredImage } from '../store/store.js';
 import { hostPlatform } from '../store/store.js';
-import type { Executor, Mount, NetworkMode } from '../sandbox/executor.js';
+import type { Executor, Mount, NetworkMode, RunRequest } from '../sandbox/executor.js';
 import { resolveChown, resolveUser, UnknownUser, InvalidUserSpec } from '../sandbox/index.js';
 import { ensureWorkingDir } from '../sandbox/mountpoints.js';
 import { pathInfo } from '../snapshot/overlay.js';
@@ -59,6 +59,19 @@ export interface BuildRequest {
   pullPolicy: 'always' | 'missing' | 'never';
   /** --build-context name=…: extra directories and image aliases, by lower-cased name. */
   namedContexts?: Map<string, NamedContext>;
+  /**
+   * Called when a RUN fails, before its snapshot is thrown away (kiln build --on-error=shell): the
+   * step's sandbox as the command left it, for a look from inside. The build fails all the same.
+   */
+  onRunFailure?: (failure: RunFailure) => Promise<void>;
+}
+
+/** A failed RUN: where it is in the Dockerfile and the sandbox it ran in (root filesystem still mounted). */
+export interface RunFailure {
+  file: string;
+  line: number;
+  exitCode: number;
+  sandbox: Omit<RunRequest, 'stdin' | 'stdout' | 'stderr' | 'signal'>;
 }
 
 /** A named build context (buildx --build-context): a directory, or another name for an image. */
@@ -389,18 +402,17 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
           },
         });
       const network = step.network !== 'default' ? step.network : req.network;
-      const result = await req.executor.run({
+      const sandbox: RunFailure['sandbox'] = {
         id: runId,
         rootfs: snap.rootfs,
         process: { args: step.args, env: [...step.env, ...secretEnv], cwd: step.workdir || '/', user },
         network,
         hostname: runId.slice(0, 12),
         mounts,
-        stdout: sink('stdout'),
-        stderr: sink('stderr'),
-        signal: req.signal,
-      });
+      };
+      const result = await req.executor.run({ ...sandbox, stdout: sink('stdout'), stderr: sink('stderr'), signal: req.signal });
       if (result.exitCode !== 0) {
+        if (req.onRunFailure && !req.signal.aborted) await req.onRunFailure({ file, line: step.line, exitCode: result.exitCode, sandbox });
         const out = tail.filter((l) => l.length).slice(-10).join('\n');
         throw new BuildStepError(file, step.line, `RUN failed: process ${JSON.stringify(step.args)} did not complete successfully: exit code: ${result.exitCode}${out ? '\n' + out : ''}`);
       }

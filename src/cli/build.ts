@@ -3,7 +3,8 @@ import { readFile, writeFile, mkdtemp, rm, stat } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { openStore, out, type GlobalOptions } from './context.js';
-import { solve, type NamedContext } from '../build/solver.js';
+import { solve, type NamedContext, type RunFailure } from '../build/solver.js';
+import { debugShell } from '../container/debug.js';
 import { BuildContext } from '../build/context.js';
 import { exportResult, parseOutput } from '../build/export.js';
 import { plainProgress, ttyProgress } from '../ui/progress.js';
@@ -37,6 +38,7 @@ interface BuildFlags {
   jobs?: string;
   secret: string[];
   buildContext: string[];
+  onError: string;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -63,6 +65,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
     .option('--jobs <n>', 'steps run in parallel (default: number of cores)')
     .option('--secret <spec>', 'id=ID,src=PATH or id=ID,env=VAR (repeatable)', collect, [])
     .option('--build-context <name=value>', 'extra named context: a directory, docker-image://REF or oci-layout://PATH[:TAG]', collect, [])
+    .option('--on-error <mode>', "when a RUN fails: fail, or shell to first open a shell in the failed step's sandbox", 'fail')
     .action(async (contextArg: string, o: BuildFlags) => {
       // Not root: run the build as root of a user namespace of our own (rootless mode).
       const code = await reexecInUserNamespace();
@@ -148,8 +151,11 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
       const ignore = await loadDockerignore(contextDir, dockerfilePath).catch(() => [] as string[]);
       const context = await BuildContext.open(contextDir, ignore, join(store.root, 'contexts'));
 
-      const mode = o.quiet ? 'quiet' : o.progress === 'auto' ? (process.stderr.isTTY ? 'tty' : 'plain') : o.progress;
+      let mode = o.quiet ? 'quiet' : o.progress === 'auto' ? (process.stderr.isTTY ? 'tty' : 'plain') : o.progress;
       if (!['plain', 'tty', 'quiet'].includes(mode)) throw new UsageError(`--progress: "${o.progress}" is not auto, plain, tty or quiet`);
+      if (o.onError !== 'fail' && o.onError !== 'shell') throw new UsageError(`--on-error: "${o.onError}" is not fail or shell`);
+      // The debugging shell needs the terminal: no redrawn progress display around it.
+      if (o.onError === 'shell' && mode === 'tty') mode = 'plain';
       const progress = mode === 'quiet' ? silentProgress : mode === 'tty' ? ttyProgress() : plainProgress();
       const controller = new AbortController();
       const onSignal = () => controller.abort();
@@ -176,6 +182,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
           sourceDateEpoch,
           pullPolicy: pull,
           namedContexts,
+          ...(o.onError === 'shell' ? { onRunFailure: (failure: RunFailure) => debugShell(executor, failure) } : {}),
         });
         if (controller.signal.aborted) throw new BuildCancelled('build cancelled');
         for (const w of result.warnings) progress.warn(`${w.rule}: ${w.message}${w.line ? ` (line ${w.line})` : ''}`);
