@@ -204,6 +204,8 @@ export interface EntryOptions {
 export async function copyEntries(tree: SourceTree, selections: Selection[], heredocs: { target: string; content: string }[], o: EntryOptions): Promise<LayerEntry[]> {
   const entries = new Map<string, LayerEntry>();
   const root = { uid: 0, gid: 0 };
+  // An unpacked archive keeps its entries' modes: BuildKit's unpack takes --chown but no mode.
+  o = tree instanceof UnpackedArchive ? { ...o, chmod: undefined } : o;
   const ownerOf = (f: { uid?: number; gid?: number }) => o.owner ?? (o.fromContext ? root : { uid: f.uid ?? 0, gid: f.gid ?? 0 });
   const excluded = (rel: string) => o.exclude.some((e) => e.test(rel));
   const inImage = (p: string) => resolveDestination(p, o.existing);
@@ -389,7 +391,7 @@ export async function archiveKind(path: string): Promise<'tar' | 'gzip' | 'bzip2
  * Unpack a local archive for ADD into a temp directory (with the archive module's confinement: no
  * entry escapes it) and return it as a tree whose contents are copied into the destination.
  */
-export async function unpackArchive(path: string, kind: 'tar' | 'gzip' | 'bzip2' | 'xz'): Promise<{ tree: DirTree; cleanup: () => Promise<void> }> {
+export async function unpackArchive(path: string, kind: 'tar' | 'gzip' | 'bzip2' | 'xz'): Promise<{ tree: UnpackedArchive; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'kiln-unpack-'));
   // The unpacked root stands for the destination directory, which ADD creates 0755.
   await chmod(dir, 0o755);
@@ -413,9 +415,12 @@ export async function unpackArchive(path: string, kind: 'tar' | 'gzip' | 'bzip2'
     } else {
       await applyLayer(createReadStream(path), dir, { whiteouts: 'delete' });
     }
-    return { tree: new DirTree(dir), cleanup };
+    return { tree: new UnpackedArchive(dir), cleanup };
   } catch (e) {
     await cleanup();
     throw e;
   }
 }
+
+/** The contents of a local archive ADD unpacked: copied with the archive's modes and owners. */
+export class UnpackedArchive extends DirTree {}

@@ -4,7 +4,7 @@ import { loadArchive, loadArchiveFile } from '../store/load.js';
 import { saveArchive, saveArchiveFile, type ArchiveFormat, type SaveItem } from '../store/save.js';
 import { familiarName } from '../store/describe.js';
 import { normalize, parseReference } from '../reference/reference.js';
-import { UsageError } from '../errors.js';
+import { KilnError, UsageError } from '../errors.js';
 
 /** load and save: images in and out of archives. */
 export function registerArchiveCommands(program: Command, globals: () => GlobalOptions): void {
@@ -54,7 +54,9 @@ export function registerArchiveCommands(program: Command, globals: () => GlobalO
       if (o.output && o.output !== '-') await saveArchiveFile(store, items, format, o.output);
       else {
         if (process.stdout.isTTY) throw new UsageError('cowardly refusing to write an archive to a terminal: use -o FILE or redirect output');
-        await saveArchive(store, items, format, process.stdout);
+        await saveArchive(store, items, format, process.stdout).catch((e: NodeJS.ErrnoException) => {
+          throw e.code === 'EPIPE' ? new KilnError('standard output was closed before the archive was complete') : e;
+        });
       }
     });
 }

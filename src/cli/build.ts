@@ -5,6 +5,7 @@ import { basename, join, resolve } from 'node:path';
 import { openStore, out, type GlobalOptions } from './context.js';
 import { solve, type NamedContext, type RunFailure } from '../build/solver.js';
 import { debugShell } from '../container/debug.js';
+import { pullImage } from '../registry/client/index.js';
 import { BuildContext } from '../build/context.js';
 import { exportResult, parseOutput } from '../build/export.js';
 import { plainProgress, ttyProgress } from '../ui/progress.js';
@@ -181,6 +182,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
           secrets,
           sourceDateEpoch,
           pullPolicy: pull,
+          resolveMissingImage: (ref) => pullImage(store, ref),
           namedContexts,
           ...(o.onError === 'shell' ? { onRunFailure: (failure: RunFailure) => debugShell(executor, failure) } : {}),
         });

@@ -168,7 +168,8 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
         }
       }
       const { bytes } = await store.gc();
-      if (deleted.length) out('Deleted Images:\n' + deleted.map((d) => `deleted: ${d}`).join('\n') + '\n');
+      // A blank line before the total, as docker prints it (out() adds no newline to text ending in one).
+      if (deleted.length) out('Deleted Images:\n' + deleted.map((d) => `deleted: ${d}`).join('\n') + '\n\n');
       out(`Total reclaimed space: ${humanSize(bytes)}`);
     });
 }

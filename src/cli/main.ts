@@ -6,6 +6,7 @@ import { registerArchiveCommands } from './archive.js';
 import { registerBuildCommand } from './build.js';
 import { registerRegistryCommands } from './registry.js';
 import { registerDistributionCommands } from './distribution.js';
+import { registerFlatCommands } from './flat.js';
 import { registerPipelineCommands } from './pipeline.js';
 import { registerContainerCommands } from './container.js';
 import type { GlobalOptions } from './context.js';
@@ -22,6 +23,7 @@ program
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
 registerImageCommands(program, globals);
 registerArchiveCommands(program, globals);
+registerFlatCommands(program, globals);
 registerBuildCommand(program, globals);
 registerContainerCommands(program, globals);
 registerRegistryCommands(program, globals);

@@ -21,6 +21,15 @@ export interface LayerReport {
   added: number;
   changed: number;
   removed: number;
+  /** What the layer does to each path, when asked for (the explorer shows it). */
+  changes?: LayerChange[];
+}
+
+export interface LayerChange {
+  path: string;
+  kind: 'added' | 'changed' | 'removed';
+  dir: boolean;
+  size: number;
 }
 
 export interface WastedPath {
@@ -52,7 +61,7 @@ interface Stacked {
   layer: number;
 }
 
-export async function analyzeImage(store: Store, img: StoredImage, name: string): Promise<ImageAnalysis> {
+export async function analyzeImage(store: Store, img: StoredImage, name: string, opts: { changes?: boolean } = {}): Promise<ImageAnalysis> {
   const history = (img.config.history ?? []).filter((h) => !h.empty_layer).map((h) => h.created_by ?? '');
   const layers = img.manifest.layers;
   const perLayer: LayerEntry[][] = layers.map(() => []);
@@ -87,8 +96,11 @@ export async function analyzeImage(store: Store, img: StoredImage, name: string)
     let changed = 0;
     let removed = 0;
     let size = 0;
+    const changes: LayerChange[] = [];
     for (const e of entries) {
       if (e.whiteout === 'file') {
+        const was = stacked.get(e.path);
+        if (was) changes.push({ path: e.path, kind: 'removed', dir: was.dir, size: 0 });
         for (const p of [...stacked.keys()]) {
           if (isWithin(p, e.path)) {
             if (!stacked.get(p)!.dir) removed++;
@@ -113,9 +125,12 @@ export async function analyzeImage(store: Store, img: StoredImage, name: string)
         if (before && before.layer < i) changed++;
         else if (!before) added++;
       }
+      changes.push({ path: e.path, kind: before ? 'changed' : 'added', dir, size: e.size });
       stacked.set(e.path, { size: e.size, dir, layer: i });
     }
-    reports.push({ index: i, digest: layers[i]!.digest, createdBy: history[i] ?? '', size, compressedSize: layers[i]!.size, added, changed, removed });
+    const report: LayerReport = { index: i, digest: layers[i]!.digest, createdBy: history[i] ?? '', size, compressedSize: layers[i]!.size, added, changed, removed };
+    if (opts.changes) report.changes = changes;
+    reports.push(report);
   }
 
   let minimum = 0;

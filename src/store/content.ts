@@ -72,6 +72,8 @@ export class ContentStore {
    */
   async put(src: Readable | AsyncIterable<Uint8Array> | Uint8Array | string, expect: Expectation = {}): Promise<BlobInfo> {
     if (expect.digest && expect.size !== undefined && (await this.size(expect.digest)) === expect.size) {
+      // Leased like a written blob: the caller is about to reference it, so gc must not take it now.
+      await this.recordInLease(expect.digest);
       if (src instanceof Readable) src.resume();
       else if (typeof src !== 'string' && !(src instanceof Uint8Array)) for await (const _ of src) void _;
       return { digest: expect.digest, size: expect.size };

@@ -28,6 +28,9 @@ export interface SaveItem {
 export async function saveArchive(store: Store, items: SaveItem[], format: ArchiveFormat, out: Writable): Promise<void> {
   const pack = tar.pack();
   const done = pipeline(pack, out);
+  // A failed output (EPIPE, disk full) also fails the pending entry below, which reports it; without
+  // this handler the rejection of `done` would crash the process before that.
+  done.catch(() => {});
   const entry = (name: string, body: Buffer | string) =>
     new Promise<void>((resolve, reject) => pack.entry({ name, mode: 0o644, mtime: new Date(0) }, body, (e) => (e ? reject(e) : resolve())));
   const streamEntry = async (name: string, size: number, src: Readable) => {

@@ -105,11 +105,13 @@ export class Store {
    * that image dangling, as docker does.
    */
   async addImage(desc: Descriptor, names: string[]): Promise<void> {
-    await this.verifyComplete(desc);
     const full = names.map(normalize);
     const plain: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
     if (desc.platform) plain.platform = desc.platform;
-    await this.updateIndex((index) => {
+    await this.updateIndex(async (index) => {
+      // Checked under the index lock, which gc holds too: checked outside it, a concurrent rmi and gc
+      // could delete the blobs between the check and the write, leaving a name on a missing image.
+      await this.verifyComplete(desc);
       const previous = new Map<string, Descriptor>();
       index.manifests = index.manifests.filter((m) => {
         const name = m.annotations?.[RefNameAnnotation];
@@ -123,10 +125,23 @@ export class Store {
       });
       for (const name of full) index.manifests.push({ ...plain, annotations: { [RefNameAnnotation]: name } });
       if (full.length === 0 && !index.manifests.some((m) => m.digest === desc.digest)) index.manifests.push(plain);
+      // The same image (same config, so same image ID) under another manifest, such as one loaded
+      // again from a docker-archive, is replaced rather than left dangling beside it, as in docker.
+      const id = await this.configDigestOf(desc.digest);
       for (const [digest, old] of previous) {
+        if (id !== undefined && (await this.configDigestOf(digest)) === id) continue;
         if (!index.manifests.some((m) => m.digest === digest)) index.manifests.push(old);
       }
     });
+  }
+
+  /** The config digest (image ID) of a manifest; undefined for an index or an unreadable blob. */
+  private async configDigestOf(manifestDigest: string): Promise<string | undefined> {
+    try {
+      return (await this.content.readJSON<Partial<Manifest>>(manifestDigest)).config?.digest;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Throw unless the manifest (or index) and every blob it references are present. */
@@ -257,7 +272,8 @@ export class Store {
       for (const d of await this.content.leasedDigests()) live.add(d);
       for (const d of await this.cacheRecordDigests()) live.add(d);
       const index = await this.readIndex();
-      for (const m of index.manifests) await this.markReachable(m.digest, live);
+      const walked = new Set<string>();
+      for (const m of index.manifests) await this.markReachable(m.digest, live, walked);
       let removed = 0;
       let bytes = 0;
       for await (const blob of this.content.list()) {
@@ -271,8 +287,14 @@ export class Store {
     });
   }
 
-  private async markReachable(digest: string, live: Set<string>): Promise<void> {
-    if (live.has(digest)) return;
+  /**
+   * Mark a manifest or index and everything below it. Whether it was walked is tracked apart from
+   * `live`: a manifest already live because a loading process leased it must still have its layers
+   * marked, or a concurrent load of an image already tagged would let gc delete that image's layers.
+   */
+  private async markReachable(digest: string, live: Set<string>, walked: Set<string>): Promise<void> {
+    if (walked.has(digest)) return;
+    walked.add(digest);
     live.add(digest);
     let doc: Partial<Manifest & Index>;
     try {
@@ -283,7 +305,7 @@ export class Store {
     if (doc.config) live.add(doc.config.digest);
     for (const l of doc.layers ?? []) live.add(l.digest);
     if (doc.subject) live.add(doc.subject.digest);
-    for (const m of doc.manifests ?? []) await this.markReachable(m.digest, live);
+    for (const m of doc.manifests ?? []) await this.markReachable(m.digest, live, walked);
   }
 
   /** Blobs the build cache still points at (cache/<key>.json files list their digests). */
