@@ -485,7 +485,12 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     try {
       const parentView = await snapshotter.view(layers, 'copy-parent');
       cleanups.push(() => parentView.release());
-      const existing = (p: string) => pathInfo(join(parentView.path, p));
+      // COPY --link without --chmod copies onto an empty tree that is merged over the parent
+      // (BuildKit convert_copy.go: llb.Merge with llb.Scratch().File(copy)): the destination is not
+      // resolved through the parent's symlinks or directories, and the parents it creates replace
+      // the image's in the merged result. With --chmod BuildKit falls back to a plain copy.
+      const onEmptyTree = step.link && !step.chmod;
+      const existing = onEmptyTree ? async () => undefined : (p: string) => pathInfo(join(parentView.path, p));
       const destIsDir = async (p: string) => (await existing(p))?.type === 'directory';
       let tree: SourceTree = req.context;
       const dirCtx = step.from && 'image' in step.from ? namedDir(step.from.image) : undefined;

@@ -12,7 +12,6 @@ import { plainProgress, ttyProgress } from '../ui/progress.js';
 import { silentProgress } from '../build/progress.js';
 import { loadDockerignore } from '../dockerfile/index.js';
 import { createExecutor, defaultExecutor } from '../sandbox/index.js';
-import { reexecInUserNamespace } from '../sandbox/userns.js';
 import { applyLayer } from '../archive/index.js';
 import { hostPlatform, formatPlatform } from '../store/store.js';
 import { UsageError } from '../errors.js';
@@ -68,12 +67,6 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
     .option('--build-context <name=value>', 'extra named context: a directory, docker-image://REF or oci-layout://PATH[:TAG]', collect, [])
     .option('--on-error <mode>', "when a RUN fails: fail, or shell to first open a shell in the failed step's sandbox", 'fail')
     .action(async (contextArg: string, o: BuildFlags) => {
-      // Not root: run the build as root of a user namespace of our own (rootless mode).
-      const code = await reexecInUserNamespace();
-      if (code !== undefined) {
-        process.exitCode = code;
-        return;
-      }
       const store = await openStore(globals());
       const pull = o.pull === 'true' ? 'always' : o.pull === 'false' ? 'missing' : o.pull;
       if (pull !== 'always' && pull !== 'missing' && pull !== 'never') throw new UsageError(`--pull: "${o.pull}" is not always, missing or never`);

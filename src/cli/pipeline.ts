@@ -405,7 +405,10 @@ function registerTest(program: Command, globals: () => GlobalOptions): void {
             config: opened.image.config,
             layers: opened.layers,
             snapshotter: await createSnapshotter(opened.store),
-            executor: () => (executor ??= o.runtime ? createExecutor(o.runtime) : defaultExecutor()),
+            executor: () => {
+              const stateDir = join(opened.store.root, 'sandbox');
+              return (executor ??= o.runtime ? createExecutor(o.runtime, { stateDir }) : defaultExecutor({ stateDir }));
+            },
           },
           configs,
         );

@@ -67,9 +67,12 @@ export async function createFromImage(store: Store, opts: CreateOptions): Promis
   return createContainer(store, { name: opts.name, image: opts.image, imageId: image.id, imageConfig: image.config, layers, config, host });
 }
 
-function executorFor(host: HostSettings): Executor {
+function executorFor(store: Store, host: HostSettings): Executor {
+  // Sandbox state lives in the store, which belongs to whoever runs kiln (a shared /tmp directory
+  // would belong to the first user and refuse the others).
+  const stateDir = join(store.root, 'sandbox');
   try {
-    return host.runtime ? createExecutor(host.runtime) : defaultExecutor();
+    return host.runtime ? createExecutor(host.runtime, { stateDir }) : defaultExecutor({ stateDir });
   } catch (e) {
     throw new StartFailed((e as Error).message);
   }
@@ -181,7 +184,7 @@ function forwardSignals(state: () => ContainerState): () => void {
  * container as it was.
  */
 export async function runContainer(store: Store, c: Container, stdio: Stdio, onRunning?: () => void): Promise<number> {
-  const executor = executorFor(c.record.host);
+  const executor = executorFor(store, c.record.host);
   // What a killed run left in the writable layer goes before the filesystem is mounted again.
   await cleanWritableLayer(store, c, c.state.placeholders);
   let rootfs: string;

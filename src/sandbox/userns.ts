@@ -39,7 +39,7 @@ export async function reexecInUserNamespace(argv: string[] = process.argv): Prom
   const mapping = hasSubordinateIds() ? ['--map-root-user', '--map-auto'] : ['--map-root-user'];
   if (mapping.length === 1) {
     process.stderr.write(
-      `kiln: no /etc/subuid and /etc/subgid range for ${userInfo().username}: building with only your own id mapped, ` +
+      `kiln: no /etc/subuid and /etc/subgid range for ${userInfo().username}: only your own id is mapped, ` +
         'so files owned by other users in images cannot be represented (chown to them fails)\n',
     );
   }

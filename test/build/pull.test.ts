@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fixture, kiln, kilnOk, tempDir } from '../support/env.js';
@@ -9,7 +10,8 @@ import { startRegistry } from '../registry/server/support.js';
 test('FROM an image in a registry pulls it on the first build and uses the store afterwards', async (t) => {
   const reg = await startRegistry(t);
   const host = reg.url.replace(/^https?:\/\//, '');
-  execFileSync('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci-archive:${fixture('busybox')}`, `docker://${host}/base/busybox:1`]);
+  // Asynchronously: the registry runs in this process, so a synchronous child would deadlock it.
+  await promisify(execFile)('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci-archive:${fixture('busybox')}`, `docker://${host}/base/busybox:1`]);
   const dir = await tempDir(t);
   const ctx = join(dir, 'ctx');
   await mkdir(ctx);

@@ -1,26 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, writeFile, chmod, copyFile, rm, mkdir, readFile } from 'node:fs/promises';
+import { writeFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
-import { fixture, repoRoot, kilnOk } from '../support/env.js';
-
-const user = 'kiln-rootless';
-const isRoot = process.getuid?.() === 0;
-
-/** An unprivileged user with subordinate id ranges, as a distribution's useradd makes one. */
-function ensureUser(): void {
-  try {
-    execFileSync('id', [user], { stdio: 'ignore' });
-  } catch {
-    execFileSync('useradd', ['-m', '-s', '/bin/sh', user]);
-  }
-  for (const f of ['/etc/subuid', '/etc/subgid']) {
-    const text = execFileSync('cat', [f], { encoding: 'utf8' });
-    if (!text.split('\n').some((l) => l.startsWith(`${user}:`))) execFileSync('sh', ['-c', `echo ${user}:300000:65536 >> ${f}`]);
-  }
-}
+import { kilnOk } from '../support/env.js';
+import { isRoot, rootlessUser, unprivileged } from '../support/unprivileged.js';
 
 /** The owners (uid:gid) and paths in a flattened image tar. */
 function owners(tarFile: string): string[] {
@@ -35,14 +19,8 @@ function owners(tarFile: string): string[] {
 }
 
 test('a non-root user builds in its own user namespace, with the same owners as a root build', { skip: !isRoot && 'needs root to create the unprivileged user' }, async (t) => {
-  ensureUser();
-  const dir = await mkdtemp(join(tmpdir(), 'kiln-rootless-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  await chmod(dir, 0o755);
-  // kiln itself, readable by the user wherever the checkout lives.
-  const app = join(dir, 'app');
-  await mkdir(app);
-  execFileSync('cp', ['-a', '--reflink=auto', join(repoRoot, 'dist'), join(repoRoot, 'node_modules'), join(repoRoot, 'package.json'), app]);
+  const u = await unprivileged(t);
+  const { dir } = u;
   const ctx = join(dir, 'ctx');
   await mkdir(ctx);
   await writeFile(join(ctx, 'f'), 'file\n');
@@ -51,16 +29,9 @@ test('a non-root user builds in its own user namespace, with the same owners as 
     'FROM busybox AS build\nRUN --mount=type=cache,target=/cache touch /cache/seen && mkdir /out && ls /cache > /out/b && chown 1234:1234 /out/b\n' +
       'FROM busybox\nCOPY --chown=1000:1000 f /f\nCOPY --from=build /out /out\nRUN --mount=type=cache,target=/cache ls /cache > /cached-seen\n',
   );
-  const archive = join(dir, 'busybox.tar');
-  await copyFile(fixture('busybox'), archive);
-  execFileSync('chmod', ['-R', 'a+rX', dir]);
-  const userRoot = join(dir, 'user-store');
-  await mkdir(userRoot);
-  const userOut = join(dir, 'user-out');
-  await mkdir(userOut);
-  execFileSync('chown', [`${user}:${user}`, userRoot, userOut]);
-  const asUser = (args: string) =>
-    execFileSync('su', [user, '-s', '/bin/sh', '-c', `cd ${dir} && KILN_ROOT=${userRoot} node ${app}/dist/src/cli/main.js ${args}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  execFileSync('chmod', ['-R', 'a+rX', ctx]);
+  const { userRoot, userOut, busybox: archive } = u;
+  const asUser = u.kiln;
   asUser(`load -i ${archive}`);
   asUser(`build -q -t rootless-app -o type=tar,dest=${userOut}/user.tar ${ctx}`);
   const rootStore = join(dir, 'root-store');
@@ -71,7 +42,7 @@ test('a non-root user builds in its own user namespace, with the same owners as 
   assert.ok(fromUser.includes('f 1000/1000'), fromUser.join(', '));
   assert.ok(fromUser.includes('out/b 1234/1234'), fromUser.join(', '));
   // The store belongs to the user, and the cache mount persisted between the two stages' RUNs.
-  assert.equal(execFileSync('stat', ['-c', '%U', join(userRoot, 'index.json')], { encoding: 'utf8' }).trim(), user);
+  assert.equal(execFileSync('stat', ['-c', '%U', join(userRoot, 'index.json')], { encoding: 'utf8' }).trim(), rootlessUser);
   execFileSync('tar', ['-xf', join(userOut, 'user.tar'), '-C', dir, 'cached-seen']);
   assert.equal(await readFile(join(dir, 'cached-seen'), 'utf8'), 'seen\n');
 });

@@ -9,7 +9,7 @@ import { client, freePort, pushImage, randomImage, waitFor } from './support.js'
 // The command line: offline user/role/robot/namespace management against a registry root, the
 // YAML configuration, serve with JSON request logs, /healthz and /metrics, and gc.
 
-test('kiln registry user and role commands manage users offline, and the server honours them', { timeout: 60_000 }, async (t) => {
+test('kiln registry user and role commands manage users offline, and the server honours them', { timeout: 180_000 }, async (t) => {
   const dir = await tempDir(t);
   const root = join(dir, 'reg');
   await kilnOk(dir, ['registry', 'user', 'add', 'alice', '--password-stdin', '--admin', '--root', root], { input: 'alice-password\n' });
@@ -60,7 +60,7 @@ test('kiln registry user and role commands manage users offline, and the server 
   for (const a of ['push', 'role-grant', 'role-revoke', 'robot-add', 'namespace-set']) assert.ok(actions.includes(a), `${a} in ${actions}`);
 });
 
-test('a YAML config file sets address, root, auth and limits; unknown keys are refused', { timeout: 60_000 }, async (t) => {
+test('a YAML config file sets address, root, auth and limits; unknown keys are refused', { timeout: 180_000 }, async (t) => {
   const dir = await tempDir(t);
   const port = await freePort();
   const cfg = join(dir, 'registry.yaml');
@@ -77,7 +77,7 @@ test('a YAML config file sets address, root, auth and limits; unknown keys are r
   assert.match(bad.stderr, /htp: unknown setting/);
 });
 
-test('kiln registry gc --dry-run reports and gc removes untagged content', { timeout: 60_000 }, async (t) => {
+test('kiln registry gc --dry-run reports and gc removes untagged content', { timeout: 180_000 }, async (t) => {
   const dir = await tempDir(t);
   const root = join(dir, 'reg');
   const port = await freePort();
