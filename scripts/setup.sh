@@ -7,10 +7,13 @@ cd "$(dirname "$0")/.."
 # Debian packages: runc (the default sandbox), bubblewrap (the light executor), skopeo/umoci/buildah
 # (independent peers in the interoperability tests; umoci+skopeo also make the base-image fixtures),
 # busybox-static and debootstrap (fixture root filesystems), attr (xattrs), zstd (zstd layers),
-# iproute2 (network checks in tests).
+# iproute2 (network checks in tests), tmux (terminal tests of run -it and the debugging shell),
+# shellcheck (kiln lint runs it on RUN scripts), util-linux unshare (rootless mode), git (git
+# build contexts), xz-utils and bzip2 (ADD of such archives).
 need=()
 for pair in runc:runc bwrap:bubblewrap skopeo:skopeo umoci:umoci buildah:buildah debootstrap:debootstrap \
-            getfattr:attr zstd:zstd ip:iproute2 mknod:coreutils podman:podman docker-registry:docker-registry wrk:wrk cc:build-essential newuidmap:uidmap; do
+            getfattr:attr zstd:zstd ip:iproute2 mknod:coreutils podman:podman docker-registry:docker-registry wrk:wrk cc:build-essential newuidmap:uidmap \
+            tmux:tmux shellcheck:shellcheck unshare:util-linux git:git xz:xz-utils bzip2:bzip2; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

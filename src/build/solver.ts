@@ -3,6 +3,8 @@ import { join, posix } from 'node:path';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createHash, randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { Writable } from 'node:stream';
 import { packEntries, writeLayer } from '../archive/index.js';
 import {
@@ -13,6 +15,7 @@ import {
   type BuildPlan,
   type CopyStep,
   type RunStep,
+  type SourceRef,
   type StageProgram,
   type Step,
   type WorkdirStep,
@@ -29,6 +32,7 @@ import { pathInfo } from '../snapshot/overlay.js';
 import { createSnapshotter } from '../snapshot/index.js';
 import type { LayerRef, Snapshotter } from '../snapshot/snapshotter.js';
 import { BuildCache, cacheKey } from './cache.js';
+import { openCacheMount } from './cachemount.js';
 import { BuildContext } from './context.js';
 import { DirTree, type SourceTree } from './tree.js';
 import { archiveKind, contextDigest, copyEntries, downloadSource, excludePatterns, parseChmod, selectSources, unpackArchive, type Selection } from './copy.js';
@@ -36,6 +40,8 @@ import { BuildCancelled, BuildStepError } from './errors.js';
 import type { ProgressSink } from './progress.js';
 import { ImageUnknown, KilnError } from '../errors.js';
 import { loadOciLayout } from './named.js';
+
+const execFileAsync = promisify(execFile);
 
 export interface BuildRequest {
   store: Store;
@@ -188,6 +194,10 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   };
 
   const stageLabel = (index: number) => plan.stages[index]!.name ?? `stage-${index}`;
+  /** The layers a RUN --mount's from= names: a stage (built first) or an image. */
+  const mountSourceLayers = async (from: SourceRef, step: RunStep): Promise<LayerRef[]> =>
+    'stage' in from ? (await stage(from.stage)).layers : imageLayers(await resolveImage(from.image, step.line));
+  const describeSource = (from: SourceRef) => ('stage' in from ? `stage ${stageLabel(from.stage)}` : `image ${from.image}`);
 
   async function buildStage(index: number): Promise<StageResult> {
     const sp = plan.stages[index]!;
@@ -436,10 +446,17 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       case 'tmpfs':
         return [{ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.sizeLimit ? [`size=${m.sizeLimit}`] : [])] }];
       case 'cache': {
-        const id = createHash('sha256').update(m.id ?? m.target).digest('hex').slice(0, 32);
-        const dir = join(req.store.root, 'cachemounts', id);
-        await mkdir(dir, { recursive: true, mode: m.mode ?? 0o755 });
-        return [{ destination: m.target, type: 'bind', source: dir, options: ['rbind', m.readOnly ? 'ro' : 'rw'] }];
+        let seed: string | undefined;
+        if (m.from) {
+          // from= and source=: a new cache starts with that directory of a stage or an image.
+          const v = await snapshotter.view(await mountSourceLayers(m.from, step), 'cache-from');
+          cleanups.push(() => v.release());
+          seed = join(v.path, m.source);
+          if ((await pathInfo(seed))?.type !== 'directory') fail(`cache mount source "${m.source}" is not a directory in ${describeSource(m.from)}`);
+        }
+        const opened = await openCacheMount(req.store.root, { id: m.id ?? m.target, sharing: m.sharing ?? 'shared', uid: m.uid, gid: m.gid, mode: m.mode }, seed);
+        cleanups.push(opened.release);
+        return [{ destination: m.target, type: 'bind', source: opened.dir, options: ['rbind', m.readOnly ? 'ro' : 'rw'] }];
       }
       case 'secret': {
         const value = req.secrets.get(m.id ?? '');
@@ -461,16 +478,26 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       case 'bind': {
         let root: string;
         if (!m.from) root = req.context.root;
-        else {
-          const layers = 'stage' in m.from ? (await stage(m.from.stage)).layers : imageLayers(await resolveImage(m.from.image, step.line));
-          const v = await snapshotter.view(layers, 'bind');
+        else if (m.readOnly) {
+          const v = await snapshotter.view(await mountSourceLayers(m.from, step), 'bind');
           cleanups.push(() => v.release());
           root = v.path;
+        } else {
+          // rw: the step writes into a snapshot of its own, thrown away afterwards.
+          const s = await snapshotter.prepare(await mountSourceLayers(m.from, step), 'bind-rw');
+          cleanups.push(() => s.release());
+          root = s.rootfs;
         }
-        if (!m.readOnly) fail('RUN --mount=type=bind,rw is not supported yet: use a read-only bind');
-        const source = join(root, m.source);
+        let source = join(root, m.source);
         if (!(await pathInfo(source))) fail(`bind mount source "${m.source}" not found`);
-        return [{ destination: m.target, type: 'bind', source, options: ['rbind', 'ro'] }];
+        if (!m.readOnly && !m.from) {
+          // rw from the context: a scratch copy, so the step's writes never reach the user's files.
+          const scratch = await mkdtemp(join(tmpdir(), 'kiln-bind-'));
+          cleanups.push(() => rm(scratch, { recursive: true, force: true }));
+          await execFileAsync('cp', ['-a', '--reflink=auto', '--', source, join(scratch, 'src')]);
+          source = join(scratch, 'src');
+        }
+        return [{ destination: m.target, type: 'bind', source, options: ['rbind', m.readOnly ? 'ro' : 'rw'] }];
       }
       default:
         return fail(`RUN --mount=type=${m.type} is not supported`);

@@ -7,6 +7,7 @@ import { solve, type NamedContext, type RunFailure } from '../build/solver.js';
 import { debugShell } from '../container/debug.js';
 import { pullImage } from '../registry/client/index.js';
 import { BuildContext } from '../build/context.js';
+import { cloneGitContext, isGitContext, parseGitContext } from '../build/gitcontext.js';
 import { exportResult, parseOutput } from '../build/export.js';
 import { plainProgress, ttyProgress } from '../ui/progress.js';
 import { silentProgress } from '../build/progress.js';
@@ -123,31 +124,49 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
       const sourceDateEpoch = epochText !== undefined && epochText !== '' ? Number(epochText) : undefined;
       if (sourceDateEpoch !== undefined && !Number.isInteger(sourceDateEpoch)) throw new UsageError(`SOURCE_DATE_EPOCH "${epochText}" is not an integer`);
 
-      // The context: a directory, or a tar on stdin unpacked into a temporary one.
-      let contextDir = resolve(contextArg);
-      let tempContext: string | undefined;
-      let dockerfileText: string | undefined;
-      if (o.file === '-') dockerfileText = await readStdin();
-      if (contextArg === '-') {
-        if (o.file === '-') throw new UsageError('the context and the Dockerfile cannot both come from stdin');
-        tempContext = await mkdtemp(join(tmpdir(), 'kiln-context-'));
-        await applyLayer(process.stdin, tempContext, { whiteouts: 'delete', sameOwner: false });
-        contextDir = tempContext;
-      } else if (!(await stat(contextDir).catch(() => undefined))?.isDirectory()) {
-        throw new UsageError(`build context "${contextArg}" is not a directory`);
-      }
-      const dockerfilePath = o.file && o.file !== '-' ? resolve(o.file) : join(contextDir, 'Dockerfile');
-      if (dockerfileText === undefined) {
-        dockerfileText = await readFile(o.file && o.file !== '-' ? resolve(o.file) : dockerfilePath, 'utf8').catch(() => {
-          throw new UsageError(`cannot read Dockerfile ${o.file ?? dockerfilePath}`);
-        });
-      }
-      const ignore = await loadDockerignore(contextDir, dockerfilePath).catch(() => [] as string[]);
-      const context = await BuildContext.open(contextDir, ignore, join(store.root, 'contexts'));
-
       let mode = o.quiet ? 'quiet' : o.progress === 'auto' ? (process.stderr.isTTY ? 'tty' : 'plain') : o.progress;
       if (!['plain', 'tty', 'quiet'].includes(mode)) throw new UsageError(`--progress: "${o.progress}" is not auto, plain, tty or quiet`);
       if (o.onError !== 'fail' && o.onError !== 'shell') throw new UsageError(`--on-error: "${o.onError}" is not fail or shell`);
+
+      // The context: a directory, a tar on stdin unpacked into a temporary one, or a git repository
+      // cloned into one. A temporary context is removed whatever happens after it is made.
+      let contextDir = resolve(contextArg);
+      let removeContext = async () => {};
+      let dockerfileText: string | undefined;
+      if (o.file === '-') dockerfileText = await readStdin();
+      const remote = isGitContext(contextArg);
+      if (contextArg === '-') {
+        if (o.file === '-') throw new UsageError('the context and the Dockerfile cannot both come from stdin');
+        const tempContext = await mkdtemp(join(tmpdir(), 'kiln-context-'));
+        removeContext = () => rm(tempContext, { recursive: true, force: true });
+        await applyLayer(process.stdin, tempContext, { whiteouts: 'delete', sameOwner: false }).catch(async (e: unknown) => {
+          await removeContext();
+          throw e;
+        });
+        contextDir = tempContext;
+      } else if (remote) {
+        const clone = await cloneGitContext(parseGitContext(contextArg));
+        contextDir = clone.dir;
+        removeContext = clone.cleanup;
+      } else if (!(await stat(contextDir).catch(() => undefined))?.isDirectory()) {
+        throw new UsageError(`build context "${contextArg}" is not a directory`);
+      }
+      // With a repository as context, -f names a file in it, as docker reads it.
+      const dockerfilePath = o.file && o.file !== '-' ? (remote ? join(contextDir, o.file) : resolve(o.file)) : join(contextDir, 'Dockerfile');
+      let context: BuildContext;
+      try {
+        if (dockerfileText === undefined) {
+          dockerfileText = await readFile(dockerfilePath, 'utf8').catch(() => {
+            throw new UsageError(`cannot read Dockerfile ${o.file ?? dockerfilePath}`);
+          });
+        }
+        const ignore = await loadDockerignore(contextDir, dockerfilePath).catch(() => [] as string[]);
+        context = await BuildContext.open(contextDir, ignore, join(store.root, 'contexts'));
+      } catch (e) {
+        await removeContext();
+        throw e;
+      }
+
       // The debugging shell needs the terminal: no redrawn progress display around it.
       if (o.onError === 'shell' && mode === 'tty') mode = 'plain';
       const progress = mode === 'quiet' ? silentProgress : mode === 'tty' ? ttyProgress() : plainProgress();
@@ -196,7 +215,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
-        if (tempContext) await rm(tempContext, { recursive: true, force: true });
+        await removeContext();
       }
     });
 }

@@ -1,0 +1,85 @@
+// Git repositories as build contexts, as `docker build URL#ref:subdir` takes them: the repository is
+// cloned with the system's git into a temporary directory, the ref checked out, and the subdirectory
+// (default: the root) becomes the context. Like BuildKit without --keep-git-dir, the .git directory
+// is not part of the context.
+
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, normalize } from 'node:path';
+import { promisify } from 'node:util';
+import { KilnError, UsageError } from '../errors.js';
+
+const run = promisify(execFile);
+
+export interface GitContextSpec {
+  url: string;
+  /** Branch, tag or commit; undefined = the remote's default branch. */
+  ref?: string;
+  /** Directory inside the repository; "" = its root. */
+  subdir: string;
+}
+
+export class GitContextFailed extends KilnError {}
+
+/**
+ * Whether a build context argument names a git repository rather than a local directory: docker's
+ * rule (git://, git@…, github.com/…, an http(s) URL whose path ends in .git) plus file:// and ssh://
+ * URLs, so that local and self-hosted repositories work too.
+ */
+export function isGitContext(arg: string): boolean {
+  if (/^(git:\/\/|git@|ssh:\/\/|file:\/\/|github\.com\/)/.test(arg)) return true;
+  return /^https?:\/\/[^#]+\.git(#.*)?$/.test(arg);
+}
+
+/** Split `URL#ref:subdir`. */
+export function parseGitContext(arg: string): GitContextSpec {
+  const hash = arg.indexOf('#');
+  const url = hash < 0 ? arg : arg.slice(0, hash);
+  const fragment = hash < 0 ? '' : arg.slice(hash + 1);
+  const colon = fragment.indexOf(':');
+  const ref = colon < 0 ? fragment : fragment.slice(0, colon);
+  const subdir = colon < 0 ? '' : fragment.slice(colon + 1);
+  const clean = normalize(subdir || '.').replace(/^\/+/, '').replace(/\/+$/, '');
+  if (clean === '..' || clean.startsWith('../')) throw new UsageError(`build context "${arg}": subdirectory "${subdir}" leaves the repository`);
+  return { url: url.startsWith('github.com/') ? `https://${url}` : url, ...(ref ? { ref } : {}), subdir: clean === '.' ? '' : clean };
+}
+
+/** Clone the repository and return the context directory; `cleanup` removes the clone. */
+export async function cloneGitContext(spec: GitContextSpec): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const tmp = await mkdtemp(join(tmpdir(), 'kiln-git-context-'));
+  const cleanup = () => rm(tmp, { recursive: true, force: true });
+  const checkout = join(tmp, 'repo');
+  // Never wait for a password on a terminal: a context that needs credentials must fail clearly.
+  const env = { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_SSH_COMMAND: process.env.GIT_SSH_COMMAND ?? 'ssh -o BatchMode=yes' };
+  const git = async (args: string[]) => {
+    try {
+      await run('git', args, { env, maxBuffer: 16 << 20 });
+    } catch (e) {
+      const err = e as { stderr?: string; message: string; code?: string };
+      if (err.code === 'ENOENT') throw new GitContextFailed('git is not installed: a git build context needs it');
+      // git's first "fatal:" line says what went wrong; what follows is advice.
+      const lines = (err.stderr || err.message).trim().split('\n').filter(Boolean);
+      const why = (lines.find((l) => l.startsWith('fatal:')) ?? lines[0] ?? 'failed').replace(/^fatal:\s*/, '');
+      throw new GitContextFailed(`build context ${spec.url}${spec.ref ? `#${spec.ref}` : ''}: ${why}`);
+    }
+  };
+  try {
+    // A commit id cannot be cloned by name: fetch everything and check it out. Branches and tags
+    // are cloned shallow.
+    const isCommit = spec.ref !== undefined && /^[0-9a-f]{7,64}$/.test(spec.ref);
+    if (isCommit) {
+      await git(['clone', '--quiet', '--no-checkout', '--', spec.url, checkout]);
+      await git(['-C', checkout, 'checkout', '--quiet', '--detach', spec.ref!]);
+    } else {
+      await git(['clone', '--quiet', '--depth', '1', ...(spec.ref ? ['--branch', spec.ref] : []), '--', spec.url, checkout]);
+    }
+    await rm(join(checkout, '.git'), { recursive: true, force: true });
+    const dir = join(checkout, spec.subdir);
+    if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new GitContextFailed(`build context ${spec.url}: "${spec.subdir}" is not a directory in the repository`);
+    return { dir, cleanup };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}
