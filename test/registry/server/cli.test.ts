@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import type { Socket } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { kiln, kilnMain, kilnOk, tempDir } from '../../support/env.js';
@@ -30,15 +29,11 @@ test('kiln registry user and role commands manage users offline, and the server 
   assert.match(await kilnOk(dir, ['registry', 'namespace', 'list', '--root', root]), /team\s+yes/);
 
   const port = await freePort();
-  const server = spawn(process.execPath, [kilnMain, 'registry', 'serve', '--root', root, '--addr', `127.0.0.1:${port}`, '--auth'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  // Killed however the test ends: a timed-out test may skip its after hooks, and a live child with
-  // open pipes would keep this test file's process (and the whole run) from ever exiting.
-  const killServer = () => void server.kill('SIGKILL');
-  t.after(killServer);
-  process.once('exit', killServer);
-  server.unref();
-  (server.stdout as unknown as Socket).unref();
-  (server.stderr as unknown as Socket).unref();
+  // Killed however the test ends: t.signal aborts when the test times out, which may skip its after
+  // hooks, and a live child with open pipes would keep this file's process (and the run) from exiting.
+  const server = spawn(process.execPath, [kilnMain, 'registry', 'serve', '--root', root, '--addr', `127.0.0.1:${port}`, '--auth'], { stdio: ['ignore', 'pipe', 'pipe'], signal: t.signal, killSignal: 'SIGKILL' });
+  server.on('error', () => {});
+  t.after(() => void server.kill('SIGKILL'));
   let logs = '';
   server.stdout.on('data', (c) => (logs += c));
   const url = `http://127.0.0.1:${port}`;
