@@ -89,3 +89,26 @@ test('skopeo reads the store directly as an OCI layout', async () => {
   const inspected = JSON.parse(run('skopeo', ['inspect', `oci:${root}:docker.io/library/busybox:latest`])) as { Digest: string };
   assert.equal(inspected.Digest, img.Digest);
 });
+
+test('archives podman save writes, docker-archive and oci-archive, load with the config they carry', async () => {
+  // podman with a private store, so the test touches nothing of the machine's.
+  const storage = ['--root', join(work, 'podman-root'), '--runroot', join(work, 'podman-run'), '--storage-driver', 'vfs'];
+  run('podman', [...storage, 'load', '-q', '-i', fixture('busybox', 'docker')]);
+  const podmanId = run('podman', [...storage, 'image', 'inspect', '--format', '{{.Id}}', 'docker.io/library/busybox:latest']).trim();
+  for (const format of ['docker-archive', 'oci-archive'] as const) {
+    const archive = join(work, `podman-${format}.tar`);
+    run('podman', [...storage, 'save', '-q', '--format', format, '-o', archive, 'docker.io/library/busybox:latest']);
+    const store = fileDir(`kiln-interop-podman-${format}-`);
+    assert.match(await kilnOk(store, ['load', '-i', archive]), /^Loaded image: busybox:latest\n$/, format);
+    // podman converts the config to OCI's form for an oci-archive, so the ID is the digest of the
+    // config the archive carries; a docker-archive keeps podman's own image ID.
+    const files = await readArchive(archive);
+    let configDigest = `sha256:${podmanId}`;
+    if (format === 'oci-archive') {
+      const index = JSON.parse(files.get('index.json')!.toString()) as { manifests: { digest: string }[] };
+      const manifest = JSON.parse(files.get(`blobs/sha256/${index.manifests[0]!.digest.slice(7)}`)!.toString()) as { config: { digest: string } };
+      configDigest = manifest.config.digest;
+    }
+    assert.equal((await inspect(store, 'busybox')).Id, configDigest, format);
+  }
+});
