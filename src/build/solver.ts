@@ -11,6 +11,7 @@ import {
   dispatchStage,
   parseDockerfile,
   planBuild,
+  requiredSecrets,
   triggerSources,
   type BuildPlan,
   type CopyStep,
@@ -135,6 +136,11 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   const checkAbort = () => {
     if (req.signal.aborted) throw new BuildCancelled('build cancelled');
   };
+
+  // A required secret that was not given fails the build before any step runs.
+  for (const { id, line } of requiredSecrets(plan)) {
+    if (!req.secrets.has(id)) throw new BuildStepError(file, line, `secret "${id}" is required but was not given (use --secret id=${id},src=FILE)`);
+  }
 
   const named = req.namedContexts ?? new Map<string, NamedContext>();
   for (const st of plan.stages) {

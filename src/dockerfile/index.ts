@@ -5,7 +5,7 @@ export { parseDockerfile } from './dockerfile.js';
 export type { Dockerfile, ParseOptions, StageSource } from './dockerfile.js';
 export type { Directive, Heredoc } from './parser.js';
 export type * from './instructions.js';
-export { planBuild, triggerSources } from './plan.js';
+export { planBuild, requiredSecrets, triggerSources } from './plan.js';
 export type { BuildPlan, PlanOptions, Platform, SourceRef, StageBase, StagePlan } from './plan.js';
 export { dispatchStage, historyComment } from './dispatch.js';
 export type {

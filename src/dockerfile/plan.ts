@@ -431,3 +431,25 @@ export function triggerSources(plan: BuildPlan, stageIndex: number, onBuild: rea
   }
   return out;
 }
+
+/**
+ * The secrets RUN steps of the stages the target needs declare `required`, with their lines, so a
+ * build can refuse to start without them rather than fail halfway. A mount whose id is spelled with
+ * a variable is left to the step itself (its value is known only at dispatch).
+ */
+export function requiredSecrets(plan: BuildPlan): { id: string; line: number }[] {
+  const out: { id: string; line: number }[] = [];
+  for (const st of plan.stages) {
+    if (!st.used) continue;
+    for (const instr of st.instructions) {
+      if (instr.kind !== 'run') continue;
+      for (const raw of instr.mounts) {
+        if (raw.includes('$')) continue;
+        const m = parseMountSpec(raw, (w) => w);
+        // As dispatch names it (BuildKit): source=, else id=, else the base name of the target.
+        if (m.type === 'secret' && m.required) out.push({ id: m.source || m.id || m.target.slice(m.target.lastIndexOf('/') + 1), line: instr.line });
+      }
+    }
+  }
+  return out;
+}

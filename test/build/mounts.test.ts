@@ -112,3 +112,15 @@ test('a read-write bind takes writes that reach neither the context, the source 
   assert.equal(listing, 's\n');
   assert.equal(await readFile(join(dir, 'a.txt'), 'utf8'), 'original\n');
 });
+
+test('a required secret that was not given fails the build before any step runs', async () => {
+  const dir = await context({ Dockerfile: 'FROM busybox\nRUN echo this-step-must-not-run\nRUN --mount=type=secret,id=token,required cat /run/secrets/token\n' });
+  const r = await kiln(root, ['build', '--progress', 'plain', dir]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /Dockerfile:3: secret "token" is required but was not given \(use --secret id=token,src=FILE\)/);
+  assert.doesNotMatch(r.stderr, /this-step-must-not-run/);
+  // Given, the same build runs.
+  await writeFile(join(work, 'token'), 'value');
+  const ok = await kiln(root, ['build', '-q', '--secret', `id=token,src=${join(work, 'token')}`, dir]);
+  assert.equal(ok.code, 0, ok.stderr);
+});
