@@ -47,7 +47,8 @@ export interface VulnerabilityMatch {
 }
 
 export interface MatchProblem {
-  package: string;
+  /** The package ("name@version") or the image's file the problem is about. */
+  subject: string;
   message: string;
 }
 
@@ -99,7 +100,7 @@ export function matchPackages(db: VulnDb, packages: readonly MatchablePackage[],
         return f();
       } catch (e) {
         if (!(e instanceof VersionSyntax)) throw e;
-        problems.push({ package: `${p.name}@${p.version}`, message: `${id}: ${e.message}` });
+        problems.push({ subject: `${p.name}@${p.version}`, message: `${id}: ${e.message}` });
         return undefined;
       }
     };

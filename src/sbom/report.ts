@@ -29,8 +29,7 @@ export function formatScan(report: ScanReport, format: ScanFormat, toolVersion: 
 }
 
 function toTable(r: ScanReport): string {
-  const problems = r.problems.map((p) => `warning: ${p.package}: ${p.message}\n`).join('');
-  if (r.matches.length === 0) return `${problems}No vulnerabilities found in ${r.image.name}\n`;
+  if (r.matches.length === 0) return `No vulnerabilities found in ${r.image.name}\n`;
   const rows = r.matches.map((m) => [
     m.package,
     m.installedVersion,
@@ -42,7 +41,7 @@ function toTable(r: ScanReport): string {
   const counts = new Map<Severity, number>();
   for (const m of r.matches) counts.set(m.severity, (counts.get(m.severity) ?? 0) + 1);
   const summary = [...counts].map(([s, n]) => `${s}: ${n}`).join(', ');
-  return problems + renderTable(['PACKAGE', 'INSTALLED', 'FIXED', 'SEVERITY', 'VULNERABILITY', 'LAYER'], rows) + `${r.matches.length} matches (${summary})\n`;
+  return renderTable(['PACKAGE', 'INSTALLED', 'FIXED', 'SEVERITY', 'VULNERABILITY', 'LAYER'], rows) + `${r.matches.length} matches (${summary})\n`;
 }
 
 /** GitHub code scanning reads `security-severity` (a CVSS-like number) to rank results. */
