@@ -52,6 +52,11 @@ export interface MatchProblem {
   message: string;
 }
 
+/** A stable order independent of the locale (and much cheaper than localeCompare). */
+function byCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 /** Debian's release numbers and codenames, for images whose os-release has no VERSION_CODENAME. */
 const debianCodenames: Record<string, string> = {
   '8': 'jessie', '9': 'stretch', '10': 'buster', '11': 'bullseye', '12': 'bookworm', '13': 'trixie', '14': 'forky',
@@ -140,7 +145,7 @@ export function matchPackages(db: VulnDb, packages: readonly MatchablePackage[],
     matches.push(...found);
   }
   matches.sort(
-    (a, b) => severityRank(b.severity) - severityRank(a.severity) || a.package.localeCompare(b.package) || a.id.localeCompare(b.id) || a.location.localeCompare(b.location),
+    (a, b) => severityRank(b.severity) - severityRank(a.severity) || byCodeUnits(a.package, b.package) || byCodeUnits(a.id, b.id) || byCodeUnits(a.location, b.location),
   );
   return { matches, problems };
 }

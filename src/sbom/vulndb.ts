@@ -20,8 +20,10 @@ CREATE TABLE schema_version (version INTEGER NOT NULL);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE debian (
   source_package TEXT NOT NULL, release TEXT NOT NULL, id TEXT NOT NULL, status TEXT NOT NULL,
-  fixed_version TEXT NOT NULL, urgency TEXT NOT NULL, severity TEXT NOT NULL, description TEXT NOT NULL,
+  fixed_version TEXT NOT NULL, urgency TEXT NOT NULL, severity TEXT NOT NULL,
   PRIMARY KEY (release, source_package, id));
+-- An issue's description once, not once per release and package it names.
+CREATE TABLE descriptions (id TEXT PRIMARY KEY, description TEXT NOT NULL);
 CREATE TABLE osv (
   id TEXT NOT NULL, ecosystem TEXT NOT NULL, name TEXT NOT NULL, aliases TEXT NOT NULL, summary TEXT NOT NULL,
   ranges TEXT NOT NULL, versions TEXT NOT NULL, severity TEXT NOT NULL);
@@ -54,7 +56,8 @@ export async function writeVulnDb(path: string, sources: VulnDbSources, now = ne
       db.pragma(`application_id = ${applicationId}`);
       db.exec(schema);
       const meta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
-      const deb = db.prepare('INSERT OR REPLACE INTO debian VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+      const deb = db.prepare('INSERT OR REPLACE INTO debian VALUES (?, ?, ?, ?, ?, ?, ?)');
+      const desc = db.prepare('INSERT OR IGNORE INTO descriptions VALUES (?, ?)');
       const osv = db.prepare('INSERT INTO osv VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
       db.transaction(() => {
         db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(vulnDbSchemaVersion);
@@ -62,7 +65,8 @@ export async function writeVulnDb(path: string, sources: VulnDbSources, now = ne
         if (sources.debian) meta.run('debian_tracker', sources.debian.file);
         if (sources.osv) meta.run('osv_directory', sources.osv.dir);
         for (const a of sources.debian?.advisories ?? []) {
-          deb.run(a.sourcePackage, a.release, a.id, a.status, a.fixedVersion, a.urgency, a.severity, a.description);
+          deb.run(a.sourcePackage, a.release, a.id, a.status, a.fixedVersion, a.urgency, a.severity);
+          if (a.description) desc.run(a.id, a.description);
         }
         for (const a of sources.osv?.affected ?? []) {
           osv.run(a.id, a.ecosystem, a.name, JSON.stringify(a.aliases), a.summary, JSON.stringify(a.ranges), JSON.stringify(a.versions), a.severity);
@@ -109,7 +113,9 @@ export function openVulnDb(path: string): VulnDb {
     db.close();
     throw e;
   }
-  const debStmt = db.prepare('SELECT * FROM debian WHERE release = ? AND source_package = ? ORDER BY id');
+  const debStmt = db.prepare(
+    'SELECT debian.*, descriptions.description FROM debian LEFT JOIN descriptions USING (id) WHERE release = ? AND source_package = ? ORDER BY id',
+  );
   const osvStmt = db.prepare('SELECT * FROM osv WHERE ecosystem = ? AND name = ? ORDER BY id');
   type Row = Record<string, string>;
   return {
@@ -134,7 +140,7 @@ export function openVulnDb(path: string): VulnDb {
         fixedVersion: r.fixed_version!,
         urgency: r.urgency!,
         severity: r.severity as Severity,
-        description: r.description!,
+        description: r.description ?? '',
       }));
     },
     osv(ecosystem, name) {
