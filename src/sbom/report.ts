@@ -1,5 +1,6 @@
 // Scan results as a table for people, JSON for programs and SARIF 2.1.0 for code-scanning services.
 
+import type { Log, ReportingDescriptor, Result } from 'sarif';
 import { renderTable } from '../ui/table.js';
 import type { MatchableDistro, MatchProblem, VulnerabilityMatch } from './match.js';
 import type { Severity } from './severity.js';
@@ -52,8 +53,9 @@ function level(s: Severity): 'error' | 'warning' | 'note' {
   return s === 'critical' || s === 'high' ? 'error' : s === 'medium' ? 'warning' : 'note';
 }
 
-function toSarif(r: ScanReport, toolVersion: string): object {
-  const rules: object[] = [];
+/** Typed with the SARIF 2.1.0 object model (@types/sarif), so the compiler checks the shape. */
+function toSarif(r: ScanReport, toolVersion: string): Log {
+  const rules: ReportingDescriptor[] = [];
   const ruleIndex = new Map<string, number>();
   for (const m of r.matches) {
     if (ruleIndex.has(m.id)) continue;
@@ -67,7 +69,7 @@ function toSarif(r: ScanReport, toolVersion: string): object {
       properties: { tags: ['security', 'vulnerability', m.severity], ...(sev ? { 'security-severity': sev } : {}) },
     });
   }
-  const results = r.matches.map((m) => ({
+  const results = r.matches.map((m): Result => ({
     ruleId: m.id,
     ruleIndex: ruleIndex.get(m.id)!,
     level: level(m.severity),
@@ -75,7 +77,7 @@ function toSarif(r: ScanReport, toolVersion: string): object {
       text: `${m.package} ${m.installedVersion} is affected by ${m.id} (${m.severity}); ${m.fixedVersion ? `fixed in ${m.fixedVersion}` : 'no fix yet'}. Image ${r.image.name}, layer ${m.layer.index} (${m.layer.digest}).`,
     },
     // §3.4.3: a relative URI reference; the image's file that records the package.
-    locations: [{ physicalLocation: { artifactLocation: { uri: m.location.replace(/^\/+/, '') } }, logicalLocations: [{ name: m.purl, kind: 'package' }] }],
+    locations: [{ physicalLocation: { artifactLocation: { uri: m.location.replace(/^\/+/, '') } }, logicalLocations: [{ fullyQualifiedName: m.purl }] }],
     partialFingerprints: { packageVulnerability: `${m.purl}|${m.id}` },
     properties: { package: m.package, installedVersion: m.installedVersion, fixedVersion: m.fixedVersion, severity: m.severity, purl: m.purl, layer: m.layer },
   }));
