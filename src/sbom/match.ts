@@ -89,6 +89,15 @@ export function matchPackages(db: VulnDb, packages: readonly MatchablePackage[],
   const matches: VulnerabilityMatch[] = [];
   const problems: MatchProblem[] = [];
   const release = debianRelease(distro);
+  // Say why deb packages go unmatched rather than report a clean image.
+  if (!release && packages.some((p) => p.type === 'deb')) {
+    problems.push({
+      subject: '/etc/os-release',
+      message: distro && distro.id !== 'debian'
+        ? `deb packages in a ${distro.id} image: the Debian security tracker's data covers Debian releases only`
+        : 'deb packages but no Debian release (ID=debian with VERSION_CODENAME or VERSION_ID): Debian advisories not applied',
+    });
+  }
   for (const p of packages) {
     const base = {
       package: p.name,

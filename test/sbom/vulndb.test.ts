@@ -67,6 +67,17 @@ test('Debian matches go by source package and release; fixed_version "0", fixed 
   assert.deepEqual(bullseye.matches.map((m) => [m.id, m.fixedVersion]), [['CVE-2024-2961', '2.31-13+deb11u9']]);
 });
 
+test('deb packages in an image without a known Debian release are reported as not judged, not as clean', async (t) => {
+  const { db } = await database(t);
+  const none = matchPackages(db, packages, undefined);
+  assert.deepEqual(none.matches.filter((m) => m.type === 'deb'), []);
+  assert.deepEqual(none.problems, [{ subject: '/etc/os-release', message: 'deb packages but no Debian release (ID=debian with VERSION_CODENAME or VERSION_ID): Debian advisories not applied' }]);
+  const ubuntu = matchPackages(db, packages, { id: 'ubuntu', versionId: '22.04', codename: 'jammy' });
+  assert.match(ubuntu.problems[0]!.message, /deb packages in a ubuntu image: the Debian security tracker's data covers Debian releases only/);
+  // npm and PyPI matching does not depend on the distribution.
+  assert.equal(none.matches.length, 3);
+});
+
 test('the source version is compared, not the binary one: a binary versioned apart from its source still matches', async (t) => {
   const { dir } = await database(t);
   const tracker = join(dir, 'gcc.json');
