@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFile, readdir, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { gzipSync } from 'node:zlib';
 import { tempDir } from '../support/env.js';
 import { readDebianTracker } from '../../src/sbom/debian-tracker.js';
 import { evaluateAffected, readOsvDirectory, type OsvAffected } from '../../src/sbom/osv.js';
@@ -171,6 +172,16 @@ test('a database of another schema version, a non-kiln SQLite file and a non-SQL
   await writeFile(text, 'this is not a database, just some text that is long enough to look like a header...\n'.repeat(20));
   assert.throws(() => openVulnDb(text), /text\.db: not a kiln vulnerability database/);
   assert.throws(() => openVulnDb(join(dir, 'missing.db')), /missing\.db: no such vulnerability database/);
+});
+
+test('a gzip-compressed tracker export reads the same as the plain one', async (t) => {
+  const dir = await tempDir(t);
+  const { tracker } = await writeAdvisories(dir);
+  const gz = join(dir, 'tracker.json.gz');
+  await writeFile(gz, gzipSync(await readFile(tracker)));
+  const plain = await readDebianTracker(tracker);
+  assert.equal(plain.length, 8);
+  assert.deepEqual(await readDebianTracker(gz), plain);
 });
 
 test('malformed advisory files are errors naming the file and the JSON path', async (t) => {
