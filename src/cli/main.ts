@@ -9,6 +9,8 @@ import { registerDistributionCommands } from './distribution.js';
 import { registerFlatCommands } from './flat.js';
 import { registerPipelineCommands } from './pipeline.js';
 import { registerContainerCommands } from './container.js';
+import { registerScanCommands } from './scan.js';
+import { registerSbomCommand } from './sbom.js';
 import { reexecInUserNamespace } from '../sandbox/userns.js';
 import type { GlobalOptions } from './context.js';
 
@@ -50,6 +52,8 @@ registerContainerCommands(program, globals);
 registerRegistryCommands(program, globals);
 registerDistributionCommands(program, globals);
 registerPipelineCommands(program, globals);
+registerScanCommands(program, globals);
+registerSbomCommand(program, globals);
 
 /** The one place where errors become a message and an exit code. */
 async function main(): Promise<void> {
