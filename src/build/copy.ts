@@ -273,7 +273,26 @@ export async function copyEntries(tree: SourceTree, selections: Selection[], her
       entries.set(d, { path: d, type: 'directory', mode: info.mode, uid: info.uid, gid: info.gid, mtime: Math.floor(info.mtimeMs / 1000) });
     } else entries.set(d, createdDir(d));
   }
-  return [...entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const sorted = [...entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  // The walk made the first name it visited the file and the others links to it, but byte order can
+  // put a link first ("once/" is walked before "once-alias/", yet "once-alias/…" < "once/…"): the
+  // first name in layer order must carry the content, as a hardlink's target precedes it in a tar.
+  const carrier = new Map<string, LayerEntry>();
+  for (const e of sorted) {
+    const group = e.type === 'hardlink' ? e.linkname! : e.type === 'file' ? e.path : undefined;
+    if (group === undefined) continue;
+    const first = carrier.get(group);
+    if (!first) {
+      carrier.set(group, e);
+      if (e.type === 'hardlink') {
+        const file = entries.get(group)!;
+        Object.assign(e, { type: 'file', sourcePath: file.sourcePath, size: file.size, linkname: undefined });
+      }
+    } else if (first !== e) {
+      Object.assign(e, { type: 'hardlink', linkname: first.path, sourcePath: undefined, size: undefined });
+    }
+  }
+  return sorted;
 }
 
 /** An absolute destination with the parent image's symlinks followed inside the image's root. */

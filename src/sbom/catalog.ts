@@ -50,14 +50,16 @@ export interface Catalog {
 
 type Kind = 'dpkg' | 'apk' | 'python' | 'npm' | 'copyright' | 'os-release';
 
-/** A metadata file as one layer left it. */
+/** A metadata file as one layer left it: what was read out of it, not its text (copyright files and METADATA can be large). */
 interface MetadataFile {
   kind: Kind;
-  /** Text content; for a symlink (only kept for os-release), undefined. */
+  /** os-release only: its text, or where its symlink points. */
   text?: string;
   linkname?: string;
-  /** What the file's cataloger found, for package databases. */
+  /** Package databases: what the file's cataloger found. */
   cataloged?: Cataloged;
+  /** Debian copyright files: the license names they declare. */
+  licenses?: string[];
 }
 
 /** Package databases are read whole; a file past this is reported rather than read. */
@@ -143,20 +145,21 @@ export async function catalogImage(store: Store, image: StoredImage): Promise<Ca
       adds.set(entry.path, { kind, linkname: entry.linkname });
       return;
     }
-    let text: string | undefined;
     if (entry.type === 'hardlink') {
-      const target = posix.normalize('/' + entry.linkname);
-      text = (adds.get(target) ?? files.get(target))?.text;
-    } else {
-      const limit = kind === 'dpkg' || kind === 'apk' ? MAX_DATABASE : MAX_SMALL;
-      if (entry.size > limit && kind !== 'python') {
-        adds.set(entry.path, { kind, cataloged: { packages: [], problems: [`larger than ${limit} bytes; not read`] } });
-        return;
-      }
-      text = (await read(Math.min(entry.size, limit))).toString('utf8');
+      // the same content under another name: what was read from the target holds for this path too
+      const target = adds.get(posix.normalize('/' + entry.linkname)) ?? files.get(posix.normalize('/' + entry.linkname));
+      if (target?.kind === kind) adds.set(entry.path, target);
+      return;
     }
-    if (text === undefined) return;
-    adds.set(entry.path, { kind, text, cataloged: catalogFile(kind, entry.path, text) });
+    const limit = kind === 'dpkg' || kind === 'apk' ? MAX_DATABASE : MAX_SMALL;
+    if (entry.size > limit && kind !== 'python') {
+      adds.set(entry.path, { kind, cataloged: { packages: [], problems: [`larger than ${limit} bytes; not read`] } });
+      return;
+    }
+    const text = (await read(Math.min(entry.size, limit))).toString('utf8');
+    if (kind === 'os-release') adds.set(entry.path, { kind, text });
+    else if (kind === 'copyright') adds.set(entry.path, { kind, licenses: copyrightLicenses(text) });
+    else adds.set(entry.path, { kind, cataloged: catalogFile(kind, entry.path, text) });
   };
 
   await walkLayers(store, layers, onEntry);
@@ -166,7 +169,7 @@ export async function catalogImage(store: Store, image: StoredImage): Promise<Ca
   const licensesByDeb = new Map<string, string[]>();
   for (const [path, f] of files) {
     const pkg = copyrightPackage(path);
-    if (f.kind === 'copyright' && pkg && f.text) licensesByDeb.set(pkg, copyrightLicenses(f.text));
+    if (pkg && f.licenses) licensesByDeb.set(pkg, f.licenses);
   }
 
   const packages: Package[] = [];

@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, link, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,6 +122,45 @@ test('a malformed status file or package.json is reported with its path and cata
     c.problems.slice(1).map((p) => [p.path, p.message.replace(/:.*/, '')]),
     [['/var/lib/dpkg/status', 'line 5'], ['/var/lib/dpkg/status', 'line 10']],
   );
+});
+
+test('distroless status.d files, an .egg-info file, a hard-linked package.json (as pnpm lays them out), a directory emptied and refilled by a later layer', async () => {
+  const ctx = join(work, 'ctx-misc');
+  await writeContext(ctx, {
+    Dockerfile: [
+      'FROM busybox',
+      'COPY status.d/ /var/lib/dpkg/status.d/',
+      'COPY site/ /usr/lib/python3.11/site-packages/',
+      'COPY nm/ /srv/node_modules/',
+      'COPY linked/ /opt/node_modules/',
+      // the whole directory goes and comes back with another package: nothing of the old one survives
+      'RUN rm -rf /srv/node_modules && mkdir -p /srv/node_modules/fresh && echo \'{"name":"fresh","version":"1.0.0"}\' > /srv/node_modules/fresh/package.json',
+      '',
+    ].join('\n'),
+    'status.d/tzdata': 'Package: tzdata\nVersion: 2024a-0+deb12u1\nArchitecture: all\n',
+    'status.d/tzdata.md5sums': 'd41d8cd98f00b204e9800998ecf8427e  usr/share/zoneinfo/UTC\n',
+    'site/attrs-23.1.0.egg-info': 'Metadata-Version: 2.1\nName: attrs\nVersion: 23.1.0\nLicense: MIT\n',
+    'nm/stale/package.json': '{"name":"stale","version":"0.1.0"}',
+    'linked/once/package.json': '{"name":"once","version":"1.4.0","license":"ISC"}',
+  });
+  // as pnpm lays packages out: the same file hard-linked under a second name
+  await mkdir(join(ctx, 'linked', 'once-alias'));
+  await link(join(ctx, 'linked', 'once', 'package.json'), join(ctx, 'linked', 'once-alias', 'package.json'));
+  await kilnOk(root, ['build', '-q', '-t', 'misc', ctx]);
+  const c = await catalogOf('misc');
+  assert.deepEqual(c.problems, []);
+  assert.deepEqual(
+    c.packages.map((p) => [p.type, p.name, p.version, p.location, p.layer.index]),
+    [
+      ['deb', 'tzdata', '2024a-0+deb12u1', '/var/lib/dpkg/status.d/tzdata', 1],
+      ['npm', 'fresh', '1.0.0', '/srv/node_modules/fresh/package.json', 5],
+      ['npm', 'once', '1.4.0', '/opt/node_modules/once-alias/package.json', 4],
+      ['npm', 'once', '1.4.0', '/opt/node_modules/once/package.json', 4],
+      ['python', 'attrs', '23.1.0', '/usr/lib/python3.11/site-packages/attrs-23.1.0.egg-info', 2],
+    ],
+  );
+  assert.equal(c.distro, undefined, 'busybox has no os-release');
+  assert.equal(find(c, 'deb', 'tzdata')!.purl, 'pkg:deb/debian/tzdata@2024a-0+deb12u1?arch=all');
 });
 
 test('the host\'s real dpkg database catalogues to what dpkg-query lists', { skip: !existsSync('/var/lib/dpkg/status') || !existsSync('/usr/bin/dpkg-query') }, async () => {
