@@ -5,7 +5,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { LineCounter, parseDocument, isMap, type Node } from 'yaml';
+import { LineCounter, parseDocument, isMap, isScalar, type Node } from 'yaml';
 import { normalize } from '../reference/reference.js';
 import { BakeFileInvalid } from './errors.js';
 
@@ -57,9 +57,15 @@ export function parseBakeFile(text: string, path: string): BakeFile {
     const err = doc.errors[0]!;
     throw new BakeFileInvalid(`${path}:${err.linePos?.[0].line ?? 1}: not valid YAML or JSON: ${err.message.split('\n')[0]}`);
   }
+  /** The line of a field's key; for a missing field, of the nearest field around it. */
   const lineOf = (keys: string[]): number | undefined => {
-    const node = doc.getIn(keys, true) as Node | undefined;
-    return node?.range ? lines.linePos(node.range[0]).line : undefined;
+    for (let n = keys.length; n > 0; n--) {
+      const parent = n > 1 ? doc.getIn(keys.slice(0, n - 1), true) : doc.contents;
+      const key = isMap(parent) ? parent.items.find((p) => isScalar(p.key) && String(p.key.value) === keys[n - 1])?.key : undefined;
+      const node = (key ?? doc.getIn(keys.slice(0, n), true)) as Node | undefined;
+      if (node?.range) return lines.linePos(node.range[0]).line;
+    }
+    return undefined;
   };
   const fail = (keys: string[], why: string): never => {
     const line = lineOf(keys);
