@@ -3,7 +3,9 @@
 // a named context (buildx --build-context REF=docker-image://REF@DIGEST), so the Dockerfile is built
 // as written and the image records the parent's tag and digest as its base.
 
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { normalize } from '../reference/reference.js';
 import { solve, type NamedContext } from '../build/solver.js';
 import { BuildContext } from '../build/context.js';
 import { exportResult } from '../build/export.js';
@@ -14,7 +16,6 @@ import type { Executor } from '../sandbox/executor.js';
 import type { Store, StoredImage } from '../store/store.js';
 import { shown, type BakeTarget } from './file.js';
 import type { BaseUse } from './graph.js';
-import { readFile } from 'node:fs/promises';
 
 export interface TargetBuild {
   store: Store;
@@ -33,7 +34,8 @@ export async function buildTarget(target: BakeTarget, bases: BaseUse[], pins: Ma
   const namedContexts = new Map<string, NamedContext>();
   for (const u of bases) {
     if (!u.parent) continue;
-    namedContexts.set(u.ref.toLowerCase(), { kind: 'image', ref: `${u.ref}@${pins.get(u.parent)!}` });
+    // Tagged and pinned (NAME:TAG@DIGEST): the digest picks the image, the tag is what base.name records.
+    namedContexts.set(u.ref.toLowerCase(), { kind: 'image', ref: `${normalize(u.ref)}@${pins.get(u.parent)!}` });
   }
   const text = await readFile(target.dockerfile, 'utf8');
   const ignore = await loadDockerignore(target.context, target.dockerfile).catch(() => [] as string[]);

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { openStore, out, type GlobalOptions } from './context.js';
 import { UsageError } from '../errors.js';
 import { readBakeFile, selectNamed } from '../bake/file.js';
@@ -15,7 +16,7 @@ import { createExecutor, defaultExecutor } from '../sandbox/index.js';
 import { reexecInUserNamespace } from '../sandbox/userns.js';
 
 interface BakeFlags {
-  file: string;
+  file?: string;
   changed: string[];
   sinceDigest?: string;
   dryRun?: boolean;
@@ -27,6 +28,9 @@ interface BakeFlags {
   runtime?: string;
 }
 
+/** Where kiln bake looks without -f, as buildx looks for docker-bake.* files. */
+const defaultFiles = ['kiln-bake.yaml', 'kiln-bake.yml', 'kiln-bake.json', 'docker-bake.json', 'docker-bake.yaml'];
+
 const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function registerBakeCommand(program: Command, globals: () => GlobalOptions): void {
@@ -34,7 +38,7 @@ export function registerBakeCommand(program: Command, globals: () => GlobalOptio
     .command('bake')
     .description('Build a hierarchy of images in order, each child on the digest its parent just produced')
     .argument('[targets...]', 'targets or groups to build (default: the "default" group, else every target)')
-    .option('-f, --file <file>', 'hierarchy file, YAML or buildx JSON', 'kiln-bake.yaml')
+    .option('-f, --file <file>', `hierarchy file, YAML or buildx JSON (default: the first of ${defaultFiles.join(', ')})`)
     .option('--changed <target>', 'rebuild this target and every target built on it, nothing else (repeatable)', collect, [])
     .option('--since-digest <digest>', 'rebuild the targets built on this base image digest, and their descendants')
     .option('--dry-run', 'print the plan as a tree; build nothing')
@@ -59,7 +63,7 @@ export function registerBakeCommand(program: Command, globals: () => GlobalOptio
           return;
         }
       }
-      const file = await readBakeFile(o.file);
+      const file = await readBakeFile(o.file ?? defaultFiles.find((f) => existsSync(f)) ?? defaultFiles[0]!);
       const h = await deriveHierarchy(file);
       const store = await openStore(globals());
       if (o.stale) {
