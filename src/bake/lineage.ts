@@ -79,6 +79,16 @@ export async function staleTargets(h: Hierarchy, store: Store): Promise<{ stale:
   return { stale, unbuilt };
 }
 
+/** The targets whose image in the store was built on the image with manifest digest `digest`. */
+export async function targetsBuiltOn(h: Hierarchy, store: Store, digest: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const name of h.order) {
+    const img = await resolveOrUndefined(store, h.file.targets.get(name)!.tags[0]!);
+    if (img && recordedBase(img)?.digest === digest) out.push(name);
+  }
+  return out;
+}
+
 async function resolveOrUndefined(store: Store, ref: string): Promise<StoredImage | undefined> {
   try {
     return await store.resolveImage(ref);

@@ -8,9 +8,10 @@ import { readBakeFile, selectNamed } from '../bake/file.js';
 import { deriveHierarchy, withDescendants } from '../bake/graph.js';
 import { bake, currentParents, failureOf, resolveExternalBases } from '../bake/run.js';
 import { formatPlan } from '../bake/plan.js';
-import { formatStale, recordedBase, staleTargets } from '../bake/lineage.js';
+import { formatStale, staleTargets, targetsBuiltOn } from '../bake/lineage.js';
 import { readStructureConfig, type StructureConfig } from '../inspect/index.js';
 import { plainProgress } from '../ui/progress.js';
+import { prefixedLines } from '../ui/prefix.js';
 import { silentProgress } from '../build/progress.js';
 import { createExecutor, defaultExecutor } from '../sandbox/index.js';
 import { reexecInUserNamespace } from '../sandbox/userns.js';
@@ -22,6 +23,7 @@ interface BakeFlags {
   dryRun?: boolean;
   stale?: boolean;
   push?: boolean;
+  cache: boolean;
   parallel: string;
   jobs?: string;
   progress: string;
@@ -43,6 +45,7 @@ export function registerBakeCommand(program: Command, globals: () => GlobalOptio
     .option('--since-digest <digest>', 'rebuild the targets built on this base image digest, and their descendants')
     .option('--dry-run', 'print the plan as a tree; build nothing')
     .option('--stale', 'list the targets whose base has a newer digest than the one they were built on')
+    .option('--no-cache', 'do not use the build cache for any target')
     .option('--push', 'push each image once its tests pass; a failure stops its branch')
     .option('--parallel <n>', 'targets built at once', '2')
     .option('--jobs <n>', 'steps run in parallel within each build (default: number of cores)')
@@ -64,6 +67,7 @@ export function registerBakeCommand(program: Command, globals: () => GlobalOptio
         }
       }
       const file = await readBakeFile(o.file ?? defaultFiles.find((f) => existsSync(f)) ?? defaultFiles[0]!);
+      if (!o.cache) for (const t of file.targets.values()) t.noCache = true;
       const h = await deriveHierarchy(file);
       const store = await openStore(globals());
       if (o.stale) {
@@ -76,12 +80,7 @@ export function registerBakeCommand(program: Command, globals: () => GlobalOptio
         for (const c of o.changed) if (!file.targets.has(c)) throw new UsageError(`--changed: "${c}" is not a target of ${file.path}`);
         selected = withDescendants(h, o.changed);
       } else if (o.sinceDigest) {
-        const built = [];
-        for (const name of h.order) {
-          const img = await store.resolveImage(file.targets.get(name)!.tags[0]!).catch(() => undefined);
-          if (img && recordedBase(img)?.digest === o.sinceDigest) built.push(name);
-        }
-        selected = withDescendants(h, built);
+        selected = withDescendants(h, await targetsBuiltOn(h, store, o.sinceDigest));
       } else {
         const named = selectNamed(file, names);
         selected = new Set(h.order.filter((n) => named.has(n)));
@@ -118,7 +117,7 @@ export function registerBakeCommand(program: Command, globals: () => GlobalOptio
           jobs: o.jobs ? Math.max(1, Number(o.jobs)) : availableParallelism(),
           tests,
           push: o.push === true,
-          progress: (target) => (o.progress === 'quiet' ? silentProgress : plainProgress(prefixed(`[${target}] `))),
+          progress: (target) => (o.progress === 'quiet' ? silentProgress : plainProgress(prefixedLines(`[${target}] `, process.stderr))),
           log: (line) => process.stderr.write(line + '\n'),
           signal: controller.signal,
         });
@@ -135,21 +134,4 @@ export function registerBakeCommand(program: Command, globals: () => GlobalOptio
         process.off('SIGTERM', onSignal);
       }
     });
-}
-
-/** A stream that writes each line to stderr behind `prefix`, so parallel builds stay readable. */
-function prefixed(prefix: string): NodeJS.WritableStream {
-  let atStart = true;
-  return {
-    write(chunk: string | Uint8Array) {
-      const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-      let s = '';
-      for (const ch of text.split(/(?<=\n)/)) {
-        if (atStart && ch !== '' && ch !== '\n') s += prefix;
-        s += ch;
-        atStart = ch.endsWith('\n');
-      }
-      return process.stderr.write(s);
-    },
-  } as NodeJS.WritableStream;
 }
