@@ -11,6 +11,7 @@ import { registerPipelineCommands } from './pipeline.js';
 import { registerContainerCommands } from './container.js';
 import { registerScanCommands } from './scan.js';
 import { registerSbomCommand } from './sbom.js';
+import { registerBakeCommand } from './bake.js';
 import { reexecInUserNamespace } from '../sandbox/userns.js';
 import type { GlobalOptions } from './context.js';
 
@@ -28,7 +29,7 @@ const globals = (): GlobalOptions => program.opts<GlobalOptions>();
 /**
  * Commands that mount snapshots or start sandboxes. Run by a non-root user, they re-run kiln as root
  * of a user namespace of its own (rootless mode, as buildah and podman do); every other command
- * reads and writes the store as the user.
+ * reads and writes the store as the user. (kiln bake decides for itself: a dry run needs no namespace.)
  */
 const needsNamespace = new Set(['build', 'run', 'create', 'start', 'stop', 'kill', 'rm', 'diff', 'commit', 'cp', 'test']);
 
@@ -54,6 +55,7 @@ registerDistributionCommands(program, globals);
 registerPipelineCommands(program, globals);
 registerScanCommands(program, globals);
 registerSbomCommand(program, globals);
+registerBakeCommand(program, globals);
 
 /** The one place where errors become a message and an exit code. */
 async function main(): Promise<void> {
