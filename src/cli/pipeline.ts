@@ -33,7 +33,8 @@ import {
 } from '../inspect/index.js';
 import { parse as parseYaml } from 'yaml';
 import { existsSync } from 'node:fs';
-import { UsageError } from '../errors.js';
+import { ImageUnknown, UsageError } from '../errors.js';
+import { promoteRemote } from '../registry/client/index.js';
 import {
   findShellcheck,
   formatFindings,
@@ -82,17 +83,40 @@ export function registerPipelineCommands(program: Command, globals: () => Global
 function registerPromote(program: Command, globals: () => GlobalOptions): void {
   program
     .command('promote')
-    .description('Tag exactly the image SRC names now (resolved to its digest first) as DEST')
+    .description('Tag exactly the image SRC names now (resolved to its digest first) as DEST, in the store or in a registry')
     .argument('<src>', 'image to promote (name, name@digest or ID)')
     .argument('<dest>', 'new name, e.g. app:prod')
-    .action(async (src: string, dest: string) => {
-      const store = await openStore(globals());
-      // Resolve first, then tag the digest: if SRC moves meanwhile, DEST still gets what was resolved.
-      const img = await store.resolveImage(src);
+    .option('--remote', 'SRC and DEST are registry references: promote in the registry, whatever the store holds')
+    .action(async (src: string, dest: string, o: { remote?: boolean }) => {
       normalize(dest);
-      await store.addImage(img.manifestDescriptor, [dest]);
-      out(`${familiarName(normalize(dest))} -> ${img.manifestDescriptor.digest}`);
+      if (!o.remote) {
+        const store = await openStore(globals());
+        let img;
+        try {
+          img = await store.resolveImage(src);
+        } catch (e) {
+          // Not in the store, but naming a registry host (docker's rule: a first component with a
+          // dot or a port, or localhost): promote in that registry.
+          if (!(e instanceof ImageUnknown) || !namesRegistry(src)) throw e;
+        }
+        if (img) {
+          // Resolve first, then tag the digest: if SRC moves meanwhile, DEST still gets what was resolved.
+          await store.addImage(img.manifestDescriptor, [dest]);
+          out(`${familiarName(normalize(dest))} -> ${img.manifestDescriptor.digest}`);
+          return;
+        }
+      }
+      const r = await promoteRemote(src, dest);
+      out(`${familiarName(r.destination)} -> ${r.digest}`);
     });
+}
+
+/** Does the reference name its registry explicitly (localhost:5000/app, registry.example.com/app)? */
+function namesRegistry(ref: string): boolean {
+  const slash = ref.indexOf('/');
+  if (slash < 0) return false;
+  const first = ref.slice(0, slash);
+  return first === 'localhost' || /[.:]/.test(first);
 }
 
 // ---------------------------------------------------------------------------------------------
