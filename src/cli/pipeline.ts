@@ -35,6 +35,7 @@ import { parse as parseYaml } from 'yaml';
 import { existsSync } from 'node:fs';
 import { ImageUnknown, UsageError } from '../errors.js';
 import { promoteRemote } from '../registry/client/index.js';
+import { exploreImage } from '../ui/explorer.js';
 import {
   findShellcheck,
   formatFindings,
@@ -342,7 +343,7 @@ function registerAnalyze(program: Command, globals: () => GlobalOptions): void {
     .option('--lowest-efficiency <ratio>', 'fail below this efficiency (0..1)')
     .option('--highest-wasted-bytes <size>', 'fail above this many wasted bytes (e.g. 20MB)')
     .option('--highest-user-wasted-percent <ratio>', 'fail above this share of wasted bytes in the layers above the base (0..1)')
-    .action(async (ref: string, o: AnalyzeFlags) => {
+    .action(async (ref: string, o: AnalyzeFlags, cmd: Command) => {
       if (o.format !== 'text' && o.format !== 'json') throw new UsageError(`--format: "${o.format}" is not text or json`);
       const flagRules: CiRules = {};
       const ratio = (v: string, flag: string) => {
@@ -376,9 +377,12 @@ function registerAnalyze(program: Command, globals: () => GlobalOptions): void {
         }
         rules = { ...(fromFile ?? (Object.keys(flagRules).length ? {} : defaultCiRules)), ...flagRules };
       }
+      // On a terminal, without CI rules or an asked-for format, the explorer (as dive does).
+      const interactive = !ci && cmd.getOptionValueSource('format') === 'default' && process.stdout.isTTY === true && process.stdin.isTTY === true;
       const opened = await openImage(() => openStore(globals()), ref);
       try {
-        const analysis = await analyzeImage(opened.store, opened.image, ref);
+        const analysis = await analyzeImage(opened.store, opened.image, ref, { changes: interactive });
+        if (interactive) return await exploreImage(analysis);
         const results = rules ? checkCi(analysis, rules) : undefined;
         if (o.format === 'json') {
           out(JSON.stringify(results ? { ...analysis, ci: { pass: results.every((r) => r.pass), rules: results } } : analysis));
