@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import type { ImageAnalysis } from '../inspect/index.js';
 import { humanBytes, layerInstruction } from '../inspect/index.js';
 import { treeAt, visibleRows, type FileNode, type Mark, type TreeRow } from './filetree.js';
@@ -125,11 +126,13 @@ export function keepInView(view: ExplorerView, height: number): void {
 
 function selectLayer(view: ExplorerView, layer: number): void {
   if (layer === view.layer) return;
-  // The path under the cursor stays under it when the new layer still has it.
-  const path = view.rows[view.cursor]?.node.path;
   view.layer = layer;
   view.tree = treeAt(view.analysis.layers, layer);
-  refreshRows(view, path);
+  view.rows = visibleRows(view.tree, view.collapsed, view.changedOnly);
+  // The cursor goes to the layer's first change (a file rather than the directories above it), so
+  // what the layer did is on screen even in a tree of thousands of files.
+  const first = view.rows.findIndex((r) => r.node.mark && !r.node.dir);
+  view.cursor = first >= 0 ? first : Math.max(0, view.rows.findIndex((r) => r.node.mark));
 }
 
 function refreshRows(view: ExplorerView, keep = view.rows[view.cursor]?.node.path): void {
@@ -278,8 +281,9 @@ export function exploreImage(analysis: ImageAnalysis, term: Terminal = { input: 
     };
     const onSignal = (signal: NodeJS.Signals) => {
       restore();
-      // Die of the signal as if nobody had caught it, now that the terminal is back.
-      process.kill(process.pid, signal);
+      // The status a shell gives a process killed by the signal (re-raising it is not reliable
+      // once Node has installed its handler).
+      process.exit(128 + (constants.signals[signal] ?? 15));
     };
     try {
       if (input.isTTY) input.setRawMode(true);

@@ -87,8 +87,11 @@ test('keys move between layers, into the tree, fold a directory, and q quits', (
   press(v, 'up', 20);
   press(v, 'toggle', 20);
   assert.equal(v.collapsed.size, 0, 'space folds only with the tree focused');
+  assert.equal(v.rows[v.cursor]!.node.path, '/bin/vi', 'a new layer puts the cursor on its first change');
   press(v, 'tab', 20);
   assert.equal(v.focus, 'tree');
+  press(v, 'up', 20);
+  press(v, 'up', 20);
   press(v, 'toggle', 20);
   assert.deepEqual([...v.collapsed], ['/bin']);
   assert.equal(v.rows.length, 5);
