@@ -1,7 +1,7 @@
 import { constants } from 'node:os';
 import type { ImageAnalysis } from '../inspect/index.js';
 import { humanBytes, layerInstruction } from '../inspect/index.js';
-import { treeAt, visibleRows, type FileNode, type Mark, type TreeRow } from './filetree.js';
+import { layerTrees, visibleRows, type FileNode, type Mark, type TreeRow } from './filetree.js';
 
 // The terminal layer explorer of `kiln analyze` (what dive shows): the layers on the left, the
 // image's file tree as of the selected layer on the right with that layer's changes marked, the
@@ -24,12 +24,14 @@ export interface ExplorerView {
   changedOnly: boolean;
   tree: FileNode;
   rows: TreeRow[];
+  treeAt: (layer: number) => FileNode;
 }
 
 /** A view of `analysis`, whose layers must carry their changes (analyzeImage with `changes: true`). */
 export function openView(analysis: ImageAnalysis): ExplorerView {
-  const tree = treeAt(analysis.layers, 0);
-  const view: ExplorerView = { analysis, layer: 0, focus: 'layers', cursor: 0, top: 0, layerTop: 0, collapsed: new Set(), changedOnly: false, tree, rows: [] };
+  const treeAt = layerTrees(analysis.layers);
+  const tree = treeAt(0);
+  const view: ExplorerView = { analysis, layer: 0, focus: 'layers', cursor: 0, top: 0, layerTop: 0, collapsed: new Set(), changedOnly: false, tree, rows: [], treeAt };
   view.rows = visibleRows(tree, view.collapsed, false);
   return view;
 }
@@ -127,7 +129,7 @@ export function keepInView(view: ExplorerView, height: number): void {
 function selectLayer(view: ExplorerView, layer: number): void {
   if (layer === view.layer) return;
   view.layer = layer;
-  view.tree = treeAt(view.analysis.layers, layer);
+  view.tree = view.treeAt(layer);
   view.rows = visibleRows(view.tree, view.collapsed, view.changedOnly);
   // The cursor goes to the layer's first change (a file rather than the directories above it), so
   // what the layer did is on screen even in a tree of thousands of files.

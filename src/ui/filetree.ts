@@ -25,36 +25,69 @@ interface Present {
 
 /** The tree of the image as of layer `index` (0-based); layers must carry their `changes`. */
 export function treeAt(layers: readonly LayerReport[], index: number): FileNode {
-  const state = new Map<string, Present>();
-  for (let i = 0; i < index; i++) apply(state, layers[i]!.changes ?? []);
-  const changes = layers[index]?.changes ?? [];
-  const marks = new Map<string, Mark>();
-  const removed = new Map<string, Present>();
-  for (const c of changes) {
-    if (c.kind !== 'removed') {
-      marks.set(c.path, c.kind);
-      continue;
+  return layerTrees(layers)(index);
+}
+
+/**
+ * treeAt for one image, remembering the image's state below the last layer asked for: moving to the
+ * next layer applies one layer, not all of them again.
+ */
+export function layerTrees(layers: readonly LayerReport[]): (index: number) => FileNode {
+  let below = new Map<string, Present>();
+  let applied = 0;
+  return (index) => {
+    if (index < applied) {
+      below = new Map();
+      applied = 0;
     }
-    // What the removal hid: the path and, for a directory, everything below it.
-    for (const [p, s] of state) {
-      if (p === c.path || p.startsWith(c.path === '/' ? '/' : c.path + '/')) {
-        removed.set(p, s);
-        marks.set(p, 'removed');
-      }
+    for (; applied < index; applied++) apply(below, layers[applied]!.changes ?? []);
+    return treeOver(new Map(below), layers[index]?.changes ?? []);
+  };
+}
+
+function treeOver(state: Map<string, Present>, changes: readonly LayerChange[]): FileNode {
+  const marks = new Map<string, Mark>();
+  // What the layer's removals hide: the paths and, for directories, everything below them.
+  const removed = new Map<string, Present>();
+  for (const p of removedBy(state, changes)) removed.set(p, state.get(p)!);
+  apply(state, changes);
+  for (const c of changes) if (c.kind !== 'removed') marks.set(c.path, c.kind);
+  for (const [p, s] of removed) {
+    // Removed, then written again by the same layer (an opaque directory): changed.
+    if (state.has(p)) marks.set(p, 'changed');
+    else {
+      state.set(p, s);
+      marks.set(p, 'removed');
     }
   }
-  apply(state, changes);
-  for (const [p, s] of removed) if (!state.has(p)) state.set(p, s);
-  else marks.set(p, 'changed'); // removed, then written again by the same layer (opaque directory)
   return build(state, marks);
 }
 
-function apply(state: Map<string, Present>, changes: readonly LayerChange[]): void {
-  for (const c of changes) {
-    if (c.kind === 'removed') {
-      for (const p of [...state.keys()]) if (p === c.path || p.startsWith(c.path + '/')) state.delete(p);
-    } else state.set(c.path, { dir: c.dir, size: c.dir ? 0 : c.size });
+/** Paths of `state` that the removals among `changes` delete: one pass, each path's ancestors looked up. */
+function removedBy(state: Map<string, Present>, changes: readonly LayerChange[]): string[] {
+  const gone = new Set(changes.filter((c) => c.kind === 'removed').map((c) => c.path));
+  if (gone.size === 0) return [];
+  // Only a removed directory has anything below it to look for.
+  if (![...gone].some((p) => state.get(p)?.dir)) return [...gone].filter((p) => state.has(p));
+  const hit: string[] = [];
+  for (const p of state.keys()) {
+    for (let q = p; ; ) {
+      if (gone.has(q)) {
+        hit.push(p);
+        break;
+      }
+      const slash = q.lastIndexOf('/');
+      if (slash <= 0) break;
+      q = q.slice(0, slash);
+    }
   }
+  return hit;
+}
+
+/** A layer over the state: its removals first (an opaque directory keeps what the layer itself writes), then what it writes. */
+function apply(state: Map<string, Present>, changes: readonly LayerChange[]): void {
+  for (const p of removedBy(state, changes)) state.delete(p);
+  for (const c of changes) if (c.kind !== 'removed') state.set(c.path, { dir: c.dir, size: c.dir ? 0 : c.size });
 }
 
 function build(state: Map<string, Present>, marks: Map<string, Mark>): FileNode {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ImageAnalysis, LayerChange, LayerReport } from '../../src/inspect/index.js';
-import { treeAt, visibleRows } from '../../src/ui/filetree.js';
+import { layerTrees, treeAt, visibleRows } from '../../src/ui/filetree.js';
 import { keepInView, openView, parseKeys, press, renderScreen } from '../../src/ui/explorer.js';
 
 // The layer explorer's pure parts, without a terminal: the tree as of a layer with that layer's
@@ -63,6 +63,12 @@ test('the tree as of a layer holds every layer below it, marks only what that la
   assert.equal(rows2.find((r) => r.node.path === '/bin/vi')!.node.size, 500, 'a removed file shows the bytes it still ships below');
   assert.equal(rows2.find((r) => r.node.path === '/etc/passwd')!.node.size, 102);
 
+  // remembered states give the same trees, up and down
+  const at = layerTrees(layers);
+  assert.deepEqual(names(visibleRows(at(3), new Set(), false)), names(visibleRows(treeAt(layers, 3), new Set(), false)));
+  assert.deepEqual(names(visibleRows(at(2), new Set(), false)), names(rows2));
+  assert.deepEqual(names(visibleRows(at(1), new Set(), false)), names(visibleRows(t1, new Set(), false)));
+  assert.deepEqual(names(visibleRows(at(2), new Set(), false)), names(rows2));
   assert.deepEqual(names(visibleRows(treeAt(layers, 3), new Set(), false)), ['  ├── bin', '  │   └── sh', '  ├── data', '  │   └── new.txt', '~ └── etc', '+     ├── hosts', '-     └── passwd']);
 });
 
