@@ -145,3 +145,33 @@ test('a narrow, short screen cuts long lines with … and scrolls the tree to th
   assert.equal(v.top, 0);
   assert.equal(renderScreen(v, 40, 3).length, 3, 'a tiny terminal keeps the summary lines');
 });
+
+test('exploreImage enters the alternate screen, quits on q, and gives the terminal back — also when drawing fails', async () => {
+  const { PassThrough } = await import('node:stream');
+  const { exploreImage } = await import('../../src/ui/explorer.js');
+  const term = () => {
+    const input = new PassThrough() as unknown as NodeJS.ReadStream;
+    const output = Object.assign(new PassThrough(), { columns: 60, rows: 10 }) as unknown as NodeJS.WriteStream;
+    let written = '';
+    output.on('data', (c: Buffer) => (written += c.toString()));
+    return { input, output, written: () => written };
+  };
+  const handlers = process.listenerCount('SIGTERM');
+  const t = term();
+  const shown = exploreImage(analysis, t);
+  t.input.write('j');
+  t.input.write('q');
+  await shown;
+  const w = t.written();
+  assert.ok(w.startsWith('\x1b[?1049h\x1b[?25l'), 'alternate screen, cursor hidden');
+  assert.match(strip(w), /▶ {2}1 /, 'j selected layer 1');
+  assert.ok(w.endsWith('\x1b[0m\x1b[?25h\x1b[?1049l'), 'attributes off, cursor shown, main screen back');
+  assert.equal(process.listenerCount('SIGTERM'), handlers, 'no signal handler left behind');
+
+  const broken = term();
+  // a layer without its history text makes drawing throw
+  const bad = { ...analysis, layers: [...layers, { ...layer(4, '', []), createdBy: undefined as unknown as string }] };
+  await assert.rejects(exploreImage(bad, broken), TypeError);
+  assert.ok(broken.written().startsWith('\x1b[?1049h'));
+  assert.ok(broken.written().endsWith('\x1b[0m\x1b[?25h\x1b[?1049l'), 'the terminal is given back before the error surfaces');
+});
