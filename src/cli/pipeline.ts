@@ -335,7 +335,7 @@ interface AnalyzeFlags {
 function registerAnalyze(program: Command, globals: () => GlobalOptions): void {
   program
     .command('analyze')
-    .description('Layer sizes and wasted space, computed as dive computes them; CI thresholds fail the command')
+    .description('Layer sizes and wasted space, computed as dive computes them; CI thresholds fail the command; on a terminal (without --ci or --format) an interactive layer explorer')
     .argument('<image>', 'image name or ID in the store, an OCI layout directory or an archive')
     .option('--format <format>', 'text or json', 'text')
     .option('--ci', 'check thresholds (from .dive-ci, flags, or dive\'s defaults) and exit 1 when one is missed')
