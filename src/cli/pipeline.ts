@@ -33,7 +33,9 @@ import {
 } from '../inspect/index.js';
 import { parse as parseYaml } from 'yaml';
 import { existsSync } from 'node:fs';
-import { UsageError } from '../errors.js';
+import { ImageUnknown, UsageError } from '../errors.js';
+import { promoteRemote } from '../registry/client/index.js';
+import { exploreImage } from '../ui/explorer.js';
 import {
   findShellcheck,
   formatFindings,
@@ -82,17 +84,40 @@ export function registerPipelineCommands(program: Command, globals: () => Global
 function registerPromote(program: Command, globals: () => GlobalOptions): void {
   program
     .command('promote')
-    .description('Tag exactly the image SRC names now (resolved to its digest first) as DEST')
+    .description('Tag exactly the image SRC names now (resolved to its digest first) as DEST, in the store or in a registry')
     .argument('<src>', 'image to promote (name, name@digest or ID)')
     .argument('<dest>', 'new name, e.g. app:prod')
-    .action(async (src: string, dest: string) => {
-      const store = await openStore(globals());
-      // Resolve first, then tag the digest: if SRC moves meanwhile, DEST still gets what was resolved.
-      const img = await store.resolveImage(src);
+    .option('--remote', 'SRC and DEST are registry references: promote in the registry, whatever the store holds')
+    .action(async (src: string, dest: string, o: { remote?: boolean }) => {
       normalize(dest);
-      await store.addImage(img.manifestDescriptor, [dest]);
-      out(`${familiarName(normalize(dest))} -> ${img.manifestDescriptor.digest}`);
+      if (!o.remote) {
+        const store = await openStore(globals());
+        let img;
+        try {
+          img = await store.resolveImage(src);
+        } catch (e) {
+          // Not in the store, but naming a registry host (docker's rule: a first component with a
+          // dot or a port, or localhost): promote in that registry.
+          if (!(e instanceof ImageUnknown) || !namesRegistry(src)) throw e;
+        }
+        if (img) {
+          // Resolve first, then tag the digest: if SRC moves meanwhile, DEST still gets what was resolved.
+          await store.addImage(img.manifestDescriptor, [dest]);
+          out(`${familiarName(normalize(dest))} -> ${img.manifestDescriptor.digest}`);
+          return;
+        }
+      }
+      const r = await promoteRemote(src, dest);
+      out(`${familiarName(r.destination)} -> ${r.digest}`);
     });
+}
+
+/** Does the reference name its registry explicitly (localhost:5000/app, registry.example.com/app)? */
+function namesRegistry(ref: string): boolean {
+  const slash = ref.indexOf('/');
+  if (slash < 0) return false;
+  const first = ref.slice(0, slash);
+  return first === 'localhost' || /[.:]/.test(first);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -310,7 +335,7 @@ interface AnalyzeFlags {
 function registerAnalyze(program: Command, globals: () => GlobalOptions): void {
   program
     .command('analyze')
-    .description('Layer sizes and wasted space, computed as dive computes them; CI thresholds fail the command')
+    .description('Layer sizes and wasted space, computed as dive computes them; CI thresholds fail the command; on a terminal (without --ci or --format) an interactive layer explorer')
     .argument('<image>', 'image name or ID in the store, an OCI layout directory or an archive')
     .option('--format <format>', 'text or json', 'text')
     .option('--ci', 'check thresholds (from .dive-ci, flags, or dive\'s defaults) and exit 1 when one is missed')
@@ -318,7 +343,7 @@ function registerAnalyze(program: Command, globals: () => GlobalOptions): void {
     .option('--lowest-efficiency <ratio>', 'fail below this efficiency (0..1)')
     .option('--highest-wasted-bytes <size>', 'fail above this many wasted bytes (e.g. 20MB)')
     .option('--highest-user-wasted-percent <ratio>', 'fail above this share of wasted bytes in the layers above the base (0..1)')
-    .action(async (ref: string, o: AnalyzeFlags) => {
+    .action(async (ref: string, o: AnalyzeFlags, cmd: Command) => {
       if (o.format !== 'text' && o.format !== 'json') throw new UsageError(`--format: "${o.format}" is not text or json`);
       const flagRules: CiRules = {};
       const ratio = (v: string, flag: string) => {
@@ -352,9 +377,12 @@ function registerAnalyze(program: Command, globals: () => GlobalOptions): void {
         }
         rules = { ...(fromFile ?? (Object.keys(flagRules).length ? {} : defaultCiRules)), ...flagRules };
       }
+      // On a terminal, without CI rules or an asked-for format, the explorer (as dive does).
+      const interactive = !ci && cmd.getOptionValueSource('format') === 'default' && process.stdout.isTTY === true && process.stdin.isTTY === true;
       const opened = await openImage(() => openStore(globals()), ref);
       try {
-        const analysis = await analyzeImage(opened.store, opened.image, ref);
+        const analysis = await analyzeImage(opened.store, opened.image, ref, { changes: interactive });
+        if (interactive) return await exploreImage(analysis);
         const results = rules ? checkCi(analysis, rules) : undefined;
         if (o.format === 'json') {
           out(JSON.stringify(results ? { ...analysis, ci: { pass: results.every((r) => r.pass), rules: results } } : analysis));

@@ -113,6 +113,7 @@ export async function analyzeImage(store: Store, img: StoredImage, name: string,
         for (const [p, s] of [...stacked]) {
           if (p !== e.path && isWithin(p, e.path) && s.layer < i) {
             if (!s.dir) removed++;
+            changes.push({ path: p, kind: 'removed', dir: s.dir, size: 0 });
             stacked.delete(p);
           }
         }
@@ -222,12 +223,17 @@ export function humanBytes(n: number): string {
   return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
 }
 
+/** The history's created_by as one line, without the `/bin/sh -c #(nop)` docker puts before metadata instructions. */
+export function layerInstruction(createdBy: string): string {
+  return createdBy.replace(/\s+/g, ' ').replace(/^\/bin\/sh -c #\(nop\) /, '').trim();
+}
+
 export function formatAnalysis(a: ImageAnalysis, top = 10): string {
   let out = `Image: ${a.image} (${a.id.slice(7, 19)})\n\n`;
   out += 'Layers\n';
   out += `  ${'#'.padEnd(3)} ${'size'.padStart(10)} ${'added'.padStart(6)} ${'changed'.padStart(8)} ${'removed'.padStart(8)}  created by\n`;
   for (const l of a.layers) {
-    const by = l.createdBy.replace(/\s+/g, ' ').replace(/^\/bin\/sh -c #\(nop\) /, '').slice(0, 70);
+    const by = layerInstruction(l.createdBy).slice(0, 70);
     out += `  ${String(l.index).padEnd(3)} ${humanBytes(l.size).padStart(10)} ${String(l.added).padStart(6)} ${String(l.changed).padStart(8)} ${String(l.removed).padStart(8)}  ${by}\n`;
   }
   out += `\nTotal image size:    ${humanBytes(a.totalSize)}\n`;

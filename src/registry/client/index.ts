@@ -3,6 +3,7 @@
 
 export { pullImage, pull, listRemoteTags, DefaultConcurrency, type PullOptions, type PullResult } from './pull.js';
 export { pushImage, type PushOptions, type PushResult } from './push.js';
+export { promoteRemote, type PromoteOptions, type PromoteResult } from './promote.js';
 export { login, logout, type LoginOptions } from './login.js';
 export { loadRegistriesConfig, parseRegistriesConfig, configPath, pullEndpoints, pushEndpoint, isLoopback, type RegistriesConfig, type Endpoint } from './config.js';
 export { findCredential, dockerConfigPath, containersAuthPaths, type Credential } from './credentials.js';
