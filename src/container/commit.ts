@@ -1,5 +1,5 @@
 import { directoryEntries, packEntries, writeLayer } from '../archive/index.js';
-import { DockerfileError, dispatchStage, parseDockerfile, planBuild } from '../dockerfile/index.js';
+import { dispatchStage, parseChanges, planBuild } from '../dockerfile/index.js';
 import { UsageError } from '../errors.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { ContainerConfig, Descriptor, History, ImageConfig } from '../oci/types.js';
@@ -38,25 +38,8 @@ const changeKinds = new Set(['cmd', 'entrypoint', 'env', 'expose', 'healthcheck'
  */
 export function applyChanges(base: ImageConfig, config: ContainerConfig, changes: string[]): ContainerConfig {
   if (changes.length === 0) return config;
-  const firstLines: number[] = [];
-  let line = 2; // line 1 is the synthetic FROM
-  for (const c of changes) {
-    firstLines.push(line);
-    line += c.split('\n').length;
-  }
-  const changeAt = (l: number | undefined): string => {
-    if (l === undefined) return changes.join(' ');
-    let i = firstLines.length - 1;
-    while (i > 0 && firstLines[i]! > l) i--;
-    return changes[i]!;
-  };
-  try {
-    const df = parseDockerfile(`FROM scratch\n${changes.join('\n')}\n`, { file: '--change' });
-    for (const instr of df.instructions.slice(1)) {
-      if (!changeKinds.has(instr.kind)) {
-        throw new UsageError(`invalid change "${changeAt(instr.line)}": ${instr.keyword.toUpperCase()} is not a valid change command`);
-      }
-    }
+  const { dockerfile: df, explain } = parseChanges(changes, changeKinds);
+  return explain(() => {
     const plan = planBuild(df, { buildArgs: {}, platform: { os: base.os, architecture: base.architecture, ...(base.variant ? { variant: base.variant } : {}) } });
     const start = structuredClone(config);
     const triggers = start.OnBuild ?? [];
@@ -74,10 +57,7 @@ export function applyChanges(base: ImageConfig, config: ContainerConfig, changes
     if (onbuild.length > 0) out.OnBuild = onbuild;
     else delete out.OnBuild;
     return out;
-  } catch (err) {
-    if (err instanceof DockerfileError) throw new UsageError(`invalid change "${changeAt(err.line)}": ${err.detail}`);
-    throw err;
-  }
+  });
 }
 
 function imageName(name: string): string {

@@ -5,7 +5,7 @@
 import { Readable } from 'node:stream';
 import { UnsafeArchiveEntry, ArchiveInvalid, KilnError, UsageError } from '../errors.js';
 import { decompress, readTar, writeLayer, type TarHeader } from '../archive/index.js';
-import { DockerfileError, dispatchStage, parseDockerfile, planBuild } from '../dockerfile/index.js';
+import { dispatchStage, parseChanges, planBuild } from '../dockerfile/index.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { ContainerConfig, ImageConfig, Platform } from '../oci/types.js';
 import { normalize, parseReference } from '../reference/reference.js';
@@ -76,26 +76,8 @@ function importName(name: string): string {
  */
 export function applyChanges(changes: string[], platform: Platform): ContainerConfig {
   if (changes.length === 0) return {};
-  const firstLines: number[] = [];
-  let line = 2; // line 1 is the synthetic FROM
-  for (const c of changes) {
-    firstLines.push(line);
-    line += c.split('\n').length;
-  }
-  const changeAt = (l: number | undefined): string => {
-    if (l === undefined) return changes.join(' ');
-    let i = firstLines.length - 1;
-    while (i > 0 && firstLines[i]! > l) i--;
-    return changes[i]!;
-  };
-  const text = `FROM scratch\n${changes.join('\n')}\n`;
-  try {
-    const df = parseDockerfile(text, { file: '--change' });
-    for (const instr of df.instructions.slice(1)) {
-      if (!changeKinds.has(instr.kind)) {
-        throw new UsageError(`invalid change "${changeAt(instr.line)}": ${instr.keyword.toUpperCase()} is not a valid change command (use one of ${[...changeKinds].map((k) => k.toUpperCase()).join(', ')})`);
-      }
-    }
+  const { dockerfile: df, explain } = parseChanges(changes, changeKinds);
+  return explain(() => {
     const plan = planBuild(df, { buildArgs: {}, platform });
     // "PATH=" keeps the frontend from adding its default PATH and makes $PATH expand to "", as in docker.
     const empty: ImageConfig = { architecture: platform.architecture, os: platform.os, rootfs: { type: 'layers', diff_ids: [] }, config: { Env: ['PATH='] } };
@@ -107,10 +89,7 @@ export function applyChanges(changes: string[], platform: Platform): ContainerCo
     }
     delete out.ArgsEscaped;
     return out;
-  } catch (err) {
-    if (err instanceof DockerfileError) throw new UsageError(`invalid change "${changeAt(err.line)}": ${err.detail}`);
-    throw err;
-  }
+  });
 }
 
 /**

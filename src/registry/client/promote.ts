@@ -79,7 +79,7 @@ export async function promoteRemote(source: string, destination: string, opts: P
 }
 
 async function putExactly(dst: Side, m: RemoteManifest, reference: string, scopes: string[]): Promise<void> {
-  const reported = await putManifest(dst.session, dst.repo, reference, m.bytes, m.mediaType, scopes);
+  const reported = (await putManifest(dst.session, dst.repo, reference, m.bytes, m.mediaType, scopes)).digest;
   if (reported && reported !== m.digest) throw new DigestMismatch(`${dst.endpoint.host}/${dst.repo}:${reference}: the registry stored the manifest as ${reported}, kiln sent ${m.digest}`);
 }
 
