@@ -1,0 +1,63 @@
+import { UsageError } from '../errors.js';
+import { compareVersions, type VersionScheme } from './versions.js';
+
+// Version ranges of `kiln query --package NAME@RANGE` and of the registry's search API: comma-separated
+// constraints that must all hold, each an operator (<, <=, >, >=, =, !=; none means =) and a version:
+//   bash@<5.2.15-3      openssl@>=3.0,<3.0.11      requests@==2.31.0      @babel/core@>=7,<7.23.2
+// Versions are compared in the package's own ecosystem (dpkg, apk, PEP 440, semver).
+
+export type Operator = '<' | '<=' | '>' | '>=' | '=' | '!=';
+export interface Constraint {
+  op: Operator;
+  version: string;
+}
+export type VersionRange = Constraint[];
+
+const constraintRe = /^(<=|>=|==|!=|<|>|=)?\s*([^\s<>=!,]+)$/;
+
+/** Parse "OP VERSION[,OP VERSION…]"; throws a UsageError naming the part at fault. */
+export function parseVersionRange(text: string): VersionRange {
+  const parts = text.split(',').map((p) => p.trim());
+  return parts.map((p) => {
+    const m = constraintRe.exec(p);
+    if (!m) throw new UsageError(`version range "${text}": "${p}" is not OPERATOR VERSION (operators: < <= > >= = !=)`);
+    const op = (m[1] === '==' ? '=' : (m[1] ?? '=')) as Operator;
+    return { op, version: m[2]! };
+  });
+}
+
+/** "NAME" or "NAME@RANGE"; the name may start with "@" (npm scopes). */
+export function parsePackageQuery(text: string): { name: string; range?: VersionRange; rangeText?: string } {
+  const at = text.indexOf('@', 1);
+  const name = (at < 0 ? text : text.slice(0, at)).trim();
+  if (!name) throw new UsageError(`package "${text}": expected NAME or NAME@RANGE`);
+  if (at < 0) return { name };
+  const rangeText = text.slice(at + 1).trim();
+  if (!rangeText) throw new UsageError(`package "${text}": empty version range after "@"`);
+  return { name, range: parseVersionRange(rangeText), rangeText };
+}
+
+/** Whether `version` satisfies every constraint, compared in `scheme`. */
+export function satisfies(scheme: VersionScheme, version: string, range: VersionRange): boolean {
+  return range.every((c) => {
+    const d = compareVersions(scheme, version, c.version);
+    switch (c.op) {
+      case '<':
+        return d < 0;
+      case '<=':
+        return d <= 0;
+      case '>':
+        return d > 0;
+      case '>=':
+        return d >= 0;
+      case '=':
+        return d === 0;
+      case '!=':
+        return d !== 0;
+    }
+  });
+}
+
+export function formatVersionRange(range: VersionRange): string {
+  return range.map((c) => `${c.op}${c.version}`).join(',');
+}
