@@ -9,6 +9,7 @@ import { registerDistributionCommands } from './distribution.js';
 import { registerFlatCommands } from './flat.js';
 import { registerPipelineCommands } from './pipeline.js';
 import { registerContainerCommands } from './container.js';
+import { registerQueryCommand } from './query.js';
 import type { GlobalOptions } from './context.js';
 
 const program = new Command();
@@ -29,6 +30,7 @@ registerContainerCommands(program, globals);
 registerRegistryCommands(program, globals);
 registerDistributionCommands(program, globals);
 registerPipelineCommands(program, globals);
+registerQueryCommand(program, globals);
 
 /** The one place where errors become a message and an exit code. */
 async function main(): Promise<void> {

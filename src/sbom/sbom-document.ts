@@ -40,7 +40,8 @@ function purlParts(purl: string): { type: string; qualifiers: URLSearchParams } 
   return { type: m[1]!.toLowerCase(), qualifiers: new URLSearchParams(m[2] ?? '') };
 }
 
-function entry(name: unknown, version: unknown, purl: unknown): SbomPackage | undefined {
+/** A package from its name, version and purl (type and Debian source from the purl); undefined without a name or version. */
+export function sbomPackage(name: unknown, version: unknown, purl: unknown): SbomPackage | undefined {
   if (typeof name !== 'string' || name === '' || typeof version !== 'string' || version === '') return undefined;
   const p = typeof purl === 'string' && purl.startsWith('pkg:') ? purl : undefined;
   const parts = p ? purlParts(p) : undefined;
@@ -65,7 +66,7 @@ function spdxPackages(doc: Obj, where: string): SbomPackage[] {
     if (!isObj(p)) continue;
     const refs = Array.isArray(p.externalRefs) ? p.externalRefs.filter(isObj) : [];
     const purl = refs.find((r) => r.referenceType === 'purl')?.referenceLocator;
-    const e = entry(p.name, p.versionInfo, purl);
+    const e = sbomPackage(p.name, p.versionInfo, purl);
     if (e) out.push(e);
   }
   return out;
@@ -79,7 +80,7 @@ function cycloneDxPackages(doc: Obj, where: string): SbomPackage[] {
       if (!isObj(c)) continue;
       // npm scopes and Maven groups live in "group"; the name alone would be ambiguous.
       const name = typeof c.group === 'string' && c.group && typeof c.name === 'string' ? `${c.group}/${c.name}` : c.name;
-      const e = entry(name, c.version, c.purl);
+      const e = sbomPackage(name, c.version, c.purl);
       if (e) out.push(e);
       if (Array.isArray(c.components)) walk(c.components);
     }

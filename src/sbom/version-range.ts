@@ -1,5 +1,6 @@
 import { UsageError } from '../errors.js';
-import { compareVersions, type VersionScheme } from './versions.js';
+import { compareVersions, schemeOf, type VersionScheme } from './versions.js';
+import { packageNameKey, type SbomPackage } from './sbom-document.js';
 
 // Version ranges of `kiln query --package NAME@RANGE` and of the registry's search API: comma-separated
 // constraints that must all hold, each an operator (<, <=, >, >=, =, !=; none means =) and a version:
@@ -60,4 +61,14 @@ export function satisfies(scheme: VersionScheme, version: string, range: Version
 
 export function formatVersionRange(range: VersionRange): string {
   return range.map((c) => `${c.op}${c.version}`).join(',');
+}
+
+/**
+ * Whether a package answers "NAME[@RANGE]": its name, or its source package, is NAME as its ecosystem
+ * compares names (PEP 503 for Python, else case-insensitive), and its version is in the range.
+ */
+export function packageMatches(p: Pick<SbomPackage, 'name' | 'version' | 'type' | 'source'>, name: string, range?: VersionRange): boolean {
+  const key = packageNameKey(p.type, name);
+  if (packageNameKey(p.type, p.name) !== key && (!p.source || packageNameKey(p.type, p.source) !== key)) return false;
+  return !range || satisfies(schemeOf(p.type), p.version, range);
 }

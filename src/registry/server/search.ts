@@ -3,8 +3,7 @@ import type { ParsedManifest } from './manifests.js';
 import { blobKey, type BlobDriver } from './storage/driver.js';
 import type { Logger } from './log.js';
 import { CycloneDxJson, SpdxJson, isSbomMediaType, packageNameKey, readSbomPackages, SbomUnreadable } from '../../sbom/sbom-document.js';
-import { satisfies, type VersionRange } from '../../sbom/version-range.js';
-import { schemeOf } from '../../sbom/versions.js';
+import { packageMatches, type VersionRange } from '../../sbom/version-range.js';
 
 // "Which images are affected?" on the registry: SBOMs pushed as referrers (distribution-spec
 // "Pushing Manifests with Subject") are read once, when pushed, and their packages indexed against
@@ -97,10 +96,7 @@ export function searchIndex(opts: { metadata: Metadata; driver: BlobDriver; log:
       const byImage = new Map<string, PackageResult>();
       for (const h of await metadata.findPackages(keys)) {
         if (!visible(h.repository)) continue;
-        // Python names compare by PEP 503 normalisation; other ecosystems by lower-case name.
-        const key = packageNameKey(h.package.type, name);
-        if (packageNameKey(h.package.type, h.package.name) !== key && (!h.package.source || packageNameKey(h.package.type, h.package.source) !== key)) continue;
-        if (range && !satisfies(schemeOf(h.package.type), h.package.version, range)) continue;
+        if (!packageMatches(h.package, name, range)) continue;
         const k = `${h.repository}@${h.digest}`;
         let r = byImage.get(k);
         if (!r) byImage.set(k, (r = { repository: h.repository, digest: h.digest, tags: h.tags, packages: [] }));

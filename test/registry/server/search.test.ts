@@ -8,67 +8,14 @@ import { admin } from '../../../src/registry/server/admin.js';
 import { serve } from '../../../src/registry/server/server.js';
 import { logger } from '../../../src/registry/server/log.js';
 import { defaultConfig } from '../../../src/registry/server/config.js';
-import { client, pushBlob, pushImage, randomImage, sha256, startRegistry, type Client, type TestImage } from './support.js';
+import { client, pushImage, randomImage, startRegistry, type Client } from './support.js';
+import { CDX, cyclonedx, pushSbom, spdx } from '../../sbom/support.js';
 
 // The registry's search API: packages of SBOMs pushed as referrers, images built on a base
 // (transitively), only in repositories the caller may pull, and index rows that go with their manifests.
 
-const SPDX = 'application/spdx+json';
-const CDX = 'application/vnd.cyclonedx+json';
 const BaseDigest = 'org.opencontainers.image.base.digest';
 const BaseName = 'org.opencontainers.image.base.name';
-
-type Pkg = [name: string, version: string, purl?: string];
-
-function spdx(pkgs: Pkg[]): unknown {
-  return {
-    spdxVersion: 'SPDX-2.3',
-    dataLicense: 'CC0-1.0',
-    SPDXID: 'SPDXRef-DOCUMENT',
-    name: 'test',
-    documentNamespace: 'https://example.invalid/test',
-    creationInfo: { created: '2026-01-01T00:00:00Z', creators: ['Tool: test'] },
-    packages: pkgs.map(([name, versionInfo, purl], i) => ({
-      SPDXID: `SPDXRef-Package-${i}`,
-      name,
-      versionInfo,
-      downloadLocation: 'NOASSERTION',
-      ...(purl ? { externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: purl }] } : {}),
-    })),
-  };
-}
-
-function cyclonedx(pkgs: Pkg[]): unknown {
-  return {
-    bomFormat: 'CycloneDX',
-    specVersion: '1.5',
-    version: 1,
-    metadata: { component: { type: 'container', name: 'the-image', version: 'sha256:00' } },
-    components: pkgs.map(([name, version, purl]) => ({ type: 'library', name, version, ...(purl ? { purl } : {}) })),
-  };
-}
-
-/** Push an SBOM document as an OCI artifact whose subject is `subject` (image-spec manifest.md "subject"). */
-async function pushSbom(c: Client, repo: string, subject: TestImage, doc: unknown, mediaType = SPDX): Promise<string> {
-  const bytes = Buffer.from(JSON.stringify(doc));
-  const empty = Buffer.from('{}');
-  await pushBlob(c, repo, empty);
-  await pushBlob(c, repo, bytes);
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      artifactType: mediaType,
-      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256(empty), size: empty.length },
-      layers: [{ mediaType, digest: sha256(bytes), size: bytes.length }],
-      subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.manifest.length },
-    }),
-  );
-  const digest = sha256(manifest);
-  const r = await c.req('PUT', `/v2/${repo}/manifests/${digest}`, { body: manifest, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
-  assert.equal(r.status, 201, r.text());
-  return digest;
-}
 
 async function searchJson(c: Client, q: string): Promise<any> {
   const r = await c.req('GET', `/api/v1/search?${q}`);
