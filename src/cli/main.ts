@@ -10,6 +10,7 @@ import { registerFlatCommands } from './flat.js';
 import { registerPipelineCommands } from './pipeline.js';
 import { registerContainerCommands } from './container.js';
 import { registerQueryCommand } from './query.js';
+import { registerScanCommands } from './scan.js';
 import type { GlobalOptions } from './context.js';
 
 const program = new Command();
@@ -31,6 +32,7 @@ registerRegistryCommands(program, globals);
 registerDistributionCommands(program, globals);
 registerPipelineCommands(program, globals);
 registerQueryCommand(program, globals);
+registerScanCommands(program, globals);
 
 /** The one place where errors become a message and an exit code. */
 async function main(): Promise<void> {
