@@ -20,6 +20,7 @@ import { BuildCancelled } from '../build/errors.js';
 import type { NetworkMode } from '../sandbox/executor.js';
 import { familiarName } from '../store/describe.js';
 import { normalize } from '../reference/reference.js';
+import { storeSbom } from '../sbom/index.js';
 
 interface BuildFlags {
   tag: string[];
@@ -40,6 +41,7 @@ interface BuildFlags {
   secret: string[];
   buildContext: string[];
   onError: string;
+  sbom?: boolean;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -67,6 +69,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
     .option('--secret <spec>', 'id=ID,src=PATH or id=ID,env=VAR (repeatable)', collect, [])
     .option('--build-context <name=value>', 'extra named context: a directory, docker-image://REF or oci-layout://PATH[:TAG]', collect, [])
     .option('--on-error <mode>', "when a RUN fails: fail, or shell to first open a shell in the failed step's sandbox", 'fail')
+    .option('--sbom', 'catalogue the image\'s packages and store the SBOM beside it (kiln sbom and kiln push use it)')
     .action(async (contextArg: string, o: BuildFlags) => {
       // Not root: run the build as root of a user namespace of our own (rootless mode).
       const code = await reexecInUserNamespace();
@@ -189,7 +192,9 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
         if (controller.signal.aborted) throw new BuildCancelled('build cancelled');
         for (const w of result.warnings) progress.warn(`${w.rule}: ${w.message}${w.line ? ` (line ${w.line})` : ''}`);
         const image = await exportResult(store, result, o.tag, output);
+        const sbom = o.sbom ? await storeSbom(store, image) : undefined;
         progress.close();
+        if (sbom && mode !== 'quiet') process.stderr.write(`writing SBOM ${sbom.descriptor.digest} (${sbom.catalog.packages.length} packages) done\n`);
         if (mode !== 'quiet') {
           process.stderr.write(`writing image ${image.id} done\n`);
           for (const t of o.tag) process.stderr.write(`naming to ${familiarName(normalize(t))} done\n`);

@@ -78,6 +78,7 @@ export function registerDistributionCommands(program: Command, globals: () => Gl
         view?.close();
         await store.content.releaseLease();
       }
+      if (!o.quiet) for (const r of result.referrers) out(`referrer: digest: ${r}`);
       out(`${result.reference}: digest: ${result.digest} size: ${result.size}`);
     });
 

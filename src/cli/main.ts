@@ -11,6 +11,7 @@ import { registerPipelineCommands } from './pipeline.js';
 import { registerContainerCommands } from './container.js';
 import { registerQueryCommand } from './query.js';
 import { registerScanCommands } from './scan.js';
+import { registerSbomCommand } from './sbom.js';
 import type { GlobalOptions } from './context.js';
 
 const program = new Command();
@@ -33,6 +34,7 @@ registerDistributionCommands(program, globals);
 registerPipelineCommands(program, globals);
 registerQueryCommand(program, globals);
 registerScanCommands(program, globals);
+registerSbomCommand(program, globals);
 
 /** The one place where errors become a message and an exit code. */
 async function main(): Promise<void> {

@@ -273,7 +273,31 @@ export class Store {
       for (const d of await this.cacheRecordDigests()) live.add(d);
       const index = await this.readIndex();
       const walked = new Set<string>();
-      for (const m of index.manifests) await this.markReachable(m.digest, live, walked);
+      const referrers: { desc: Descriptor; subject: string }[] = [];
+      for (const m of index.manifests) {
+        const subject = m.artifactType ? await this.subjectOf(m.digest) : undefined;
+        if (subject) referrers.push({ desc: m, subject });
+        else await this.markReachable(m.digest, live, walked);
+      }
+      // A referrer lives as long as its subject does (distribution-spec: referrers follow their
+      // subject), a referrer of a referrer too; the others leave index.json with their subject.
+      let orphans = referrers;
+      for (let progress = true; progress; ) {
+        progress = false;
+        const left: typeof orphans = [];
+        for (const r of orphans) {
+          if (!live.has(r.subject)) left.push(r);
+          else {
+            await this.markReachable(r.desc.digest, live, walked);
+            progress = true;
+          }
+        }
+        orphans = left;
+      }
+      if (orphans.length) {
+        index.manifests = index.manifests.filter((m) => !orphans.some((o) => o.desc === m));
+        await writeIndexFile(this.root, index);
+      }
       let removed = 0;
       let bytes = 0;
       for await (const blob of this.content.list()) {
@@ -285,6 +309,48 @@ export class Store {
       await this.content.cleanIngest();
       return { removed, bytes };
     });
+  }
+
+  /**
+   * Record `desc`, an artifact manifest (already stored) whose `subject` is a manifest of the store,
+   * in index.json as the OCI image layout allows; it replaces an earlier referrer of the same subject
+   * with the same artifactType. gc keeps it as long as its subject lives.
+   */
+  async addReferrer(desc: Descriptor & { artifactType: string }): Promise<void> {
+    const subject = await this.subjectOf(desc.digest);
+    if (!subject) throw new ManifestInvalid(`manifest ${desc.digest} has no subject`);
+    const plain: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size, artifactType: desc.artifactType };
+    await this.updateIndex(async (index) => {
+      const doc = await this.content.readJSON<Manifest>(desc.digest);
+      for (const d of [doc.config, ...doc.layers]) {
+        if (!(await this.content.has(d.digest))) throw new ManifestInvalid(`manifest ${desc.digest} references blob ${d.digest} which is missing`);
+      }
+      const kept: Descriptor[] = [];
+      for (const m of index.manifests) {
+        if (m.digest === desc.digest) continue;
+        if (m.artifactType === desc.artifactType && (await this.subjectOf(m.digest)) === subject) continue;
+        kept.push(m);
+      }
+      index.manifests = [...kept, plain];
+    });
+  }
+
+  /** The artifact manifests index.json lists whose subject is `digest`, optionally of one artifactType. */
+  async referrers(digest: string, artifactType?: string): Promise<Descriptor[]> {
+    const out: Descriptor[] = [];
+    for (const m of (await this.readIndex()).manifests) {
+      if (!m.artifactType || (artifactType && m.artifactType !== artifactType)) continue;
+      if ((await this.subjectOf(m.digest)) === digest) out.push(m);
+    }
+    return out;
+  }
+
+  private async subjectOf(digest: string): Promise<string | undefined> {
+    try {
+      return (await this.content.readJSON<Partial<Manifest>>(digest)).subject?.digest;
+    } catch {
+      return undefined;
+    }
   }
 
   /**

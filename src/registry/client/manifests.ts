@@ -64,8 +64,11 @@ export async function fetchManifest(session: RegistrySession, repo: string, refe
   return { bytes, digest, mediaType, doc };
 }
 
-/** PUT a manifest by tag or digest; returns the digest the registry reports (else our own). */
-export async function putManifest(session: RegistrySession, repo: string, reference: string, bytes: Buffer, mediaType: string, scopes: string[]): Promise<string | undefined> {
+/**
+ * PUT a manifest by tag or digest; returns the digest the registry reports (undefined when it reports
+ * none) and, for a manifest with a subject, the OCI-Subject header of a registry that indexed it.
+ */
+export async function putManifest(session: RegistrySession, repo: string, reference: string, bytes: Buffer, mediaType: string, scopes: string[]): Promise<{ digest?: string; subject?: string }> {
   const res = await session.request('PUT', `/v2/${repo}/manifests/${reference}`, {
     scopes,
     headers: { 'content-type': mediaType, 'content-length': String(bytes.length) },
@@ -74,7 +77,8 @@ export async function putManifest(session: RegistrySession, repo: string, refere
   const text = (await readBody(res, 64 << 10).catch(() => Buffer.alloc(0))).toString();
   if (res.status !== 201) throw new RegistryRequestFailed(`${session.endpoint.host}/${repo}:${reference}: PUT manifest answered ${res.status}${errorSummary(text)}`, res.status);
   const d = res.headers['docker-content-digest'];
-  return typeof d === 'string' ? d : undefined;
+  const subject = res.headers['oci-subject'];
+  return { digest: typeof d === 'string' ? d : undefined, subject: typeof subject === 'string' ? subject : undefined };
 }
 
 /** Every tag of a repository, following the Link header's pages (spec "Listing tags"). */

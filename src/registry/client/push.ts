@@ -3,13 +3,14 @@ import { createReadStream } from 'node:fs';
 import type { Store } from '../../store/store.js';
 import { compress } from '../../archive/index.js';
 import { MediaType, layerCompression } from '../../oci/mediatypes.js';
-import type { Descriptor, Manifest } from '../../oci/types.js';
+import type { Descriptor, Index, Manifest } from '../../oci/types.js';
 import { DigestMismatch, UsageError } from '../../errors.js';
 import { formatReference, normalize, parseNamed, type Reference } from '../../reference/reference.js';
 import { loadRegistriesConfig, pushEndpoint, type Endpoint, type RegistriesConfig } from './config.js';
 import { RegistrySession, pullScope, pushScope } from './session.js';
 import { uploadBlob } from './blobs.js';
-import { putManifest } from './manifests.js';
+import { fetchManifest, putManifest } from './manifests.js';
+import { ManifestUnknown } from './errors.js';
 import { forEachBounded } from './pool.js';
 import { addBlobSource, blobSources, compressedVariant, setCompressedVariant } from './records.js';
 import type { RetryPolicy } from './http.js';
@@ -44,6 +45,8 @@ export interface PushResult {
   size: number;
   mediaType: string;
   endpoint: Endpoint;
+  /** Digests of the artifacts pushed with the image as its referrers (an SBOM). */
+  referrers: string[];
 }
 
 export const DefaultMonolithicMax = 64 << 20;
@@ -124,10 +127,59 @@ export async function pushImage(store: Store, source: string, destination?: stri
   const digest = 'sha256:' + createHash('sha256').update(bytes).digest('hex');
   if (dest.digest && dest.digest !== digest) throw new DigestMismatch(`cannot push to ${formatReference(dest)}: the manifest's digest is ${digest}`);
   const reference = dest.tag ?? dest.digest!;
-  const reported = await putManifest(session, repo, reference, bytes, mediaType, scopes);
+  const reported = (await putManifest(session, repo, reference, bytes, mediaType, scopes)).digest;
   if (reported && reported !== digest) throw new DigestMismatch(`${here}:${reference}: the registry stored the manifest as ${reported}, kiln sent ${digest}`);
   await addBlobSource(store, digest, here);
-  return { repository: `${endpoint.registry}/${repo}`, reference, digest, size: bytes.length, mediaType, endpoint };
+  const referrers = await pushReferrers(store, session, repo, scopes, img.manifestDescriptor.digest, { mediaType, digest, size: bytes.length }, opts);
+  return { repository: `${endpoint.registry}/${repo}`, reference, digest, size: bytes.length, mediaType, endpoint, referrers };
+}
+
+/**
+ * The artifacts the store keeps beside the image (an SBOM from `kiln build --sbom`) follow it, their
+ * subject now the manifest as pushed (its digest differs when layers were compressed for the
+ * registry). distribution-spec "Pushing Manifests with Subject": a registry that indexed the
+ * subject answers OCI-Subject; for one that did not, the client keeps the referrers tag schema
+ * itself, an index tagged sha256-<hex of the subject> listing the referrers.
+ */
+async function pushReferrers(store: Store, session: RegistrySession, repo: string, scopes: string[], local: string, pushed: Descriptor, opts: PushOptions): Promise<string[]> {
+  const out: string[] = [];
+  for (const r of await store.referrers(local)) {
+    const doc = await store.content.readJSON<Manifest>(r.digest);
+    const bytes = doc.subject?.digest === pushed.digest ? await store.content.read(r.digest) : Buffer.from(JSON.stringify({ ...doc, subject: pushed }));
+    for (const blob of [doc.config, ...doc.layers]) {
+      await uploadBlob(session, repo, blob, (start, end) => createReadStream(store.content.blobPath(blob.digest), { start, end }), {
+        scopes,
+        mountFrom: [],
+        monolithicMax: opts.monolithicMax ?? DefaultMonolithicMax,
+        chunkSize: opts.chunkSize ?? DefaultChunkSize,
+        onBytes: () => {},
+        onRetry: () => {},
+      });
+    }
+    const digest = 'sha256:' + createHash('sha256').update(bytes).digest('hex');
+    const mediaType = doc.mediaType ?? MediaType.OciManifest;
+    const put = await putManifest(session, repo, digest, bytes, mediaType, scopes);
+    if (put.subject !== pushed.digest) {
+      await addToReferrersTag(session, repo, scopes, pushed.digest, { mediaType, digest, size: bytes.length, artifactType: doc.artifactType ?? doc.config.mediaType, ...(doc.annotations ? { annotations: doc.annotations } : {}) });
+    }
+    out.push(digest);
+  }
+  return out;
+}
+
+/** distribution-spec "Referrers Tag Schema": the index tagged <alg>-<hex> of the subject gains `desc`. */
+async function addToReferrersTag(session: RegistrySession, repo: string, scopes: string[], subject: string, desc: Descriptor): Promise<void> {
+  const tag = subject.replace(':', '-');
+  let index: Index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
+  try {
+    const found = await fetchManifest(session, repo, tag);
+    if (Array.isArray((found.doc as Index).manifests)) index = found.doc as Index;
+  } catch (e) {
+    if (!(e instanceof ManifestUnknown)) throw e;
+  }
+  if (index.manifests.some((m) => m.digest === desc.digest)) return;
+  index.manifests.push(desc);
+  await putManifest(session, repo, tag, Buffer.from(JSON.stringify(index)), MediaType.OciIndex, scopes);
 }
 
 function isName(source: string, names: string[]): boolean {
