@@ -34,11 +34,21 @@ export function parseOutput(spec: string): Output {
   throw new UsageError(`--output: unknown type "${type}" (image, oci, docker, tar, local)`);
 }
 
+/**
+ * The image-spec's base annotations (annotations.md: org.opencontainers.image.base.name and
+ * .base.digest), as BuildKit writes them: what the final stage was built on. kiln bake and
+ * `kiln images --tree` read the hierarchy of images from them.
+ */
+function baseAnnotations(result: StageResult): Record<string, string> | undefined {
+  if (!result.base) return undefined;
+  return { 'org.opencontainers.image.base.name': result.base.name, 'org.opencontainers.image.base.digest': result.base.digest };
+}
+
 /** Record the image in the store (tagged with `tags`) and, for file outputs, write it out. */
 export async function exportResult(store: Store, result: StageResult, tags: string[], output: Output): Promise<StoredImage> {
   const layers: Descriptor[] = result.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size }));
   const names = output.type === 'image' || output.type === 'oci' || output.type === 'docker' ? tags : [];
-  const image = await store.writeImage(result.config, layers, names);
+  const image = await store.writeImage(result.config, layers, names, baseAnnotations(result));
   if (output.type === 'oci' || output.type === 'docker') {
     const items = tags.length ? tags.map((t) => ({ image, name: normalize(t) })) : [{ image }];
     await saveArchiveFile(store, items, output.type, output.dest);

@@ -36,6 +36,7 @@ import { BuildCancelled, BuildStepError } from './errors.js';
 import type { ProgressSink } from './progress.js';
 import { ImageUnknown, KilnError } from '../errors.js';
 import { loadOciLayout } from './named.js';
+import { formatReference, parseNamed } from '../reference/reference.js';
 
 export interface BuildRequest {
   store: Store;
@@ -84,6 +85,16 @@ export interface StageResult {
   program: StageProgram;
   /** Cache key of the stage's final state: names its content for dependent steps' keys. */
   key: string;
+  /** The image the stage starts from, through FROM <stage> chains; none for scratch or a directory. */
+  base?: BaseImage;
+}
+
+/** A base image as the image-spec's base.name / base.digest annotations record it. */
+export interface BaseImage {
+  /** The FROM reference, normalised (docker.io/library/busybox:latest). */
+  name: string;
+  /** Manifest digest of the image actually used. */
+  digest: string;
 }
 
 export interface BuildResult extends StageResult {
@@ -92,7 +103,7 @@ export interface BuildResult extends StageResult {
 }
 
 /** A counting semaphore bounding how many steps execute at once (--jobs). */
-class Limiter {
+export class Limiter {
   private waiting: (() => void)[] = [];
   constructor(private free: number) {}
   async run<T>(fn: () => Promise<T>): Promise<T> {
@@ -194,12 +205,14 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     let layers: LayerRef[] = [];
     let key: string;
     let baseInput: Parameters<typeof dispatchStage>[2];
+    let base: BaseImage | undefined;
     const fromId = ++vertex;
     const fromName = sp.base.kind === 'image' ? sp.base.ref : sp.base.kind === 'stage' ? stageLabel(sp.base.index) : 'scratch';
     if (sp.base.kind === 'stage') {
       const parent = await stage(sp.base.index);
       layers = [...parent.layers];
       key = parent.key;
+      base = parent.base;
       baseInput = { config: parent.program.config, program: parent.program };
     } else if (sp.base.kind === 'image' && namedDir(sp.base.ref)) {
       // FROM <name of a directory context>: the directory is the base filesystem, as one layer.
@@ -219,6 +232,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       req.progress.done(fromId);
       layers = imageLayers(img);
       key = cacheKey('', { image: img.manifestDescriptor.digest });
+      base = { name: baseName(sp.base.ref), digest: img.manifestDescriptor.digest };
       baseInput = { config: img.config };
       const triggers = img.config.config?.OnBuild ?? [];
       if (triggers.length) {
@@ -280,7 +294,22 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       if (emptyHistory.has(i)) out.empty_layer = true;
       return out;
     });
-    return { layers, config, program, key };
+    return { layers, config, program, key, ...(base ? { base } : {}) };
+  }
+
+  /** The name a FROM reference resolves to, through --build-context aliases; a tag beside a digest wins. */
+  function baseName(ref: string): string {
+    let name = ref;
+    for (let alias = named.get(name.toLowerCase()); alias?.kind === 'image'; alias = named.get(name.toLowerCase())) {
+      if (alias.ref.toLowerCase() === name.toLowerCase()) break;
+      name = alias.ref;
+    }
+    try {
+      const parsed = parseNamed(name);
+      return formatReference(parsed.tag ? { ...parsed, digest: undefined } : parsed);
+    } catch {
+      return name;
+    }
   }
 
   /** The step's cache key: parent key + definition; for COPY, also the content of what it copies. */

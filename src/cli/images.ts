@@ -7,6 +7,7 @@ import { parseReference, familiarRepository } from '../reference/reference.js';
 import { inspectImage, historyRows, familiarName } from '../store/describe.js';
 import { UsageError } from '../errors.js';
 import type { Store } from '../store/store.js';
+import { storeTree } from '../bake/lineage.js';
 
 /** images, tag, rmi, inspect, history, prune: commands over the local store. */
 export function registerImageCommands(program: Command, globals: () => GlobalOptions): void {
@@ -29,10 +30,15 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
     .option('--digests', 'show manifest digests')
     .option('--no-trunc', 'do not truncate IDs')
     .option('--format <format>', '"json" for one JSON object per line, or "table"')
+    .option('--tree', 'show each image under the image it was built on (its base.digest annotation)')
     .argument('[repository]', 'only images of this repository')
-    .action(async (repository: string | undefined, o: { quiet?: boolean; digests?: boolean; trunc: boolean; format?: string }) => {
+    .action(async (repository: string | undefined, o: { quiet?: boolean; digests?: boolean; trunc: boolean; format?: string; tree?: boolean }) => {
       const store = await openStore(globals());
       const images = await store.listImages();
+      if (o.tree) {
+        process.stdout.write(storeTree(images));
+        return;
+      }
       type Row = { repo: string; tag: string; digest: string; id: string; created?: string; size: number };
       const rows: Row[] = [];
       const wantRepo = repository ? familiarRepository(parseReference(repository)) : undefined;

@@ -12,6 +12,7 @@ import { registerContainerCommands } from './container.js';
 import { registerQueryCommand } from './query.js';
 import { registerScanCommands } from './scan.js';
 import { registerSbomCommand } from './sbom.js';
+import { registerBakeCommand } from './bake.js';
 import type { GlobalOptions } from './context.js';
 
 const program = new Command();
@@ -35,6 +36,7 @@ registerPipelineCommands(program, globals);
 registerQueryCommand(program, globals);
 registerScanCommands(program, globals);
 registerSbomCommand(program, globals);
+registerBakeCommand(program, globals);
 
 /** The one place where errors become a message and an exit code. */
 async function main(): Promise<void> {

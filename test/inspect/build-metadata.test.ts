@@ -116,6 +116,9 @@ test('--metadata adds OCI annotations and label-schema labels from SOURCE_DATE_E
     'org.opencontainers.image.source': 'https://git.example.invalid/team/app.git',
     'org.opencontainers.image.version': '3.1.4',
     'com.example.team': 'core',
+    // kiln build records the base as BuildKit does, beside what --metadata and --annotation add
+    'org.opencontainers.image.base.name': 'docker.io/library/busybox:latest',
+    'org.opencontainers.image.base.digest': JSON.parse(await kilnOk(root, ['inspect', 'busybox']))[0].Digest,
   });
 });
 

@@ -1,0 +1,189 @@
+// The hierarchy file (kiln-bake.yaml): the images of a hierarchy as targets, in the shape of
+// docker buildx bake's JSON file (`{"target": {NAME: {...}}, "group": {NAME: {"targets": [...]}}}`),
+// written as YAML or JSON. Which target is built on which is not written here: kiln reads it from
+// each target's Dockerfile (graph.ts).
+
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { LineCounter, parseDocument, isMap, isScalar, type Node } from 'yaml';
+import { normalize } from '../reference/reference.js';
+import { BakeFileInvalid } from './errors.js';
+
+export interface BakeTarget {
+  name: string;
+  /** Absolute path of the build context. */
+  context: string;
+  /** Absolute path of the Dockerfile. */
+  dockerfile: string;
+  /** Tags as written; the first one names the target's image in the store. */
+  tags: string[];
+  args: Record<string, string>;
+  /** The Dockerfile stage to build (buildx's `target`). */
+  stage?: string;
+  labels: Record<string, string>;
+  noCache: boolean;
+  /** container-structure-test configurations (absolute paths) the image must pass before it is tagged. */
+  tests: string[];
+  /** 1-based line of the target in the file, for messages. */
+  line?: number;
+}
+
+export interface BakeFile {
+  /** The path as the user gave it, for messages. */
+  path: string;
+  targets: Map<string, BakeTarget>;
+  groups: Map<string, string[]>;
+}
+
+const targetFields = ['context', 'dockerfile', 'tags', 'args', 'target', 'labels', 'no-cache', 'test'];
+/** buildx fields kiln does not implement: rejected by name rather than silently ignored. */
+const unsupported = ['platforms', 'output', 'cache-from', 'cache-to', 'secret', 'ssh', 'contexts', 'inherits', 'pull', 'attest', 'dockerfile-inline', 'network', 'no-cache-filter', 'shm-size', 'ulimits', 'annotations', 'call', 'description', 'entitlements', 'matrix', 'name'];
+
+export async function readBakeFile(path: string): Promise<BakeFile> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new BakeFileInvalid(`${path}: cannot read the bake file: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  return parseBakeFile(text, path);
+}
+
+/** Parse a bake file; relative paths are taken from the file's directory. */
+export function parseBakeFile(text: string, path: string): BakeFile {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines }); // YAML is a superset of JSON: both forms are read here
+  if (doc.errors.length) {
+    const err = doc.errors[0]!;
+    throw new BakeFileInvalid(`${path}:${err.linePos?.[0].line ?? 1}: not valid YAML or JSON: ${err.message.split('\n')[0]}`);
+  }
+  /** The line of a field's key; for a missing field, of the nearest field around it. */
+  const lineOf = (keys: string[]): number | undefined => {
+    for (let n = keys.length; n > 0; n--) {
+      const parent = n > 1 ? doc.getIn(keys.slice(0, n - 1), true) : doc.contents;
+      const key = isMap(parent) ? parent.items.find((p) => isScalar(p.key) && String(p.key.value) === keys[n - 1])?.key : undefined;
+      const node = (key ?? doc.getIn(keys.slice(0, n), true)) as Node | undefined;
+      if (node?.range) return lines.linePos(node.range[0]).line;
+    }
+    return undefined;
+  };
+  const fail = (keys: string[], why: string): never => {
+    const line = lineOf(keys);
+    throw new BakeFileInvalid(`${path}${line ? `:${line}` : ''}: ${keys.join('.')}: ${why}`);
+  };
+  if (!isMap(doc.contents)) throw new BakeFileInvalid(`${path}: expected a mapping with "target" (and optionally "group")`);
+  const top = doc.toJS() as Record<string, unknown>;
+  for (const k of Object.keys(top)) if (k !== 'target' && k !== 'group' && k !== 'variable') fail([k], 'unknown field (known: target, group)');
+  if (top.variable !== undefined) fail(['variable'], 'variables are not supported by kiln bake');
+  const targetsDoc = object(top.target, ['target'], fail);
+  if (Object.keys(targetsDoc).length === 0) fail(['target'], 'no targets');
+  const base = dirname(resolve(path));
+  const targets = new Map<string, BakeTarget>();
+  const owners = new Map<string, string>();
+  for (const [name, raw] of Object.entries(targetsDoc)) {
+    const at = ['target', name];
+    if (!/^[A-Za-z0-9_-]+$/.test(name)) fail(at, 'a target name is letters, digits, "_" and "-"');
+    const t = object(raw, at, fail);
+    for (const k of Object.keys(t)) {
+      if (unsupported.includes(k)) fail([...at, k], 'not supported by kiln bake');
+      if (!targetFields.includes(k)) fail([...at, k], `unknown field (known: ${targetFields.join(', ')})`);
+    }
+    const context = resolve(base, optString(t.context, [...at, 'context'], fail) ?? '.');
+    const dockerfile = optString(t.dockerfile, [...at, 'dockerfile'], fail) ?? 'Dockerfile';
+    const tags = strings(t.tags, [...at, 'tags'], fail);
+    if (tags.length === 0) fail([...at, 'tags'], 'a target needs at least one tag: its children name it in FROM');
+    for (const [i, tag] of tags.entries()) {
+      let full: string;
+      try {
+        full = normalize(tag);
+      } catch (e) {
+        return fail([...at, 'tags', String(i)], (e as Error).message);
+      }
+      if (owners.has(full) && owners.get(full) !== name) fail([...at, 'tags', String(i)], `"${tag}" is also a tag of target "${owners.get(full)}"`);
+      owners.set(full, name);
+    }
+    const tests = t.test === undefined || t.test === null ? [] : typeof t.test === 'string' ? [t.test] : strings(t.test, [...at, 'test'], fail);
+    targets.set(name, {
+      name,
+      context,
+      // buildx: a relative dockerfile is relative to the context.
+      dockerfile: isAbsolute(dockerfile) ? dockerfile : join(context, dockerfile),
+      tags,
+      args: stringMap(t.args, [...at, 'args'], fail),
+      stage: optString(t.target, [...at, 'target'], fail),
+      labels: stringMap(t.labels, [...at, 'labels'], fail),
+      noCache: t['no-cache'] === undefined ? false : t['no-cache'] === true || (t['no-cache'] !== false && fail([...at, 'no-cache'], 'expected true or false')),
+      tests: tests.map((p) => resolve(base, p)),
+      line: lineOf(at),
+    });
+  }
+  const groups = new Map<string, string[]>();
+  for (const [name, raw] of Object.entries(object(top.group ?? {}, ['group'], fail))) {
+    const g = object(raw, ['group', name], fail);
+    for (const k of Object.keys(g)) if (k !== 'targets' && k !== 'description') fail(['group', name, k], 'unknown field (known: targets)');
+    groups.set(name, strings(g.targets, ['group', name, 'targets'], fail));
+  }
+  for (const [name, members] of groups) {
+    for (const m of members) if (!targets.has(m) && !groups.has(m)) fail(['group', name, 'targets'], `"${m}" is neither a target nor a group`);
+  }
+  return { path, targets, groups };
+}
+
+/** Where a path of the file shows in messages: relative to the working directory when inside it. */
+export function shown(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') ? rel : path;
+}
+
+/** The targets named on the command line (targets or groups, recursively); all when none is named. */
+export function selectNamed(file: BakeFile, names: string[]): Set<string> {
+  if (names.length === 0) names = file.groups.has('default') ? ['default'] : [...file.targets.keys()];
+  const out = new Set<string>();
+  const seen = new Set<string>();
+  const add = (n: string) => {
+    if (file.targets.has(n)) out.add(n);
+    else if (file.groups.has(n)) {
+      if (seen.has(n)) return;
+      seen.add(n);
+      for (const m of file.groups.get(n)!) add(m);
+    } else throw new BakeFileInvalid(`${file.path}: "${n}" is neither a target nor a group of the file`);
+  };
+  for (const n of names) add(n);
+  return out;
+}
+
+type Fail = (keys: string[], why: string) => never;
+
+function describe(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : `${typeof v} ${JSON.stringify(v)}`;
+}
+
+function object(v: unknown, keys: string[], fail: Fail): Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return fail(keys, `expected a mapping, got ${describe(v)}`);
+  return v as Record<string, unknown>;
+}
+
+function optString(v: unknown, keys: string[], fail: Fail): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || v === '') return fail(keys, `expected a non-empty string, got ${describe(v)}`);
+  return v;
+}
+
+function strings(v: unknown, keys: string[], fail: Fail): string[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) return fail(keys, `expected a list of strings, got ${describe(v)}`);
+  return v.map((x, i) => (typeof x === 'string' && x !== '' ? x : fail([...keys, String(i)], `expected a non-empty string, got ${describe(x)}`)));
+}
+
+/** buildx's args and labels: string values (numbers and booleans as written); null leaves the key out. */
+function stringMap(v: unknown, keys: string[], fail: Fail): Record<string, string> {
+  if (v === undefined || v === null) return {};
+  const o = object(v, keys, fail);
+  const out: Record<string, string> = {};
+  for (const [k, x] of Object.entries(o)) {
+    if (x === null) continue;
+    if (typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean') out[k] = String(x);
+    else fail([...keys, k], `expected a string, got ${describe(x)}`);
+  }
+  return out;
+}

@@ -1,0 +1,171 @@
+// Running a hierarchy: targets in topological order, independent branches at once (bounded), each
+// child only once its parents are built, tested, tagged (and pushed); a failure stops its branch
+// and leaves the targets below it stale while the other branches go on.
+
+import type { ProgressSink } from '../build/progress.js';
+import { ImageUnknown } from '../errors.js';
+import { layersOf } from '../inspect/image.js';
+import { runStructureTests, type StructureConfig } from '../inspect/index.js';
+import { pullImage, pushImage, type PushOptions } from '../registry/client/index.js';
+import type { Executor } from '../sandbox/executor.js';
+import { createSnapshotter } from '../snapshot/index.js';
+import type { Store, StoredImage } from '../store/store.js';
+import { familiarName } from '../store/describe.js';
+import { normalize } from '../reference/reference.js';
+import { buildTarget } from './build.js';
+import { Limiter } from '../build/solver.js';
+import { BakeFailed, BaseUnknown } from './errors.js';
+import type { Hierarchy } from './graph.js';
+
+export interface BakeOptions {
+  store: Store;
+  executor: Executor;
+  /** Targets built at once. */
+  parallel: number;
+  /** Steps run at once within one build. */
+  jobs: number;
+  /** container-structure-test configurations per target, already read. */
+  tests: Map<string, StructureConfig[]>;
+  push: boolean;
+  pushOptions?: PushOptions;
+  progress: (target: string) => ProgressSink;
+  /** One line of the bake's own report (stderr). */
+  log: (line: string) => void;
+  signal: AbortSignal;
+}
+
+export type TargetOutcome =
+  | { status: 'built'; image: StoredImage }
+  | { status: 'failed'; error: Error; image?: StoredImage }
+  | { status: 'stale'; below: string };
+
+/**
+ * The manifest digest each selected target's parents that are not rebuilt stand at now: a child is
+ * rebuilt on the image its parent's first tag names in the store.
+ */
+export async function currentParents(h: Hierarchy, selected: Set<string>, store: Store): Promise<Map<string, string>> {
+  const pins = new Map<string, string>();
+  for (const name of selected) {
+    for (const p of h.parents.get(name)!) {
+      if (selected.has(p) || pins.has(p)) continue;
+      const tag = h.file.targets.get(p)!.tags[0]!;
+      try {
+        pins.set(p, (await store.resolveImage(tag)).manifestDescriptor.digest);
+      } catch (e) {
+        if (!(e instanceof ImageUnknown)) throw e;
+        throw new BaseUnknown(`${h.file.path}: target "${name}" is built on target "${p}", which is not rebuilt and has no image ${familiarName(normalize(tag))} in the store (bake "${p}" first)`);
+      }
+    }
+  }
+  return pins;
+}
+
+/**
+ * Every external base image (not a target's tag) of the selected targets is in the store or is
+ * pulled now, before anything builds; one that is neither is an error naming the file, the target
+ * and the Dockerfile line.
+ */
+export async function resolveExternalBases(h: Hierarchy, selected: Set<string>, store: Store, pull = true): Promise<void> {
+  const seen = new Map<string, Promise<Error | undefined>>();
+  const check = (ref: string) =>
+    (async () => {
+      try {
+        await store.resolveImage(ref);
+        return undefined;
+      } catch (e) {
+        if (!(e instanceof ImageUnknown)) return e as Error;
+      }
+      if (!pull) return new Error('not in the store');
+      try {
+        await pullImage(store, ref);
+        return undefined;
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+  for (const name of h.order) {
+    if (!selected.has(name)) continue;
+    for (const u of h.bases.get(name)!) {
+      if (u.parent) continue;
+      if (!seen.has(u.ref)) seen.set(u.ref, check(u.ref));
+      const err = await seen.get(u.ref)!;
+      if (err) {
+        throw new BaseUnknown(`${h.file.path}: target "${name}": ${u.where}: "${u.ref}" names nothing known: no target has this tag, it is not in the store, and it could not be pulled (${err.message.split('\n')[0]})`);
+      }
+    }
+  }
+}
+
+export async function bake(h: Hierarchy, selected: Set<string>, pins: Map<string, string>, o: BakeOptions): Promise<Map<string, TargetOutcome>> {
+  const outcomes = new Map<string, TargetOutcome>();
+  const running = new Map<string, Promise<TargetOutcome>>();
+  const slots = new Limiter(Math.max(1, o.parallel));
+  const digests = new Map(pins);
+
+  const run = async (name: string): Promise<TargetOutcome> => {
+    for (const p of h.parents.get(name)!) {
+      if (!selected.has(p)) continue;
+      const parent = await running.get(p)!;
+      if (parent.status !== 'built') return { status: 'stale', below: parent.status === 'stale' ? parent.below : p };
+    }
+    return slots.run(() => make(name));
+  };
+
+  const make = async (name: string): Promise<TargetOutcome> => {
+    const t = h.file.targets.get(name)!;
+    const progress = o.progress(name);
+    let image: StoredImage | undefined;
+    try {
+      o.log(`[${name}] building ${shown(t.tags)}`);
+      image = await buildTarget(t, h.bases.get(name)!, digests, { store: o.store, executor: o.executor, progress, signal: o.signal, jobs: o.jobs });
+      progress.close();
+      const configs = o.tests.get(name) ?? [];
+      if (configs.length) {
+        const report = await runStructureTests(
+          { config: image.config, layers: layersOf(image), snapshotter: await createSnapshotter(o.store), executor: () => o.executor },
+          configs,
+        );
+        const failed = report.Results.filter((r) => !r.Pass);
+        if (failed.length || report.Total === 0) {
+          throw new Error(`structure tests failed: ${failed.length} of ${report.Total} (${failed.map((r) => `${r.Name}: ${(r.Errors ?? []).join('; ')}`).join(', ')}); not tagged`);
+        }
+        o.log(`[${name}] tests passed: ${report.Pass} of ${report.Total}`);
+      }
+      // Tagged only now: built, and tested when the file names tests.
+      await o.store.addImage(image.manifestDescriptor, t.tags);
+      digests.set(name, image.manifestDescriptor.digest);
+      o.log(`[${name}] built ${image.manifestDescriptor.digest} (image ${image.id.slice(7, 19)})`);
+      if (o.push) {
+        for (const tag of t.tags) {
+          const r = await pushImage(o.store, tag, undefined, o.pushOptions);
+          o.log(`[${name}] pushed ${r.repository}:${r.reference}@${r.digest}`);
+        }
+      }
+      return { status: 'built', image };
+    } catch (e) {
+      progress.close();
+      const error = e as Error;
+      o.log(`[${name}] FAILED: ${error.message}`);
+      return image ? { status: 'failed', error, image } : { status: 'failed', error };
+    }
+  };
+
+  for (const name of h.order) if (selected.has(name)) running.set(name, run(name));
+  for (const [name, p] of running) outcomes.set(name, await p);
+  return outcomes;
+}
+
+/** The error for a bake with failures: which targets failed and which descendants were left stale. */
+export function failureOf(h: Hierarchy, outcomes: Map<string, TargetOutcome>): BakeFailed | undefined {
+  const failed = [...outcomes].filter(([, o]) => o.status === 'failed').map(([n, o]) => `"${n}" (${(o as { error: Error }).error.message.split('\n')[0]})`);
+  if (failed.length === 0) return undefined;
+  const stale = [...outcomes].filter(([, o]) => o.status === 'stale').map(([n]) => n);
+  return new BakeFailed(
+    `${h.file.path}: ${failed.length} target${failed.length === 1 ? '' : 's'} failed: ${failed.join(', ')}; ` +
+      (stale.length ? `left stale (not rebuilt): ${stale.join(', ')}` : 'no descendants were left stale'),
+  );
+}
+
+function shown(tags: string[]): string {
+  return tags.map((t) => familiarName(normalize(t))).join(', ');
+}

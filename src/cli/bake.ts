@@ -1,0 +1,155 @@
+import type { Command } from 'commander';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { openStore, out, type GlobalOptions } from './context.js';
+import { UsageError } from '../errors.js';
+import { readBakeFile, selectNamed } from '../bake/file.js';
+import { deriveHierarchy, withDescendants } from '../bake/graph.js';
+import { bake, currentParents, failureOf, resolveExternalBases } from '../bake/run.js';
+import { formatPlan } from '../bake/plan.js';
+import { formatStale, recordedBase, staleTargets } from '../bake/lineage.js';
+import { readStructureConfig, type StructureConfig } from '../inspect/index.js';
+import { plainProgress } from '../ui/progress.js';
+import { silentProgress } from '../build/progress.js';
+import { createExecutor, defaultExecutor } from '../sandbox/index.js';
+import { reexecInUserNamespace } from '../sandbox/userns.js';
+
+interface BakeFlags {
+  file?: string;
+  changed: string[];
+  sinceDigest?: string;
+  dryRun?: boolean;
+  stale?: boolean;
+  push?: boolean;
+  parallel: string;
+  jobs?: string;
+  progress: string;
+  runtime?: string;
+}
+
+/** Where kiln bake looks without -f, as buildx looks for docker-bake.* files. */
+const defaultFiles = ['kiln-bake.yaml', 'kiln-bake.yml', 'kiln-bake.json', 'docker-bake.json', 'docker-bake.yaml'];
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+export function registerBakeCommand(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('bake')
+    .description('Build a hierarchy of images in order, each child on the digest its parent just produced')
+    .argument('[targets...]', 'targets or groups to build (default: the "default" group, else every target)')
+    .option('-f, --file <file>', `hierarchy file, YAML or buildx JSON (default: the first of ${defaultFiles.join(', ')})`)
+    .option('--changed <target>', 'rebuild this target and every target built on it, nothing else (repeatable)', collect, [])
+    .option('--since-digest <digest>', 'rebuild the targets built on this base image digest, and their descendants')
+    .option('--dry-run', 'print the plan as a tree; build nothing')
+    .option('--stale', 'list the targets whose base has a newer digest than the one they were built on')
+    .option('--push', 'push each image once its tests pass; a failure stops its branch')
+    .option('--parallel <n>', 'targets built at once', '2')
+    .option('--jobs <n>', 'steps run in parallel within each build (default: number of cores)')
+    .option('--progress <mode>', 'plain (build steps, prefixed by target) or quiet', 'plain')
+    .option('--runtime <runtime>', 'runc, crun, bwrap or a path to an OCI runtime')
+    .action(async (names: string[], o: BakeFlags) => {
+      if (o.progress !== 'plain' && o.progress !== 'quiet') throw new UsageError(`--progress: "${o.progress}" is not plain or quiet`);
+      const parallel = Number(o.parallel);
+      if (!Number.isInteger(parallel) || parallel < 1) throw new UsageError(`--parallel: "${o.parallel}" is not a positive integer`);
+      if (o.sinceDigest !== undefined && !/^sha256:[a-f0-9]{64}$/.test(o.sinceDigest)) throw new UsageError(`--since-digest: "${o.sinceDigest}" is not a sha256 digest`);
+      const selectors = [o.changed.length > 0, o.sinceDigest !== undefined, names.length > 0].filter(Boolean).length;
+      if (selectors > 1) throw new UsageError('give targets, --changed or --since-digest, not several of them');
+      if (!o.dryRun && !o.stale) {
+        // Not root: bake as root of a user namespace of our own (rootless mode), as kiln build does.
+        const code = await reexecInUserNamespace();
+        if (code !== undefined) {
+          process.exitCode = code;
+          return;
+        }
+      }
+      const file = await readBakeFile(o.file ?? defaultFiles.find((f) => existsSync(f)) ?? defaultFiles[0]!);
+      const h = await deriveHierarchy(file);
+      const store = await openStore(globals());
+      if (o.stale) {
+        process.stdout.write(formatStale(await staleTargets(h, store)));
+        return;
+      }
+
+      let selected: Set<string>;
+      if (o.changed.length) {
+        for (const c of o.changed) if (!file.targets.has(c)) throw new UsageError(`--changed: "${c}" is not a target of ${file.path}`);
+        selected = withDescendants(h, o.changed);
+      } else if (o.sinceDigest) {
+        const built = [];
+        for (const name of h.order) {
+          const img = await store.resolveImage(file.targets.get(name)!.tags[0]!).catch(() => undefined);
+          if (img && recordedBase(img)?.digest === o.sinceDigest) built.push(name);
+        }
+        selected = withDescendants(h, built);
+      } else {
+        const named = selectNamed(file, names);
+        selected = new Set(h.order.filter((n) => named.has(n)));
+      }
+      if (selected.size === 0) {
+        out(`${file.path}: nothing to build`);
+        return;
+      }
+
+      // Everything that can be checked is checked before the first build starts.
+      const pins = await currentParents(h, selected, store);
+      await resolveExternalBases(h, selected, store);
+      const tests = new Map<string, StructureConfig[]>();
+      for (const name of selected) {
+        const paths = file.targets.get(name)!.tests;
+        if (paths.length) tests.set(name, await Promise.all(paths.map(readStructureConfig)));
+      }
+      if (o.dryRun) {
+        process.stdout.write(formatPlan(h, selected, pins));
+        return;
+      }
+
+      const controller = new AbortController();
+      const onSignal = () => controller.abort();
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      try {
+        const stateDir = join(store.root, 'sandbox');
+        const executor = o.runtime ? createExecutor(o.runtime, { stateDir }) : defaultExecutor({ stateDir });
+        const outcomes = await bake(h, selected, pins, {
+          store,
+          executor,
+          parallel,
+          jobs: o.jobs ? Math.max(1, Number(o.jobs)) : availableParallelism(),
+          tests,
+          push: o.push === true,
+          progress: (target) => (o.progress === 'quiet' ? silentProgress : plainProgress(prefixed(`[${target}] `))),
+          log: (line) => process.stderr.write(line + '\n'),
+          signal: controller.signal,
+        });
+        for (const [name, r] of outcomes) {
+          const tags = file.targets.get(name)!.tags.join(',');
+          if (r.status === 'built') out(`${name}\t${tags}\t${r.image.manifestDescriptor.digest}`);
+          else if (r.status === 'failed') out(`${name}\t${tags}\tFAILED`);
+          else out(`${name}\t${tags}\tSTALE (below ${r.below})`);
+        }
+        const failure = failureOf(h, outcomes);
+        if (failure) throw failure;
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+}
+
+/** A stream that writes each line to stderr behind `prefix`, so parallel builds stay readable. */
+function prefixed(prefix: string): NodeJS.WritableStream {
+  let atStart = true;
+  return {
+    write(chunk: string | Uint8Array) {
+      const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+      let s = '';
+      for (const ch of text.split(/(?<=\n)/)) {
+        if (atStart && ch !== '' && ch !== '\n') s += prefix;
+        s += ch;
+        atStart = ch.endsWith('\n');
+      }
+      return process.stderr.write(s);
+    },
+  } as NodeJS.WritableStream;
+}
