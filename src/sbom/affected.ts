@@ -1,16 +1,17 @@
-import { join } from 'node:path';
-import { readFile } from 'node:fs/promises';
 import type { Store, StoredImage } from '../store/store.js';
-import { writeFileAtomic } from '../store/atomic.js';
 import { familiarName } from '../store/describe.js';
 import { BaseDigestAnnotation, BaseNameAnnotation, RefNameAnnotation, type Descriptor, type Manifest } from '../oci/types.js';
-import { isSbomMediaType, readSbomPackages, SbomUnreadable, type SbomPackage } from './sbom-document.js';
+import { isSbomMediaType, readSbomPackages, sbomPackage, type SbomPackage } from './sbom-document.js';
+import { SbomUnreadable } from './errors.js';
 import { packageMatches, type VersionRange } from './version-range.js';
+import { CATALOG_MEDIA_TYPE, storeSbom } from './stored.js';
+import type { Catalog, Package } from './catalog.js';
 
 // "Which images are affected?" over the local store: images whose SBOM lists a package, and images
 // built on an image (org.opencontainers.image.base.digest, image-spec annotations.md), directly or
 // through images built on it. SBOMs are the artifacts index.json lists with the image as `subject`
-// (image-spec image-layout.md allows artifacts there); an image without one is catalogued instead.
+// (image-spec image-layout.md allows artifacts there; kiln build --sbom stores them so); an image
+// without one is catalogued, and the SBOM stored beside it as build --sbom would have, for next time.
 
 export interface AffectedImage {
   /** Manifest digest. */
@@ -31,9 +32,6 @@ export interface BaseMatch extends AffectedImage {
   depth: number;
 }
 
-/** Catalogue an image's installed packages (cataloguing is the sbom catalog's job; injected). */
-export type Cataloguer = (store: Store, image: StoredImage) => Promise<SbomPackage[]>;
-
 interface Surveyed {
   image: StoredImage;
   /** Every digest the image is known by: its index.json entry (possibly an index) and its manifest. */
@@ -41,7 +39,15 @@ interface Surveyed {
 }
 
 /** The images of the store (artifacts left out) and the SBOM artifacts by subject digest. */
-async function survey(store: Store): Promise<{ images: Surveyed[]; sboms: Map<string, { artifact: string; layer: Descriptor }[]> }> {
+interface StoredSbom {
+  artifact: string;
+  /** The SPDX or CycloneDX document. */
+  layer: Descriptor;
+  /** kiln's catalog, stored beside the document by kiln build --sbom; it also has source packages. */
+  catalog?: Descriptor;
+}
+
+async function survey(store: Store): Promise<{ images: Surveyed[]; sboms: Map<string, StoredSbom[]> }> {
   const index = await store.readIndex();
   const entries = new Map<string, { desc: Descriptor; names: string[] }>();
   for (const m of index.manifests) {
@@ -51,7 +57,7 @@ async function survey(store: Store): Promise<{ images: Surveyed[]; sboms: Map<st
     entries.set(m.digest, e);
   }
   const images: Surveyed[] = [];
-  const sboms = new Map<string, { artifact: string; layer: Descriptor }[]>();
+  const sboms = new Map<string, StoredSbom[]>();
   for (const { desc, names } of entries.values()) {
     const doc = await store.content.readJSON<Partial<Manifest>>(desc.digest).catch(() => undefined);
     if (!doc) continue;
@@ -59,7 +65,7 @@ async function survey(store: Store): Promise<{ images: Surveyed[]; sboms: Map<st
       const layer = doc.layers?.find((l) => isSbomMediaType(l.mediaType)) ?? (isSbomMediaType(doc.artifactType ?? desc.artifactType) && doc.layers?.length === 1 ? doc.layers[0] : undefined);
       if (layer) {
         const list = sboms.get(doc.subject.digest) ?? [];
-        list.push({ artifact: desc.digest, layer });
+        list.push({ artifact: desc.digest, layer, catalog: doc.layers?.find((l) => l.mediaType === CATALOG_MEDIA_TYPE) });
         sboms.set(doc.subject.digest, list);
       }
       continue;
@@ -72,20 +78,20 @@ async function survey(store: Store): Promise<{ images: Surveyed[]; sboms: Map<st
 
 const describe = (img: StoredImage): AffectedImage => ({ digest: img.manifestDescriptor.digest, id: img.id, names: img.names.map(familiarName).sort() });
 
-/**
- * Packages of an image catalogued earlier, kept by manifest digest (an image never changes under its
- * digest); a missing or unreadable cache entry just means cataloguing again.
- */
-async function cataloguedPackages(store: Store, image: StoredImage, catalogue: Cataloguer): Promise<SbomPackage[]> {
-  const path = join(store.root, 'packages', image.manifestDescriptor.digest.replace(':', '-') + '.json');
-  try {
-    return JSON.parse(await readFile(path, 'utf8')) as SbomPackage[];
-  } catch {
-    /* not catalogued yet */
+/** A catalogued package as an SBOM would list it. */
+function listed(p: Package): SbomPackage | undefined {
+  const e = sbomPackage(p.name, p.version, p.purl);
+  if (e && p.source) e.source = p.source.name;
+  return e;
+}
+
+/** Packages of one stored SBOM: from kiln's catalog layer when there is one, else from the document. */
+async function packagesOf(store: Store, s: StoredSbom, image: StoredImage): Promise<SbomPackage[]> {
+  if (s.catalog) {
+    const catalog = await store.content.readJSON<Catalog>(s.catalog.digest).catch(() => undefined);
+    if (catalog && Array.isArray(catalog.packages)) return catalog.packages.flatMap((p) => listed(p) ?? []);
   }
-  const packages = await catalogue(store, image);
-  await writeFileAtomic(path, JSON.stringify(packages));
-  return packages;
+  return readSbomPackages(await store.content.read(s.layer.digest), `SBOM ${s.artifact} of ${image.manifestDescriptor.digest}`);
 }
 
 /**
@@ -96,7 +102,7 @@ export async function imagesWithPackage(
   store: Store,
   name: string,
   range: VersionRange | undefined,
-  opts: { catalogue?: Cataloguer; problems?: string[] } = {},
+  opts: { catalogue?: boolean; problems?: string[] } = {},
 ): Promise<PackageMatch[]> {
   const { images, sboms } = await survey(store);
   const out: PackageMatch[] = [];
@@ -106,7 +112,7 @@ export async function imagesWithPackage(
     let from: PackageMatch['from'] = 'sbom';
     for (const s of documents) {
       try {
-        packages.push(...readSbomPackages(await store.content.read(s.layer.digest), `SBOM ${s.artifact} of ${image.manifestDescriptor.digest}`));
+        packages.push(...(await packagesOf(store, s, image)));
       } catch (e) {
         if (!(e instanceof SbomUnreadable)) throw e;
         opts.problems?.push(e.message);
@@ -114,7 +120,9 @@ export async function imagesWithPackage(
     }
     if (documents.length === 0) {
       if (!opts.catalogue) continue;
-      packages = await cataloguedPackages(store, image, opts.catalogue);
+      const { catalog } = await storeSbom(store, image);
+      for (const p of catalog.problems) opts.problems?.push(`${image.names[0] ? familiarName(image.names[0]) : image.manifestDescriptor.digest}: ${p.path}: ${p.message}`);
+      packages = catalog.packages.flatMap((p) => listed(p) ?? []);
       from = 'catalog';
     }
     const matched: SbomPackage[] = [];

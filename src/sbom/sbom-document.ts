@@ -1,4 +1,4 @@
-import { KilnError } from '../errors.js';
+import { SbomUnreadable } from './errors.js';
 
 // Reading the package list back out of an SBOM document someone else wrote: SPDX 2.x JSON
 // (spdx.github.io/spdx-spec/v2.3: packages[].name, versionInfo, externalRefs of type "purl") and
@@ -14,8 +14,6 @@ export function isSbomMediaType(mt: string | undefined): boolean {
   const base = mt.split(';')[0]!.trim().toLowerCase();
   return base === SpdxJson || base === CycloneDxJson;
 }
-
-export class SbomUnreadable extends KilnError {}
 
 export interface SbomPackage {
   name: string;
@@ -81,6 +79,10 @@ function cycloneDxPackages(doc: Obj, where: string): SbomPackage[] {
       // npm scopes and Maven groups live in "group"; the name alone would be ambiguous.
       const name = typeof c.group === 'string' && c.group && typeof c.name === 'string' ? `${c.group}/${c.name}` : c.name;
       const e = sbomPackage(name, c.version, c.purl);
+      // kiln's own CycloneDX output names the source package in a property ("name@version").
+      const props = Array.isArray(c.properties) ? c.properties.filter(isObj) : [];
+      const source = props.find((p) => p.name === 'kiln:package:source')?.value;
+      if (e && !e.source && typeof source === 'string' && source) e.source = source.split('@')[0]!;
       if (e) out.push(e);
       if (Array.isArray(c.components)) walk(c.components);
     }

@@ -1,11 +1,31 @@
 import { UsageError } from '../errors.js';
-import { compareVersions, schemeOf, type VersionScheme } from './versions.js';
+import { compareDpkgVersions } from './version-dpkg.js';
+import { compareApkVersions, comparePep440, compareSemver, type CompareVersions } from './version-ecosystem.js';
+import { VersionSyntax } from './errors.js';
 import { packageNameKey, type SbomPackage } from './sbom-document.js';
 
 // Version ranges of `kiln query --package NAME@RANGE` and of the registry's search API: comma-separated
 // constraints that must all hold, each an operator (<, <=, >, >=, =, !=; none means =) and a version:
 //   bash@<5.2.15-3      openssl@>=3.0,<3.0.11      requests@==2.31.0      @babel/core@>=7,<7.23.2
-// Versions are compared in the package's own ecosystem (dpkg, apk, PEP 440, semver).
+// Versions are compared in the package's own ecosystem, named by its package URL type (purl-spec
+// PURL-TYPES.rst): deb as dpkg does, apk as apk-tools does, pypi by PEP 440, npm by SemVer. Other types,
+// and versions their ecosystem's grammar does not allow, compare by dpkg's rules without epoch or
+// revision: digit runs as numbers, the rest character by character.
+
+const orderings: Record<string, CompareVersions> = { deb: compareDpkgVersions, apk: compareApkVersions, pypi: comparePep440, npm: compareSemver };
+
+/** Negative, zero or positive as `a` sorts before, equal to or after `b` for packages of purl type `type`. */
+export function compareVersionsOf(type: string, a: string, b: string): number {
+  const ordering = orderings[type];
+  if (ordering) {
+    try {
+      return ordering(a, b);
+    } catch (e) {
+      if (!(e instanceof VersionSyntax)) throw e;
+    }
+  }
+  return compareDpkgVersions({ epoch: 0, upstream: a, revision: '' }, { epoch: 0, upstream: b, revision: '' });
+}
 
 export type Operator = '<' | '<=' | '>' | '>=' | '=' | '!=';
 export interface Constraint {
@@ -38,10 +58,10 @@ export function parsePackageQuery(text: string): { name: string; range?: Version
   return { name, range: parseVersionRange(rangeText), rangeText };
 }
 
-/** Whether `version` satisfies every constraint, compared in `scheme`. */
-export function satisfies(scheme: VersionScheme, version: string, range: VersionRange): boolean {
+/** Whether `version` of a package of purl type `type` satisfies every constraint. */
+export function satisfies(type: string, version: string, range: VersionRange): boolean {
   return range.every((c) => {
-    const d = compareVersions(scheme, version, c.version);
+    const d = compareVersionsOf(type, version, c.version);
     switch (c.op) {
       case '<':
         return d < 0;
@@ -70,5 +90,5 @@ export function formatVersionRange(range: VersionRange): string {
 export function packageMatches(p: Pick<SbomPackage, 'name' | 'version' | 'type' | 'source'>, name: string, range?: VersionRange): boolean {
   const key = packageNameKey(p.type, name);
   if (packageNameKey(p.type, p.name) !== key && (!p.source || packageNameKey(p.type, p.source) !== key)) return false;
-  return !range || satisfies(schemeOf(p.type), p.version, range);
+  return !range || satisfies(p.type, p.version, range);
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fixture, kiln, kilnOk, tempDir } from '../support/env.js';
 import { admin } from '../../src/registry/server/admin.js';
 import { pushImage, randomImage, startRegistry } from '../registry/server/support.js';
-import { CDX, cyclonedx, imageVariant, pushSbom, spdx, storeSbom } from './support.js';
+import { CDX, cyclonedx, imageVariant, pushSbom, spdx, storeSbomDocument } from './support.js';
 
 // kiln query over the local store (SBOM artifacts beside images, base annotations written by
 // kiln build --annotation) and over a kiln registry's search API (--registry).
@@ -59,17 +59,17 @@ test('kiln query --package finds images whose stored SBOM lists the package, wit
   const root = await tempDir(t);
   await kilnOk(root, ['load', '-i', fixture('busybox')]);
   for (const name of ['old:1', 'new:1', 'none:1']) await imageVariant(root, 'busybox', name);
-  await storeSbom(root, 'old:1', spdx([
+  await storeSbomDocument(root, 'old:1', spdx([
     ['bash', '5.2.15-2+b2', 'pkg:deb/debian/bash@5.2.15-2+b2?arch=amd64'],
     ['libssl3', '3.0.11-1~deb12u2', 'pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64&upstream=openssl'],
   ]));
   // Two SBOM formats of one image: its packages are listed once.
-  await storeSbom(root, 'old:1', cyclonedx([['bash', '5.2.15-2+b2', 'pkg:deb/debian/bash@5.2.15-2+b2?arch=amd64']]), CDX);
-  await storeSbom(root, 'new:1', cyclonedx([
+  await storeSbomDocument(root, 'old:1', cyclonedx([['bash', '5.2.15-2+b2', 'pkg:deb/debian/bash@5.2.15-2+b2?arch=amd64']]), CDX);
+  await storeSbomDocument(root, 'new:1', cyclonedx([
     ['bash', '5.2.21-2', 'pkg:deb/debian/bash@5.2.21-2?arch=amd64'],
     ['musl', '1.2.4_git20230717-r4', 'pkg:apk/alpine/musl@1.2.4_git20230717-r4'],
   ]), CDX);
-  await storeSbom(root, 'none:1', spdx([['zlib1g', '1:1.2.13.dfsg-1']]));
+  await storeSbomDocument(root, 'none:1', spdx([['zlib1g', '1:1.2.13.dfsg-1']]));
 
   const all = JSON.parse(await kilnOk(root, ['query', '--package', 'bash', '--format', 'json']));
   assert.equal(all.package, 'bash');
@@ -93,8 +93,8 @@ test('kiln query: bad input is a clear error; an unreadable stored SBOM is a war
   const root = await tempDir(t);
   await kilnOk(root, ['load', '-i', fixture('busybox')]);
   for (const name of ['good:1', 'bad:1']) await imageVariant(root, 'busybox', name);
-  await storeSbom(root, 'good:1', spdx([['curl', '7.88.1-10', 'pkg:deb/debian/curl@7.88.1-10']]));
-  await storeSbom(root, 'bad:1', { neither: 'spdx nor cyclonedx' });
+  await storeSbomDocument(root, 'good:1', spdx([['curl', '7.88.1-10', 'pkg:deb/debian/curl@7.88.1-10']]));
+  await storeSbomDocument(root, 'bad:1', { neither: 'spdx nor cyclonedx' });
 
   const r = await kiln(root, ['query', '--package', 'curl']);
   assert.equal(r.code, 0, r.stderr);
@@ -150,4 +150,41 @@ test('kiln query --registry asks the registry search API with the stored credent
   // Without credentials the client gets an anonymous token: only public namespaces, here none.
   const anonEnv = { DOCKER_CONFIG: join(root, 'nobody'), REGISTRY_AUTH_FILE: join(root, 'none.json'), XDG_RUNTIME_DIR: join(root, 'nobody') };
   assert.deepEqual(JSON.parse(await kilnOk(root, ['query', '--registry', reg.url, '--package', 'openssl', '--format', 'json'], { env: anonEnv })).results, []);
+});
+
+test('end to end: build --sbom, push to kiln registry, and the same package query answers locally and from the registry', async (t) => {
+  const root = await tempDir(t);
+  await kilnOk(root, ['load', '-i', fixture('busybox')]);
+  const ctx = join(root, 'ctx');
+  await mkdir(ctx, { recursive: true });
+  const status = [
+    ['bash', '5.2.15-2+b2', 'bash (5.2.15-2)'],
+    ['libssl3', '3.0.11-1~deb12u2', 'openssl'],
+  ]
+    .map(([p, v, s]) => `Package: ${p}\nStatus: install ok installed\nVersion: ${v}\nArchitecture: amd64\nSource: ${s}\n`)
+    .join('\n');
+  await writeFile(join(ctx, 'status'), status);
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM busybox\nCOPY status /var/lib/dpkg/status\n');
+  await kilnOk(root, ['build', '-q', '--sbom', '-t', 'debianish:1', ctx]);
+  const unscanned = await imageVariant(root, 'debianish:1', 'unscanned:1');
+
+  const local = JSON.parse(await kilnOk(root, ['query', '--package', 'bash@<5.2.15-3', '--format', 'json']));
+  const byName = new Map(local.results.map((r: { names: string[]; from: string }) => [r.names[0], r.from]));
+  assert.equal(byName.get('debianish:1'), 'sbom', 'read from the SBOM build --sbom stored');
+  assert.equal(byName.get('unscanned:1'), 'catalog', 'an image without an SBOM is catalogued');
+  // ...and its SBOM is kept beside it, so the next query reads it.
+  const again = JSON.parse(await kilnOk(root, ['query', '--package', 'openssl', '--format', 'json', '--no-catalog']));
+  assert.deepEqual(again.results.map((r: { digest: string; from: string; packages: { name: string }[] }) => [r.digest === unscanned, r.from, r.packages[0]!.name]).sort(), [
+    [false, 'sbom', 'libssl3'],
+    [true, 'sbom', 'libssl3'],
+  ]);
+
+  const reg = await startRegistry(t);
+  const host = new URL(reg.url).host;
+  await kilnOk(root, ['push', '-q', 'debianish:1', `${host}/team/debianish:1`]);
+  const remote = JSON.parse(await kilnOk(root, ['query', '--registry', reg.url, '--package', 'bash@<5.2.15-3', '--format', 'json']));
+  assert.deepEqual(remote.results.map((r: { repository: string; tags: string[]; packages: { version: string }[] }) => [r.repository, r.tags, r.packages.map((p) => p.version)]), [
+    ['team/debianish', ['1'], ['5.2.15-2+b2']],
+  ]);
+  assert.deepEqual(JSON.parse(await kilnOk(root, ['query', '--registry', reg.url, '--package', 'bash@>=5.2.15-3', '--format', 'json'])).results, []);
 });

@@ -66,7 +66,7 @@ export async function pushSbom(c: Client, repo: string, subject: TestImage, doc:
  * Keep an SBOM in a local store the way the OCI image layout allows artifacts: a manifest with the
  * image as `subject`, listed in index.json with its artifactType.
  */
-export async function storeSbom(root: string, subject: string, doc: unknown, mediaType = SPDX): Promise<string> {
+export async function storeSbomDocument(root: string, subject: string, doc: unknown, mediaType = SPDX): Promise<string> {
   const store = await Store.open(root);
   const image = await store.resolveImage(subject);
   const bytes = Buffer.from(JSON.stringify(doc));
