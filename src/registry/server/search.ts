@@ -2,7 +2,8 @@ import type { Metadata, PackageRow, SearchHit, IndexedPackage } from './metadata
 import type { ParsedManifest } from './manifests.js';
 import { blobKey, type BlobDriver } from './storage/driver.js';
 import type { Logger } from './log.js';
-import { CycloneDxJson, SpdxJson, isSbomMediaType, packageNameKey, readSbomPackages, SbomUnreadable } from '../../sbom/sbom-document.js';
+import { CycloneDxJson, SpdxJson, isSbomMediaType, packageNameKey, readSbomPackages } from '../../sbom/sbom-document.js';
+import { SbomUnreadable } from '../../sbom/errors.js';
 import { packageMatches, type VersionRange } from '../../sbom/version-range.js';
 
 // "Which images are affected?" on the registry: SBOMs pushed as referrers (distribution-spec
