@@ -51,7 +51,7 @@ export function parseVersionRange(text: string): VersionRange {
 export function parsePackageQuery(text: string): { name: string; range?: VersionRange; rangeText?: string } {
   const at = text.indexOf('@', 1);
   const name = (at < 0 ? text : text.slice(0, at)).trim();
-  if (!name) throw new UsageError(`package "${text}": expected NAME or NAME@RANGE`);
+  if (!name || name === '@' || /\s/.test(name)) throw new UsageError(`package "${text}": expected NAME or NAME@RANGE`);
   if (at < 0) return { name };
   const rangeText = text.slice(at + 1).trim();
   if (!rangeText) throw new UsageError(`package "${text}": empty version range after "@"`);
