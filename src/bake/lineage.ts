@@ -10,8 +10,8 @@ import { normalize } from '../reference/reference.js';
 import { renderTree } from '../ui/tree.js';
 import type { Hierarchy } from './graph.js';
 
-export const BaseNameAnnotation = 'org.opencontainers.image.base.name';
-export const BaseDigestAnnotation = 'org.opencontainers.image.base.digest';
+import { BaseNameAnnotation, BaseDigestAnnotation } from '../oci/types.js';
+export { BaseNameAnnotation, BaseDigestAnnotation };
 
 export interface RecordedBase {
   name?: string;

@@ -87,3 +87,6 @@ export interface ImageConfig {
 /** The annotation that names an entry of an OCI layout's index.json (annotations.md). */
 export const RefNameAnnotation = 'org.opencontainers.image.ref.name';
 export const CreatedAnnotation = 'org.opencontainers.image.created';
+/** annotations.md: the manifest digest and the reference of the image this one was built on. */
+export const BaseDigestAnnotation = 'org.opencontainers.image.base.digest';
+export const BaseNameAnnotation = 'org.opencontainers.image.base.name';

@@ -8,3 +8,6 @@ export class VulnDbInvalid extends KilnError {}
 
 /** An advisory input file (Debian tracker export, OSV record) that is not what its format says. */
 export class AdvisoryInvalid extends KilnError {}
+
+/** An SBOM document (a stored or pushed artifact) that is neither SPDX nor CycloneDX JSON, or is malformed. */
+export class SbomUnreadable extends KilnError {}

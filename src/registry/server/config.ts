@@ -66,6 +66,8 @@ export interface RegistryConfig {
     blobCacheBytes: number;
     /** Bytes of memory for cached manifests. */
     manifestCacheBytes: number;
+    /** Largest SBOM document (a referrer's layer) read for the search index; larger ones are stored but not indexed. */
+    sbomSize: number;
   };
   gc: {
     /** Seconds between online garbage collections; 0 turns the schedule off. */
@@ -129,7 +131,7 @@ export function defaultConfig(root: string): RegistryConfig {
       basic: false,
       rateLimit: { failures: 10, window: 60 },
     },
-    limits: { manifestSize: 4 * 1024 * 1024, cachedBlobSize: 1024 * 1024, blobCacheBytes: 256 * 1024 * 1024, manifestCacheBytes: 64 * 1024 * 1024 },
+    limits: { manifestSize: 4 * 1024 * 1024, cachedBlobSize: 1024 * 1024, blobCacheBytes: 256 * 1024 * 1024, manifestCacheBytes: 64 * 1024 * 1024, sbomSize: 32 * 1024 * 1024 },
     gc: { interval: 86400, gracePeriod: 3600 },
     audit: { pulls: true },
     log: { level: 'info', requests: true },
@@ -233,11 +235,12 @@ function applyFile(c: RegistryConfig, doc: Obj, base: string): void {
     if (rl.window !== undefined) c.auth.rateLimit.window = parseDuration(rl.window, 'auth.rateLimit.window');
   }
 
-  const limits = section(top.limits, 'limits', ['manifestSize', 'cachedBlobSize', 'blobCacheBytes', 'manifestCacheBytes']);
+  const limits = section(top.limits, 'limits', ['manifestSize', 'cachedBlobSize', 'blobCacheBytes', 'manifestCacheBytes', 'sbomSize']);
   if (limits.manifestSize !== undefined) c.limits.manifestSize = parseSize(limits.manifestSize, 'limits.manifestSize');
   if (limits.cachedBlobSize !== undefined) c.limits.cachedBlobSize = parseSize(limits.cachedBlobSize, 'limits.cachedBlobSize');
   if (limits.blobCacheBytes !== undefined) c.limits.blobCacheBytes = parseSize(limits.blobCacheBytes, 'limits.blobCacheBytes');
   if (limits.manifestCacheBytes !== undefined) c.limits.manifestCacheBytes = parseSize(limits.manifestCacheBytes, 'limits.manifestCacheBytes');
+  if (limits.sbomSize !== undefined) c.limits.sbomSize = parseSize(limits.sbomSize, 'limits.sbomSize');
 
   const gc = section(top.gc, 'gc', ['interval', 'gracePeriod']);
   if (gc.interval !== undefined) c.gc.interval = parseDuration(gc.interval, 'gc.interval');

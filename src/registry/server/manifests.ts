@@ -1,6 +1,6 @@
 import { isDigest } from '../../oci/digest.js';
 import { MediaType } from '../../oci/mediatypes.js';
-import type { Descriptor } from '../../oci/types.js';
+import { BaseDigestAnnotation, BaseNameAnnotation, type Descriptor } from '../../oci/types.js';
 import { manifestInvalid } from './errors.js';
 import type { ManifestRefs } from './metadata/metadata.js';
 
@@ -65,6 +65,10 @@ export function parseManifest(body: Buffer, contentType: string): ParsedManifest
   const ann = annotations(doc.annotations, 'annotations');
   if (doc.artifactType !== undefined && typeof doc.artifactType !== 'string') throw manifestInvalid('artifactType: expected a string');
   const refs: ManifestRefs = { blobs: [], manifests: [] };
+  // image-spec annotations.md: the base image's manifest digest and name, indexed for searches by base.
+  // A value that is not a digest says nothing we can search by, so it is left out rather than refused.
+  const baseDigest = ann?.[BaseDigestAnnotation];
+  if (baseDigest !== undefined && isDigest(baseDigest)) refs.base = { digest: baseDigest, ...(ann?.[BaseNameAnnotation] ? { name: ann[BaseNameAnnotation] } : {}) };
 
   if (indexTypes.has(mediaType)) {
     if (!Array.isArray(doc.manifests)) throw manifestInvalid('manifests: expected an array');

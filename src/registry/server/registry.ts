@@ -12,6 +12,7 @@ import { auditLog, type AuditLog } from './audit.js';
 import { metrics, type Metrics } from './metrics.js';
 import { logger, type Logger } from './log.js';
 import { collectGarbage, recoverTrash, type GcReport } from './gc.js';
+import { searchIndex, type SearchIndex } from './search.js';
 
 /** The parts of a running registry, each behind its own interface, chosen by configuration. */
 export interface Registry {
@@ -21,6 +22,7 @@ export interface Registry {
   readonly blobs: BlobService;
   readonly uploads: Uploads;
   readonly manifests: ManifestStore;
+  readonly search: SearchIndex;
   readonly auth: Auth;
   readonly audit: AuditLog;
   readonly metrics: Metrics;
@@ -50,6 +52,12 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
     graceSeconds: config.gc.gracePeriod,
   });
   const manifests = manifestStore(metadata, config.limits.manifestCacheBytes);
+  const search = searchIndex({ metadata, driver, log, sbomSize: config.limits.sbomSize });
+  // SBOMs pushed before the search index existed (or while indexing failed) are read now, in the background.
+  const indexing = search
+    .indexMissing()
+    .then((n) => n && log.log('info', 'indexed SBOMs stored earlier', { count: n }))
+    .catch((e: unknown) => log.log('error', 'indexing stored SBOMs failed', { error: String(e) }));
   const tokens = await tokenAuthority({ key: await loadSigningKey(config.auth.tokenKey), issuer: config.auth.issuer, audience: config.auth.service });
   const auth = createAuth(config, metadata, tokens);
   const audit = auditLog(metadata, { pulls: config.audit.pulls, onError: (e) => log.log('error', 'audit write failed', { error: String(e) }) });
@@ -88,6 +96,7 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
     blobs,
     uploads,
     manifests,
+    search,
     auth,
     audit,
     metrics: metrics(),
@@ -95,6 +104,7 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
     gc,
     async close() {
       if (gcTimer) clearInterval(gcTimer);
+      await indexing;
       await gcRunning?.catch(() => {});
       await audit.close();
       await uploads.close();

@@ -16,6 +16,7 @@ import { getManifest, putManifest, deleteManifest } from './routes/manifests.js'
 import { base, catalog, listReferrers, listTags } from './routes/content.js';
 import { token } from './routes/token.js';
 import { management } from './routes/admin.js';
+import { search } from './routes/search.js';
 
 // The HTTP layer: node:http, a small router over the path, and the one try/catch that turns
 // errors into responses. Handlers live in routes/ and stay thin.
@@ -109,6 +110,11 @@ async function route(reg: Registry, ctx: Ctx): Promise<void> {
     ctx.res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4', 'Content-Length': Buffer.byteLength(text) });
     ctx.res.end(text);
     return;
+  }
+  if (p === '/api/v1/search') {
+    ctx.route = 'search';
+    if (read) return search(reg, ctx);
+    throw methodNotAllowed(ctx, 'GET');
   }
   if (p.startsWith('/kiln/v1/')) {
     ctx.route = 'management';

@@ -4,7 +4,7 @@ import { RegistryError, denied } from '../errors.js';
 import { namespaceOf } from '../names.js';
 import type { Metadata } from '../metadata/metadata.js';
 import type { RegistryConfig } from '../config.js';
-import { allowedActions, grant, parseScope, type Action, type Principal } from './access.js';
+import { allowedActions, grant, isSystemAdmin, parseScope, type Action, type Principal } from './access.js';
 import { verifyPassword, robotSecretMatches } from './passwords.js';
 import { loginLimiter } from './ratelimit.js';
 import { TokenInvalid, type AccessEntry, type TokenAuthority, type TokenClaims } from './tokens.js';
@@ -22,6 +22,8 @@ export interface Auth {
   may(ctx: Ctx, repository: string, action: Action): Promise<boolean>;
   /** /v2/ and /v2/_catalog: any valid credentials (when auth is on). */
   requireAuthenticated(ctx: Ctx, scope?: string): Promise<void>;
+  /** Which repositories the request's principal may pull (all when auth is off): for listings such as the catalog and search. */
+  pullable(ctx: Ctx): Promise<(repository: string) => boolean>;
   /** Who sent the request (Basic or Bearer), for the management API and the catalog; anonymous when no credentials. */
   principal(ctx: Ctx): Promise<Principal>;
   /** Check a user name and password (or robot name and secret), rate-limited; throws 401 or 429. */
@@ -182,6 +184,18 @@ export function createAuth(config: RegistryConfig, metadata: Metadata, tokens: T
         }
       }
       throw challenge(ctx, scope);
+    },
+
+    async pullable(ctx) {
+      if (!config.auth.enabled) return () => true;
+      const p = await principal(ctx);
+      if (isSystemAdmin(p)) return () => true;
+      const roles = new Map((p.kind === 'user' ? await metadata.rolesOf(p.name) : []).map((m) => [m.namespace, m.role]));
+      const publicNs = new Set((await metadata.listNamespaces()).filter((x) => x.public).map((x) => x.name));
+      return (repo) => {
+        const ns = namespaceOf(repo);
+        return allowedActions(p, ns, roles.get(ns), publicNs.has(ns)).includes('pull');
+      };
     },
 
     principal,

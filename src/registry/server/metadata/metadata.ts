@@ -21,6 +21,46 @@ export interface ManifestRecord {
 export interface ManifestRefs {
   blobs: { digest: string; size: number }[];
   manifests: string[];
+  /**
+   * The image it was built on (image-spec annotations.md: org.opencontainers.image.base.digest and
+   * .base.name), kept for searches by base; the base need not be in this registry.
+   */
+  base?: { digest: string; name?: string };
+}
+
+/** A package an SBOM lists, as the search index keeps it. */
+export interface IndexedPackage {
+  name: string;
+  version: string;
+  /** Package URL type (deb, apk, pypi, npm…), or "unknown". */
+  type: string;
+  purl?: string;
+  /** Source package name, when the SBOM says (Debian). */
+  source?: string;
+}
+
+/** A package as indexed, with the keys it is found by (lower case; PEP 503 for pypi; the caller derives them). */
+export interface PackageRow {
+  package: IndexedPackage;
+  nameKey: string;
+  sourceKey?: string;
+}
+
+/** An image a search found: a manifest of a repository and the tags that reach it (directly or through an index). */
+export interface SearchHit {
+  repository: string;
+  digest: string;
+  tags: string[];
+}
+
+export interface PackageHit extends SearchHit {
+  package: IndexedPackage;
+  /** Digest of the SBOM manifest that lists the package. */
+  sbom: string;
+}
+
+export interface BaseHit extends SearchHit {
+  base: { digest: string; name?: string };
 }
 
 export interface UserRecord {
@@ -125,6 +165,20 @@ export interface Metadata {
   repositoryExists(repository: string): Promise<boolean>;
   listRepositories(last: string | undefined, n: number | undefined): Promise<string[]>;
   storageBytes(): Promise<number>;
+
+  // Search index: packages of SBOMs pushed as referrers, and base images (ManifestRefs.base).
+  // Rows go with their manifest (deleteManifest, GC's removeManifest).
+  /** Record what the SBOM manifest `sbom` of the repository lists for its subject; replaces earlier rows of that SBOM. */
+  indexPackages(repository: string, sbom: string, subject: string, packages: PackageRow[]): Promise<void>;
+  /**
+   * Images whose SBOM lists a package whose name key or source key is one of `keys`, in every
+   * repository; only subjects the repository holds.
+   */
+  findPackages(keys: string[]): Promise<PackageHit[]>;
+  /** Manifests, in every repository, whose base is one of `digests`. */
+  findBuiltOn(digests: string[]): Promise<BaseHit[]>;
+  /** Manifests of these artifact types with a subject whose packages were never indexed (pushed before the index existed). */
+  unindexedReferrers(artifactTypes: string[]): Promise<{ repository: string; digest: string; subject: string }[]>;
 
   // Users, namespaces, roles, robots
   getUser(name: string): Promise<UserRecord | undefined>;

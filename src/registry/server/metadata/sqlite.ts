@@ -10,6 +10,8 @@ import type {
   Membership,
   Metadata,
   NamespaceRecord,
+  PackageHit,
+  BaseHit,
   RobotRecord,
   Role,
   UserRecord,
@@ -45,6 +47,43 @@ CREATE TABLE IF NOT EXISTS audit (
   repository TEXT, namespace TEXT, reference TEXT, digest TEXT, detail TEXT, address TEXT, count INTEGER NOT NULL DEFAULT 1);
 CREATE INDEX IF NOT EXISTS audit_namespace ON audit (namespace, id);
 `;
+
+/**
+ * Schema changes after the first schema, in order; PRAGMA user_version counts those applied. Each runs
+ * once, in a write transaction, and fills its tables from what is already stored where it can.
+ */
+const migrations: string[] = [
+  // 1: the search index. Base images from manifest annotations (image-spec annotations.md); packages
+  // of SBOM referrers (sboms: one row per indexed SBOM, also when it lists nothing).
+  `
+CREATE TABLE image_bases (repo TEXT NOT NULL, digest TEXT NOT NULL, base TEXT NOT NULL, base_name TEXT, PRIMARY KEY (repo, digest));
+CREATE INDEX image_bases_base ON image_bases (base);
+CREATE TABLE sboms (repo TEXT NOT NULL, digest TEXT NOT NULL, subject TEXT NOT NULL, packages INTEGER NOT NULL, PRIMARY KEY (repo, digest));
+CREATE TABLE sbom_packages (
+  repo TEXT NOT NULL, sbom TEXT NOT NULL, subject TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, type TEXT NOT NULL,
+  purl TEXT, source TEXT, name_key TEXT NOT NULL, source_key TEXT);
+CREATE INDEX sbom_packages_sbom ON sbom_packages (repo, sbom);
+CREATE INDEX sbom_packages_name ON sbom_packages (name_key);
+CREATE INDEX sbom_packages_source ON sbom_packages (source_key) WHERE source_key IS NOT NULL;
+INSERT INTO image_bases (repo, digest, base, base_name)
+  SELECT repo, digest, json_extract(annotations, '$."org.opencontainers.image.base.digest"'), json_extract(annotations, '$."org.opencontainers.image.base.name"')
+  FROM manifests WHERE annotations IS NOT NULL AND json_valid(annotations)
+    AND json_type(annotations, '$."org.opencontainers.image.base.digest"') = 'text';
+`,
+];
+
+/** Bring the schema up to date; safe when several processes open the database at once. */
+function migrate(db: Database.Database): void {
+  db.exec(schema);
+  const version = () => db.pragma('user_version', { simple: true }) as number;
+  if (version() >= migrations.length) return;
+  db.transaction(() => {
+    for (let v = version(); v < migrations.length; v++) {
+      db.exec(migrations[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    }
+  }).immediate();
+}
 
 type Row = Record<string, unknown>;
 
@@ -99,7 +138,7 @@ export function openSqliteMetadata(path: string): Metadata {
   db.pragma('synchronous = FULL');
   db.pragma('busy_timeout = 10000');
   db.pragma('foreign_keys = OFF');
-  db.exec(schema);
+  migrate(db);
 
   const q = <T = Row>(sql: string) => {
     const st = db.prepare(sql);
@@ -175,6 +214,17 @@ export function openSqliteMetadata(path: string): Metadata {
     ),
     blobRow: q<{ created_at: number }>('SELECT created_at FROM blobs WHERE digest = ?'),
     deleteBlob: q('DELETE FROM blobs WHERE digest = ?'),
+    // Search index
+    setBase: q('INSERT INTO image_bases (repo, digest, base, base_name) VALUES (?, ?, ?, ?) ON CONFLICT (repo, digest) DO UPDATE SET base = excluded.base, base_name = excluded.base_name'),
+    deleteBase: q('DELETE FROM image_bases WHERE repo = ? AND digest = ?'),
+    setSbom: q('INSERT INTO sboms (repo, digest, subject, packages) VALUES (?, ?, ?, ?) ON CONFLICT (repo, digest) DO UPDATE SET subject = excluded.subject, packages = excluded.packages'),
+    deleteSbom: q('DELETE FROM sboms WHERE repo = ? AND digest = ?'),
+    deleteSbomPackages: q('DELETE FROM sbom_packages WHERE repo = ? AND sbom = ?'),
+    insertPackage: q('INSERT INTO sbom_packages (repo, sbom, subject, name, version, type, purl, source, name_key, source_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+    // Tags on the manifest itself or on an index of the same repository that lists it.
+    tagsReaching: q<{ tag: string }>(
+      "SELECT tag FROM tags WHERE repo = ? AND (digest = ? OR digest IN (SELECT digest FROM manifest_refs WHERE repo = ? AND child = ? AND kind = 'manifest')) ORDER BY tag",
+    ),
   };
 
   // One writer at a time in this process; BEGIN IMMEDIATE takes SQLite's lock against other processes.
@@ -209,6 +259,7 @@ export function openSqliteMetadata(path: string): Metadata {
       s.touch.run(now, m.repository, b.digest, now);
     }
     for (const d of refs.manifests) s.insertRef.run(m.repository, m.digest, d, 'manifest', null);
+    if (refs.base) s.setBase.run(m.repository, m.digest, refs.base.digest, refs.base.name ?? null);
     const moved: { tag: string; from: string }[] = [];
     for (const tag of tags) {
       const old = s.resolveTag.get(m.repository, tag);
@@ -218,7 +269,12 @@ export function openSqliteMetadata(path: string): Metadata {
     return { missing, moved };
   };
 
+  const tagsReaching = (repo: string, digest: string) => s.tagsReaching.all(repo, digest, repo, digest).map((t) => t.tag);
+
   const removeManifestSync = (repo: string, digest: string) => {
+    s.deleteBase.run(repo, digest);
+    s.deleteSbom.run(repo, digest);
+    s.deleteSbomPackages.run(repo, digest);
     s.deleteTagsOf.run(repo, digest);
     s.deleteRefs.run(repo, digest);
     s.deleteManifest.run(repo, digest);
@@ -403,6 +459,73 @@ export function openSqliteMetadata(path: string): Metadata {
     },
     async storageBytes() {
       return s.storage.get()?.n ?? 0;
+    },
+
+    indexPackages(repo, sbom, subject, packages) {
+      return write(() => {
+        // The SBOM may have been deleted (or collected) while its document was being read.
+        if (!s.hasManifest.get(repo, sbom)) return;
+        s.deleteSbomPackages.run(repo, sbom);
+        for (const r of packages) {
+          const p = r.package;
+          s.insertPackage.run(repo, sbom, subject, p.name, p.version, p.type, p.purl ?? null, p.source ?? null, r.nameKey, r.sourceKey ?? null);
+        }
+        s.setSbom.run(repo, sbom, subject, packages.length);
+      });
+    },
+    async findPackages(keys) {
+      if (keys.length === 0) return [];
+      const marks = keys.map(() => '?').join(', ');
+      const rows = db
+        .prepare(
+          `SELECT p.* FROM sbom_packages p WHERE (p.name_key IN (${marks}) OR p.source_key IN (${marks}))
+             AND EXISTS (SELECT 1 FROM manifests m WHERE m.repo = p.repo AND m.digest = p.subject)
+           ORDER BY p.repo, p.subject, p.name, p.version`,
+        )
+        .all(...keys, ...keys) as Row[];
+      return rows.map(
+        (r): PackageHit => ({
+          repository: r.repo as string,
+          digest: r.subject as string,
+          tags: tagsReaching(r.repo as string, r.subject as string),
+          sbom: r.sbom as string,
+          package: {
+            name: r.name as string,
+            version: r.version as string,
+            type: r.type as string,
+            ...(r.purl ? { purl: r.purl as string } : {}),
+            ...(r.source ? { source: r.source as string } : {}),
+          },
+        }),
+      );
+    },
+    async findBuiltOn(digests) {
+      if (digests.length === 0) return [];
+      const out: BaseHit[] = [];
+      // In slices, under SQLite's limit on bound parameters.
+      for (let i = 0; i < digests.length; i += 500) {
+        const slice = digests.slice(i, i + 500);
+        const rows = db.prepare(`SELECT * FROM image_bases WHERE base IN (${slice.map(() => '?').join(', ')}) ORDER BY repo, digest`).all(...slice) as Row[];
+        for (const r of rows) {
+          out.push({
+            repository: r.repo as string,
+            digest: r.digest as string,
+            tags: tagsReaching(r.repo as string, r.digest as string),
+            base: { digest: r.base as string, ...(r.base_name ? { name: r.base_name as string } : {}) },
+          });
+        }
+      }
+      return out;
+    },
+    async unindexedReferrers(artifactTypes) {
+      if (artifactTypes.length === 0) return [];
+      const rows = db
+        .prepare(
+          `SELECT m.repo, m.digest, m.subject FROM manifests m WHERE m.subject IS NOT NULL AND m.artifact_type IN (${artifactTypes.map(() => '?').join(', ')})
+             AND NOT EXISTS (SELECT 1 FROM sboms x WHERE x.repo = m.repo AND x.digest = m.digest)`,
+        )
+        .all(...artifactTypes) as { repo: string; digest: string; subject: string }[];
+      return rows.map((r) => ({ repository: r.repo, digest: r.digest, subject: r.subject }));
     },
 
     async getUser(name) {

@@ -1,9 +1,8 @@
 import type { Registry } from '../registry.js';
 import { query, sendJson, type Ctx } from '../http.js';
-import { assertDigest, isTag, namespaceOf } from '../names.js';
+import { assertDigest, isTag } from '../names.js';
 import { badRequest, nameUnknown } from '../errors.js';
 import { MediaType } from '../../../oci/mediatypes.js';
-import { allowedActions, isSystemAdmin } from '../auth/access.js';
 
 // distribution-spec "Content Discovery": tags list (end-8a, end-8b), referrers (end-12a, end-12b);
 // plus Distribution's /v2/_catalog, and the base endpoint (end-1).
@@ -66,18 +65,7 @@ export async function catalog(reg: Registry, ctx: Ctx): Promise<void> {
   await reg.auth.requireAuthenticated(ctx, 'registry:catalog:*');
   const n = pageSize(ctx);
   const last = query(ctx).get('last') || undefined;
-  let visible: (repo: string) => boolean = () => true;
-  if (reg.auth.enabled) {
-    const p = await reg.auth.principal(ctx);
-    if (!isSystemAdmin(p)) {
-      const roles = new Map((p.kind === 'user' ? await reg.metadata.rolesOf(p.name) : []).map((m) => [m.namespace, m.role]));
-      const publicNs = new Set((await reg.metadata.listNamespaces()).filter((x) => x.public).map((x) => x.name));
-      visible = (repo) => {
-        const ns = namespaceOf(repo);
-        return allowedActions(p, ns, roles.get(ns), publicNs.has(ns)).includes('pull');
-      };
-    }
-  }
+  const visible = await reg.auth.pullable(ctx);
   const repos: string[] = [];
   let after = last;
   const want = n ?? Infinity;

@@ -53,6 +53,7 @@ export async function putManifest(reg: Registry, ctx: Ctx, name: string, refStr:
 
   const r = await reg.manifests.put(name, body, mediaTypeOf(ctx.req.headers['content-type']), ref.kind === 'tag' ? { tag: ref.tag } : { digest: ref.digest }, extraTags);
   ctx.bytesIn += body.length;
+  await reg.search.indexPushed(name, r.digest, body, r.parsed);
   const headers: Record<string, string | string[]> = { Location: `/v2/${name}/manifests/${r.digest}`, 'Docker-Content-Digest': r.digest };
   // distribution-spec "Pushing Manifests with Subject": tell the client we processed the subject.
   if (r.parsed.subject) headers['OCI-Subject'] = r.parsed.subject.digest;
