@@ -220,6 +220,9 @@ function purlOf(p: CatalogedPackage, distro: Distro | undefined): string {
   if (distro) qualifiers.distro = distro.versionId ? `${distro.id}-${distro.versionId}` : distro.id;
   switch (p.type) {
     case 'deb':
+      // The source package as syft and trivy record it, so that a search by source (openssl) finds
+      // the binaries built from it (libssl3): "upstream=NAME", "@VERSION" when the versions differ.
+      if (p.source) qualifiers.upstream = p.source.version && p.source.version !== p.version ? `${p.source.name}@${p.source.version}` : p.source.name;
       return new PackageURL('deb', distro?.id ?? 'debian', p.name, p.version, qualifiers, undefined).toString();
     case 'apk':
       return new PackageURL('apk', distro?.id ?? 'alpine', p.name, p.version, qualifiers, undefined).toString();
