@@ -47,7 +47,7 @@ test('dpkg: installed packages only, with source package and version, arch and p
   assert.equal(bash.version, '5.2.15-2+b2');
   assert.deepEqual(bash.source, { name: 'bash', version: '5.2.15-2' });
   assert.equal(bash.arch, 'amd64');
-  assert.equal(bash.purl, 'pkg:deb/debian/bash@5.2.15-2+b2?arch=amd64&distro=debian-12');
+  assert.equal(bash.purl, 'pkg:deb/debian/bash@5.2.15-2+b2?arch=amd64&distro=debian-12&upstream=bash%405.2.15-2');
   assert.equal(bash.location, '/var/lib/dpkg/status');
   assert.deepEqual(find(pkgs, 'deb', 'libc6')!.source, { name: 'glibc', version: '2.36-9+deb12u7' }, 'a bare Source: takes the binary version');
   assert.match(find(pkgs, 'deb', 'zlib1g')!.purl, /^pkg:deb\/debian\/zlib1g@1(:|%3A)1\.2\.13\.dfsg-1\?/);

@@ -60,7 +60,7 @@ test('spdx-json is a valid SPDX 2.3 document: purls as PACKAGE-MANAGER refs, DES
   assert.equal(image.name, 'pkgs:latest');
   assert.equal(image.primaryPackagePurpose, 'CONTAINER');
   const bash = doc.packages.find((p: any) => p.name === 'bash');
-  assert.deepEqual(bash.externalRefs, [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: 'pkg:deb/debian/bash@5.2.15-2+b2?arch=amd64&distro=debian-12' }]);
+  assert.deepEqual(bash.externalRefs, [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: 'pkg:deb/debian/bash@5.2.15-2+b2?arch=amd64&distro=debian-12&upstream=bash%405.2.15-2' }]);
   // "GPL-3+" is no SPDX identifier: declared through a LicenseRef with its text extracted
   assert.equal(bash.licenseDeclared, 'LicenseRef-GPL-3-plus');
   assert.ok(doc.hasExtractedLicensingInfos.some((l: any) => l.licenseId === 'LicenseRef-GPL-3-plus' && l.name === 'GPL-3+'));
