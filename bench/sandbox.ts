@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createBwrapExecutor } from '../../src/sandbox/bwrap.js';
-import type { Executor } from '../../src/sandbox/executor.js';
-import { createRuncExecutor } from '../../src/sandbox/runc.js';
-import { makeBusyboxRootfs, makeTempDir, removeDir } from './fixture.js';
+import { createBwrapExecutor } from '../src/sandbox/bwrap.js';
+import type { Executor } from '../src/sandbox/executor.js';
+import { createRuncExecutor } from '../src/sandbox/runc.js';
+import { makeBusyboxRootfs, makeTempDir, removeDir } from '../test/sandbox/fixture.js';
 
 // Per-run overhead of each executor: `true` in a busybox rootfs, run sequentially.
-// Usage: node dist/test/sandbox/measure-overhead.js [runs]
+// Usage: node dist/bench/sandbox.js [runs]
 
 const runs = Number(process.argv[2] ?? 20);
 const dir = await makeTempDir('overhead');
