@@ -9,7 +9,11 @@
 // pays for a copy-per-layer driver (vfs copies the whole root filesystem for every step, which would
 // flatter kiln on the 200 MiB context of S2).
 //
+// kiln's peak memory is GNU time's maximum RSS (that of its node process, the largest of the tree)
+// and, during S2 cold, the largest sum of VmRSS over the process tree seen by polling /proc.
+//
 //   npx tsc -p . && node dist/bench/build.js [--reps 3] [--runtime runc|bwrap] [--only S1,S2,S3] [--keep]
+// (--runtime: kiln's executor; buildah always uses runc. KILN_BENCH_DIR: where stores and contexts go.)
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -209,7 +213,7 @@ async function main(): Promise<void> {
     let r = rows.get(scenario);
     if (!r) rows.set(scenario, (r = { scenario, target, kiln: [], buildah: [] }));
     r[tool].push(t);
-    process.stderr.write(`  ${scenario}: ${tool} ${t.seconds.toFixed(2)}s, CPU ${t.cpu.toFixed(2)}s${tool === 'kiln' && t.hwm ? ` (peak RSS ${(t.hwm / 2 ** 20).toFixed(0)} MiB, tree ${((t.treeRss ?? 0) / 2 ** 20).toFixed(0)} MiB)` : ''}\n`);
+    process.stderr.write(`  ${scenario}: ${tool} ${t.seconds.toFixed(2)}s, CPU ${t.cpu.toFixed(2)}s${tool === 'kiln' && t.hwm ? ` (peak RSS ${(t.hwm / 2 ** 20).toFixed(0)} MiB${t.treeRss ? `, tree ${(t.treeRss / 2 ** 20).toFixed(0)} MiB` : ''})` : ''}\n`);
   };
   const memory: { hwm: number; tree: number }[] = [];
   const load0 = loadavg()[0]!;
