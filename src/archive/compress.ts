@@ -129,7 +129,13 @@ async function* gzipParallel(input: AsyncIterable<Buffer>, opts: CompressOptions
       finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
     };
     if (previous && previous.length > 0) options.dictionary = previous.subarray(Math.max(0, previous.length - WINDOW));
-    const job = deflateRaw(block, options);
+    const job = (async () => {
+      // Incompressible blocks (random data, already-compressed files) are stored: deflating them at
+      // level 6 costs ~10× the time of storing and saves nothing. The choice depends on the block's
+      // content only, so output stays reproducible.
+      if (level !== 0 && (await incompressible(block))) options.level = 0;
+      return deflateRaw(block, options);
+    })();
     job.catch(() => {}); // awaited in order below; this only keeps an early failure from being "unhandled"
     inflight.push(job);
     previous = block;
@@ -150,6 +156,21 @@ async function* gzipParallel(input: AsyncIterable<Buffer>, opts: CompressOptions
   trailer.writeUInt32LE(crc >>> 0, 0);
   trailer.writeUInt32LE(length % 2 ** 32, 4);
   yield trailer;
+}
+
+const PROBE_SLICES = 4;
+const PROBE_SLICE = 16 * 1024;
+
+/**
+ * Whether fast deflate of samples spread over the block (4 × 16 KiB) saves under 3%: then deflate
+ * at any level would save next to nothing on the whole block either.
+ */
+async function incompressible(block: Buffer): Promise<boolean> {
+  if (block.length < PROBE_SLICES * PROBE_SLICE * 2) return false;
+  const step = Math.floor(block.length / PROBE_SLICES);
+  const sample = Buffer.concat(Array.from({ length: PROBE_SLICES }, (_, i) => block.subarray(i * step, i * step + PROBE_SLICE)));
+  const probe = await deflateRaw(sample, { level: 1 });
+  return probe.length > sample.length * 0.97;
 }
 
 /** Re-cuts a byte stream into blocks of exactly `size` bytes (the last may be shorter, never empty). */

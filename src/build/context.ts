@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { createReadStream, lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { lstat, readFile, readlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createIgnoreMatcher, type IgnoreMatcher } from '../dockerfile/index.js';
 import { writeFileAtomic } from '../store/atomic.js';
 import { sha256 } from '../oci/digest.js';
-import { resolveInRoot, sourceFile } from './tree.js';
+import { lstatOrUndefined, resolveInRoot, sourceFile } from './tree.js';
 
 /** One file of the build context as COPY sees it. */
 export interface ContextFile {
@@ -69,8 +69,12 @@ export class BuildContext {
   }
 
   async stat(rel: string): Promise<ContextFile | undefined> {
+    return this.statSync(rel);
+  }
+
+  private statSync(rel: string): ContextFile | undefined {
     const abs = rel === '' ? this.root : join(this.root, rel);
-    const st = await lstat(abs).catch(() => undefined);
+    const st = lstatOrUndefined(abs);
     return st ? sourceFile(rel, abs, st) : undefined;
   }
 
@@ -83,13 +87,16 @@ export class BuildContext {
     });
   }
 
-  /** Entries below directory `rel` (not included itself), sorted, honouring .dockerignore. */
+  /**
+   * Entries below directory `rel` (not included itself), sorted, honouring .dockerignore. Metadata
+   * calls are synchronous (see DirTree.walk): contexts of many small files are common.
+   */
   async *walk(rel: string): AsyncGenerator<ContextFile> {
     const abs = rel === '' ? this.root : join(this.root, rel);
-    const names = (await readdir(abs)).sort();
+    const names = readdirSync(abs).sort();
     for (const name of names) {
       const child = rel === '' ? name : `${rel}/${name}`;
-      const f = await this.stat(child);
+      const f = this.statSync(child);
       if (!f) continue;
       if (f.type === 'directory') {
         if (!this.included(child) && this.ignore.canSkipDir(child)) continue;
@@ -101,14 +108,12 @@ export class BuildContext {
 
   /** sha256 of a regular file's content, from the remembered record when the file is unchanged. */
   async contentHash(f: ContextFile): Promise<string> {
-    const st = await lstat(f.abs, { bigint: true });
+    const st = lstatSync(f.abs, { bigint: true });
     const rec = this.hashes.get(f.rel);
     const mtimeNs = String(st.mtimeNs);
     const ctimeNs = String(st.ctimeNs);
     if (rec && rec.size === Number(st.size) && rec.mtimeNs === mtimeNs && rec.ctimeNs === ctimeNs && rec.ino === Number(st.ino)) return rec.hash;
-    const h = createHash('sha256');
-    for await (const chunk of createReadStream(f.abs)) h.update(chunk as Buffer);
-    const hash = 'sha256:' + h.digest('hex');
+    const hash = await fileDigest(f.abs, Number(st.size));
     this.hashes.set(f.rel, { size: Number(st.size), mtimeNs, ctimeNs, ino: Number(st.ino), hash });
     this.dirty = true;
     return hash;
@@ -119,4 +124,15 @@ export class BuildContext {
     await writeFileAtomic(this.cacheFile, JSON.stringify({ root: this.root, files: Object.fromEntries(this.hashes) }));
     this.dirty = false;
   }
+}
+
+/** Files up to this size are read in one synchronous call; larger ones are streamed. */
+const SMALL_FILE = 64 * 1024;
+
+/** sha256 of a file's content ("sha256:…"). */
+export async function fileDigest(abs: string, size: number): Promise<string> {
+  const h = createHash('sha256');
+  if (size <= SMALL_FILE) h.update(readFileSync(abs));
+  else for await (const chunk of createReadStream(abs)) h.update(chunk as Buffer);
+  return 'sha256:' + h.digest('hex');
 }

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import type { LayerEntry } from '../archive/index.js';
 import { applyLayer } from '../archive/index.js';
 import { createIgnoreMatcher, type CopyStep } from '../dockerfile/index.js';
-import type { ContextFile } from './context.js';
+import { fileDigest, type ContextFile } from './context.js';
 import { DirTree, globToRegExp, hasGlob, isContext, resolveInRoot, type SourceTree } from './tree.js';
 import { BuildStepError } from './errors.js';
 import type { PathInfo } from '../snapshot/snapshotter.js';
@@ -323,7 +323,7 @@ export async function contextDigest(tree: SourceTree, selections: Selection[], e
     if (first !== undefined) h.update(`hardlink\0${first}`);
     else if (f.type === 'file') {
       if (f.inode !== undefined) links.set(f.inode, name);
-      h.update(isContext(tree) ? await tree.contentHash(f) : await fileHash(f.abs));
+      h.update(isContext(tree) ? await tree.contentHash(f) : await fileDigest(f.abs, f.size));
     }
     h.update('\n');
   };
@@ -339,12 +339,6 @@ export async function contextDigest(tree: SourceTree, selections: Selection[], e
       }
     }
   }
-  return 'sha256:' + h.digest('hex');
-}
-
-async function fileHash(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
   return 'sha256:' + h.digest('hex');
 }
 

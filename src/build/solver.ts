@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { createHash, randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { Writable } from 'node:stream';
+import { PassThrough, Writable, type Readable } from 'node:stream';
 import { packEntries, writeLayer } from '../archive/index.js';
 import {
   dispatchStage,
@@ -610,11 +610,31 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     }
   }
 
+  /**
+   * Write a COPY's entries as a layer blob; the snapshotter extracts the same tar as it goes, so the
+   * next step's root filesystem does not decompress and extract the blob all over again.
+   */
   async function writeEntries(entries: Parameters<typeof packEntries>[0]): Promise<LayerRef> {
     let stored: { digest: string; size: number } | undefined;
-    const d = await writeLayer(packEntries(entries, { sourceDateEpoch: req.sourceDateEpoch }), async (blob) => {
+    const tar = packEntries(entries, { sourceDateEpoch: req.sourceDateEpoch });
+    let extracted: Promise<string | undefined> = Promise.resolve(undefined);
+    let layerTar: Readable = tar;
+    if (snapshotter.extractWhileWriting) {
+      // Two readers of one tar: pipe() waits for the slower, and unpipes a reader that fails.
+      const forLayer = new PassThrough({ highWaterMark: 1 << 20 });
+      const forSnapshot = new PassThrough({ highWaterMark: 1 << 20 });
+      tar.on('error', (e) => {
+        forLayer.destroy(e);
+        forSnapshot.destroy(e);
+      });
+      tar.pipe(forLayer);
+      tar.pipe(forSnapshot);
+      extracted = snapshotter.extractWhileWriting(forSnapshot);
+      layerTar = forLayer;
+    }
+    const d = await writeLayer(layerTar, async (blob) => {
       stored = await req.store.content.put(blob);
-    }, 'gzip');
+    }, 'gzip').finally(() => extracted);
     await req.store.setLayerInfo(stored!.digest, { diffId: d.diffId, size: d.uncompressedSize });
     return { digest: d.digest, size: d.size, diffId: d.diffId, mediaType: MediaType.OciLayerGzip };
   }

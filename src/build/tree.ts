@@ -1,6 +1,6 @@
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstat, readlink } from 'node:fs/promises';
+import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import type { Stats } from 'node:fs';
 import type { ContextFile } from './context.js';
 import { BuildContext } from './context.js';
 
@@ -26,10 +26,14 @@ export class DirTree implements SourceTree {
   }
 
   async stat(rel: string): Promise<ContextFile | undefined> {
+    return this.statSync(rel);
+  }
+
+  private statSync(rel: string): ContextFile | undefined {
     const abs = rel === '' ? this.root : join(this.root, rel);
-    const st = await lstat(abs).catch(() => undefined);
+    const st = lstatOrUndefined(abs);
     if (!st) return undefined;
-    const f = await sourceFile(rel, abs, st);
+    const f = sourceFile(rel, abs, st);
     if (f) {
       f.uid = st.uid;
       f.gid = st.gid;
@@ -37,11 +41,13 @@ export class DirTree implements SourceTree {
     return f;
   }
 
+  // Synchronous metadata calls, as in archive/pack.ts: a tree of many small files costs a few
+  // system calls per file, and a round trip through libuv's thread pool per call costs far more.
   async *walk(rel: string): AsyncGenerator<ContextFile> {
     const abs = rel === '' ? this.root : join(this.root, rel);
-    for (const name of (await readdir(abs)).sort()) {
+    for (const name of readdirSync(abs).sort()) {
       const child = rel === '' ? name : `${rel}/${name}`;
-      const f = await this.stat(child);
+      const f = this.statSync(child);
       if (!f) continue;
       yield f;
       if (f.type === 'directory') yield* this.walk(child);
@@ -56,12 +62,21 @@ export class DirTree implements SourceTree {
   }
 }
 
+/** lstat of a path that may not exist. */
+export function lstatOrUndefined(abs: string): Stats | undefined {
+  try {
+    return lstatSync(abs);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The ContextFile for an lstat result; undefined for sockets, devices and fifos, which COPY skips. */
-export async function sourceFile(rel: string, abs: string, st: Stats): Promise<ContextFile | undefined> {
+export function sourceFile(rel: string, abs: string, st: Stats): ContextFile | undefined {
   const type = st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : undefined;
   if (!type) return undefined;
   const f: ContextFile = { rel, abs, type, mode: st.mode & 0o7777, size: st.size, mtimeMs: st.mtimeMs };
-  if (type === 'symlink') f.linkTarget = await readlink(abs);
+  if (type === 'symlink') f.linkTarget = readlinkSync(abs);
   // Hard links are kept within one copy (BuildKit: fsutil copy's inode map), so remember the inode.
   if (type === 'file' && st.nlink > 1) f.inode = `${st.dev}:${st.ino}`;
   return f;

@@ -1,5 +1,6 @@
 import { mkdir, mkdtemp, readdir, rename, rm, rmdir, lstat, readlink } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { applyLayer, packDirectory, compress } from '../archive/index.js';
 import { DigestingStream, encodedOf } from '../oci/digest.js';
@@ -55,6 +56,23 @@ export class OverlaySnapshotter implements Snapshotter {
       this.extracting.set(layer.diffId, pending);
     }
     return pending;
+  }
+
+  async extractWhileWriting(tar: Readable): Promise<string | undefined> {
+    let tmp: string | undefined;
+    try {
+      await mkdir(this.layersDir, { recursive: true });
+      await mkdir(this.tmpDir, { recursive: true });
+      tmp = await mkdtemp(join(this.tmpDir, 'x-'));
+      const { diffId } = await applyLayer(tar, tmp, { whiteouts: 'overlay', overlayXattrNamespace: this.userxattr ? 'user' : 'trusted' });
+      await renameIntoPlace(tmp, join(this.layersDir, encodedOf(diffId)));
+      return diffId;
+    } catch {
+      // Not fatal: the layer is extracted from its blob when a snapshot first needs it.
+      if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => {});
+      if (!tar.destroyed) tar.resume();
+      return undefined;
+    }
   }
 
   /** lowerdir= value, top layer first, relative to layersDir to keep the option short. */

@@ -43,6 +43,14 @@ export interface Snapshotter {
   view(layers: readonly LayerRef[], id: string): Promise<View>;
   /** Metadata of a path in the merged view of `layers`, without following a final symlink. */
   lookup(layers: readonly LayerRef[], path: string): Promise<PathInfo | undefined>;
+  /**
+   * Extract a layer while it is being written (`tar`: its uncompressed tar stream), so that a later
+   * prepare() finds it ready instead of decompressing and extracting the stored blob. Resolves to the
+   * diffID that was extracted, or undefined when extraction failed (the blob is then extracted on
+   * first use as usual); never rejects, and keeps reading `tar` to its end either way. Optional:
+   * snapshotters without a per-layer form have nothing to keep.
+   */
+  extractWhileWriting?(tar: Readable): Promise<string | undefined>;
 }
 
 export interface PathInfo {

@@ -106,13 +106,13 @@ test('--no-cache runs every step again', async () => {
   assert.doesNotMatch(r.stderr, /CACHED/);
 });
 
-test('independent stages run in parallel', async () => {
+test('independent stages run in parallel, with no limit by default (three stages on any number of cores)', async () => {
   const dir = await context({
     Dockerfile:
       'FROM busybox AS a\nRUN sleep 1.5 && echo a > /out\nFROM busybox AS b\nRUN sleep 1.5 && echo b > /out\nFROM busybox AS c\nRUN sleep 1.5 && echo c > /out\n' +
       'FROM busybox\nCOPY --from=a /out /a\nCOPY --from=b /out /b\nCOPY --from=c /out /c\n',
   });
-  const r = await build(dir, ['--jobs', '3']);
+  const r = await build(dir);
   assert.equal(r.code, 0, r.stderr);
   // All three sleeps start before the first of them finishes: they overlap.
   const lines = r.stderr.split('\n');
@@ -122,6 +122,15 @@ test('independent stages run in parallel', async () => {
   assert.ok(started.every((i) => i >= 0 && i < firstDone), r.stderr);
   const tree = await buildTree(dir);
   assert.equal(await readFile(join(tree, 'b'), 'utf8'), 'b\n');
+});
+
+test('--jobs must be a positive whole number', async () => {
+  const dir = await context({ Dockerfile: 'FROM busybox\nRUN true\n' });
+  for (const bad of ['0', 'two', '1.5']) {
+    const r = await build(dir, ['--jobs', bad]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`--jobs: "${bad.replace('.', '\\.')}" is not a positive whole number`));
+  }
 });
 
 test('--target builds the named stage (case-insensitive) and skips stages it does not need', async () => {
