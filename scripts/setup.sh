@@ -18,6 +18,7 @@ for pair in runc:runc bwrap:bubblewrap skopeo:skopeo umoci:umoci buildah:buildah
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
 [ -x /bin/busybox ] || need+=(busybox-static)
+[ -x /usr/bin/time ] || need+=(time)   # GNU time: CPU and peak memory in bench/build.ts
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "setup: installing Debian packages: ${need[*]}" >&2

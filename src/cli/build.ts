@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { readFile, writeFile, mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { openStore, out, type GlobalOptions } from './context.js';
 import { solve, type NamedContext, type RunFailure } from '../build/solver.js';
@@ -65,7 +65,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
     .option('--progress <mode>', 'auto, plain, tty or quiet', 'auto')
     .option('--platform <platform>', `target platform (only the host's: ${formatPlatform(hostPlatform())})`)
     .option('--runtime <runtime>', 'runc, crun, bwrap or a path to an OCI runtime')
-    .option('--jobs <n>', 'steps run in parallel at most (default: no limit, as BuildKit)')
+    .option('--jobs <n>', 'steps run in parallel at most (default: the number of cores)')
     .option('--secret <spec>', 'id=ID,src=PATH or id=ID,env=VAR (repeatable)', collect, [])
     .option('--build-context <name=value>', 'extra named context: a directory, docker-image://REF or oci-layout://PATH[:TAG]', collect, [])
     .option('--on-error <mode>', "when a RUN fails: fail, or shell to first open a shell in the failed step's sandbox", 'fail')
@@ -192,7 +192,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
           network: o.network as NetworkMode,
           // No limit by default, as BuildKit: independent stages are mostly waiting (on processes,
           // the network, the disk), and a 2-core machine should still run three of them at once.
-          jobs: o.jobs === undefined ? Infinity : parseJobs(o.jobs),
+          jobs: o.jobs === undefined ? availableParallelism() : parseJobs(o.jobs),
           executor,
           progress,
           signal: controller.signal,
