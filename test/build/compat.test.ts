@@ -146,7 +146,7 @@ const cases: CompatCase[] = [
   { name: 'copy-parents', title: 'COPY --parents keeps the source path below the destination, with /./ as pivot', buildahFile: 'Dockerfile.buildah' },
   { name: 'copy-over-existing', title: 'COPY into existing directories keeps their metadata and replaces files' },
   { name: 'copy-symlink-dest', title: 'COPY to a destination through a symlink of the image resolves it inside the image' },
-  { name: 'dockerignore', title: '.dockerignore patterns with exceptions, ** and directories' },
+  { name: 'dockerignore', title: '.dockerignore patterns with exceptions, ** and directories', setup: logFiles },
   { name: 'special-names', title: 'empty directories, empty files and unusual names are copied', setup: specialNamesContext },
   { name: 'scratch-copy', title: 'FROM scratch with COPY creates only what is copied', accepted: [{ config: 'WorkingDir', reason: scratchWorkdir }] },
   // ---- ADD
@@ -244,6 +244,13 @@ async function archivePayload(dir: string): Promise<void> {
   await symlink('bin/tool', join(dir, 'pkg', 'tool-link'));
   await link(join(dir, 'pkg', 'README'), join(dir, 'pkg', 'README.hard'));
   await writeFile(join(dir, 'top.txt'), 'top\n');
+}
+
+/** .log files for the dockerignore case: made here, since the repository's .gitignore keeps *.log out of git. */
+async function logFiles(ctx: string): Promise<void> {
+  await writeFile(join(ctx, 'keep.log'), 'kept by the exception\n');
+  await writeFile(join(ctx, 'drop.log'), 'ignored\n');
+  await writeFile(join(ctx, 'nested', 'deep', 'n.log'), 'ignored below too\n');
 }
 
 async function archivesContext(ctx: string): Promise<void> {
