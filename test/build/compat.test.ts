@@ -142,7 +142,7 @@ const cases: CompatCase[] = [
   { name: 'copy-chmod', title: 'COPY/ADD --chmod sets the mode of files and directories',
     accepted: [{ path: /^\/(m|chmod-parent|chmod-parent\/created)$/, fields: ['mode'], reason: chmodParents }] },
   { name: 'copy-link', title: 'COPY --link gives the files of COPY, with parents created afresh', buildahFile: 'Dockerfile.buildah' },
-  { name: 'copy-exclude', title: 'COPY --exclude leaves out matching paths', buildahFile: 'Dockerfile.buildah' },
+  { name: 'copy-exclude', title: 'COPY --exclude leaves out matching paths', buildahFile: 'Dockerfile.buildah', setup: (ctx) => writeFile(join(ctx, 'skipped.log'), 'excluded\n') },
   { name: 'copy-parents', title: 'COPY --parents keeps the source path below the destination, with /./ as pivot', buildahFile: 'Dockerfile.buildah' },
   { name: 'copy-over-existing', title: 'COPY into existing directories keeps their metadata and replaces files' },
   { name: 'copy-symlink-dest', title: 'COPY to a destination through a symlink of the image resolves it inside the image' },
