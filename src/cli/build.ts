@@ -204,7 +204,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
           ...(o.onError === 'shell' ? { onRunFailure: (failure: RunFailure) => debugShell(executor, failure) } : {}),
         });
         if (controller.signal.aborted) throw new BuildCancelled('build cancelled');
-        for (const w of result.warnings) progress.warn(`${w.rule}: ${w.message}${w.line ? ` (line ${w.line})` : ''}`);
+        for (const w of result.warnings) progress.warn(`${w.rule}: ${w.message}${w.line ? ` (line ${w.line})` : ''}${warningHints[w.rule] ?? ''}`);
         const image = await exportResult(store, result, o.tag, output);
         const sbom = o.sbom ? await storeSbom(store, image) : undefined;
         progress.close();
@@ -226,6 +226,11 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
       }
     });
 }
+
+/** What to do instead, for warnings whose BuildKit text (kept as it is) does not say. */
+const warningHints: Record<string, string> = {
+  SecretsUsedInArgOrEnv: ': pass secrets with --secret id=ID,src=FILE and RUN --mount=type=secret,id=ID, which never stores them',
+};
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];

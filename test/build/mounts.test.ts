@@ -124,3 +124,11 @@ test('a required secret that was not given fails the build before any step runs'
   const ok = await kiln(root, ['build', '-q', '--secret', `id=token,src=${join(work, 'token')}`, dir]);
   assert.equal(ok.code, 0, ok.stderr);
 });
+
+test('ARG and ENV names that look like secrets get a warning pointing to --secret', async () => {
+  const dir = await context({ Dockerfile: 'FROM busybox\nARG DB_PASSWORD\nENV API_TOKEN=placeholder\nRUN true\n' });
+  const r = await kiln(root, ['build', '--progress', 'plain', dir]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /SecretsUsedInArgOrEnv: .*ARG "DB_PASSWORD"\) \(line 2\): pass secrets with --secret/);
+  assert.match(r.stderr, /SecretsUsedInArgOrEnv: .*ENV "API_TOKEN"\) \(line 3\): pass secrets with --secret/);
+});
