@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
-import { openStore, out, type GlobalOptions } from './context.js';
+import { collect, openStore, out, type GlobalOptions } from './context.js';
 import { UsageError } from '../errors.js';
 import { readBakeFile, selectNamed } from '../bake/file.js';
 import { deriveHierarchy, withDescendants } from '../bake/graph.js';
@@ -33,7 +33,6 @@ interface BakeFlags {
 /** Where kiln bake looks without -f, as buildx looks for docker-bake.* files. */
 const defaultFiles = ['kiln-bake.yaml', 'kiln-bake.yml', 'kiln-bake.json', 'docker-bake.json', 'docker-bake.yaml'];
 
-const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function registerBakeCommand(program: Command, globals: () => GlobalOptions): void {
   program

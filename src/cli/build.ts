@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { readFile, writeFile, mkdtemp, rm, stat } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { openStore, out, type GlobalOptions } from './context.js';
+import { collect, openStore, out, type GlobalOptions } from './context.js';
 import { solve, type NamedContext, type RunFailure } from '../build/solver.js';
 import { debugShell } from '../container/debug.js';
 import { pullImage } from '../registry/client/index.js';
@@ -44,7 +44,6 @@ interface BuildFlags {
   sbom?: boolean;
 }
 
-const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function registerBuildCommand(program: Command, globals: () => GlobalOptions): void {
   program

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { createWriteStream } from 'node:fs';
 import { readFile, rename, rm } from 'node:fs/promises';
-import { openStore, out, type GlobalOptions } from './context.js';
+import { collect, openStore, out, type GlobalOptions } from './context.js';
 import { renderTemplate } from './images.js';
 import { UsageError } from '../errors.js';
 import { tempPathFor } from '../store/atomic.js';
@@ -210,7 +210,6 @@ function splitCopyArg(arg: string): { container?: string; path: string } {
   return { container: arg.slice(0, colon), path: arg.slice(colon + 1) };
 }
 
-const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function registerContainerCommands(program: Command, globals: () => GlobalOptions): void {
   const group = program.command('container').description('Manage working containers (run, commit, export, cp …), without a daemon');

@@ -16,3 +16,6 @@ export async function openStore(opts: GlobalOptions): Promise<Store> {
 export function out(s: string): void {
   process.stdout.write(s.endsWith('\n') ? s : s + '\n');
 }
+
+/** commander's accumulator for a repeatable option (`-t a -t b` → ['a', 'b']). */
+export const collect = (value: string, previous: string[]): string[] => [...previous, value];

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { openStore, out, type GlobalOptions } from './context.js';
+import { collect, openStore, out, type GlobalOptions } from './context.js';
 import { importTarball } from '../store/import.js';
 import { exportImage, exportImageFile } from '../store/export.js';
 import { KilnError, UsageError } from '../errors.js';
@@ -37,10 +37,6 @@ export function registerFlatCommands(program: Command, globals: () => GlobalOpti
         });
       }
     });
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
 }
 
 async function openSource(source: string): Promise<Readable> {

@@ -9,7 +9,7 @@ import { KilnError } from '../errors.js';
 import { familiarName } from '../store/describe.js';
 import type { Store } from '../store/store.js';
 import { normalize, parseReference, repositoryOf } from '../reference/reference.js';
-import { openStore, out, type GlobalOptions } from './context.js';
+import { collect, openStore, out, type GlobalOptions } from './context.js';
 import { createExecutor, defaultExecutor, type Executor } from '../sandbox/index.js';
 import { createSnapshotter } from '../snapshot/index.js';
 import {
@@ -51,7 +51,6 @@ import {
 
 // The commands around a build: lint the Dockerfile, test and inspect the image.
 
-const collect = (v: string, prev: string[]) => [...prev, v];
 
 interface LintFlags {
   config?: string;
