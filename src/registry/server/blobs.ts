@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { FileHandle } from 'node:fs/promises';
 import { unlink } from 'node:fs/promises';
 import { byteCache } from './cache.js';
 import { blobKey, StorageNotFound, trashKey, type BlobDriver } from './storage/driver.js';
@@ -13,8 +14,12 @@ import { blobUnknown } from './errors.js';
 export interface BlobService {
   /** Size when the repository has the blob (HEAD), else undefined. */
   stat(repository: string, digest: string): Promise<number | undefined>;
-  /** The blob's bytes, from memory for small blobs; BLOB_UNKNOWN when the repository does not have it. */
-  open(repository: string, digest: string, range?: { start: number; end: number }): Promise<{ size: number; buffer?: Buffer; stream?: Readable }>;
+  /**
+   * The blob's bytes: from memory for small blobs, else an open file when the driver keeps local
+   * files (the caller reads the range it wants and closes it), else a stream of the range.
+   * BLOB_UNKNOWN when the repository does not have it.
+   */
+  open(repository: string, digest: string, range?: { start: number; end: number }): Promise<{ size: number; buffer?: Buffer; file?: FileHandle; stream?: Readable }>;
   /** Make a verified upload file the blob `digest` of `repository`. */
   commit(repository: string, digest: string, path: string, size: number): Promise<void>;
   /** Cross-repository mount: link a blob the registry has; false when it does not. */
@@ -68,6 +73,7 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
       }
       if (buf) return { size, buffer: range ? buf.subarray(range.start, range.end + 1) : buf };
       try {
+        if (driver.openFile) return { size, file: await driver.openFile(blobKey(digest)) };
         return { size, stream: await driver.get(blobKey(digest), range) };
       } catch (e) {
         if (e instanceof StorageNotFound) throw blobUnknown(digest);

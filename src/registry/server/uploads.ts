@@ -4,6 +4,7 @@ import { mkdir, open, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { algorithmOf } from '../../oci/digest.js';
+import { syncFile } from './storage/filesystem.js';
 import { blobUploadInvalid, blobUploadUnknown, digestInvalid, RegistryError, sizeInvalid } from './errors.js';
 
 // Upload sessions (distribution-spec "Pushing blobs"): one temporary file each, hashed as bytes
@@ -33,7 +34,7 @@ export interface Uploads {
    * is rolled back, so the session stays as it was before the request.
    */
   append(s: UploadSession, source: Readable, expect: { start?: number; length?: number }, onBytes?: (n: number) => void): Promise<void>;
-  /** Verify the digest and hand over the finished file; the session ends either way. */
+  /** Verify the digest and hand over the finished file, synced to disk; the session ends either way. */
   finish(s: UploadSession, digest: string): Promise<{ path: string; size: number }>;
   cancel(s: UploadSession): Promise<void>;
   readonly inProgress: number;
@@ -127,6 +128,14 @@ export async function openUploads(dir: string, timeoutSeconds: number): Promise<
         throw digestInvalid('provided digest did not match uploaded content', { expected: digest, actual });
       }
       await end(s, true);
+      // Synced here, by each upload on its own, so that committing it (under the metadata write
+      // lock, which all pushes share) renames a clean file and does not wait for its data to reach disk.
+      try {
+        await syncFile(s.path);
+      } catch (e) {
+        await unlink(s.path).catch(() => {});
+        throw e;
+      }
       return { path: s.path, size: s.offset };
     },
 
