@@ -40,7 +40,12 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
   const small = byteCache<Buffer>(opts.blobCacheBytes);
   // repository \0 digest -> size, for links known to exist.
   const links = new Map<string, number>();
+  // repository \0 digest -> when its link's last use was last written.
   const touched = new Map<string, number>();
+  const markTouched = (k: string, at: number) => {
+    if (touched.size > 100_000) touched.clear();
+    touched.set(k, at);
+  };
   const linkKey = (repo: string, digest: string) => repo + '\0' + digest;
 
   const stat = async (repository: string, digest: string): Promise<number | undefined> => {
@@ -92,6 +97,9 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
         await unlink(path).catch(() => {});
       }
       links.set(linkKey(repository, digest), size);
+      // The commit just set the link's last use: a HEAD right after it (a client checking before its
+      // manifest) need not write it again.
+      markTouched(linkKey(repository, digest), Date.now());
     },
 
     async mount(repository, digest) {
@@ -99,6 +107,7 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
       if (ok) {
         const size = await metadata.blobSize(digest);
         if (size !== undefined) links.set(linkKey(repository, digest), size);
+        markTouched(linkKey(repository, digest), Date.now());
       }
       return ok;
     },
@@ -109,8 +118,7 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
       const now = Date.now();
       const last = touched.get(k) ?? 0;
       if (now - last < (opts.graceSeconds * 1000) / 4) return true;
-      if (touched.size > 100_000) touched.clear();
-      touched.set(k, now);
+      markTouched(k, now);
       await metadata.touchBlob(repository, digest, now);
       // The write waited for any GC in progress; ask the database, not the cache, whether the blob survived.
       if ((await metadata.linkedBlobSize(repository, digest)) !== undefined) return true;

@@ -8,8 +8,12 @@ import { finished } from 'node:stream';
 // Here each response reads into buffers taken from a free list and gives them back once the socket
 // has taken their bytes, so a download allocates nothing per chunk.
 
-/** Bytes per read and per write: large enough for few system calls, small enough to stay in the CPU cache between the file read and the socket write. */
-const chunkSize = Number(process.env.KILN_REGISTRY_CHUNK_KIB ?? 256) * 1024;
+/**
+ * Bytes per read and per write: large enough for few system calls, small enough to stay in the CPU
+ * cache between the file read and the socket write (measured on loopback: 64 KiB costs twice the CPU
+ * per byte, 1 MiB a little more than 256 KiB).
+ */
+const chunkSize = 256 * 1024;
 /** Buffers kept for reuse: two per concurrent download (one being written, one being read). */
 const poolLimit = 64;
 const pool: Buffer[] = [];
