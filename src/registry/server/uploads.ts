@@ -41,6 +41,9 @@ export interface Uploads {
   close(): Promise<void>;
 }
 
+/** How much of an upload may wait in the page cache before it is written back (see append). */
+const writebackBytes = 8 * 1024 * 1024;
+
 export async function openUploads(dir: string, timeoutSeconds: number): Promise<Uploads> {
   // Sessions do not survive a restart (their hash state lived in memory): clear what a crash left.
   await rm(dir, { recursive: true, force: true });
@@ -91,6 +94,11 @@ export async function openUploads(dir: string, timeoutSeconds: number): Promise<
       const hash = s.hash.copy();
       const fh = await open(s.path, 'r+');
       let pos = before;
+      // Large uploads start writing back to disk while the rest arrives, so the fsync that makes the
+      // finished file durable (finish) has little left to wait for. One sync in flight at a time.
+      let syncing: Promise<void> | undefined;
+      let syncFailure: unknown;
+      let unsynced = 0;
       try {
         for await (const chunk of source as AsyncIterable<Buffer>) {
           if (expect.length !== undefined && pos - before + chunk.length > expect.length) throw sizeInvalid(`chunk is longer than the ${expect.length} bytes declared`);
@@ -99,11 +107,24 @@ export async function openUploads(dir: string, timeoutSeconds: number): Promise<
           while (written < chunk.length) written += (await fh.write(chunk, written, chunk.length - written, pos + written)).bytesWritten;
           pos += chunk.length;
           onBytes?.(chunk.length);
+          unsynced += chunk.length;
+          if (unsynced >= writebackBytes && !syncing) {
+            unsynced = 0;
+            // A failed sync fails the chunk: Linux may not report the lost write-back to a later fsync.
+            syncing = fh.datasync().then(
+              () => void (syncing = undefined),
+              (e: unknown) => void (syncFailure ??= e),
+            );
+          }
+          if (syncFailure) throw syncFailure;
         }
+        await syncing;
+        if (syncFailure) throw syncFailure;
         if (expect.length !== undefined && pos - before !== expect.length) throw sizeInvalid(`chunk has ${pos - before} bytes, ${expect.length} declared`);
         s.hash = hash;
         s.offset = pos;
       } catch (e) {
+        await syncing;
         await fh.truncate(before).catch(() => {});
         throw e;
       } finally {

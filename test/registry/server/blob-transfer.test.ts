@@ -4,11 +4,12 @@ import { randomBytes } from 'node:crypto';
 import { readdir, truncate } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { pushBlob, startRegistry, uniqueRepo, waitFor } from './support.js';
+import { pushBlob, sha256, startRegistry, uniqueRepo, waitFor } from './support.js';
 
 // Blobs too large for the memory cache are read from their file into reused buffers (send-file.ts):
 // these tests make sure a reused buffer never shows up in another response, ranges cross chunk
 // boundaries correctly, and clients that leave (or files that are shorter than recorded) leak nothing.
+// Large uploads are written back to disk while they arrive (uploads.ts): their bytes stay intact.
 
 const openFds = async () => (await readdir('/proc/self/fd')).length;
 
@@ -102,4 +103,29 @@ test('a blob file shorter than its recorded size drops the connection instead of
   assert.ok(!res.complete, 'the response is cut short, not completed');
   assert.ok(res.body.length <= 600 * 1024 && res.body.equals(data.subarray(0, res.body.length)));
   await waitFor(async () => (await openFds()) <= before, 5000, 'file descriptor closed');
+});
+
+test('uploads larger than the write-back threshold, in several PATCHes, commit intact; a bad chunk after them rolls back only itself', async (t) => {
+  const r = await startRegistry(t);
+  const c = r.client();
+  const repo = uniqueRepo('upload');
+  const parts = [randomBytes(12 * 1024 * 1024), randomBytes(9 * 1024 * 1024 + 7)];
+  const whole = Buffer.concat(parts);
+  let loc = (await c.req('POST', `/v2/${repo}/blobs/uploads/`)).headers.get('location')!;
+  let offset = 0;
+  for (const p of parts) {
+    const res = await c.req('PATCH', loc, { body: p, headers: { 'content-range': `${offset}-${offset + p.length - 1}` } });
+    assert.equal(res.status, 202, res.text());
+    offset += p.length;
+    loc = res.headers.get('location')!;
+  }
+  // Declared longer than sent: SIZE_INVALID, and the upload keeps the bytes it had.
+  const bad = await c.req('PATCH', loc, { body: randomBytes(1000), headers: { 'content-range': `${offset}-${offset + 1999}` } });
+  assert.equal(bad.status, 400);
+  assert.equal((await c.req('GET', loc)).headers.get('range'), `0-${whole.length - 1}`);
+  const u = new URL(loc, r.url);
+  u.searchParams.set('digest', sha256(whole));
+  assert.equal((await c.req('PUT', u.pathname + u.search)).status, 201);
+  const res = await download(`${r.url}/v2/${repo}/blobs/${sha256(whole)}`);
+  assert.ok(res.complete && res.body.equals(whole));
 });
