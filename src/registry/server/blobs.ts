@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { FileHandle } from 'node:fs/promises';
 import { unlink } from 'node:fs/promises';
 import { byteCache } from './cache.js';
 import { blobKey, StorageNotFound, trashKey, type BlobDriver } from './storage/driver.js';
@@ -13,8 +14,12 @@ import { blobUnknown } from './errors.js';
 export interface BlobService {
   /** Size when the repository has the blob (HEAD), else undefined. */
   stat(repository: string, digest: string): Promise<number | undefined>;
-  /** The blob's bytes, from memory for small blobs; BLOB_UNKNOWN when the repository does not have it. */
-  open(repository: string, digest: string, range?: { start: number; end: number }): Promise<{ size: number; buffer?: Buffer; stream?: Readable }>;
+  /**
+   * The blob's bytes: from memory for small blobs, else an open file when the driver keeps local
+   * files (the caller reads the range it wants and closes it), else a stream of the range.
+   * BLOB_UNKNOWN when the repository does not have it.
+   */
+  open(repository: string, digest: string, range?: { start: number; end: number }): Promise<{ size: number; buffer?: Buffer; file?: FileHandle; stream?: Readable }>;
   /** Make a verified upload file the blob `digest` of `repository`. */
   commit(repository: string, digest: string, path: string, size: number): Promise<void>;
   /** Cross-repository mount: link a blob the registry has; false when it does not. */
@@ -35,7 +40,12 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
   const small = byteCache<Buffer>(opts.blobCacheBytes);
   // repository \0 digest -> size, for links known to exist.
   const links = new Map<string, number>();
+  // repository \0 digest -> when its link's last use was last written.
   const touched = new Map<string, number>();
+  const markTouched = (k: string, at: number) => {
+    if (touched.size > 100_000) touched.clear();
+    touched.set(k, at);
+  };
   const linkKey = (repo: string, digest: string) => repo + '\0' + digest;
 
   const stat = async (repository: string, digest: string): Promise<number | undefined> => {
@@ -68,6 +78,7 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
       }
       if (buf) return { size, buffer: range ? buf.subarray(range.start, range.end + 1) : buf };
       try {
+        if (driver.openFile) return { size, file: await driver.openFile(blobKey(digest)) };
         return { size, stream: await driver.get(blobKey(digest), range) };
       } catch (e) {
         if (e instanceof StorageNotFound) throw blobUnknown(digest);
@@ -86,6 +97,9 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
         await unlink(path).catch(() => {});
       }
       links.set(linkKey(repository, digest), size);
+      // The commit just set the link's last use: a HEAD right after it (a client checking before its
+      // manifest) need not write it again.
+      markTouched(linkKey(repository, digest), Date.now());
     },
 
     async mount(repository, digest) {
@@ -93,6 +107,7 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
       if (ok) {
         const size = await metadata.blobSize(digest);
         if (size !== undefined) links.set(linkKey(repository, digest), size);
+        markTouched(linkKey(repository, digest), Date.now());
       }
       return ok;
     },
@@ -103,8 +118,7 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
       const now = Date.now();
       const last = touched.get(k) ?? 0;
       if (now - last < (opts.graceSeconds * 1000) / 4) return true;
-      if (touched.size > 100_000) touched.clear();
-      touched.set(k, now);
+      markTouched(k, now);
       await metadata.touchBlob(repository, digest, now);
       // The write waited for any GC in progress; ask the database, not the cache, whether the blob survived.
       if ((await metadata.linkedBlobSize(repository, digest)) !== undefined) return true;

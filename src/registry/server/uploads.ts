@@ -4,6 +4,7 @@ import { mkdir, open, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { algorithmOf } from '../../oci/digest.js';
+import { syncFile } from './storage/filesystem.js';
 import { blobUploadInvalid, blobUploadUnknown, digestInvalid, RegistryError, sizeInvalid } from './errors.js';
 
 // Upload sessions (distribution-spec "Pushing blobs"): one temporary file each, hashed as bytes
@@ -33,12 +34,15 @@ export interface Uploads {
    * is rolled back, so the session stays as it was before the request.
    */
   append(s: UploadSession, source: Readable, expect: { start?: number; length?: number }, onBytes?: (n: number) => void): Promise<void>;
-  /** Verify the digest and hand over the finished file; the session ends either way. */
+  /** Verify the digest and hand over the finished file, synced to disk; the session ends either way. */
   finish(s: UploadSession, digest: string): Promise<{ path: string; size: number }>;
   cancel(s: UploadSession): Promise<void>;
   readonly inProgress: number;
   close(): Promise<void>;
 }
+
+/** How much of an upload may wait in the page cache before it is written back (see append). */
+const writebackBytes = 8 * 1024 * 1024;
 
 export async function openUploads(dir: string, timeoutSeconds: number): Promise<Uploads> {
   // Sessions do not survive a restart (their hash state lived in memory): clear what a crash left.
@@ -90,6 +94,11 @@ export async function openUploads(dir: string, timeoutSeconds: number): Promise<
       const hash = s.hash.copy();
       const fh = await open(s.path, 'r+');
       let pos = before;
+      // Large uploads start writing back to disk while the rest arrives, so the fsync that makes the
+      // finished file durable (finish) has little left to wait for. One sync in flight at a time.
+      let syncing: Promise<void> | undefined;
+      let syncFailure: unknown;
+      let unsynced = 0;
       try {
         for await (const chunk of source as AsyncIterable<Buffer>) {
           if (expect.length !== undefined && pos - before + chunk.length > expect.length) throw sizeInvalid(`chunk is longer than the ${expect.length} bytes declared`);
@@ -98,11 +107,24 @@ export async function openUploads(dir: string, timeoutSeconds: number): Promise<
           while (written < chunk.length) written += (await fh.write(chunk, written, chunk.length - written, pos + written)).bytesWritten;
           pos += chunk.length;
           onBytes?.(chunk.length);
+          unsynced += chunk.length;
+          if (unsynced >= writebackBytes && !syncing) {
+            unsynced = 0;
+            // A failed sync fails the chunk: Linux may not report the lost write-back to a later fsync.
+            syncing = fh.datasync().then(
+              () => void (syncing = undefined),
+              (e: unknown) => void (syncFailure ??= e),
+            );
+          }
+          if (syncFailure) throw syncFailure;
         }
+        await syncing;
+        if (syncFailure) throw syncFailure;
         if (expect.length !== undefined && pos - before !== expect.length) throw sizeInvalid(`chunk has ${pos - before} bytes, ${expect.length} declared`);
         s.hash = hash;
         s.offset = pos;
       } catch (e) {
+        await syncing;
         await fh.truncate(before).catch(() => {});
         throw e;
       } finally {
@@ -127,6 +149,14 @@ export async function openUploads(dir: string, timeoutSeconds: number): Promise<
         throw digestInvalid('provided digest did not match uploaded content', { expected: digest, actual });
       }
       await end(s, true);
+      // Synced here, by each upload on its own, so that committing it (under the metadata write
+      // lock, which all pushes share) renames a clean file and does not wait for its data to reach disk.
+      try {
+        await syncFile(s.path);
+      } catch (e) {
+        await unlink(s.path).catch(() => {});
+        throw e;
+      }
       return { path: s.path, size: s.offset };
     },
 

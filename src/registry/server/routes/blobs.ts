@@ -3,6 +3,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { Registry } from '../registry.js';
 import { ApiVersion, ApiVersionHeader, sendBuffer, sendEmpty, type Ctx } from '../http.js';
 import { assertDigest } from '../names.js';
+import { sendFile } from '../send-file.js';
 import { blobUnknown, RegistryError, unsupported } from '../errors.js';
 
 // distribution-spec "Pulling blobs" (end-2), "Checking if content exists" and "Deleting Blobs" (end-10).
@@ -52,7 +53,9 @@ export async function getBlob(reg: Registry, ctx: Ctx, name: string, ref: string
   }
   ctx.res.writeHead(range ? 206 : 200, headers);
   ctx.bytesOut += range ? range.end - range.start + 1 : size;
-  await pipeline(blob.stream!, ctx.res).catch(() => ctx.res.destroy());
+  // Headers are out: a failure now (client gone, file cut short) can only drop the connection.
+  const body = blob.file ? sendFile(ctx.res, blob.file, range?.start ?? 0, range?.end ?? size - 1) : pipeline(blob.stream!, ctx.res);
+  await body.catch(() => ctx.res.destroy());
 }
 
 function blobHeaders(digest: string, size: number, range: { start: number; end: number } | undefined, type = 'application/octet-stream'): OutgoingHttpHeaders {

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { FileHandle } from 'node:fs/promises';
 
 /**
  * Where blob bytes live, addressed by a key ("sha256/ab/abcd…"). The registry decides what the
@@ -11,6 +12,11 @@ export interface BlobDriver {
   stat(key: string): Promise<{ size: number; modified: Date } | undefined>;
   /** Read the object, or the inclusive byte range [start, end] of it. Throws StorageNotFound. */
   get(key: string, range?: { start: number; end: number }): Promise<Readable>;
+  /**
+   * The object as an open local file, for drivers that keep objects in local files: the server then
+   * sends it with reused buffers instead of a stream (see send-file.ts). Throws StorageNotFound.
+   */
+  openFile?(key: string): Promise<FileHandle>;
   /** Read a small object whole. Throws StorageNotFound. */
   read(key: string): Promise<Buffer>;
   /** Store a stream under key so that readers see all of it or nothing (temporary object, sync, rename). */

@@ -8,15 +8,16 @@ import { StorageNotFound, type BlobDriver } from './driver.js';
 
 const notFound = (e: unknown): boolean => (e as NodeJS.ErrnoException)?.code === 'ENOENT';
 
-/** Fsync a directory so a rename inside it survives a crash (POSIX leaves that to the caller). */
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
+/** Fsync a file's data, or a directory so a rename inside it survives a crash (POSIX leaves that to the caller). */
+export async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r');
   try {
     await fh.sync();
   } finally {
     await fh.close();
   }
 }
+const syncDir = syncFile;
 
 /** Blobs as files under one directory: write to a temporary file, fsync, rename — containerd's commit. */
 export function filesystemDriver(root: string): BlobDriver {
@@ -24,6 +25,11 @@ export function filesystemDriver(root: string): BlobDriver {
     if (key.split('/').some((p) => p === '..' || p === '' || p === '.')) throw new Error(`storage: bad key ${key}`);
     return join(root, ...key.split('/'));
   };
+
+  const openFile = (key: string) =>
+    open(pathOf(key), 'r').catch((e: unknown) => {
+      throw notFound(e) ? new StorageNotFound(key) : e;
+    });
 
   async function place(tmp: string, final: string): Promise<void> {
     await mkdir(dirname(final), { recursive: true });
@@ -44,12 +50,11 @@ export function filesystemDriver(root: string): BlobDriver {
       }
     },
 
+    openFile,
+
     async get(key, range) {
-      const path = pathOf(key);
       // Open first so a missing file is an error here, not an 'error' event later in the response.
-      const fh = await open(path, 'r').catch((e: unknown) => {
-        throw notFound(e) ? new StorageNotFound(key) : e;
-      });
+      const fh = await openFile(key);
       return createReadStream('', { fd: fh, start: range?.start, end: range?.end, highWaterMark: 1024 * 1024, autoClose: true });
     },
 
@@ -68,12 +73,7 @@ export function filesystemDriver(root: string): BlobDriver {
       try {
         const out = createWriteStream(tmp, { flags: 'wx' });
         await pipeline(source, out);
-        const fh = await open(tmp, 'r+');
-        try {
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
+        await syncFile(tmp);
         await place(tmp, final);
       } catch (e) {
         await unlink(tmp).catch(() => {});
@@ -83,12 +83,7 @@ export function filesystemDriver(root: string): BlobDriver {
 
     async commitFile(key, localPath) {
       const final = pathOf(key);
-      const fh = await open(localPath, 'r+');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+      await syncFile(localPath);
       try {
         await place(localPath, final);
       } catch (e) {
@@ -96,12 +91,7 @@ export function filesystemDriver(root: string): BlobDriver {
         // Uploads configured on another filesystem: copy beside the target, then rename.
         const tmp = tempPathFor(final);
         await copyFile(localPath, tmp);
-        const t = await open(tmp, 'r+');
-        try {
-          await t.sync();
-        } finally {
-          await t.close();
-        }
+        await syncFile(tmp);
         await place(tmp, final);
         await unlink(localPath).catch(() => {});
       }
