@@ -90,7 +90,9 @@ test('concurrent pushes while GC runs: every pushed image then pulls completely,
   const pushed: { repo: string; tag: string; img: TestImage }[] = [];
   await Promise.all(
     Array.from({ length: 6 }, async (_, w) => {
-      for (let i = 0; i < 5; i++) {
+      // At least 5 images per pusher, and on until GC has run 3 times, so that pushes and GC overlap
+      // however fast either is.
+      for (let i = 0; i < 5 || gcRuns < 3; i++) {
         const img = randomImage({ layers: 2, layerSize: 20_000 });
         // A shared base layer: its blob exists already, the client checks with HEAD and skips it.
         const m = JSON.parse(img.manifest.toString());
