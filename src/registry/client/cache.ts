@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { applyLayer, packDirectory, writeLayer } from '../../archive/index.js';
 import { MediaType, isIndex } from '../../oci/mediatypes.js';
 import type { Descriptor, ImageConfig, Manifest } from '../../oci/types.js';
-import { KilnError } from '../../errors.js';
+import { createHash } from 'node:crypto';
+import { DigestMismatch, KilnError } from '../../errors.js';
 import { hostPlatform, selectPlatform, type Store } from '../../store/store.js';
 import { parseNamed, type Reference } from '../../reference/reference.js';
 import type { CacheRecord, CacheSource } from '../../build/cache.js';
@@ -118,6 +119,7 @@ export async function importCache(ref: string, opts: Pick<PushOptions, 'env' | '
   const session = new RegistrySession(endpoint, { env, retry: opts.retry });
   const repo = r.path;
   const where = `${endpoint.host}/${repo}`;
+  const bad = (why: string) => new KilnError(`--cache-from ${ref}: invalid cache: ${why}`);
   let top;
   try {
     top = await fetchManifest(session, repo, r.digest ?? r.tag!);
@@ -134,15 +136,25 @@ export async function importCache(ref: string, opts: Pick<PushOptions, 'env' | '
     }
     manifest = (await fetchManifest(session, repo, entry.digest, entry)).doc as Manifest;
   }
+  if (!Array.isArray(manifest.layers)) throw bad('the manifest has no layer list');
   const artifact = manifest.artifactType === CacheArtifactType || manifest.config?.mediaType === CacheConfigType;
-  const doc = JSON.parse((await fetchSmallBlob(session, repo, manifest.config)).toString('utf8')) as Record<string, unknown>;
+  if (!manifest.config?.digest) throw bad('the manifest has no config');
+  const configBytes = await fetchSmallBlob(session, repo, manifest.config);
+  const got = 'sha256:' + createHash('sha256').update(configBytes).digest('hex');
+  if (got !== manifest.config.digest) throw new DigestMismatch(`--cache-from ${ref}: config ${manifest.config.digest} of ${where}: digest ${got}, expected ${manifest.config.digest}`);
+  let doc: Record<string, unknown>;
+  try {
+    doc = JSON.parse(configBytes.toString('utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw bad(`config ${manifest.config.digest} is not JSON (${(e as Error).message})`);
+  }
+  if (typeof doc !== 'object' || doc === null) throw bad(`config ${manifest.config.digest} is not a JSON object`);
   const cache = (artifact ? doc : doc[InlineCacheField]) as CacheDocument | undefined;
   if (!cache) {
     opts.onWarning?.(`--cache-from ${ref}: the image has no inline cache (build it with --cache-to type=inline); building without it`);
     return undefined;
   }
   const diffIds = artifact ? [] : ((doc as unknown as ImageConfig).rootfs?.diff_ids ?? []);
-  const bad = (why: string) => new KilnError(`--cache-from ${ref}: invalid cache: ${why}`);
   if (!Array.isArray(cache.records)) throw bad('"records" is not a list');
   const layerAt = (i: number): Descriptor => {
     const l = manifest.layers?.[i];
@@ -168,7 +180,9 @@ export async function importCache(ref: string, opts: Pick<PushOptions, 'env' | '
     await store.content.put(downloadBlob(session, repo, d, () => {}, () => {}), { digest: d.digest, size: d.size, what: `cache layer ${d.digest} of ${where}` });
   };
   const mounts = new Map<string, { restore(store: Store, dir: string): Promise<void> }>();
+  if (cache.mounts !== undefined && !Array.isArray(cache.mounts)) throw bad('"mounts" is not a list');
   for (const m of cache.mounts ?? []) {
+    if (typeof m?.id !== 'string') throw bad('a cache mount lacks "id"');
     const l = layerAt(m.layer);
     mounts.set(m.id, {
       restore: async (store, dir) => {
