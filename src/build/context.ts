@@ -87,9 +87,11 @@ export class BuildContext {
   async *walk(rel: string): AsyncGenerator<ContextFile> {
     const abs = rel === '' ? this.root : join(this.root, rel);
     const names = (await readdir(abs)).sort();
-    for (const name of names) {
-      const child = rel === '' ? name : `${rel}/${name}`;
-      const f = await this.stat(child);
+    const children = names.map((name) => (rel === '' ? name : `${rel}/${name}`));
+    // One directory's entries stat'ed at once: a walk of many small files waits on latency.
+    const stats = await Promise.all(children.map((c) => this.stat(c)));
+    for (const [i, child] of children.entries()) {
+      const f = stats[i];
       if (!f) continue;
       if (f.type === 'directory') {
         if (!this.included(child) && this.ignore.canSkipDir(child)) continue;
@@ -107,7 +109,9 @@ export class BuildContext {
     const ctimeNs = String(st.ctimeNs);
     if (rec && rec.size === Number(st.size) && rec.mtimeNs === mtimeNs && rec.ctimeNs === ctimeNs && rec.ino === Number(st.ino)) return rec.hash;
     const h = createHash('sha256');
-    for await (const chunk of createReadStream(f.abs)) h.update(chunk as Buffer);
+    // Small files in one read: most of a source tree, and a stream per file costs more than the read.
+    if (st.size < 1n << 20n) h.update(await readFile(f.abs));
+    else for await (const chunk of createReadStream(f.abs)) h.update(chunk as Buffer);
     const hash = 'sha256:' + h.digest('hex');
     this.hashes.set(f.rel, { size: Number(st.size), mtimeNs, ctimeNs, ino: Number(st.ino), hash });
     this.dirty = true;

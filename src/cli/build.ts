@@ -216,7 +216,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
         if (o.iidfile) await writeFile(o.iidfile, image.id);
         if (mode === 'quiet') out(image.id);
         for (const name of pushNames) {
-          const pushed = await pushImage(store, image.id, name).finally(() => store.content.releaseLease());
+          const pushed = await pushImage(store, image.id, name);
           if (mode !== 'quiet') process.stderr.write(`pushing ${familiarName(normalize(name))}: ${pushed.reference}: digest: ${pushed.digest} size: ${pushed.size}\n`);
         }
       } catch (e) {
@@ -227,6 +227,8 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
         if (tempContext) await rm(tempContext, { recursive: true, force: true });
+        // Blobs of cache imports, cache exports and pushes were held for this process only.
+        await store.content.releaseLease();
       }
     });
 }
