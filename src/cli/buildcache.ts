@@ -25,9 +25,13 @@ function fields(spec: string): Record<string, string> {
 
 export function parseCacheTo(spec: string): CacheTo {
   const kv = fields(spec);
-  const known = new Set(['type', 'ref', 'mode', 'mounts', 'mounts-max-size', 'oci-mediatypes', 'image-manifest', 'ignore-error', 'compression']);
+  const known = new Set(['type', 'ref', 'mode', 'mounts', 'mounts-max-size']);
   for (const k of Object.keys(kv)) if (!known.has(k)) throw new UsageError(`--cache-to ${spec}: unknown field "${k}"`);
-  if (kv.type === 'inline') return { type: 'inline' };
+  if (kv.type === 'inline') {
+    const extra = Object.keys(kv).find((k) => k !== 'type');
+    if (extra) throw new UsageError(`--cache-to ${spec}: type=inline takes no "${extra}"`);
+    return { type: 'inline' };
+  }
   if (kv.type !== 'registry') throw new UsageError(`--cache-to ${spec}: type must be registry or inline`);
   if (!kv.ref) throw new UsageError(`--cache-to ${spec}: type=registry needs ref=REGISTRY/REPOSITORY:TAG`);
   normalize(kv.ref);
