@@ -13,7 +13,8 @@ import { normalize } from '../reference/reference.js';
 
 /** Where a build's result goes (--output), as buildx names the exporters. */
 export type Output =
-  | { type: 'image' }
+  /** type=registry is type=image,push=true: stored, then pushed under `name` (and the -t tags). */
+  | { type: 'image'; name?: string; push?: boolean }
   | { type: 'oci' | 'docker'; dest: string }
   | { type: 'tar'; dest: string }
   | { type: 'local'; dest: string };
@@ -26,12 +27,18 @@ export function parseOutput(spec: string): Output {
     return i < 0 ? [p, ''] : [p.slice(0, i).trim(), p.slice(i + 1).trim()];
   }));
   const type = kv.type ?? 'local';
-  if (type === 'image' || type === 'moby') return { type: 'image' };
+  if (type === 'image' || type === 'moby' || type === 'registry') {
+    const push = kv.push === undefined ? type === 'registry' : kv.push === 'true' || kv.push === '';
+    if (kv.push !== undefined && !['true', 'false', ''].includes(kv.push)) throw new UsageError(`--output: push must be true or false, not "${kv.push}"`);
+    if (kv.name) normalize(kv.name);
+    if (type === 'registry' && !kv.name) throw new UsageError('--output type=registry needs name=REGISTRY/REPOSITORY[:TAG]');
+    return { type: 'image', ...(kv.name ? { name: kv.name } : {}), push };
+  }
   if (type === 'oci' || type === 'docker' || type === 'tar' || type === 'local') {
     if (!kv.dest) throw new UsageError(`--output type=${type} needs dest=PATH`);
     return { type, dest: kv.dest } as Output;
   }
-  throw new UsageError(`--output: unknown type "${type}" (image, oci, docker, tar, local)`);
+  throw new UsageError(`--output: unknown type "${type}" (image, registry, oci, docker, tar, local)`);
 }
 
 /**

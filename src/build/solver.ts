@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile, chmod } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile, chmod } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,8 +32,8 @@ import { ensureWorkingDir } from '../sandbox/mountpoints.js';
 import { pathInfo } from '../snapshot/overlay.js';
 import { createSnapshotter } from '../snapshot/index.js';
 import type { LayerRef, Snapshotter } from '../snapshot/snapshotter.js';
-import { BuildCache, cacheKey } from './cache.js';
-import { openCacheMount } from './cachemount.js';
+import { BuildCache, cacheKey, type CacheSource } from './cache.js';
+import { cacheMountDir, openCacheMount } from './cachemount.js';
 import { BuildContext } from './context.js';
 import { DirTree, type SourceTree } from './tree.js';
 import { archiveKind, contextDigest, copyEntries, downloadSource, excludePatterns, parseChmod, selectSources, unpackArchive, type Selection } from './copy.js';
@@ -72,6 +72,8 @@ export interface BuildRequest {
    * step's sandbox as the command left it, for a look from inside. The build fails all the same.
    */
   onRunFailure?: (failure: RunFailure) => Promise<void>;
+  /** --cache-from: records imported from registries, consulted after the local cache. */
+  cacheSources?: CacheSource[];
 }
 
 /** A failed RUN: where it is in the Dockerfile and the sandbox it ran in (root filesystem still mounted). */
@@ -92,6 +94,8 @@ export interface StageResult {
   program: StageProgram;
   /** Cache key of the stage's final state: names its content for dependent steps' keys. */
   key: string;
+  /** Cache keys of the steps whose layers make up `layers` (parent stages' included), in order. */
+  keys: string[];
   /** The image the stage starts from, through FROM <stage> chains; none for scratch or a directory. */
   base?: BaseImage;
 }
@@ -107,6 +111,12 @@ export interface BaseImage {
 export interface BuildResult extends StageResult {
   warnings: Warning[];
   plan: BuildPlan;
+  /** Cache keys of the steps of every stage built (what --cache-to mode=max exports). */
+  allKeys: string[];
+  /** RUN --mount=type=cache directories the build used: cache id → directory in the store. */
+  cacheMounts: Map<string, string>;
+  /** The cache the build used: its records (imported ones too) for --cache-to. */
+  cache: BuildCache;
 }
 
 /** A counting semaphore bounding how many steps execute at once (--jobs). */
@@ -135,8 +145,10 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   const platform = hostPlatform();
   const plan = planBuild(parseDockerfile(req.dockerfile.text, { file: req.dockerfile.name }), { buildArgs: req.buildArgs, target: req.target, platform });
   const warnings: Warning[] = [...plan.warnings];
-  const snapshotter: Snapshotter = await createSnapshotter(req.store);
-  const cache = new BuildCache(req.store);
+  const cache = new BuildCache(req.store, req.cacheSources ?? []);
+  const snapshotter: Snapshotter = fetchingLayers(await createSnapshotter(req.store), cache);
+  const cacheMounts = new Map<string, string>();
+  const restoring = new Map<string, Promise<void>>();
   const limiter = new Limiter(Math.max(1, req.jobs));
   const results = new Map<number, Promise<StageResult>>();
   const images = new Map<string, Promise<StoredImage>>();
@@ -219,6 +231,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   async function buildStage(index: number): Promise<StageResult> {
     const sp = plan.stages[index]!;
     let layers: LayerRef[] = [];
+    let keys: string[] = [];
     let key: string;
     let baseInput: Parameters<typeof dispatchStage>[2];
     let base: BaseImage | undefined;
@@ -227,6 +240,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     if (sp.base.kind === 'stage') {
       const parent = await stage(sp.base.index);
       layers = [...parent.layers];
+      keys = [...parent.keys];
       key = parent.key;
       base = parent.base;
       baseInput = { config: parent.program.config, program: parent.program };
@@ -241,6 +255,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       const layer = hit?.layer ?? (await writeEntries(await copyEntries(tree, [{ file: root, target: '/' }], [], { fromContext: true, existing: async () => undefined, exclude: [], now: now.getTime() })));
       if (!hit) await cache.put(key, layer);
       layers = [layer];
+      keys = [key];
       baseInput = { config: { architecture: platform.architecture, os: platform.os, config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] } };
     } else if (sp.base.kind === 'image') {
       req.progress.start(fromId, `[${stageLabel(index)} 1/${0}] FROM ${fromName}`.replace(' 1/0]', ']'));
@@ -273,6 +288,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       const id = ++vertex;
       const name = `[${stageLabel(index)} ${n + 2}/${total}] ${step.instruction.replace(/\s+/g, ' ').trim()}`;
       const stepKey = await keyOf(step, key, layers);
+      if (step.kind === 'run') for (const m of step.mounts) if (m.type === 'cache') noteCacheMount(m);
       const hit = req.noCache ? undefined : await cache.get(stepKey);
       if (hit) {
         req.progress.start(id, name);
@@ -299,6 +315,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
         else emptyHistory.add(step.historyIndex);
       }
       key = stepKey;
+      keys.push(stepKey);
     }
     const config = structuredClone(program.config);
     if (req.sourceDateEpoch === undefined && program.steps.length === 0 && stageTime === new Date(0).toISOString()) stageTime = now.toISOString();
@@ -310,7 +327,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       if (emptyHistory.has(i)) out.empty_layer = true;
       return out;
     });
-    return { layers, config, program, key, ...(base ? { base } : {}) };
+    return { layers, config, program, key, keys, ...(base ? { base } : {}) };
   }
 
   /** The name a FROM reference resolves to, through --build-context aliases; a tag beside a digest wins. */
@@ -489,8 +506,11 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
           seed = join(v.path, m.source);
           if ((await pathInfo(seed))?.type !== 'directory') fail(`cache mount source "${m.source}" is not a directory in ${describeSource(m.from)}`);
         }
-        const opened = await openCacheMount(req.store.root, { id: m.id ?? m.target, sharing: m.sharing ?? 'shared', uid: m.uid, gid: m.gid, mode: m.mode }, seed);
+        const { cacheId, dir } = noteCacheMount(m);
+        const opened = await openCacheMount(req.store.root, { id: cacheId, sharing: m.sharing ?? 'shared', uid: m.uid, gid: m.gid, mode: m.mode }, seed);
         cleanups.push(opened.release);
+        // --cache-from with saved cache mounts fills the shared directory when it is still empty.
+        await restoreCacheMount(cacheId, dir);
         return [{ destination: m.target, type: 'bind', source: opened.dir, options: ['rbind', m.readOnly ? 'ro' : 'rw'] }];
       }
       case 'secret': {
@@ -537,6 +557,28 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       default:
         return fail(`RUN --mount=type=${m.type} is not supported`);
     }
+  }
+
+  /** Where a cache mount lives in the store; noted for --cache-to mounts=true (cached steps' too). */
+  function noteCacheMount(m: RunStep['mounts'][number]): { cacheId: string; dir: string } {
+    const cacheId = m.id ?? m.target;
+    const dir = cacheMountDir(req.store.root, cacheId);
+    cacheMounts.set(cacheId, dir);
+    return { cacheId, dir };
+  }
+
+  /** --cache-from with saved cache mounts: fill a cache directory that is empty, once per build. */
+  function restoreCacheMount(cacheId: string, dir: string): Promise<void> {
+    let p = restoring.get(cacheId);
+    if (!p) {
+      p = (async () => {
+        const saved = cache.mountSource(cacheId);
+        if (!saved || (await readdir(dir)).length > 0) return;
+        await saved.restore(req.store, dir);
+      })();
+      restoring.set(cacheId, p);
+    }
+    return p;
   }
 
   async function executeCopy(step: CopyStep, layers: LayerRef[]): Promise<LayerRef | undefined> {
@@ -649,10 +691,22 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     await req.context.save();
     for (const t of namedTrees.values()) await (await t).save();
     const result = await stage(plan.target);
+    await cache.ensure(result.layers);
+    const allKeys = [...new Set((await Promise.all(used.map((i) => stage(i)))).flatMap((r) => r.keys))];
     if (plan.failOnWarnings && warnings.length) throw new KilnError(`${file}: build failed because of warnings (# check=error=true): ${warnings.map((w) => w.message ?? String(w)).join('; ')}`);
-    return { ...result, warnings, plan };
+    return { ...result, warnings, plan, allKeys, cacheMounts, cache };
   }
 
+}
+
+/** A snapshotter that first fetches the blobs of imported cache hits among the layers it is given. */
+function fetchingLayers(inner: Snapshotter, cache: BuildCache): Snapshotter {
+  return {
+    name: inner.name,
+    prepare: async (layers, id) => (await cache.ensure(layers), inner.prepare(layers, id)),
+    view: async (layers, id) => (await cache.ensure(layers), inner.view(layers, id)),
+    lookup: async (layers, path) => (await cache.ensure(layers), inner.lookup(layers, path)),
+  };
 }
 
 function isUrl(s: string): boolean {

@@ -5,7 +5,8 @@ import { basename, join, resolve } from 'node:path';
 import { collect, openStore, out, type GlobalOptions } from './context.js';
 import { solve, type NamedContext, type RunFailure } from '../build/solver.js';
 import { debugShell } from '../container/debug.js';
-import { pullImage } from '../registry/client/index.js';
+import { pullImage, pushImage } from '../registry/client/index.js';
+import { addInlineCache, exportCache, importCaches, parseCacheFrom, parseCacheTo } from './buildcache.js';
 import { BuildContext } from '../build/context.js';
 import { cloneGitContext, isGitContext, parseGitContext } from '../build/gitcontext.js';
 import { exportResult, parseOutput } from '../build/export.js';
@@ -42,6 +43,9 @@ interface BuildFlags {
   buildContext: string[];
   onError: string;
   sbom?: boolean;
+  push?: boolean;
+  cacheTo: string[];
+  cacheFrom: string[];
 }
 
 
@@ -59,7 +63,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
     .option('-q, --quiet', 'print only the image ID')
     .option('--label <k=v>', 'set metadata on the image', collect, [])
     .option('--network <mode>', 'network for RUN: default, none or host', 'default')
-    .option('-o, --output <spec>', 'type=image (default), type=oci|docker|tar,dest=FILE, type=local,dest=DIR', collect, [])
+    .option('-o, --output <spec>', 'type=image (default), type=registry,name=REF, type=oci|docker|tar,dest=FILE, type=local,dest=DIR', collect, [])
     .option('--iidfile <file>', 'write the image ID to this file')
     .option('--progress <mode>', 'auto, plain, tty or quiet', 'auto')
     .option('--platform <platform>', `target platform (only the host's: ${formatPlatform(hostPlatform())})`)
@@ -67,6 +71,9 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
     .option('--jobs <n>', 'steps run in parallel at most (default: the number of cores)')
     .option('--secret <spec>', 'id=ID,src=PATH or id=ID,env=VAR (repeatable)', collect, [])
     .option('--build-context <name=value>', 'extra named context: a directory, docker-image://REF or oci-layout://PATH[:TAG]', collect, [])
+    .option('--push', 'push the image to the registry of each -t name once it is stored')
+    .option('--cache-to <spec>', 'type=registry,ref=REF[,mode=min|max][,mounts=true][,mounts-max-size=SIZE] or type=inline', collect, [])
+    .option('--cache-from <spec>', 'type=registry,ref=REF, or an image REF with an inline cache (repeatable)', collect, [])
     .option('--on-error <mode>', "when a RUN fails: fail, or shell to first open a shell in the failed step's sandbox", 'fail')
     .option('--sbom', 'catalogue the image\'s packages and store the SBOM beside it (kiln sbom and kiln push use it)')
     .action(async (contextArg: string, o: BuildFlags) => {
@@ -81,6 +88,11 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
       if (outputs.length > 1) throw new UsageError('only one --output is supported');
       const output = outputs[0] ?? { type: 'image' as const };
       for (const t of o.tag) normalize(t);
+      const pushNames = output.type === 'image' && (output.push || o.push) ? [...(output.name ? [output.name] : []), ...o.tag] : [];
+      if (o.push && output.type !== 'image') throw new UsageError(`--push cannot be used with --output type=${output.type}`);
+      if ((o.push || (output.type === 'image' && output.push)) && pushNames.length === 0) throw new UsageError('--push needs a name to push to: give -t REGISTRY/REPOSITORY[:TAG]');
+      const cacheTo = o.cacheTo.map(parseCacheTo);
+      const cacheFrom = o.cacheFrom.map(parseCacheFrom);
       const buildArgs: Record<string, string> = {};
       for (const a of o.buildArg) {
         const i = a.indexOf('=');
@@ -176,10 +188,12 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
       const onSignal = () => controller.abort();
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
+      const notes: string[] = [];
       try {
         // Sandbox state beside the store: a rootless user cannot share root's directory in /tmp.
         const stateDir = join(store.root, 'sandbox');
         const executor = o.runtime ? createExecutor(o.runtime, { stateDir }) : defaultExecutor({ stateDir });
+        const cacheSources = await importCaches(cacheFrom, (m) => progress.warn(m));
         const result = await solve({
           store,
           context,
@@ -200,20 +214,29 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
           pullPolicy: pull,
           resolveMissingImage: (ref) => pullImage(store, ref),
           namedContexts,
+          cacheSources,
           ...(o.onError === 'shell' ? { onRunFailure: (failure: RunFailure) => debugShell(executor, failure) } : {}),
         });
         if (controller.signal.aborted) throw new BuildCancelled('build cancelled');
         for (const w of result.warnings) progress.warn(`${w.rule}: ${w.message}${w.line ? ` (line ${w.line})` : ''}${warningHints[w.rule] ?? ''}`);
-        const image = await exportResult(store, result, o.tag, output);
+        if (cacheTo.some((c) => c.type === 'inline')) await addInlineCache(store, result);
+        const image = await exportResult(store, result, output.type === 'image' && output.name ? [output.name, ...o.tag] : o.tag, output);
         const sbom = o.sbom ? await storeSbom(store, image) : undefined;
+        // The image is stored and tagged before anything goes to a registry: a failed push keeps it, as docker does.
+        for (const c of cacheTo) if (c.type === 'registry') notes.push(await exportCache(store, c, result, (m) => progress.warn(m)));
         progress.close();
         if (sbom && mode !== 'quiet') process.stderr.write(`writing SBOM ${sbom.descriptor.digest} (${sbom.catalog.packages.length} packages) done\n`);
         if (mode !== 'quiet') {
           process.stderr.write(`writing image ${image.id} done\n`);
           for (const t of o.tag) process.stderr.write(`naming to ${familiarName(normalize(t))} done\n`);
         }
+        if (mode !== 'quiet') for (const n of notes) process.stderr.write(n + '\n');
         if (o.iidfile) await writeFile(o.iidfile, image.id);
         if (mode === 'quiet') out(image.id);
+        for (const name of pushNames) {
+          const pushed = await pushImage(store, image.id, name);
+          if (mode !== 'quiet') process.stderr.write(`pushing ${familiarName(normalize(name))}: ${pushed.reference}: digest: ${pushed.digest} size: ${pushed.size}\n`);
+        }
       } catch (e) {
         progress.close();
         if (controller.signal.aborted) throw new BuildCancelled('build cancelled: nothing was tagged');
@@ -222,6 +245,8 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
         await removeContext();
+        // Blobs of cache imports, cache exports and pushes were held for this process only.
+        await store.content.releaseLease();
       }
     });
 }

@@ -62,12 +62,6 @@ export async function pushImage(store: Store, source: string, destination?: stri
     throw new UsageError(`"${source}" is not a name of the image: give the name to push to (kiln push ${source} REGISTRY/REPOSITORY:TAG)`);
   }
   const dest: Reference = parseNamed(destination ?? source);
-  const env = opts.env ?? process.env;
-  const config = opts.config ?? (await loadRegistriesConfig(env));
-  const endpoint = pushEndpoint(dest.domain, config);
-  const repo = dest.path;
-  const here = `${endpoint.host}/${repo}`;
-
   const docker = (img.manifest.mediaType ?? img.manifestDescriptor.mediaType) === MediaType.DockerManifest;
   const configBlob = img.manifest.config;
   for (const b of [configBlob, ...img.manifest.layers]) emit({ type: 'blob', digest: b.digest, kind: b === configBlob ? 'config' : 'layer', state: 'waiting', current: 0, total: b.size });
@@ -79,7 +73,36 @@ export async function pushImage(store: Store, source: string, destination?: stri
     layers[i] = await gzipVariant(store, l, docker, () => emit({ type: 'blob', digest: l.digest, kind: 'layer', state: 'compressing', current: 0, total: l.size }));
     emit({ type: 'blob', digest: layers[i]!.digest, kind: 'layer', state: 'waiting', current: 0, total: layers[i]!.size, replaces: l.digest });
   });
-  const blobs = [configBlob, ...layers];
+  // Unchanged layers: the stored manifest's exact bytes, so the pushed digest is the local one.
+  const changed = layers.some((l, i) => l.digest !== img.manifest.layers[i]!.digest);
+  const mediaType = img.manifest.mediaType ?? img.manifestDescriptor.mediaType;
+  let bytes: Buffer;
+  if (changed) {
+    const m: Manifest = { ...img.manifest, layers };
+    bytes = Buffer.from(JSON.stringify(m));
+    await store.content.put(bytes);
+  } else bytes = await store.content.read(img.manifestDescriptor.digest);
+  return pushManifest(store, dest, { blobs: [configBlob, ...layers], bytes, mediaType, referrersOf: img.manifestDescriptor.digest }, opts);
+}
+
+/**
+ * Push a manifest and the blobs it names (all in the store) to `dest`: blobs first, each skipped,
+ * mounted or uploaded, then the manifest. Images and build cache artifacts both go up this way.
+ */
+export async function pushManifest(
+  store: Store,
+  dest: Reference,
+  content: { blobs: Descriptor[]; bytes: Buffer; mediaType: string; /** Local manifest whose stored referrers (an SBOM) follow it. */ referrersOf?: string },
+  opts: PushOptions = {},
+): Promise<PushResult> {
+  const emit = opts.onProgress ?? (() => {});
+  const env = opts.env ?? process.env;
+  const config = opts.config ?? (await loadRegistriesConfig(env));
+  const endpoint = pushEndpoint(dest.domain, config);
+  const repo = dest.path;
+  const here = `${endpoint.host}/${repo}`;
+  const { blobs, bytes, mediaType } = content;
+  const configBlob = blobs[0];
 
   // Cross-repository mounts need pull access to the source repository in the same token.
   const mountFrom = new Map<string, string[]>();
@@ -115,22 +138,13 @@ export async function pushImage(store: Store, source: string, destination?: stri
     else emit({ type: 'blob', digest: blob.digest, kind, state: 'pushed', current: blob.size, total: blob.size });
   });
 
-  // Unchanged layers: the stored manifest's exact bytes, so the pushed digest is the local one.
-  const changed = layers.some((l, i) => l.digest !== img.manifest.layers[i]!.digest);
-  const mediaType = img.manifest.mediaType ?? img.manifestDescriptor.mediaType;
-  let bytes: Buffer;
-  if (changed) {
-    const m: Manifest = { ...img.manifest, layers };
-    bytes = Buffer.from(JSON.stringify(m));
-    await store.content.put(bytes);
-  } else bytes = await store.content.read(img.manifestDescriptor.digest);
   const digest = 'sha256:' + createHash('sha256').update(bytes).digest('hex');
   if (dest.digest && dest.digest !== digest) throw new DigestMismatch(`cannot push to ${formatReference(dest)}: the manifest's digest is ${digest}`);
   const reference = dest.tag ?? dest.digest!;
   const reported = (await putManifest(session, repo, reference, bytes, mediaType, scopes)).digest;
   if (reported && reported !== digest) throw new DigestMismatch(`${here}:${reference}: the registry stored the manifest as ${reported}, kiln sent ${digest}`);
   await addBlobSource(store, digest, here);
-  const referrers = await pushReferrers(store, session, repo, scopes, img.manifestDescriptor.digest, { mediaType, digest, size: bytes.length }, opts);
+  const referrers = content.referrersOf ? await pushReferrers(store, session, repo, scopes, content.referrersOf, { mediaType, digest, size: bytes.length }, opts) : [];
   return { repository: `${endpoint.registry}/${repo}`, reference, digest, size: bytes.length, mediaType, endpoint, referrers };
 }
 

@@ -8,7 +8,9 @@ import { kiln } from '../../support/env.js';
 import { Store, hostPlatform } from '../../../src/store/store.js';
 import { pull, TransferTruncated } from '../../../src/registry/client/index.js';
 import { freePort } from '../server/support.js';
-import { assertNothingPartial, authRegistry, client, fakeRegistry, fastRetry, hostOf, makeImage, seedImage, seedIndex, sha256, startRegistry, testEnv, type Image } from './support.js';
+import { assertNothingPartial, authRegistry, client, fakeRegistry, fastRetry, hostOf, makeImage, seedImage, seedIndex, sha256, startProxy, startRegistry, storeImage, testEnv, type Image } from './support.js';
+import { MediaType } from '../../../src/oci/mediatypes.js';
+import { CacheArtifactType, CacheConfigType } from '../../../src/registry/client/cache.js';
 
 // Bad input: each ends in a clear error, a non-zero exit, and nothing partial in the store
 // (no image recorded, nothing left in ingest/, no blob whose content failed its digest).
@@ -186,4 +188,62 @@ test('bad input: an index with no entry for the host platform is refused, naming
   const e = await testEnv(t);
   const r = await kiln(e.root, ['pull', `${hostOf(reg.url)}/team/foreign:1`], { env: e.env });
   await expectCleanFailure(e.root, r, new RegExp(`no matching manifest for linux/${host.architecture}.* in the manifest list entries \\(it has ${others[0]!.os}/${others[0]!.architecture}, windows/`));
+});
+
+test('bad input: wrong credentials — push fails with "incorrect username or password" and the registry gets no manifest', async (t) => {
+  const reg = await authRegistry(t);
+  const e = await testEnv(t);
+  const host = hostOf(reg.url);
+  await storeImage(e.root, makeImage(), `${host}/team/app:1`);
+  await mkdir(join(e.env.HOME!, '.docker'), { recursive: true });
+  await writeFile(join(e.env.HOME!, '.docker', 'config.json'), JSON.stringify({ auths: { [host]: { auth: Buffer.from('dev:not-the-password').toString('base64') } } }));
+  const r = await kiln(e.root, ['push', `${host}/team/app:1`], { env: e.env });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /unauthorized: incorrect username or password/);
+  assert.ok(!r.stderr.includes('not-the-password'));
+  const got = await client(reg.url, { user: 'dev', password: 'dev-password' }).req('GET', '/v2/team/app/manifests/1');
+  assert.equal(got.status, 404);
+});
+
+test('bad input: a registry that is down — push fails with "cannot reach registry" and keeps the local image', async (t) => {
+  const e = await testEnv(t);
+  const port = await freePort();
+  await storeImage(e.root, makeImage(), `127.0.0.1:${port}/team/app:1`);
+  const r = await kiln(e.root, ['push', `127.0.0.1:${port}/team/app:1`], { env: e.env });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, new RegExp(`cannot reach registry 127\\.0\\.0\\.1:${port}`));
+  assert.ok(!/\n\s+at /.test(r.stderr), r.stderr);
+  assert.equal((await kiln(e.root, ['inspect', `127.0.0.1:${port}/team/app:1`], { env: e.env })).code, 0);
+});
+
+test('bad input: --cache-from a cache whose config is malformed fails the build naming the reference; nothing is tagged', { timeout: 60_000 }, async (t) => {
+  const reg = await startRegistry(t);
+  const config = Buffer.from(JSON.stringify({ records: 5 }));
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, artifactType: CacheArtifactType, config: { mediaType: CacheConfigType, digest: sha256(config), size: config.length }, layers: [] }));
+  await seedImage(reg.client(), 'app/cache', 'bad', { config, layers: [], manifest, digest: sha256(manifest), mediaType: MediaType.OciManifest } as unknown as Image);
+  const e = await testEnv(t);
+  const ctx = join(e.dir, 'ctx');
+  await mkdir(ctx, { recursive: true });
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY Dockerfile /\n');
+  const ref = `${hostOf(reg.url)}/app/cache:bad`;
+  const r = await kiln(e.root, ['build', '-t', 'never', '--cache-from', ref, ctx], { env: e.env });
+  await expectCleanFailure(e.root, r, new RegExp(`--cache-from ${ref.replace(/\./g, '\\.')}: invalid cache: "records" is not a list`));
+});
+
+test('bad input: a cache layer whose content does not match its digest fails the build and never reaches the store', { timeout: 120_000 }, async (t) => {
+  const reg = await startRegistry(t);
+  const e = await testEnv(t);
+  const ctx = join(e.dir, 'ctx');
+  await mkdir(ctx, { recursive: true });
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY Dockerfile /\n');
+  const a = join(e.dir, 'store-a');
+  const made = await kiln(a, ['build', '--cache-to', `type=registry,ref=${hostOf(reg.url)}/app/cache:1`, ctx], { env: e.env });
+  assert.equal(made.code, 0, made.stderr);
+  const m = (await reg.client().req('GET', '/v2/app/cache/manifests/1', { headers: { accept: MediaType.OciManifest } })).json();
+  const layer = m.layers[0] as { digest: string; size: number };
+  // A proxy in front of the registry serves that layer one byte off, at the same size.
+  const proxy = await startProxy(t, reg.url, (req) => (req.url === `/v2/app/cache/blobs/${layer.digest}` ? { status: 200, headers: { 'content-length': String(layer.size) }, body: Buffer.alloc(layer.size, 1) } : 'pass'));
+  const r = await kiln(e.root, ['build', '-t', 'never', '--cache-from', `${proxy.host}/app/cache:1`, ctx], { env: e.env });
+  await expectCleanFailure(e.root, r, new RegExp(`cache layer ${layer.digest} of ${proxy.host.replace(/\./g, '\\.')}/app/cache: digest sha256:[0-9a-f]{64}, expected ${layer.digest}`));
+  assert.equal(existsSync((await Store.open(e.root)).content.blobPath(layer.digest)), false);
 });
