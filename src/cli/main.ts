@@ -1,18 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { KilnError } from '../errors.js';
-import { registerImageCommands } from './images.js';
-import { registerArchiveCommands } from './archive.js';
-import { registerBuildCommand } from './build.js';
-import { registerRegistryCommands } from './registry.js';
-import { registerDistributionCommands } from './distribution.js';
-import { registerFlatCommands } from './flat.js';
-import { registerPipelineCommands } from './pipeline.js';
-import { registerContainerCommands } from './container.js';
-import { registerQueryCommand } from './query.js';
-import { registerScanCommands } from './scan.js';
-import { registerSbomCommand } from './sbom.js';
-import { registerBakeCommand } from './bake.js';
 import { reexecInUserNamespace } from '../sandbox/userns.js';
 import type { GlobalOptions } from './context.js';
 
@@ -46,18 +34,53 @@ program.hook('preAction', async (_program, action) => {
   const code = await reexecInUserNamespace();
   if (code !== undefined) throw new DelegatedExit(code);
 });
-registerImageCommands(program, globals);
-registerArchiveCommands(program, globals);
-registerFlatCommands(program, globals);
-registerBuildCommand(program, globals);
-registerContainerCommands(program, globals);
-registerRegistryCommands(program, globals);
-registerDistributionCommands(program, globals);
-registerPipelineCommands(program, globals);
-registerQueryCommand(program, globals);
-registerScanCommands(program, globals);
-registerSbomCommand(program, globals);
-registerBakeCommand(program, globals);
+
+type Registrar = (program: Command, globals: () => GlobalOptions) => void;
+
+/**
+ * Which module registers which commands. Only the modules of the command being run are loaded: all
+ * of them is some 330 modules (the registry server, SQLite, the lint parser…), half a second of
+ * start-up that a `kiln push` or `kiln images` has no use for. Help and unknown commands load all.
+ */
+const registrars: { names: string[]; load: () => Promise<Registrar[]> }[] = [
+  { names: ['builder', 'images', 'image', 'tag', 'rmi', 'inspect', 'history', 'prune'], load: async () => [(await import('./images.js')).registerImageCommands] },
+  { names: ['load', 'save'], load: async () => [(await import('./archive.js')).registerArchiveCommands] },
+  { names: ['import', 'export'], load: async () => [(await import('./flat.js')).registerFlatCommands] },
+  // kiln build's --check, --metadata and --tag-scheme are added to it by the pipeline module.
+  { names: ['build'], load: async () => [(await import('./build.js')).registerBuildCommand, (await import('./pipeline.js')).registerPipelineCommands] },
+  {
+    names: ['container', 'run', 'create', 'ps', 'container-ls', 'rm', 'start', 'stop', 'kill', 'logs', 'diff', 'commit', 'cp'],
+    load: async () => [(await import('./container.js')).registerContainerCommands],
+  },
+  { names: ['registry'], load: async () => [(await import('./registry.js')).registerRegistryCommands] },
+  { names: ['pull', 'push', 'login', 'logout'], load: async () => [(await import('./distribution.js')).registerDistributionCommands] },
+  { names: ['lint', 'test', 'analyze', 'audit', 'promote'], load: async () => [(await import('./pipeline.js')).registerPipelineCommands] },
+  { names: ['query'], load: async () => [(await import('./query.js')).registerQueryCommand] },
+  { names: ['db', 'scan'], load: async () => [(await import('./scan.js')).registerScanCommands] },
+  { names: ['sbom'], load: async () => [(await import('./sbom.js')).registerSbomCommand] },
+  { names: ['bake'], load: async () => [(await import('./bake.js')).registerBakeCommand] },
+];
+
+/** The command named on the command line: the first argument that is not a global option. */
+function commandName(argv: string[]): string | undefined {
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--root') i++;
+    else if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+
+const wanted = commandName(process.argv);
+const chosen = registrars.filter((r) => wanted !== undefined && r.names.includes(wanted));
+const registered = new Set<Registrar>();
+for (const r of chosen.length ? chosen : registrars) {
+  for (const register of await r.load()) {
+    if (registered.has(register)) continue;
+    registered.add(register);
+    register(program, globals);
+  }
+}
 
 /** The one place where errors become a message and an exit code. */
 async function main(): Promise<void> {
