@@ -4,16 +4,13 @@
 // the directory when no other private or locked user has it, else a fresh directory of its own that
 // is thrown away after the step.
 
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { promisify } from 'node:util';
 import type { MountSharing } from '../dockerfile/mounts.js';
+import { copyPath } from '../snapshot/index.js';
 import { acquireStoreLock } from '../store/lock.js';
-
-const run = promisify(execFile);
 
 export interface CacheMountSpec {
   /** The cache id (default: the target, as BuildKit). */
@@ -62,7 +59,7 @@ async function createCacheDir(dir: string, spec: CacheMountSpec, seed: string | 
   const tmp = await mkdtemp(join(parent, `.new-${basename(dir)}-`));
   try {
     const fresh = join(tmp, 'dir');
-    if (seed) await run('cp', ['-a', '--reflink=auto', '--', seed, fresh]);
+    if (seed) await copyPath(seed, fresh);
     else await mkdir(fresh);
     await chown(fresh, spec.uid ?? 0, spec.gid ?? 0);
     await chmod(fresh, spec.mode ?? 0o755);

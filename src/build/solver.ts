@@ -1,10 +1,8 @@
-import { mkdir, mkdtemp, readdir, rm, writeFile, chmod } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile, chmod } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createHash, randomBytes } from 'node:crypto';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import { packEntries, writeLayer } from '../archive/index.js';
 import {
@@ -30,7 +28,7 @@ import type { Executor, Mount, NetworkMode, RunRequest } from '../sandbox/execut
 import { resolveChown, resolveUser, UnknownUser, InvalidUserSpec } from '../sandbox/index.js';
 import { ensureWorkingDir } from '../sandbox/mountpoints.js';
 import { pathInfo } from '../snapshot/overlay.js';
-import { createSnapshotter } from '../snapshot/index.js';
+import { copyPath, createSnapshotter } from '../snapshot/index.js';
 import type { LayerRef, Snapshotter } from '../snapshot/snapshotter.js';
 import { BuildCache, cacheKey, type CacheSource } from './cache.js';
 import { cacheMountDir, openCacheMount } from './cachemount.js';
@@ -43,7 +41,6 @@ import { ImageUnknown, KilnError } from '../errors.js';
 import { loadOciLayout } from './named.js';
 import { formatReference, parseNamed } from '../reference/reference.js';
 
-const execFileAsync = promisify(execFile);
 
 export interface BuildRequest {
   store: Store;
@@ -223,9 +220,9 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   };
 
   const stageLabel = (index: number) => plan.stages[index]!.name ?? `stage-${index}`;
-  /** The layers a RUN --mount's from= names: a stage (built first) or an image. */
-  const mountSourceLayers = async (from: SourceRef, step: RunStep): Promise<LayerRef[]> =>
-    'stage' in from ? (await stage(from.stage)).layers : imageLayers(await resolveImage(from.image, step.line));
+  /** The layers a COPY --from or RUN --mount from= names: a stage (built first) or an image. */
+  const sourceLayers = async (from: SourceRef, line: number): Promise<LayerRef[]> =>
+    'stage' in from ? (await stage(from.stage)).layers : imageLayers(await resolveImage(from.image, line));
   const describeSource = (from: SourceRef) => ('stage' in from ? `stage ${stageLabel(from.stage)}` : `image ${from.image}`);
 
   async function buildStage(index: number): Promise<StageResult> {
@@ -501,7 +498,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
         let seed: string | undefined;
         if (m.from) {
           // from= and source=: a new cache starts with that directory of a stage or an image.
-          const v = await snapshotter.view(await mountSourceLayers(m.from, step), 'cache-from');
+          const v = await snapshotter.view(await sourceLayers(m.from, step.line), 'cache-from');
           cleanups.push(() => v.release());
           seed = join(v.path, m.source);
           if ((await pathInfo(seed))?.type !== 'directory') fail(`cache mount source "${m.source}" is not a directory in ${describeSource(m.from)}`);
@@ -534,12 +531,12 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
         let root: string;
         if (!m.from) root = req.context.root;
         else if (m.readOnly) {
-          const v = await snapshotter.view(await mountSourceLayers(m.from, step), 'bind');
+          const v = await snapshotter.view(await sourceLayers(m.from, step.line), 'bind');
           cleanups.push(() => v.release());
           root = v.path;
         } else {
           // rw: the step writes into a snapshot of its own, thrown away afterwards.
-          const s = await snapshotter.prepare(await mountSourceLayers(m.from, step), 'bind-rw');
+          const s = await snapshotter.prepare(await sourceLayers(m.from, step.line), 'bind-rw');
           cleanups.push(() => s.release());
           root = s.rootfs;
         }
@@ -549,7 +546,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
           // rw from the context: a scratch copy, so the step's writes never reach the user's files.
           const scratch = await mkdtemp(join(tmpdir(), 'kiln-bind-'));
           cleanups.push(() => rm(scratch, { recursive: true, force: true }));
-          await execFileAsync('cp', ['-a', '--reflink=auto', '--', source, join(scratch, 'src')]);
+          await copyPath(source, join(scratch, 'src'));
           source = join(scratch, 'src');
         }
         return [{ destination: m.target, type: 'bind', source, options: ['rbind', m.readOnly ? 'ro' : 'rw'] }];
@@ -600,7 +597,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       const dirCtx = step.from && 'image' in step.from ? namedDir(step.from.image) : undefined;
       if (dirCtx) tree = await namedTree(dirCtx);
       else if (step.from) {
-        const srcLayers = 'stage' in step.from ? (await stage(step.from.stage)).layers : imageLayers(await resolveImage(step.from.image, step.line));
+        const srcLayers = await sourceLayers(step.from, step.line);
         const v = await snapshotter.view(srcLayers, 'copy-from');
         cleanups.push(() => v.release());
         tree = new DirTree(v.path);

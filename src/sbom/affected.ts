@@ -48,17 +48,9 @@ interface StoredSbom {
 }
 
 async function survey(store: Store): Promise<{ images: Surveyed[]; sboms: Map<string, StoredSbom[]> }> {
-  const index = await store.readIndex();
-  const entries = new Map<string, { desc: Descriptor; names: string[] }>();
-  for (const m of index.manifests) {
-    const e = entries.get(m.digest) ?? { desc: m, names: [] };
-    const name = m.annotations?.[RefNameAnnotation];
-    if (name) e.names.push(name);
-    entries.set(m.digest, e);
-  }
   const images: Surveyed[] = [];
   const sboms = new Map<string, StoredSbom[]>();
-  for (const { desc, names } of entries.values()) {
+  for (const { desc, names } of await store.indexedManifests()) {
     const doc = await store.content.readJSON<Partial<Manifest>>(desc.digest).catch(() => undefined);
     if (!doc) continue;
     if (doc.subject) {

@@ -178,6 +178,11 @@ async function copyTree(from: string, to: string): Promise<void> {
   await run('cp', ['-a', '--reflink=auto', `${from}/.`, to]);
 }
 
+/** A file or directory `from` copied to the new path `to`, as copyTree copies (cp -a, reflinks). */
+export async function copyPath(from: string, to: string): Promise<void> {
+  await run('cp', ['-a', '--reflink=auto', '--', from, to]);
+}
+
 /** OCI image-spec config.md chain ID of the layers: names the flattened tree. */
 function chainName(layers: readonly LayerRef[]): string {
   return encodedOf(chainId(layers.map((l) => l.diffId))!);

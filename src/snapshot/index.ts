@@ -9,7 +9,7 @@ import { inUserNamespace } from '../sandbox/userns.js';
 
 export type { Snapshotter, ActiveSnapshot, View, LayerRef, PathInfo, CommitOptions } from './snapshotter.js';
 export { OverlaySnapshotter } from './overlay.js';
-export { CopySnapshotter } from './copy.js';
+export { CopySnapshotter, copyPath } from './copy.js';
 
 let overlayAllowed: Promise<boolean> | undefined;
 

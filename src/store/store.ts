@@ -162,8 +162,8 @@ export class Store {
     }
   }
 
-  /** All images, one record per distinct manifest, with their names. */
-  async listImages(): Promise<StoredImage[]> {
+  /** index.json's entries grouped by manifest: one per distinct digest, with every name it has. */
+  async indexedManifests(): Promise<{ desc: Descriptor; names: string[] }[]> {
     const index = await this.readIndex();
     const byDigest = new Map<string, { desc: Descriptor; names: string[] }>();
     for (const m of index.manifests) {
@@ -172,8 +172,13 @@ export class Store {
       if (name) entry.names.push(name);
       byDigest.set(m.digest, entry);
     }
+    return [...byDigest.values()];
+  }
+
+  /** All images, one record per distinct manifest, with their names. */
+  async listImages(): Promise<StoredImage[]> {
     const out: StoredImage[] = [];
-    for (const { desc, names } of byDigest.values()) {
+    for (const { desc, names } of await this.indexedManifests()) {
       const img = await this.loadImage(desc, names).catch(() => undefined);
       if (img) out.push(img);
     }
