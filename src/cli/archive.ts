@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
-import { openStore, out, type GlobalOptions } from './context.js';
+import { openStore, out, writeToStdout, type GlobalOptions } from './context.js';
 import { loadArchive, loadArchiveFile } from '../store/load.js';
 import { saveArchive, saveArchiveFile, type ArchiveFormat, type SaveItem } from '../store/save.js';
 import { familiarName } from '../store/describe.js';
 import { normalize, parseReference } from '../reference/reference.js';
-import { KilnError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 
 /** load and save: images in and out of archives. */
 export function registerArchiveCommands(program: Command, globals: () => GlobalOptions): void {
@@ -52,11 +52,6 @@ export function registerArchiveCommands(program: Command, globals: () => GlobalO
         for (const name of names) items.push({ image, name: name && !parseReference(name).digest ? name : undefined });
       }
       if (o.output && o.output !== '-') await saveArchiveFile(store, items, format, o.output);
-      else {
-        if (process.stdout.isTTY) throw new UsageError('cowardly refusing to write an archive to a terminal: use -o FILE or redirect output');
-        await saveArchive(store, items, format, process.stdout).catch((e: NodeJS.ErrnoException) => {
-          throw e.code === 'EPIPE' ? new KilnError('standard output was closed before the archive was complete') : e;
-        });
-      }
+      else await writeToStdout('archive', (stdout) => saveArchive(store, items, format, stdout));
     });
 }

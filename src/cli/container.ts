@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { createWriteStream } from 'node:fs';
 import { readFile, rename, rm } from 'node:fs/promises';
-import { collect, openStore, out, type GlobalOptions } from './context.js';
+import { collect, openStore, out, writeToStdout, type GlobalOptions } from './context.js';
 import { renderTemplate } from './images.js';
 import { UsageError } from '../errors.js';
 import { tempPathFor } from '../store/atomic.js';
@@ -443,8 +443,7 @@ function defineCommands(parent: Command, globals: () => GlobalOptions, grouped: 
       const store = await openStore(globals());
       const c = await resolveContainer(store, ref);
       if (!o.output || o.output === '-') {
-        if (process.stdout.isTTY) throw new UsageError('cowardly refusing to write a tar archive to a terminal: use -o FILE or redirect output');
-        await exportContainer(store, c, process.stdout);
+        await writeToStdout('tar archive', (stdout) => exportContainer(store, c, stdout));
         return;
       }
       const tmp = tempPathFor(o.output);

@@ -1,3 +1,5 @@
+import type { Writable } from 'node:stream';
+import { KilnError, UsageError } from '../errors.js';
 import { Store } from '../store/store.js';
 import { defaultRoot } from '../store/root.js';
 
@@ -19,3 +21,14 @@ export function out(s: string): void {
 
 /** commander's accumulator for a repeatable option (`-t a -t b` → ['a', 'b']). */
 export const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+/**
+ * Write `noun` (an archive, a tar archive) to standard output: refused when that is a terminal, and
+ * a reader that goes away early (EPIPE) is a one-line error rather than a crash.
+ */
+export async function writeToStdout(noun: string, write: (out: Writable) => Promise<void>): Promise<void> {
+  if (process.stdout.isTTY) throw new UsageError(`cowardly refusing to write ${/^[aeiou]/.test(noun) ? 'an' : 'a'} ${noun} to a terminal: use -o FILE or redirect output`);
+  await write(process.stdout).catch((e: NodeJS.ErrnoException) => {
+    throw e.code === 'EPIPE' ? new KilnError(`standard output was closed before the ${noun} was complete`) : e;
+  });
+}

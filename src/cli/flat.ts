@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { collect, openStore, out, type GlobalOptions } from './context.js';
+import { collect, openStore, out, writeToStdout, type GlobalOptions } from './context.js';
 import { importTarball } from '../store/import.js';
 import { exportImage, exportImageFile } from '../store/export.js';
 import { KilnError, UsageError } from '../errors.js';
@@ -30,12 +30,7 @@ export function registerFlatCommands(program: Command, globals: () => GlobalOpti
       const store = await openStore(globals());
       const image = await store.resolveImage(ref);
       if (o.output && o.output !== '-') await exportImageFile(store, image, o.output);
-      else {
-        if (process.stdout.isTTY) throw new UsageError('cowardly refusing to write a tar archive to a terminal: use -o FILE or redirect output');
-        await exportImage(store, image, process.stdout).catch((e: NodeJS.ErrnoException) => {
-          throw e.code === 'EPIPE' ? new KilnError('standard output was closed before the tar archive was complete') : e;
-        });
-      }
+      else await writeToStdout('tar archive', (stdout) => exportImage(store, image, stdout));
     });
 }
 

@@ -28,18 +28,27 @@ export interface SaveItem {
 export async function saveArchive(store: Store, items: SaveItem[], format: ArchiveFormat, out: Writable): Promise<void> {
   const pack = tar.pack();
   const done = pipeline(pack, out);
-  // A failed output (EPIPE, disk full) also fails the pending entry below, which reports it; without
-  // this handler the rejection of `done` would crash the process before that.
-  done.catch(() => {});
-  const entry = (name: string, body: Buffer | string) =>
-    new Promise<void>((resolve, reject) => pack.entry({ name, mode: 0o644, mtime: new Date(0) }, body, (e) => (e ? reject(e) : resolve())));
-  const streamEntry = async (name: string, size: number, src: Readable) => {
-    let finished!: Promise<void>;
-    const sink = await new Promise<NodeJS.WritableStream>((resolve) => {
-      finished = new Promise<void>((ok, fail) => resolve(pack.entry({ name, size, mode: 0o644, mtime: new Date(0) }, (e) => (e ? fail(e) : ok())) as unknown as NodeJS.WritableStream));
+  // A failed output (EPIPE, disk full) destroys the pack, and the next entry fails with the output's
+  // error, which the caller reports; `done` is awaited there, so its own rejection is not unhandled.
+  const outputError = done.then(
+    () => undefined,
+    (e: Error) => e,
+  );
+  const add = (header: Parameters<typeof pack.entry>[0], body: Buffer | string | undefined, src?: Readable) =>
+    new Promise<void>((resolve, reject) => {
+      // Once the pack is destroyed the output pipeline settles: its error says what went wrong.
+      const fail = async (e: unknown) => reject(pack.destroyed ? ((await outputError) ?? e) : e);
+      try {
+        const callback = (e?: Error | null) => (e ? void fail(e) : resolve());
+        const sink = body === undefined ? pack.entry(header, callback) : pack.entry(header, body, callback);
+        if (src) pipeline(src, sink as unknown as NodeJS.WritableStream).catch(fail);
+      } catch (e) {
+        // tar-stream throws once the pack is destroyed: the output went away.
+        void fail(e);
+      }
     });
-    await Promise.all([pipeline(src, sink), finished]);
-  };
+  const entry = (name: string, body: Buffer | string) => add({ name, mode: 0o644, mtime: new Date(0) }, body);
+  const streamEntry = (name: string, size: number, src: Readable) => add({ name, size, mode: 0o644, mtime: new Date(0) }, undefined, src);
   const written = new Set<string>();
   if (format === 'oci') {
     await entry('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { fixture, kiln, kilnOk } from '../support/env.js';
+import { spawn } from 'node:child_process';
+import { fixture, kiln, kilnMain, kilnOk } from '../support/env.js';
 import { assertBlobsIntact, assertOneLineError, assertUnchanged, fileDir, indexSnapshot, makeTar, readArchive, sha256hex, writeArchive } from './support.js';
 
 // Each bad input gives one line of error, a non-zero exit, and leaves the store as it was.
@@ -121,4 +122,20 @@ test('load of a file that is not an archive is rejected', async () => {
   const empty = join(work, 'empty');
   writeFileSync(empty, '');
   await expectRejected(['load', '-i', empty], /empty or not a tar archive/);
+});
+
+test('save and export to a reader that goes away early: a one-line error and exit 1, never a crash', async () => {
+  // busybox: a megabyte, far more than a pipe holds, so the writer is still writing when the reader leaves.
+  const own = fileDir('kiln-bad-epipe-');
+  await kilnOk(own, ['load', '-q', '-i', fixture('busybox', 'oci')]);
+  for (const args of [['save', 'busybox'], ['save', '--format', 'oci', 'busybox'], ['export', 'busybox']]) {
+    // The reader takes the first chunk and closes the pipe, as `| head -c 100` does.
+    const child = spawn(process.execPath, [kilnMain, ...args], { env: { ...process.env, KILN_ROOT: own }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 1, `${args.join(' ')}: ${stderr}`);
+    assert.match(stderr, /^Error: standard output was closed before the (tar )?archive was complete\n$/, args.join(' '));
+  }
 });
