@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, writeFile, chmod } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile, chmod, chown } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -525,6 +525,8 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
         const p = join(dir, 'secret');
         await writeFile(p, value, { mode: m.mode ?? 0o400 });
         await chmod(p, m.mode ?? 0o400);
+        // uid= and gid= own the file for a step that runs as another user (BuildKit: default 0:0).
+        await chown(p, m.uid ?? 0, m.gid ?? 0);
         return [{ destination: m.target, type: 'bind', source: p, options: ['rbind', 'ro'] }];
       }
       case 'bind': {

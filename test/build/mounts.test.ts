@@ -132,3 +132,29 @@ test('ARG and ENV names that look like secrets get a warning pointing to --secre
   assert.match(r.stderr, /SecretsUsedInArgOrEnv: .*ARG "DB_PASSWORD"\) \(line 2\): pass secrets with --secret/);
   assert.match(r.stderr, /SecretsUsedInArgOrEnv: .*ENV "API_TOKEN"\) \(line 3\): pass secrets with --secret/);
 });
+
+test('a secret file gets mode, uid and gid; a tmpfs mount is writable and leaves nothing in the layer', async () => {
+  await writeFile(join(work, 'owned-secret'), 'for-nobody');
+  const dir = await context({
+    Dockerfile:
+      'FROM busybox\nRUN --mount=type=secret,id=tok,mode=0440,uid=65534,gid=65534 stat -c %a:%u:%g /run/secrets/tok > /secret-meta\n' +
+      'USER 65534\nRUN --mount=type=secret,id=tok,uid=65534 cat /run/secrets/tok > /tmp/read-as-nobody && mv /tmp/read-as-nobody /tmp/r\nUSER 0\n' +
+      'RUN --mount=type=tmpfs,target=/scratch,size=1m echo x > /scratch/f && cat /scratch/f > /tmpfs-used && mount | grep " /scratch " | grep -c tmpfs > /tmpfs-type\n',
+  });
+  const [meta, read, used, type] = await buildAndRead(dir, ['secret-meta', 'tmp/r', 'tmpfs-used', 'tmpfs-type'], ['--secret', `id=tok,src=${join(work, 'owned-secret')}`]);
+  assert.equal(meta, '440:65534:65534\n');
+  assert.equal(read, 'for-nobody');
+  assert.equal(used, 'x\n');
+  assert.equal(type, '1\n');
+  const dest = join(work, `out-tmpfs-${++n}`);
+  await kilnOk(root, ['build', '-q', '--secret', `id=tok,src=${join(work, 'owned-secret')}`, '-o', `type=local,dest=${dest}`, dir]);
+  await assert.rejects(readFile(join(dest, 'scratch', 'f')), 'the tmpfs contents are not in the image');
+});
+
+test('a --secret whose file does not exist is an error naming the flag, before anything runs', async () => {
+  const dir = await context({ Dockerfile: 'FROM busybox\nRUN --mount=type=secret,id=tok cat /run/secrets/tok\n' });
+  const r = await kiln(root, ['build', '--secret', `id=tok,src=${join(work, 'no-such-secret')}`, dir]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^Error: --secret id=tok: cannot read .*no-such-secret/m);
+  assert.doesNotMatch(r.stderr, /RUN --mount/);
+});
