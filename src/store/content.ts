@@ -71,9 +71,7 @@ export class ContentStore {
    * fails verification never becomes visible; a blob already present is not written again.
    */
   async put(src: Readable | AsyncIterable<Uint8Array> | Uint8Array | string, expect: Expectation = {}): Promise<BlobInfo> {
-    if (expect.digest && expect.size !== undefined && (await this.size(expect.digest)) === expect.size) {
-      // Leased like a written blob: the caller is about to reference it, so gc must not take it now.
-      await this.recordInLease(expect.digest);
+    if (expect.digest && expect.size !== undefined && (await this.holdPresent(expect.digest, expect.size))) {
       if (src instanceof Readable) src.resume();
       else if (typeof src !== 'string' && !(src instanceof Uint8Array)) for await (const _ of src) void _;
       return { digest: expect.digest, size: expect.size };
@@ -100,6 +98,17 @@ export class ContentStore {
       await unlink(tmp).catch(() => {});
       throw e;
     }
+  }
+
+  /**
+   * Whether the blob is already here with this size, leased if so. Leased before it is checked again,
+   * as a written blob is leased before its rename: sweep reads leases again after moving its candidates
+   * aside and puts back what was leased meanwhile, so a copy seen here after the lease stays.
+   */
+  private async holdPresent(digest: string, size: number): Promise<boolean> {
+    if ((await this.size(digest)) !== size) return false;
+    await this.recordInLease(digest);
+    return (await this.size(digest)) === size;
   }
 
   private async commit(tmp: string, digest: string): Promise<void> {
@@ -174,8 +183,37 @@ export class ContentStore {
     }
   }
 
-  async delete(digest: string): Promise<void> {
-    await rm(this.blobPath(digest), { force: true });
+  /**
+   * Delete every blob not in `live`, which the caller computed from its roots and the leases it read.
+   * A writer may lease a blob after that read, so the candidates are first moved aside, then the leases
+   * are read again and whatever a writer leased meanwhile goes back; a writer leases before it renames
+   * a blob in, or before it trusts a copy already present, so no blob it relies on is ever lost.
+   */
+  async sweep(live: Set<string>): Promise<{ removed: number; bytes: number }> {
+    const aside = join(this.root, 'ingest', `${process.pid}-gc-${randomBytes(4).toString('hex')}`);
+    await mkdir(aside, { recursive: true });
+    const moved: BlobInfo[] = [];
+    for await (const blob of this.list()) {
+      if (live.has(blob.digest)) continue;
+      const ok = await rename(this.blobPath(blob.digest), join(aside, blob.digest.replace(':', '-'))).then(
+        () => true,
+        () => false,
+      );
+      if (ok) moved.push(blob);
+    }
+    const leased = moved.length ? await this.leasedDigests() : new Set<string>();
+    let removed = 0;
+    let bytes = 0;
+    for (const blob of moved) {
+      // Same bytes whether or not the writer has meanwhile written it again, so replacing is harmless.
+      if (leased.has(blob.digest)) await rename(join(aside, blob.digest.replace(':', '-')), this.blobPath(blob.digest));
+      else {
+        removed++;
+        bytes += blob.size;
+      }
+    }
+    await rm(aside, { recursive: true, force: true });
+    return { removed, bytes };
   }
 
   /** Remove ingest files left by processes that died mid-write. */

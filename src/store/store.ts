@@ -303,16 +303,9 @@ export class Store {
         index.manifests = index.manifests.filter((m) => !orphans.some((o) => o.desc === m));
         await writeIndexFile(this.root, index);
       }
-      let removed = 0;
-      let bytes = 0;
-      for await (const blob of this.content.list()) {
-        if (live.has(blob.digest)) continue;
-        await this.content.delete(blob.digest);
-        removed++;
-        bytes += blob.size;
-      }
+      const swept = await this.content.sweep(live);
       await this.content.cleanIngest();
-      return { removed, bytes };
+      return swept;
     });
   }
 

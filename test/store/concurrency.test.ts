@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeHeader, tarHeader } from '../../src/archive/index.js';
+import { ContentStore } from '../../src/store/content.js';
 import { humanSize } from '../../src/ui/format.js';
 import { fixture, kiln, kilnMain, kilnOk, tempDir } from '../support/env.js';
 import { assertBlobsIntact, assertIndexComplete, blobNames, makeTar, sha256hex, tags } from './support.js';
@@ -183,4 +184,33 @@ test('gc removes only unreferenced blobs and keeps those a live process has leas
   assert.deepEqual(blobNames(root), referenced, 'once its process is gone the leased blob goes too');
   assertStoreWhole(root);
   assert.equal((await tags(root)).size, 1);
+});
+
+test('a blob written or trusted after gc read the leases survives the sweep', async (t) => {
+  // The interleaving that once lost a layer under load: gc reads leases, a writer leases and renames
+  // a blob in, gc lists the blobs. Played in order here, the writer's blob must stay.
+  const root = await tempDir(t);
+  const content = new ContentStore(root);
+  const early = await content.put('written before gc looked at the leases');
+  const live = await content.leasedDigests();
+  const written = await content.put('written after gc looked at the leases');
+  assert.deepEqual(await content.sweep(live), { removed: 0, bytes: 0 });
+  assert.ok((await content.has(written.digest)) && (await content.has(early.digest)));
+
+  // A copy already present that a writer decides to reuse (no lease of its own yet) is kept too.
+  await content.releaseLease();
+  const before = await content.leasedDigests();
+  assert.deepEqual(await content.put('written after gc looked at the leases', written), written);
+  const stray = await new ContentStore(root).put('nobody leases this one for long');
+  const result = await content.sweep(new Set([...before, early.digest]));
+  assert.ok(await content.has(written.digest), 'the reused blob was swept');
+  assert.ok(await content.has(stray.digest), 'a blob leased by a live process was swept');
+  assert.deepEqual(result, { removed: 0, bytes: 0 });
+
+  // Once nothing leases it, an unreferenced blob goes.
+  await content.releaseLease();
+  const idle = await content.leasedDigests();
+  assert.deepEqual(await content.sweep(new Set([...idle, written.digest, stray.digest])), { removed: 1, bytes: early.size });
+  assert.ok(!(await content.has(early.digest)));
+  assert.deepEqual(readdirSync(join(root, 'ingest')), [], 'the set-aside directory is gone');
 });
