@@ -4,8 +4,6 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { collect, openStore, out, type GlobalOptions } from './context.js';
 import { solve, type NamedContext, type RunFailure } from '../build/solver.js';
-import { debugShell } from '../container/debug.js';
-import { pullImage, pushImage } from '../registry/client/index.js';
 import { addInlineCache, exportCache, importCaches, parseCacheFrom, parseCacheTo } from './buildcache.js';
 import { BuildContext } from '../build/context.js';
 import { cloneGitContext, isGitContext, parseGitContext } from '../build/gitcontext.js';
@@ -21,7 +19,12 @@ import { BuildCancelled } from '../build/errors.js';
 import type { NetworkMode } from '../sandbox/executor.js';
 import { familiarName } from '../store/describe.js';
 import { normalize } from '../reference/reference.js';
-import { storeSbom } from '../sbom/index.js';
+
+/**
+ * The registry client, the SBOM cataloguers and the debug shell are loaded when a build uses them:
+ * together they were most of kiln build's start-up, paid by every local build.
+ */
+const registryClient = () => import('../registry/client/index.js');
 
 interface BuildFlags {
   tag: string[];
@@ -212,16 +215,16 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
           secrets,
           sourceDateEpoch,
           pullPolicy: pull,
-          resolveMissingImage: (ref) => pullImage(store, ref),
+          resolveMissingImage: async (ref) => (await registryClient()).pullImage(store, ref),
           namedContexts,
           cacheSources,
-          ...(o.onError === 'shell' ? { onRunFailure: (failure: RunFailure) => debugShell(executor, failure) } : {}),
+          ...(o.onError === 'shell' ? { onRunFailure: async (failure: RunFailure) => (await import('../container/debug.js')).debugShell(executor, failure) } : {}),
         });
         if (controller.signal.aborted) throw new BuildCancelled('build cancelled');
         for (const w of result.warnings) progress.warn(`${w.rule}: ${w.message}${w.line ? ` (line ${w.line})` : ''}${warningHints[w.rule] ?? ''}`);
         if (cacheTo.some((c) => c.type === 'inline')) await addInlineCache(store, result);
         const image = await exportResult(store, result, output.type === 'image' && output.name ? [output.name, ...o.tag] : o.tag, output);
-        const sbom = o.sbom ? await storeSbom(store, image) : undefined;
+        const sbom = o.sbom ? await (await import('../sbom/index.js')).storeSbom(store, image) : undefined;
         // The image is stored and tagged before anything goes to a registry: a failed push keeps it, as docker does.
         for (const c of cacheTo) if (c.type === 'registry') notes.push(await exportCache(store, c, result, (m) => progress.warn(m)));
         progress.close();
@@ -234,7 +237,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
         if (o.iidfile) await writeFile(o.iidfile, image.id);
         if (mode === 'quiet') out(image.id);
         for (const name of pushNames) {
-          const pushed = await pushImage(store, image.id, name);
+          const pushed = await (await registryClient()).pushImage(store, image.id, name);
           if (mode !== 'quiet') process.stderr.write(`pushing ${familiarName(normalize(name))}: ${pushed.reference}: digest: ${pushed.digest} size: ${pushed.size}\n`);
         }
       } catch (e) {

@@ -4,13 +4,15 @@ import type { Store } from '../store/store.js';
 import type { CacheRecord, CacheSource } from '../build/cache.js';
 import type { BuildCache } from '../build/cache.js';
 import type { BuildResult } from '../build/solver.js';
-import { exportRegistryCache, importCache, withInlineCache } from '../registry/client/cache.js';
 import { normalize } from '../reference/reference.js';
 
 // kiln build --cache-to / --cache-from, in buildx's syntax:
 //   --cache-to type=registry,ref=REF[,mode=min|max][,mounts=true][,mounts-max-size=SIZE]
 //   --cache-to type=inline
 //   --cache-from type=registry,ref=REF   or   --cache-from REF
+
+/** Loaded only by builds that use a registry cache (see registryClient in build.ts). */
+const registryCache = () => import('../registry/client/cache.js');
 
 export type CacheTo =
   | { type: 'registry'; ref: string; mode: 'min' | 'max'; mounts: boolean; mountsMaxSize?: number }
@@ -60,7 +62,7 @@ export function parseCacheFrom(spec: string): string {
 export async function importCaches(refs: string[], warn: (m: string) => void): Promise<CacheSource[]> {
   const sources: CacheSource[] = [];
   for (const ref of refs) {
-    const s = await importCache(ref, { onWarning: warn });
+    const s = await (await registryCache()).importCache(ref, { onWarning: warn });
     if (s) sources.push(s);
   }
   return sources;
@@ -77,13 +79,13 @@ async function recordsOf(cache: BuildCache, keys: string[]): Promise<Map<string,
 
 /** --cache-to type=inline: the result's config gets the records of the final image's steps. */
 export async function addInlineCache(store: Store, result: BuildResult): Promise<void> {
-  result.config = await withInlineCache(store, result.config, result.layers, await recordsOf(result.cache, result.keys));
+  result.config = await (await registryCache()).withInlineCache(store, result.config, result.layers, await recordsOf(result.cache, result.keys));
 }
 
 /** --cache-to type=registry: push the cache artifact. Returns the line to print. */
 export async function exportCache(store: Store, to: Extract<CacheTo, { type: 'registry' }>, result: BuildResult, warn: (m: string) => void): Promise<string> {
   const records = await recordsOf(result.cache, to.mode === 'max' ? result.allKeys : result.keys);
-  const pushed = await exportRegistryCache(store, to.ref, records, {
+  const pushed = await (await registryCache()).exportRegistryCache(store, to.ref, records, {
     mounts: to.mounts ? result.cacheMounts : undefined,
     mountsMaxSize: to.mountsMaxSize,
     onWarning: warn,

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';

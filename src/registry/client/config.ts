@@ -2,7 +2,6 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
-import { parse as parseYaml } from 'yaml';
 import { DefaultDomain } from '../../reference/reference.js';
 import { RegistriesConfigInvalid } from './errors.js';
 
@@ -57,6 +56,8 @@ export async function loadRegistriesConfig(env: NodeJS.ProcessEnv = process.env)
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { hosts: new Map() };
     throw new RegistriesConfigInvalid(`${path}: ${(e as Error).message}`);
   }
+  // The YAML parser is loaded only when there is a file to read: most pushes and pulls have none.
+  const { parse: parseYaml } = await import('yaml');
   let doc: unknown;
   try {
     doc = parseYaml(text);

@@ -1,5 +1,4 @@
 import type { Readable } from 'node:stream';
-import { createHash } from 'node:crypto';
 import { findCredential, type Credential } from './credentials.js';
 import { NetworkError, readBody, sendWithRetry, DefaultRetry, discard, type HttpResponse, type RetryPolicy } from './http.js';
 import { basicHeader, errorSummary, fetchToken, parseChallenge, type Challenge, type Token } from './auth.js';
