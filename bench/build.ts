@@ -221,6 +221,10 @@ async function main(): Promise<void> {
     const s1 = only.has('S1') ? makeS1(work) : undefined;
     const s2 = only.has('S2') ? makeS2(work) : undefined;
     const s3 = only.has('S3') ? makeS3(work) : undefined;
+    // Stores are removed only at the end: ext4 is slow to create files for a while after many were
+    // deleted (it scans past recently deleted inodes, fs/ext4/ialloc.c recently_deleted), which would
+    // charge one run's clean-up to the next run's first tool.
+    const spent: [Tool, string][] = [];
     for (let rep = 0; rep < reps; rep++) {
       // Alternate which tool goes first, so neither always meets the other's page cache or load.
       const order: Tool[] = rep % 2 === 0 ? ['kiln', 'buildah'] : ['buildah', 'kiln'];
@@ -230,7 +234,7 @@ async function main(): Promise<void> {
         for (const tool of order) st.set(tool, await stores.fresh(tool));
         for (const tool of order) record('S1 cold: FROM busybox + 30 RUN', 0.15, tool, await build(tool, st.get(tool)!, s1));
         for (const tool of order) record('S1 fully cached rebuild', 0.5, tool, await build(tool, st.get(tool)!, s1));
-        for (const tool of order) stores.remove(tool, st.get(tool)!);
+        for (const tool of order) spent.push([tool, st.get(tool)!]);
       }
       if (s2) {
         const st = new Map<Tool, string>();
@@ -243,15 +247,16 @@ async function main(): Promise<void> {
         for (const tool of order) record('S2 unchanged rebuild', 0.15, tool, await build(tool, st.get(tool)!, s2.ctx));
         appendFileSync(s2.small, `changed in repetition ${rep + 1}\n`);
         for (const tool of order) record('S2 rebuild, one small file changed', 0.3, tool, await build(tool, st.get(tool)!, s2.ctx));
-        for (const tool of order) stores.remove(tool, st.get(tool)!);
+        for (const tool of order) spent.push([tool, st.get(tool)!]);
       }
       if (s3) {
         const st = new Map<Tool, string>();
         for (const tool of order) st.set(tool, await stores.fresh(tool));
         for (const tool of order) record('S3 cold: 3 parallel stages (--jobs 4 for both)', 0.6, tool, await build(tool, st.get(tool)!, s3, { buildahArgs: ['--jobs=4'], kilnArgs: ['--jobs', '4'] }));
-        for (const tool of order) stores.remove(tool, st.get(tool)!);
+        for (const tool of order) spent.push([tool, st.get(tool)!]);
       }
     }
+    for (const [tool, dir] of spent) stores.remove(tool, dir);
   } finally {
     if (!keep) rmSync(work, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
   }

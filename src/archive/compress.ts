@@ -127,6 +127,9 @@ async function* gzipParallel(input: AsyncIterable<Buffer>, opts: CompressOptions
     const options: zlib.ZlibOptions = {
       level,
       finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+      // Room for the whole deflated block in one output buffer (deflate grows incompressible data
+      // by a few bytes per 16 KiB): zlib's default 16 KiB would call back into JS 64 times per block.
+      chunkSize: Math.max(64 * 1024, block.length + (block.length >> 8) + 1024),
     };
     if (previous && previous.length > 0) options.dictionary = previous.subarray(Math.max(0, previous.length - WINDOW));
     const job = (async () => {

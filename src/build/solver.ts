@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { PassThrough, Writable, type Readable } from 'node:stream';
-import { packEntries, writeLayer } from '../archive/index.js';
+import { packEntries, writeLayer, type LayerEntry } from '../archive/index.js';
 import {
   dispatchStage,
   parseDockerfile,
@@ -30,6 +30,7 @@ import { ensureWorkingDir } from '../sandbox/mountpoints.js';
 import { pathInfo } from '../snapshot/overlay.js';
 import { copyPath, createSnapshotter } from '../snapshot/index.js';
 import type { LayerRef, Snapshotter } from '../snapshot/snapshotter.js';
+import { fetchingLayers } from './fetching.js';
 import { BuildCache, cacheKey, type CacheSource } from './cache.js';
 import { cacheMountDir, openCacheMount } from './cachemount.js';
 import { BuildContext } from './context.js';
@@ -655,7 +656,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
    * Write a COPY's entries as a layer blob; the snapshotter extracts the same tar as it goes, so the
    * next step's root filesystem does not decompress and extract the blob all over again.
    */
-  async function writeEntries(entries: Parameters<typeof packEntries>[0]): Promise<LayerRef> {
+  async function writeEntries(entries: LayerEntry[]): Promise<LayerRef> {
     let stored: { digest: string; size: number } | undefined;
     const tar = packEntries(entries, { sourceDateEpoch: req.sourceDateEpoch });
     let extracted: Promise<string | undefined> = Promise.resolve(undefined);
@@ -670,7 +671,8 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       });
       tar.pipe(forLayer);
       tar.pipe(forSnapshot);
-      extracted = snapshotter.extractWhileWriting(forSnapshot);
+      const bytes = entries.reduce((n, e) => n + (e.size ?? (typeof e.content === 'string' ? Buffer.byteLength(e.content) : (e.content?.length ?? 0))), 0);
+      extracted = snapshotter.extractWhileWriting(forSnapshot, { bytes, entries: entries.length });
       layerTar = forLayer;
     }
     const d = await writeLayer(layerTar, async (blob) => {
@@ -696,16 +698,6 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     return { ...result, warnings, plan, allKeys, cacheMounts, cache };
   }
 
-}
-
-/** A snapshotter that first fetches the blobs of imported cache hits among the layers it is given. */
-function fetchingLayers(inner: Snapshotter, cache: BuildCache): Snapshotter {
-  return {
-    name: inner.name,
-    prepare: async (layers, id) => (await cache.ensure(layers), inner.prepare(layers, id)),
-    view: async (layers, id) => (await cache.ensure(layers), inner.view(layers, id)),
-    lookup: async (layers, path) => (await cache.ensure(layers), inner.lookup(layers, path)),
-  };
 }
 
 function isUrl(s: string): boolean {

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { applyLayer, packDirectory, compress } from '../archive/index.js';
+import { applyLayerInWorker } from '../archive/apply-thread.js';
 import { DigestingStream, encodedOf } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { Store } from '../store/store.js';
@@ -58,13 +59,17 @@ export class OverlaySnapshotter implements Snapshotter {
     return pending;
   }
 
-  async extractWhileWriting(tar: Readable): Promise<string | undefined> {
+  async extractWhileWriting(tar: Readable, hint?: { bytes: number; entries: number }): Promise<string | undefined> {
     let tmp: string | undefined;
     try {
       await mkdir(this.layersDir, { recursive: true });
       await mkdir(this.tmpDir, { recursive: true });
       tmp = await mkdtemp(join(this.tmpDir, 'x-'));
-      const { diffId } = await applyLayer(tar, tmp, { whiteouts: 'overlay', overlayXattrNamespace: this.userxattr ? 'user' : 'trusted' });
+      // A big layer is extracted on a thread of its own, beside the packing, hashing and compressing
+      // on this one; a small one is not worth a thread's start-up (some 30 ms).
+      const big = hint !== undefined && (hint.bytes >= 16 << 20 || hint.entries >= 1000);
+      const opts = { whiteouts: 'overlay', overlayXattrNamespace: this.userxattr ? 'user' : 'trusted' } as const;
+      const { diffId } = await (big ? applyLayerInWorker(tar, tmp, opts) : applyLayer(tar, tmp, opts));
       await renameIntoPlace(tmp, join(this.layersDir, encodedOf(diffId)));
       return diffId;
     } catch {

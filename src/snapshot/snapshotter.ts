@@ -48,9 +48,10 @@ export interface Snapshotter {
    * prepare() finds it ready instead of decompressing and extracting the stored blob. Resolves to the
    * diffID that was extracted, or undefined when extraction failed (the blob is then extracted on
    * first use as usual); never rejects, and keeps reading `tar` to its end either way. Optional:
-   * snapshotters without a per-layer form have nothing to keep.
+   * snapshotters without a per-layer form have nothing to keep. `hint`: what the caller knows of
+   * the layer's size, so that a big one can be extracted on a thread of its own.
    */
-  extractWhileWriting?(tar: Readable): Promise<string | undefined>;
+  extractWhileWriting?(tar: Readable, hint?: { bytes: number; entries: number }): Promise<string | undefined>;
 }
 
 export interface PathInfo {

@@ -79,7 +79,8 @@ export class ContentStore {
     const ingest = join(this.root, 'ingest');
     await mkdir(ingest, { recursive: true });
     const tmp = join(ingest, `${process.pid}-${randomBytes(8).toString('hex')}`);
-    const hasher = new DigestingStream(expect);
+    // A source that is itself a DigestingStream (writeLayer's blob) is hashed once, not twice.
+    const hasher = src instanceof DigestingStream && !expect.digest && expect.size === undefined ? src : new DigestingStream(expect);
     try {
       const input =
         src instanceof Readable
@@ -87,7 +88,8 @@ export class ContentStore {
           : typeof src === 'string' || src instanceof Uint8Array
             ? Readable.from([typeof src === 'string' ? Buffer.from(src) : src])
             : Readable.from(src);
-      await pipeline(input, hasher, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+      if (hasher === input) await pipeline(input, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+      else await pipeline(input, hasher, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
       const fh = await open(tmp, 'r');
       await fh.sync();
       await fh.close();

@@ -401,3 +401,15 @@ test('--build-context adds a directory for COPY --from and an image alias for FR
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /--build-context extra: the name is also a stage of Dockerfile \(line 1\)/);
 });
+
+test('a COPY of 1,200 files (extracted on a thread of its own while it is written) is all there for the next RUN and in the image', async () => {
+  const files: Record<string, string> = { Dockerfile: 'FROM busybox\nCOPY . /ctx\nRUN find /ctx -type f | wc -l > /count && cat /ctx/d7/f77\n' };
+  for (let i = 0; i < 1200; i++) files[`d${i % 10}/f${i}`] = `${i}\n`;
+  const dir = await context(files);
+  const r = await build(dir, ['-t', 'many-files']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /\n#\d+ 0\.\d+ 77\n/, 'the RUN read a copied file');
+  const tree = await buildTree(dir);
+  assert.equal((await readFile(join(tree, 'count'), 'utf8')).trim(), '1201');
+  assert.equal(await readFile(join(tree, 'ctx', 'd3', 'f1193'), 'utf8'), '1193\n');
+});

@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { test } from 'node:test';
+import { fetchingLayers } from '../../src/build/fetching.js';
+import type { BuildCache } from '../../src/build/cache.js';
+import type { LayerRef, Snapshotter } from '../../src/snapshot/snapshotter.js';
+
+// The solver's snapshotter fetches imported cache layers before use; it must add that and take
+// nothing away: a COPY layer extracted while it is written is one the next RUN need not extract.
+
+const layer: LayerRef = { digest: 'sha256:' + 'a'.repeat(64), diffId: 'sha256:' + 'b'.repeat(64), mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', size: 1 };
+
+function fakes() {
+  const calls: string[] = [];
+  const cache = { ensure: async (layers: readonly LayerRef[]) => void calls.push(`ensure ${layers.length}`) } as unknown as BuildCache;
+  const inner: Snapshotter = {
+    name: 'fake',
+    prepare: async () => (calls.push('prepare'), { rootfs: '/x', commit: async () => undefined, release: async () => {} }),
+    view: async () => (calls.push('view'), { path: '/x', release: async () => {} }),
+    lookup: async () => (calls.push('lookup'), undefined),
+  };
+  return { calls, cache, inner };
+}
+
+test('layers are fetched before every prepare, view and lookup', async () => {
+  const { calls, cache, inner } = fakes();
+  const s = fetchingLayers(inner, cache);
+  await s.prepare([layer], 'p');
+  await s.view([layer, layer], 'v');
+  await s.lookup([], '/etc');
+  assert.deepEqual(calls, ['ensure 1', 'prepare', 'ensure 2', 'view', 'ensure 0', 'lookup']);
+});
+
+test('extractWhileWriting is passed through with its size hint, and absent when the inner snapshotter has none', async () => {
+  const { cache, inner } = fakes();
+  assert.equal(fetchingLayers(inner, cache).extractWhileWriting, undefined);
+  const seen: unknown[] = [];
+  inner.extractWhileWriting = async (tar, hint) => {
+    seen.push(hint);
+    for await (const _ of tar) void _;
+    return layer.diffId;
+  };
+  const s = fetchingLayers(inner, cache);
+  assert.equal(await s.extractWhileWriting!(Readable.from([Buffer.from('x')]), { bytes: 1, entries: 1200 }), layer.diffId);
+  assert.deepEqual(seen, [{ bytes: 1, entries: 1200 }]);
+});
