@@ -10,6 +10,7 @@ export function fetchingLayers(inner: Snapshotter, cache: BuildCache): Snapshott
     lookup: async (layers, path) => (await cache.ensure(layers), inner.lookup(layers, path)),
   };
   // Passed through, or every COPY layer would be extracted a second time, from its gzip blob, by the next step.
-  if (inner.extractWhileWriting) wrapped.extractWhileWriting = (tar, hint) => inner.extractWhileWriting!(tar, hint);
+  if (inner.extractWhileWriting) wrapped.extractWhileWriting = (tar) => inner.extractWhileWriting!(tar);
+  if (inner.extractEntries) wrapped.extractEntries = (entries, opts) => inner.extractEntries!(entries, opts);
   return wrapped;
 }

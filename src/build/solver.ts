@@ -658,10 +658,15 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
    */
   async function writeEntries(entries: LayerEntry[]): Promise<LayerRef> {
     let stored: { digest: string; size: number } | undefined;
-    const tar = packEntries(entries, { sourceDateEpoch: req.sourceDateEpoch });
+    const packOpts = { sourceDateEpoch: req.sourceDateEpoch };
+    const tar = packEntries(entries, packOpts);
     let extracted: Promise<string | undefined> = Promise.resolve(undefined);
     let layerTar: Readable = tar;
-    if (snapshotter.extractWhileWriting) {
+    const bytes = entries.reduce((n, e) => n + (e.size ?? (typeof e.content === 'string' ? Buffer.byteLength(e.content) : (e.content?.length ?? 0))), 0);
+    if (snapshotter.extractEntries && (bytes >= 16 << 20 || entries.length >= 1000)) {
+      // Big: extracted on a thread of its own; a small one is not worth a thread's start-up (~30 ms).
+      extracted = snapshotter.extractEntries(entries, packOpts);
+    } else if (snapshotter.extractWhileWriting) {
       // Two readers of one tar: pipe() waits for the slower, and unpipes a reader that fails.
       const forLayer = new PassThrough({ highWaterMark: 1 << 20 });
       const forSnapshot = new PassThrough({ highWaterMark: 1 << 20 });
@@ -671,8 +676,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       });
       tar.pipe(forLayer);
       tar.pipe(forSnapshot);
-      const bytes = entries.reduce((n, e) => n + (e.size ?? (typeof e.content === 'string' ? Buffer.byteLength(e.content) : (e.content?.length ?? 0))), 0);
-      extracted = snapshotter.extractWhileWriting(forSnapshot, { bytes, entries: entries.length });
+      extracted = snapshotter.extractWhileWriting(forSnapshot);
       layerTar = forLayer;
     }
     const d = await writeLayer(layerTar, async (blob) => {

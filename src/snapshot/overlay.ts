@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { applyLayer, packDirectory, compress } from '../archive/index.js';
-import { applyLayerInWorker } from '../archive/apply-thread.js';
+import { applyEntriesInWorker } from '../archive/apply-thread.js';
+import type { ApplyOptions, LayerEntry, PackEntriesOptions } from '../archive/index.js';
 import { DigestingStream, encodedOf } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { Store } from '../store/store.js';
@@ -59,23 +60,29 @@ export class OverlaySnapshotter implements Snapshotter {
     return pending;
   }
 
-  async extractWhileWriting(tar: Readable, hint?: { bytes: number; entries: number }): Promise<string | undefined> {
+  extractWhileWriting(tar: Readable): Promise<string | undefined> {
+    return this.extractInto((dir, opts) => applyLayer(tar, dir, opts)).finally(() => {
+      if (!tar.destroyed) tar.resume();
+    });
+  }
+
+  extractEntries(entries: LayerEntry[], opts: PackEntriesOptions): Promise<string | undefined> {
+    return this.extractInto((dir, apply) => applyEntriesInWorker(entries, opts, dir, apply));
+  }
+
+  /** Extract into a fresh directory, then move it into place under the diffID of what was extracted. */
+  private async extractInto(extract: (dir: string, opts: ApplyOptions) => Promise<{ diffId: string }>): Promise<string | undefined> {
     let tmp: string | undefined;
     try {
       await mkdir(this.layersDir, { recursive: true });
       await mkdir(this.tmpDir, { recursive: true });
       tmp = await mkdtemp(join(this.tmpDir, 'x-'));
-      // A big layer is extracted on a thread of its own, beside the packing, hashing and compressing
-      // on this one; a small one is not worth a thread's start-up (some 30 ms).
-      const big = hint !== undefined && (hint.bytes >= 16 << 20 || hint.entries >= 1000);
-      const opts = { whiteouts: 'overlay', overlayXattrNamespace: this.userxattr ? 'user' : 'trusted' } as const;
-      const { diffId } = await (big ? applyLayerInWorker(tar, tmp, opts) : applyLayer(tar, tmp, opts));
+      const { diffId } = await extract(tmp, { whiteouts: 'overlay', overlayXattrNamespace: this.userxattr ? 'user' : 'trusted' });
       await renameIntoPlace(tmp, join(this.layersDir, encodedOf(diffId)));
       return diffId;
     } catch {
       // Not fatal: the layer is extracted from its blob when a snapshot first needs it.
       if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => {});
-      if (!tar.destroyed) tar.resume();
       return undefined;
     }
   }

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { LayerEntry, PackEntriesOptions } from '../archive/index.js';
 
 /** A layer of an image as the snapshotter needs it: the blob to extract and the diffID that names it. */
 export interface LayerRef {
@@ -48,10 +49,14 @@ export interface Snapshotter {
    * prepare() finds it ready instead of decompressing and extracting the stored blob. Resolves to the
    * diffID that was extracted, or undefined when extraction failed (the blob is then extracted on
    * first use as usual); never rejects, and keeps reading `tar` to its end either way. Optional:
-   * snapshotters without a per-layer form have nothing to keep. `hint`: what the caller knows of
-   * the layer's size, so that a big one can be extracted on a thread of its own.
+   * snapshotters without a per-layer form have nothing to keep.
    */
-  extractWhileWriting?(tar: Readable, hint?: { bytes: number; entries: number }): Promise<string | undefined>;
+  extractWhileWriting?(tar: Readable): Promise<string | undefined>;
+  /**
+   * The same for a big layer known as its entries (a COPY's): packed and extracted again apart from
+   * the writing, on a thread of its own, so the two run on two cores. Resolves like extractWhileWriting.
+   */
+  extractEntries?(entries: LayerEntry[], opts: PackEntriesOptions): Promise<string | undefined>;
 }
 
 export interface PathInfo {

@@ -1,77 +1,46 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { applyLayer } from '../../src/archive/index.js';
-import { applyLayerInWorker } from '../../src/archive/apply-thread.js';
-import { bufferStream, craftTar, describeTree, sha256hex, tempDir, type Crafted } from './fixtures.js';
+import { applyLayer, packEntries, type LayerEntry } from '../../src/archive/index.js';
+import { applyEntriesInWorker } from '../../src/archive/apply-thread.js';
+import { describeTree, tempDir } from './fixtures.js';
 
-// applyLayer on a worker thread must be applyLayer: the same tree, the same diffID, the same
-// refusals; and whatever happens on the thread, the stream it was given is read to its end.
+// A layer's entries packed and applied on a worker thread must give what packing and applying them
+// here gives: the same tree and the same diffID; and a failure there is an error here.
 
-/** Yields `buf` in pieces of `size` bytes, counting what was taken. */
-function pieces(buf: Buffer, size: number): { stream: Readable; taken: () => number } {
-  let taken = 0;
-  const stream = Readable.from(
-    (function* () {
-      for (let off = 0; off < buf.length; off += size) {
-        const p = buf.subarray(off, off + size);
-        taken += p.length;
-        yield p;
-      }
-    })(),
-  );
-  return { stream, taken: () => taken };
+function entriesIn(dir: string): LayerEntry[] {
+  const big = join(dir, 'big.bin');
+  writeFileSync(big, randomBytes(3 << 20));
+  const out: LayerEntry[] = [
+    { path: 'app', type: 'directory', mode: 0o750, uid: 1000, gid: 1000, mtime: 1_700_000_000 },
+    { path: 'app/big.bin', type: 'file', sourcePath: big, size: 3 << 20, mtime: 1_700_000_000, xattrs: { 'user.note': Buffer.from('kept') } },
+    { path: 'app/link', type: 'symlink', linkname: 'big.bin', mtime: 1_700_000_000 },
+    { path: 'app/hard', type: 'hardlink', linkname: 'app/big.bin' },
+  ];
+  for (let i = 0; i < 300; i++) out.push({ path: `app/f${String(i).padStart(3, '0')}`, type: 'file', content: `file ${i}\n`, mode: i % 2 ? 0o600 : 0o644, mtime: 1_700_000_000 + i });
+  return out;
 }
 
-test('on a thread: the same tree and diffID as in-process, over a layer larger than the flow-control window', async (t) => {
-  const entries: Crafted[] = [{ name: 'dir/', type: 'directory', mode: 0o750 }, { name: 'dir/link', type: 'symlink', linkname: '../big' }, { name: 'empty', content: '' }];
-  for (let i = 0; i < 300; i++) entries.push({ name: `dir/f${i}`, content: `file ${i}\n`, mode: i % 2 ? 0o600 : 0o644 });
-  entries.push({ name: 'big', content: randomBytes(12 << 20) }, { name: 'dir/.wh.gone' }, { name: 'other/', type: 'directory' }, { name: 'other/.wh..wh..opq' });
-  const tar = await craftTar(entries);
+test('on a thread: the same tree and diffID as packing and applying the entries here', async (t) => {
+  const src = tempDir();
   const a = tempDir();
   const b = tempDir();
-  t.after(() => (a.cleanup(), b.cleanup()));
-  const inProcess = await applyLayer(bufferStream(tar), a.dir, { whiteouts: 'overlay' });
-  const src = pieces(tar, 64 << 10);
-  const onThread = await applyLayerInWorker(src.stream, b.dir, { whiteouts: 'overlay' });
-  assert.deepEqual(onThread, inProcess);
-  assert.equal(onThread.diffId, `sha256:${sha256hex(tar)}`);
-  assert.equal(src.taken(), tar.length);
-  assert.deepEqual(comparable(b.dir), comparable(a.dir));
+  t.after(() => (src.cleanup(), a.cleanup(), b.cleanup()));
+  const entries = entriesIn(src.dir);
+  const opts = { sourceDateEpoch: 1_700_000_100 };
+  const here = await applyLayer(packEntries(entries, opts), a.dir, { whiteouts: 'overlay' });
+  const there = await applyEntriesInWorker(entries, opts, b.dir, { whiteouts: 'overlay' });
+  assert.deepEqual(there, here);
+  assert.deepEqual(describeTree(b.dir), describeTree(a.dir));
+  assert.equal(describeTree(b.dir)['app/f299']?.mtime, 1_700_000_100, 'SOURCE_DATE_EPOCH reached the thread');
 });
 
-/** The tree with every mtime but the whiteouts' (devices made now, whatever the archive says). */
-function comparable(root: string): Record<string, unknown> {
-  const tree = describeTree(root) as Record<string, { rdev?: string; mtime?: number }>;
-  for (const d of Object.values(tree)) if (d.rdev === '0:0') delete d.mtime;
-  return tree;
-}
-
-test('on a thread: an entry leaving the root is refused, nothing lands outside, and the stream is still read to its end', async (t) => {
-  const tar = await craftTar([{ name: 'ok', content: 'fine' }, { name: '../escape', content: 'no' }, { name: 'after', content: randomBytes(1 << 20) }]);
+test('on a thread: an entry leaving the root, or a source file that is gone, is an error here', async (t) => {
   const d = tempDir();
   t.after(() => d.cleanup());
-  const src = pieces(tar, 4096);
-  await assert.rejects(applyLayerInWorker(src.stream, `${d.dir}/root`, { whiteouts: 'overlay' }), /escape|outside|not allowed/);
-  assert.equal(src.taken(), tar.length);
-  assert.deepEqual(Object.keys(describeTree(d.dir)).sort(), ['root', 'root/ok']);
-});
-
-test('on a thread: a truncated layer is an error, not a tree that looks whole', async (t) => {
-  const tar = await craftTar([{ name: 'a', content: randomBytes(100_000) }]);
-  const d = tempDir();
-  t.after(() => d.cleanup());
-  await assert.rejects(applyLayerInWorker(bufferStream(tar.subarray(0, 50_000)), d.dir, { whiteouts: 'delete' }), /truncated|unexpected end|incomplete/i);
-});
-
-test('on a thread: a source stream that fails rejects with its error and stops the thread', async (t) => {
-  const d = tempDir();
-  t.after(() => d.cleanup());
-  const failing = new Readable({
-    read() {
-      this.destroy(new Error('the disk went away'));
-    },
-  });
-  await assert.rejects(applyLayerInWorker(failing, d.dir, { whiteouts: 'delete' }), /the disk went away/);
+  await assert.rejects(applyEntriesInWorker([{ path: 'ok', type: 'file', content: 'x' }, { path: 'a/../../escape', type: 'file', content: 'no' }], {}, join(d.dir, 'root'), { whiteouts: 'overlay' }), /\.\./);
+  await assert.rejects(applyEntriesInWorker([{ path: 'gone', type: 'file', sourcePath: join(d.dir, 'missing') }], {}, join(d.dir, 'root2'), { whiteouts: 'overlay' }), /ENOENT|missing/);
+  assert.deepEqual(Object.keys(describeTree(d.dir)).filter((p) => p.includes('escape')), []);
 });

@@ -31,16 +31,19 @@ test('layers are fetched before every prepare, view and lookup', async () => {
   assert.deepEqual(calls, ['ensure 1', 'prepare', 'ensure 2', 'view', 'ensure 0', 'lookup']);
 });
 
-test('extractWhileWriting is passed through with its size hint, and absent when the inner snapshotter has none', async () => {
+test('extractWhileWriting and extractEntries are passed through, and absent when the inner snapshotter has none', async () => {
   const { cache, inner } = fakes();
-  assert.equal(fetchingLayers(inner, cache).extractWhileWriting, undefined);
+  const bare = fetchingLayers(inner, cache);
+  assert.equal(bare.extractWhileWriting, undefined);
+  assert.equal(bare.extractEntries, undefined);
   const seen: unknown[] = [];
-  inner.extractWhileWriting = async (tar, hint) => {
-    seen.push(hint);
-    for await (const _ of tar) void _;
+  inner.extractWhileWriting = async (tar) => {
+    for await (const c of tar) seen.push(String(c));
     return layer.diffId;
   };
+  inner.extractEntries = async (entries, opts) => (seen.push(entries.length, opts), layer.diffId);
   const s = fetchingLayers(inner, cache);
-  assert.equal(await s.extractWhileWriting!(Readable.from([Buffer.from('x')]), { bytes: 1, entries: 1200 }), layer.diffId);
-  assert.deepEqual(seen, [{ bytes: 1, entries: 1200 }]);
+  assert.equal(await s.extractWhileWriting!(Readable.from([Buffer.from('tar bytes')])), layer.diffId);
+  assert.equal(await s.extractEntries!([{ path: 'a', type: 'file' }], { sourceDateEpoch: 7 }), layer.diffId);
+  assert.deepEqual(seen, ['tar bytes', 1, { sourceDateEpoch: 7 }]);
 });
