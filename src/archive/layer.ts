@@ -34,8 +34,9 @@ export async function writeLayer(
 ): Promise<LayerDigests> {
   const uncompressed = new DigestingStream();
   pipeline(tar, uncompressed, () => {}); // a failure reaches the reader of `blob` through the chain
-  const blob = new DigestingStream();
-  pipeline(compress(uncompressed, compression, opts), blob, () => {});
+  // Uncompressed, the blob is the tar itself: hashed once, digest and diffID alike.
+  const blob = compression === 'none' ? uncompressed : new DigestingStream();
+  if (blob !== uncompressed) pipeline(compress(uncompressed, compression, opts), blob, () => {});
   const done = finished(blob);
   done.catch(() => {}); // awaited below, once consume has returned
   try {

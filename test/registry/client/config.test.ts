@@ -18,7 +18,9 @@ test('mirrors are tried in order before the registry; a mirror that is down or l
   const proxy = await startProxy(t, mirror.url);
   const e = await testEnv(t);
   const upstream = `127.0.0.1:${await freePort()}`; // nothing listens there
-  const down = `127.0.0.1:${await freePort()}`;
+  // Port 1 (tcpmux) is never served here; a port found free could be taken meanwhile by another
+  // test's registry, which would then answer as a mirror that lacks the image.
+  const down = '127.0.0.1:1';
   await writeFile(
     e.env.KILN_CONFIG!,
     `# kiln config\nregistries:\n  ${upstream}:\n    mirrors:\n      - ${down}\n      - http://${hostOf(empty.url)}\n      - ${proxy.host}/cache\n`,
