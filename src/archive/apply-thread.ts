@@ -21,8 +21,8 @@ type FromWorker = { done: AppliedLayer } | { error: string };
 
 /**
  * Pack `entries` and apply the tar to `dest`, both on a worker thread. Resolves with the diffID of
- * the tar it made: the caller compares it with the layer's own, since a file that changed between
- * the two reads makes another tar.
+ * the tar it made, which is what the caller must name the result by: a file that changed between
+ * the two reads makes another tar than the layer's, and then names no layer of the build.
  */
 export async function applyEntriesInWorker(entries: LayerEntry[], pack: PackEntriesOptions, dest: string, apply: ApplyOptions): Promise<AppliedLayer> {
   // A small young generation: the thread's garbage is mostly file buffers, and collecting them

@@ -653,8 +653,9 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   }
 
   /**
-   * Write a COPY's entries as a layer blob; the snapshotter extracts the same tar as it goes, so the
-   * next step's root filesystem does not decompress and extract the blob all over again.
+   * Write a COPY's entries as a layer blob; meanwhile the snapshotter extracts the same layer (a
+   * small one from the very tar being written, a big one on a thread of its own from the entries),
+   * so the next step's root filesystem does not decompress and extract the blob all over again.
    */
   async function writeEntries(entries: LayerEntry[]): Promise<LayerRef> {
     let stored: { digest: string; size: number } | undefined;
