@@ -76,6 +76,8 @@ export async function exportResult(store: Store, result: StageResult, tags: stri
     await mkdir(output.dest, { recursive: true });
     for (const l of result.layers) await applyLayer(store.content.open(l.digest), output.dest, { whiteouts: 'delete' });
   }
-  await store.content.releaseLease();
+  // The lease is not dropped here: it is the whole process's, and kiln bake exports one image while
+  // its other builds still have blobs written and not yet recorded. The command drops it at its end
+  // (or the process's exit does).
   return image;
 }

@@ -1,12 +1,19 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { fetchingLayers } from '../../src/build/fetching.js';
 import type { BuildCache } from '../../src/build/cache.js';
+import { exportResult } from '../../src/build/export.js';
+import type { StageResult } from '../../src/build/solver.js';
+import { Store } from '../../src/store/store.js';
 import type { LayerRef, Snapshotter } from '../../src/snapshot/snapshotter.js';
 
 // The solver's snapshotter fetches imported cache layers before use; it must add that and take
 // nothing away: a COPY layer extracted while it is written is one the next RUN need not extract.
+// And what a build hands over to the store (exportResult) must not take other builds' leases away.
 
 const layer: LayerRef = { digest: 'sha256:' + 'a'.repeat(64), diffId: 'sha256:' + 'b'.repeat(64), mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', size: 1 };
 
@@ -46,4 +53,18 @@ test('extractWhileWriting and extractEntries are passed through, and absent when
   assert.equal(await s.extractWhileWriting!(Readable.from([Buffer.from('tar bytes')])), layer.diffId);
   assert.equal(await s.extractEntries!([{ path: 'a', type: 'file' }], { sourceDateEpoch: 7 }), layer.diffId);
   assert.deepEqual(seen, ['tar bytes', 1, { sourceDateEpoch: 7 }]);
+});
+
+test("exporting one image keeps the process's lease on blobs another build wrote and has not recorded yet", async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'kiln-export-lease-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const store = await Store.open(root);
+  // What a parallel build (kiln bake) has written and not yet recorded in index.json.
+  const pending = await store.content.put('a layer of a build still running');
+  const config = await store.putJSON({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, config: {} }, 'application/vnd.oci.image.config.v1+json');
+  const result = { layers: [], config: await store.content.readJSON(config.digest), key: 'k', keys: [] } as unknown as StageResult;
+  await exportResult(store, result, ['done:1'], { type: 'image' });
+  assert.ok((await store.content.leasedDigests()).has(pending.digest), 'the lease went with the first export');
+  assert.deepEqual((await store.gc()).removed, 0);
+  assert.ok(await store.content.has(pending.digest));
 });
