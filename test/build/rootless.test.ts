@@ -10,7 +10,7 @@ import { isRoot, rootlessUser, unprivileged } from '../support/unprivileged.js';
 function owners(tarFile: string): string[] {
   return execFileSync('tar', ['-tvf', tarFile, '--numeric-owner'], { encoding: 'utf8' })
     .split('\n')
-    .filter((l) => / (f|out|out\/b|cached-seen)$/.test(l))
+    .filter((l) => / (f|out|out\/b|cached-seen|many\/f999|many-count)$/.test(l))
     .map((l) => {
       const parts = l.trim().split(/\s+/);
       return `${parts[parts.length - 1]} ${parts[1]}`;
@@ -24,10 +24,14 @@ test('a non-root user builds in its own user namespace, with the same owners as 
   const ctx = join(dir, 'ctx');
   await mkdir(ctx);
   await writeFile(join(ctx, 'f'), 'file\n');
+  // 1,000 files: a COPY this big is extracted on a worker thread, inside the user namespace too.
+  await mkdir(join(ctx, 'many'));
+  for (let i = 0; i < 1000; i++) await writeFile(join(ctx, 'many', `f${i}`), `${i}\n`);
   await writeFile(
     join(ctx, 'Dockerfile'),
     'FROM busybox AS build\nRUN --mount=type=cache,target=/cache touch /cache/seen && mkdir /out && ls /cache > /out/b && chown 1234:1234 /out/b\n' +
-      'FROM busybox\nCOPY --chown=1000:1000 f /f\nCOPY --from=build /out /out\nRUN --mount=type=cache,target=/cache ls /cache > /cached-seen\n',
+      'FROM busybox\nCOPY --chown=1000:1000 f /f\nCOPY --from=build /out /out\nRUN --mount=type=cache,target=/cache ls /cache > /cached-seen\n' +
+      'COPY --chown=1000:1000 many /many\nRUN ls /many | wc -l > /many-count\n',
   );
   execFileSync('chmod', ['-R', 'a+rX', ctx]);
   const { userRoot, userOut, busybox: archive } = u;
@@ -41,8 +45,11 @@ test('a non-root user builds in its own user namespace, with the same owners as 
   assert.deepEqual(fromUser, owners(join(dir, 'root.tar')));
   assert.ok(fromUser.includes('f 1000/1000'), fromUser.join(', '));
   assert.ok(fromUser.includes('out/b 1234/1234'), fromUser.join(', '));
+  assert.ok(fromUser.includes('many/f999 1000/1000'), fromUser.join(', '));
   // The store belongs to the user, and the cache mount persisted between the two stages' RUNs.
   assert.equal(execFileSync('stat', ['-c', '%U', join(userRoot, 'index.json')], { encoding: 'utf8' }).trim(), rootlessUser);
   execFileSync('tar', ['-xf', join(userOut, 'user.tar'), '-C', dir, 'cached-seen']);
   assert.equal(await readFile(join(dir, 'cached-seen'), 'utf8'), 'seen\n');
+  execFileSync('tar', ['-xf', join(userOut, 'user.tar'), '-C', dir, 'many-count']);
+  assert.equal((await readFile(join(dir, 'many-count'), 'utf8')).trim(), '1000');
 });
