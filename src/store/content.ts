@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import { BlobUnknown } from '../errors.js';
-import { DigestingStream, assertDigest, encodedOf, algorithmOf } from '../oci/digest.js';
+import { DigestingStream, assertDigest, encodedOf, algorithmOf, isDigest } from '../oci/digest.js';
 
 export interface BlobInfo {
   digest: string;
@@ -223,7 +223,20 @@ export class ContentStore {
     const dir = join(this.root, 'ingest');
     for (const name of await readdir(dir).catch(() => [] as string[])) {
       const pid = Number(name.split('-')[0]);
-      if (!processAlive(pid)) await rm(join(dir, name), { force: true, recursive: true });
+      if (processAlive(pid)) continue;
+      // A sweep killed before it read the leases again may hold a blob a writer had leased: put its
+      // blobs back (whole, verified files); the next gc removes those nobody wants.
+      if (name.startsWith(`${pid}-gc-`)) await this.restoreAside(join(dir, name));
+      await rm(join(dir, name), { force: true, recursive: true });
+    }
+  }
+
+  private async restoreAside(aside: string): Promise<void> {
+    for (const file of await readdir(aside).catch(() => [] as string[])) {
+      const digest = file.replace('-', ':');
+      if (!isDigest(digest) || existsSync(this.blobPath(digest))) continue;
+      await mkdir(join(this.blobPath(digest), '..'), { recursive: true });
+      await rename(join(aside, file), this.blobPath(digest));
     }
   }
 }

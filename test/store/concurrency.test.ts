@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -213,4 +213,22 @@ test('a blob written or trusted after gc read the leases survives the sweep', as
   assert.deepEqual(await content.sweep(new Set([...idle, written.digest, stray.digest])), { removed: 1, bytes: early.size });
   assert.ok(!(await content.has(early.digest)));
   assert.deepEqual(readdirSync(join(root, 'ingest')), [], 'the set-aside directory is gone');
+});
+
+test('blobs a killed gc had set aside go back to the store when its leftovers are cleaned', async (t) => {
+  const root = await tempDir(t);
+  const content = new ContentStore(root);
+  const kept = await content.put('set aside by a gc that was killed before it put it back');
+  await content.releaseLease();
+  // What a sweep leaves when killed between moving a candidate aside and reading the leases again.
+  const dead = spawn('true');
+  await once(dead, 'exit');
+  const aside = join(root, 'ingest', `${dead.pid}-gc-0000`);
+  mkdirSync(aside, { recursive: true });
+  renameSync(content.blobPath(kept.digest), join(aside, kept.digest.replace(':', '-')));
+  writeFileSync(join(aside, 'not-a-digest'), 'ignored');
+  assert.ok(!(await content.has(kept.digest)));
+  await content.cleanIngest();
+  assert.equal((await content.read(kept.digest)).toString(), 'set aside by a gc that was killed before it put it back');
+  assert.deepEqual(readdirSync(join(root, 'ingest')), []);
 });
