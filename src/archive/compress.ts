@@ -136,7 +136,7 @@ async function* gzipParallel(input: AsyncIterable<Buffer>, opts: CompressOptions
       // Incompressible blocks (random data, already-compressed files) are stored: deflating them at
       // level 6 costs ~10× the time of storing and saves nothing. The choice depends on the block's
       // content only, so output stays reproducible.
-      if (level !== 0 && (await incompressible(block))) options.level = 0;
+      if (level !== 0 && (await incompressible(block))) return stored(block, last);
       return deflateRaw(block, options);
     })();
     job.catch(() => {}); // awaited in order below; this only keeps an early failure from being "unhandled"
@@ -159,6 +159,29 @@ async function* gzipParallel(input: AsyncIterable<Buffer>, opts: CompressOptions
   trailer.writeUInt32LE(crc >>> 0, 0);
   trailer.writeUInt32LE(length % 2 ** 32, 4);
   yield trailer;
+}
+
+/** The largest stored block deflate allows (LEN is 16 bits). */
+const STORED_MAX = 0xffff;
+
+/**
+ * A block as deflate stored blocks (RFC 1951 section 3.2.4), written here rather than by zlib at
+ * level 0, which would copy it through the thread pool for the same bytes. Stored blocks start and
+ * end on a byte boundary, as every block before them ends (sync flush), so they splice in anywhere.
+ */
+function stored(block: Buffer, last: boolean): Buffer {
+  const count = Math.max(1, Math.ceil(block.length / STORED_MAX));
+  const out = Buffer.allocUnsafe(block.length + count * 5);
+  let o = 0;
+  for (let i = 0; i < count; i++) {
+    const part = block.subarray(i * STORED_MAX, (i + 1) * STORED_MAX);
+    out[o] = last && i === count - 1 ? 1 : 0; // BFINAL, BTYPE 00 (stored); the rest of the byte is padding
+    out.writeUInt16LE(part.length, o + 1);
+    out.writeUInt16LE(~part.length & 0xffff, o + 3);
+    part.copy(out, o + 5);
+    o += 5 + part.length;
+  }
+  return out;
 }
 
 const PROBE_SLICES = 4;

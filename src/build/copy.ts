@@ -179,6 +179,25 @@ async function globMatches(tree: SourceTree, pattern: string): Promise<string[]>
   return out;
 }
 
+/**
+ * What a COPY reads of a path in its parent image: enough to resolve its destination through
+ * symlinks and to keep the owner and mode of the directories it writes into. Not their mtime: the
+ * copy modifies those directories, so the layer gives them the build's time, as a diff of BuildKit's
+ * copied snapshot does. Reading this little of the parent is what lets the solver prepare a COPY
+ * while the RUN before it still runs, and check afterwards that the RUN changed none of it.
+ */
+export type DestInfo = Pick<PathInfo, 'type' | 'mode' | 'uid' | 'gid' | 'linkTarget'>;
+
+export function destInfo(info: PathInfo | undefined): DestInfo | undefined {
+  if (!info) return undefined;
+  return { type: info.type, mode: info.mode, uid: info.uid, gid: info.gid, ...(info.linkTarget !== undefined ? { linkTarget: info.linkTarget } : {}) };
+}
+
+export function sameDestInfo(a: DestInfo | undefined, b: DestInfo | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.type === b.type && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.linkTarget === b.linkTarget;
+}
+
 /** What --exclude patterns test: a path relative to the copied source. */
 export interface ExcludeTest {
   test(relPath: string): boolean;
@@ -190,8 +209,8 @@ export interface EntryOptions {
   /** --chmod as an octal mode. */
   chmod?: number;
   fromContext: boolean;
-  /** Metadata of existing paths in the parent image (not following a final symlink). */
-  existing: (absPath: string) => Promise<PathInfo | undefined>;
+  /** What the parent image has at a path (not following a final symlink). */
+  existing: (absPath: string) => Promise<DestInfo | undefined>;
   exclude: ExcludeTest[];
   now: number;
 }
@@ -258,7 +277,7 @@ export async function copyEntries(tree: SourceTree, selections: Selection[], her
     const path = (await inImage(h.target)).replace(/^\/+/, '');
     entries.set(path, { path, type: 'file', mode: o.chmod ?? 0o644, uid: own.uid, gid: own.gid, mtime: Math.floor(o.now / 1000), content: h.content });
   }
-  // Parent directories: kept as the parent image has them, or created.
+  // Parent directories: owner and mode kept as the parent image has them, or created.
   const parents = new Set<string>();
   for (const p of entries.keys()) {
     let d = posix.dirname(p);
@@ -270,7 +289,7 @@ export async function copyEntries(tree: SourceTree, selections: Selection[], her
   for (const d of parents) {
     const info = await o.existing('/' + d);
     if (info && info.type === 'directory') {
-      entries.set(d, { path: d, type: 'directory', mode: info.mode, uid: info.uid, gid: info.gid, mtime: Math.floor(info.mtimeMs / 1000) });
+      entries.set(d, { path: d, type: 'directory', mode: info.mode, uid: info.uid, gid: info.gid, mtime: Math.floor(o.now / 1000) });
     } else entries.set(d, createdDir(d));
   }
   const sorted = [...entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));

@@ -35,7 +35,7 @@ import { BuildCache, cacheKey, type CacheSource } from './cache.js';
 import { cacheMountDir, openCacheMount } from './cachemount.js';
 import { BuildContext } from './context.js';
 import { DirTree, type SourceTree } from './tree.js';
-import { archiveKind, contextDigest, copyEntries, downloadSource, excludePatterns, parseChmod, selectSources, unpackArchive, type Selection } from './copy.js';
+import { archiveKind, contextDigest, copyEntries, destInfo, downloadSource, excludePatterns, parseChmod, sameDestInfo, selectSources, unpackArchive, type DestInfo, type Selection } from './copy.js';
 import { BuildCancelled, BuildStepError } from './errors.js';
 import type { ProgressSink } from './progress.js';
 import { ImageUnknown, KilnError } from '../errors.js';
@@ -127,11 +127,34 @@ export class Limiter {
     try {
       return await fn();
     } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.free++;
+      this.release();
     }
   }
+
+  /** Runs fn if a slot is free right now; otherwise runs nothing and returns undefined. */
+  tryRun<T>(fn: () => Promise<T>): Promise<T> | undefined {
+    if (this.free === 0) return undefined;
+    this.free--;
+    return fn().finally(() => this.release());
+  }
+
+  private release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
+/** What a COPY read of its parent image: its path queries with their answers, and its --chown. */
+interface ParentReads {
+  paths: Map<string, DestInfo | undefined>;
+  owner?: { uid: number; gid: number };
+}
+
+/** A COPY prepared ahead of its parent, with what it read of the state it was prepared against. */
+interface PreparedCopy {
+  layer: LayerRef | undefined;
+  reads: ParentReads;
 }
 
 /**
@@ -149,6 +172,11 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   const restoring = new Map<string, Promise<void>>();
   const limiter = new Limiter(Math.max(1, req.jobs));
   const results = new Map<number, Promise<StageResult>>();
+  // COPYs prepared while the RUN before them runs (see prepareAhead), and every such preparation,
+  // so that the build waits for them all before it returns or fails.
+  const preparedCopies = new Map<CopyStep, Promise<PreparedCopy | undefined>>();
+  const preparations: Promise<unknown>[] = [];
+  const copyContentKeys = new Map<CopyStep, Promise<unknown>>();
   const images = new Map<string, Promise<StoredImage>>();
   let vertex = 0;
   const file = req.dockerfile.name;
@@ -298,6 +326,8 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
         const layer = await limiter.run(async () => {
           checkAbort();
           req.progress.start(id, name);
+          const next = program.steps[n + 1];
+          if (step.kind === 'run' && next?.kind === 'copy') prepareAhead(next, layers);
           try {
             const l = await execute(step, layers, id);
             req.progress.done(id);
@@ -356,7 +386,14 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     }
     if (step.kind === 'workdir') return cacheKey(parent, { workdir: step.path, user: step.user });
     void layers;
-    return cacheKey(parent, { copy: await copyContentKey(step), dest: step.destPath, chown: step.chown, chmod: step.chmod, exclude: step.exclude, parents: step.parents, add: step.add, heredocs: step.heredocs, unpack: step.unpack });
+    return cacheKey(parent, { copy: await contentKeyOf(step), dest: step.destPath, chown: step.chown, chmod: step.chmod, exclude: step.exclude, parents: step.parents, add: step.add, heredocs: step.heredocs, unpack: step.unpack });
+  }
+
+  /** A COPY's sources as its key names them, computed once per step (prepareAhead starts it early). */
+  function contentKeyOf(step: CopyStep): Promise<unknown> {
+    let content = copyContentKeys.get(step);
+    if (!content) copyContentKeys.set(step, (content = copyContentKey(step)));
+    return content;
   }
 
   function sourceKeySync(src: { stage: number } | { image: string }): string {
@@ -408,7 +445,48 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   async function execute(step: Step, layers: LayerRef[], id: number): Promise<LayerRef | undefined> {
     if (step.kind === 'run') return executeRun(step, layers, id);
     if (step.kind === 'workdir') return executeWorkdir(step, layers);
+    const prepared = await preparedCopies.get(step);
+    preparedCopies.delete(step);
+    if (prepared && (await parentAgrees(step, prepared.reads, layers))) return prepared.layer;
     return executeCopy(step, layers);
+  }
+
+  /**
+   * Starts a COPY that follows a RUN while the RUN runs, against the RUN's parent: the layer of a
+   * COPY from the context depends on its parent image only through the few paths it reads there
+   * (ParentReads), so once the RUN is done and those paths read the same in its result, the layer
+   * is the one the COPY would have written. A `RUN npm ci` / `COPY . .` pair then takes the time of
+   * the longer of the two instead of their sum. Only with a free --jobs slot; a preparation that
+   * fails is forgotten and the COPY runs as usual, reporting its own errors.
+   */
+  function prepareAhead(step: CopyStep, layers: LayerRef[]): void {
+    if (step.from || (step.add && step.sources.some(isUrl))) return;
+    const started = limiter.tryRun(async (): Promise<PreparedCopy> => {
+      const reads: ParentReads = { paths: new Map() };
+      // The sources are hashed for the COPY's key meanwhile: the extraction thread starts sooner.
+      const [hashed, copied] = await Promise.allSettled([contentKeyOf(step), executeCopy(step, layers, reads)]);
+      if (hashed.status === 'rejected') throw hashed.reason;
+      if (copied.status === 'rejected') throw copied.reason;
+      return { layer: copied.value, reads };
+    });
+    if (!started) return;
+    const settled = started.catch(() => undefined);
+    preparedCopies.set(step, settled);
+    preparations.push(settled);
+  }
+
+  /** Whether the paths a prepared COPY read in its parent (and its --chown) read the same in `layers`. */
+  async function parentAgrees(step: CopyStep, reads: ParentReads, layers: LayerRef[]): Promise<boolean> {
+    if (reads.paths.size === 0 && !step.chown) return true;
+    const view = await snapshotter.view(layers, 'copy-check');
+    try {
+      for (const [p, info] of reads.paths) if (!sameDestInfo(info, destInfo(await pathInfo(join(view.path, p))))) return false;
+      if (!step.chown) return true;
+      const owner = await resolveChown(view.path, step.chown).catch(() => undefined);
+      return owner !== undefined && owner.uid === reads.owner?.uid && owner.gid === reads.owner.gid;
+    } finally {
+      await view.release();
+    }
   }
 
   async function executeWorkdir(step: WorkdirStep, layers: LayerRef[]): Promise<LayerRef | undefined> {
@@ -581,7 +659,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     return p;
   }
 
-  async function executeCopy(step: CopyStep, layers: LayerRef[]): Promise<LayerRef | undefined> {
+  async function executeCopy(step: CopyStep, layers: LayerRef[], reads?: ParentReads): Promise<LayerRef | undefined> {
     const cleanups: (() => Promise<void>)[] = [];
     const fail = (msg: string): never => {
       throw new BuildStepError(file, step.line, msg);
@@ -594,7 +672,12 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       // resolved through the parent's symlinks or directories, and the parents it creates replace
       // the image's in the merged result. With --chmod BuildKit falls back to a plain copy.
       const onEmptyTree = step.link && !step.chmod;
-      const existing = onEmptyTree ? async () => undefined : (p: string) => pathInfo(join(parentView.path, p));
+      const existing = async (p: string): Promise<DestInfo | undefined> => {
+        if (onEmptyTree) return undefined;
+        const info = destInfo(await pathInfo(join(parentView.path, p)));
+        reads?.paths.set(p, info);
+        return info;
+      };
       const destIsDir = async (p: string) => (await existing(p))?.type === 'directory';
       let tree: SourceTree = req.context;
       const dirCtx = step.from && 'image' in step.from ? namedDir(step.from.image) : undefined;
@@ -608,6 +691,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       const chmod = parseChmod(step.chmod, fail);
       let owner: { uid: number; gid: number } | undefined;
       if (step.chown) owner = await resolveChown(parentView.path, step.chown).catch((e: Error) => fail(e.message));
+      if (reads) reads.owner = owner;
       const remote = step.add && !step.from ? step.sources.filter(isUrl) : [];
       const local = step.sources.filter((s) => !remote.includes(s));
       const selections: { tree: SourceTree; sel: Selection[] }[] = [];
@@ -692,6 +776,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     // Start every needed stage now; each waits only for what it depends on.
     const all = used.map((i) => stage(i));
     const settled = await Promise.allSettled(all);
+    await Promise.allSettled(preparations);
     const failed = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult | undefined;
     if (failed) throw failed.reason;
     await req.context.save();
