@@ -117,27 +117,28 @@ async function* gzipParallel(input: AsyncIterable<Buffer>, opts: CompressOptions
   const level = opts.level ?? zlib.constants.Z_DEFAULT_COMPRESSION;
   const blockSize = opts.blockSize ?? 1024 * 1024;
   const window = opts.concurrency ?? availableParallelism() + 1;
-  const inflight: Promise<Buffer>[] = [];
-  let previous: Buffer | undefined;
-  let held: Buffer | undefined;
+  const inflight: Promise<Buffer[]>[] = [];
+  let previous: Block | undefined;
+  let held: Block | undefined;
   let crc = 0;
   let length = 0;
 
-  const dispatch = (block: Buffer, last: boolean): void => {
+  const dispatch = (block: Block, last: boolean): void => {
+    const size = block.length;
     const options: zlib.ZlibOptions = {
       level,
       finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
       // Room for the whole deflated block in one output buffer (deflate grows incompressible data
       // by a few bytes per 16 KiB): zlib's default 16 KiB would call back into JS 64 times per block.
-      chunkSize: Math.max(64 * 1024, block.length + (block.length >> 8) + 1024),
+      chunkSize: Math.max(64 * 1024, size + (size >> 8) + 1024),
     };
-    if (previous && previous.length > 0) options.dictionary = previous.subarray(Math.max(0, previous.length - WINDOW));
+    if (previous && previous.length > 0) options.dictionary = slice(previous, Math.max(0, previous.length - WINDOW), WINDOW);
     const job = (async () => {
       // Incompressible blocks (random data, already-compressed files) are stored: deflating them at
       // level 6 costs ~10× the time of storing and saves nothing. The choice depends on the block's
       // content only, so output stays reproducible.
       if (level !== 0 && (await incompressible(block))) return stored(block, last);
-      return deflateRaw(block, options);
+      return [await deflateRaw(block.parts.length === 1 ? block.parts[0]! : Buffer.concat(block.parts, size), options)];
     })();
     job.catch(() => {}); // awaited in order below; this only keeps an early failure from being "unhandled"
     inflight.push(job);
@@ -146,19 +147,47 @@ async function* gzipParallel(input: AsyncIterable<Buffer>, opts: CompressOptions
 
   yield GZIP_HEADER;
   for await (const block of blocks(input, blockSize)) {
-    crc = crc32(block, crc);
+    for (const part of block.parts) crc = crc32(part, crc);
     length += block.length;
     // Hold one block back: only the last one may be deflated with Z_FINISH.
     if (held) dispatch(held, false);
     held = block;
-    while (inflight.length >= window) yield await inflight.shift()!;
+    while (inflight.length >= window) yield* await inflight.shift()!;
   }
-  dispatch(held ?? Buffer.alloc(0), true);
-  while (inflight.length > 0) yield await inflight.shift()!;
+  dispatch(held ?? { parts: [], length: 0 }, true);
+  while (inflight.length > 0) yield* await inflight.shift()!;
   const trailer = Buffer.alloc(8);
   trailer.writeUInt32LE(crc >>> 0, 0);
   trailer.writeUInt32LE(length % 2 ** 32, 4);
   yield trailer;
+}
+
+/**
+ * A block of input as the pieces it arrived in: storing a block copies nothing, and only a block
+ * that is deflated is joined into one buffer for zlib.
+ */
+interface Block {
+  parts: Buffer[];
+  length: number;
+}
+
+/** `count` bytes of a block from `offset` (as a view when they lie in one piece). */
+function slice(block: Block, offset: number, count: number): Buffer {
+  const out: Buffer[] = [];
+  let skip = offset;
+  let want = Math.min(count, block.length - offset);
+  for (const part of block.parts) {
+    if (want <= 0) break;
+    if (skip >= part.length) {
+      skip -= part.length;
+      continue;
+    }
+    const piece = part.subarray(skip, skip + want);
+    out.push(piece);
+    want -= piece.length;
+    skip = 0;
+  }
+  return out.length === 1 ? out[0]! : Buffer.concat(out);
 }
 
 /** The largest stored block deflate allows (LEN is 16 bits). */
@@ -166,55 +195,74 @@ const STORED_MAX = 0xffff;
 
 /**
  * A block as deflate stored blocks (RFC 1951 section 3.2.4), written here rather than by zlib at
- * level 0, which would copy it through the thread pool for the same bytes. Stored blocks start and
- * end on a byte boundary, as every block before them ends (sync flush), so they splice in anywhere.
+ * level 0, which would copy it through the thread pool for the same bytes: each stored block is a
+ * 5-byte header followed by views of the input. Stored blocks start and end on a byte boundary, as
+ * every block before them ends (sync flush), so they splice in anywhere.
  */
-function stored(block: Buffer, last: boolean): Buffer {
-  const count = Math.max(1, Math.ceil(block.length / STORED_MAX));
-  const out = Buffer.allocUnsafe(block.length + count * 5);
-  let o = 0;
-  for (let i = 0; i < count; i++) {
-    const part = block.subarray(i * STORED_MAX, (i + 1) * STORED_MAX);
-    out[o] = last && i === count - 1 ? 1 : 0; // BFINAL, BTYPE 00 (stored); the rest of the byte is padding
-    out.writeUInt16LE(part.length, o + 1);
-    out.writeUInt16LE(~part.length & 0xffff, o + 3);
-    part.copy(out, o + 5);
-    o += 5 + part.length;
+function stored(block: Block, last: boolean): Buffer[] {
+  const out: Buffer[] = [];
+  const header = (n: number, final: boolean) => {
+    const h = Buffer.allocUnsafe(5);
+    h[0] = final ? 1 : 0; // BFINAL, BTYPE 00 (stored); the rest of the byte is padding
+    h.writeUInt16LE(n, 1);
+    h.writeUInt16LE(~n & 0xffff, 3);
+    out.push(h);
+  };
+  let left = block.length;
+  if (left === 0) header(0, last);
+  let room = 0;
+  for (const part of block.parts) {
+    for (let off = 0; off < part.length; ) {
+      if (room === 0) {
+        room = Math.min(STORED_MAX, left);
+        header(room, last && room === left);
+      }
+      const piece = part.subarray(off, off + room);
+      out.push(piece);
+      off += piece.length;
+      room -= piece.length;
+      left -= piece.length;
+    }
   }
   return out;
 }
 
 const PROBE_SLICES = 4;
-const PROBE_SLICE = 16 * 1024;
+const PROBE_SLICE = 4 * 1024;
 
 /**
- * Whether fast deflate of samples spread over the block (4 × 16 KiB) saves under 3%: then deflate
- * at any level would save next to nothing on the whole block either.
+ * Whether fast deflate of samples spread over the block (4 × 4 KiB) saves under 3%: then deflate
+ * at any level would save next to nothing on the whole block either. (Level 1 deflates random data
+ * at only ~30 MB/s, so larger samples cost more than they tell.)
  */
-async function incompressible(block: Buffer): Promise<boolean> {
-  if (block.length < PROBE_SLICES * PROBE_SLICE * 2) return false;
+async function incompressible(block: Block): Promise<boolean> {
+  if (block.length < 128 * 1024) return false;
   const step = Math.floor(block.length / PROBE_SLICES);
-  const sample = Buffer.concat(Array.from({ length: PROBE_SLICES }, (_, i) => block.subarray(i * step, i * step + PROBE_SLICE)));
+  const sample = Buffer.concat(Array.from({ length: PROBE_SLICES }, (_, i) => slice(block, i * step, PROBE_SLICE)));
   const probe = await deflateRaw(sample, { level: 1 });
   return probe.length > sample.length * 0.97;
 }
 
-/** Re-cuts a byte stream into blocks of exactly `size` bytes (the last may be shorter, never empty). */
-async function* blocks(input: AsyncIterable<Buffer | string>, size: number): AsyncGenerator<Buffer> {
+/** Re-cuts a byte stream into blocks of exactly `size` bytes (the last may be shorter, never empty), copying nothing. */
+async function* blocks(input: AsyncIterable<Buffer | string>, size: number): AsyncGenerator<Block> {
   let parts: Buffer[] = [];
   let buffered = 0;
   for await (const c of input) {
-    const chunk = typeof c === 'string' ? Buffer.from(c) : c;
-    parts.push(chunk);
-    buffered += chunk.length;
-    if (buffered < size) continue;
-    const all = Buffer.concat(parts, buffered);
-    let off = 0;
-    for (; off + size <= all.length; off += size) yield all.subarray(off, off + size);
-    parts = off < all.length ? [all.subarray(off)] : [];
-    buffered = all.length - off;
+    let chunk = typeof c === 'string' ? Buffer.from(c) : c;
+    while (buffered + chunk.length >= size) {
+      const take = size - buffered;
+      parts.push(chunk.subarray(0, take));
+      yield { parts, length: size };
+      parts = [];
+      buffered = 0;
+      chunk = chunk.subarray(take);
+    }
+    if (chunk.length > 0) {
+      parts.push(chunk);
+      buffered += chunk.length;
+    }
   }
-  if (buffered > 0) yield Buffer.concat(parts, buffered);
+  if (buffered > 0) yield { parts, length: buffered };
 }
 
 // zlib.crc32 arrived in Node 20.15; older 20.x fall back to a table-driven CRC-32 (ISO-HDLC, as gzip uses).

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { createReadStream, lstatSync, readdirSync, readFileSync, type BigIntStats } from 'node:fs';
 import { lstat, readFile, readlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createIgnoreMatcher, type IgnoreMatcher } from '../dockerfile/index.js';
 import { writeFileAtomic } from '../store/atomic.js';
 import { sha256 } from '../oci/digest.js';
-import { lstatOrUndefined, resolveInRoot, sourceFile } from './tree.js';
+import { resolveInRoot, sourceFile } from './tree.js';
 
 /** One file of the build context as COPY sees it. */
 export interface ContextFile {
@@ -42,6 +42,10 @@ export class BuildContext {
   readonly ignore: IgnoreMatcher;
   private hashes = new Map<string, HashRecord>();
   private dirty = false;
+  // Metadata is read once per build: the key's walk, its hash check and the copy's walk then see one
+  // state of each file, and a context of 20,000 files is not lstat'ed three times over.
+  private stats = new Map<string, { file: ContextFile | undefined; st: BigIntStats | undefined }>();
+  private listings = new Map<string, string[]>();
 
   private constructor(root: string, patterns: readonly string[], private readonly cacheFile: string | undefined) {
     this.root = resolve(root);
@@ -73,9 +77,18 @@ export class BuildContext {
   }
 
   private statSync(rel: string): ContextFile | undefined {
-    const abs = rel === '' ? this.root : join(this.root, rel);
-    const st = lstatOrUndefined(abs);
-    return st ? sourceFile(rel, abs, st) : undefined;
+    return this.lstat(rel).file;
+  }
+
+  private lstat(rel: string): { file: ContextFile | undefined; st: BigIntStats | undefined } {
+    let known = this.stats.get(rel);
+    if (!known) {
+      const abs = rel === '' ? this.root : join(this.root, rel);
+      const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
+      known = { file: st ? sourceFile(rel, abs, st) : undefined, st };
+      this.stats.set(rel, known);
+    }
+    return known;
   }
 
   /** `rel` with its symlinks followed inside the context (an absolute target means the context's root). */
@@ -92,8 +105,8 @@ export class BuildContext {
    * calls are synchronous (see DirTree.walk): contexts of many small files are common.
    */
   async *walk(rel: string): AsyncGenerator<ContextFile> {
-    const abs = rel === '' ? this.root : join(this.root, rel);
-    const names = readdirSync(abs).sort();
+    let names = this.listings.get(rel);
+    if (!names) this.listings.set(rel, (names = readdirSync(rel === '' ? this.root : join(this.root, rel)).sort()));
     for (const name of names) {
       const child = rel === '' ? name : `${rel}/${name}`;
       const f = this.statSync(child);
@@ -108,7 +121,7 @@ export class BuildContext {
 
   /** sha256 of a regular file's content, from the remembered record when the file is unchanged. */
   async contentHash(f: ContextFile): Promise<string> {
-    const st = lstatSync(f.abs, { bigint: true });
+    const st = (f.abs === this.root || f.abs.startsWith(this.root + '/') ? this.lstat(f.rel).st : undefined) ?? lstatSync(f.abs, { bigint: true });
     const rec = this.hashes.get(f.rel);
     const mtimeNs = String(st.mtimeNs);
     const ctimeNs = String(st.ctimeNs);

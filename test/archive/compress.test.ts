@@ -64,6 +64,17 @@ describe('gzip', () => {
     assert.ok(again.equals(gz), 'the same bytes whatever the chunking and concurrency');
   });
 
+  test('input ending in random data ends in a final stored block; pieces larger than a block are cut up', async () => {
+    for (const tail of [3 * 1024 * 1024, 3 * 1024 * 1024 + 70_001, 200_000]) {
+      const data = Buffer.concat([input.subarray(0, 1024 * 1024 + 17), randomBytes(tail)]);
+      for (const piece of [5 * 1024 * 1024, 65_535, 1000]) {
+        const gz = await collect(compress(pieces(data, piece), 'gzip'));
+        execFileSync('gzip', ['-t'], { input: gz });
+        assert.ok(gunzipSync(gz).equals(data), `tail ${tail}, pieces of ${piece}`);
+      }
+    }
+  });
+
   test('small blocks, a block boundary at the very end, and empty input all round-trip', async () => {
     for (const data of [input.subarray(0, 1 << 20), input.subarray(0, 70_000), Buffer.alloc(0), Buffer.from('x')]) {
       const gz = await collect(compress(pieces(data, 4096), 'gzip', { blockSize: 64 * 1024, level: 1 }));
