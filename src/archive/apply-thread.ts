@@ -1,13 +1,14 @@
 // Extracting a layer made of entries (a COPY's) on a worker thread. A build's COPY both packs a layer
 // (reading the files, hashing, compressing) and extracts it into the snapshot the next step mounts;
 // on one thread the two share one CPU, and extracting 20,000 files costs as much as packing them.
-// The worker is handed the entries, not the bytes: it packs the same tar itself (packEntries is
-// deterministic, and the files are in the page cache by then) and applies it with the same
-// applyLayer. Posting the bytes across instead would copy every one of them and keep a second heap
-// full of them; reading the files twice costs less than that.
+// The worker is handed the entries, not the bytes (posting the bytes across would copy every one of
+// them and keep a second heap full of them). It either makes the files from their sources
+// (materializeEntries: kernel copies, links from an earlier extraction) or, for entries that cannot
+// be made that way, packs the same deterministic tar itself and applies it with applyLayer.
 
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { applyLayer, type AppliedLayer, type ApplyOptions } from './apply.js';
+import { materializeEntries, type Donor, type Materialized } from './materialize.js';
 import { packEntries, type LayerEntry, type PackEntriesOptions } from './pack.js';
 
 interface Job {
@@ -15,9 +16,11 @@ interface Job {
   pack: PackEntriesOptions;
   dest: string;
   apply: ApplyOptions;
+  /** Make the files from their sources (materializeEntries) instead of packing and applying a tar. */
+  materialize?: { donor?: Donor };
 }
 
-type FromWorker = { done: AppliedLayer } | { error: string };
+type FromWorker = { done: AppliedLayer } | { materialized: Materialized } | { error: string };
 
 /**
  * Pack `entries` and apply the tar to `dest`, both on a worker thread. Resolves with the diffID of
@@ -25,12 +28,25 @@ type FromWorker = { done: AppliedLayer } | { error: string };
  * the two reads makes another tar than the layer's, and then names no layer of the build.
  */
 export async function applyEntriesInWorker(entries: LayerEntry[], pack: PackEntriesOptions, dest: string, apply: ApplyOptions): Promise<AppliedLayer> {
+  const m = await runJob({ entries, pack, dest, apply });
+  if (!('done' in m)) throw new Error('extraction thread answered out of turn');
+  return m.done;
+}
+
+/** materializeEntries on a worker thread. */
+export async function materializeInWorker(entries: LayerEntry[], pack: PackEntriesOptions, dest: string, apply: ApplyOptions, donor?: Donor): Promise<Materialized> {
+  const m = await runJob({ entries, pack, dest, apply, materialize: donor ? { donor } : {} });
+  if (!('materialized' in m)) throw new Error('extraction thread answered out of turn');
+  return m.materialized;
+}
+
+async function runJob(job: Job): Promise<FromWorker> {
   // A small young generation: the thread's garbage is mostly file buffers, and collecting them
   // often keeps a 200 MiB COPY's peak memory some 50 MiB lower at no cost in time.
-  const worker = new Worker(new URL(import.meta.url), { workerData: { entries, pack, dest, apply } satisfies Job, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+  const worker = new Worker(new URL(import.meta.url), { workerData: job, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
   try {
-    return await new Promise<AppliedLayer>((resolve, reject) => {
-      worker.once('message', (m: FromWorker) => ('done' in m ? resolve(m.done) : reject(new Error(m.error))));
+    return await new Promise<FromWorker>((resolve, reject) => {
+      worker.once('message', (m: FromWorker) => ('error' in m ? reject(new Error(m.error)) : resolve(m)));
       worker.once('error', reject);
       worker.once('exit', (code) => reject(new Error(`extraction thread exited with code ${code}`)));
     });
@@ -44,10 +60,12 @@ function serve(job: Job): void {
   for (const e of job.entries) {
     if (e.xattrs) for (const [k, v] of Object.entries(e.xattrs)) e.xattrs[k] = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
   }
-  applyLayer(packEntries(job.entries, job.pack), job.dest, job.apply).then(
-    (done) => parentPort!.postMessage({ done } satisfies FromWorker),
-    (e: Error) => parentPort!.postMessage({ error: e.message } satisfies FromWorker),
-  );
+  const fail = (e: Error) => parentPort!.postMessage({ error: e.message } satisfies FromWorker);
+  if (job.materialize) {
+    materializeEntries(job.entries, job.dest, job.pack, job.apply, job.materialize.donor).then((materialized) => parentPort!.postMessage({ materialized } satisfies FromWorker), fail);
+    return;
+  }
+  applyLayer(packEntries(job.entries, job.pack), job.dest, job.apply).then((done) => parentPort!.postMessage({ done } satisfies FromWorker), fail);
 }
 
 if (!isMainThread && (workerData as Partial<Job> | null)?.entries !== undefined) serve(workerData as Job);

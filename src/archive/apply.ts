@@ -22,9 +22,11 @@
 import {
   chmodSync,
   closeSync,
+  copyFileSync,
   constants as fsc,
   fchmodSync,
   fchownSync,
+  fstatSync,
   futimesSync,
   lchownSync,
   linkSync,
@@ -93,6 +95,38 @@ export async function applyLayer(layer: Readable, dest: string, opts: ApplyOptio
     throw err;
   }
   return { diffId: tar.digest, size: tar.size };
+}
+
+/**
+ * A regular file's content given to applyEntries instead of bytes: a file to copy (in the kernel),
+ * or first an identical file to hard-link, from an extracted layer that is never written again.
+ */
+export interface FileSource {
+  copyFrom: string;
+  linkFrom?: string;
+}
+
+/** An entry for applyEntries: a header and its content as bytes or as a file. */
+export interface EntryToApply {
+  header: TarHeader;
+  body: AsyncIterable<Buffer> | Iterable<Buffer> | FileSource;
+}
+
+/**
+ * Applies entries given as headers and contents rather than as a tar stream: the same checks and
+ * the same result as applyLayer of their tar. Reports how many files were hard-linked.
+ */
+export async function applyEntries(entries: Iterable<EntryToApply>, dest: string, opts: ApplyOptions): Promise<{ linked: number }> {
+  await mkdir(dest, { recursive: true });
+  const root = await realpath(dest);
+  const x = new Extraction(root, (lstatSync(root).mode & 0o2000) !== 0, opts);
+  for (const entry of entries) await x.apply(entry);
+  await x.finish();
+  return { linked: x.linked };
+}
+
+function isFileSource(body: EntryToApply['body']): body is FileSource {
+  return typeof (body as FileSource).copyFrom === 'string';
 }
 
 const FILE_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
@@ -165,6 +199,8 @@ class Extraction {
   /** Directory metadata, applied last so adding children does not disturb mtimes or permissions. */
   private readonly dirMeta = new Map<string, TarHeader>();
   private pending: PendingNode[] = [];
+  /** Files hard-linked from a FileSource's linkFrom rather than copied. */
+  linked = 0;
   private readonly pendingPaths = new Set<string>();
 
   constructor(
@@ -184,7 +220,7 @@ class Extraction {
     return rel === '' ? this.root : `${this.root}/${rel}`;
   }
 
-  async apply(entry: TarEntry): Promise<void> {
+  async apply(entry: TarEntry | EntryToApply): Promise<void> {
     const h = entry.header;
     const comps = components(h.path, h.path, 'path');
     // The layer root itself ("./"): dest's own metadata belongs to whoever made dest.
@@ -244,7 +280,8 @@ class Extraction {
 
   // -- entries ---------------------------------------------------------------------------------
 
-  private async file(rel: string, h: TarHeader, body: AsyncIterable<Buffer>, parent: string): Promise<void> {
+  private async file(rel: string, h: TarHeader, body: EntryToApply['body'], parent: string): Promise<void> {
+    if (isFileSource(body)) return this.fileFrom(rel, h, body);
     const abs = this.abs(rel);
     // Small files are gathered and written with one call; larger ones are streamed.
     let data: Buffer | undefined;
@@ -279,6 +316,43 @@ class Extraction {
       closeSync(fd);
     }
     // After chown, which drops security.capability.
+    this.setXattrs(rel, h);
+  }
+
+  /** A file from a FileSource: linked when linkFrom is that very file (content aside), else copied. */
+  private async fileFrom(rel: string, h: TarHeader, src: FileSource): Promise<void> {
+    const abs = this.abs(rel);
+    if (src.linkFrom !== undefined && Object.keys(h.xattrs).length === 0) {
+      const st = lstatOrNull(src.linkFrom);
+      const same = st !== null && st.isFile() && st.size === h.size && (st.mode & 0o7777) === h.mode && Math.floor(st.mtimeMs / 1000) === h.mtime;
+      if (same && (!this.sameOwner || (st.uid === h.uid && st.gid === h.gid))) {
+        if (lstatOrNull(abs) !== null) await this.removeExisting(rel);
+        try {
+          linkSync(src.linkFrom, abs);
+          this.linked++;
+          return;
+        } catch {
+          /* gone meanwhile, or another file system: copy */
+        }
+      }
+    }
+    try {
+      copyFileSync(src.copyFrom, abs, fsc.COPYFILE_EXCL);
+    } catch (err) {
+      if (errno(err) !== 'EEXIST') throw err;
+      await this.removeExisting(rel);
+      copyFileSync(src.copyFrom, abs, fsc.COPYFILE_EXCL);
+    }
+    const fd = openSync(abs, fsc.O_WRONLY | fsc.O_NOFOLLOW);
+    try {
+      const size = fstatSync(fd).size;
+      if (size !== h.size) throw new ArchiveInvalid(`archive entry "${h.path}": ${src.copyFrom} has ${size} bytes, the entry says ${h.size}`);
+      if (this.sameOwner) fchownSync(fd, h.uid, h.gid);
+      fchmodSync(fd, h.mode); // after chown, which clears setuid/setgid
+      futimesSync(fd, h.mtime, h.mtime);
+    } finally {
+      closeSync(fd);
+    }
     this.setXattrs(rel, h);
   }
 

@@ -33,6 +33,11 @@ export interface LayerEntry {
   content?: Uint8Array | string;
   /** Size of sourcePath's content when known (saves a stat); the file must still have exactly this many bytes. */
   size?: number;
+  /**
+   * What sourcePath was when the entry was made (size, times, inode): a copy of it made later has
+   * the content the entry meant only while the file still is that (see materializeEntries).
+   */
+  sourceId?: string;
 }
 
 export interface PackEntriesOptions {
@@ -102,10 +107,8 @@ async function* tarBytes(entries: AsyncIterable<LayerEntry> | Iterable<LayerEntr
     pending = [];
     pendingSize = 0;
   }
-  const epoch = opts.sourceDateEpoch;
   for await (const e of entries) {
-    const p = prepare(e);
-    if (epoch !== undefined && p.header.mtime > epoch) p.header.mtime = epoch;
+    const p = prepare(e, opts);
     yield* emit(encodeHeader(p.header));
     if (p.header.type !== 'file') continue;
     if (p.data) yield* emit(p.data);
@@ -126,7 +129,11 @@ export function layerPath(p: string): string {
   return parts.join('/');
 }
 
-function prepare(e: LayerEntry): Prepared {
+/**
+ * The tar header packEntries writes for an entry, its mtime clamped to sourceDateEpoch, without
+ * reading any content (a file's size is its `size`, or its source's).
+ */
+export function entryHeader(e: LayerEntry, opts: PackEntriesOptions = {}): TarHeader {
   const header = tarHeader({
     path: layerPath(e.path),
     type: e.type,
@@ -139,23 +146,32 @@ function prepare(e: LayerEntry): Prepared {
     devminor: e.devminor ?? 0,
     xattrs: e.xattrs ?? {},
   });
+  if (opts.sourceDateEpoch !== undefined && header.mtime > opts.sourceDateEpoch) header.mtime = opts.sourceDateEpoch;
   if (e.type === 'symlink' && !header.linkname) throw new ArchiveInvalid(`layer entry "${e.path}": symlink without a target`);
+  if (e.type !== 'file') return header;
+  if (e.content !== undefined) header.size = typeof e.content === 'string' ? Buffer.byteLength(e.content) : e.content.byteLength;
+  else if (e.sourcePath !== undefined) {
+    let size = e.size;
+    if (size === undefined) {
+      const st = lstatSync(e.sourcePath);
+      if (!st.isFile()) throw new ArchiveInvalid(`layer entry "${e.path}": ${e.sourcePath} is not a regular file`);
+      size = st.size;
+    }
+    header.size = size;
+  }
+  return header;
+}
+
+function prepare(e: LayerEntry, opts: PackEntriesOptions): Prepared {
+  const header = entryHeader(e, opts);
   if (e.type !== 'file') return { header };
   if (e.content !== undefined) {
     const data = typeof e.content === 'string' ? Buffer.from(e.content) : Buffer.from(e.content.buffer, e.content.byteOffset, e.content.byteLength);
-    header.size = data.length;
     return { header, data };
   }
   if (e.sourcePath === undefined) return { header };
-  let size = e.size;
-  if (size === undefined) {
-    const st = lstatSync(e.sourcePath);
-    if (!st.isFile()) throw new ArchiveInvalid(`layer entry "${e.path}": ${e.sourcePath} is not a regular file`);
-    size = st.size;
-  }
-  header.size = size;
-  if (size > SMALL_FILE) return { header, source: e.sourcePath };
-  return { header, data: readSmall(e.sourcePath, size, header.path) };
+  if (header.size > SMALL_FILE) return { header, source: e.sourcePath };
+  return { header, data: readSmall(e.sourcePath, header.size, header.path) };
 }
 
 function readSmall(path: string, size: number, entry: string): Buffer {

@@ -22,6 +22,8 @@ export interface ContextFile {
   gid?: number;
   /** "dev:ino" of a regular file with more than one link, so a copy can keep hard links together. */
   inode?: string;
+  /** A regular file's identity (size, times, inode) when it was looked at, for LayerEntry.sourceId. */
+  id?: string;
 }
 
 interface HashRecord {

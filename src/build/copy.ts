@@ -245,6 +245,7 @@ export async function copyEntries(tree: SourceTree, selections: Selection[], her
     } else if (f.type === 'file') {
       base.sourcePath = f.abs;
       base.size = f.size;
+      if (f.id !== undefined) base.sourceId = f.id;
       if (f.inode !== undefined) links.set(f.inode, path);
     }
     if (f.type === 'symlink') base.linkname = f.linkTarget;
@@ -305,10 +306,10 @@ export async function copyEntries(tree: SourceTree, selections: Selection[], her
       carrier.set(group, e);
       if (e.type === 'hardlink') {
         const file = entries.get(group)!;
-        Object.assign(e, { type: 'file', sourcePath: file.sourcePath, size: file.size, linkname: undefined });
+        Object.assign(e, { type: 'file', sourcePath: file.sourcePath, size: file.size, sourceId: file.sourceId, linkname: undefined });
       }
     } else if (first !== e) {
-      Object.assign(e, { type: 'hardlink', linkname: first.path, sourcePath: undefined, size: undefined });
+      Object.assign(e, { type: 'hardlink', linkname: first.path, sourcePath: undefined, size: undefined, sourceId: undefined });
     }
   }
   return sorted;

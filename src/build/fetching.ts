@@ -11,6 +11,6 @@ export function fetchingLayers(inner: Snapshotter, cache: BuildCache): Snapshott
   };
   // Passed through, or every COPY layer would be extracted a second time, from its gzip blob, by the next step.
   if (inner.extractWhileWriting) wrapped.extractWhileWriting = (tar) => inner.extractWhileWriting!(tar);
-  if (inner.extractEntries) wrapped.extractEntries = (entries, opts) => inner.extractEntries!(entries, opts);
+  if (inner.extractEntries) wrapped.extractEntries = (entries, opts, diffId) => inner.extractEntries!(entries, opts, diffId);
   return wrapped;
 }

@@ -748,9 +748,10 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     let extracted: Promise<string | undefined> = Promise.resolve(undefined);
     let layerTar: Readable = tar;
     const bytes = entries.reduce((n, e) => n + (e.size ?? (typeof e.content === 'string' ? Buffer.byteLength(e.content) : (e.content?.length ?? 0))), 0);
+    let written: (diffId: string | undefined) => void = () => {};
     if (snapshotter.extractEntries && (bytes >= 16 << 20 || entries.length >= 1000)) {
       // Big: extracted on a thread of its own; a small one is not worth a thread's start-up (~30 ms).
-      extracted = snapshotter.extractEntries(entries, packOpts);
+      extracted = snapshotter.extractEntries(entries, packOpts, new Promise((resolve) => (written = resolve)));
     } else if (snapshotter.extractWhileWriting) {
       // Two readers of one tar: pipe() waits for the slower, and unpipes a reader that fails.
       const forLayer = new PassThrough({ highWaterMark: 1 << 20 });
@@ -764,9 +765,15 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       extracted = snapshotter.extractWhileWriting(forSnapshot);
       layerTar = forLayer;
     }
-    const d = await writeLayer(layerTar, async (blob) => {
-      stored = await req.store.content.put(blob);
-    }, 'gzip').finally(() => extracted);
+    let d: Awaited<ReturnType<typeof writeLayer>> | undefined;
+    try {
+      d = await writeLayer(layerTar, async (blob) => {
+        stored = await req.store.content.put(blob);
+      }, 'gzip');
+    } finally {
+      written(d?.diffId);
+      await extracted;
+    }
     await req.store.setLayerInfo(stored!.digest, { diffId: d.diffId, size: d.uncompressedSize });
     return { digest: d.digest, size: d.size, diffId: d.diffId, mediaType: MediaType.OciLayerGzip };
   }

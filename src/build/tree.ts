@@ -1,5 +1,6 @@
 import { lstat, readlink } from 'node:fs/promises';
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats, type Stats } from 'node:fs';
+import { sourceIdentity } from '../archive/materialize.js';
 import { join } from 'node:path';
 import type { ContextFile } from './context.js';
 import { BuildContext } from './context.js';
@@ -79,6 +80,8 @@ export function sourceFile(rel: string, abs: string, st: Stats | BigIntStats): C
   if (type === 'symlink') f.linkTarget = readlinkSync(abs);
   // Hard links are kept within one copy (BuildKit: fsutil copy's inode map), so remember the inode.
   if (type === 'file' && st.nlink > 1) f.inode = `${st.dev}:${st.ino}`;
+  // With nanosecond times (the build context's stats), a copy made later can tell the file is unchanged.
+  if (type === 'file' && 'mtimeNs' in st) f.id = sourceIdentity(st);
   return f;
 }
 

@@ -185,7 +185,7 @@ async function pruneBuildCache(store: Store): Promise<number> {
   const { rm, readdir, stat } = await import('node:fs/promises');
   const { join } = await import('node:path');
   let bytes = 0;
-  for (const dir of ['cache', 'cachemounts', 'contexts', 'snapshots/layers']) {
+  for (const dir of ['cache', 'cachemounts', 'contexts', 'snapshots/layers', 'snapshots/layers.donors']) {
     const path = join(store.root, dir);
     for (const name of await readdir(path).catch(() => [] as string[])) {
       const st = await stat(join(path, name)).catch(() => undefined);

@@ -1,11 +1,13 @@
-import { mkdir, mkdtemp, readdir, rename, rm, rmdir, lstat, readlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, lstat, readlink } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { applyLayer, packDirectory, compress } from '../archive/index.js';
-import { applyEntriesInWorker } from '../archive/apply-thread.js';
+import { applyEntriesInWorker, materializeInWorker } from '../archive/apply-thread.js';
+import { canMaterialize, sourcesUnchanged, type Donor } from '../archive/materialize.js';
+import { writeFileAtomic } from '../store/atomic.js';
 import type { ApplyOptions, LayerEntry, PackEntriesOptions } from '../archive/index.js';
-import { DigestingStream, encodedOf } from '../oci/digest.js';
+import { DigestingStream, encodedOf, sha256 } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { Store } from '../store/store.js';
 import { mount, unmount } from './mount.js';
@@ -23,6 +25,8 @@ export class OverlaySnapshotter implements Snapshotter {
   private readonly layersDir: string;
   private readonly tmpDir: string;
   private readonly emptyDir: string;
+  /** What each materialized COPY extraction holds, by donorKey: the files a later one may link. */
+  private readonly donorsDir: string;
   private extracting = new Map<string, Promise<string>>();
 
   /** In a user namespace (rootless) overlay keeps its markers in user.* xattrs (mount option userxattr). */
@@ -33,6 +37,7 @@ export class OverlaySnapshotter implements Snapshotter {
     this.layersDir = join(base, this.userxattr ? 'layers-userxattr' : 'layers');
     this.tmpDir = join(base, 'tmp');
     this.emptyDir = join(base, 'empty');
+    this.donorsDir = `${this.layersDir}.donors`;
   }
 
   /** Directory holding `layer` extracted in overlay form; extracts it on first use. */
@@ -66,8 +71,37 @@ export class OverlaySnapshotter implements Snapshotter {
     });
   }
 
-  extractEntries(entries: LayerEntry[], opts: PackEntriesOptions): Promise<string | undefined> {
-    return this.extractInto((dir, apply) => applyEntriesInWorker(entries, opts, dir, apply));
+  /**
+   * Entries that materializeEntries can make are made from their sources, linking what the last
+   * extraction of the same COPY (by donorKey) holds unchanged; others are packed and applied as a tar
+   * on the thread. A materialized directory takes the writer's diffID once every source is found
+   * unchanged since its entry was made, so both reads saw the same bytes.
+   */
+  async extractEntries(entries: LayerEntry[], opts: PackEntriesOptions, diffId: Promise<string | undefined>): Promise<string | undefined> {
+    if (!canMaterialize(entries)) return this.extractInto((dir, apply) => applyEntriesInWorker(entries, opts, dir, apply));
+    const key = donorKey(entries);
+    const donor = await this.readDonor(key);
+    let ids: Record<string, string> | undefined;
+    const extracted = await this.extractInto(async (dir, apply) => {
+      const made = await materializeInWorker(entries, opts, dir, apply, donor);
+      const d = await diffId;
+      if (d === undefined || !sourcesUnchanged(entries)) throw new Error('the layer was not written, or a source changed meanwhile');
+      ids = made.ids;
+      return { diffId: d };
+    });
+    if (extracted && ids) await writeFileAtomic(join(this.donorsDir, `${key}.json`), JSON.stringify({ diffId: extracted, ids })).catch(() => {});
+    return extracted;
+  }
+
+  /** The last extraction recorded under `key`, if its directory is still there. */
+  private async readDonor(key: string): Promise<Donor | undefined> {
+    try {
+      const rec = JSON.parse(await readFile(join(this.donorsDir, `${key}.json`), 'utf8')) as { diffId: string; ids: Record<string, string> };
+      const dir = join(this.layersDir, encodedOf(rec.diffId));
+      return existsSync(dir) ? { dir, ids: rec.ids } : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Extract into a fresh directory, then move it into place under the diffID of what was extracted. */
@@ -221,6 +255,26 @@ export async function writeLayerFromDir(
   const info = await store.content.put(compress(hashed, 'gzip'));
   await store.setLayerInfo(info.digest, { diffId: diff.digest, size: diff.size });
   return { digest: info.digest, size: info.size, diffId: diff.digest, mediaType: MediaType.OciLayerGzip };
+}
+
+/**
+ * Which earlier extraction a COPY's entries may link from: the one made from the same source
+ * directory into the same layer directory (the same COPY of an edited context, typically).
+ */
+function donorKey(entries: readonly LayerEntry[]): string {
+  const common = (paths: string[]) => {
+    if (paths.length === 0) return '';
+    let parts = paths[0]!.split('/').slice(0, -1);
+    for (const p of paths) {
+      const q = p.split('/');
+      let i = 0;
+      while (i < parts.length && i < q.length - 1 && parts[i] === q[i]) i++;
+      parts = parts.slice(0, i);
+    }
+    return parts.join('/');
+  };
+  const sources = entries.flatMap((e) => (e.sourcePath !== undefined ? [e.sourcePath] : []));
+  return sha256(`${common(sources)}\0${common(entries.map((e) => e.path))}`).slice(7, 39);
 }
 
 async function renameIntoPlace(from: string, to: string): Promise<void> {

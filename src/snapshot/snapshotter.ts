@@ -53,10 +53,12 @@ export interface Snapshotter {
    */
   extractWhileWriting?(tar: Readable): Promise<string | undefined>;
   /**
-   * The same for a big layer known as its entries (a COPY's): packed and extracted again apart from
-   * the writing, on a thread of its own, so the two run on two cores. Resolves like extractWhileWriting.
+   * The same for a big layer known as its entries (a COPY's), made apart from the writing on a thread
+   * of its own, so the two run on two cores. `diffId` is what the writer's packing of the entries
+   * arrives at (undefined if it failed); the extraction is named by it only if it is sure to hold the
+   * same files. Resolves like extractWhileWriting.
    */
-  extractEntries?(entries: LayerEntry[], opts: PackEntriesOptions): Promise<string | undefined>;
+  extractEntries?(entries: LayerEntry[], opts: PackEntriesOptions, diffId: Promise<string | undefined>): Promise<string | undefined>;
 }
 
 export interface PathInfo {

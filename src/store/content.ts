@@ -88,8 +88,8 @@ export class ContentStore {
           : typeof src === 'string' || src instanceof Uint8Array
             ? Readable.from([typeof src === 'string' ? Buffer.from(src) : src])
             : Readable.from(src);
-      if (hasher === input) await pipeline(input, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
-      else await pipeline(input, hasher, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+      if (hasher === input) await pipeline(input, createWriteStream(tmp, { flags: 'wx', mode: 0o644, highWaterMark: 1 << 20 }));
+      else await pipeline(input, hasher, createWriteStream(tmp, { flags: 'wx', mode: 0o644, highWaterMark: 1 << 20 }));
       const fh = await open(tmp, 'r');
       await fh.sync();
       await fh.close();

@@ -48,11 +48,11 @@ test('extractWhileWriting and extractEntries are passed through, and absent when
     for await (const c of tar) seen.push(String(c));
     return layer.diffId;
   };
-  inner.extractEntries = async (entries, opts) => (seen.push(entries.length, opts), layer.diffId);
+  inner.extractEntries = async (entries, opts, diffId) => (seen.push(entries.length, opts, await diffId), layer.diffId);
   const s = fetchingLayers(inner, cache);
   assert.equal(await s.extractWhileWriting!(Readable.from([Buffer.from('tar bytes')])), layer.diffId);
-  assert.equal(await s.extractEntries!([{ path: 'a', type: 'file' }], { sourceDateEpoch: 7 }), layer.diffId);
-  assert.deepEqual(seen, ['tar bytes', 1, { sourceDateEpoch: 7 }]);
+  assert.equal(await s.extractEntries!([{ path: 'a', type: 'file' }], { sourceDateEpoch: 7 }, Promise.resolve(layer.diffId)), layer.diffId);
+  assert.deepEqual(seen, ['tar bytes', 1, { sourceDateEpoch: 7 }, layer.diffId]);
 });
 
 test("exporting one image keeps the process's lease on blobs another build wrote and has not recorded yet", async (t) => {
