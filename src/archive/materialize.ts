@@ -11,7 +11,7 @@
 // sourcesUnchanged checks afterwards by the sources' identities (size, times, inode), the same test
 // the build context's hash cache relies on.
 
-import { lstatSync, type BigIntStats } from 'node:fs';
+import { lstatSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { applyEntries, type ApplyOptions, type EntryToApply } from './apply.js';
 import { entryHeader, type LayerEntry, type PackEntriesOptions } from './pack.js';
@@ -30,9 +30,9 @@ export interface Materialized {
   linked: number;
 }
 
-/** The identity of a file as the build context records it: size, modification and change times, inode. */
-export function sourceIdentity(st: BigIntStats): string {
-  return `${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.dev}:${st.ino}`;
+/** A file's identity as the build context sees it: size, modification and change times, device, inode. */
+export function sourceIdentity(st: Stats): string {
+  return `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.dev}:${st.ino}`;
 }
 
 /**
@@ -81,7 +81,7 @@ export async function materializeEntries(entries: readonly LayerEntry[], dest: s
 export function sourcesUnchanged(entries: readonly LayerEntry[]): boolean {
   for (const e of entries) {
     if (e.sourceId === undefined || e.sourcePath === undefined) continue;
-    const st = lstatSync(e.sourcePath, { bigint: true, throwIfNoEntry: false });
+    const st = lstatSync(e.sourcePath, { throwIfNoEntry: false });
     if (!st || sourceIdentity(st) !== e.sourceId) return false;
   }
   return true;

@@ -245,7 +245,8 @@ export async function copyEntries(tree: SourceTree, selections: Selection[], her
     } else if (f.type === 'file') {
       base.sourcePath = f.abs;
       base.size = f.size;
-      if (f.id !== undefined) base.sourceId = f.id;
+      const id = tree.identity?.(f);
+      if (id !== undefined) base.sourceId = id;
       if (f.inode !== undefined) links.set(f.inode, path);
     }
     if (f.type === 'symlink') base.linkname = f.linkTarget;

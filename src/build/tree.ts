@@ -1,6 +1,5 @@
 import { lstat, readlink } from 'node:fs/promises';
-import { lstatSync, readdirSync, readlinkSync, type BigIntStats, type Stats } from 'node:fs';
-import { sourceIdentity } from '../archive/materialize.js';
+import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import type { ContextFile } from './context.js';
 import { BuildContext } from './context.js';
@@ -16,6 +15,8 @@ export interface SourceTree {
    * BuildKit's copy uses for sources with FollowSymlinks). Undefined when a link loops.
    */
   resolve(rel: string): Promise<string | undefined>;
+  /** A regular file's identity (size, times, inode) as the tree saw it, for LayerEntry.sourceId. */
+  identity?(f: ContextFile): string | undefined;
 }
 
 /** A plain directory (a mounted view of a stage or image, an unpacked archive): nothing ignored, owners kept. */
@@ -73,15 +74,13 @@ export function lstatOrUndefined(abs: string): Stats | undefined {
 }
 
 /** The ContextFile for an lstat result; undefined for sockets, devices and fifos, which COPY skips. */
-export function sourceFile(rel: string, abs: string, st: Stats | BigIntStats): ContextFile | undefined {
+export function sourceFile(rel: string, abs: string, st: Stats): ContextFile | undefined {
   const type = st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : undefined;
   if (!type) return undefined;
-  const f: ContextFile = { rel, abs, type, mode: Number(st.mode) & 0o7777, size: Number(st.size), mtimeMs: Number(st.mtimeMs) };
+  const f: ContextFile = { rel, abs, type, mode: st.mode & 0o7777, size: st.size, mtimeMs: st.mtimeMs };
   if (type === 'symlink') f.linkTarget = readlinkSync(abs);
   // Hard links are kept within one copy (BuildKit: fsutil copy's inode map), so remember the inode.
   if (type === 'file' && st.nlink > 1) f.inode = `${st.dev}:${st.ino}`;
-  // With nanosecond times (the build context's stats), a copy made later can tell the file is unchanged.
-  if (type === 'file' && 'mtimeNs' in st) f.id = sourceIdentity(st);
   return f;
 }
 

@@ -31,8 +31,8 @@ function sources(dir: string): LayerEntry[] {
 }
 
 function entry(source: string, path: string, mode = 0o644): LayerEntry {
-  const st = lstatSync(source, { bigint: true });
-  return { path, type: 'file', sourcePath: source, size: Number(st.size), sourceId: sourceIdentity(st), mode, uid: 1000, gid: 1000, mtime: Number(st.mtimeNs / 1_000_000_000n) };
+  const st = lstatSync(source);
+  return { path, type: 'file', sourcePath: source, size: st.size, sourceId: sourceIdentity(st), mode, uid: 1000, gid: 1000, mtime: Math.floor(st.mtimeMs / 1000) };
 }
 
 test('materialized entries are the tree their tar applies to, SOURCE_DATE_EPOCH included', async (t) => {
