@@ -3,7 +3,6 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { applyLayer, packDirectory } from '../archive/index.js';
 import { tempPathFor } from '../store/atomic.js';
-import { saveArchiveFile } from '../store/save.js';
 import type { Store, StoredImage } from '../store/store.js';
 import { createSnapshotter } from '../snapshot/index.js';
 import type { Descriptor } from '../oci/types.js';
@@ -58,6 +57,7 @@ export async function exportResult(store: Store, result: StageResult, tags: stri
   const image = await store.writeImage(result.config, layers, names, baseAnnotations(result));
   if (output.type === 'oci' || output.type === 'docker') {
     const items = tags.length ? tags.map((t) => ({ image, name: normalize(t) })) : [{ image }];
+    const { saveArchiveFile } = await import('../store/save.js'); // tar-stream, only for archive outputs
     await saveArchiveFile(store, items, output.type, output.dest);
   } else if (output.type === 'tar') {
     const snap = await createSnapshotter(store);

@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import { loadArchive } from '../store/load.js';
 import type { Store, StoredImage } from '../store/store.js';
 import { ImageUnknown } from '../errors.js';
 
@@ -11,6 +10,8 @@ export async function loadOciLayout(store: Store, path: string, ref?: string): P
   const tar = spawn('tar', ['-c', '-C', path, '.'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   tar.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  // Loaded here: the archive reader (tar-stream) is start-up time every other build can skip.
+  const { loadArchive } = await import('../store/load.js');
   const loaded = await loadArchive(store, tar.stdout, `oci-layout://${path}`).catch((e: Error) => {
     throw new Error(stderr.trim() || e.message);
   });
