@@ -460,7 +460,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
    * fails is forgotten and the COPY runs as usual, reporting its own errors.
    */
   function prepareAhead(step: CopyStep, layers: LayerRef[]): void {
-    if (step.from || (step.add && step.sources.some(isUrl))) return;
+    if (step.from || (step.add && step.sources.some(isUrl)) || req.signal.aborted) return;
     const started = limiter.tryRun(async (): Promise<PreparedCopy> => {
       const reads: ParentReads = { paths: new Map() };
       // The sources are hashed for the COPY's key meanwhile: the extraction thread starts sooner.
