@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { openStore, out, type GlobalOptions } from './context.js';
-import { pull, pushImage, listRemoteTags, login, logout, findCredential, type TransferEvent } from '../registry/client/index.js';
+import type { TransferEvent } from '../registry/client/index.js';
 import { familiarName } from '../store/describe.js';
 import { familiarRepository, familiarString, parseNamed } from '../reference/reference.js';
 import { shortId } from '../oci/digest.js';
@@ -21,12 +21,14 @@ export function registerDistributionCommands(program: Command, globals: () => Gl
     .option('-q, --quiet', 'print only the image name')
     .option('--concurrency <n>', 'layers downloaded at once', positiveInt, 4)
     .action(async (image: string, o: { allTags?: boolean; platform?: string; quiet?: boolean; concurrency: number }) => {
-      const store = await openStore(globals());
+      // Each command loads only its half of the client: pull has no use for push's compressor, and back.
+      const [{ pull }, store] = await Promise.all([import('../registry/client/pull.js'), openStore(globals())]);
       const ref = parseNamed(image);
       const platform = o.platform ? parsePlatform(o.platform) : undefined;
       let refs = [image];
       if (o.allTags) {
         if (ref.digest || /:[^/]*$/.test(image)) throw new UsageError('tag can\'t be used with --all-tags/-a');
+        const { listRemoteTags } = await import('../registry/client/pull.js');
         refs = (await listRemoteTags(image)).map((t) => familiarString({ ...ref, tag: t }));
         if (!o.quiet) out(`Pulling ${refs.length} tags of ${familiarRepository(ref)}`);
       }
@@ -63,7 +65,7 @@ export function registerDistributionCommands(program: Command, globals: () => Gl
     .option('--concurrency <n>', 'layers uploaded at once', positiveInt, 4)
     .option('--chunk-size <bytes>', 'blobs larger than 4 chunks go up in chunks of this size (default 16 MiB)', positiveInt)
     .action(async (image: string, dest: string | undefined, o: { quiet?: boolean; concurrency: number; chunkSize?: number }) => {
-      const store = await openStore(globals());
+      const [{ pushImage }, store] = await Promise.all([import('../registry/client/push.js'), openStore(globals())]);
       const target = parseNamed(dest ?? image);
       if (!o.quiet) out(`The push refers to repository [${familiarRepository(target)}]`);
       const view = o.quiet ? undefined : transferView('push');
@@ -99,6 +101,7 @@ export function registerDistributionCommands(program: Command, globals: () => Gl
         password = (await readAll(process.stdin)).replace(/\r?\n$/, '');
       }
       if (username === undefined || password === undefined) {
+        const { findCredential } = await import('../registry/client/credentials.js');
         const known = await findCredential(server ?? 'docker.io').catch(() => undefined);
         if (!process.stdin.isTTY) {
           if (known && username === undefined && password === undefined) {
@@ -112,6 +115,7 @@ export function registerDistributionCommands(program: Command, globals: () => Gl
       }
       if (!username) throw new UsageError('username is empty');
       if (!password) throw new UsageError('password is empty');
+      const { login } = await import('../registry/client/login.js');
       const r = await login(server, username, password);
       if (!r.savedTo.startsWith('docker-credential-')) {
         process.stderr.write(`WARNING! Your password will be stored unencrypted in ${r.savedTo}.\nConfigure a credential helper to remove this warning (credsStore in that file).\n\n`);
@@ -124,6 +128,7 @@ export function registerDistributionCommands(program: Command, globals: () => Gl
     .description('Log out from a registry')
     .argument('[server]', 'registry host[:port] (default: docker.io)')
     .action(async (server: string | undefined) => {
+      const { logout } = await import('../registry/client/login.js');
       const r = await logout(server);
       out(r.removed ? `Removing login credentials for ${r.registry}` : `Not logged in to ${r.registry}`);
     });
