@@ -12,6 +12,8 @@ import type { LayerRef } from '../snapshot/snapshotter.js';
 export interface CacheRecord {
   layer: LayerRef | null;
   created: string;
+  /** Key of the step before (the parent's), so an importer knows which record may come next. */
+  parent?: string;
 }
 
 /**
@@ -35,24 +37,69 @@ export class BuildCache {
   /** Layers of imported hits whose blobs are not in the store yet, by digest. */
   private readonly pending = new Map<string, { source: CacheSource; key: string; record: CacheRecord }>();
   private readonly fetching = new Map<string, Promise<void>>();
+  /** Blob downloads from cache sources, by digest: one each, shared by ensure and lookahead. */
+  private readonly downloads = new Map<string, Promise<void>>();
+  /** Imported records with a layer, by the key of the step before them. */
+  private readonly next = new Map<string, { source: CacheSource; layer: LayerRef }[]>();
 
-  constructor(private readonly store: Store, private readonly sources: readonly CacheSource[] = []) {}
+  constructor(private readonly store: Store, private readonly sources: readonly CacheSource[] = []) {
+    for (const source of sources) {
+      for (const rec of source.records.values()) {
+        if (rec.parent === undefined || !rec.layer) continue;
+        let list = this.next.get(rec.parent);
+        if (!list) this.next.set(rec.parent, (list = []));
+        list.push({ source, layer: rec.layer });
+      }
+    }
+  }
 
   private path(key: string): string {
     return join(this.store.root, 'cache', key.replace(':', '-') + '.json');
   }
 
-  async get(key: string): Promise<CacheRecord | undefined> {
+  /**
+   * The record of `key`, local or imported. `lookAhead`: the step's layer ends up in the image, so
+   * the layer recorded after it will be needed too if its key hits (see lookAhead below).
+   */
+  async get(key: string, lookAhead = false): Promise<CacheRecord | undefined> {
     const local = await this.getLocal(key);
-    if (local) return local;
+    if (local) {
+      if (lookAhead) this.lookAhead(key);
+      return local;
+    }
     for (const source of this.sources) {
       const rec = source.records.get(key);
       if (!rec) continue;
       if (rec.layer && !(await this.store.content.has(rec.layer.digest))) this.pending.set(rec.layer.digest, { source, key, record: rec });
       else await this.write(key, rec);
+      if (lookAhead) this.lookAhead(key);
       return rec;
     }
     return undefined;
+  }
+
+  /**
+   * A hit on `key`: start downloading the layers the imported caches recorded right after it. The
+   * next step's own key may take a while (a COPY hashes its sources first), and when it hits too,
+   * its layer is then already coming. At most one step ahead of the last hit is fetched for nothing
+   * when the next key misses. Only for steps of the final image: the layers of another stage are
+   * needed only by a step that is not cached, and then ensure() fetches them. A failed download here
+   * is forgotten: ensure() tries again and reports.
+   */
+  private lookAhead(key: string): void {
+    for (const { source, layer } of this.next.get(key) ?? []) {
+      this.download(source, layer).catch(() => {});
+    }
+  }
+
+  private download(source: CacheSource, layer: LayerRef): Promise<void> {
+    let d = this.downloads.get(layer.digest);
+    if (!d) {
+      d = source.fetchLayer(this.store, layer);
+      this.downloads.set(layer.digest, d);
+      d.catch(() => this.downloads.delete(layer.digest));
+    }
+    return d;
   }
 
   private async getLocal(key: string): Promise<CacheRecord | undefined> {
@@ -65,8 +112,8 @@ export class BuildCache {
     }
   }
 
-  async put(key: string, layer: LayerRef | undefined): Promise<CacheRecord> {
-    const rec: CacheRecord = { layer: layer ?? null, created: new Date().toISOString() };
+  async put(key: string, layer: LayerRef | undefined, parent?: string): Promise<CacheRecord> {
+    const rec: CacheRecord = { layer: layer ?? null, created: new Date().toISOString(), ...(parent !== undefined ? { parent } : {}) };
     await this.write(key, rec);
     return rec;
   }
@@ -97,7 +144,8 @@ export class BuildCache {
         let f = this.fetching.get(l.digest);
         if (!f) {
           f = (async () => {
-            await p.source.fetchLayer(this.store, l);
+            // Once more if the download failed: it may have been started ahead, when nobody was waiting.
+            await this.download(p.source, l).catch(() => this.download(p.source, l));
             await this.write(p.key, p.record);
             this.pending.delete(l.digest);
           })();

@@ -177,6 +177,13 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   const preparedCopies = new Map<CopyStep, Promise<PreparedCopy | undefined>>();
   const preparations: Promise<unknown>[] = [];
   const copyContentKeys = new Map<CopyStep, Promise<unknown>>();
+  // The target stage and the stages it is built FROM: their layers are the image's.
+  const imageStages = new Set<number>();
+  for (let i: number | undefined = plan.target; i !== undefined && !imageStages.has(i); ) {
+    imageStages.add(i);
+    const base: BuildPlan['stages'][number]['base'] = plan.stages[i]!.base;
+    i = base.kind === 'stage' ? base.index : undefined;
+  }
   const images = new Map<string, Promise<StoredImage>>();
   let vertex = 0;
   const file = req.dockerfile.name;
@@ -315,7 +322,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       const name = `[${stageLabel(index)} ${n + 2}/${total}] ${step.instruction.replace(/\s+/g, ' ').trim()}`;
       const stepKey = await keyOf(step, key, layers);
       if (step.kind === 'run') for (const m of step.mounts) if (m.type === 'cache') noteCacheMount(m);
-      const hit = req.noCache ? undefined : await cache.get(stepKey);
+      const hit = req.noCache ? undefined : await cache.get(stepKey, imageStages.has(index));
       if (hit) {
         req.progress.start(id, name);
         req.progress.cached(id);
@@ -337,7 +344,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
             throw e;
           }
         });
-        const rec = await cache.put(stepKey, layer);
+        const rec = await cache.put(stepKey, layer, key);
         if (req.sourceDateEpoch === undefined && rec.created > stageTime) stageTime = rec.created;
         if (layer) layers = [...layers, layer];
         else emptyHistory.add(step.historyIndex);

@@ -40,6 +40,8 @@ interface WireRecord {
   diffId?: string;
   size?: number;
   created: string;
+  /** The key of the step before, when known: lets an importer fetch a layer one step ahead. */
+  parent?: string;
 }
 
 interface CacheDocument {
@@ -62,8 +64,9 @@ export async function exportRegistryCache(store: Store, ref: string, records: Ma
   const index = new Map<string, number>();
   const doc: CacheDocument = { records: [] };
   for (const [key, rec] of records) {
+    const parent = rec.parent !== undefined ? { parent: rec.parent } : {};
     if (!rec.layer) {
-      doc.records.push({ key, layer: null, created: rec.created });
+      doc.records.push({ key, layer: null, created: rec.created, ...parent });
       continue;
     }
     const l = rec.layer;
@@ -72,7 +75,7 @@ export async function exportRegistryCache(store: Store, ref: string, records: Ma
       i = layers.push({ mediaType: l.mediaType, digest: l.digest, size: l.size }) - 1;
       index.set(l.digest, i);
     }
-    doc.records.push({ key, layer: i, diffId: l.diffId, size: (await store.layerInfo(l.digest))?.size, created: rec.created });
+    doc.records.push({ key, layer: i, diffId: l.diffId, size: (await store.layerInfo(l.digest))?.size, created: rec.created, ...parent });
   }
   for (const [id, dir] of opts.mounts ?? []) {
     if (!existsSync(dir)) continue;
@@ -101,7 +104,8 @@ export async function withInlineCache(store: Store, config: ImageConfig, layers:
   for (const [key, rec] of records) {
     const i = rec.layer ? layers.findIndex((l) => l.digest === rec.layer!.digest) : -1;
     if (rec.layer && i < 0) continue;
-    doc.records.push(rec.layer ? { key, layer: i, size: (await store.layerInfo(rec.layer.digest))?.size, created: rec.created } : { key, layer: null, created: rec.created });
+    const parent = rec.parent !== undefined ? { parent: rec.parent } : {};
+    doc.records.push(rec.layer ? { key, layer: i, size: (await store.layerInfo(rec.layer.digest))?.size, created: rec.created, ...parent } : { key, layer: null, created: rec.created, ...parent });
   }
   return { ...config, [InlineCacheField]: doc } as ImageConfig;
 }
@@ -165,15 +169,17 @@ export async function importCache(ref: string, opts: Pick<PushOptions, 'env' | '
   const sizes = new Map<string, number>();
   for (const w of cache.records) {
     if (typeof w?.key !== 'string' || typeof w.created !== 'string') throw bad('a record lacks "key" or "created"');
+    if (w.parent !== undefined && typeof w.parent !== 'string') throw bad(`record ${w.key}: "parent" is not a string`);
+    const parent = w.parent !== undefined ? { parent: w.parent } : {};
     if (w.layer === null) {
-      records.set(w.key, { layer: null, created: w.created });
+      records.set(w.key, { layer: null, created: w.created, ...parent });
       continue;
     }
     const l = layerAt(w.layer);
     const diffId = artifact ? w.diffId : diffIds[w.layer];
     if (typeof diffId !== 'string') throw bad(`record ${w.key} has no diffID`);
     if (typeof w.size === 'number') sizes.set(l.digest, w.size);
-    records.set(w.key, { layer: { digest: l.digest, size: l.size, mediaType: l.mediaType, diffId }, created: w.created });
+    records.set(w.key, { layer: { digest: l.digest, size: l.size, mediaType: l.mediaType, diffId }, created: w.created, ...parent });
   }
   const download = async (store: Store, d: Descriptor) => {
     if ((await store.content.size(d.digest)) === d.size) return;

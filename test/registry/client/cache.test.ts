@@ -100,6 +100,11 @@ test('--cache-to type=registry,mode=max then --cache-from on an empty store: eve
   const c = client(reg.url);
   const manifest = (await c.req('GET', '/v2/app/cache/manifests/main', { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).json();
   assert.equal(manifest.artifactType, 'application/vnd.kiln.buildcache.v1');
+  // Each record names the step before it, so an importer can fetch a layer one step ahead.
+  const doc = (await c.req('GET', `/v2/app/cache/blobs/${manifest.config.digest}`)).json();
+  const keys = new Set(doc.records.map((r: { key: string }) => r.key));
+  assert.ok(doc.records.length >= 6 && doc.records.every((r: { parent?: unknown }) => typeof r.parent === 'string'), JSON.stringify(doc.records));
+  assert.ok(doc.records.filter((r: { parent: string }) => keys.has(r.parent)).length >= 4, 'records chain to one another');
   const image = (await c.req('GET', '/v2/app/img/manifests/1', { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).json();
   const inImage = new Set(image.layers.map((l: { digest: string }) => l.digest));
   const stageOnly = manifest.layers.filter((l: { digest: string }) => !inImage.has(l.digest));
