@@ -416,7 +416,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     const rel = source.replace(/^\/+/, '');
     const f = await req.context.stat(rel);
     if (!f) return 'missing';
-    return contextDigest(req.context, [{ file: f, target: '/' }], []);
+    return contextDigest(req.context, [{ file: f, target: '/' }], [], req.signal);
   }
 
   async function copyContentKey(step: CopyStep): Promise<unknown> {
@@ -424,7 +424,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     if (dirCtx) {
       const tree = await namedTree(dirCtx);
       const sel = await selectSources({ step: { ...step, heredocs: [] }, file, tree }, async () => true);
-      return { named: await contextDigest(tree, sel, excludePatterns(step.exclude)) };
+      return { named: await contextDigest(tree, sel, excludePatterns(step.exclude), req.signal) };
     }
     if (step.from) return { from: await sourceKey(step.from, step.line), sources: step.sources };
     const remote = step.add ? step.sources.filter(isUrl) : [];
@@ -432,7 +432,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     const parts: unknown[] = [];
     if (local.length) {
       const sel = await selectSources({ step: { ...step, sources: local, heredocs: [] }, file, tree: req.context }, async () => true);
-      parts.push(await contextDigest(req.context, sel, excludePatterns(step.exclude)));
+      parts.push(await contextDigest(req.context, sel, excludePatterns(step.exclude), req.signal));
     }
     for (const url of remote) {
       if (step.checksum) parts.push({ url, checksum: step.checksum });
@@ -471,7 +471,15 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     const started = limiter.tryRun(async (): Promise<PreparedCopy> => {
       const reads: ParentReads = { paths: new Map() };
       // The sources are hashed for the COPY's key meanwhile: the extraction thread starts sooner.
-      const [hashed, copied] = await Promise.allSettled([contentKeyOf(step), executeCopy(step, layers, reads)]);
+      // A cancelled build waits for the copy to stop and clean up, not for the hashing, which only reads.
+      const hashing = contentKeyOf(step);
+      hashing.catch(() => {}); // awaited by the COPY's key, or by nobody once cancelled
+      const cancelled = new Promise<never>((_, reject) => {
+        if (req.signal.aborted) reject(new BuildCancelled('build cancelled'));
+        req.signal.addEventListener('abort', () => reject(new BuildCancelled('build cancelled')), { once: true });
+      });
+      cancelled.catch(() => {});
+      const [hashed, copied] = await Promise.allSettled([Promise.race([hashing, cancelled]), executeCopy(step, layers, reads)]);
       if (hashed.status === 'rejected') throw hashed.reason;
       if (copied.status === 'rejected') throw copied.reason;
       return { layer: copied.value, reads };
@@ -749,6 +757,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
    * so the next step's root filesystem does not decompress and extract the blob all over again.
    */
   async function writeEntries(entries: LayerEntry[]): Promise<LayerRef> {
+    checkAbort();
     let stored: { digest: string; size: number } | undefined;
     const packOpts = { sourceDateEpoch: req.sourceDateEpoch };
     const tar = packEntries(entries, packOpts);
@@ -773,11 +782,15 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       layerTar = forLayer;
     }
     let d: Awaited<ReturnType<typeof writeLayer>> | undefined;
+    // Ctrl-C stops a big COPY where it is (the extraction thread stops with it, told by `written`).
+    const cancel = () => tar.destroy(new BuildCancelled('build cancelled'));
+    req.signal.addEventListener('abort', cancel, { once: true });
     try {
       d = await writeLayer(layerTar, async (blob) => {
         stored = await req.store.content.put(blob);
       }, 'gzip');
     } finally {
+      req.signal.removeEventListener('abort', cancel);
       written(d?.diffId);
       await extracted;
     }

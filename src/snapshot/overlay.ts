@@ -82,8 +82,11 @@ export class OverlaySnapshotter implements Snapshotter {
     const key = donorKey(entries);
     const donor = await this.readDonor(key);
     let ids: Record<string, string> | undefined;
+    // A layer that will not be written (a failed or cancelled COPY) stops the thread at once.
+    const stop = new AbortController();
+    void diffId.then((d) => d === undefined && stop.abort());
     const extracted = await this.extractInto(async (dir, apply) => {
-      const made = await materializeInWorker(entries, opts, dir, apply, donor);
+      const made = await materializeInWorker(entries, opts, dir, apply, donor, stop.signal);
       const d = await diffId;
       if (d === undefined || !sourcesUnchanged(entries)) throw new Error('the layer was not written, or a source changed meanwhile');
       ids = made.ids;

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, writeFile, readdir } from 'node:fs/promises';
+import { mkdir, writeFile, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { fixture, kiln, kilnOk, tempDir } from '../support/env.js';
+import { execFileSync, spawn } from 'node:child_process';
+import { fixture, kiln, kilnMain, kilnOk, tempDir } from '../support/env.js';
 
 // The solver prepares a COPY from the context while the RUN before it runs, against the RUN's
 // parent, and keeps the result only if the RUN changed nothing the COPY read there. These tests
@@ -98,4 +98,30 @@ test('with SOURCE_DATE_EPOCH the image is the same whether the COPY was prepared
   }
   assert.match(ids[0]!, /^sha256:[0-9a-f]{64}$/);
   assert.equal(ids[0], ids[1]);
+});
+
+test('a build interrupted while a COPY is being prepared tags nothing and leaves no mount, temporary directory or partial blob', async (t) => {
+  const work = await tempDir(t);
+  const root = join(work, 'store');
+  await kilnOk(root, ['load', '-i', fixture('busybox')]);
+  const files: Record<string, string> = {
+    Dockerfile: "FROM busybox\nWORKDIR /app\nRUN --mount=type=bind,target=/ctx sh -c 'i=0; while [ ! -e /ctx/go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done'\nCOPY . .\n",
+  };
+  for (let d = 0; d < 12; d++) for (let f = 0; f < 100; f++) files[`src/m${d}/f${f}.txt`] = `${d}/${f}\n`.repeat(200);
+  const ctx = await contextDir(join(work, 'ctx'), files);
+  const child = spawn(process.execPath, [kilnMain, 'build', '--progress', 'plain', '--jobs', '2', '-t', 'interrupted', ctx], { env: { ...process.env, KILN_ROOT: root } });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  // Interrupted once the COPY's preparation has written something into the store.
+  for (let i = 0; i < 300; i++) {
+    if ((await readdir(join(root, 'snapshots', 'tmp')).catch(() => [])).length > 1 || (await readdir(join(root, 'ingest')).catch(() => [])).length > 0) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  assert.equal(code, 130, stderr);
+  assert.ok(!(await readFile('/proc/mounts', 'utf8')).includes(root), 'a mount under the store survived');
+  assert.deepEqual(await readdir(join(root, 'snapshots', 'tmp')).catch(() => []), []);
+  assert.deepEqual(await readdir(join(root, 'ingest')).catch(() => []), []);
+  assert.doesNotMatch(await kilnOk(root, ['images', '--format', 'json']), /interrupted/);
 });
