@@ -55,7 +55,8 @@ test('the debugging shell gets a terminal when kiln has one (through tmux)', { s
     assert.match(seen, /\/dev\/pts\/\d+/);
     assert.match(seen, /^partial$/m);
     execFileSync('tmux', ['send-keys', '-t', session, 'exit', 'Enter']);
-    for (let i = 0; i < 200 && !existsSync(done); i++) await new Promise((r) => setTimeout(r, 50));
+    // The file exists once the redirection opens it, a moment before echo writes the line.
+    for (let i = 0; i < 200 && !(existsSync(done) && (await readFile(done, 'utf8')).endsWith('\n')); i++) await new Promise((r) => setTimeout(r, 50));
     assert.equal(await readFile(done, 'utf8'), 'exit=1\n');
   } finally {
     try {

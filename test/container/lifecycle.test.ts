@@ -230,7 +230,8 @@ test('run -it gives the process a terminal (through tmux)', { skip: !hasTmux() &
   try {
     await until('the shell prompts', async () => execFileSync('tmux', ['capture-pane', '-p', '-t', session], { encoding: 'utf8' }).includes('/ #'));
     execFileSync('tmux', ['send-keys', '-t', session, 'tty; echo "term=$TERM"; touch /typed; exit 6', 'Enter']);
-    await until('the shell exits', async () => existsSync(done));
+    // The file exists once the redirection opens it, a moment before echo writes the line.
+    await until('the shell exits', async () => existsSync(done) && (await readFile(done, 'utf8')).endsWith('\n'));
     assert.equal(await readFile(done, 'utf8'), 'exit=6\n');
   } finally {
     try {
