@@ -14,7 +14,7 @@
 import { lstatSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { applyEntries, type ApplyOptions, type EntryToApply } from './apply.js';
-import { entryHeader, type LayerEntry, type PackEntriesOptions } from './pack.js';
+import { entryContent, entryHeader, type LayerEntry, type PackEntriesOptions } from './pack.js';
 import type { TarHeader } from './tar.js';
 
 /** An earlier extraction of entries like these: its directory, and the identity of each file it holds. */
@@ -63,7 +63,7 @@ export async function materializeEntries(entries: readonly LayerEntry[], dest: s
     for (const e of entries) {
       const header = entryHeader(e, pack);
       if (e.type !== 'file') yield { header, body: [] };
-      else if (e.content !== undefined) yield { header, body: [typeof e.content === 'string' ? Buffer.from(e.content) : Buffer.from(e.content)] };
+      else if (e.content !== undefined) yield { header, body: [entryContent(e.content)] };
       else if (e.sourcePath === undefined) yield { header, body: [] };
       else {
         const id = donorId(e, header);

@@ -162,13 +162,15 @@ export function entryHeader(e: LayerEntry, opts: PackEntriesOptions = {}): TarHe
   return header;
 }
 
+/** A file entry's given content as a Buffer (a view of a Uint8Array, not a copy). */
+export function entryContent(content: Uint8Array | string): Buffer {
+  return typeof content === 'string' ? Buffer.from(content) : Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+}
+
 function prepare(e: LayerEntry, opts: PackEntriesOptions): Prepared {
   const header = entryHeader(e, opts);
   if (e.type !== 'file') return { header };
-  if (e.content !== undefined) {
-    const data = typeof e.content === 'string' ? Buffer.from(e.content) : Buffer.from(e.content.buffer, e.content.byteOffset, e.content.byteLength);
-    return { header, data };
-  }
+  if (e.content !== undefined) return { header, data: entryContent(e.content) };
   if (e.sourcePath === undefined) return { header };
   if (header.size > SMALL_FILE) return { header, source: e.sourcePath };
   return { header, data: readSmall(e.sourcePath, header.size, header.path) };
