@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync, readdirSync, readFileSync, type Stats } from 'node:fs';
-import { sourceIdentity } from '../archive/materialize.js';
+import { lstatSync, readdirSync } from 'node:fs';
+import { sourceIdentity, type FileIdentity } from '../archive/materialize.js';
 import { lstat, readFile, readlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createIgnoreMatcher, type IgnoreMatcher } from '../dockerfile/index.js';
@@ -25,6 +24,12 @@ export interface ContextFile {
   inode?: string;
 }
 
+/**
+ * A record as saved: a tuple, not an object keyed by path. JSON of 20,000 arrays is written and read
+ * in a third of the time of an object with 20,000 keys (25 against 75 ms).
+ */
+type SavedRecord = [rel: string, size: number, mtimeMs: number, ctimeMs: number, ino: number, hash: string];
+
 interface HashRecord {
   size: number;
   mtimeMs: number;
@@ -45,7 +50,9 @@ export class BuildContext {
   private dirty = false;
   // Metadata is read once per build: the key's walk, its hash check and the copy's walk then see one
   // state of each file, and a context of 20,000 files is not lstat'ed three times over.
-  private stats = new Map<string, { file: ContextFile | undefined; st: Stats | undefined }>();
+  // Only the numbers later checks need are kept, not the Stats (with its four Dates): a walk of 20,000
+  // files otherwise keeps some 5 MB alive, which every young-generation collection copies again.
+  private stats = new Map<string, { file: ContextFile | undefined; st: FileIdentity | undefined }>();
   private listings = new Map<string, string[]>();
 
   private constructor(root: string, patterns: readonly string[], private readonly cacheFile: string | undefined) {
@@ -59,8 +66,10 @@ export class BuildContext {
     const ctx = new BuildContext(abs, patterns, cacheFile);
     if (cacheFile) {
       try {
-        const data = JSON.parse(await readFile(cacheFile, 'utf8')) as { root: string; files: Record<string, HashRecord> };
-        if (data.root === abs) ctx.hashes = new Map(Object.entries(data.files));
+        const data = JSON.parse(await readFile(cacheFile, 'utf8')) as { root: string; records?: SavedRecord[] };
+        if (data.root === abs && Array.isArray(data.records)) {
+          ctx.hashes = new Map(data.records.map(([rel, size, mtimeMs, ctimeMs, ino, hash]) => [rel, { size, mtimeMs, ctimeMs, ino, hash }]));
+        }
       } catch {
         /* first build of this context */
       }
@@ -81,12 +90,12 @@ export class BuildContext {
     return this.lstat(rel).file;
   }
 
-  private lstat(rel: string): { file: ContextFile | undefined; st: Stats | undefined } {
+  private lstat(rel: string): { file: ContextFile | undefined; st: FileIdentity | undefined } {
     let known = this.stats.get(rel);
     if (!known) {
       const abs = rel === '' ? this.root : join(this.root, rel);
       const st = lstatSync(abs, { throwIfNoEntry: false });
-      known = { file: st ? sourceFile(rel, abs, st) : undefined, st };
+      known = st ? { file: sourceFile(rel, abs, st), st: { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, dev: st.dev, ino: st.ino } } : { file: undefined, st: undefined };
       this.stats.set(rel, known);
     }
     return known;
@@ -105,7 +114,7 @@ export class BuildContext {
    * Entries below directory `rel` (not included itself), sorted, honouring .dockerignore. Metadata
    * calls are synchronous (see DirTree.walk): contexts of many small files are common.
    */
-  async *walk(rel: string): AsyncGenerator<ContextFile> {
+  *walk(rel: string): Generator<ContextFile> {
     let names = this.listings.get(rel);
     if (!names) this.listings.set(rel, (names = readdirSync(rel === '' ? this.root : join(this.root, rel)).sort()));
     for (const name of names) {
@@ -120,17 +129,20 @@ export class BuildContext {
     }
   }
 
-  /** sha256 of a regular file's content, from the remembered record when the file is unchanged. */
-  async contentHash(f: ContextFile): Promise<string> {
+  /** The content hash remembered for a regular file, if the file is unchanged since (see remember). */
+  rememberedHash(f: ContextFile): string | undefined {
     const st = this.statOf(f);
     const rec = this.hashes.get(f.rel);
     // Times as the double-precision milliseconds lstat gives (sub-microsecond), compared as numbers:
     // turning 20,000 nanosecond BigInts into strings cost an unchanged context's rebuild 0.1 s.
-    if (rec && rec.size === st.size && rec.mtimeMs === st.mtimeMs && rec.ctimeMs === st.ctimeMs && rec.ino === st.ino) return rec.hash;
-    const hash = await fileDigest(f.abs, st.size);
+    return rec && rec.size === st.size && rec.mtimeMs === st.mtimeMs && rec.ctimeMs === st.ctimeMs && rec.ino === st.ino ? rec.hash : undefined;
+  }
+
+  /** Remember a file's content hash with the metadata this build saw, for later builds (save). */
+  remember(f: ContextFile, hash: string): void {
+    const st = this.statOf(f);
     this.hashes.set(f.rel, { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, hash });
     this.dirty = true;
-    return hash;
   }
 
   identity(f: ContextFile): string | undefined {
@@ -138,24 +150,16 @@ export class BuildContext {
   }
 
   /** The lstat this build took of a file of the context (or takes now, for one outside it). */
-  private statOf(f: ContextFile): Stats {
+  private statOf(f: ContextFile): FileIdentity {
     return (f.abs === this.root || f.abs.startsWith(this.root + '/') ? this.lstat(f.rel).st : undefined) ?? lstatSync(f.abs);
   }
 
   async save(): Promise<void> {
     if (!this.cacheFile || !this.dirty) return;
-    await writeFileAtomic(this.cacheFile, JSON.stringify({ root: this.root, files: Object.fromEntries(this.hashes) }));
+    const records: SavedRecord[] = [];
+    for (const [rel, r] of this.hashes) records.push([rel, r.size, r.mtimeMs, r.ctimeMs, r.ino, r.hash]);
+    await writeFileAtomic(this.cacheFile, JSON.stringify({ root: this.root, records }));
     this.dirty = false;
   }
 }
 
-/** Files up to this size are read in one synchronous call; larger ones are streamed. */
-const SMALL_FILE = 64 * 1024;
-
-/** sha256 of a file's content ("sha256:…"). */
-export async function fileDigest(abs: string, size: number): Promise<string> {
-  const h = createHash('sha256');
-  if (size <= SMALL_FILE) h.update(readFileSync(abs));
-  else for await (const chunk of createReadStream(abs)) h.update(chunk as Buffer);
-  return 'sha256:' + h.digest('hex');
-}

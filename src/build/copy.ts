@@ -13,7 +13,8 @@ import { createHash } from 'node:crypto';
 import type { LayerEntry } from '../archive/index.js';
 import { applyLayer } from '../archive/index.js';
 import { createIgnoreMatcher, type CopyStep } from '../dockerfile/index.js';
-import { fileDigest, type ContextFile } from './context.js';
+import type { ContextFile } from './context.js';
+import { FileHasher } from './filehash.js';
 import { DirTree, globToRegExp, hasGlob, isContext, resolveInRoot, type SourceTree } from './tree.js';
 import { BuildStepError } from './errors.js';
 import type { PathInfo } from '../snapshot/snapshotter.js';
@@ -130,7 +131,7 @@ async function selectWithParents(inputs: CopyInputs, fail: (m: string) => never,
       if (matcher.ignores(walkFrom)) matches.push(start);
       else if (start.type === 'directory') {
         let inside: string | undefined;
-        for await (const f of tree.walk(start.rel)) {
+        for (const f of tree.walk(start.rel)) {
           if (inside !== undefined && f.rel.startsWith(inside)) continue;
           const rel = realBase === '' ? f.rel : f.rel.slice(realBase.length + 1);
           if (!matcher.ignores(rel)) continue;
@@ -172,7 +173,7 @@ async function globMatches(tree: SourceTree, pattern: string): Promise<string[]>
   const out: string[] = [];
   const baseStat = await tree.stat(base);
   if (!baseStat || baseStat.type !== 'directory') return [];
-  for await (const f of tree.walk(base)) {
+  for (const f of tree.walk(base)) {
     const rel = base === '' ? f.rel : f.rel.slice(base.length + 1);
     if (rel.split('/').length === rest.length && re.test(rel)) out.push(f.rel);
   }
@@ -268,7 +269,7 @@ export async function copyEntries(tree: SourceTree, selections: Selection[], her
       else if (target !== '/') entries.set(target.slice(1), createdDir(target.slice(1)));
     }
     if (s.directoryOnly) continue;
-    for await (const child of tree.walk(s.file.rel)) {
+    for (const child of tree.walk(s.file.rel)) {
       const sub = s.file.rel === '' ? child.rel : child.rel.slice(s.file.rel.length + 1);
       if (excluded(sub)) continue;
       add(posix.join(target, sub), child, links);
@@ -337,36 +338,57 @@ export function parseChmod(s: string | undefined, fail: (m: string) => never): n
  * links and content hashes of exactly the selected files, never mtimes.
  */
 export async function contextDigest(tree: SourceTree, selections: Selection[], exclude: ExcludeTest[], signal?: AbortSignal): Promise<string> {
-  const h = createHash('sha256');
+  // The key's text in walk order, with a placeholder (an index into the hasher's results) for each
+  // content hash not remembered from an earlier build: those are read while the walk goes on, by a
+  // thread of their own when there are many (FileHasher).
+  const parts: (string | number)[] = [];
+  const hasher = new FileHasher();
+  const toRemember: [ContextFile, number][] = [];
+  const context = isContext(tree) ? tree : undefined;
   let count = 0;
   const add = async (f: ContextFile, name: string, links: Map<string, string>) => {
-    // Small files hash synchronously: without a turn of the event loop now and then, 20,000 of them
-    // would hold up everything else for half a second (a download ahead, a cancelled build's exit).
+    // Without a turn of the event loop now and then, walking 20,000 files would hold up everything
+    // else for a while (a download ahead, a cancelled build's exit).
     if (++count % 256 === 0) {
       await new Promise((r) => setImmediate(r));
       signal?.throwIfAborted();
     }
-    h.update(`${name}\0${f.type}\0${f.mode.toString(8)}\0${f.linkTarget ?? ''}\0${f.uid ?? ''}:${f.gid ?? ''}\0`);
+    parts.push(`${name}\0${f.type}\0${f.mode.toString(8)}\0${f.linkTarget ?? ''}\0${f.uid ?? ''}:${f.gid ?? ''}\0`);
     const first = f.inode !== undefined ? links.get(f.inode) : undefined;
-    if (first !== undefined) h.update(`hardlink\0${first}`);
+    if (first !== undefined) parts.push(`hardlink\0${first}`);
     else if (f.type === 'file') {
       if (f.inode !== undefined) links.set(f.inode, name);
-      h.update(isContext(tree) ? await tree.contentHash(f) : await fileDigest(f.abs, f.size));
-    }
-    h.update('\n');
-  };
-  for (const s of selections) {
-    const links = new Map<string, string>();
-    h.update(`>${s.target}\0${s.name ?? ''}\0${s.keepDirectory ? 'keep' : ''}${s.directoryOnly ? 'only' : ''}\n`);
-    await add(s.file, '.', links);
-    if (s.file.type === 'directory' && !s.directoryOnly) {
-      for await (const child of tree.walk(s.file.rel)) {
-        const sub = s.file.rel === '' ? child.rel : child.rel.slice(s.file.rel.length + 1);
-        if (exclude.some((e) => e.test(sub))) continue;
-        await add(child, sub, links);
+      const known = context?.rememberedHash(f);
+      if (known) parts.push(known);
+      else {
+        const at = hasher.add({ abs: f.abs, size: f.size });
+        parts.push(at);
+        if (context) toRemember.push([f, at]);
       }
     }
+    parts.push('\n');
+  };
+  let hashes: string[];
+  try {
+    for (const s of selections) {
+      const links = new Map<string, string>();
+      parts.push(`>${s.target}\0${s.name ?? ''}\0${s.keepDirectory ? 'keep' : ''}${s.directoryOnly ? 'only' : ''}\n`);
+      await add(s.file, '.', links);
+      if (s.file.type === 'directory' && !s.directoryOnly) {
+        for (const child of tree.walk(s.file.rel)) {
+          const sub = s.file.rel === '' ? child.rel : child.rel.slice(s.file.rel.length + 1);
+          if (exclude.some((e) => e.test(sub))) continue;
+          await add(child, sub, links);
+        }
+      }
+    }
+    hashes = await hasher.done(signal);
+  } finally {
+    await hasher.close();
   }
+  for (const [f, at] of toRemember) context!.remember(f, hashes[at]!);
+  const h = createHash('sha256');
+  for (const p of parts) h.update(typeof p === 'number' ? hashes[p]! : p);
   return 'sha256:' + h.digest('hex');
 }
 

@@ -7,7 +7,7 @@ import { BuildContext } from './context.js';
 /** Where COPY reads from: the build context, or the root filesystem of a stage or image. */
 export interface SourceTree {
   stat(rel: string): Promise<ContextFile | undefined>;
-  walk(rel: string): AsyncGenerator<ContextFile>;
+  walk(rel: string): Generator<ContextFile>;
   included(rel: string): boolean;
   /**
    * `rel` with every symlink in it followed, never leaving the tree: an absolute link target starts
@@ -45,7 +45,7 @@ export class DirTree implements SourceTree {
 
   // Synchronous metadata calls, as in archive/pack.ts: a tree of many small files costs a few
   // system calls per file, and a round trip through libuv's thread pool per call costs far more.
-  async *walk(rel: string): AsyncGenerator<ContextFile> {
+  *walk(rel: string): Generator<ContextFile> {
     const abs = rel === '' ? this.root : join(this.root, rel);
     for (const name of readdirSync(abs).sort()) {
       const child = rel === '' ? name : `${rel}/${name}`;

@@ -251,6 +251,8 @@ export function createIgnoreMatcher(patterns: readonly string[]): IgnoreMatcher 
   const hasExceptions = compiled.some((p) => p.exclusion);
 
   const ignores = (relPath: string): boolean => {
+    // Most contexts have no .dockerignore: their 20,000 files need no path cleaning either.
+    if (compiled.length === 0) return false;
     const file = cleanRel(relPath);
     if (file === '.') return false;
     const parent = posix.dirname(file);

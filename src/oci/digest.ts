@@ -28,39 +28,81 @@ export function encodedOf(digest: string): string {
 }
 
 /**
- * A pass-through stream that hashes what flows through it and counts bytes. When `expect` is set
- * the stream fails with DigestMismatch at its end instead of letting unverified content through.
+ * Hashes and counts bytes handed to it. With `expect` set, update() fails as soon as there are more
+ * bytes than expected and finish() fails unless both size and digest match: content is never taken
+ * as verified on the way.
  */
-export class DigestingStream extends Transform {
+export class Digester {
   private readonly hash: Hash;
   private readonly algorithm: 'sha256' | 'sha512';
   size = 0;
   digest = '';
 
   constructor(private readonly expect?: { digest?: string; size?: number; what?: string }) {
-    super();
     this.algorithm = expect?.digest ? algorithmOf(expect.digest) : 'sha256';
     this.hash = createHash(this.algorithm);
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+  update(chunk: Uint8Array): void {
     this.hash.update(chunk);
     this.size += chunk.length;
     if (this.expect?.size !== undefined && this.size > this.expect.size) {
-      cb(new DigestMismatch(`${this.expect.what ?? 'content'}: more than the expected ${this.expect.size} bytes`));
+      throw new DigestMismatch(`${this.expect.what ?? 'content'}: more than the expected ${this.expect.size} bytes`);
+    }
+  }
+
+  /** The digest of everything given; throws DigestMismatch if it is not what was expected. */
+  finish(): string {
+    this.digest = `${this.algorithm}:${this.hash.digest('hex')}`;
+    const what = this.expect?.what ?? 'content';
+    if (this.expect?.size !== undefined && this.size !== this.expect.size) {
+      throw new DigestMismatch(`${what}: size ${this.size}, expected ${this.expect.size}`);
+    }
+    if (this.expect?.digest && this.digest !== this.expect.digest) {
+      throw new DigestMismatch(`${what}: digest ${this.digest}, expected ${this.expect.digest}`);
+    }
+    return this.digest;
+  }
+}
+
+/**
+ * A pass-through stream that hashes what flows through it and counts bytes. When `expect` is set
+ * the stream fails with DigestMismatch at its end instead of letting unverified content through.
+ */
+export class DigestingStream extends Transform {
+  private readonly digester: Digester;
+
+  constructor(expect?: { digest?: string; size?: number; what?: string }) {
+    super();
+    this.digester = new Digester(expect);
+  }
+
+  get size(): number {
+    return this.digester.size;
+  }
+
+  get digest(): string {
+    return this.digester.digest;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      this.digester.update(chunk);
+    } catch (e) {
+      cb(e as Error);
       return;
     }
     cb(null, chunk);
   }
 
   override _flush(cb: TransformCallback): void {
-    this.digest = `${this.algorithm}:${this.hash.digest('hex')}`;
-    const what = this.expect?.what ?? 'content';
-    if (this.expect?.size !== undefined && this.size !== this.expect.size) {
-      cb(new DigestMismatch(`${what}: size ${this.size}, expected ${this.expect.size}`));
-    } else if (this.expect?.digest && this.digest !== this.expect.digest) {
-      cb(new DigestMismatch(`${what}: digest ${this.digest}, expected ${this.expect.digest}`));
-    } else cb();
+    try {
+      this.digester.finish();
+    } catch (e) {
+      cb(e as Error);
+      return;
+    }
+    cb();
   }
 }
 

@@ -4,7 +4,9 @@ import type { Store } from '../store/store.js';
 import { CopySnapshotter } from './copy.js';
 import { OverlaySnapshotter } from './overlay.js';
 import { mount, unmount } from './mount.js';
-import type { Snapshotter } from './snapshotter.js';
+import type { ActiveSnapshot, LayerRef, PathInfo, Snapshotter, View } from './snapshotter.js';
+import type { Readable } from 'node:stream';
+import type { LayerEntry, PackEntriesOptions } from '../archive/index.js';
 import { inUserNamespace } from '../sandbox/userns.js';
 
 export type { Snapshotter, ActiveSnapshot, View, LayerRef, PathInfo, CommitOptions } from './snapshotter.js';
@@ -33,13 +35,59 @@ async function probeOverlay(root: string): Promise<boolean> {
 
 /**
  * The snapshotter for this machine: overlayfs when mounts are allowed, else the copy fallback.
- * KILN_SNAPSHOTTER=overlay|copy forces one.
+ * KILN_SNAPSHOTTER=overlay|copy forces one. Without it the choice is made on first use, so that a
+ * build whose every step is cached never pays for the probe's mount and unmount.
  */
 export async function createSnapshotter(store: Store, env: NodeJS.ProcessEnv = process.env): Promise<Snapshotter> {
   const forced = env.KILN_SNAPSHOTTER;
   if (forced === 'copy') return new CopySnapshotter(store);
   if (forced === 'overlay') return new OverlaySnapshotter(store);
   if (forced) throw new Error(`KILN_SNAPSHOTTER="${forced}": expected overlay or copy`);
-  overlayAllowed ??= probeOverlay(store.root);
-  return (await overlayAllowed) ? new OverlaySnapshotter(store) : new CopySnapshotter(store);
+  return new ChoosingSnapshotter(async () => {
+    overlayAllowed ??= probeOverlay(store.root);
+    return (await overlayAllowed) ? new OverlaySnapshotter(store) : new CopySnapshotter(store);
+  });
+}
+
+/**
+ * Forwards to the snapshotter `choose` gives, called once, when first needed. The optional methods
+ * are always present: with a chosen snapshotter that lacks one, they do what its absence means
+ * (nothing is kept, and the stream is still read to its end).
+ */
+class ChoosingSnapshotter implements Snapshotter {
+  private chosen: Promise<Snapshotter> | undefined;
+
+  constructor(private readonly choose: () => Promise<Snapshotter>) {}
+
+  private get inner(): Promise<Snapshotter> {
+    return (this.chosen ??= this.choose());
+  }
+
+  get name(): string {
+    return 'auto';
+  }
+
+  async prepare(layers: readonly LayerRef[], id: string): Promise<ActiveSnapshot> {
+    return (await this.inner).prepare(layers, id);
+  }
+
+  async view(layers: readonly LayerRef[], id: string): Promise<View> {
+    return (await this.inner).view(layers, id);
+  }
+
+  async lookup(layers: readonly LayerRef[], path: string): Promise<PathInfo | undefined> {
+    return (await this.inner).lookup(layers, path);
+  }
+
+  async extractWhileWriting(tar: Readable): Promise<string | undefined> {
+    const inner = await this.inner;
+    if (inner.extractWhileWriting) return inner.extractWhileWriting(tar);
+    tar.resume();
+    return undefined;
+  }
+
+  async extractEntries(entries: LayerEntry[], opts: PackEntriesOptions, diffId: Promise<string | undefined>): Promise<string | undefined> {
+    const inner = await this.inner;
+    return inner.extractEntries ? inner.extractEntries(entries, opts, diffId) : undefined;
+  }
 }

@@ -1,9 +1,11 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { PassThrough, Readable } from 'node:stream';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { spawn } from 'node:child_process';
+import { ContentStore } from '../../src/store/content.js';
 import { fixture, kiln, kilnMain, kilnOk } from '../support/env.js';
 import { assertBlobsIntact, assertOneLineError, assertUnchanged, fileDir, indexSnapshot, makeTar, readArchive, sha256hex, writeArchive } from './support.js';
 
@@ -138,4 +140,26 @@ test('save and export to a reader that goes away early: a one-line error and exi
     assert.equal(code, 1, `${args.join(' ')}: ${stderr}`);
     assert.match(stderr, /^Error: standard output was closed before the (tar )?archive was complete\n$/, args.join(' '));
   }
+});
+
+test('content whose stream fails, before it is read or part way, is refused and leaves no file behind', async () => {
+  const dir = fileDir('kiln-bad-content-');
+  const content = new ContentStore(dir);
+  const early = new PassThrough();
+  early.on('error', () => {}); // as a producer's own pipeline would listen
+  early.destroy(new Error('failed before the store read it'));
+  await assert.rejects(content.put(early), /failed before the store read it/);
+  const partway = new PassThrough();
+  partway.on('error', () => {});
+  partway.write(Buffer.alloc(100_000, 1));
+  setImmediate(() => partway.destroy(new Error('connection reset')));
+  await assert.rejects(content.put(partway), /connection reset/);
+  const cut = new PassThrough();
+  cut.write('some bytes');
+  setImmediate(() => cut.destroy());
+  await assert.rejects(content.put(cut), /closed before its end/);
+  const long = Readable.from([Buffer.alloc(10, 2), Buffer.alloc(10, 3)]);
+  await assert.rejects(content.put(long, { size: 15, what: 'layer 1' }), /layer 1: more than the expected 15 bytes/);
+  assert.deepEqual(readdirSync(join(dir, 'ingest')), []);
+  assert.ok(!existsSync(join(dir, 'blobs')), 'no blob was committed');
 });
