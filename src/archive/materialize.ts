@@ -11,7 +11,7 @@
 // sourcesUnchanged checks afterwards by the sources' identities (size, times, inode), the same test
 // the build context's hash cache relies on.
 
-import { lstatSync, type Stats } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyEntries, type ApplyOptions, type EntryToApply } from './apply.js';
 import { entryContent, entryHeader, type LayerEntry, type PackEntriesOptions } from './pack.js';
@@ -30,13 +30,8 @@ export interface Materialized {
   linked: number;
 }
 
-/** What identifies a file's content without reading it (the figures lstat gives). */
-export type FileIdentity = Pick<Stats, 'size' | 'mtimeMs' | 'ctimeMs' | 'dev' | 'ino'>;
-
-/** A file's identity as the build context sees it: size, modification and change times, device, inode. */
-export function sourceIdentity(st: FileIdentity): string {
-  return `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.dev}:${st.ino}`;
-}
+export { sourceIdentity, type FileIdentity } from './identity.js';
+import { sourceIdentity } from './identity.js';
 
 /**
  * Whether materializeEntries can make these entries: directories, symlinks, hard links, and files

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { MountSharing } from '../dockerfile/mounts.js';
-import { copyPath } from '../snapshot/index.js';
+import { copyPath } from '../snapshot/cp.js';
 import { acquireStoreLock } from '../store/lock.js';
 
 export interface CacheMountSpec {

@@ -1,5 +1,5 @@
 import { lstatSync, readdirSync } from 'node:fs';
-import { sourceIdentity, type FileIdentity } from '../archive/materialize.js';
+import { sourceIdentity, type FileIdentity } from '../archive/identity.js';
 import { lstat, readFile, readlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createIgnoreMatcher, type IgnoreMatcher } from '../dockerfile/index.js';

@@ -11,7 +11,6 @@ import { PassThrough, Readable } from 'node:stream';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import type { LayerEntry } from '../archive/index.js';
-import { applyLayer } from '../archive/index.js';
 import { createIgnoreMatcher, type CopyStep } from '../dockerfile/index.js';
 import type { ContextFile } from './context.js';
 import { FileHasher } from './filehash.js';
@@ -460,6 +459,7 @@ export async function unpackArchive(path: string, kind: 'tar' | 'gzip' | 'bzip2'
   await chmod(dir, 0o755);
   const cleanup = () => rm(dir, { recursive: true, force: true });
   try {
+    const { applyLayer } = await import('../archive/index.js'); // layer code: only when an ADD unpacks
     if (kind === 'bzip2' || kind === 'xz') {
       const tool = kind === 'xz' ? 'xz' : 'bzip2';
       const child = spawn(tool, ['-d', '-c', path], { stdio: ['ignore', 'pipe', 'pipe'] });

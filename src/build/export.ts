@@ -1,10 +1,8 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { applyLayer, packDirectory } from '../archive/index.js';
 import { tempPathFor } from '../store/atomic.js';
 import type { Store, StoredImage } from '../store/store.js';
-import { createSnapshotter } from '../snapshot/index.js';
 import type { Descriptor } from '../oci/types.js';
 import type { StageResult } from './solver.js';
 import { UsageError } from '../errors.js';
@@ -60,6 +58,8 @@ export async function exportResult(store: Store, result: StageResult, tags: stri
     const { saveArchiveFile } = await import('../store/save.js'); // tar-stream, only for archive outputs
     await saveArchiveFile(store, items, output.type, output.dest);
   } else if (output.type === 'tar') {
+    // Layer and snapshot code only for the file outputs that flatten the image.
+    const [{ createSnapshotter }, { packDirectory }] = await Promise.all([import('../snapshot/index.js'), import('../archive/index.js')]);
     const snap = await createSnapshotter(store);
     const view = await snap.view(result.layers, 'export');
     const tmp = tempPathFor(output.dest);
@@ -74,6 +74,7 @@ export async function exportResult(store: Store, result: StageResult, tags: stri
     }
   } else if (output.type === 'local') {
     await mkdir(output.dest, { recursive: true });
+    const { applyLayer } = await import('../archive/index.js');
     for (const l of result.layers) await applyLayer(store.content.open(l.digest), output.dest, { whiteouts: 'delete' });
   }
   // The lease is not dropped here: it is the whole process's, and kiln bake exports one image while

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { PassThrough, Writable, type Readable } from 'node:stream';
-import { packEntries, writeLayer, type LayerEntry } from '../archive/index.js';
+import type { LayerDigests, LayerEntry } from '../archive/index.js';
 import {
   dispatchStage,
   parseDockerfile,
@@ -25,10 +25,12 @@ import { MediaType } from '../oci/mediatypes.js';
 import type { Store, StoredImage } from '../store/store.js';
 import { hostPlatform } from '../store/store.js';
 import type { Executor, Mount, NetworkMode, RunRequest } from '../sandbox/executor.js';
-import { resolveChown, resolveUser, UnknownUser, InvalidUserSpec } from '../sandbox/index.js';
+import { resolveChown, resolveUser } from '../sandbox/user.js';
+import { InvalidUserSpec, UnknownUser } from '../sandbox/errors.js';
 import { ensureWorkingDir } from '../sandbox/mountpoints.js';
-import { pathInfo } from '../snapshot/overlay.js';
-import { copyPath, createSnapshotter } from '../snapshot/index.js';
+import { createSnapshotter } from '../snapshot/index.js';
+import { pathInfo } from '../snapshot/snapshotter.js';
+import { copyPath } from '../snapshot/cp.js';
 import type { LayerRef, Snapshotter } from '../snapshot/snapshotter.js';
 import { fetchingLayers } from './fetching.js';
 import { BuildCache, cacheKey, type CacheSource } from './cache.js';
@@ -760,6 +762,8 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     checkAbort();
     let stored: { digest: string; size: number } | undefined;
     const packOpts = { sourceDateEpoch: req.sourceDateEpoch };
+    // Layer code is loaded by the first step that writes a layer (see createSnapshotter).
+    const { packEntries, writeLayer } = await import('../archive/index.js');
     const tar = packEntries(entries, packOpts);
     let extracted: Promise<string | undefined> = Promise.resolve(undefined);
     let layerTar: Readable = tar;
@@ -781,7 +785,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       extracted = snapshotter.extractWhileWriting(forSnapshot);
       layerTar = forLayer;
     }
-    let d: Awaited<ReturnType<typeof writeLayer>> | undefined;
+    let d: LayerDigests | undefined;
     // Ctrl-C stops a big COPY where it is (the extraction thread stops with it, told by `written`).
     const cancel = () => tar.destroy(new BuildCancelled('build cancelled'));
     req.signal.addEventListener('abort', cancel, { once: true });

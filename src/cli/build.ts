@@ -12,7 +12,6 @@ import { plainProgress, ttyProgress } from '../ui/progress.js';
 import { silentProgress } from '../build/progress.js';
 import { loadDockerignore } from '../dockerfile/index.js';
 import { createExecutor, defaultExecutor } from '../sandbox/index.js';
-import { applyLayer } from '../archive/index.js';
 import { hostPlatform, formatPlatform } from '../store/store.js';
 import { UsageError } from '../errors.js';
 import { BuildCancelled } from '../build/errors.js';
@@ -156,6 +155,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
         if (o.file === '-') throw new UsageError('the context and the Dockerfile cannot both come from stdin');
         const tempContext = await mkdtemp(join(tmpdir(), 'kiln-context-'));
         removeContext = () => rm(tempContext, { recursive: true, force: true });
+        const { applyLayer } = await import('../archive/index.js'); // a tar context only
         await applyLayer(process.stdin, tempContext, { whiteouts: 'delete', sameOwner: false }).catch(async (e: unknown) => {
           await removeContext();
           throw e;

@@ -1,5 +1,5 @@
 import { UsageError } from '../errors.js';
-import { parseBytes } from '../inspect/analyze.js';
+import { parseBytes } from '../ui/format.js';
 import type { Store } from '../store/store.js';
 import type { CacheRecord, CacheSource } from '../build/cache.js';
 import type { BuildCache } from '../build/cache.js';

@@ -73,8 +73,10 @@ function commandName(argv: string[]): string | undefined {
 
 const wanted = commandName(process.argv);
 const chosen = registrars.filter((r) => wanted !== undefined && r.names.includes(wanted));
+// `kiln --version` alone needs no command at all.
+const versionOnly = process.argv.length === 3 && (process.argv[2] === '--version' || process.argv[2] === '-V');
 const registered = new Set<Registrar>();
-for (const r of chosen.length ? chosen : registrars) {
+for (const r of versionOnly ? [] : chosen.length ? chosen : registrars) {
   for (const register of await r.load()) {
     if (registered.has(register)) continue;
     registered.add(register);

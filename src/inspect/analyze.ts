@@ -8,6 +8,9 @@
 
 import type { StoredImage, Store } from '../store/store.js';
 import { isWithin, walkLayers, type LayerEntry } from './layers.js';
+import { parseBytes } from '../ui/format.js';
+
+export { parseBytes };
 
 export interface LayerReport {
   index: number;
@@ -200,16 +203,6 @@ export function checkCi(a: ImageAnalysis, rules: CiRules): CiResult[] {
     out.push({ rule: 'highestUserWastedPercent', limit: rules.highestUserWastedPercent, actual: a.userWastedPercent, pass: a.userWastedPercent <= rules.highestUserWastedPercent });
   }
   return out;
-}
-
-/** go-humanize's ParseBytes: "20MB" is 20·1000², "20MiB" 20·1024², a bare number is bytes. */
-export function parseBytes(s: string): number | undefined {
-  const m = /^\s*([\d.]+)\s*([kmgtpe]?)(i?)b?\s*$/i.exec(s);
-  if (!m) return undefined;
-  const n = Number(m[1]);
-  if (!Number.isFinite(n)) return undefined;
-  const power = ' kmgtpe'.indexOf((m[2] || ' ').toLowerCase());
-  return Math.round(n * (m[3] ? 1024 : 1000) ** power);
 }
 
 export function humanBytes(n: number): string {

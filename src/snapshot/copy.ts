@@ -7,7 +7,8 @@ import { MediaType } from '../oci/mediatypes.js';
 import { encodedOf, chainId } from '../oci/digest.js';
 import type { Store } from '../store/store.js';
 import type { ActiveSnapshot, CommitOptions, LayerRef, PathInfo, Snapshotter, View } from './snapshotter.js';
-import { pathInfo } from './overlay.js';
+import { copyTree } from './cp.js';
+import { pathInfo } from './snapshotter.js';
 
 const run = promisify(execFile);
 
@@ -170,17 +171,6 @@ async function scan(root: string): Promise<Map<string, Seen>> {
   };
   await walk('');
   return out;
-}
-
-/** cp -a keeps owners, modes, times, links and xattrs; reflinks make it cheap where supported. */
-async function copyTree(from: string, to: string): Promise<void> {
-  await mkdir(to, { recursive: true });
-  await run('cp', ['-a', '--reflink=auto', `${from}/.`, to]);
-}
-
-/** A file or directory `from` copied to the new path `to`, as copyTree copies (cp -a, reflinks). */
-export async function copyPath(from: string, to: string): Promise<void> {
-  await run('cp', ['-a', '--reflink=auto', '--', from, to]);
 }
 
 /** OCI image-spec config.md chain ID of the layers: names the flattened tree. */

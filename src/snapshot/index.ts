@@ -1,8 +1,6 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Store } from '../store/store.js';
-import { CopySnapshotter } from './copy.js';
-import { OverlaySnapshotter } from './overlay.js';
 import { mount, unmount } from './mount.js';
 import type { ActiveSnapshot, LayerRef, PathInfo, Snapshotter, View } from './snapshotter.js';
 import type { Readable } from 'node:stream';
@@ -10,8 +8,11 @@ import type { LayerEntry, PackEntriesOptions } from '../archive/index.js';
 import { inUserNamespace } from '../sandbox/userns.js';
 
 export type { Snapshotter, ActiveSnapshot, View, LayerRef, PathInfo, CommitOptions } from './snapshotter.js';
-export { OverlaySnapshotter } from './overlay.js';
-export { CopySnapshotter, copyPath } from './copy.js';
+
+// The two implementations (and the layer packing and extraction they use) are imported when one is
+// first needed: a build whose every step is cached needs neither.
+const overlay = () => import('./overlay.js').then((m) => m.OverlaySnapshotter);
+const copy = () => import('./copy.js').then((m) => m.CopySnapshotter);
 
 let overlayAllowed: Promise<boolean> | undefined;
 
@@ -35,17 +36,16 @@ async function probeOverlay(root: string): Promise<boolean> {
 
 /**
  * The snapshotter for this machine: overlayfs when mounts are allowed, else the copy fallback.
- * KILN_SNAPSHOTTER=overlay|copy forces one. Without it the choice is made on first use, so that a
- * build whose every step is cached never pays for the probe's mount and unmount.
+ * KILN_SNAPSHOTTER=overlay|copy forces one. The choice, and the loading of the implementation, wait
+ * for first use: a build whose every step is cached pays for neither the probe's mount and unmount
+ * nor the layer code.
  */
 export async function createSnapshotter(store: Store, env: NodeJS.ProcessEnv = process.env): Promise<Snapshotter> {
   const forced = env.KILN_SNAPSHOTTER;
-  if (forced === 'copy') return new CopySnapshotter(store);
-  if (forced === 'overlay') return new OverlaySnapshotter(store);
-  if (forced) throw new Error(`KILN_SNAPSHOTTER="${forced}": expected overlay or copy`);
+  if (forced && forced !== 'overlay' && forced !== 'copy') throw new Error(`KILN_SNAPSHOTTER="${forced}": expected overlay or copy`);
   return new ChoosingSnapshotter(async () => {
-    overlayAllowed ??= probeOverlay(store.root);
-    return (await overlayAllowed) ? new OverlaySnapshotter(store) : new CopySnapshotter(store);
+    const useOverlay = forced ? forced === 'overlay' : await (overlayAllowed ??= probeOverlay(store.root));
+    return useOverlay ? new (await overlay())(store) : new (await copy())(store);
   });
 }
 

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, lstat, readlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, lstat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { MediaType } from '../oci/mediatypes.js';
 import type { Store } from '../store/store.js';
 import { mount, unmount } from './mount.js';
 import { inUserNamespace } from '../sandbox/userns.js';
+import { pathInfo } from './snapshotter.js';
 import type { ActiveSnapshot, CommitOptions, LayerRef, PathInfo, Snapshotter, View } from './snapshotter.js';
 
 /**
@@ -291,17 +292,4 @@ async function renameIntoPlace(from: string, to: string): Promise<void> {
   }
 }
 
-export async function pathInfo(p: string): Promise<PathInfo | undefined> {
-  const st = await lstat(p).catch(() => undefined);
-  if (!st) return undefined;
-  const type = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : 'other';
-  return {
-    type,
-    mode: st.mode & 0o7777,
-    uid: st.uid,
-    gid: st.gid,
-    mtimeMs: st.mtimeMs,
-    ...(type === 'symlink' ? { linkTarget: await readlink(p) } : {}),
-  };
-}
 

@@ -1,3 +1,4 @@
+import { lstat, readlink } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { LayerEntry, PackEntriesOptions } from '../archive/index.js';
 
@@ -68,6 +69,21 @@ export interface PathInfo {
   gid: number;
   mtimeMs: number;
   linkTarget?: string;
+}
+
+/** PathInfo of a path on disk, without following a final symlink; undefined when it does not exist. */
+export async function pathInfo(p: string): Promise<PathInfo | undefined> {
+  const st = await lstat(p).catch(() => undefined);
+  if (!st) return undefined;
+  const type = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : 'other';
+  return {
+    type,
+    mode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
+    mtimeMs: st.mtimeMs,
+    ...(type === 'symlink' ? { linkTarget: await readlink(p) } : {}),
+  };
 }
 
 export type OpenBlob = (digest: string) => Readable;

@@ -1,4 +1,3 @@
-import lockfile from 'proper-lockfile';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -26,6 +25,9 @@ export async function acquireStoreLock(root: string, name: string, wait: 'bounde
   await mkdir(dir, { recursive: true });
   const retries =
     wait === 'bounded' ? { retries: 600, minTimeout: 10, maxTimeout: 100, factor: 1.3 } : wait === 'forever' ? { forever: true, minTimeout: 20, maxTimeout: 500, factor: 1.3 } : 0;
+  // Loaded on first use: with graceful-fs, which it patches fs with, some 20 ms of start-up that a
+  // command taking no lock (a fully cached build, kiln images) need not pay.
+  const { default: lockfile } = await import('proper-lockfile');
   try {
     return await lockfile.lock(dir, { lockfilePath: join(dir, `${name}.lock`), stale: 10_000, retries, realpath: false });
   } catch (e) {

@@ -108,6 +108,9 @@ export class Store {
     const full = names.map(normalize);
     const plain: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
     if (desc.platform) plain.platform = desc.platform;
+    // Already so (a fully cached rebuild under the same tags): nothing to write, no lock to take.
+    // The names already reference the image, so gc keeps its blobs; a concurrent rmi is ordered after.
+    if (full.length > 0 && alreadyNamed(await this.readIndex(), plain, full)) return;
     await this.updateIndex(async (index) => {
       // Checked under the index lock, which gc holds too: checked outside it, a concurrent rmi and gc
       // could delete the blobs between the check and the write, leaving a name on a missing image.
@@ -405,6 +408,17 @@ export class Store {
     for (const l of img.manifest.layers) total += (await this.layerInfo(l.digest))?.size ?? l.size;
     return total;
   }
+}
+
+/** Every one of `names` is in the index on exactly this descriptor. */
+function alreadyNamed(index: Index, desc: Descriptor, names: string[]): boolean {
+  const same = (m: Descriptor) => m.digest === desc.digest && m.mediaType === desc.mediaType && m.size === desc.size && JSON.stringify(m.platform) === JSON.stringify(desc.platform);
+  // An untagged entry of the image would be replaced by the names: that is a change to make.
+  if (index.manifests.some((m) => !m.annotations?.[RefNameAnnotation] && m.digest === desc.digest)) return false;
+  return names.every((name) => {
+    const entries = index.manifests.filter((m) => m.annotations?.[RefNameAnnotation] === name);
+    return entries.length === 1 && same(entries[0]!) && Object.keys(entries[0]!.annotations!).length === 1;
+  });
 }
 
 function emptyIndex(): Index {

@@ -39,3 +39,13 @@ export function timeAgo(iso: string | undefined, now = Date.now()): string {
 export function truncate(s: string, n: number): string {
   return s.length <= n ? s : s.slice(0, n - 1) + '…';
 }
+
+/** go-humanize's ParseBytes: "20MB" is 20·1000², "20MiB" 20·1024², a bare number is bytes. */
+export function parseBytes(s: string): number | undefined {
+  const m = /^\s*([\d.]+)\s*([kmgtpe]?)(i?)b?\s*$/i.exec(s);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  if (!Number.isFinite(n)) return undefined;
+  const power = ' kmgtpe'.indexOf((m[2] || ' ').toLowerCase());
+  return Math.round(n * (m[3] ? 1024 : 1000) ** power);
+}
