@@ -258,8 +258,9 @@ export function processAlive(pid: number): boolean {
 /**
  * Write `src` to a new file at `path`, handing each chunk to `see` (which may throw to fail the write)
  * on its way. Done by hand rather than with pipeline() and a hashing Transform: each stage of a
- * pipeline pauses and resumes the one before it per 64 KiB socket read, which cost a download from a
- * registry a third of its time. The file stream's large buffer lets writes run while data arrives.
+ * pipeline pauses and resumes the one before it per 64 KiB socket read, which cost a 51 MB download
+ * from a registry on loopback about a quarter of its time (200–250 ms against 155 ms). The file
+ * stream's large buffer lets writes run while data arrives.
  */
 function writeSeeing(src: Readable, path: string, see: (chunk: Buffer) => void): Promise<void> {
   return new Promise((resolve, reject) => {
