@@ -1,8 +1,9 @@
-// Content hashes of files, many of them on a worker thread. A COPY's cache key needs the hash of every file it
-// selects, and the first time a context is seen (a fresh checkout, an empty store) that means reading
-// all of them: 20,000 small files and 200 MB take half a second of reads and sha256. On the main
-// thread that half second queues behind everything else it does, and with --cache-from what it does
-// meanwhile is downloading the very layer the key is about to find. A thread lets the two overlap.
+// Content hashes of files, many of them on a worker thread. A COPY's cache key needs the hash of
+// every file it selects, and the first time a context is seen (a fresh checkout, an empty store)
+// that means reading all of them: 20,000 small files and 200 MB take half a second of reads and
+// sha256. On the main thread that half second queues behind everything else it does, and with
+// --cache-from what it does meanwhile is downloading the very layer the key is about to find. A
+// thread lets the two overlap.
 
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, openSync, readFileSync, readSync } from 'node:fs';
@@ -126,13 +127,6 @@ export class FileHasher {
     this.failure ??= e;
     for (const w of this.waiting.splice(0)) w.reject(e);
   }
-}
-
-/** "sha256:…" of each file's content, in order (see FileHasher). */
-export function digestFiles(files: readonly FileToHash[], signal?: AbortSignal): Promise<string[]> {
-  const hasher = new FileHasher();
-  for (const f of files) hasher.add(f);
-  return hasher.done(signal);
 }
 
 /** The thread's side: plain synchronous reads, one reused buffer for the large files. */
