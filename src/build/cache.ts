@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { writeFileAtomic } from '../store/atomic.js';
@@ -104,7 +104,9 @@ export class BuildCache {
 
   private async getLocal(key: string): Promise<CacheRecord | undefined> {
     try {
-      const rec = JSON.parse(await readFile(this.path(key), 'utf8')) as CacheRecord;
+      // Read synchronously: a record is a few hundred bytes, and a fully cached build looks up one per
+      // step in turn, each a round trip through the thread pool otherwise.
+      const rec = JSON.parse(readFileSync(this.path(key), 'utf8')) as CacheRecord;
       if (rec.layer && !(await this.store.content.has(rec.layer.digest))) return undefined;
       return rec;
     } catch {
