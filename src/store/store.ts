@@ -1,6 +1,6 @@
 import { mkdir, readFile, readdir, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { arch as hostArch } from 'node:os';
 import { ContentStore } from './content.js';
 import { withStoreLock } from './lock.js';
@@ -51,6 +51,9 @@ export class Store {
   }
 
   static async open(root: string = defaultRoot()): Promise<Store> {
+    // Absolute from here on: mount(8), runc and the overlay options are given paths below the store,
+    // and a relative --root (or KILN_ROOT) would name another place from their working directories.
+    root = resolve(root);
     await mkdir(join(root, 'blobs', 'sha256'), { recursive: true });
     // A new store's two files are not fsynced: every later index.json is, so an empty one can only
     // be this first one after a crash, and reads as the empty index it was (readIndex); an empty

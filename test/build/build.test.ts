@@ -64,6 +64,16 @@ test('a two-stage build copies only the result of the first stage and tags the i
   await assert.rejects(stat(join(tree, 'src')));
 });
 
+test('a store named by a relative path (--root or KILN_ROOT) builds like any other', async () => {
+  const dir = await context({ Dockerfile: 'FROM busybox\nWORKDIR /w\nRUN echo hi > hi.txt\n' });
+  await kilnOk(join(work, 'unused'), ['--root', 'rel-store', 'load', '-i', fixture('busybox')], { cwd: work });
+  const viaFlag = await kiln(join(work, 'unused'), ['--root', 'rel-store', 'build', '-q', '-t', 'rel:1', dir], { cwd: work });
+  assert.equal(viaFlag.code, 0, viaFlag.stderr);
+  const viaEnv = await kiln('rel-store', ['build', '-q', '-t', 'rel:1', dir], { cwd: work });
+  assert.equal(viaEnv.code, 0, viaEnv.stderr);
+  assert.equal(viaEnv.stdout, viaFlag.stdout);
+});
+
 test('-q prints only the image ID and a second build is fully cached', async () => {
   const dir = await context({ Dockerfile: 'FROM busybox\nRUN echo one > /one\nCOPY f /f\n', f: 'data' });
   const first = await kilnOk(root, ['build', '-q', '-t', 'cached', dir]);
