@@ -15,6 +15,7 @@ import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyEntries, type ApplyOptions, type EntryToApply } from './apply.js';
 import { entryContent, entryHeader, type LayerEntry, type PackEntriesOptions } from './pack.js';
+import { sourceIdentity } from './identity.js';
 import type { TarHeader } from './tar.js';
 
 /** An earlier extraction of entries like these: its directory, and the identity of each file it holds. */
@@ -29,9 +30,6 @@ export interface Materialized {
   /** Files hard-linked from the donor. */
   linked: number;
 }
-
-export { sourceIdentity, type FileIdentity } from './identity.js';
-import { sourceIdentity } from './identity.js';
 
 /**
  * Whether materializeEntries can make these entries: directories, symlinks, hard links, and files

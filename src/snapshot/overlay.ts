@@ -291,5 +291,3 @@ async function renameIntoPlace(from: string, to: string): Promise<void> {
     else throw e;
   }
 }
-
-

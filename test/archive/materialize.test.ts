@@ -4,7 +4,8 @@ import { appendFileSync, chmodSync, lstatSync, mkdirSync, readFileSync, utimesSy
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { applyLayer, packEntries, type LayerEntry } from '../../src/archive/index.js';
-import { canMaterialize, materializeEntries, sourceIdentity, sourcesUnchanged } from '../../src/archive/materialize.js';
+import { canMaterialize, materializeEntries, sourcesUnchanged } from '../../src/archive/materialize.js';
+import { sourceIdentity } from '../../src/archive/identity.js';
 import { materializeInWorker } from '../../src/archive/apply-thread.js';
 import { describeTree, tempDir } from './fixtures.js';
 
