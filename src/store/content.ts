@@ -106,6 +106,29 @@ export class ContentStore {
   }
 
   /**
+   * Store a blob that `write` creates at the path it is given (in the ingest directory), verifying
+   * it against `expect` as it writes: a download thread's file (see fetchBlobInThread). The file then
+   * becomes the blob as put() makes one (fsync, lease, rename), or is removed if `write` fails.
+   */
+  async putWritten(expect: { digest: string; size: number }, write: (path: string) => Promise<void>): Promise<BlobInfo> {
+    if (await this.holdPresent(expect.digest, expect.size)) return { ...expect };
+    const ingest = join(this.root, 'ingest');
+    await mkdir(ingest, { recursive: true });
+    const tmp = join(ingest, `${process.pid}-${randomBytes(8).toString('hex')}`);
+    try {
+      await write(tmp);
+      const fh = await open(tmp, 'r');
+      await fh.sync();
+      await fh.close();
+      await this.commit(tmp, expect.digest);
+      return { ...expect };
+    } catch (e) {
+      await unlink(tmp).catch(() => {});
+      throw e;
+    }
+  }
+
+  /**
    * Whether the blob is already here with this size, leased if so. Leased before it is checked again,
    * as a written blob is leased before its rename: sweep reads leases again after moving its candidates
    * aside and puts back what was leased meanwhile, so a copy seen here after the lease stays.

@@ -9,9 +9,10 @@ import { parseNamed, type Reference } from '../../reference/reference.js';
 import type { CacheRecord, CacheSource } from '../../build/cache.js';
 import type { LayerRef } from '../../snapshot/snapshotter.js';
 import { loadRegistriesConfig, pullEndpoints } from './config.js';
-import { RegistrySession } from './session.js';
+import { RegistrySession, pullScope } from './session.js';
 import { fetchManifest } from './manifests.js';
 import { downloadBlob, fetchSmallBlob } from './blobs.js';
+import { fetchBlobInThread } from './blob-thread.js';
 import { pushManifest, type PushOptions, type PushResult } from './push.js';
 
 // The build cache in a registry (kiln build --cache-to / --cache-from).
@@ -33,6 +34,9 @@ export const CacheConfigType = 'application/vnd.kiln.buildcache.config.v1+json';
 export const InlineCacheField = 'kiln.buildcache.v0';
 /** Annotation naming the cache mount a layer of the cache artifact holds. */
 export const CacheMountAnnotation = 'dev.kiln.buildcache.mount.id';
+
+/** Cache layers from this size on are downloaded on a thread of their own (see fetchBlobInThread). */
+export const ThreadedDownloadMin = 16 << 20;
 
 interface WireRecord {
   key: string;
@@ -183,7 +187,20 @@ export async function importCache(ref: string, opts: Pick<PushOptions, 'env' | '
   }
   const download = async (store: Store, d: Descriptor) => {
     if ((await store.content.size(d.digest)) === d.size) return;
-    await store.content.put(downloadBlob(session, repo, d, () => {}, () => {}), { digest: d.digest, size: d.size, what: `cache layer ${d.digest} of ${where}` });
+    const what = `cache layer ${d.digest} of ${where}`;
+    // A big layer on a thread of its own: the build is meanwhile hashing the context for the key
+    // that will use it (see fetchBlobInThread). Any failure there falls back to the download here.
+    if (d.size >= ThreadedDownloadMin) {
+      try {
+        const headers = await session.authHeaders([pullScope(repo)]);
+        const url = session.url(`/v2/${repo}/blobs/${d.digest}`).href;
+        await store.content.putWritten({ digest: d.digest, size: d.size }, (path) => fetchBlobInThread({ url, headers, digest: d.digest, size: d.size, path, what }));
+        return;
+      } catch {
+        /* downloaded again below, with retries, resumes and the error reported */
+      }
+    }
+    await store.content.put(downloadBlob(session, repo, d, () => {}, () => {}), { digest: d.digest, size: d.size, what });
   };
   const mounts = new Map<string, { restore(store: Store, dir: string): Promise<void> }>();
   if (cache.mounts !== undefined && !Array.isArray(cache.mounts)) throw bad('"mounts" is not a list');

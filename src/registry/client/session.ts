@@ -122,6 +122,13 @@ export class RegistrySession {
     }
   }
 
+  /** The headers request() would authenticate a request for `scopes` with, for a client of its own. */
+  async authHeaders(scopes: string[]): Promise<Record<string, string>> {
+    await this.ping();
+    const auth = await this.authorization(scopes, false);
+    return auth ? { authorization: auth } : {};
+  }
+
   private async authorization(scopes: string[], refresh: boolean): Promise<string | undefined> {
     const ch = this.challenge;
     if (!ch) return undefined;

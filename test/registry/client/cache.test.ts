@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { client, has, hostOf, startDistribution, startRegistry, testEnv, type T,
 // kiln build --push / --output type=registry, and the build cache through a registry:
 // --cache-to type=registry|inline, --cache-from, cache mounts that travel (mounts=true).
 
-async function writeContext(dir: string, files: Record<string, string>): Promise<void> {
+async function writeContext(dir: string, files: Record<string, string | Buffer>): Promise<void> {
   await mkdir(dir, { recursive: true });
   for (const [p, content] of Object.entries(files)) {
     await mkdir(join(dir, p, '..'), { recursive: true });
@@ -53,6 +54,7 @@ const app = {
     'RUN head -c 4096 /dev/urandom > /tool.bin',
     'FROM busybox',
     'WORKDIR /app',
+    'COPY big.bin .',
     'COPY a.txt .',
     'RUN cat a.txt > a2.txt && head -c 16 /dev/urandom | od -x > stamp',
     'COPY --from=tool /tool.bin /tool.bin',
@@ -62,6 +64,8 @@ const app = {
   ].join('\n'),
   'a.txt': 'alpha\n',
   'b.txt': 'beta\n',
+  // Incompressible and over 16 MiB: its layer is imported on a download thread (fetchBlobInThread).
+  'big.bin': randomBytes(17 << 20),
 };
 
 async function registryCacheRoundTrip(t: T, host: string) {
