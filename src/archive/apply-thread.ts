@@ -6,7 +6,8 @@
 // (materializeEntries: kernel copies, links from an earlier extraction) or, for entries that cannot
 // be made that way, packs the same deterministic tar itself and applies it with applyLayer.
 
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { runOnThread } from '../thread.js';
 import { applyLayer, type AppliedLayer, type ApplyOptions } from './apply.js';
 import { materializeEntries, type Donor, type Materialized } from './materialize.js';
 import { packEntries, type LayerEntry, type PackEntriesOptions } from './pack.js';
@@ -40,24 +41,10 @@ export async function materializeInWorker(entries: LayerEntry[], pack: PackEntri
   return m.materialized;
 }
 
-async function runJob(job: Job, signal?: AbortSignal): Promise<FromWorker> {
-  signal?.throwIfAborted();
+function runJob(job: Job, signal?: AbortSignal): Promise<Exclude<FromWorker, { error: string }>> {
   // A small young generation: the thread's garbage is mostly file buffers, and collecting them
   // often keeps a 200 MiB COPY's peak memory some 50 MiB lower at no cost in time.
-  const worker = new Worker(new URL(import.meta.url), { workerData: job, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
-  let onAbort = () => {};
-  try {
-    return await new Promise<FromWorker>((resolve, reject) => {
-      onAbort = () => reject(new Error('extraction stopped'));
-      signal?.addEventListener('abort', onAbort, { once: true });
-      worker.once('message', (m: FromWorker) => ('error' in m ? reject(new Error(m.error)) : resolve(m)));
-      worker.once('error', reject);
-      worker.once('exit', (code) => reject(new Error(`extraction thread exited with code ${code}`)));
-    });
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
-    await worker.terminate();
-  }
+  return runOnThread<FromWorker>(new URL(import.meta.url), job, { name: 'extraction thread', resourceLimits: { maxYoungGenerationSizeMb: 4 }, signal, stopped: () => new Error('extraction stopped') });
 }
 
 function serve(job: Job): void {

@@ -6,7 +6,7 @@
 // thread lets the two overlap.
 
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 
 export interface FileToHash {
@@ -14,14 +14,22 @@ export interface FileToHash {
   size: number;
 }
 
-/** Files up to this size are read in one synchronous call; larger ones are streamed. */
-const SMALL_FILE = 64 * 1024;
-
-/** sha256 of a file's content ("sha256:…"). */
-export async function fileDigest(abs: string, size: number): Promise<string> {
+/**
+ * sha256 of a file's content ("sha256:…"), read synchronously: a small file in one call, a larger
+ * one through `buf`. The thread reads every file this way; this thread only the few it keeps (under
+ * ThreadBytes in all, so it is never held up for long).
+ */
+function fileDigest(abs: string, size: number, buf: Buffer): string {
   const h = createHash('sha256');
-  if (size <= SMALL_FILE) h.update(readFileSync(abs));
-  else for await (const chunk of createReadStream(abs)) h.update(chunk as Buffer);
+  if (size <= buf.length) h.update(readFileSync(abs));
+  else {
+    const fd = openSync(abs, 'r');
+    try {
+      for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+    } finally {
+      closeSync(fd);
+    }
+  }
   return 'sha256:' + h.digest('hex');
 }
 
@@ -64,12 +72,8 @@ export class FileHasher {
     try {
       signal?.throwIfAborted();
       if (!this.worker) {
-        const out: string[] = [];
-        for (const f of this.files) {
-          signal?.throwIfAborted();
-          out.push(await fileDigest(f.abs, f.size));
-        }
-        return out;
+        const buf = Buffer.allocUnsafe(1 << 20);
+        return this.files.map((f) => fileDigest(f.abs, f.size, buf));
       }
       this.flush();
       let onAbort = () => {};
@@ -129,27 +133,13 @@ export class FileHasher {
   }
 }
 
-/** The thread's side: plain synchronous reads, one reused buffer for the large files. */
+/** The thread's side: one batch, through one reused buffer; a failure is the batch's answer. */
 function hashBatch(files: FileToHash[], buf: Buffer): FromWorker {
-  const hashes: string[] = [];
   try {
-    for (const f of files) {
-      const h = createHash('sha256');
-      if (f.size <= buf.length) h.update(readFileSync(f.abs));
-      else {
-        const fd = openSync(f.abs, 'r');
-        try {
-          for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
-        } finally {
-          closeSync(fd);
-        }
-      }
-      hashes.push('sha256:' + h.digest('hex'));
-    }
+    return { hashes: files.map((f) => fileDigest(f.abs, f.size, buf)) };
   } catch (e) {
     return { error: (e as Error).message, code: (e as NodeJS.ErrnoException).code };
   }
-  return { hashes };
 }
 
 if (!isMainThread && (workerData as { fileHasher?: boolean } | null)?.fileHasher) {

@@ -14,15 +14,7 @@ export function tempPathFor(path: string): string {
  * first fsync after a directory tree is made commits the journal, some 40–50 ms.
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, opts: { durable?: boolean } = {}): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = tempPathFor(path);
-  const fh = await open(tmp, 'wx', 0o644);
-  try {
-    await fh.writeFile(data);
-    if (opts.durable !== false) await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  const tmp = await writeTemp(path, data, opts.durable !== false);
   try {
     await rename(tmp, path);
   } catch (e) {
@@ -37,14 +29,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
  * only for a file whose empty or missing form means the same as `data`.
  */
 export async function createFileIfAbsent(path: string, data: string | Uint8Array): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = tempPathFor(path);
-  const fh = await open(tmp, 'wx', 0o644);
-  try {
-    await fh.writeFile(data);
-  } finally {
-    await fh.close();
-  }
+  const tmp = await writeTemp(path, data, false);
   try {
     await link(tmp, path);
   } catch (e) {
@@ -52,4 +37,18 @@ export async function createFileIfAbsent(path: string, data: string | Uint8Array
   } finally {
     await unlink(tmp).catch(() => {});
   }
+}
+
+/** `data` in a new temporary file beside `path` (its directory made if missing), fsynced if `sync`. */
+async function writeTemp(path: string, data: string | Uint8Array, sync: boolean): Promise<string> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = tempPathFor(path);
+  const fh = await open(tmp, 'wx', 0o644);
+  try {
+    await fh.writeFile(data);
+    if (sync) await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  return tmp;
 }

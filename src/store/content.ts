@@ -72,37 +72,22 @@ export class ContentStore {
   async put(src: Readable | AsyncIterable<Uint8Array> | Uint8Array | string, expect: Expectation = {}): Promise<BlobInfo> {
     if (typeof src === 'string') src = Buffer.from(src);
     // Bytes in hand name themselves: when the blob is already here (a rebuilt image's config and
-    // manifest), it is not written and fsynced again.
-    if (src instanceof Uint8Array && expect.digest === undefined) expect = { ...expect, digest: sha256(src), size: expect.size ?? src.length };
+    // manifest), it is not written and fsynced again; when it is not, they need no second hashing.
+    const named = src instanceof Uint8Array && expect.digest === undefined && expect.size === undefined ? { digest: sha256(src), size: src.length } : undefined;
+    if (named) expect = { ...expect, ...named };
     if (expect.digest && expect.size !== undefined && (await this.holdPresent(expect.digest, expect.size))) {
       if (src instanceof Readable) src.resume();
       else if (!(src instanceof Uint8Array)) for await (const _ of src) void _;
       return { digest: expect.digest, size: expect.size };
     }
-    const ingest = join(this.root, 'ingest');
-    await mkdir(ingest, { recursive: true });
-    const tmp = join(ingest, `${process.pid}-${randomBytes(8).toString('hex')}`);
     // A source that is itself a DigestingStream (writeLayer's blob) is hashed once, not twice.
     const hashed = src instanceof DigestingStream && !expect.digest && expect.size === undefined ? src : undefined;
-    const digester = hashed ? undefined : new Digester(expect);
-    try {
-      const input =
-        src instanceof Readable
-          ? src
-          : src instanceof Uint8Array
-            ? Readable.from([src])
-            : Readable.from(src);
+    const digester = hashed || named ? undefined : new Digester(expect);
+    const input = src instanceof Readable ? src : src instanceof Uint8Array ? Readable.from([src]) : Readable.from(src);
+    return this.ingest(async (tmp) => {
       await writeSeeing(input, tmp, digester ? (c) => digester.update(c) : () => {});
-      const info = hashed ? { digest: hashed.digest, size: hashed.size } : { digest: digester!.finish(), size: digester!.size };
-      const fh = await open(tmp, 'r');
-      await fh.sync();
-      await fh.close();
-      await this.commit(tmp, info.digest);
-      return info;
-    } catch (e) {
-      await unlink(tmp).catch(() => {});
-      throw e;
-    }
+      return named ?? (hashed ? { digest: hashed.digest, size: hashed.size } : { digest: digester!.finish(), size: digester!.size });
+    });
   }
 
   /**
@@ -112,16 +97,27 @@ export class ContentStore {
    */
   async putWritten(expect: { digest: string; size: number }, write: (path: string) => Promise<void>): Promise<BlobInfo> {
     if (await this.holdPresent(expect.digest, expect.size)) return { ...expect };
-    const ingest = join(this.root, 'ingest');
-    await mkdir(ingest, { recursive: true });
-    const tmp = join(ingest, `${process.pid}-${randomBytes(8).toString('hex')}`);
-    try {
+    return this.ingest(async (tmp) => {
       await write(tmp);
+      return { ...expect };
+    });
+  }
+
+  /**
+   * The one way a blob is written: `write` fills a new file in ingest/ and says what it verified
+   * there; the file is fsynced and renamed into blobs/, or removed if anything failed.
+   */
+  private async ingest(write: (tmp: string) => Promise<BlobInfo>): Promise<BlobInfo> {
+    const dir = join(this.root, 'ingest');
+    await mkdir(dir, { recursive: true });
+    const tmp = join(dir, `${process.pid}-${randomBytes(8).toString('hex')}`);
+    try {
+      const info = await write(tmp);
       const fh = await open(tmp, 'r');
       await fh.sync();
       await fh.close();
-      await this.commit(tmp, expect.digest);
-      return { ...expect };
+      await this.commit(tmp, info.digest);
+      return info;
     } catch (e) {
       await unlink(tmp).catch(() => {});
       throw e;

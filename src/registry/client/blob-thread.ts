@@ -6,7 +6,8 @@
 // thread's download, which retries, resumes and reports.
 
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { runOnThread } from '../../thread.js';
 import { Digester } from '../../oci/digest.js';
 import { discard, send } from './http.js';
 
@@ -25,16 +26,7 @@ type FromWorker = { done: true } | { error: string };
 
 /** Download `job.url` into `job.path` on a thread, verifying digest and size as it is written. */
 export async function fetchBlobInThread(job: BlobFetch): Promise<void> {
-  const worker = new Worker(new URL(import.meta.url), { workerData: { blobFetch: job } });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      worker.once('message', (m: FromWorker) => ('done' in m ? resolve() : reject(new Error(m.error))));
-      worker.once('error', reject);
-      worker.once('exit', (code) => reject(new Error(`download thread exited with code ${code}`)));
-    });
-  } finally {
-    await worker.terminate();
-  }
+  await runOnThread<FromWorker>(new URL(import.meta.url), { blobFetch: job }, { name: 'download thread' });
 }
 
 async function fetchToFile(job: BlobFetch): Promise<void> {
