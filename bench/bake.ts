@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { tags, writeSeedHierarchy } from '../test/bake/seed.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const kilnMain = join(repoRoot, 'dist', 'bin', 'kiln.js');
+const kilnMain = join(repoRoot, 'dist', 'bin', 'kiln.cjs');
 const rounds = Number(process.argv[process.argv.indexOf('--rounds') + 1]) || 3;
 const busybox = execFileSync('bash', [join(repoRoot, 'scripts', 'fixtures.sh'), 'busybox'], { encoding: 'utf8' }).trim();
 

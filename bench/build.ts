@@ -22,7 +22,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const kilnMain = join(repoRoot, 'dist', 'bin', 'kiln.js');
+const kilnMain = join(repoRoot, 'dist', 'bin', 'kiln.cjs');
 const flag = (name: string): string | undefined => {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : undefined;

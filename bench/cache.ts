@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { freePort } from '../test/registry/server/support.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const kilnMain = join(repoRoot, 'dist', 'bin', 'kiln.js');
+const kilnMain = join(repoRoot, 'dist', 'bin', 'kiln.cjs');
 const rounds = Number(process.argv[process.argv.indexOf('--rounds') + 1]) || 3;
 
 const S2Dockerfile = 'FROM busybox\nWORKDIR /app\nCOPY package.json .\nRUN sleep 3 && echo deps > deps.txt\nCOPY . .\nRUN ls -R | wc -l > count.txt\n';

@@ -14,7 +14,7 @@ import { Store } from '../src/store/store.js';
 import { pull, pushImage } from '../src/registry/client/index.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const kilnMain = join(repoRoot, 'dist', 'bin', 'kiln.js');
+const kilnMain = join(repoRoot, 'dist', 'bin', 'kiln.cjs');
 const rounds = Number(process.argv[process.argv.indexOf('--rounds') + 1]) || 3;
 
 function freePort(): Promise<number> {

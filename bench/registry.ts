@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const kilnMain = join(repoRoot, 'dist', 'bin', 'kiln.js');
+const kilnMain = join(repoRoot, 'dist', 'bin', 'kiln.cjs');
 const flag = (name: string): string | undefined => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
 const duration = Number(flag('--duration')) || 10;
 const runs = Number(flag('--runs')) || 3;

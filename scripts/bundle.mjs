@@ -1,26 +1,40 @@
-// Bundles the CLI from the TypeScript sources into dist/bin/: the entry point and one chunk per
-// group of lazily loaded commands (esbuild's code splitting follows the dynamic imports). Node.js
-// 20 loads an ES module graph file by file, resolving, reading, compiling and linking each one: the
-// 65 modules of a fully cached `kiln build` cost some 40 ms of CPU more than the same code in a
-// handful of chunks. Packages stay external (native addons, and their own layout on disk).
+// Bundles the CLI from the TypeScript sources into dist/bin/:
+//   kiln-bundle.cjs  every module of src/ in one CommonJS file;
+//   kiln.cjs         the `kiln` command (src/cli/launcher.cts), which runs the bundle through V8's
+//                    code cache.
+// Why one CommonJS file: Node.js 20 loads an ES module graph file by file (resolve, read, compile,
+// link, each through the ESM loader's machinery), and a script compiled with `vm.Script`, which is
+// how the code cache is used, cannot `import()`. Modules that src/ imports lazily stay lazy: esbuild
+// wraps them in functions run on first import, so a command still runs only the code it needs.
+// Packages stay external (native addons, and their own layout on disk); a lazy `import()` of one
+// becomes a lazy `require()`.
 // tsc still type-checks and compiles dist/src/ and dist/test/, which the tests import.
 import { build } from 'esbuild';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-// Chunk names carry a content hash: the previous build's chunks would otherwise pile up.
+
+/** `import('pkg')` of an external package, as a `require` esbuild runs when the import happens. */
+const lazyRequire = {
+  name: 'lazy-require',
+  setup(b) {
+    b.onResolve({ filter: /^[^./]/, namespace: 'file' }, (args) => (args.kind === 'dynamic-import' ? { path: args.path, namespace: 'lazy-require' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-require' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js', resolveDir: root }));
+  },
+};
+
 rmSync(new URL('../dist/bin', import.meta.url), { recursive: true, force: true });
+const common = { absWorkingDir: root, bundle: true, format: 'cjs', platform: 'node', target: 'node20', packages: 'external', logLevel: 'warning' };
 await build({
-  absWorkingDir: root,
-  entryPoints: { kiln: 'src/cli/main.ts' },
-  outdir: 'dist/bin',
-  bundle: true,
-  splitting: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  packages: 'external',
+  ...common,
+  entryPoints: ['src/cli/main.ts'],
+  outfile: 'dist/bin/kiln-bundle.cjs',
   sourcemap: true,
-  logLevel: 'warning',
+  plugins: [lazyRequire],
+  // Every module's file is the bundle: worker threads start it (see src/cli/threads.ts), and
+  // createRequire resolves packages from it.
+  define: { 'import.meta.url': '__kilnBundleUrl' },
+  banner: { js: '"use strict";\nvar __kilnBundleUrl = require("node:url").pathToFileURL(__filename).href;' },
 });
+await build({ ...common, entryPoints: ['src/cli/launcher.cts'], outfile: 'dist/bin/kiln.cjs' });

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+import { isMainThread } from 'node:worker_threads';
 import { Command, CommanderError } from 'commander';
 import { KilnError } from '../errors.js';
 import { reexecInUserNamespace } from '../sandbox/userns.js';
@@ -71,22 +71,26 @@ function commandName(argv: string[]): string | undefined {
   return undefined;
 }
 
-const wanted = commandName(process.argv);
-const chosen = registrars.filter((r) => wanted !== undefined && r.names.includes(wanted));
-// `kiln --version` alone needs no command at all.
-const versionOnly = process.argv.length === 3 && (process.argv[2] === '--version' || process.argv[2] === '-V');
-const registered = new Set<Registrar>();
-for (const r of versionOnly ? [] : chosen.length ? chosen : registrars) {
-  for (const register of await r.load()) {
-    if (registered.has(register)) continue;
-    registered.add(register);
-    register(program, globals);
+/** Registers the commands named on the command line (all of them for help or an unknown one). */
+async function registerCommands(argv: string[]): Promise<void> {
+  const wanted = commandName(argv);
+  const chosen = registrars.filter((r) => wanted !== undefined && r.names.includes(wanted));
+  // `kiln --version` alone needs no command at all.
+  const versionOnly = argv.length === 3 && (argv[2] === '--version' || argv[2] === '-V');
+  const registered = new Set<Registrar>();
+  for (const r of versionOnly ? [] : chosen.length ? chosen : registrars) {
+    for (const register of await r.load()) {
+      if (registered.has(register)) continue;
+      registered.add(register);
+      register(program, globals);
+    }
   }
 }
 
 /** The one place where errors become a message and an exit code. */
 async function main(): Promise<void> {
   try {
+    await registerCommands(process.argv);
     await program.parseAsync(process.argv);
   } catch (e) {
     if (e instanceof DelegatedExit) {
@@ -114,4 +118,6 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// On a worker thread this is the CLI bundle started as a thread's module (see threads.ts).
+if (isMainThread) void main();
+else void import('./threads.js');

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 
 /** Repository root, from the compiled location dist/test/support/env.js. */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-export const kilnMain = join(repoRoot, 'dist', 'bin', 'kiln.js');
+export const kilnMain = join(repoRoot, 'dist', 'bin', 'kiln.cjs');
 
 /** A fresh directory removed when the test ends. */
 export async function tempDir(t: { after: (fn: () => Promise<void> | void) => void }, prefix = 'kiln-test-'): Promise<string> {

@@ -54,7 +54,7 @@ export async function unprivileged(t: { after: (fn: () => Promise<void> | void) 
   execFileSync('chown', [`${rootlessUser}:${rootlessUser}`, userRoot, userOut]);
   const kiln = (args: string) => {
     try {
-      return execFileSync('su', [rootlessUser, '-s', '/bin/sh', '-c', `cd ${dir} && KILN_ROOT=${userRoot} node ${app}/dist/bin/kiln.js ${args}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      return execFileSync('su', [rootlessUser, '-s', '/bin/sh', '-c', `cd ${dir} && KILN_ROOT=${userRoot} node ${app}/dist/bin/kiln.cjs ${args}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (e) {
       const err = e as { status?: number; stderr?: string };
       throw new Error(`kiln ${args} (as ${rootlessUser}) exited ${err.status}: ${err.stderr}`);
