@@ -12,7 +12,11 @@
 // at exit, atomically, so a concurrent start never reads half a file. Any failure to write is
 // ignored. The file name carries the Node.js version and the bundle's size and mtime, so a
 // rebuilt bundle never meets the code of the previous one.
-import { mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+//
+// A code cache is code: only a file owned by this user and writable by no one else is run, and a
+// new one is created exclusively (never through a symlink), so that `sudo kiln` with a user's HOME
+// cannot be made to run, or overwrite, what that user put in their cache directory.
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -35,14 +39,43 @@ const { size, mtimeMs } = statSync(bundle);
 const key = commandKey(process.argv);
 const stamp = `${process.version}-${size}-${Math.trunc(mtimeMs)}`;
 const dir = cacheDir();
-const file = join(dir, `${key}-${stamp}.v8`);
+const file = join(dir, `${key}.${stamp}.v8`);
 
-let cached: Buffer | undefined;
-try {
-  cached = readFileSync(file);
-} catch {
-  cached = undefined;
+/** The cache file's bytes, if it is there and trustworthy. */
+function readCache(): Buffer | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.uid !== process.geteuid?.() || (st.mode & 0o022) !== 0) return undefined;
+    return readFileSync(fd);
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
 }
+
+/** Writes the cache for the next start: a new file, renamed into place. */
+function writeCache(data: Buffer): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const temp = `${file}.${process.pid}.tmp`;
+  const fd = openSync(temp, 'wx', 0o600);
+  try {
+    writeFileSync(fd, data);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temp, file);
+  // The previous bundle's cache for this command will not be read again.
+  for (const name of readdirSync(dir)) if (name.startsWith(`${key}.`) && !name.startsWith(`${key}.${stamp}.`)) unlinkSync(join(dir, name));
+}
+
+const cached = readCache();
 
 // The CommonJS wrapper, on the same line as the bundle's first line so that positions in stack
 // traces and the source map still match.
@@ -51,13 +84,7 @@ const script = new Script(`(function (exports, require, module, __filename, __di
 if (!cached || script.cachedDataRejected) {
   process.once('exit', () => {
     try {
-      const data = script.createCachedData();
-      mkdirSync(dir, { recursive: true });
-      const temp = `${file}.${process.pid}.tmp`;
-      writeFileSync(temp, data);
-      renameSync(temp, file);
-      // The previous bundle's cache for this command will not be read again.
-      for (const name of readdirSync(dir)) if (name.startsWith(`${key}-`) && !name.startsWith(`${key}-${stamp}`)) unlinkSync(join(dir, name));
+      writeCache(script.createCachedData());
     } catch {
       // No cache this time: the next start compiles again.
     }
