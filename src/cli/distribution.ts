@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { openStore, out, type GlobalOptions } from './context.js';
 import type { TransferEvent } from '../registry/client/index.js';
@@ -153,7 +152,8 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
 }
 
 /** Ask on the terminal; a hidden answer is not echoed. */
-function prompt(question: string, hidden: boolean): Promise<string> {
+async function prompt(question: string, hidden: boolean): Promise<string> {
+  const { createInterface } = await import('node:readline');
   let muted = false;
   const output = new Writable({
     write(chunk, _enc, cb) {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { BlobUnknown } from '../errors.js';
+import { EarlyFlush } from './early-flush.js';
 import { Digester, DigestingStream, sha256, assertDigest, encodedOf, algorithmOf, isDigest } from '../oci/digest.js';
 
 export interface BlobInfo {
@@ -279,7 +280,8 @@ export function processAlive(pid: number): boolean {
  * on its way. Done by hand rather than with pipeline() and a hashing Transform: each stage of a
  * pipeline pauses and resumes the one before it per 64 KiB socket read, which cost a 51 MB download
  * from a registry on loopback about a quarter of its time (200–250 ms against 155 ms). The file
- * stream's large buffer lets writes run while data arrives.
+ * stream's large buffer lets writes run while data arrives, and what is written goes to disk while
+ * more arrives (EarlyFlush).
  */
 function writeSeeing(src: Readable, path: string, see: (chunk: Buffer) => void): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -292,6 +294,9 @@ function writeSeeing(src: Readable, path: string, see: (chunk: Buffer) => void):
     const out = createWriteStream(path, { flags: 'wx', mode: 0o644, highWaterMark: 4 << 20 });
     let failed = false;
     let ended = false;
+    let fd: number | undefined;
+    const flush = new EarlyFlush();
+    out.once('open', (n: number) => (fd = n));
     const fail = (e: Error) => {
       if (failed) return;
       failed = true;
@@ -321,10 +326,12 @@ function writeSeeing(src: Readable, path: string, see: (chunk: Buffer) => void):
         src.pause();
         out.once('drain', () => src.resume());
       }
+      if (fd !== undefined) flush.wrote(fd, c.length);
     });
     src.on('end', () => {
       ended = true;
-      out.end();
+      // The descriptor stays open until a flush under way has returned.
+      void flush.idle().then(() => !failed && out.end());
     });
   });
 }

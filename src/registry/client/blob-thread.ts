@@ -9,6 +9,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { runOnThread } from '../../thread.js';
 import { Digester } from '../../oci/digest.js';
+import { EarlyFlush } from '../../store/early-flush.js';
 import { discard, send } from './http.js';
 
 export interface BlobFetch {
@@ -37,14 +38,17 @@ async function fetchToFile(job: BlobFetch): Promise<void> {
   }
   const digester = new Digester({ digest: job.digest, size: job.size, what: job.what });
   const fd = openSync(job.path, 'wx', 0o644);
+  const flush = new EarlyFlush();
   try {
     for await (const chunk of res.body) {
       digester.update(chunk as Buffer);
       writeSync(fd, chunk as Buffer);
+      flush.wrote(fd, (chunk as Buffer).length);
     }
     if (!res.body.complete) throw new Error(`${job.what}: connection closed early`);
     digester.finish();
   } finally {
+    await flush.idle();
     closeSync(fd);
   }
 }
