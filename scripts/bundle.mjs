@@ -1,7 +1,9 @@
 // Bundles the CLI from the TypeScript sources into dist/bin/:
-//   kiln-bundle.cjs  every module of src/ in one CommonJS file;
-//   kiln.cjs         the `kiln` command (src/cli/launcher.cts), which runs the bundle through V8's
-//                    code cache.
+//   kiln-bundle.cjs   every module of src/ in one CommonJS file;
+//   kiln-thread-*.cjs each module with a worker-thread side, bundled alone for the threads the CLI
+//                     starts to run (see threadUrl in src/thread.ts);
+//   kiln.cjs          the `kiln` command (src/cli/launcher.cts), which runs the bundle through V8's
+//                     code cache.
 // Why one CommonJS file: Node.js 20 loads an ES module graph file by file (resolve, read, compile,
 // link, each through the ESM loader's machinery), and a script compiled with `vm.Script`, which is
 // how the code cache is used, cannot `import()`. Modules that src/ imports lazily stay lazy: esbuild
@@ -26,15 +28,22 @@ const lazyRequire = {
 
 rmSync(new URL('../dist/bin', import.meta.url), { recursive: true, force: true });
 const common = { absWorkingDir: root, bundle: true, format: 'cjs', platform: 'node', target: 'node20', packages: 'external', logLevel: 'warning' };
-await build({
+// Module files are bundle files: createRequire resolves packages from the bundle, and a thread is
+// started on the thread bundle beside it.
+const threads = { filehash: 'src/build/filehash.ts', extract: 'src/archive/apply-thread.ts', download: 'src/registry/client/blob-thread.ts' };
+const bundled = {
   ...common,
-  entryPoints: ['src/cli/main.ts'],
-  outfile: 'dist/bin/kiln-bundle.cjs',
   sourcemap: true,
   plugins: [lazyRequire],
-  // Every module's file is the bundle: worker threads start it (see src/cli/threads.ts), and
-  // createRequire resolves packages from it.
   define: { 'import.meta.url': '__kilnBundleUrl' },
-  banner: { js: '"use strict";\nvar __kilnBundleUrl = require("node:url").pathToFileURL(__filename).href;' },
-});
+  banner: {
+    js: [
+      '"use strict";',
+      'var __kilnBundleUrl = require("node:url").pathToFileURL(__filename).href;',
+      'var __kilnThreadsDir = require("node:url").pathToFileURL(__dirname + "/").href;',
+    ].join('\n'),
+  },
+};
+await build({ ...bundled, entryPoints: ['src/cli/main.ts'], outfile: 'dist/bin/kiln-bundle.cjs' });
+for (const [name, entry] of Object.entries(threads)) await build({ ...bundled, entryPoints: [entry], outfile: `dist/bin/kiln-thread-${name}.cjs` });
 await build({ ...common, entryPoints: ['src/cli/launcher.cts'], outfile: 'dist/bin/kiln.cjs' });

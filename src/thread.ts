@@ -4,6 +4,18 @@ import { Worker, type ResourceLimits } from 'node:worker_threads';
 // message, and the thread is stopped. A message with an `error` field is a failure (errors cross
 // threads as their message only).
 
+declare const __kilnThreadsDir: string | undefined;
+
+/**
+ * The file a worker thread runs to serve the module at `moduleUrl`: that module's own file, except
+ * in the CLI bundle, where every module's file is the 1 MB bundle (some 70 ms of compiling for each
+ * thread): there each thread module also has a small bundle of its own, dist/bin/kiln-thread-NAME.cjs
+ * (scripts/bundle.mjs), and the thread runs that.
+ */
+export function threadUrl(moduleUrl: string, name: 'filehash' | 'extract' | 'download'): URL {
+  return typeof __kilnThreadsDir === 'string' ? new URL(`kiln-thread-${name}.cjs`, __kilnThreadsDir) : new URL(moduleUrl);
+}
+
 export interface OneShotOptions {
   /** Names the thread in errors ("extraction thread exited with code 1"). */
   name: string;

@@ -6,8 +6,9 @@
 // thread lets the two overlap.
 
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { threadUrl } from '../thread.js';
 
 export interface FileToHash {
   abs: string;
@@ -15,20 +16,23 @@ export interface FileToHash {
 }
 
 /**
- * sha256 of a file's content ("sha256:…"), read synchronously: a small file in one call, a larger
- * one through `buf`. The thread reads every file this way; this thread only the few it keeps (under
- * ThreadBytes in all, so it is never held up for long).
+ * sha256 of a file's content ("sha256:…"), read synchronously through `buf`: open, read, close, with
+ * no fstat and no new buffer (readFileSync has both), which for 20,000 small files is 50 ms less.
+ * A short read once `size` bytes (what lstat said) have come is taken as the end, which saves the
+ * last read, the one that returns nothing. The thread reads every file this way; this thread only
+ * the few it keeps (under ThreadBytes in all, so it is never held up for long).
  */
 function fileDigest(abs: string, size: number, buf: Buffer): string {
   const h = createHash('sha256');
-  if (size <= buf.length) h.update(readFileSync(abs));
-  else {
-    const fd = openSync(abs, 'r');
-    try {
-      for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
-    } finally {
-      closeSync(fd);
+  const fd = openSync(abs, 'r');
+  try {
+    for (let n, total = 0; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) {
+      h.update(buf.subarray(0, n));
+      total += n;
+      if (n < buf.length && total >= size) break;
     }
+  } finally {
+    closeSync(fd);
   }
   return 'sha256:' + h.digest('hex');
 }
@@ -100,7 +104,7 @@ export class FileHasher {
   }
 
   private start(): void {
-    const worker = new Worker(new URL(import.meta.url), { workerData: { fileHasher: true } });
+    const worker = new Worker(threadUrl(import.meta.url, 'filehash'), { workerData: { fileHasher: true } });
     worker.on('message', (m: FromWorker) => {
       const w = this.waiting.shift();
       if (!w) return;

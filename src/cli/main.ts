@@ -1,4 +1,3 @@
-import { isMainThread } from 'node:worker_threads';
 import { Command, CommanderError } from 'commander';
 import { KilnError } from '../errors.js';
 import { reexecInUserNamespace } from '../sandbox/userns.js';
@@ -118,6 +117,4 @@ async function main(): Promise<void> {
   }
 }
 
-// On a worker thread this is the CLI bundle started as a thread's module (see threads.ts).
-if (isMainThread) void main();
-else void import('./threads.js');
+void main();

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { kiln, kilnOk, tempDir } from '../support/env.js';
+import { Worker } from 'node:worker_threads';
+import { kiln, kilnOk, repoRoot, tempDir } from '../support/env.js';
 
 // The `kiln` command runs the CLI bundle with V8's code cache (src/cli/launcher.cts): one file per
 // command, written after the first run, used by the next, replaced when unusable or untrusted.
@@ -73,4 +74,21 @@ test('a cache directory that cannot be written costs nothing but the cache', asy
   const r = await kiln(root, ['images', '-q'], { env: { XDG_CACHE_HOME: notADir } });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, '');
+});
+
+test('each thread bundle the CLI starts threads on loads on a thread of its own', async () => {
+  const bin = join(repoRoot, 'dist', 'bin');
+  const bundles = readdirSync(bin).filter((n) => /^kiln-thread-[a-z]+\.cjs$/.test(n)).sort();
+  assert.deepEqual(bundles, ['kiln-thread-download.cjs', 'kiln-thread-extract.cjs', 'kiln-thread-filehash.cjs']);
+  for (const name of bundles) {
+    // No job in workerData: the module loads (every package it requires resolves) and the thread ends.
+    const worker = new Worker(join(bin, name), { workerData: null, stderr: true });
+    let stderr = '';
+    worker.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await new Promise<number>((resolve, reject) => {
+      worker.once('error', reject);
+      worker.once('exit', resolve);
+    });
+    assert.equal(code, 0, `${name}: ${stderr}`);
+  }
 });

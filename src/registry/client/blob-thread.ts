@@ -7,7 +7,7 @@
 
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { runOnThread } from '../../thread.js';
+import { runOnThread, threadUrl } from '../../thread.js';
 import { Digester } from '../../oci/digest.js';
 import { EarlyFlush } from '../../store/early-flush.js';
 import { discard, send } from './http.js';
@@ -27,7 +27,7 @@ type FromWorker = { done: true } | { error: string };
 
 /** Download `job.url` into `job.path` on a thread, verifying digest and size as it is written. */
 export async function fetchBlobInThread(job: BlobFetch): Promise<void> {
-  await runOnThread<FromWorker>(new URL(import.meta.url), { blobFetch: job }, { name: 'download thread' });
+  await runOnThread<FromWorker>(threadUrl(import.meta.url, 'download'), { blobFetch: job }, { name: 'download thread' });
 }
 
 async function fetchToFile(job: BlobFetch): Promise<void> {
