@@ -345,13 +345,14 @@ export async function contextDigest(tree: SourceTree, selections: Selection[], e
   const toRemember: [ContextFile, number][] = [];
   const context = isContext(tree) ? tree : undefined;
   let count = 0;
-  const add = async (f: ContextFile, name: string, links: Map<string, string>) => {
-    // Without a turn of the event loop now and then, walking 20,000 files would hold up everything
-    // else for a while (a download ahead, a cancelled build's exit).
-    if (++count % 256 === 0) {
-      await new Promise((r) => setImmediate(r));
-      signal?.throwIfAborted();
-    }
+  // Without a turn of the event loop now and then, walking 20,000 files would hold up everything
+  // else for a while (a download ahead, a cancelled build's exit). Only then: a promise per file
+  // cost more than the rest of this loop.
+  const breathe = async () => {
+    await new Promise((r) => setImmediate(r));
+    signal?.throwIfAborted();
+  };
+  const add = (f: ContextFile, name: string, links: Map<string, string>) => {
     parts.push(`${name}\0${f.type}\0${f.mode.toString(8)}\0${f.linkTarget ?? ''}\0${f.uid ?? ''}:${f.gid ?? ''}\0`);
     const first = f.inode !== undefined ? links.get(f.inode) : undefined;
     if (first !== undefined) parts.push(`hardlink\0${first}`);
@@ -372,12 +373,13 @@ export async function contextDigest(tree: SourceTree, selections: Selection[], e
     for (const s of selections) {
       const links = new Map<string, string>();
       parts.push(`>${s.target}\0${s.name ?? ''}\0${s.keepDirectory ? 'keep' : ''}${s.directoryOnly ? 'only' : ''}\n`);
-      await add(s.file, '.', links);
+      add(s.file, '.', links);
       if (s.file.type === 'directory' && !s.directoryOnly) {
         for (const child of tree.walk(s.file.rel)) {
           const sub = s.file.rel === '' ? child.rel : child.rel.slice(s.file.rel.length + 1);
           if (exclude.some((e) => e.test(sub))) continue;
-          await add(child, sub, links);
+          add(child, sub, links);
+          if (++count % 256 === 0) await breathe();
         }
       }
     }
@@ -386,9 +388,8 @@ export async function contextDigest(tree: SourceTree, selections: Selection[], e
     await hasher.close();
   }
   for (const [f, at] of toRemember) context!.remember(f, hashes[at]!);
-  const h = createHash('sha256');
-  for (const p of parts) h.update(typeof p === 'number' ? hashes[p]! : p);
-  return 'sha256:' + h.digest('hex');
+  // One update: 60,000 small ones each cross into the hash's native code.
+  return 'sha256:' + createHash('sha256').update(parts.map((p) => (typeof p === 'number' ? hashes[p]! : p)).join('')).digest('hex');
 }
 
 /**
