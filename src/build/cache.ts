@@ -24,7 +24,11 @@ export interface CacheRecord {
 export interface CacheSource {
   readonly name: string;
   readonly records: ReadonlyMap<string, CacheRecord>;
-  fetchLayer(store: Store, layer: LayerRef): Promise<void>;
+  /**
+   * `started` is called once the transfer is under way (a big layer's thread is running), or with
+   * the failure before that: a caller looking ahead waits that long and no longer.
+   */
+  fetchLayer(store: Store, layer: LayerRef, started?: () => void): Promise<void>;
   readonly mounts?: ReadonlyMap<string, { restore(store: Store, dir: string): Promise<void> }>;
 }
 
@@ -64,7 +68,7 @@ export class BuildCache {
   async get(key: string, lookAhead = false): Promise<CacheRecord | undefined> {
     const local = await this.getLocal(key);
     if (local) {
-      if (lookAhead) this.lookAhead(key);
+      if (lookAhead) await this.lookAhead(key);
       return local;
     }
     for (const source of this.sources) {
@@ -72,7 +76,7 @@ export class BuildCache {
       if (!rec) continue;
       if (rec.layer && !(await this.store.content.has(rec.layer.digest))) this.pending.set(rec.layer.digest, { source, key, record: rec });
       else await this.write(key, rec);
-      if (lookAhead) this.lookAhead(key);
+      if (lookAhead) await this.lookAhead(key);
       return rec;
     }
     return undefined;
@@ -85,20 +89,28 @@ export class BuildCache {
    * when the next key misses. Only for steps of the final image: the layers of another stage are
    * needed only by a step that is not cached, and then ensure() fetches them. A failed download here
    * is forgotten: ensure() tries again and reports.
+   *
+   * Resolves once the downloads are under way, not done: the next step's work (a walk of 20,000
+   * files that gives the event loop a turn only now and then) would otherwise delay each of the
+   * few asynchronous calls that start a download, which cost a --cache-from rebuild some 40 ms.
    */
-  private lookAhead(key: string): void {
+  private async lookAhead(key: string): Promise<void> {
+    const starts: Promise<void>[] = [];
     for (const { source, layer } of this.next.get(key) ?? []) {
-      this.download(source, layer).catch(() => {});
+      let started!: () => void;
+      starts.push(new Promise<void>((r) => (started = r)));
+      this.download(source, layer, started).then(started, started);
     }
+    await Promise.all(starts);
   }
 
-  private download(source: CacheSource, layer: LayerRef): Promise<void> {
+  private download(source: CacheSource, layer: LayerRef, started?: () => void): Promise<void> {
     let d = this.downloads.get(layer.digest);
     if (!d) {
-      d = source.fetchLayer(this.store, layer);
+      d = source.fetchLayer(this.store, layer, started);
       this.downloads.set(layer.digest, d);
       d.catch(() => this.downloads.delete(layer.digest));
-    }
+    } else started?.();
     return d;
   }
 

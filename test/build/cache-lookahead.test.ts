@@ -84,3 +84,41 @@ test('a download ahead that fails is tried again when the layer is needed', asyn
   assert.ok(await store.content.has(c.l2.digest));
   assert.equal(c.fetched.filter((d) => d === c.l2.digest).length, 2);
 });
+
+test('a hit waits until the download ahead is under way, not until it is done, nor when it fails first', async (t) => {
+  const store = await Store.open(await tempDir(t));
+  const c = chain();
+  let finish!: () => void;
+  const done = new Promise<void>((r) => (finish = r));
+  const events: string[] = [];
+  // Started at once, finished only when the test says so.
+  const slow: CacheSource = {
+    ...c.source,
+    async fetchLayer(s, layer, started) {
+      await new Promise((r) => setImmediate(r)); // a turn of the event loop before the transfer starts
+      events.push('started');
+      started?.();
+      await done;
+      await s.content.put('layer two', { digest: layer.digest, size: layer.size });
+      events.push('finished');
+    },
+  };
+  const cache = new BuildCache(store, [slow]);
+  assert.ok(await cache.get(c.k1, true));
+  events.push('hit returned');
+  assert.deepEqual(events, ['started', 'hit returned']);
+  finish();
+  assert.ok(await cache.get(c.k2));
+  await cache.ensure([c.l2]);
+  assert.deepEqual(events, ['started', 'hit returned', 'finished']);
+
+  // A source that fails before it could start does not hold the hit up.
+  const failing: CacheSource = {
+    ...c.source,
+    async fetchLayer() {
+      await new Promise((r) => setImmediate(r));
+      throw new Error('registry unreachable');
+    },
+  };
+  assert.ok(await new BuildCache(await Store.open(await tempDir(t)), [failing]).get(c.k1, true));
+});

@@ -185,7 +185,7 @@ export async function importCache(ref: string, opts: Pick<PushOptions, 'env' | '
     if (typeof w.size === 'number') sizes.set(l.digest, w.size);
     records.set(w.key, { layer: { digest: l.digest, size: l.size, mediaType: l.mediaType, diffId }, created: w.created, ...parent });
   }
-  const download = async (store: Store, d: Descriptor) => {
+  const download = async (store: Store, d: Descriptor, started?: () => void) => {
     if ((await store.content.size(d.digest)) === d.size) return;
     const what = `cache layer ${d.digest} of ${where}`;
     // A big layer on a thread of its own: the build is meanwhile hashing the context for the key
@@ -194,12 +194,17 @@ export async function importCache(ref: string, opts: Pick<PushOptions, 'env' | '
       try {
         const headers = await session.authHeaders([pullScope(repo)]);
         const url = session.url(`/v2/${repo}/blobs/${d.digest}`).href;
-        await store.content.putWritten({ digest: d.digest, size: d.size }, (path) => fetchBlobInThread({ url, headers, digest: d.digest, size: d.size, path, what }));
+        await store.content.putWritten({ digest: d.digest, size: d.size }, (path) => {
+          const fetched = fetchBlobInThread({ url, headers, digest: d.digest, size: d.size, path, what });
+          started?.(); // the thread is running
+          return fetched;
+        });
         return;
       } catch {
         /* downloaded again below, with retries, resumes and the error reported */
       }
     }
+    started?.();
     await store.content.put(downloadBlob(session, repo, d, () => {}, () => {}), { digest: d.digest, size: d.size, what });
   };
   const mounts = new Map<string, { restore(store: Store, dir: string): Promise<void> }>();
@@ -218,8 +223,8 @@ export async function importCache(ref: string, opts: Pick<PushOptions, 'env' | '
     name: ref,
     records,
     mounts,
-    async fetchLayer(store, layer) {
-      await download(store, layer);
+    async fetchLayer(store, layer, started) {
+      await download(store, layer, started);
       const size = sizes.get(layer.digest);
       if (size !== undefined) await store.setLayerInfo(layer.digest, { diffId: layer.diffId, size });
     },
