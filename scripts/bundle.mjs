@@ -11,6 +11,7 @@
 // A lazy `import()` of an external package becomes a lazy `require()`.
 // tsc still type-checks and compiles dist/src/ and dist/test/, which the tests import.
 import { build } from 'esbuild';
+import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -52,4 +53,6 @@ const bundled = {
 };
 await build({ ...bundled, entryPoints: ['src/cli/main.ts'], outfile: 'dist/bin/kiln-bundle.cjs' });
 for (const [name, entry] of Object.entries(threads)) await build({ ...bundled, entryPoints: [entry], outfile: `dist/bin/kiln-thread-${name}.cjs` });
-await build({ ...common, entryPoints: ['src/cli/launcher.cts'], outfile: 'dist/bin/kiln.cjs' });
+// The launcher names its code cache files by the bundle's content (see src/cli/launcher.cts).
+const bundleSha256 = createHash('sha256').update(readFileSync(new URL('../dist/bin/kiln-bundle.cjs', import.meta.url))).digest('hex');
+await build({ ...common, entryPoints: ['src/cli/launcher.cts'], outfile: 'dist/bin/kiln.cjs', define: { __KILN_BUNDLE_SHA256__: JSON.stringify(bundleSha256) } });

@@ -10,19 +10,24 @@
 // The cache is an optimisation only: a missing, unreadable or rejected cache (V8 checks its own
 // version, flags and the source length) means a normal compile, and the cache is then written
 // at exit, atomically, so a concurrent start never reads half a file. Any failure to write is
-// ignored. The file name carries the Node.js version and the bundle's size and mtime, so a
-// rebuilt bundle never meets the code of the previous one.
+// ignored. V8 checks a cache against the source's length only, so the file name carries the
+// Node.js version and a hash of the bundle's content, put here when both were built: a rebuilt
+// bundle never meets the code of another one (a size and mtime would not do: npm packs every file
+// with the same mtime).
 //
 // A code cache is code: only a file owned by this user and writable by no one else is run, and a
 // new one is created exclusively (never through a symlink), so that `sudo kiln` with a user's HOME
 // cannot be made to run, or overwrite, what that user put in their cache directory.
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Script } from 'node:vm';
 
 const bundle = join(__dirname, 'kiln-bundle.cjs');
+
+/** sha256 of kiln-bundle.cjs, defined by scripts/bundle.mjs when it builds this file. */
+declare const __KILN_BUNDLE_SHA256__: string;
 
 /** The command named on the command line ("build", "push"…), which decides the cache file. */
 function commandKey(argv: string[]): string {
@@ -35,9 +40,8 @@ function cacheDir(): string {
 }
 
 const source = readFileSync(bundle, 'utf8');
-const { size, mtimeMs } = statSync(bundle);
 const key = commandKey(process.argv);
-const stamp = `${process.version}-${size}-${Math.trunc(mtimeMs)}`;
+const stamp = `${process.version}-${__KILN_BUNDLE_SHA256__.slice(0, 16)}`;
 const dir = cacheDir();
 const file = join(dir, `${key}.${stamp}.v8`);
 
