@@ -8,12 +8,11 @@
 // command. Which functions get compiled depends on the command, hence one cache per command.
 //
 // The cache is an optimisation only: a missing, unreadable or rejected cache (V8 checks its own
-// version, flags and the source length) means a normal compile, and the cache is then written
-// at exit, atomically, so a concurrent start never reads half a file. Any failure to write is
-// ignored. V8 checks a cache against the source's length only, so the file name carries the
-// Node.js version and a hash of the bundle's content, put here when both were built: a rebuilt
-// bundle never meets the code of another one (a size and mtime would not do: npm packs every file
-// with the same mtime).
+// version and flags) means a normal compile, and the cache is then written at exit, atomically, so
+// a concurrent start never reads half a file. Any failure to write is ignored. Of the source, V8
+// checks only the length, so the file name carries the Node.js version and a hash of the bundle's
+// content, put here when both were built: a rebuilt bundle never meets the code of another one (a
+// size and mtime would not do: npm packs every file with the same mtime).
 //
 // A code cache is code: only a file owned by this user and writable by no one else is run, and a
 // new one is created exclusively (never through a symlink), so that `sudo kiln` with a user's HOME
