@@ -11,6 +11,7 @@ import { renderTree } from '../ui/tree.js';
 import type { Hierarchy } from './graph.js';
 
 import { BaseNameAnnotation, BaseDigestAnnotation } from '../oci/types.js';
+import { byCodeUnits } from '../order.js';
 export { BaseNameAnnotation, BaseDigestAnnotation };
 
 export interface RecordedBase {
@@ -37,7 +38,7 @@ export function storeTree(images: StoredImage[]): string {
     if (parent) children.set(parent.manifestDescriptor.digest, [...(children.get(parent.manifestDescriptor.digest) ?? []), img]);
     else roots.push(img);
   }
-  const byName = (a: StoredImage, b: StoredImage) => labelOf(a).localeCompare(labelOf(b));
+  const byName = (a: StoredImage, b: StoredImage) => byCodeUnits(labelOf(a), labelOf(b));
   const label = (img: StoredImage) => {
     const base = recordedBase(img);
     const outside = base && !byDigest.has(base.digest) ? `  (built on ${base.name ? familiarName(base.name) : ''}@${base.digest.slice(0, 19)}, not in the store)` : '';

@@ -8,6 +8,7 @@ import { inspectImage, historyRows, familiarName } from '../store/describe.js';
 import { UsageError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { storeTree } from '../bake/lineage.js';
+import { byCodeUnits } from '../order.js';
 
 /** images, tag, rmi, inspect, history, prune: commands over the local store. */
 export function registerImageCommands(program: Command, globals: () => GlobalOptions): void {
@@ -53,7 +54,7 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
       }
       const shown = rows
         .filter((r) => !wantRepo || r.repo === wantRepo)
-        .sort((a, b) => (b.created ?? '').localeCompare(a.created ?? '') || a.repo.localeCompare(b.repo) || a.tag.localeCompare(b.tag));
+        .sort((a, b) => byCodeUnits(b.created ?? '', a.created ?? '') || byCodeUnits(a.repo, b.repo) || byCodeUnits(a.tag, b.tag));
       if (o.quiet) {
         const ids = [...new Set(shown.map((r) => (o.trunc ? shortId(r.id) : r.id)))];
         if (ids.length) out(ids.join('\n'));

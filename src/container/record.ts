@@ -10,6 +10,7 @@ import { withStoreLock } from '../store/lock.js';
 import type { Store } from '../store/store.js';
 import { ContainerUnknown, NameInUse, StartFailed } from './errors.js';
 import { supervisorAlive } from './process.js';
+import { byCodeUnits } from '../order.js';
 
 // A working container is a directory, <store root>/containers/<id>/, and nothing else — no daemon
 // holds it. config.json is what the container was created with and never changes; state.json is
@@ -199,7 +200,7 @@ export async function writeState(dir: string, state: ContainerState): Promise<vo
 export async function listContainers(store: Store): Promise<Container[]> {
   const ids = await readdir(containersDir(store)).catch(() => [] as string[]);
   const found = await Promise.all(ids.filter((n) => /^[a-f0-9]{64}$/.test(n)).map((id) => readContainer(store, id)));
-  return found.filter((c): c is Container => c !== undefined).sort((a, b) => b.record.created.localeCompare(a.record.created));
+  return found.filter((c): c is Container => c !== undefined).sort((a, b) => byCodeUnits(b.record.created, a.record.created));
 }
 
 /** docker's lookup order: full ID, then name (with or without a leading '/'), then a unique ID prefix. */

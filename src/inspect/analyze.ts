@@ -9,6 +9,7 @@
 import type { StoredImage, Store } from '../store/store.js';
 import { isWithin, walkLayers, type LayerEntry } from './layers.js';
 import { parseBytes } from '../ui/format.js';
+import { byCodeUnits } from '../order.js';
 
 export { parseBytes };
 
@@ -145,7 +146,7 @@ export async function analyzeImage(store: Store, img: StoredImage, name: string,
     discovered += d.cumulative;
     if (d.count > 1 && d.cumulative > 0) inefficiencies.push({ path, count: d.count, wastedBytes: d.cumulative });
   }
-  inefficiencies.sort((a, b) => b.wastedBytes - a.wastedBytes || a.path.localeCompare(b.path));
+  inefficiencies.sort((a, b) => b.wastedBytes - a.wastedBytes || byCodeUnits(a.path, b.path));
   const wastedBytes = inefficiencies.reduce((n, w) => n + w.wastedBytes, 0);
   const totalSize = reports.reduce((n, r) => n + r.size, 0);
   const userSize = totalSize - (reports[0]?.size ?? 0);

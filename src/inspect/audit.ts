@@ -5,6 +5,7 @@
 import { parseDockerfile } from '../dockerfile/index.js';
 import type { Store, StoredImage } from '../store/store.js';
 import { isWithin, walkLayers, type LayerEntry } from './layers.js';
+import { byCodeUnits } from '../order.js';
 
 export const auditSeverities = ['critical', 'high', 'medium', 'low', 'info'] as const;
 export type AuditSeverity = (typeof auditSeverities)[number];
@@ -145,7 +146,7 @@ export async function auditImage(store: Store, img: StoredImage, opts: AuditOpti
     else add('KA1007', { path: s.path, layer: s.layer, deletedIn: s.deletedIn, detail: s.secret });
   }
 
-  const sorted = [...files.values()].sort((a, b) => a.entry.path.localeCompare(b.entry.path));
+  const sorted = [...files.values()].sort((a, b) => byCodeUnits(a.entry.path, b.entry.path));
   for (const { entry: e, layer } of sorted) {
     const mode = (e.mode & 0o7777).toString(8).padStart(4, '0');
     const owner = `${e.uid}:${e.gid}`;
@@ -175,7 +176,7 @@ export async function auditImage(store: Store, img: StoredImage, opts: AuditOpti
   for (const unpinned of baseImagesNotPinned(img, opts)) add('KA1005', { detail: unpinned });
 
   const order = (f: AuditFinding) => auditSeverities.indexOf(f.severity);
-  return findings.sort((a, b) => order(a) - order(b) || a.id.localeCompare(b.id) || (a.path ?? '').localeCompare(b.path ?? ''));
+  return findings.sort((a, b) => order(a) - order(b) || byCodeUnits(a.id, b.id) || byCodeUnits(a.path ?? '', b.path ?? ''));
 }
 
 /**

@@ -14,6 +14,7 @@ import { parseRules, rules } from './rules/index.js';
 import { parseShell } from './shell.js';
 import { runShellcheck, type ShellcheckInput } from './shellcheck.js';
 import { severities, type Finding, type Level, type LintContext, type RunContext, type Severity, type StageContext } from './rule.js';
+import { byCodeUnits } from '../order.js';
 
 export interface LintOptions {
   /** Name findings carry ("Dockerfile", "docker/app.Dockerfile"). */
@@ -185,7 +186,7 @@ function finish(
     seen.add(key);
     out.push({ file, line: r.line, column: 1, level: r.level, code: r.code, message: r.message });
   }
-  return out.sort((a, b) => a.line - b.line || a.code.localeCompare(b.code));
+  return out.sort((a, b) => a.line - b.line || byCodeUnits(a.code, b.code));
 }
 
 /** True when a finding reaches the failure threshold (hadolint's --failure-threshold; `none` never fails). */

@@ -6,6 +6,7 @@ import { SbomUnreadable } from './errors.js';
 import { packageMatches, type VersionRange } from './version-range.js';
 import { CATALOG_MEDIA_TYPE, storeSbom } from './stored.js';
 import type { Catalog, Package } from './catalog.js';
+import { byCodeUnits } from '../order.js';
 
 // "Which images are affected?" over the local store: images whose SBOM lists a package, and images
 // built on an image (org.opencontainers.image.base.digest, image-spec annotations.md), directly or
@@ -125,7 +126,7 @@ export async function imagesWithPackage(
     }
     if (matched.length) out.push({ ...describe(image), packages: matched, from });
   }
-  return out.sort((a, b) => (a.names[0] ?? '\uffff').localeCompare(b.names[0] ?? '\uffff') || a.digest.localeCompare(b.digest));
+  return out.sort((a, b) => byCodeUnits(a.names[0] ?? '\uffff', b.names[0] ?? '\uffff') || byCodeUnits(a.digest, b.digest));
 }
 
 /** Images built on the image known by `digests`, directly or transitively, nearest first. */

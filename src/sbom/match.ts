@@ -8,6 +8,7 @@ import { evaluateAffected, packageName } from './osv.js';
 import { severityRank, type Severity } from './severity.js';
 import { compareDpkgVersions } from './version-dpkg.js';
 import type { VulnDb } from './vulndb.js';
+import { byCodeUnits } from '../order.js';
 
 /** What matching needs of a catalogued package (sbom/catalog.ts's Package has all of it). */
 export interface MatchablePackage {
@@ -50,11 +51,6 @@ export interface MatchProblem {
   /** The package ("name@version") or the image's file the problem is about. */
   subject: string;
   message: string;
-}
-
-/** A stable order independent of the locale (and much cheaper than localeCompare). */
-function byCodeUnits(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** Debian's release numbers and codenames, for images whose os-release has no VERSION_CODENAME. */

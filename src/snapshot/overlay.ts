@@ -14,6 +14,7 @@ import { mount, unmount } from './mount.js';
 import { inUserNamespace } from '../sandbox/userns.js';
 import { pathInfo } from './snapshotter.js';
 import type { ActiveSnapshot, CommitOptions, LayerRef, PathInfo, Snapshotter, View } from './snapshotter.js';
+import { byCodeUnits } from '../order.js';
 
 /**
  * Overlayfs snapshots. Every layer is extracted once, alone, into snapshots/layers/<diffID> with its
@@ -236,7 +237,7 @@ class OverlayActive implements ActiveSnapshot {
  * remove them, deepest first, keeping any directory the process filled with real content.
  */
 async function removeMountpoints(upper: string, paths: readonly string[]): Promise<void> {
-  const sorted = [...paths].sort((a, b) => b.split('/').length - a.split('/').length || b.localeCompare(a));
+  const sorted = [...paths].sort((a, b) => b.split('/').length - a.split('/').length || byCodeUnits(b, a));
   for (const rel of sorted) {
     const p = join(upper, rel);
     const st = await lstat(p).catch(() => undefined);

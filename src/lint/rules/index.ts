@@ -6,8 +6,9 @@ import { instructionRules } from './instructions.js';
 import { kilnRules } from './kiln.js';
 import { labelRules } from './labels.js';
 import { packageRules } from './packages.js';
+import { byCodeUnits } from '../../order.js';
 
-export const rules: Rule[] = [...instructionRules, ...commandRules, ...packageRules, ...labelRules, ...kilnRules].sort((a, b) => a.code.localeCompare(b.code));
+export const rules: Rule[] = [...instructionRules, ...commandRules, ...packageRules, ...labelRules, ...kilnRules].sort((a, b) => byCodeUnits(a.code, b.code));
 
 /** Findings raised by the engine itself rather than by a rule over a parsed file. */
 export const parseRules = {
