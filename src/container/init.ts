@@ -1,8 +1,4 @@
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { access, constants, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { CompileFailed, compiledProgram } from '../cprogram.js';
 import { StartFailed } from './errors.js';
 
 // `run --init`: a minimal init as the container's PID 1, as docker's (tini) is. A process that is PID 1
@@ -65,49 +61,12 @@ int main(int argc, char **argv) {
 /** Where the init is seen inside the container. */
 export const initPath = '/dev/init';
 
-const builds = new Map<string, Promise<string>>();
-
-/** Path of the compiled init on the host, building it on first use (static, so it runs in any image). */
-export function containerInit(cacheDir = defaultCacheDir()): Promise<string> {
-  let built = builds.get(cacheDir);
-  if (!built) {
-    built = build(cacheDir).catch((err) => {
-      builds.delete(cacheDir);
-      throw err;
-    });
-    builds.set(cacheDir, built);
-  }
-  return built;
-}
-
-function defaultCacheDir(): string {
-  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(base, 'kiln', 'sandbox');
-}
-
-async function build(cacheDir: string): Promise<string> {
-  const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
-  const target = path.join(cacheDir, `kiln-init-${os.arch()}-${hash}`);
+/** Path of the compiled init on the host, built on first use (static, so it runs in any image). */
+export async function containerInit(cacheDir?: string): Promise<string> {
   try {
-    await access(target, constants.X_OK);
-    return target;
-  } catch {
-    // not built yet
-  }
-  await mkdir(cacheDir, { recursive: true });
-  const tmp = await mkdtemp(path.join(cacheDir, '.build-'));
-  try {
-    await writeFile(path.join(tmp, 'init.c'), source);
-    const cc = process.env.CC || 'cc';
-    await new Promise<void>((resolve, reject) => {
-      execFile(cc, ['-static', '-O2', '-s', '-o', path.join(tmp, 'init'), path.join(tmp, 'init.c')], (err, _out, stderr) => {
-        if (err) reject(new StartFailed(`--init needs a C compiler with static libc to build kiln's init (${cc}): ${stderr || err.message}`));
-        else resolve();
-      });
-    });
-    await rename(path.join(tmp, 'init'), target);
-    return target;
-  } finally {
-    await rm(tmp, { recursive: true, force: true });
+    return await compiledProgram({ name: 'kiln-init', source, static: true }, cacheDir);
+  } catch (e) {
+    if (e instanceof CompileFailed) throw new StartFailed(`--init needs a C compiler with static libc to build kiln's init (${e.message})`);
+    throw e;
   }
 }

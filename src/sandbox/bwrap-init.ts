@@ -1,8 +1,4 @@
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { access, constants, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { CompileFailed, compiledProgram } from '../cprogram.js';
 import { SandboxFailed } from './errors.js';
 
 // The last step inside a bubblewrap sandbox, before the user's command. bwrap run by real root keeps
@@ -140,52 +136,17 @@ export function initArgs(statusFd: number, uid: number, gid: number, additionalG
   return [String(statusFd), String(uid), String(gid), gids, capMask.toString(16), '--'];
 }
 
-const builds = new Map<string, Promise<string>>();
-
 /**
- * Path of the compiled program, building it on first use with the host's C compiler ($CC or cc, static,
- * so it runs in any rootfs) into `cacheDir`, keyed by the source's hash and committed by rename.
+ * Path of the compiled program, built on first use with the host's C compiler ($CC or cc), static so
+ * that it runs in any rootfs (see cprogram.ts).
  */
-export function sandboxInit(cacheDir: string): Promise<string> {
-  let built = builds.get(cacheDir);
-  if (!built) {
-    built = build(cacheDir).catch((err) => {
-      builds.delete(cacheDir);
-      throw err;
-    });
-    builds.set(cacheDir, built);
-  }
-  return built;
-}
-
-async function build(cacheDir: string): Promise<string> {
-  const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
-  const target = path.join(cacheDir, `kiln-sandbox-init-${os.arch()}-${hash}`);
+export async function sandboxInit(cacheDir: string): Promise<string> {
   try {
-    await access(target, constants.X_OK);
-    return target;
-  } catch {
-    // not built yet
-  }
-  await mkdir(cacheDir, { recursive: true });
-  const tmp = await mkdtemp(path.join(cacheDir, '.build-'));
-  try {
-    await writeFile(path.join(tmp, 'init.c'), source);
-    const cc = process.env.CC || 'cc';
-    await new Promise<void>((resolve, reject) => {
-      execFile(cc, ['-static', '-O2', '-s', '-o', path.join(tmp, 'init'), path.join(tmp, 'init.c')], (err, _out, stderr) => {
-        if (err) reject(new SandboxFailed(`the bwrap executor needs a C compiler with static libc to build its init program (${cc}): ${stderr || err.message}`));
-        else resolve();
-      });
-    });
-    await rename(path.join(tmp, 'init'), target);
-    return target;
-  } finally {
-    await rm(tmp, { recursive: true, force: true });
+    return await compiledProgram({ name: 'kiln-sandbox-init', source, static: true }, cacheDir);
+  } catch (e) {
+    if (e instanceof CompileFailed) throw new SandboxFailed(`the bwrap executor needs a C compiler with static libc to build its init program (${e.message})`);
+    throw e;
   }
 }
 
-export function defaultInitCacheDir(): string {
-  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(base, 'kiln', 'sandbox');
-}
+export { defaultProgramCacheDir as defaultInitCacheDir } from '../cprogram.js';
