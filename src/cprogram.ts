@@ -5,6 +5,7 @@ import { lstat, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { inUserNamespace } from './sandbox/userns.js';
+import { kilnCacheDir, ownedByMeAlone } from './userdirs.js';
 
 // Small C programs for what Node.js has no API for (dropping capabilities before an exec, being a
 // container's PID 1, mount(2) without a mount(8) process per call), built on first use with the
@@ -30,8 +31,7 @@ export interface CProgram {
 export class CompileFailed extends Error {}
 
 export function defaultProgramCacheDir(): string {
-  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(base, 'kiln', 'sandbox');
+  return kilnCacheDir('sandbox');
 }
 
 const builds = new Map<string, Promise<string>>();
@@ -79,7 +79,7 @@ async function build(program: CProgram, cacheDir: string): Promise<string> {
 /** Whether `p` exists, is this user's and cannot be written by anyone else. */
 async function ownedAndPrivate(p: string): Promise<boolean> {
   const st = await lstat(p).catch(() => undefined);
-  return st !== undefined && !st.isSymbolicLink() && st.uid === process.geteuid?.() && (st.mode & 0o022) === 0;
+  return st !== undefined && !st.isSymbolicLink() && ownedByMeAlone(st);
 }
 
 /**

@@ -19,9 +19,9 @@
 // cannot be made to run, or overwrite, what that user put in their cache directory.
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Script } from 'node:vm';
+import { kilnCacheDir, ownedByMeAlone } from '../userdirs.js';
 
 const bundle = join(__dirname, 'kiln-bundle.cjs');
 
@@ -34,14 +34,10 @@ function commandKey(argv: string[]): string {
   return 'none';
 }
 
-function cacheDir(): string {
-  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'kiln', 'code-cache');
-}
-
 const source = readFileSync(bundle, 'utf8');
 const key = commandKey(process.argv);
 const stamp = `${process.version}-${__KILN_BUNDLE_SHA256__.slice(0, 16)}`;
-const dir = cacheDir();
+const dir = kilnCacheDir('code-cache');
 const file = join(dir, `${key}.${stamp}.v8`);
 
 /** The cache file's bytes, if it is there and trustworthy. */
@@ -54,7 +50,7 @@ function readCache(): Buffer | undefined {
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile() || st.uid !== process.geteuid?.() || (st.mode & 0o022) !== 0) return undefined;
+    if (!st.isFile() || !ownedByMeAlone(st)) return undefined;
     return readFileSync(fd);
   } catch {
     return undefined;
