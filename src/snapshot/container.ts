@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Store } from '../store/store.js';
 import { mount, unmount } from './mount.js';
+import { lowerdirOption } from './lowerdir.js';
 import { OverlaySnapshotter } from './overlay.js';
 import type { LayerRef, View } from './snapshotter.js';
 
@@ -35,13 +36,6 @@ function rootless(): boolean {
   } catch {
     return false;
   }
-}
-
-/** lowerdir= value for `dirs` (top first), relative to `cwd` to keep the mount option short. */
-function lowerdirOption(cwd: string, dirs: string[]): string {
-  const value = dirs.map((d) => relative(cwd, d) || '.').join(':');
-  if (value.length > 3500) throw new Error(`too many layers (${dirs.length}) to stack in one overlay mount`);
-  return value;
 }
 
 /** The extracted directories of the image's layers, top first, plus an empty one (overlayfs needs at least one lower). */

@@ -11,6 +11,7 @@ import { DigestingStream, encodedOf, sha256 } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { Store } from '../store/store.js';
 import { mount, unmount } from './mount.js';
+import { lowerdirOption } from './lowerdir.js';
 import { inUserNamespace } from '../sandbox/userns.js';
 import { pathInfo } from './snapshotter.js';
 import type { ActiveSnapshot, CommitOptions, LayerRef, PathInfo, Snapshotter, View } from './snapshotter.js';
@@ -126,15 +127,16 @@ export class OverlaySnapshotter implements Snapshotter {
     }
   }
 
-  /** lowerdir= value, top layer first, relative to layersDir to keep the option short. */
+  /**
+   * lowerdir= value, top layer first, relative to layersDir (the mounts' working directory), over an
+   * empty directory: overlayfs needs a lower dir even for an image with no layers (FROM scratch).
+   */
   private async lowerdirs(layers: readonly LayerRef[]): Promise<string> {
+    // Both made here: in a new store a FROM scratch step has extracted nothing yet.
+    await mkdir(this.layersDir, { recursive: true });
     await mkdir(this.emptyDir, { recursive: true });
     const dirs = await Promise.all(layers.map((l) => this.ensureExtracted(l)));
-    const names = dirs.map((d) => d.slice(this.layersDir.length + 1)).reverse();
-    names.push('../empty');
-    const value = names.join(':');
-    if (value.length > 3500) throw new Error(`too many layers (${layers.length}) to stack in one overlay mount`);
-    return value;
+    return lowerdirOption(this.layersDir, [...dirs.reverse(), this.emptyDir]);
   }
 
   async prepare(layers: readonly LayerRef[], id: string): Promise<ActiveSnapshot> {
