@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { createPrivateKey } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { admin } from '../../../src/registry/server/admin.js';
-import { pushImage, randomImage, startRegistry, type Client, type TestRegistry } from './support.js';
+import { pushBlob, pushImage, randomImage, startRegistry, type Client, type TestRegistry } from './support.js';
 
 // Token authentication (Docker registry token spec), Harbor-like roles per namespace, robot
 // accounts, anonymous pull, rate-limited logins and the audit log.
@@ -263,4 +263,58 @@ test('the audit log records who pushed, pulled, deleted and changed roles, with 
   assert.ok(pulls.length <= 2, 'identical pulls are coalesced');
   assert.equal(find('delete-tag', 'max')?.digest, img.digest);
   assert.equal(find('role-grant', 'ada')?.detail, 'out guest');
+});
+
+test('a cross-repository mount is challenged for push on the target and pull on the source; a token for both mounts, one without pull on the source uploads instead', async (t) => {
+  const reg = await authRegistry(t);
+  const rootC = reg.client({ user: 'root', password: pw('root') });
+  const layer = Buffer.from(`layer to mount ${Date.now()}`);
+  const digest = await pushBlob(rootC, 'team/src', layer);
+  const secret = Buffer.from(`layer dev may not pull ${Date.now()}`);
+  const secretDigest = await pushBlob(rootC, 'else/src', secret);
+
+  const mountPath = (from: string, d: string) => `/v2/team/dst/blobs/uploads/?mount=${d}&from=${from}`;
+  const first = await fetch(reg.url + mountPath('team/src', digest), { method: 'POST' });
+  assert.equal(first.status, 401);
+  // distribution registry/handlers/app.go: the access records are the target's and pull on `from`,
+  // written in one scope parameter separated by a space.
+  const challenge = first.headers.get('www-authenticate');
+  assert.equal(challenge, `Bearer realm="${reg.url}/token",service="kiln-registry",scope="repository:team/dst:push,pull repository:team/src:pull"`);
+  const detail = ((await first.json()) as { errors: { detail: unknown }[] }).errors[0]!.detail;
+  assert.deepEqual(detail, [
+    { Type: 'repository', Name: 'team/dst', Action: 'push,pull' },
+    { Type: 'repository', Name: 'team/src', Action: 'pull' },
+  ]);
+
+  const tokenFor = async (scopes: string[]) => {
+    const u = new URL(`${reg.url}/token?service=kiln-registry`);
+    for (const s of scopes) u.searchParams.append('scope', s);
+    const r = await fetch(u, { headers: { authorization: basic('dev', pw('dev')) } });
+    assert.equal(r.status, 200);
+    return ((await r.json()) as { token: string }).token;
+  };
+  const post = (path: string, token: string) => fetch(reg.url + path, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+  const getBlob = (d: string, token: string) => fetch(`${reg.url}/v2/team/dst/blobs/${d}`, { headers: { authorization: `Bearer ${token}` } });
+
+  // A client that asks for exactly what the challenge names (one scope parameter, as given) mounts.
+  const both = await tokenFor([/scope="([^"]+)"/.exec(challenge!)![1]!]);
+  const mounted = await post(mountPath('team/src', digest), both);
+  assert.equal(mounted.status, 201);
+  assert.equal(mounted.headers.get('location'), `/v2/team/dst/blobs/${digest}`);
+  assert.equal(mounted.headers.get('docker-content-digest'), digest);
+  const got = await getBlob(digest, both);
+  assert.equal(got.status, 200);
+  assert.deepEqual(Buffer.from(await got.arrayBuffer()), layer);
+
+  // Without pull on the source, the same request is an ordinary upload session (distribution-spec
+  // end-11: "the registry SHOULD fall back to an upload session"), and the blob stays where it was.
+  for (const [label, token] of [
+    ['a token for the target only', await tokenFor(['repository:team/dst:push,pull'])],
+    ['a token that asked for pull on a source the user may not pull', await tokenFor(['repository:team/dst:push,pull', 'repository:else/src:pull'])],
+  ] as const) {
+    const r = await post(mountPath('else/src', secretDigest), token);
+    assert.equal(r.status, 202, label);
+    assert.match(r.headers.get('location') ?? '', /^\/v2\/team\/dst\/blobs\/uploads\/[^/?]+$/, label);
+    assert.equal((await getBlob(secretDigest, token)).status, 404, `${label}: the source's blob is not in the target`);
+  }
 });

@@ -16,8 +16,12 @@ import { TokenInvalid, type AccessEntry, type TokenAuthority, type TokenClaims }
 
 export interface Auth {
   readonly enabled: boolean;
-  /** Throw the 401 challenge unless the request may take all `actions` on the repository; records the user in ctx. */
-  require(ctx: Ctx, repository: string, actions: Action[], opts?: { denyWhenAuthenticated?: boolean }): Promise<void>;
+  /**
+   * Throw the 401 challenge unless the request may take all `actions` on the repository; records the user in ctx.
+   * `wanted`: access the request can use but does without (a mount's source repository), named in the
+   * challenge beside the required scope so that a client asks for it in the same token.
+   */
+  require(ctx: Ctx, repository: string, actions: Action[], opts?: { denyWhenAuthenticated?: boolean; wanted?: WantedAccess[] }): Promise<void>;
   /** Same check without throwing. */
   may(ctx: Ctx, repository: string, action: Action): Promise<boolean>;
   /** /v2/ and /v2/_catalog: any valid credentials (when auth is on). */
@@ -33,6 +37,12 @@ export interface Auth {
   readonly tokens: TokenAuthority;
 }
 
+/** Access on another repository that a request uses when it has it, e.g. pull on a mount's `from`. */
+export interface WantedAccess {
+  repository: string;
+  actions: Action[];
+}
+
 export function parseBasic(header: string | undefined): { name: string; password: string } | undefined {
   if (!header || !/^basic /i.test(header)) return undefined;
   const raw = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
@@ -45,14 +55,19 @@ export function createAuth(config: RegistryConfig, metadata: Metadata, tokens: T
   const limiter = loginLimiter(config.auth.rateLimit.failures, config.auth.rateLimit.window);
   const tls = !!config.http.tls;
 
-  const challenge = (ctx: Ctx, scope: string | undefined, error?: string): RegistryError => {
+  // Several scopes go in one scope parameter, separated by spaces (RFC 6750 section 3), as
+  // Distribution writes them (registry/auth/token/accesscontroller.go, scopeParam).
+  const challenge = (ctx: Ctx, scopes: string | string[] | undefined, error?: string): RegistryError => {
+    const list = scopes === undefined ? [] : typeof scopes === 'string' ? [scopes] : scopes;
     const realm = config.auth.realm ?? `${baseUrl(ctx, config.http.publicUrl, tls)}/token`;
     let h = `Bearer realm="${realm}",service="${config.auth.service}"`;
-    if (scope) h += `,scope="${scope}"`;
+    if (list.length) h += `,scope="${list.join(' ')}"`;
     if (error) h += `,error="${error}"`;
-    return new RegistryError('unauthorized', 'authentication required', scope ? [{ Type: scope.split(':')[0], Name: scope.split(':')[1], Action: scope.split(':')[2] }] : undefined, {
-      'WWW-Authenticate': h,
+    const detail = list.map((s) => {
+      const [Type, Name, Action] = s.split(':');
+      return { Type, Name, Action };
     });
+    return new RegistryError('unauthorized', 'authentication required', detail.length ? detail : undefined, { 'WWW-Authenticate': h });
   };
 
   const bearer = (ctx: Ctx): string | undefined => {
@@ -139,6 +154,8 @@ export function createAuth(config: RegistryConfig, metadata: Metadata, tokens: T
 
     async require(ctx, repository, actions, opts) {
       if (!config.auth.enabled) return;
+      // distribution registry/handlers/app.go (authorized): a mount also asks pull on `from`.
+      const wanted = (opts?.wanted ?? []).filter((w) => w.repository !== repository).map((w) => `repository:${w.repository}:${w.actions.join(',')}`);
       const t = bearer(ctx);
       if (t) {
         const c = await verifyBearer(t);
@@ -146,14 +163,14 @@ export function createAuth(config: RegistryConfig, metadata: Metadata, tokens: T
           ctx.user = c.sub || 'anonymous';
           if (tokenAllows(c, repository, actions)) return;
           if (opts?.denyWhenAuthenticated) throw denied(`${actions.join(', ')} on ${repository} is not allowed for ${ctx.user}`);
-          throw challenge(ctx, `repository:${repository}:${actions.join(',')}`, 'insufficient_scope');
+          throw challenge(ctx, [`repository:${repository}:${actions.join(',')}`, ...wanted], 'insufficient_scope');
         }
-        throw challenge(ctx, `repository:${repository}:${actions.join(',')}`, 'invalid_token');
+        throw challenge(ctx, [`repository:${repository}:${actions.join(',')}`, ...wanted], 'invalid_token');
       }
       const b = await basicAllows(ctx, repository, actions);
       if (b === true) return;
       if (b === false) throw denied(`${actions.join(', ')} on ${repository} is not allowed for ${ctx.user}`);
-      throw challenge(ctx, `repository:${repository}:${actions.filter((a) => a !== 'promote').join(',') || 'pull'}`);
+      throw challenge(ctx, [`repository:${repository}:${actions.filter((a) => a !== 'promote').join(',') || 'pull'}`, ...wanted]);
     },
 
     async may(ctx, repository, action) {

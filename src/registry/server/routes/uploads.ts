@@ -57,15 +57,17 @@ async function complete(reg: Registry, ctx: Ctx, name: string, s: UploadSession,
 }
 
 export async function startUpload(reg: Registry, ctx: Ctx, name: string): Promise<void> {
-  await reg.auth.require(ctx, name, ['push', 'pull']);
   const q = query(ctx);
   const mount = q.get('mount');
+  // Checked before it goes into a challenge header. A mount uses pull on `from` when the token has
+  // it and uploads without it, so the challenge names that scope too (as Distribution does).
+  const from = mount !== null ? q.get('from') : null;
+  if (from !== null) assertName(from);
+  await reg.auth.require(ctx, name, ['push', 'pull'], { wanted: from !== null ? [{ repository: from, actions: ['pull'] }] : undefined });
   if (mount !== null) {
     const digest = assertDigest(mount);
-    const from = q.get('from');
     let source: string | undefined;
     if (from !== null) {
-      assertName(from);
       if ((await reg.auth.may(ctx, from, 'pull')) && (await reg.blobs.stat(from, digest)) !== undefined) source = from;
     } else if (!reg.auth.enabled) {
       // distribution-spec: "MAY treat the from parameter as optional" — any repository will do.
