@@ -1,15 +1,11 @@
 // The lint engine: parse with the Dockerfile frontend, group by stage, parse every RUN's shell once,
 // run the rules and ShellCheck, then apply the configuration (ignored, override) and the pragmas.
 
-import {
-  DockerfileSyntaxError,
-  parseDockerfile,
-  type Dockerfile,
-  type RunInstruction,
-} from '../dockerfile/index.js';
+import type { RunInstruction } from '../dockerfile/index.js';
 import { parseTrigger } from '../dockerfile/instructions.js';
 import { levelOf, type LintConfig } from './config.js';
 import { readPragmas } from './pragmas.js';
+import { readForLint, type LintSource } from './parse.js';
 import { parseRules, rules } from './rules/index.js';
 import { parseShell } from './shell.js';
 import { runShellcheck, type ShellcheckInput } from './shellcheck.js';
@@ -33,11 +29,10 @@ export async function lintDockerfile(text: string, opts: LintOptions): Promise<F
   const raw: { code: string; level: Level; line: number; message: string }[] = [];
   const add = (code: string, defaultLevel: Level, line: number, message: string) => raw.push({ code, level: levelOf(code, defaultLevel, config), line, message });
 
-  const parsed = parseRecovering(text, file, add);
-  if (!parsed) return finish(raw, file, config);
-  const df = parsed;
-  const pragmas = readPragmas(text, df.instructions.map((i) => i.line));
-  const ctx = await buildContext(df, config, pragmas.shell, pragmas.production);
+  const source = readForLint(text, file, (code, line, message) => add(code, parseRules[code].severity, line, message));
+  if (!source) return finish(raw, file, config);
+  const pragmas = readPragmas(text, source.dockerfile.instructions.map((i) => i.line));
+  const ctx = await buildContext(source, config, pragmas.shell, pragmas.production);
 
   for (const rule of rules) {
     const level = levelOf(rule.code, rule.severity, config);
@@ -54,56 +49,18 @@ export async function lintDockerfile(text: string, opts: LintOptions): Promise<F
   return finish(raw, file, config, pragmas);
 }
 
-/**
- * parseDockerfile, turning its errors into findings. Two errors hadolint reports as rules, not as parse
- * errors (DL3043: FROM/MAINTAINER/ONBUILD inside ONBUILD; DL3061: an instruction before the first FROM),
- * are reported, the instruction blanked out, and parsing resumed, so the rest of the file is still linted.
- */
-function parseRecovering(
-  text: string,
-  file: string,
-  add: (code: string, level: Level, line: number, message: string) => void,
-): Dockerfile | undefined {
-  let current = text;
-  for (let attempt = 0; attempt < 50; attempt++) {
-    try {
-      return parseDockerfile(current, { file });
-    } catch (e) {
-      if (!(e instanceof DockerfileSyntaxError)) throw e;
-      const line = e.line ?? 1;
-      let code: keyof typeof parseRules = 'DL1000';
-      if (/ONBUILD/.test(e.detail) && /isn't allowed/.test(e.detail)) code = 'DL3043';
-      else if (e.detail === 'no build stage in current context') code = 'DL3061';
-      const message = code === 'DL1000' ? e.detail : parseRules[code].message;
-      add(code, parseRules[code].severity, line, message);
-      if (code === 'DL1000' || e.line === undefined) return undefined;
-      current = blankInstruction(current, line);
-    }
-  }
-  return undefined;
-}
-
-/** The text with the instruction starting at `line` (and its continuation lines) turned into blank lines. */
-function blankInstruction(text: string, line: number): string {
-  const lines = text.split('\n');
-  let i = line - 1;
-  for (;;) {
-    const continued = /\\\s*$/.test(lines[i] ?? '');
-    if (i < lines.length) lines[i] = '';
-    if (!continued || i >= lines.length - 1) break;
-    i++;
-  }
-  return lines.join('\n');
-}
-
-async function buildContext(df: Dockerfile, config: LintConfig, pragmaShell: string | undefined, pragmaProduction: boolean): Promise<LintContext> {
-  const stages: StageContext[] = df.stages.map((s) => {
-    const stage: StageContext = { index: s.index, from: s.from, instructions: s.instructions };
+async function buildContext(source: LintSource, config: LintConfig, pragmaShell: string | undefined, pragmaProduction: boolean): Promise<LintContext> {
+  const df = source.dockerfile;
+  // Instructions before the first FROM (a fragment, or a file whose FROM comes late) are linted as a
+  // stage of their own, without a base, as hadolint lints them.
+  const stages: StageContext[] = source.beforeFrom.length > 0 ? [{ index: 0, instructions: source.beforeFrom }] : [];
+  for (const s of df.stages) {
+    const stage: StageContext = { index: stages.length, from: s.from, instructions: s.instructions };
     if (s.name !== undefined) stage.name = s.name;
-    const parent = df.stages.findIndex((p) => p.index < s.index && p.name !== undefined && p.name === s.from.image.toLowerCase());
+    const parent = stages.findIndex((p) => p.name !== undefined && p.name === s.from.image.toLowerCase());
     if (parent >= 0) stage.parent = parent;
-    return stage;
-  });
+    stages.push(stage);
+  }
   const shipped = new Set<number>();
   for (let s: StageContext | undefined = stages[stages.length - 1]; s && !shipped.has(s.index); s = s.parent === undefined ? undefined : stages[s.parent]) shipped.add(s.index);
 

@@ -23,7 +23,8 @@ export interface StageContext {
   index: number;
   /** Name after AS, lower-cased. */
   name?: string;
-  from: FromInstruction;
+  /** Undefined for the instructions before the first FROM, which lint reads as a stage of their own. */
+  from?: FromInstruction;
   instructions: StageInstruction[];
   /** The stage this one is built FROM, when its base is an earlier stage. */
   parent?: number;
@@ -79,4 +80,9 @@ export function stageChain(ctx: LintContext, stage: number): StageContext[] {
     s = s.parent === undefined ? undefined : ctx.stages[s.parent];
   }
   return out;
+}
+
+/** The line a finding about a whole stage is reported at: its FROM, or its first instruction. */
+export function stageLine(stage: StageContext): number {
+  return stage.from?.line ?? stage.instructions[0]?.line ?? 1;
 }

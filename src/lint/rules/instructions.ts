@@ -3,7 +3,7 @@
 
 import type { CopyInstruction, FromInstruction, Instruction } from '../../dockerfile/index.js';
 import { parseReference, DefaultDomain } from '../../reference/reference.js';
-import { stageChain, type LintContext, type Rule } from '../rule.js';
+import { stageChain, stageLine, type LintContext, type Rule } from '../rule.js';
 
 const archiveExtensions = [
   '.tar', '.tar.bz2', '.tb2', '.tbz', '.tbz2', '.tar.gz', '.tgz', '.tpz', '.tar.lz', '.tar.lzma', '.tlz',
@@ -32,8 +32,9 @@ export function resolveImageName(ctx: LintContext, image: string): string | unde
   return unresolved || out === '' ? undefined : out;
 }
 
-/** The FROM refers to an external image (not scratch, not an earlier stage). */
-export function isExternalImage(ctx: LintContext, from: FromInstruction, stageIndex: number): boolean {
+/** The FROM refers to an external image (not scratch, not an earlier stage); false without a FROM. */
+export function isExternalImage(ctx: LintContext, from: FromInstruction | undefined, stageIndex: number): from is FromInstruction {
+  if (!from) return false;
   const image = from.image.toLowerCase();
   if (image === 'scratch') return false;
   return !ctx.stages.slice(0, stageIndex).some((s) => s.name === image);
@@ -200,7 +201,7 @@ export const instructionRules: Rule[] = [
       const seen = new Set<string>();
       for (const s of ctx.stages) {
         if (s.name === undefined) continue;
-        if (seen.has(s.name)) report(s.from.line);
+        if (seen.has(s.name) && s.from) report(s.from.line);
         seen.add(s.name);
       }
     },
@@ -243,8 +244,8 @@ export const instructionRules: Rule[] = [
     message: 'Do not use --platform flag with FROM',
     check(ctx, report) {
       for (const s of ctx.stages) {
-        const p = s.from.platform;
-        if (p !== undefined && !/BUILDPLATFORM|TARGETPLATFORM/.test(p)) report(s.from.line);
+        const p = s.from?.platform;
+        if (s.from && p !== undefined && !/BUILDPLATFORM|TARGETPLATFORM/.test(p)) report(s.from.line);
       }
     },
   },
@@ -297,7 +298,7 @@ export const instructionRules: Rule[] = [
     check(ctx, report) {
       const last = ctx.stages[ctx.stages.length - 1];
       if (!last) return;
-      if (!stageChain(ctx, last.index).some((s) => s.instructions.some((i) => i.kind === 'healthcheck'))) report(last.from.line);
+      if (!stageChain(ctx, last.index).some((s) => s.instructions.some((i) => i.kind === 'healthcheck'))) report(stageLine(last));
     },
   },
   {

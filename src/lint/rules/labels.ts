@@ -3,7 +3,7 @@
 
 import type { LabelInstruction } from '../../dockerfile/index.js';
 import type { LabelType } from '../config.js';
-import { stageChain, type LintContext, type Report, type Rule } from '../rule.js';
+import { stageChain, stageLine, type LintContext, type Report, type Rule } from '../rule.js';
 
 function labels(ctx: LintContext): LabelInstruction[] {
   return ctx.dockerfile.instructions.filter((i): i is LabelInstruction => i.kind === 'label');
@@ -46,7 +46,7 @@ export const labelRules: Rule[] = [
       const last = ctx.stages[ctx.stages.length - 1];
       if (!required.length || !last) return;
       const present = new Set(stageChain(ctx, last.index).flatMap((s) => s.instructions.flatMap((i) => (i.kind === 'label' ? i.pairs.map((kv) => unquote(kv.key)) : []))));
-      for (const name of required) if (!present.has(name)) report(last.from.line, `Label \`${name}\` is missing.`);
+      for (const name of required) if (!present.has(name)) report(stageLine(last), `Label \`${name}\` is missing.`);
     },
   },
   {
