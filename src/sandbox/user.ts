@@ -37,6 +37,9 @@ export interface Ownership {
  * - A name not in passwd is an error; likewise a non-numeric group not in /etc/group.
  * - Without an explicit group, every /etc/group entry listing the user by name becomes an additional gid
  *   (so root in Alpine gets bin, daemon, sys, …, as with `docker run alpine id`).
+ * - The primary gid is always among the additional gids, first unless a group list already names it, as
+ *   BuildKit's RUN does (executor/oci/user.go ensureAdditionalGids) and `docker run` too: the runtime's
+ *   setgroups(2) takes exactly this list, so without it `id` lists no primary group.
  */
 export async function resolveUser(rootfs: string, spec: string): Promise<ProcessUser> {
   const [userArg = '', groupArg = ''] = spec.split(':');
@@ -68,7 +71,7 @@ export async function resolveUser(rootfs: string, spec: string): Promise<Process
       additionalGids = (groups ?? []).filter((g) => g.members.includes(user!.name)).map((g) => g.gid);
     }
   }
-  return additionalGids.length > 0 ? { uid, gid, additionalGids } : { uid, gid };
+  return { uid, gid, additionalGids: additionalGids.includes(gid) ? additionalGids : [gid, ...additionalGids] };
 }
 
 /**

@@ -50,25 +50,31 @@ describe('resolveUser (USER, runc rules)', () => {
     assert.deepEqual(await resolveUser(await image(), ''), { uid: 0, gid: 0, additionalGids: [0, 10] });
   });
 
-  test('a name takes uid and primary gid from passwd and every group listing it', async () => {
-    assert.deepEqual(await resolveUser(await image(), 'app'), { uid: 1000, gid: 1000, additionalGids: [10, 29] });
+  test('root whose own group lists no members still has gid 0 first among its groups (busybox: groups=0(root),10(wheel))', async () => {
+    const root = await image({ 'etc/passwd': passwd, 'etc/group': 'root:x:0:\nwheel:x:10:root\n' });
+    assert.deepEqual(await resolveUser(root, ''), { uid: 0, gid: 0, additionalGids: [0, 10] });
+    assert.deepEqual(await resolveUser(root, 'root'), { uid: 0, gid: 0, additionalGids: [0, 10] });
+  });
+
+  test('a name takes uid and primary gid from passwd, and the primary group first, then every group listing it', async () => {
+    assert.deepEqual(await resolveUser(await image(), 'app'), { uid: 1000, gid: 1000, additionalGids: [1000, 10, 29] });
   });
 
   test('a numeric uid in passwd takes the first entry with that uid', async () => {
-    assert.deepEqual(await resolveUser(await image(), '1001'), { uid: 1001, gid: 50, additionalGids: [29] });
-    assert.deepEqual(await resolveUser(await image(), '1000'), { uid: 1000, gid: 1000, additionalGids: [10, 29] });
+    assert.deepEqual(await resolveUser(await image(), '1001'), { uid: 1001, gid: 50, additionalGids: [50, 29] });
+    assert.deepEqual(await resolveUser(await image(), '1000'), { uid: 1000, gid: 1000, additionalGids: [1000, 10, 29] });
   });
 
   test('a numeric uid not in passwd is allowed and gets gid 0', async () => {
-    assert.deepEqual(await resolveUser(await image(), '4242'), { uid: 4242, gid: 0 });
+    assert.deepEqual(await resolveUser(await image(), '4242'), { uid: 4242, gid: 0, additionalGids: [0] });
   });
 
-  test('an explicit group replaces the primary gid and drops supplementary groups', async () => {
+  test('an explicit group replaces the primary gid and is the only additional gid', async () => {
     const root = await image();
-    assert.deepEqual(await resolveUser(root, 'app:staff'), { uid: 1000, gid: 50 });
-    assert.deepEqual(await resolveUser(root, 'app:777'), { uid: 1000, gid: 777 });
-    assert.deepEqual(await resolveUser(root, '4242:4343'), { uid: 4242, gid: 4343 });
-    assert.deepEqual(await resolveUser(root, '4242:video'), { uid: 4242, gid: 44 });
+    assert.deepEqual(await resolveUser(root, 'app:staff'), { uid: 1000, gid: 50, additionalGids: [50] });
+    assert.deepEqual(await resolveUser(root, 'app:777'), { uid: 1000, gid: 777, additionalGids: [777] });
+    assert.deepEqual(await resolveUser(root, '4242:4343'), { uid: 4242, gid: 4343, additionalGids: [4343] });
+    assert.deepEqual(await resolveUser(root, '4242:video'), { uid: 4242, gid: 44, additionalGids: [44] });
   });
 
   test('an unknown user name is an error in runc words', async () => {
@@ -88,8 +94,8 @@ describe('resolveUser (USER, runc rules)', () => {
   test('without /etc/passwd names fail and numbers pass', async () => {
     const root = await image({});
     await assert.rejects(resolveUser(root, 'app'), UnknownUser);
-    assert.deepEqual(await resolveUser(root, ''), { uid: 0, gid: 0 });
-    assert.deepEqual(await resolveUser(root, '1000:1000'), { uid: 1000, gid: 1000 });
+    assert.deepEqual(await resolveUser(root, ''), { uid: 0, gid: 0, additionalGids: [0] });
+    assert.deepEqual(await resolveUser(root, '1000:1000'), { uid: 1000, gid: 1000, additionalGids: [1000] });
   });
 
   test('ids outside 0 … 2^31-1 are refused', async () => {
@@ -104,7 +110,7 @@ describe('resolveUser (USER, runc rules)', () => {
     await mkdir(path.join(root, 'usr/share'), { recursive: true });
     await writeFile(path.join(root, 'usr/share/passwd'), 'svc:x:300:300::/srv:/bin/sh\n');
     await symlink('/usr/share/passwd', path.join(root, 'etc/passwd'));
-    assert.deepEqual(await resolveUser(root, 'svc'), { uid: 300, gid: 300 });
+    assert.deepEqual(await resolveUser(root, 'svc'), { uid: 300, gid: 300, additionalGids: [300] });
   });
 
   test('an /etc/passwd symlink to a host file is not read, absolute or through ..', async () => {
@@ -122,7 +128,7 @@ describe('resolveUser (USER, runc rules)', () => {
     // The same path inside the rootfs is what the link means.
     await mkdir(path.join(absolute, path.dirname(hostSecret)), { recursive: true });
     await writeFile(path.join(absolute, hostSecret), 'secret:x:1:2::/:/bin/sh\n');
-    assert.deepEqual(await resolveUser(absolute, 'secret'), { uid: 1, gid: 2 });
+    assert.deepEqual(await resolveUser(absolute, 'secret'), { uid: 1, gid: 2, additionalGids: [2] });
   });
 
   test('a symlink loop at /etc/passwd is an error; a directory there counts as no passwd file', async () => {
