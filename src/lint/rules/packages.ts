@@ -46,6 +46,11 @@ export function pipInstall(c: ShellCommand): ShellCommand | undefined {
   return positionals(cmd, pipSpec)[0]?.value === 'install' ? cmd : undefined;
 }
 
+/** `pipx install …`: installs from PyPI as pip does, so versions are pinned the same way. */
+function pipxInstall(c: ShellCommand): ShellCommand | undefined {
+  return c.name === 'pipx' && positionals(c, pipSpec)[0]?.value === 'install' ? c : undefined;
+}
+
 /** Literal package words (variables cannot be judged and are left alone). */
 function packages(words: ShellWord[]): string[] {
   return words.map((w) => w.value).filter((v): v is string => v !== undefined && v !== '');
@@ -60,6 +65,16 @@ export function mountsOver(run: RunContext, dir: string): boolean {
     const type = fields.type ?? 'bind';
     const target = fields.target ?? fields.dst ?? fields.destination ?? '';
     return (type === 'cache' || type === 'tmpfs') && (target === dir || dir.startsWith(target.replace(/\/?$/, '/')) || target.startsWith(dir));
+  });
+}
+
+/** RUN --mount=type=cache|tmpfs whose target contains `fragment` (hadolint's hasCacheOrTmpfsMountWith). */
+export function mountsWith(run: RunContext, fragment: string): boolean {
+  return run.instr.mounts.some((m) => {
+    const fields = Object.fromEntries(m.split(',').map((kv) => [kv.slice(0, kv.indexOf('=') < 0 ? kv.length : kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    const type = fields.type ?? 'bind';
+    const target = fields.target ?? fields.dst ?? fields.destination ?? '';
+    return (type === 'cache' || type === 'tmpfs') && target.includes(fragment);
   });
 }
 
@@ -84,6 +99,28 @@ function missingCleanup(
 }
 
 const removes = (c: ShellCommand, prefixes: string[]) => c.name === 'rm' && c.args.some((a) => a.value !== undefined && prefixes.some((p) => a.value!.startsWith(p)));
+/**
+ * The gems `gem install` names: words before `--` (after it come the gem's build options), without
+ * options; an option gem does not list as a switch is taken to consume the next word, as hadolint does.
+ */
+function gems(c: ShellCommand): string[] {
+  const out: string[] = [];
+  const args = c.args.map((a) => a.value);
+  const end = args.indexOf('--');
+  const words = end < 0 ? args : args.slice(0, end);
+  const switches = new Set(['--no-document', '--no-doc', '--no-ri', '--no-rdoc', '--conservative', '--force', '-f', '--user-install', '--minimal-deps', '--prerelease', '--pre', '-N', '--development', '--ignore-dependencies', '--local', '-l', '--remote', '-r', '--both', '-b', '--quiet', '-q', '--verbose', '-V', '--clear-sources', '--no-user-install', '--default', '--explain', '--lock', '--suggestions', '--vendor', '--env-shebang', '-E', '--no-env-shebang', '--wrappers', '--no-wrappers', '--format-executable', '--no-format-executable', '--post-install-message', '--no-post-install-message']);
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i];
+    if (w === undefined || w === '') continue;
+    if (w.startsWith('-')) {
+      if (!w.includes('=') && !switches.has(w) && !/^-[a-zA-Z]{2,}$/.test(w)) i++;
+      continue;
+    }
+    out.push(w);
+  }
+  return out.slice(out.findIndex((w) => w === 'install' || w === 'i') + 1);
+}
+
 const rpmVersioned = (p: string) => /-\d/.test(p) || p.endsWith('.rpm') || p.includes('/');
 
 export const packageRules: Rule[] = [
@@ -100,13 +137,20 @@ export const packageRules: Rule[] = [
     severity: 'info',
     message: 'Delete the apt-get lists after installing something',
     check(ctx, report) {
-      // Stages that only feed COPY --from never ship their lists: hadolint leaves them alone.
-      missingCleanup(ctx, report, {
-        installs: (c) => isApt(c, ['update']),
-        cleans: (c) => removes(c, ['/var/lib/apt/lists']),
-        cacheDirs: ['/var/lib/apt/lists'],
-        shippedOnly: true,
-      });
+      // The lists matter in the image built and in a stage a later FROM builds on; a stage only copied
+      // from never ships them. An ONBUILD RUN runs in whatever image is built FROM this one, so its
+      // lists always ship. (hadolint: the last stage or a stage named in a FROM; not transitively.)
+      const last = ctx.stages.length - 1;
+      const usedAsBase = new Set(ctx.stages.flatMap((s) => (s.from ? [s.from.image.toLowerCase()] : [])));
+      const ships = (r: RunContext) => r.onbuild || r.stage === last || (ctx.stages[r.stage]?.name !== undefined && usedAsBase.has(ctx.stages[r.stage]!.name!));
+      for (const r of parsedRuns(ctx)) {
+        if (!ships(r) || !r.commands.some((c) => isApt(c, ['update']) || isAction(c, ['apt', 'aptitude'], ['update'], aptSpec))) continue;
+        if (r.commands.some((c) => removes(c, ['/var/lib/apt/lists']))) continue;
+        // A cache mount of the lists keeps them out of the layer; of /var/lib/apt only with
+        // /var/cache/apt too, the pair of directories apt-get is set up for once docker-clean is gone.
+        if (mountsWith(r, '/var/lib/apt/lists') || (mountsWith(r, '/var/lib/apt') && mountsWith(r, '/var/cache/apt'))) continue;
+        report(r.instr.line);
+      }
     },
   },
   {
@@ -114,11 +158,14 @@ export const packageRules: Rule[] = [
     severity: 'warning',
     message: 'Pin versions in pip. Instead of `pip install <package>` use `pip install <package>==<version>` or `pip install --requirement <requirements file>`',
     check(ctx, report) {
+      // A VCS URL is pinned by `@ref`; any other URL or path names one file; a constraints file pins all.
+      const vcs = /^(git|hg|svn|bzr)(\+|:|$)/;
       const pinned = (p: string) =>
-        /(==|>=|<=|~=|!=|<|>|@)/.test(p) || isPath(p) || p.includes('/') || /\.(whl|tar\.gz|zip|tgz)$/.test(p) || /^(git|hg|svn|bzr)\+/.test(p);
+        /(==|>=|<=|~=|!=|<|>)/.test(p) || (vcs.test(p) ? p.includes('@') : isPath(p) || p.includes('/') || /\.(whl|tar\.gz|zip|tgz)$/.test(p));
       runsWhere(ctx, report, (c) => {
-        const pip = pipInstall(c);
-        return pip !== undefined && packages(actionArgs(pip, pipSpec)).some((p) => !pinned(p));
+        const pip = pipInstall(c) ?? pipxInstall(c);
+        if (!pip || hasOption(pip, 'c', ['constraint'], pipSpec)) return false;
+        return packages(actionArgs(pip, pipSpec)).some((p) => !pinned(p));
       });
     },
   },
@@ -158,8 +205,9 @@ export const packageRules: Rule[] = [
     severity: 'warning',
     message: 'Pin versions in npm. Instead of `npm install <package>` use `npm install <package>@<version>`',
     check(ctx, report) {
+      // A git URL is pinned by `#commit` or `#semver:…` only (the `@` in it is a user name).
       const pinned = (p: string) =>
-        p.lastIndexOf('@') > 0 || isPath(p) || /^(git|git\+\w+|github|gitlab|bitbucket|gist|file|https?):/.test(p) || /\.(tgz|tar\.gz|tar)$/.test(p);
+        /^git(\+\w+)?:\/\//.test(p) ? p.includes('#') : p.lastIndexOf('@') > 0 || isPath(p) || /^(github|gitlab|bitbucket|gist|file|https?):/.test(p) || /\.(tgz|tar\.gz|tar)$/.test(p);
       runsWhere(ctx, report, (c) => isNpmInstall(c) && packages(actionArgs(c, npmSpec)).some((p) => !pinned(p)));
     },
   },
@@ -187,7 +235,7 @@ export const packageRules: Rule[] = [
       runsWhere(
         ctx,
         report,
-        (c) => isGemInstall(c) && !hasOption(c, 'v', ['version'], gemSpec) && packages(actionArgs(c, gemSpec)).some((p) => !p.includes(':') && !p.endsWith('.gem') && !isPath(p)),
+        (c) => isGemInstall(c) && !hasOption(c, 'v', ['version'], gemSpec) && gems(c).some((p) => !p.includes(':') && !p.endsWith('.gem') && !isPath(p)),
       );
     },
   },
@@ -274,11 +322,18 @@ export const packageRules: Rule[] = [
     severity: 'warning',
     message: '`dnf clean all` missing after dnf command.',
     check(ctx, report) {
-      missingCleanup(ctx, report, {
-        installs: (c) => isDnf(c, ['install', 'groupinstall', 'localinstall', 'reinstall']),
-        cleans: (c) => (isDnf(c, ['clean']) && positionals(c, rpmSpec)[1]?.value === 'all') || removes(c, ['/var/cache/dnf', '/var/cache/yum']),
-        cacheDirs: ['/var/cache/dnf', '/var/cache/yum'],
-      });
+      // Per program (dnf, microdnf): a clean must come after its first install or upgrade; `rm -rf`
+      // of the cache counts for both. dnf5 keeps its cache in /var/cache/libdnf5.
+      const installs = ['install', 'in', 'upgrade', 'up', 'upgrade-minimal', 'up-min', 'reinstall', 'rei', 'groupinstall', 'localinstall'];
+      for (const r of parsedRuns(ctx)) {
+        if (mountsWith(r, '/var/cache/libdnf5') || mountsWith(r, '.cache/libdnf5') || mountsOver(r, '/var/cache/dnf')) continue;
+        const forgot = ['dnf', 'microdnf'].some((name) => {
+          const first = r.commands.findIndex((c) => c.name === name && isDnf(c, installs));
+          if (first < 0) return false;
+          return !r.commands.slice(first + 1).some((c) => (c.name === name && isDnf(c, ['clean'])) || (c.name === 'rm' && removes(c, ['/var/cache/'])));
+        });
+        if (forgot) report(r.instr.line);
+      }
     },
   },
   {
