@@ -567,7 +567,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       const sandbox: RunFailure['sandbox'] = {
         id: runId,
         rootfs: snap.rootfs,
-        process: { args: step.args, env: [...step.env, ...secretEnv], cwd: step.workdir || '/', user },
+        process: { args: step.args, env: [...step.env, ...step.proxyEnv, ...secretEnv], cwd: step.workdir || '/', user },
         network,
         hostname: runId.slice(0, 12),
         mounts,

@@ -70,8 +70,10 @@ export interface RunStep extends StepBase {
   kind: 'run';
   /** Final argv: shell form → [...shell, cmdline]; exec form as written; heredocs as BuildKit does. */
   args: string[];
-  /** The process environment: image Env, ARGs in scope (in order of last assignment), proxy args. */
+  /** The process environment: image Env, ARGs in scope (in order of last assignment). */
   env: string[];
+  /** Proxy build args, appended to `env` when the step runs but kept out of its cache key, as BuildKit's llb.ProxyEnv is. */
+  proxyEnv: string[];
   /** Unresolved "name[:group]" or "". */
   user: string;
   workdir: string;
@@ -553,7 +555,8 @@ export function dispatchStage(plan: BuildPlan, stageIndex: number, base: StageBa
           ...stepBase(createdBy, idx),
           kind: 'run',
           args,
-          env: [...env.toStrings(), ...proxyEnv(buildArgValues)],
+          env: env.toStrings(),
+          proxyEnv: proxyEnv(buildArgValues),
           user,
           workdir: dir,
           network: instr.network,
