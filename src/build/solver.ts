@@ -576,7 +576,8 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       if (result.exitCode !== 0) {
         if (req.onRunFailure && !req.signal.aborted) await req.onRunFailure({ file, line: step.line, exitCode: result.exitCode, sandbox });
         const out = tail.filter((l) => l.length).slice(-10).join('\n');
-        throw new BuildStepError(file, step.line, `RUN failed: process ${JSON.stringify(step.args)} did not complete successfully: exit code: ${result.exitCode}${out ? '\n' + out : ''}`);
+        // BuildKit's wording: the argv joined by spaces, quoted (`process "/bin/sh -c x" did not complete successfully`).
+        throw new BuildStepError(file, step.line, `RUN failed: process ${JSON.stringify(step.args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${out ? '\n' + out : ''}`);
       }
       const exclude = [...result.createdMountpoints];
       return await snap.commit({ exclude, sourceDateEpoch: req.sourceDateEpoch });
