@@ -126,6 +126,9 @@ export const commandRules: Rule[] = [
 ];
 
 function shellHasPipefail(shell: string[]): boolean {
+  // Only shells that have the option: `sh -o pipefail` is an error in dash, /bin/sh on Debian.
+  const program = (shell[0] ?? '').slice((shell[0] ?? '').lastIndexOf('/') + 1);
+  if (!['bash', 'zsh', 'ash', 'ksh', 'mksh'].includes(program)) return false;
   for (let i = 0; i < shell.length; i++) {
     if (shell[i] === 'pipefail' && /^-[a-z]*o$/.test(shell[i - 1] ?? '')) return true;
     if (/^-o\s*pipefail$/.test(shell[i]!)) return true;

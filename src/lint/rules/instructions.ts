@@ -65,12 +65,18 @@ export const instructionRules: Rule[] = [
     severity: 'warning',
     message: 'Last USER should not be root',
     check(ctx, report) {
-      // Only the stage that becomes the image matters: earlier stages may well need root.
+      // Only the image matters: a build stage nothing is built FROM may well need root (hadolint
+      // reports those too). The image's user is the last USER of its stage or, without one, of the
+      // stage it is built FROM, and so on.
       const last = ctx.stages[ctx.stages.length - 1];
       if (!last) return;
-      const users = last.instructions.filter((i) => i.kind === 'user');
-      const u = users[users.length - 1];
-      if (u && u.kind === 'user' && isRootUser(u.user)) report(u.line);
+      for (const s of stageChain(ctx, last.index)) {
+        const users = s.instructions.filter((i) => i.kind === 'user');
+        const u = users[users.length - 1];
+        if (!u || u.kind !== 'user') continue;
+        if (isRootUser(u.user)) report(u.line);
+        return;
+      }
     },
   },
   {
@@ -213,6 +219,7 @@ export const instructionRules: Rule[] = [
     check(ctx, report) {
       for (const i of allInstructions(ctx)) {
         if ((i.kind === 'cmd' || i.kind === 'entrypoint') && i.prependShell && i.cmdLine !== null && i.cmdLine.length > 0) report(i.line);
+        if (i.kind === 'healthcheck' && i.test[0] === 'CMD-SHELL') report(i.line);
       }
     },
   },
@@ -309,8 +316,9 @@ export const instructionRules: Rule[] = [
       for (const s of ctx.stages) {
         let previous: Instruction | undefined;
         for (const i of s.instructions) {
-          // RUNs with different mounts or networks cannot simply be merged; hadolint lets them be.
-          if (i.kind === 'run' && previous?.kind === 'run' && i.flags.join(' ') === previous.flags.join(' ')) report(i.line);
+          // RUNs with different mounts or networks cannot simply be merged; nor, as hadolint has it,
+          // is a RUN that already chains commands (`a && b`, `a; b`) worth merging with another.
+          if (i.kind === 'run' && previous?.kind === 'run' && i.flags.join(' ') === previous.flags.join(' ') && commandCount(ctx, i) < 2 && commandCount(ctx, previous) < 2) report(i.line);
           previous = i;
         }
       }
@@ -370,6 +378,11 @@ export const instructionRules: Rule[] = [
     },
   },
 ];
+
+/** How many simple commands a RUN runs (0 when its shell was not parsed). */
+function commandCount(ctx: LintContext, run: Instruction): number {
+  return ctx.runs.find((r) => r.instr === run)?.shell?.commands.length ?? 0;
+}
 
 /** Shell-style glob (`*`, `?`) over a whole string, as hadolint matches trustedRegistries. */
 export function globMatch(glob: string, s: string): boolean {

@@ -78,8 +78,9 @@ export const labelRules: Rule[] = [
 
 /** Docker's label key recommendations: lower-case alphanumerics, dots and dashes; no reserved namespace. */
 export function validLabelKey(key: string): boolean {
+  // Docker's key format: starts with a lower-case letter, ends with one or a digit, no doubled separators.
   if (/^(com\.docker\.|io\.docker\.|org\.dockerproject\.)/.test(key)) return false;
-  return /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(key) && !/[.-]{2}/.test(key);
+  return /^[a-z]([a-z0-9._/-]*[a-z0-9])?$/.test(key) && !/\.\.|--/.test(key);
 }
 
 // semver.org's recommended regular expression.

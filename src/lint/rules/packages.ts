@@ -30,7 +30,6 @@ const isDnf = (c: ShellCommand, sub: string[]) => isAction(c, ['dnf', 'microdnf'
 const isZypper = (c: ShellCommand, sub: string[]) => isAction(c, ['zypper'], sub, zypperSpec);
 const isNpmInstall = (c: ShellCommand) => isAction(c, ['npm'], ['install', 'i', 'add', 'isntall'], npmSpec);
 const isGemInstall = (c: ShellCommand) => isAction(c, ['gem'], ['install', 'i'], gemSpec);
-const isGoInstall = (c: ShellCommand) => isAction(c, ['go'], ['install'], goSpec);
 const isYarnInstall = (c: ShellCommand) => isAction(c, ['yarn'], ['install'], {});
 
 /** `pip install …`, also as `pip3`, `pip3.11` or `python -m pip`; returned with pip's own arguments. */
@@ -83,6 +82,17 @@ function runsWhere(ctx: LintContext, report: Report, match: (c: ShellCommand, ru
   for (const r of parsedRuns(ctx)) if (r.commands.some((c) => match(c, r))) report(r.instr.line);
 }
 
+/**
+ * The files a RUN leaves reach an image: it is in the last stage or in a stage a FROM builds on (as
+ * hadolint judges, not transitively), or it is an ONBUILD RUN, which runs in whatever image is built
+ * FROM this one.
+ */
+function shipsFiles(ctx: LintContext, r: RunContext): boolean {
+  if (r.onbuild || r.stage === ctx.stages.length - 1) return true;
+  const name = ctx.stages[r.stage]?.name;
+  return name !== undefined && ctx.stages.some((s) => s.from?.image.toLowerCase() === name);
+}
+
 /** RUNs that install with a package manager but do not clean its cache in the same RUN. */
 function missingCleanup(
   ctx: LintContext,
@@ -90,9 +100,11 @@ function missingCleanup(
   opts: { installs: (c: ShellCommand) => boolean; cleans: (c: ShellCommand) => boolean; cacheDirs: string[]; shippedOnly?: boolean },
 ): void {
   for (const r of parsedRuns(ctx)) {
-    if (opts.shippedOnly && !ctx.shipped.has(r.stage)) continue;
-    if (!r.commands.some(opts.installs)) continue;
-    if (r.commands.some(opts.cleans)) continue;
+    if (opts.shippedOnly && !shipsFiles(ctx, r)) continue;
+    const first = r.commands.findIndex(opts.installs);
+    if (first < 0) continue;
+    // A clean before the install cleans nothing the install downloads.
+    if (r.commands.slice(first + 1).some(opts.cleans)) continue;
     if (opts.cacheDirs.some((d) => mountsOver(r, d))) continue;
     report(r.instr.line);
   }
@@ -140,11 +152,8 @@ export const packageRules: Rule[] = [
       // The lists matter in the image built and in a stage a later FROM builds on; a stage only copied
       // from never ships them. An ONBUILD RUN runs in whatever image is built FROM this one, so its
       // lists always ship. (hadolint: the last stage or a stage named in a FROM; not transitively.)
-      const last = ctx.stages.length - 1;
-      const usedAsBase = new Set(ctx.stages.flatMap((s) => (s.from ? [s.from.image.toLowerCase()] : [])));
-      const ships = (r: RunContext) => r.onbuild || r.stage === last || (ctx.stages[r.stage]?.name !== undefined && usedAsBase.has(ctx.stages[r.stage]!.name!));
       for (const r of parsedRuns(ctx)) {
-        if (!ships(r) || !r.commands.some((c) => isApt(c, ['update']) || isAction(c, ['apt', 'aptitude'], ['update'], aptSpec))) continue;
+        if (!shipsFiles(ctx, r) || !r.commands.some((c) => isApt(c, ['update']) || isAction(c, ['apt', 'aptitude'], ['update'], aptSpec))) continue;
         if (r.commands.some((c) => removes(c, ['/var/lib/apt/lists']))) continue;
         // A cache mount of the lists keeps them out of the layer; of /var/lib/apt only with
         // /var/cache/apt too, the pair of directories apt-get is set up for once docker-clean is gone.
@@ -350,10 +359,14 @@ export const packageRules: Rule[] = [
     message: 'Avoid use of cache directory with pip. Use `pip install --no-cache-dir <package>`',
     check(ctx, report) {
       for (const r of parsedRuns(ctx)) {
+        // PIP_NO_CACHE_DIR turns the cache off when true (pip reads 1, yes, on, true), in ENV, ARG or
+        // the RUN itself (`PIP_NO_CACHE_DIR=1 pip …`, `export PIP_NO_CACHE_DIR=1`).
+        const truthy = (v: string | undefined) => v !== undefined && /^["']?(1|yes|on|true)["']?$/i.test(v);
         const envSet = stageChain(ctx, r.stage).some((s) =>
-          s.instructions.some((i) => i.line < r.instr.line && ((i.kind === 'env' && i.pairs.some((kv) => kv.key === 'PIP_NO_CACHE_DIR')) || (i.kind === 'arg' && i.args.some((a) => a.key === 'PIP_NO_CACHE_DIR')))),
+          s.instructions.some((i) => i.line < r.instr.line && ((i.kind === 'env' && i.pairs.some((kv) => kv.key === 'PIP_NO_CACHE_DIR' && truthy(kv.value))) || (i.kind === 'arg' && i.args.some((a) => a.key === 'PIP_NO_CACHE_DIR' && truthy(a.value))))),
         );
-        if (envSet || mountsOver(r, '/root/.cache/pip') || mountsOver(r, '/root/.cache')) continue;
+        const setHere = /(^|[\s;&|(])PIP_NO_CACHE_DIR=["']?(1|yes|on|true)\b/i.test(r.script);
+        if (envSet || setHere || mountsOver(r, '/root/.cache/pip') || mountsOver(r, '/root/.cache')) continue;
         const bad = r.commands.some((c) => {
           const pip = pipInstall(c);
           return pip !== undefined && !hasOption(pip, '', ['no-cache-dir'], pipSpec) && !/^(0|false|off)$/i.test(pip.args.find((a) => a.value?.startsWith('--cache-dir='))?.value ?? 'x');
@@ -371,6 +384,7 @@ export const packageRules: Rule[] = [
         installs: isYarnInstall,
         cleans: (c) => isAction(c, ['yarn'], ['cache'], {}) && positionals(c)[1]?.value === 'clean',
         cacheDirs: ['/usr/local/share/.cache/yarn', '/root/.cache/yarn', '/root/.yarn'],
+        shippedOnly: true,
       });
     },
   },
@@ -379,7 +393,16 @@ export const packageRules: Rule[] = [
     severity: 'warning',
     message: 'Pin versions in go install. Instead of `go install <package>` use `go install <package>@<version>`',
     check(ctx, report) {
-      runsWhere(ctx, report, (c) => isGoInstall(c) && packages(actionArgs(c, goSpec)).some((p) => !p.includes('@') && !isPath(p) && !p.startsWith('.')));
+      // `go install`, `go get` (also `-tool`) and `go run` fetch a module at the version named after @;
+      // @latest and @none name none. Only `go run`'s first word is a package, the rest are its arguments.
+      const pinned = (p: string) => p.startsWith('.') || p.startsWith('/') || (p.includes('@') && !/@(latest|none)$/.test(p));
+      runsWhere(ctx, report, (c) => {
+        if (c.name !== 'go') return false;
+        const words = packages(positionals(c, goSpec)).filter((w) => !w.startsWith('-'));
+        if (words[0] === 'run') return words[1] !== undefined && !pinned(words[1]);
+        if (words[0] !== 'install' && words[0] !== 'get') return false;
+        return words.slice(1).filter((w) => w !== 'tool').some((p) => !pinned(p));
+      });
     },
   },
 ];
