@@ -88,6 +88,17 @@ test('A A B: two identical COPYs in a row, then a RUN on them', async () => {
   assert.equal(await kilnOk(root, ['run', '--rm', 'aab', 'sh', '-c', 'cat /g; test -e /f || echo no-f']), 'twice\nno-f\n');
 });
 
+test('--on-error=shell opens its shell on a snapshot with a repeated layer, with the files of the layers applied in order', async () => {
+  const ctx = join(work, 'ctx-debug');
+  await mkdir(ctx);
+  await writeFile(join(ctx, 'f'), 'copied\n');
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM busybox\nCOPY f /f\nRUN rm /f\nCOPY f /f\nRUN echo partial > /p && exit 3\n');
+  const r = await kiln(root, ['build', '--on-error=shell', '--progress', 'plain', ctx], { input: 'cat /f /p; exit\n' });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /RUN failed \(exit code 3\): a shell in its sandbox follows/);
+  assert.equal(r.stdout, 'copied\npartial\n');
+});
+
 test('RUNs that write only into a cache mount, then a RUN after them', async () => {
   await buildOk('cache-only', 'FROM busybox\nRUN --mount=type=cache,target=/c touch /c/x\nRUN --mount=type=cache,target=/c touch /c/x\nRUN --mount=type=cache,target=/c ls /c > /seen\n');
   await assertRepeats('cache-only');
