@@ -325,6 +325,61 @@ export const instructionRules: Rule[] = [
     },
   },
   {
+    code: 'DL3063',
+    severity: 'warning',
+    message: 'stage name should not be a reserved word',
+    check(ctx, report) {
+      // `scratch` and `context` mean the empty image and the build context wherever a stage is named.
+      for (const s of ctx.stages) if (s.from && (s.name === 'scratch' || s.name === 'context')) report(s.from.line);
+    },
+  },
+  {
+    code: 'DL3064',
+    severity: 'warning',
+    message: 'Potentially sensitive data should not be used in the `ARG` or `ENV` commands',
+    check(ctx, report) {
+      // By name: the values of ARG and ENV stay in the image's config or history (KL1001 looks at values).
+      for (const i of allInstructions(ctx)) {
+        const names = i.kind === 'arg' ? i.args.map((a) => a.key) : i.kind === 'env' ? i.pairs.map((kv) => kv.key) : [];
+        if (names.some(sensitiveName)) report(i.line);
+      }
+    },
+  },
+  {
+    code: 'DL3065',
+    severity: 'warning',
+    message: 'Setting `FROM --platform` to predefined `$TARGETPLATFORM` in is redundant as this is the default behavior',
+    check(ctx, report) {
+      for (const s of ctx.stages) if (s.from && (s.from.platform === '$TARGETPLATFORM' || s.from.platform === '${TARGETPLATFORM}')) report(s.from.line);
+    },
+  },
+  {
+    code: 'DL3066',
+    severity: 'info',
+    message: 'Non-numeric user-id may not be resolvable by host system',
+    check(ctx, report) {
+      // A name needs the image's /etc/passwd; a number works everywhere (a volume's owner on the host).
+      const args = new Set<string>();
+      for (const i of allInstructions(ctx)) {
+        if (i.kind === 'arg') for (const a of i.args) args.add(a.key);
+        if (i.kind !== 'user') continue;
+        const uid = i.user.split(':')[0]!;
+        if (/^\d*$/.test(uid)) continue;
+        if ([...args].some((a) => uid.includes('${' + a + '}') || uid.includes('$' + a))) continue;
+        report(i.line);
+      }
+    },
+  },
+  {
+    code: 'DL3067',
+    severity: 'warning',
+    message: 'Do not copy an entire filesystem from another stage',
+    check(ctx, report) {
+      const root = (p: string) => p.replace(/^["']|["']$/g, '') === '/';
+      for (const i of allInstructions(ctx)) if (i.kind === 'copy' && i.from !== undefined && root(i.dest) && i.sources.some(root)) report(i.line);
+    },
+  },
+  {
     code: 'DL4000',
     severity: 'error',
     message: 'MAINTAINER is deprecated',
@@ -378,6 +433,16 @@ export const instructionRules: Rule[] = [
     },
   },
 ];
+
+/**
+ * A variable name that says it holds a credential: it names a password, secret, token, private or API
+ * key, or is one of the cloud providers' well-known key names that say none of that.
+ */
+function sensitiveName(name: string): boolean {
+  const n = name.toUpperCase();
+  if (/PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE|API_?KEY|CLIENT_KEY|ACCESS_KEY|USERNAME|CREDENTIAL/.test(n)) return true;
+  return ['APPLICATION_KEY', 'CI_DEPLOY_USER', 'HEROKU_API_USER', 'OKTA_OAUTH2_CLIENTID', 'AZURE_CLIENT_ID', 'ARM_CLIENT_ID'].includes(n);
+}
 
 /** How many simple commands a RUN runs (0 when its shell was not parsed). */
 function commandCount(ctx: LintContext, run: Instruction): number {

@@ -133,6 +133,29 @@ function gems(c: ShellCommand): string[] {
   return out.slice(out.findIndex((w) => w === 'install' || w === 'i') + 1);
 }
 
+/**
+ * `yum|dnf install` of a package without a version (`name-1.2`), or `… module install` of a module
+ * without a stream (`name:1`). A package named through a variable is pinned when the variable is an
+ * ENV of the stage (or a stage it is built on) or an ARG: its value is the build's to give.
+ */
+function rpmUnpinned(ctx: LintContext, r: RunContext, c: ShellCommand, is: (c: ShellCommand, sub: string[]) => boolean): boolean {
+  const words = positionals(c, rpmSpec);
+  if (is(c, ['module'])) return words[1]?.value === 'install' && words.slice(2).some((w) => w.value !== undefined && !w.value.includes(':'));
+  if (!is(c, ['install'])) return false;
+  const defined = new Set(ctx.dockerfile.metaArgs.flatMap((a) => a.args.map((kv) => kv.key)));
+  for (const s of stageChain(ctx, r.stage)) {
+    for (const i of s.instructions) {
+      if (i.kind === 'env') for (const kv of i.pairs) defined.add(kv.key);
+      if (i.kind === 'arg') for (const a of i.args) defined.add(a.key);
+    }
+  }
+  return words.slice(1).some((w) => {
+    if (w.value !== undefined) return !rpmVersioned(w.value) && !w.value.startsWith('@');
+    const names = [...w.text.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!);
+    return names.length > 0 && !names.some((n) => defined.has(n));
+  });
+}
+
 const rpmVersioned = (p: string) => /-\d/.test(p) || p.endsWith('.rpm') || p.includes('/');
 
 export const packageRules: Rule[] = [
@@ -273,7 +296,7 @@ export const packageRules: Rule[] = [
     severity: 'warning',
     message: 'Specify version with `yum install -y <package>-<version>`.',
     check(ctx, report) {
-      runsWhere(ctx, report, (c) => isYum(c, ['install']) && packages(actionArgs(c, rpmSpec)).some((p) => !rpmVersioned(p)));
+      runsWhere(ctx, report, (c, r) => rpmUnpinned(ctx, r, c, isYum));
     },
   },
   {
@@ -350,7 +373,7 @@ export const packageRules: Rule[] = [
     severity: 'warning',
     message: 'Specify version with `dnf install -y <package>-<version>`',
     check(ctx, report) {
-      runsWhere(ctx, report, (c) => isDnf(c, ['install']) && packages(actionArgs(c, rpmSpec)).some((p) => !rpmVersioned(p) && !p.startsWith('@')));
+      runsWhere(ctx, report, (c, r) => rpmUnpinned(ctx, r, c, isDnf));
     },
   },
   {
