@@ -73,8 +73,11 @@ export function lstatOrUndefined(abs: string): Stats | undefined {
   }
 }
 
-/** The ContextFile for an lstat result; undefined for sockets, devices and fifos, which COPY skips. */
+/** The ContextFile for an lstat result; undefined for devices and fifos, which COPY skips. */
 export function sourceFile(rel: string, abs: string, st: Stats): ContextFile | undefined {
+  // BuildKit copies a socket as an empty regular file (testCopySocket); a socket cannot be opened
+  // for reading, so its content is read from /dev/null.
+  if (st.isSocket()) return { rel, abs: '/dev/null', type: 'file', mode: st.mode & 0o7777, size: 0, mtimeMs: st.mtimeMs };
   const type = st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : undefined;
   if (!type) return undefined;
   const f: ContextFile = { rel, abs, type, mode: st.mode & 0o7777, size: st.size, mtimeMs: st.mtimeMs };
