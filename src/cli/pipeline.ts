@@ -24,6 +24,9 @@ import {
   readStructureConfig,
   reportFormats,
   runStructureTests,
+  StructureConfigInvalid,
+  type StructureConfig,
+  type UnreadableConfig,
   type CiRules,
   type ReportFormat,
 } from '../inspect/index.js';
@@ -232,6 +235,9 @@ interface TestFlags {
   image: string;
   config: string[];
   output: string;
+  json?: boolean;
+  quiet?: boolean;
+  junitSuiteName?: string;
   testReport?: string;
   runtime?: string;
 }
@@ -240,17 +246,29 @@ function registerTest(program: Command, globals: () => GlobalOptions): void {
   program
     .command('test')
     .description('Run container-structure-test configurations against an image, without a daemon')
-    .requiredOption('--image <image>', 'image name or ID in the store, an OCI layout directory or an archive')
-    .option('--config <file>', 'container-structure-test configuration, YAML or JSON (repeatable)', collect, [])
+    .requiredOption('-i, --image <image>', 'image name or ID in the store, an OCI layout directory or an archive')
+    .option('-c, --config <file>', 'container-structure-test configuration, YAML or JSON (repeatable)', collect, [])
     .option('-o, --output <format>', `report format: ${reportFormats.join(', ')}`, 'text')
-    .option('--test-report <file>', 'also write the report to this file')
+    .option('-j, --json', 'the same as --output json (deprecated there too)')
+    .option('--junit-suite-name <name>', 'name of the junit test suite (default container-structure-test.test)')
+    .option('--test-report <file>', 'write the report to this file instead of standard output (json when --output is text)')
+    .option('-q, --quiet', 'print no report')
+    .option('--no-color', 'accepted for container-structure-test; kiln prints no colours here')
     .option('--runtime <runtime>', 'sandbox for command tests: runc, crun, bwrap or a path')
     .action(async (o: TestFlags) => {
+      if (o.json) o.output = 'json';
       if (!(reportFormats as readonly string[]).includes(o.output)) throw new UsageError(`--output: "${o.output}" is not one of ${reportFormats.join(', ')}`);
       if (o.config.length === 0) throw new UsageError('--config: give at least one test configuration');
-      // Configurations are checked before the image is touched: a typo fails fast.
-      const configs = [];
-      for (const c of o.config) configs.push(await readStructureConfig(c));
+      // As container-structure-test: a file that cannot be read is one failed result; the others run.
+      const configs: (StructureConfig | UnreadableConfig)[] = [];
+      for (const c of o.config) {
+        try {
+          configs.push(await readStructureConfig(c));
+        } catch (e) {
+          if (!(e instanceof StructureConfigInvalid)) throw e;
+          configs.push({ file: c, error: e.message });
+        }
+      }
       const opened = await openImage(() => openStore(globals()), o.image);
       try {
         let executor: Executor | undefined;
@@ -266,9 +284,11 @@ function registerTest(program: Command, globals: () => GlobalOptions): void {
           },
           configs,
         );
-        const text = formatReport(report, o.output as ReportFormat);
-        process.stdout.write(text);
+        // container-structure-test writes a --test-report file instead of standard output, in json for text.
+        const format = (o.testReport && o.output === 'text' ? 'json' : o.output) as ReportFormat;
+        const text = formatReport(report, format, { junitSuiteName: o.junitSuiteName });
         if (o.testReport) await writeFile(o.testReport, text);
+        else if (!o.quiet) process.stdout.write(text);
         if (report.Fail > 0 || report.Total === 0) process.exitCode = 1;
       } finally {
         await opened.close();

@@ -1,6 +1,10 @@
 // container-structure-test's configuration (schemaVersion 2.0.0, and the older 1.0.0), in YAML or
-// JSON, checked strictly: an unknown field, a wrong type or a regular expression that does not
-// compile is an error naming the file and the path to the field (`commandTests[0].exitCode`).
+// JSON, checked strictly as its YAML reader (yaml.v2 UnmarshalStrict) checks it: an unknown field, a
+// wrong type or a regular expression that does not compile is an error naming the file and the path
+// to the field (`commandTests[0].exitCode`). Like yaml.v2, a number or boolean where a string is
+// expected is read as its text (`value: 1.0` is "1.0"), and YAML 1.1's yes/no/on/off are booleans.
+// What container-structure-test checks only when a test runs (Validate: a name, a command, non-empty
+// env values) is not refused here: the test carries the complaint and fails, as it does there.
 
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
@@ -10,45 +14,60 @@ export class StructureConfigInvalid extends KilnError {
   override exitCode = 2;
 }
 
+/** A regular expression as the configuration writes it (messages quote that text) and its test. */
+export interface Pattern {
+  text: string;
+  test(s: string): boolean;
+}
+
 export interface EnvVar {
   key: string;
   value: string;
   isRegex: boolean;
 }
 
-export interface CommandTest {
+/** Why container-structure-test's Validate would refuse the test: it is reported as a failure, not run. */
+interface Checked {
+  invalid: string[];
+}
+
+export interface CommandTest extends Checked {
   name: string;
   setup: string[][];
   teardown: string[][];
   command: string;
   args: string[];
   envVars: EnvVar[];
-  expectedOutput: RegExp[];
-  excludedOutput: RegExp[];
-  expectedError: RegExp[];
-  excludedError: RegExp[];
+  expectedOutput: Pattern[];
+  excludedOutput: Pattern[];
+  expectedError: Pattern[];
+  excludedError: Pattern[];
   exitCode: number;
 }
 
-export interface FileExistenceTest {
+export interface FileExistenceTest extends Checked {
   name: string;
   path: string;
   shouldExist: boolean;
+  /** Go's os.FileMode.String() form, compared as text. */
   permissions?: string;
   uid?: number;
   gid?: number;
-  isExecutableBy?: 'owner' | 'group' | 'other' | 'any';
+  /** owner, group, other or any; anything else fails the test, as there. */
+  isExecutableBy?: string;
 }
 
-export interface FileContentTest {
+export interface FileContentTest extends Checked {
   name: string;
   path: string;
-  expectedContents: RegExp[];
-  excludedContents: RegExp[];
+  expectedContents: Pattern[];
+  excludedContents: Pattern[];
 }
 
-export interface MetadataTest {
+export interface MetadataTest extends Checked {
   envVars: EnvVar[];
+  /** Variables that must not be set. */
+  unboundEnvVars: string[];
   labels: EnvVar[];
   exposedPorts: string[];
   unexposedPorts: string[];
@@ -66,10 +85,26 @@ export interface LicenseTest {
   files: string[];
 }
 
+/** How command tests' containers run (schema 2.0.0 `containerRunOptions`). */
+export interface ContainerRunOptions {
+  /** Run setup and test commands as this user instead of the image's. */
+  user?: string;
+  /** Names of variables passed from kiln's own environment (unset or empty ones are not passed). */
+  envVars: string[];
+  /** A file of KEY=VALUE lines (dotenv), relative to the working directory; empty values are not passed. */
+  envFile?: string;
+  /** host:container[:options] bind mounts, as docker's Binds (options: ro, rw; others are ignored). */
+  bindMounts: string[];
+  privileged: boolean;
+  capabilities: string[];
+  allocateTty: boolean;
+}
+
 export interface StructureConfig {
   file: string;
   schemaVersion: '2.0.0' | '1.0.0';
   globalEnvVars: EnvVar[];
+  containerRunOptions?: ContainerRunOptions;
   commandTests: CommandTest[];
   fileExistenceTests: FileExistenceTest[];
   fileContentTests: FileContentTest[];
@@ -90,7 +125,21 @@ export async function readStructureConfig(path: string): Promise<StructureConfig
 type Obj = Record<string, unknown>;
 
 class Reader {
-  constructor(readonly file: string) {}
+  /** `raw`: the same document read with YAML's failsafe schema, where every scalar is its text. */
+  constructor(
+    readonly file: string,
+    private readonly raw: unknown,
+  ) {}
+
+  /** The text of the scalar at `path` (`a.b[2].c`), as the failsafe reading gives it. */
+  private rawText(path: string): string | undefined {
+    let v: unknown = this.raw;
+    for (const tok of path.match(/[^.[\]]+|\[\d+\]/g) ?? []) {
+      if (v === null || typeof v !== 'object') return undefined;
+      v = tok.startsWith('[') ? (v as unknown[])[Number(tok.slice(1, -1))] : (v as Obj)[tok];
+    }
+    return typeof v === 'string' ? v : undefined;
+  }
 
   fail(path: string, why: string): never {
     throw new StructureConfigInvalid(`${this.file}: ${path}: ${why}`);
@@ -105,12 +154,15 @@ class Reader {
   }
 
   string(v: unknown, path: string): string {
+    // yaml.v2 decodes any scalar into a string field as its text.
+    if (typeof v === 'number' || typeof v === 'boolean') return this.rawText(path) ?? String(v);
     if (typeof v !== 'string') this.fail(path, `expected a string, got ${describe(v)}`);
     return v as string;
   }
 
-  optString(o: Obj, key: string, path: string): string | undefined {
-    return o[key] === undefined || o[key] === null ? undefined : this.string(o[key], `${path}.${key}`);
+  /** A string field that may be left out or null (the empty string, as Go's zero value). */
+  optionalString(v: unknown, path: string): string {
+    return v === undefined || v === null ? '' : this.string(v, path);
   }
 
   int(v: unknown, path: string): number {
@@ -119,6 +171,9 @@ class Reader {
   }
 
   bool(v: unknown, path: string): boolean {
+    // YAML 1.1 booleans, which yaml.v2 reads.
+    if (typeof v === 'string' && /^(?:y|Y|yes|Yes|YES|on|On|ON)$/.test(v)) return true;
+    if (typeof v === 'string' && /^(?:n|N|no|No|NO|off|Off|OFF)$/.test(v)) return false;
     if (typeof v !== 'boolean') this.fail(path, `expected true or false, got ${describe(v)}`);
     return v as boolean;
   }
@@ -133,11 +188,12 @@ class Reader {
     return this.list(v, path, (x, p) => this.string(x, p));
   }
 
-  regexes(v: unknown, path: string): RegExp[] {
+  regexes(v: unknown, path: string): Pattern[] {
     return this.list(v, path, (x, p) => {
       const src = this.string(x, p);
       try {
-        return goRegExp(src);
+        const re = goRegExp(src);
+        return { text: src, test: (s: string) => re.test(s) };
       } catch (e) {
         return this.fail(p, `invalid regular expression ${JSON.stringify(src)}: ${(e as Error).message.replace(/^Invalid regular expression: /, '')}`);
       }
@@ -147,11 +203,10 @@ class Reader {
   envVars(v: unknown, path: string): EnvVar[] {
     return this.list(v, path, (x, p) => {
       const o = this.object(x, p, ['key', 'value', 'isRegex']);
-      if (o.key === undefined) this.fail(`${p}.key`, 'is required');
       return {
-        key: this.string(o.key, `${p}.key`),
-        value: o.value === undefined ? '' : this.string(o.value, `${p}.value`),
-        isRegex: o.isRegex === undefined ? false : this.bool(o.isRegex, `${p}.isRegex`),
+        key: this.optionalString(o.key, `${p}.key`),
+        value: this.optionalString(o.value, `${p}.value`),
+        isRegex: o.isRegex === undefined || o.isRegex === null ? false : this.bool(o.isRegex, `${p}.isRegex`),
       };
     });
   }
@@ -175,37 +230,39 @@ export function goRegExp(src: string): RegExp {
 
 export function parseStructureConfig(text: string, file: string): StructureConfig {
   let doc: unknown;
+  let raw: unknown;
   try {
     doc = parseYaml(text); // YAML is a superset of JSON: both forms are read here
+    raw = parseYaml(text, { schema: 'failsafe' });
   } catch (e) {
     throw new StructureConfigInvalid(`${file}: not valid YAML or JSON: ${(e as Error).message.split('\n')[0]}`);
   }
-  const r = new Reader(file);
-  const top = r.object(doc, '', ['schemaVersion', 'globalEnvVars', 'commandTests', 'fileExistenceTests', 'fileContentTests', 'metadataTest', 'licenseTests', 'containerRunOptions']);
-  if (top.schemaVersion === undefined) r.fail('schemaVersion', 'is required ("2.0.0")');
-  const version = r.string(top.schemaVersion, 'schemaVersion');
+  const r = new Reader(file, raw);
+  const top0 = r.object(doc, '', ['schemaVersion', 'globalEnvVars', 'commandTests', 'fileExistenceTests', 'fileContentTests', 'metadataTest', 'licenseTests', 'containerRunOptions']);
+  if (top0.schemaVersion === undefined || top0.schemaVersion === null) r.fail('schemaVersion', 'is required ("2.0.0")');
+  const version = r.string(top0.schemaVersion, 'schemaVersion');
   if (version !== '2.0.0' && version !== '1.0.0') r.fail('schemaVersion', `"${version}" is not supported (use "2.0.0" or "1.0.0")`);
   const v1 = version === '1.0.0';
+  // pkg/types/v1/structure.go: 1.0.0 has no metadata test and no run options.
+  const top = v1 ? r.object(doc, '', ['schemaVersion', 'globalEnvVars', 'commandTests', 'fileExistenceTests', 'fileContentTests', 'licenseTests']) : top0;
 
   const commandFields = v1
     ? ['name', 'setup', 'teardown', 'command', 'envVars', 'expectedOutput', 'excludedOutput', 'expectedError', 'excludedError', 'exitCode']
     : ['name', 'setup', 'teardown', 'command', 'args', 'envVars', 'expectedOutput', 'excludedOutput', 'expectedError', 'excludedError', 'exitCode'];
-  const commandTests = r.list(top.commandTests, 'commandTests', (x, p) => {
+  const commandTests = r.list(top.commandTests, 'commandTests', (x, p): CommandTest => {
     const o = r.object(x, p, commandFields);
-    const name = o.name === undefined ? r.fail(`${p}.name`, 'is required') : r.string(o.name, `${p}.name`);
+    const name = r.optionalString(o.name, `${p}.name`);
     let command: string;
     let args: string[];
     if (v1) {
       // 1.0.0: `command` is the whole argv.
-      const argv = r.strings(o.command, `${p}.command`);
-      if (argv.length === 0) r.fail(`${p}.command`, 'is required');
-      [command, ...args] = argv as [string, ...string[]];
+      [command = '', ...args] = r.strings(o.command, `${p}.command`);
     } else {
-      command = o.command === undefined ? r.fail(`${p}.command`, 'is required') : r.string(o.command, `${p}.command`);
+      command = r.optionalString(o.command, `${p}.command`);
       args = r.strings(o.args, `${p}.args`);
     }
     const commands = (v: unknown, path: string) => r.list(v, path, (c, cp) => r.strings(c, cp));
-    return {
+    const t: CommandTest = {
       name,
       setup: commands(o.setup, `${p}.setup`),
       teardown: commands(o.teardown, `${p}.teardown`),
@@ -216,69 +273,112 @@ export function parseStructureConfig(text: string, file: string): StructureConfi
       excludedOutput: r.regexes(o.excludedOutput, `${p}.excludedOutput`),
       expectedError: r.regexes(o.expectedError, `${p}.expectedError`),
       excludedError: r.regexes(o.excludedError, `${p}.excludedError`),
-      exitCode: o.exitCode === undefined ? 0 : r.int(o.exitCode, `${p}.exitCode`),
+      exitCode: o.exitCode === undefined || o.exitCode === null ? 0 : r.int(o.exitCode, `${p}.exitCode`),
+      invalid: [],
     };
-  });
-
-  const fileExistenceTests = r.list(top.fileExistenceTests, 'fileExistenceTests', (x, p) => {
-    const o = r.object(x, p, ['name', 'path', 'shouldExist', 'permissions', 'uid', 'gid', 'isExecutableBy']);
-    const t: FileExistenceTest = {
-      name: o.name === undefined ? r.fail(`${p}.name`, 'is required') : r.string(o.name, `${p}.name`),
-      path: o.path === undefined ? r.fail(`${p}.path`, 'is required') : r.string(o.path, `${p}.path`),
-      shouldExist: o.shouldExist === undefined ? true : r.bool(o.shouldExist, `${p}.shouldExist`),
-    };
-    const perms = r.optString(o, 'permissions', p);
-    if (perms !== undefined) {
-      if (!/^[dalTLDpSugct?-]*[rwx-]{9}$/.test(perms)) r.fail(`${p}.permissions`, `"${perms}" is not a mode string such as -rw-r--r--`);
-      t.permissions = perms;
-    }
-    if (o.uid !== undefined) t.uid = r.int(o.uid, `${p}.uid`);
-    if (o.gid !== undefined) t.gid = r.int(o.gid, `${p}.gid`);
-    const by = r.optString(o, 'isExecutableBy', p);
-    if (by !== undefined) {
-      if (!['owner', 'group', 'other', 'any'].includes(by)) r.fail(`${p}.isExecutableBy`, `"${by}" is not owner, group, other or any`);
-      t.isExecutableBy = by as FileExistenceTest['isExecutableBy'];
-    }
+    // pkg/types/v2/command.go, Validate.
+    if (name === '') t.invalid.push('Please provide a valid name for every test');
+    if (command === '') t.invalid.push(`Please provide a valid command to run for test ${name}`);
+    if (t.setup.some((c) => c.length === 0)) t.invalid.push('Error in setup command configuration encountered; please check formatting and remove all empty setup commands');
+    if (t.teardown.some((c) => c.length === 0)) t.invalid.push('Error in teardown command configuration encountered; please check formatting and remove all empty teardown commands');
+    for (const v of t.envVars) if (v.key === '' || v.value === '') t.invalid.push('Please provide non-empty keys and values for all specified env vars');
     return t;
   });
 
-  const fileContentTests = r.list(top.fileContentTests, 'fileContentTests', (x, p) => {
+  const existenceFields = v1 ? ['name', 'path', 'shouldExist', 'permissions'] : ['name', 'path', 'shouldExist', 'permissions', 'uid', 'gid', 'isExecutableBy'];
+  const fileExistenceTests = r.list(top.fileExistenceTests, 'fileExistenceTests', (x, p): FileExistenceTest => {
+    const o = r.object(x, p, existenceFields);
+    const t: FileExistenceTest = {
+      name: r.optionalString(o.name, `${p}.name`),
+      path: r.optionalString(o.path, `${p}.path`),
+      // file_existence.go UnmarshalYAML: shouldExist defaults to true, uid and gid to "not checked".
+      shouldExist: o.shouldExist === undefined || o.shouldExist === null ? true : r.bool(o.shouldExist, `${p}.shouldExist`),
+      invalid: [],
+    };
+    const perms = r.optionalString(o.permissions, `${p}.permissions`);
+    if (perms !== '') t.permissions = perms;
+    if (o.uid !== undefined && o.uid !== null) t.uid = r.int(o.uid, `${p}.uid`);
+    if (o.gid !== undefined && o.gid !== null) t.gid = r.int(o.gid, `${p}.gid`);
+    const by = r.optionalString(o.isExecutableBy, `${p}.isExecutableBy`);
+    if (by !== '') t.isExecutableBy = by;
+    if (t.name === '') t.invalid.push('Please provide a valid name for every test');
+    if (t.path === '') t.invalid.push(`Please provide a valid file path for test ${t.name}`);
+    return t;
+  });
+
+  const fileContentTests = r.list(top.fileContentTests, 'fileContentTests', (x, p): FileContentTest => {
     const o = r.object(x, p, ['name', 'path', 'expectedContents', 'excludedContents']);
-    return {
-      name: o.name === undefined ? r.fail(`${p}.name`, 'is required') : r.string(o.name, `${p}.name`),
-      path: o.path === undefined ? r.fail(`${p}.path`, 'is required') : r.string(o.path, `${p}.path`),
+    const t: FileContentTest = {
+      name: r.optionalString(o.name, `${p}.name`),
+      path: r.optionalString(o.path, `${p}.path`),
       expectedContents: r.regexes(o.expectedContents, `${p}.expectedContents`),
       excludedContents: r.regexes(o.excludedContents, `${p}.excludedContents`),
+      invalid: [],
     };
+    if (t.name === '') t.invalid.push('Please provide a valid name for every test');
+    if (t.path === '') t.invalid.push(`Please provide a valid file path for test ${t.name}`);
+    return t;
   });
 
   let metadataTest: MetadataTest | undefined;
   if (top.metadataTest !== undefined && top.metadataTest !== null) {
     const p = 'metadataTest';
-    const o = r.object(top.metadataTest, p, v1
-      ? ['env', 'labels', 'exposedPorts', 'unexposedPorts', 'volumes', 'unmountedVolumes', 'entrypoint', 'cmd', 'workdir', 'user']
-      : ['envVars', 'labels', 'exposedPorts', 'unexposedPorts', 'volumes', 'unmountedVolumes', 'entrypoint', 'cmd', 'workdir', 'user']);
-    metadataTest = {
-      envVars: r.envVars(v1 ? o.env : o.envVars, `${p}.${v1 ? 'env' : 'envVars'}`),
+    const o = r.object(top.metadataTest, p, ['envVars', 'unboundEnvVars', 'labels', 'exposedPorts', 'unexposedPorts', 'volumes', 'unmountedVolumes', 'entrypoint', 'cmd', 'workdir', 'user']);
+    const m: MetadataTest = {
+      envVars: r.envVars(o.envVars, `${p}.envVars`),
+      unboundEnvVars: r.envVars(o.unboundEnvVars, `${p}.unboundEnvVars`).map((v) => v.key),
       labels: r.envVars(o.labels, `${p}.labels`),
       exposedPorts: r.strings(o.exposedPorts, `${p}.exposedPorts`),
       unexposedPorts: r.strings(o.unexposedPorts, `${p}.unexposedPorts`),
       volumes: r.strings(o.volumes, `${p}.volumes`),
       unmountedVolumes: r.strings(o.unmountedVolumes, `${p}.unmountedVolumes`),
+      invalid: [],
     };
-    // Present but empty (`[]`) means "must be empty"; absent means "not checked".
-    if ('entrypoint' in o) metadataTest.entrypoint = r.strings(o.entrypoint, `${p}.entrypoint`);
-    if ('cmd' in o) metadataTest.cmd = r.strings(o.cmd, `${p}.cmd`);
-    const workdir = r.optString(o, 'workdir', p);
-    if (workdir !== undefined) metadataTest.workdir = workdir;
-    const user = r.optString(o, 'user', p);
-    if (user !== undefined) metadataTest.user = user;
+    // Present (even `[]`) means checked, "must be exactly this"; absent or null means not checked.
+    if (o.entrypoint !== undefined && o.entrypoint !== null) m.entrypoint = r.strings(o.entrypoint, `${p}.entrypoint`);
+    if (o.cmd !== undefined && o.cmd !== null) m.cmd = r.strings(o.cmd, `${p}.cmd`);
+    const workdir = r.optionalString(o.workdir, `${p}.workdir`);
+    if (workdir !== '') m.workdir = workdir;
+    const user = r.optionalString(o.user, `${p}.user`);
+    if (user !== '') m.user = user;
+    // metadata.go: Validate, and IsEmpty (an empty metadata test is not run and not counted).
+    for (const v of m.envVars) if (v.key === '') m.invalid.push('Environment variable key cannot be empty');
+    for (const v of m.labels) if (v.key === '') m.invalid.push('Label key cannot be empty');
+    for (const port of m.exposedPorts) if (port === '') m.invalid.push('Port cannot be empty');
+    for (const v of m.volumes) if (v === '') m.invalid.push('Volume cannot be empty');
+    const empty = [m.envVars, m.unboundEnvVars, m.labels, m.exposedPorts, m.unexposedPorts, m.volumes, m.unmountedVolumes].every((l) => l.length === 0);
+    if (!empty || m.entrypoint || m.cmd || m.workdir !== undefined || m.user !== undefined) metadataTest = m;
   }
 
   const licenseTests = r.list(top.licenseTests, 'licenseTests', (x, p) => {
     const o = r.object(x, p, ['debian', 'files']);
-    return { debian: o.debian === undefined ? false : r.bool(o.debian, `${p}.debian`), files: r.strings(o.files, `${p}.files`) };
+    return { debian: o.debian === undefined || o.debian === null ? false : r.bool(o.debian, `${p}.debian`), files: r.strings(o.files, `${p}.files`) };
   });
+
+  let containerRunOptions: ContainerRunOptions | undefined;
+  if (top.containerRunOptions !== undefined && top.containerRunOptions !== null) {
+    const p = 'containerRunOptions';
+    const o = r.object(top.containerRunOptions, p, ['user', 'privileged', 'allocateTty', 'envVars', 'envFile', 'capabilities', 'bindMounts']);
+    const flag = (k: string) => (o[k] === undefined || o[k] === null ? false : r.bool(o[k], `${p}.${k}`));
+    const c: ContainerRunOptions = {
+      envVars: r.strings(o.envVars, `${p}.envVars`),
+      bindMounts: r.strings(o.bindMounts, `${p}.bindMounts`),
+      capabilities: r.strings(o.capabilities, `${p}.capabilities`),
+      privileged: flag('privileged'),
+      allocateTty: flag('allocateTty'),
+    };
+    const user = r.optionalString(o.user, `${p}.user`);
+    if (user !== '') c.user = user;
+    const envFile = r.optionalString(o.envFile, `${p}.envFile`);
+    if (envFile !== '') c.envFile = envFile;
+    for (const [i, b] of c.bindMounts.entries()) {
+      const parts = b.split(':');
+      if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]!.startsWith('/')) {
+        r.fail(`${p}.bindMounts[${i}]`, `"${b}" is not host-path:container-path[:options]`);
+      }
+    }
+    containerRunOptions = c;
+  }
 
   const out: StructureConfig = {
     file,
@@ -290,6 +390,7 @@ export function parseStructureConfig(text: string, file: string): StructureConfi
     licenseTests,
   };
   if (metadataTest) out.metadataTest = metadataTest;
+  if (containerRunOptions) out.containerRunOptions = containerRunOptions;
   return out;
 }
 
