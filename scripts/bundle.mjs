@@ -12,7 +12,7 @@
 // tsc still type-checks and compiles dist/src/ and dist/test/, which the tests import.
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -33,7 +33,12 @@ const bundledPackages = new Set(['commander', 'proper-lockfile']);
 const { dependencies } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 const external = Object.keys(dependencies).filter((p) => !bundledPackages.has(p));
 
-rmSync(new URL('../dist/bin', import.meta.url), { recursive: true, force: true });
+// Written into a directory of its own, then renamed into place: a kiln that starts while another
+// bundle step runs (./kiln recompiles whatever is stale) finds the old bundle or the new one,
+// never a half-written or missing one. dist/.bin-PID sits at dist/bin's depth, so the source maps'
+// relative paths stay right.
+const out = `dist/.bin-${process.pid}`;
+rmSync(new URL(`../${out}`, import.meta.url), { recursive: true, force: true });
 const common = { absWorkingDir: root, bundle: true, format: 'cjs', platform: 'node', target: 'node20', external, logLevel: 'warning' };
 // Module files are bundle files: createRequire resolves packages from the bundle, and a thread is
 // started on the thread bundle beside it.
@@ -51,8 +56,27 @@ const bundled = {
     ].join('\n'),
   },
 };
-await build({ ...bundled, entryPoints: ['src/cli/main.ts'], outfile: 'dist/bin/kiln-bundle.cjs' });
-for (const [name, entry] of Object.entries(threads)) await build({ ...bundled, entryPoints: [entry], outfile: `dist/bin/kiln-thread-${name}.cjs` });
+await build({ ...bundled, entryPoints: ['src/cli/main.ts'], outfile: `${out}/kiln-bundle.cjs` });
+for (const [name, entry] of Object.entries(threads)) await build({ ...bundled, entryPoints: [entry], outfile: `${out}/kiln-thread-${name}.cjs` });
 // The launcher names its code cache files by the bundle's content (see src/cli/launcher.cts).
-const bundleSha256 = createHash('sha256').update(readFileSync(new URL('../dist/bin/kiln-bundle.cjs', import.meta.url))).digest('hex');
-await build({ ...common, entryPoints: ['src/cli/launcher.cts'], outfile: 'dist/bin/kiln.cjs', define: { __KILN_BUNDLE_SHA256__: JSON.stringify(bundleSha256) } });
+const bundleSha256 = createHash('sha256').update(readFileSync(new URL(`../${out}/kiln-bundle.cjs`, import.meta.url))).digest('hex');
+await build({ ...common, entryPoints: ['src/cli/launcher.cts'], outfile: `${out}/kiln.cjs`, define: { __KILN_BUNDLE_SHA256__: JSON.stringify(bundleSha256) } });
+const bin = fileURLToPath(new URL('../dist/bin', import.meta.url));
+const fresh = fileURLToPath(new URL(`../${out}`, import.meta.url));
+// Another bundle step may swap its own directory in meanwhile: move whatever is there aside, retry.
+for (let attempt = 0; ; attempt++) {
+  const old = `${bin}.old-${process.pid}-${attempt}`;
+  try {
+    renameSync(bin, old);
+  } catch (err) {
+    if (err.code !== 'ENOENT') throw err;
+  }
+  try {
+    renameSync(fresh, bin);
+    rmSync(old, { recursive: true, force: true });
+    break;
+  } catch (err) {
+    rmSync(old, { recursive: true, force: true });
+    if ((err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') || attempt > 10) throw err;
+  }
+}
