@@ -33,6 +33,7 @@ export async function lintDockerfile(text: string, opts: LintOptions): Promise<F
   if (!source) return finish(raw, file, config);
   const pragmas = readPragmas(text, source.dockerfile.instructions.map((i) => i.line));
   const ctx = await buildContext(source, config, pragmas.shell, pragmas.production);
+  for (const line of pragmas.inline) add('DL1001', parseRules.DL1001.severity, line, parseRules.DL1001.message);
 
   for (const rule of rules) {
     const level = levelOf(rule.code, rule.severity, config);

@@ -15,6 +15,8 @@ export interface Pragmas {
   /** `shell=` pragma: the shell RUN instructions use, when not POSIX. */
   shell?: string;
   production: boolean;
+  /** Lines of `ignore=` pragmas for the next instruction (hadolint's DL1001 asks for none). */
+  inline: number[];
 }
 
 const pragmaRe = /^\s*#\s*(?:hadolint|kiln)\s+(global\s+)?ignore\s*=\s*([A-Za-z0-9,\s]+?)\s*$/;
@@ -23,7 +25,7 @@ const productionRe = /^\s*#\s*kiln\s+production\s*$/;
 
 /** `instructionLines`: the 1-based first line of every instruction, in order. */
 export function readPragmas(text: string, instructionLines: number[]): Pragmas {
-  const out: Pragmas = { global: new Set(), byLine: new Map(), production: false };
+  const out: Pragmas = { global: new Set(), byLine: new Map(), production: false, inline: [] };
   const lines = text.split('\n');
   const starts = [...instructionLines].sort((a, b) => a - b);
   lines.forEach((raw, i) => {
@@ -38,6 +40,7 @@ export function readPragmas(text: string, instructionLines: number[]): Pragmas {
       for (const c of codes) out.global.add(c);
       return;
     }
+    out.inline.push(line);
     // The instruction right below, with nothing but comments and blank lines in between.
     const next = starts.find((s) => s > line);
     if (next === undefined) return;

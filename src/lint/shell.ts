@@ -23,6 +23,8 @@ export interface ShellCommand {
   args: ShellWord[];
   /** The command's source text. */
   text: string;
+  /** Run by a command before it (`sudo X`, `sh -c 'X'`) rather than by the script itself. */
+  wrapped?: boolean;
 }
 
 export interface ShellScript {
@@ -78,7 +80,7 @@ function parseWith(p: Parser, script: string, depth: number): ShellScript {
         if (cmd) {
           out.commands.push(cmd);
           for (const inner of unwrap(p, cmd, depth)) {
-            out.commands.push(...inner.commands);
+            out.commands.push(...inner.commands.map((c) => ({ ...c, wrapped: true })));
             out.hasPipe ||= inner.hasPipe;
           }
         }

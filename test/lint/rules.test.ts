@@ -138,10 +138,15 @@ test('rules apply to ONBUILD RUN triggers too', async () => {
   assert.deepEqual(await lines(F + 'ONBUILD RUN sudo make install', 'DL3004'), [2]);
 });
 
-test('DL1000 reports a parse error with its line and stops there', async () => {
-  const found = await lintDockerfile(F + 'RUN true\nCOPY --chmode=644 a /a\n', { file: 'Dockerfile', config: defaultConfig() });
-  assert.deepEqual(found.map((f) => [f.code, f.line, f.level]), [['DL1000', 3, 'error']]);
+test('DL1000 reports an instruction that does not parse at its line, and the rest is still linted', async () => {
+  const found = await lintDockerfile(F + 'RUN true\nCOPY --chmode=644 a /a\nRUN sudo make\n', { file: 'Dockerfile', config: defaultConfig() });
+  assert.deepEqual(found.filter((f) => f.code !== 'DL3059').map((f) => [f.code, f.line, f.level]), [['DL1000', 3, 'error'], ['DL3004', 4, 'error']]);
   assert.match(found[0]!.message, /unknown flag --chmode/);
+});
+
+test('DL1000 for text that cannot be split into instructions (an unterminated heredoc) stops the lint', async () => {
+  const found = await lintDockerfile(F + 'RUN sudo x\nRUN <<EOF\necho\n', { file: 'Dockerfile', config: defaultConfig() });
+  assert.deepEqual(found.map((f) => [f.code, f.line]), [['DL1000', 3]]);
 });
 
 test('DL3043 and DL3061 are reported as rules and the rest of the file is still linted', async () => {
@@ -173,6 +178,7 @@ test('pragmas: ignore= applies to the next instruction, global ignore= to the fi
   const found = await codes(text);
   assert.deepEqual(found.filter((f) => ['DL3003', 'DL4006', 'DL3059', 'DL3004', 'DL3006'].includes(f.code)), [{ code: 'DL3006', line: 2 }, { code: 'DL3003', line: 5 }]);
   const noPragmas = await codes(text, { disableIgnorePragma: true });
-  assert.equal(noPragmas.filter((f) => f.code === 'DL3059').length, 2);
+  // Line 8 only: line 5 follows a RUN that already chains commands, which DL3059 leaves alone.
+  assert.deepEqual(noPragmas.filter((f) => f.code === 'DL3059').map((f) => f.line), [8]);
   assert.equal(noPragmas.filter((f) => f.code === 'DL3003').length, 2);
 });

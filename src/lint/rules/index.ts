@@ -13,6 +13,7 @@ export const rules: Rule[] = [...instructionRules, ...commandRules, ...packageRu
 /** Findings raised by the engine itself rather than by a rule over a parsed file. */
 export const parseRules = {
   DL1000: { severity: 'error', message: 'Dockerfile parse error' },
+  DL1001: { severity: 'ignore', message: 'Please refrain from using inline ignore pragmas `# hadolint ignore=DLxxxx`.' },
   DL3043: { severity: 'error', message: '`ONBUILD`, `FROM` or `MAINTAINER` triggered from within `ONBUILD` instruction.' },
   DL3061: { severity: 'error', message: 'Invalid instruction order. Dockerfile must begin with `FROM`, `ARG` or comment.' },
 } as const;

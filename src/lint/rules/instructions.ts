@@ -40,6 +40,9 @@ export function isExternalImage(ctx: LintContext, from: FromInstruction | undefi
   return !ctx.stages.slice(0, stageIndex).some((s) => s.name === image);
 }
 
+/** A word as BuildKit's lexer reads it in COPY and ADD: surrounding quotes removed. */
+const unquote = (s: string) => s.replace(/^"(.*)"$|^'(.*)'$/, '$1$2');
+
 const isRootUser = (user: string) => /^(root|0)(:.*)?$/.test(user.trim());
 
 function allInstructions(ctx: LintContext): Instruction[] {
@@ -152,7 +155,7 @@ export const instructionRules: Rule[] = [
       for (const i of allInstructions(ctx)) {
         if (i.kind !== 'add') continue;
         if (i.sources.length === 0) continue; // heredocs only
-        if (i.sources.every((s) => isUrl(s) || isArchive(s))) continue;
+        if (i.sources.map(unquote).every((s) => isUrl(s) || isArchive(s))) continue;
         report(i.line);
       }
     },
@@ -164,7 +167,8 @@ export const instructionRules: Rule[] = [
     check(ctx, report) {
       for (const i of allInstructions(ctx)) {
         if (i.kind !== 'copy') continue;
-        if (i.sources.length + i.heredocSources.length > 1 && !i.dest.endsWith('/') && !i.dest.endsWith('\\')) report(i.line);
+        const dest = unquote(i.dest);
+        if (i.sources.length + i.heredocSources.length > 1 && !dest.endsWith('/') && !dest.endsWith('\\')) report(i.line);
       }
     },
   },
@@ -230,18 +234,31 @@ export const instructionRules: Rule[] = [
     check(ctx, report) {
       const trusted = ctx.config.trustedRegistries;
       if (trusted.length === 0) return;
-      for (const s of ctx.stages) {
-        if (!isExternalImage(ctx, s.from, s.index)) continue;
-        const name = resolveImageName(ctx, s.from.image);
-        if (name === undefined) continue;
+      const check = (image: string, line: number) => {
+        const name = resolveImageName(ctx, image);
+        if (name === undefined) return;
         let domain: string;
         try {
           domain = parseReference(name).domain;
         } catch {
-          continue;
+          return;
         }
         const aliases = domain === DefaultDomain ? [domain, 'hub.docker.com', 'index.docker.io', 'registry-1.docker.io'] : [domain];
-        if (!trusted.some((glob) => aliases.some((d) => globMatch(glob, d)))) report(s.from.line, `Use only an allowed registry in the \`FROM image\` (${domain} is not in ${trusted.join(', ')})`);
+        if (!trusted.some((glob) => aliases.some((d) => globMatch(glob, d)))) report(line, `Use only an allowed registry in the \`FROM image\` (${domain} is not in ${trusted.join(', ')})`);
+      };
+      const stageNames = new Set(ctx.stages.flatMap((s) => (s.name === undefined ? [] : [s.name])));
+      // An image is also pulled by COPY --from=<image> and RUN --mount=from=<image>.
+      const pulled = (from: string) => !stageNames.has(from.toLowerCase()) && !/^\d+$/.test(from) && /[:@/.]/.test(from);
+      for (const s of ctx.stages) {
+        if (isExternalImage(ctx, s.from, s.index)) check(s.from.image, s.from.line);
+        for (const i of s.instructions) {
+          if (i.kind === 'copy' && i.from !== undefined && pulled(i.from)) check(i.from, i.line);
+          if (i.kind !== 'run') continue;
+          for (const m of i.mounts) {
+            const from = /(?:^|,)from=([^,]+)/.exec(m)?.[1];
+            if (from !== undefined && pulled(from)) check(from, i.line);
+          }
+        }
       }
     },
   },
@@ -413,7 +430,12 @@ export const instructionRules: Rule[] = [
         const copied: { instr: CopyInstruction; names: string[] }[] = [];
         for (const i of s.instructions) {
           if (i.kind === 'copy' && i.from === undefined) {
-            const names = i.sources.filter(isArchive).map((p) => p.slice(p.lastIndexOf('/') + 1));
+            // The archive is found by its name where it was copied to: the destination's when that
+            // names a file, else the source's (Windows paths too; BuildKit splits COPY's words at
+            // blanks even inside quotes, so a quoted path with a blank leaves a stray quote).
+            const base = (p: string) => p.replace(/["']/g, '').split(/[\\/]/).pop()!;
+            const names = i.sources.filter((p) => isArchive(unquote(p))).map(base);
+            if (names.length && isArchive(base(i.dest))) names.push(base(i.dest));
             if (names.length) copied.push({ instr: i, names });
           }
         }
@@ -444,9 +466,9 @@ function sensitiveName(name: string): boolean {
   return ['APPLICATION_KEY', 'CI_DEPLOY_USER', 'HEROKU_API_USER', 'OKTA_OAUTH2_CLIENTID', 'AZURE_CLIENT_ID', 'ARM_CLIENT_ID'].includes(n);
 }
 
-/** How many simple commands a RUN runs (0 when its shell was not parsed). */
+/** How many simple commands a RUN's script runs itself (0 when its shell was not parsed). */
 function commandCount(ctx: LintContext, run: Instruction): number {
-  return ctx.runs.find((r) => r.instr === run)?.shell?.commands.length ?? 0;
+  return ctx.runs.find((r) => r.instr === run)?.shell?.commands.filter((c) => !c.wrapped).length ?? 0;
 }
 
 /** Shell-style glob (`*`, `?`) over a whole string, as hadolint matches trustedRegistries. */

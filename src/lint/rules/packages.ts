@@ -196,7 +196,8 @@ export const packageRules: Rule[] = [
         /(==|>=|<=|~=|!=|<|>)/.test(p) || (vcs.test(p) ? p.includes('@') : isPath(p) || p.includes('/') || /\.(whl|tar\.gz|zip|tgz)$/.test(p));
       runsWhere(ctx, report, (c) => {
         const pip = pipInstall(c) ?? pipxInstall(c);
-        if (!pip || hasOption(pip, 'c', ['constraint'], pipSpec)) return false;
+        // With a requirements file or the project itself (`.`) pip installs what they pin.
+        if (!pip || hasOption(pip, 'c', ['constraint'], pipSpec) || hasOption(pip, 'r', ['requirement'], pipSpec) || actionArgs(pip, pipSpec).some((w) => w.value === '.')) return false;
         return packages(actionArgs(pip, pipSpec)).some((p) => !pinned(p));
       });
     },
