@@ -9,15 +9,22 @@ cd "$(dirname "$0")/.."
 # busybox-static and debootstrap (fixture root filesystems), attr (xattrs), zstd (zstd layers),
 # iproute2 (network checks in tests), tmux (terminal tests of run -it and the debugging shell),
 # shellcheck (kiln lint runs it on RUN scripts), util-linux unshare (rootless mode), git (git
-# build contexts), xz-utils and bzip2 (ADD of such archives).
+# build contexts), xz-utils and bzip2 (ADD of such archives). postgresql-15 and Ceph's ceph-mon,
+# ceph-osd, radosgw and ceph-common: the real PostgreSQL and S3 servers the registry's scale-out
+# backends are tested against (test/support/postgres.ts, radosgw.ts start throwaway ones on free
+# loopback ports). Debian's postgresql-15 makes a cluster 15/main on port 5432 and starts it where
+# services may start; the tests never use it. The ceph packages start no cluster daemon (there is no
+# /etc/ceph/ceph.conf), only, under systemd, the ceph-crash watcher, which listens on nothing.
 need=()
 for pair in runc:runc bwrap:bubblewrap skopeo:skopeo umoci:umoci buildah:buildah debootstrap:debootstrap \
             getfattr:attr zstd:zstd ip:iproute2 mknod:coreutils podman:podman docker-registry:docker-registry wrk:wrk cc:build-essential newuidmap:uidmap \
+            ceph-mon:ceph-mon ceph-osd:ceph-osd radosgw:radosgw monmaptool:ceph-common \
             tmux:tmux shellcheck:shellcheck unshare:util-linux git:git xz:xz-utils bzip2:bzip2; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
 [ -x /bin/busybox ] || need+=(busybox-static)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)   # not on PATH
 [ -x /usr/bin/time ] || need+=(time)   # GNU time: CPU and peak memory in bench/build.ts
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
