@@ -81,9 +81,14 @@ export async function selectSources(inputs: CopyInputs, destIsDir: (p: string) =
     }
   }
   const dest = step.destPath;
-  const count = found.length + step.heredocs.length;
+  // ADD unpacks each archive it is given into the destination as a directory (BuildKit's
+  // AttemptUnpack, testDockerfileAddArchiveWildcard: ADD *.tar /dest), so archives are not files
+  // that need a directory destination.
+  let archives = 0;
+  if (step.add && step.unpack !== false) for (const { file: f } of found) if (f.type === 'file' && (await archiveKind(f.abs))) archives++;
+  const count = found.length - archives + step.heredocs.length;
   const explicitDir = dest.endsWith('/');
-  if (count > 1 && !explicitDir && !(wildcard && found.length <= 1)) {
+  if (count > 1 && !explicitDir && !(wildcard && found.length - archives <= 1)) {
     if (!(await destIsDir(dest))) fail(`when using ${keyword} with more than one source file, the destination must be a directory and end with a /`);
   }
   const out: Selection[] = [];
@@ -268,10 +273,15 @@ export async function copyEntries(tree: SourceTree, selections: Selection[], her
       else if (target !== '/') entries.set(target.slice(1), createdDir(target.slice(1)));
     }
     if (s.directoryOnly) continue;
+    // Unpacking follows the image's symlinks in an entry's parent directories, as extracting the tar
+    // in the image's root does (MkdirAll of the parent): var/run/x lands in run/x when var/run is a
+    // link to /run (testDockerfileAddArchiveThroughAbsoluteSymlink).
+    const unpacking = tree instanceof UnpackedArchive;
     for (const child of tree.walk(s.file.rel)) {
       const sub = s.file.rel === '' ? child.rel : child.rel.slice(s.file.rel.length + 1);
       if (excluded(sub)) continue;
-      add(posix.join(target, sub), child, links);
+      const dest = posix.join(target, sub);
+      add(unpacking ? posix.join(await inImage(posix.dirname(dest)), posix.basename(dest)) : dest, child, links);
     }
   }
   for (const h of heredocs) {
@@ -417,11 +427,13 @@ export async function downloadSource(url: string, step: CopyStep, file: string):
     const base = posix.basename(new URL(url).pathname);
     const name = base === '' || base === '/' || base === '.' ? '__unnamed__' : decodeURIComponent(base);
     const path = join(dir, name);
-    const h = createHash('sha256');
+    // --checksum names its algorithm (sha256, sha384 or sha512; the frontend refused others).
+    const algorithm = step.checksum ? step.checksum.slice(0, step.checksum.indexOf(':')) : 'sha256';
+    const h = createHash(algorithm);
     const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
     body.on('data', (c: Buffer) => h.update(c));
     await pipeline(body, createWriteStream(path, { mode: 0o600 }));
-    const digest = 'sha256:' + h.digest('hex');
+    const digest = `${algorithm}:${h.digest('hex')}`;
     if (step.checksum && step.checksum !== digest) fail(`checksum mismatch for ${url}: got ${digest}, expected ${step.checksum}`);
     const lm = res.headers.get('last-modified');
     const fh = await open(path, 'r+');

@@ -387,7 +387,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     if (step.kind === 'run') {
       const mounts = step.mounts.map((m) => ({ ...m, from: m.from ? sourceKeySync(m.from) : undefined }));
       const fromKeys: string[] = [];
-      for (const m of step.mounts) if (m.from && m.type === 'bind') fromKeys.push(await sourceKey(m.from, step.line));
+      for (const m of step.mounts) if (m.from && m.type === 'bind') fromKeys.push(await bindSourceKey(m.from, m.source, step.line));
       const ctx = await Promise.all(
         step.mounts.filter((m) => m.type === 'bind' && !m.from).map((m) => contextMountKey(m.source)),
       );
@@ -412,6 +412,26 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   async function sourceKey(src: { stage: number } | { image: string }, line: number): Promise<string> {
     if ('stage' in src) return (await stage(src.stage)).key;
     return (await resolveImage(src.image, line)).manifestDescriptor.digest;
+  }
+
+  /**
+   * A bind mount of a stage or an image: the key of the whole source, or, when it selects a path in
+   * it, that path's content. BuildKit's exec op hashes a mount's selected path (llbsolver/ops/exec.go,
+   * ComputeDigestFunc over the selector), so the RUN stays cached while that directory reads the same,
+   * whatever else changed in the stage (testMountRWCache).
+   */
+  async function bindSourceKey(from: SourceRef, source: string, line: number): Promise<string> {
+    const rel = source.split('/').filter((p) => p !== '' && p !== '.').join('/');
+    if (rel === '') return sourceKey(from, line);
+    const v = await snapshotter.view(await sourceLayers(from, line), 'bind-key');
+    try {
+      const tree = new DirTree(v.path);
+      const f = await tree.stat(rel);
+      if (!f) return `missing\0${await sourceKey(from, line)}`;
+      return contextDigest(tree, [{ file: f, target: '/' }], [], req.signal);
+    } finally {
+      await v.release();
+    }
   }
 
   async function contextMountKey(source: string): Promise<string> {
@@ -612,7 +632,16 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
         cleanups.push(opened.release);
         // --cache-from with saved cache mounts fills the shared directory when it is still empty.
         await restoreCacheMount(cacheId, dir);
-        return [{ destination: m.target, type: 'bind', source: opened.dir, options: ['rbind', m.readOnly ? 'ro' : 'rw'] }];
+        let source = opened.dir;
+        if (!m.from && m.source.split('/').some((c) => c !== '' && c !== '.')) {
+          // source= without from= is a directory inside the cache (BuildKit's SourcePath on the cache
+          // mount), its links followed without leaving the cache: a link to /etc names the cache's etc.
+          const rel = await new DirTree(opened.dir).resolve(m.source);
+          const inside = rel === undefined ? undefined : join(opened.dir, rel);
+          if (!inside || (await pathInfo(inside))?.type !== 'directory') fail(`cache mount source "${m.source}" is not a directory in cache "${cacheId}"`);
+          source = inside!;
+        }
+        return [{ destination: m.target, type: 'bind', source, options: ['rbind', m.readOnly ? 'ro' : 'rw'] }];
       }
       case 'secret': {
         const value = req.secrets.get(m.id ?? '');
@@ -742,6 +771,14 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
         const dl = await downloadSource(url, step, file);
         cleanups.push(dl.cleanup);
         const f = (await dl.tree.stat(dl.name))!;
+        // A download is unpacked only when asked (ADD --unpack=true), as BuildKit does.
+        const kind = step.unpack === true ? await archiveKind(f.abs) : undefined;
+        if (kind) {
+          const u = await unpackArchive(f.abs, kind).catch((e: Error) => fail(`ADD failed: cannot unpack ${url}: ${e.message}`));
+          cleanups.push(u.cleanup);
+          selections.push({ tree: u.tree, sel: [{ file: (await u.tree.stat(''))!, target: step.destPath.replace(/\/+$/, '') || '/' }] });
+          continue;
+        }
         const target = dirDest || (await destIsDir(step.destPath)) ? posix.join(step.destPath, dl.name) : step.destPath;
         selections.push({ tree: dl.tree, sel: [{ file: f, target }] });
       }

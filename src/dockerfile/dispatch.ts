@@ -215,6 +215,20 @@ function isGitSource(src: string): boolean {
   return false;
 }
 
+/** Hex digits of each digest algorithm ADD --checksum verifies (go-digest's registered ones). */
+const checksumAlgorithms: Record<string, number> = { sha256: 64, sha384: 96, sha512: 128 };
+
+/** Why an HTTP source's --checksum is refused, in go-digest's words (digest.Parse → Validate), or undefined. */
+function httpChecksumError(checksum: string): string | undefined {
+  const i = checksum.indexOf(':');
+  if (i <= 0 || i + 1 === checksum.length) return 'invalid checksum digest format';
+  const [algorithm, encoded] = [checksum.slice(0, i), checksum.slice(i + 1)];
+  const length = checksumAlgorithms[algorithm];
+  if (length === undefined) return /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/.test(checksum) ? 'unsupported digest algorithm' : 'invalid checksum digest format';
+  if (encoded.length !== length) return 'invalid checksum digest length';
+  return /^[a-f0-9]+$/.test(encoded) ? undefined : 'invalid checksum digest format';
+}
+
 const symbolicMode = /^(?:[ugoa]*(?:[-+=](?:[rwxXst]*|[ugo]))+|[-+=][0-7]+)(?:,(?:[ugoa]*(?:[-+=](?:[rwxXst]*|[ugo]))+|[-+=][0-7]+))*$/;
 
 function validateChmod(chmod: string): void {
@@ -653,6 +667,10 @@ function dispatchCopy(instr: CopyInstruction, ctx: CopyContext): Omit<CopyStep, 
     if (!add) throw ctx.fail("checksum can't be specified for COPY");
     if (sources.length !== 1) throw ctx.fail("checksum can't be specified for multiple sources");
     if (!isHTTPSource(sources[0]!) && !isGitSource(sources[0]!)) throw ctx.fail('checksum requires HTTP(S) or Git sources');
+    if (isHTTPSource(sources[0]!)) {
+      const invalid = httpChecksumError(checksum);
+      if (invalid) throw ctx.fail(invalid);
+    }
   }
   let msg = add ? 'ADD' : 'COPY';
   if (instr.parents) msg += ' --parents';
