@@ -98,11 +98,16 @@ class CopyActive implements ActiveSnapshot {
       const after = await scan(this.rootfs);
       const skip = new Set(opts.exclude);
       const entries: LayerEntry[] = [];
+      // Directories whose only change is their times (a name created and removed again inside):
+      // kept only as the parent of something the layer holds, as the overlay snapshotter does
+      // (src/snapshot/unchanged.ts says why, after BuildKit's differ).
+      const timesOnly: string[] = [];
       for (const [path, s] of after) {
         if (skip.has(path)) continue;
         const old = this.before.get(path);
         if (old && same(old, s)) continue;
-        entries.push(await entryFor(this.rootfs, path, s));
+        if (old && old.type === 'directory' && s.type === 'directory' && old.mode === s.mode && old.uid === s.uid && old.gid === s.gid) timesOnly.push(path);
+        else entries.push(await entryFor(this.rootfs, path, s));
       }
       // OCI image-spec layer.md: a deleted path is a whiteout file beside where it was; nothing
       // below a deleted directory needs its own whiteout.
@@ -114,6 +119,9 @@ class CopyActive implements ActiveSnapshot {
         const slash = p.lastIndexOf('/');
         const wh = slash < 0 ? `.wh.${p}` : `${p.slice(0, slash)}/.wh.${p.slice(slash + 1)}`;
         entries.push({ path: wh, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, content: '' });
+      }
+      for (const dir of timesOnly) {
+        if (entries.some((e) => e.path.startsWith(dir + '/'))) entries.push(await entryFor(this.rootfs, dir, after.get(dir)!));
       }
       if (entries.length === 0) return undefined;
       entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, lstat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, rmdir, lstat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { MediaType } from '../oci/mediatypes.js';
 import type { Store } from '../store/store.js';
 import { mount, unmount } from './mount.js';
 import { lowerdirOption } from './lowerdir.js';
+import { pruneUnchangedDirs } from './unchanged.js';
 import { inUserNamespace } from '../sandbox/userns.js';
 import { pathInfo } from './snapshotter.js';
 import type { ActiveSnapshot, CommitOptions, LayerRef, PathInfo, Snapshotter, View } from './snapshotter.js';
@@ -132,15 +133,21 @@ export class OverlaySnapshotter implements Snapshotter {
    * empty directory: overlayfs needs a lower dir even for an image with no layers (FROM scratch).
    */
   private async lowerdirs(layers: readonly LayerRef[]): Promise<string> {
+    return lowerdirOption(this.layersDir, await this.lowerStack(layers));
+  }
+
+  /** The extracted layers' directories, top first, over the empty directory. */
+  private async lowerStack(layers: readonly LayerRef[]): Promise<string[]> {
     // Both made here: in a new store a FROM scratch step has extracted nothing yet.
     await mkdir(this.layersDir, { recursive: true });
     await mkdir(this.emptyDir, { recursive: true });
     const dirs = await Promise.all(layers.map((l) => this.ensureExtracted(l)));
-    return lowerdirOption(this.layersDir, [...dirs.reverse(), this.emptyDir]);
+    return [...dirs.reverse(), this.emptyDir];
   }
 
   async prepare(layers: readonly LayerRef[], id: string): Promise<ActiveSnapshot> {
-    const lower = await this.lowerdirs(layers);
+    const stack = await this.lowerStack(layers);
+    const lower = lowerdirOption(this.layersDir, stack);
     await mkdir(this.tmpDir, { recursive: true });
     const dir = await mkdtemp(join(this.tmpDir, `${id.replace(/[^\w.-]/g, '_').slice(0, 40)}-`));
     const upper = join(dir, 'upper');
@@ -150,7 +157,7 @@ export class OverlaySnapshotter implements Snapshotter {
     // redirect_dir and metacopy off: every change must be real content in the upper dir, or the layer
     // built from it would miss data. (With userxattr the kernel keeps both off itself and refuses them.)
     await mount('overlay', `lowerdir=${lower},upperdir=${upper},workdir=${work},${this.userxattr ? 'userxattr,index=off' : 'redirect_dir=off,metacopy=off,index=off'}`, merged, this.layersDir);
-    return new OverlayActive(this, dir, merged, upper);
+    return new OverlayActive(this, dir, merged, upper, stack);
   }
 
   async view(layers: readonly LayerRef[], id: string): Promise<View> {
@@ -191,6 +198,11 @@ export class OverlaySnapshotter implements Snapshotter {
     await renameIntoPlace(upper, join(this.layersDir, encodedOf(diffId)));
   }
 
+  /** The xattr namespace of overlay's markers in this snapshotter's directories. */
+  get xattrNamespace(): 'trusted' | 'user' {
+    return this.userxattr ? 'user' : 'trusted';
+  }
+
   get storeRef(): Store {
     return this.store;
   }
@@ -205,13 +217,15 @@ class OverlayActive implements ActiveSnapshot {
     private readonly dir: string,
     readonly rootfs: string,
     private readonly upper: string,
+    /** The lower directories, top first: what the upper dir's entries are compared with. */
+    private readonly lowers: readonly string[],
   ) {}
 
   async commit(opts: CommitOptions): Promise<LayerRef | undefined> {
     try {
       await this.unmount();
       await removeMountpoints(this.upper, opts.exclude);
-      if ((await readdir(this.upper)).length === 0) return undefined;
+      if ((await pruneUnchangedDirs(this.upper, this.lowers, this.owner.xattrNamespace)) === 0) return undefined;
       const layer = await writeLayerFromDir(this.owner.storeRef, this.upper, { overlayWhiteouts: true, sourceDateEpoch: opts.sourceDateEpoch });
       await this.owner.adopt(this.upper, layer.diffId);
       return layer;
