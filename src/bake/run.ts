@@ -127,7 +127,7 @@ export async function bake(h: Hierarchy, selected: Set<string>, pins: Map<string
         );
         const failed = report.Results.filter((r) => !r.Pass);
         if (failed.length || report.Total === 0) {
-          throw new Error(`structure tests failed: ${failed.length} of ${report.Total} (${failed.map((r) => `${r.Test}: ${(r.Errors ?? []).join('; ')}`).join(', ')}); not tagged`);
+          throw new Error(`structure tests failed: ${failed.length} of ${report.Total} (${failed.map((r) => `${r.Test}: ${(r.Errors ?? []).join('; ').replace(/\n/g, '\\n')}`).join(', ')}); not tagged`);
         }
         o.log(`[${name}] tests passed: ${report.Pass} of ${report.Total}`);
       }
