@@ -204,7 +204,7 @@ class Flags {
     private readonly spec: Record<string, FlagType>,
   ) {}
 
-  /** BuildKit's BFlags.Parse with kiln's message for unknown flags. */
+  /** BuildKit's BFlags.Parse with kiln's message for unknown flags (naming the instruction). */
   parse(): void {
     for (const a of this.raw) {
       if (a === '--') return;
@@ -215,7 +215,11 @@ class Flags {
       const value = hasValue ? a.slice(eq + 1) : '';
       const name = flagName.slice(2);
       const type = Object.hasOwn(this.spec, name) ? this.spec[name] : undefined;
-      if (!type) throw new UnlocatedError(`unknown flag ${flagName} for ${this.instruction}`);
+      if (!type) {
+        // BuildKit's bflag.go wraps this error with suggest.WrapError: the nearest flag, if any.
+        const s = suggest(name, Object.keys(this.spec), true);
+        throw new UnlocatedError(`unknown flag ${flagName} for ${this.instruction}${s ? ` (did you mean ${s}?)` : ''}`);
+      }
       if (this.used.has(name) && type !== 'strings') throw new UnlocatedError(`duplicate flag specified: ${flagName}`);
       this.used.add(name);
       switch (type) {

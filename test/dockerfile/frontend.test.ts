@@ -21,8 +21,8 @@ test('syntax errors are KilnErrors carrying the file and the 1-based line', () =
     assert.ok(err instanceof KilnError);
     assert.equal(err.file, 'web.Dockerfile');
     assert.equal(err.line, 3);
-    assert.equal(err.detail, 'unknown flag --chmode for COPY');
-    assert.equal(err.message, 'web.Dockerfile:3: unknown flag --chmode for COPY');
+    assert.equal(err.detail, 'unknown flag --chmode for COPY (did you mean chmod?)');
+    assert.equal(err.message, 'web.Dockerfile:3: unknown flag --chmode for COPY (did you mean chmod?)');
   }
 });
 
