@@ -6,9 +6,23 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { after } from 'node:test';
 
 export interface TestContextLike {
   after: (fn: () => Promise<void> | void) => void;
+}
+
+/**
+ * For one server shared by a describe(): call this in the describe body and pass the result to the
+ * start function in before(). (node:test's after() called inside a before hook attaches to the
+ * hook itself and runs as soon as the hook ends, which would stop the server before any test.)
+ */
+export function suiteScope(): TestContextLike {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  after(async () => {
+    for (const fn of cleanups.reverse()) await fn();
+  });
+  return { after: (fn) => void cleanups.push(fn) };
 }
 
 export interface Daemon {

@@ -30,8 +30,11 @@ export interface Radosgw {
   readonly dir: string;
   /** Stops radosgw, the OSD and the monitor; the objects are gone (memstore). */
   stop(): Promise<void>;
-  /** Restarts radosgw only, on the same port; the objects stay (they are in the OSD). */
-  restart(): Promise<void>;
+  /**
+   * Restarts radosgw only, on the same port, after `downMs` with no gateway (for tests of what
+   * clients see meanwhile); the objects stay, they are in the OSD.
+   */
+  restart(downMs?: number): Promise<void>;
 }
 
 const accessKey = 'KILNTESTACCESSKEY000';
@@ -90,7 +93,10 @@ rgw init timeout = 60
 `;
 }
 
-/** Starts mon, OSD and radosgw, and an S3 user; all are stopped and deleted when the test ends. */
+/**
+ * Starts mon, OSD and radosgw, and an S3 user; all are stopped and deleted when the test ends; for one
+ * cluster shared by a describe(), pass suiteScope() from ./daemon.js.
+ */
 export async function startRadosgw(t: TestContextLike): Promise<Radosgw> {
   for (const [b, pkg] of [['monmaptool', 'ceph-common'], ['ceph', 'ceph-common'], ['ceph-mon', 'ceph-mon'], ['ceph-osd', 'ceph-osd'], ['radosgw', 'radosgw'], ['radosgw-admin', 'radosgw']]) {
     requireBinary(`/usr/bin/${b}`, pkg!);
@@ -158,8 +164,9 @@ export async function startRadosgw(t: TestContextLike): Promise<Radosgw> {
     region,
     dir,
     stop: stopAll,
-    restart: async () => {
+    restart: async (downMs = 0) => {
       await daemons.rgw?.stop('SIGTERM', 3000);
+      await new Promise((resolve) => setTimeout(resolve, downMs));
       await startRgw();
     },
   };
