@@ -232,7 +232,9 @@ function registerAnalyze(program: Command, globals: () => GlobalOptions): void {
 }
 
 interface TestFlags {
-  image: string;
+  image?: string;
+  imageFromOciLayout?: string;
+  driver: string;
   config: string[];
   output: string;
   json?: boolean;
@@ -246,7 +248,11 @@ function registerTest(program: Command, globals: () => GlobalOptions): void {
   program
     .command('test')
     .description('Run container-structure-test configurations against an image, without a daemon')
-    .requiredOption('-i, --image <image>', 'image name or ID in the store, an OCI layout directory or an archive')
+    .option('-i, --image <image>', 'image name or ID in the store, an OCI layout directory or an archive')
+    .option('--image-from-oci-layout <dir>', 'an OCI layout with one image (the same as --image <dir>)')
+    .option('--default-image-tag <tag>', 'accepted for container-structure-test: kiln loads nothing into a daemon, so needs no tag')
+    .option('--ignore-ref-annotation', 'accepted for container-structure-test (see --default-image-tag)')
+    .option('-d, --driver <driver>', 'docker (commands run in kiln\'s sandbox) or tar (no command tests), as container-structure-test\'s drivers', 'docker')
     .option('-c, --config <file>', 'container-structure-test configuration, YAML or JSON (repeatable)', collect, [])
     .option('-o, --output <format>', `report format: ${reportFormats.join(', ')}`, 'text')
     .option('-j, --json', 'the same as --output json (deprecated there too)')
@@ -257,6 +263,11 @@ function registerTest(program: Command, globals: () => GlobalOptions): void {
     .option('--runtime <runtime>', 'sandbox for command tests: runc, crun, bwrap or a path')
     .action(async (o: TestFlags) => {
       if (o.json) o.output = 'json';
+      if (o.image !== undefined && o.imageFromOciLayout !== undefined) throw new UsageError('--image and --image-from-oci-layout: give one of them');
+      const image = o.image ?? o.imageFromOciLayout;
+      if (image === undefined) throw new UsageError('--image: give the image to test (or --image-from-oci-layout)');
+      if (o.driver === 'host') throw new UsageError('--driver host runs the tests on this machine itself; kiln runs them on the image: use docker or tar');
+      if (o.driver !== 'docker' && o.driver !== 'tar') throw new UsageError(`--driver: "${o.driver}" is not docker or tar`);
       if (!(reportFormats as readonly string[]).includes(o.output)) throw new UsageError(`--output: "${o.output}" is not one of ${reportFormats.join(', ')}`);
       if (o.config.length === 0) throw new UsageError('--config: give at least one test configuration');
       // As container-structure-test: a file that cannot be read is one failed result; the others run.
@@ -269,7 +280,7 @@ function registerTest(program: Command, globals: () => GlobalOptions): void {
           configs.push({ file: c, error: e.message });
         }
       }
-      const opened = await openImage(() => openStore(globals()), o.image);
+      const opened = await openImage(() => openStore(globals()), image);
       try {
         let executor: Executor | undefined;
         const report = await runStructureTests(
@@ -277,10 +288,13 @@ function registerTest(program: Command, globals: () => GlobalOptions): void {
             config: opened.image.config,
             layers: opened.layers,
             snapshotter: await createSnapshotter(opened.store),
-            executor: () => {
-              const stateDir = join(opened.store.root, 'sandbox');
-              return (executor ??= o.runtime ? createExecutor(o.runtime, { stateDir }) : defaultExecutor({ stateDir }));
-            },
+            executor:
+              o.driver === 'tar'
+                ? undefined
+                : () => {
+                    const stateDir = join(opened.store.root, 'sandbox');
+                    return (executor ??= o.runtime ? createExecutor(o.runtime, { stateDir }) : defaultExecutor({ stateDir }));
+                  },
           },
           configs,
         );

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
 import { fixture, kiln, kilnOk } from '../support/env.js';
 
 // container-structure-test's own end-to-end cases (its tests/ folder: a passing configuration, a
@@ -459,4 +460,27 @@ test('several files: one that cannot be read is a failed result and the others s
   assert.match(junit.stdout, /<testsuite name="my suite"><testcase name="File Existence Test: passwd" time="[0-9.e+-]+"><system-out><\/system-out><system-err><\/system-err><\/testcase><\/testsuite><\/testsuites>\n$/);
   const quiet = await kiln(root, ['test', '--image', 'plain:1', '--config', good, '-q']);
   assert.deepEqual([quiet.code, quiet.stdout], [0, '']);
+});
+
+test('--driver tar runs no commands (each command test fails as there); --image-from-oci-layout reads a layout; --driver host is refused', async () => {
+  const cfg = await config("schemaVersion: '2.0.0'\nglobalEnvVars: [{key: WHERE, value: '$HOME'}]\ncommandTests:\n- {name: echo, command: echo}\nfileExistenceTests:\n- {name: passwd, path: /etc/passwd}\n");
+  const tar = await kiln(root, ['test', '--driver', 'tar', '--image', 'plain:1', '--config', cfg, '-o', 'json']);
+  assert.equal(tar.code, 1);
+  const report = JSON.parse(tar.stdout) as Summary;
+  assert.deepEqual(report.Results!.map((r) => [r.Name, r.Pass, r.Errors ?? []]), [
+    ['echo', false, ['error in setup: Tar driver is unable to process commands, please use a different driver']],
+    ['File Existence Test: passwd', true, []],
+  ]);
+  const archive = join(work, 'plain.oci.tar');
+  await kilnOk(root, ['save', '--format', 'oci', '-o', archive, 'plain:1']);
+  const layout = join(work, 'plain-layout');
+  await mkdir(layout);
+  execFileSync('tar', ['-xf', archive, '-C', layout]);
+  const files = await config("schemaVersion: '2.0.0'\nfileExistenceTests:\n- {name: passwd, path: /etc/passwd}\n");
+  const fromLayout = await kiln(root, ['test', '--image-from-oci-layout', layout, '--default-image-tag', 'test.local/plain:1', '--config', files]);
+  assert.equal(fromLayout.code, 0, fromLayout.stdout + fromLayout.stderr);
+  assert.match(fromLayout.stdout, /\nPASS\n$/);
+  const host = await kiln(root, ['test', '--driver', 'host', '--image', 'plain:1', '--config', files]);
+  assert.equal(host.code, 2);
+  assert.match(host.stderr, /--driver host/);
 });
