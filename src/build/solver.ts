@@ -313,7 +313,10 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       labels: index === plan.target ? req.labels : undefined,
     });
     warnings.push(...program.warnings);
-    const total = program.steps.length + 1;
+    // BuildKit counts the FROM as step 1 only when it pulls an image: FROM scratch and FROM <stage>
+    // start at the first instruction (dockerfile2llb: cmdTotal, prefixCommand).
+    const fromSteps = sp.base.kind === 'image' ? 1 : 0;
+    const total = program.steps.length + fromSteps;
     const emptyHistory = new Set<number>();
     // History times come from when each step first ran (its cache record), so a fully cached
     // rebuild gives the same image ID, as with BuildKit.
@@ -321,7 +324,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     for (const [n, step] of program.steps.entries()) {
       checkAbort();
       const id = ++vertex;
-      const name = `[${stageLabel(index)} ${n + 2}/${total}] ${step.instruction.replace(/\s+/g, ' ').trim()}`;
+      const name = `[${stageLabel(index)} ${n + 1 + fromSteps}/${total}] ${step.instruction.replace(/\s+/g, ' ').trim()}`;
       const stepKey = await keyOf(step, key, layers);
       if (step.kind === 'run') for (const m of step.mounts) if (m.type === 'cache') noteCacheMount(m);
       const hit = req.noCache ? undefined : await cache.get(stepKey, imageStages.has(index));
@@ -391,7 +394,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       const ctx = await Promise.all(
         step.mounts.filter((m) => m.type === 'bind' && !m.from).map((m) => contextMountKey(m.source)),
       );
-      return cacheKey(parent, { run: step.args, env: step.env, user: step.user, workdir: step.workdir, network: step.network, mounts, fromKeys, ctx, inline: step.inlineFiles, net: req.network });
+      return cacheKey(parent, { run: step.args, env: step.env, user: step.user, workdir: step.workdir, network: step.network, mounts, fromKeys, ctx, inline: step.inlineFiles, net: req.network, ...(step.hostname ? { hostname: step.hostname } : {}) });
     }
     if (step.kind === 'workdir') return cacheKey(parent, { workdir: step.path, user: step.user });
     void layers;
@@ -589,7 +592,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
         rootfs: snap.rootfs,
         process: { args: step.args, env: [...step.env, ...step.proxyEnv, ...secretEnv], cwd: step.workdir || '/', user },
         network,
-        hostname: runId.slice(0, 12),
+        hostname: step.hostname ?? runId.slice(0, 12),
         mounts,
       };
       const result = await req.executor.run({ ...sandbox, stdout: sink('stdout'), stderr: sink('stderr'), signal: req.signal });

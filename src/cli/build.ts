@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { readFile, writeFile, mkdtemp, rm, stat } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { collect, openStore, out, type GlobalOptions } from './context.js';
 import { solve, type NamedContext, type RunFailure } from '../build/solver.js';
 import { addInlineCache, exportCache, importCaches, parseCacheFrom, parseCacheTo } from './buildcache.js';
@@ -169,7 +169,13 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
         throw new UsageError(`build context "${contextArg}" is not a directory`);
       }
       // With a repository as context, -f names a file in it, as docker reads it.
-      const dockerfilePath = o.file && o.file !== '-' ? (remote ? join(contextDir, o.file) : resolve(o.file)) : join(contextDir, 'Dockerfile');
+      let dockerfilePath = o.file && o.file !== '-' ? (remote ? join(contextDir, o.file) : resolve(o.file)) : join(contextDir, 'Dockerfile');
+      // A file named Dockerfile that is missing may be spelled dockerfile (BuildKit dockerui: the
+      // lowercase name is tried next, testDockerfileLowercase).
+      if (dockerfileText === undefined && basename(dockerfilePath) === 'Dockerfile' && !(await stat(dockerfilePath).catch(() => undefined))) {
+        const lower = join(dirname(dockerfilePath), 'dockerfile');
+        if (await stat(lower).catch(() => undefined)) dockerfilePath = lower;
+      }
       let context: BuildContext;
       try {
         if (dockerfileText === undefined) {

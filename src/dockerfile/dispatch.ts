@@ -74,6 +74,8 @@ export interface RunStep extends StepBase {
   env: string[];
   /** Proxy build args, appended to `env` when the step runs but kept out of its cache key, as BuildKit's llb.ProxyEnv is. */
   proxyEnv: string[];
+  /** The sandbox's hostname when --build-arg BUILDKIT_SANDBOX_HOSTNAME sets one (BuildKit dockerui: keyHostnameArg). */
+  hostname?: string;
   /** Unresolved "name[:group]" or "". */
   user: string;
   workdir: string;
@@ -571,6 +573,7 @@ export function dispatchStage(plan: BuildPlan, stageIndex: number, base: StageBa
           args,
           env: env.toStrings(),
           proxyEnv: proxyEnv(buildArgValues),
+          ...(buildArgValues.BUILDKIT_SANDBOX_HOSTNAME ? { hostname: buildArgValues.BUILDKIT_SANDBOX_HOSTNAME } : {}),
           user,
           workdir: dir,
           network: instr.network,
