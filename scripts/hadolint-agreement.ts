@@ -29,17 +29,18 @@ interface SpecFile {
   text: string;
 }
 
+/** Every `*Spec.hs` under test/ (the rule specs, and the pragma and regression specs that use the same helpers). */
 function readSpecs(source: string): SpecFile[] {
-  const dir = join(source, 'test', 'Hadolint', 'Rule');
+  const dir = join(source, 'test');
   if (existsSync(dir) && statSync(dir).isDirectory()) {
-    return readdirSync(dir)
+    return (readdirSync(dir, { recursive: true }) as string[])
       .filter((f) => f.endsWith('Spec.hs'))
       .sort()
-      .map((f) => ({ name: `test/Hadolint/Rule/${f}`, text: readFileSync(join(dir, f), 'utf8') }));
+      .map((f) => ({ name: `test/${f}`, text: readFileSync(join(dir, f), 'utf8') }));
   }
   // A bare git directory (what `fetch` brings): read the files of HEAD.
   const git = (...args: string[]) => execFileSync('git', ['--git-dir', source, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  return git('ls-tree', '-r', '--name-only', 'HEAD', 'test/Hadolint/Rule/')
+  return git('ls-tree', '-r', '--name-only', 'HEAD', 'test/')
     .split('\n')
     .filter((f) => f.endsWith('Spec.hs'))
     .sort()
@@ -459,6 +460,9 @@ function kilnConfig(v: Value): PartialConfig | undefined {
   const out: PartialConfig = {};
   for (const [field, value] of Object.entries(v.record)) {
     if (field === 'allowedRegistries') out.trustedRegistries = asStrings(value);
+    else if (field === 'ignoreRules') out.ignored = asStrings(value);
+    else if (field === 'disableIgnorePragma') out.disableIgnorePragma = value === true;
+    else if (/^(error|warning|info|style)Rules$/.test(field)) out.override = { ...out.override, [field.slice(0, -'Rules'.length)]: asStrings(value) };
     else if (field === 'strictLabels') out.strictLabels = value === true;
     else if (field === 'labelSchema') {
       if (!Array.isArray(value)) throw new NotExtractable('labelSchema is not a list');
@@ -587,7 +591,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const specs = readSpecs(source);
-  if (specs.length === 0) throw new Error(`${source}: no test/Hadolint/Rule/*Spec.hs files`);
+  if (!specs.some((s) => s.name.startsWith('test/Hadolint/Rule/'))) throw new Error(`${source}: no test/Hadolint/Rule/*Spec.hs files`);
   const unextracted: Unextracted[] = [];
   let cases = specs.flatMap((s) => extractCases(s, unextracted));
   if (onlyRule) cases = cases.filter((c) => c.code === onlyRule);
@@ -597,9 +601,10 @@ async function main(): Promise<void> {
   const agree = outcomes.filter((o) => o.agrees).length;
   const pct = (n: number, d: number) => (d === 0 ? '-' : `${((100 * n) / d).toFixed(1)}%`);
   const configured = outcomes.filter((o) => o.c.config);
-  console.log(`hadolint specs: ${specs.length} files in ${source}`);
+  const withCases = new Set(cases.map((c) => c.spec)).size;
+  console.log(`hadolint specs: ${withCases} of ${specs.length} spec files under test/ have ruleCatches cases (${source})`);
   console.log(`cases: ${outcomes.length} extracted, ${unextracted.length} not extracted`);
-  console.log(`  ${configured.length} with a non-default configuration, applied as kiln configuration (allowedRegistries → trustedRegistries, labelSchema, strictLabels)`);
+  console.log(`  ${configured.length} with a non-default configuration, applied as kiln configuration (allowedRegistries → trustedRegistries, ignoreRules → ignored, labelSchema, strictLabels, …Rules → override)`);
   console.log(`  ${outcomes.filter((o) => offByDefault.has(o.c.code)).length} about rules off by default (${[...offByDefault].sort().join(', ')}), switched on for them as hadolint's harness runs them`);
   console.log(`  ${outcomes.filter((o) => o.parseError).length} where kiln lint reported an instruction it could not parse (DL1000)`);
   console.log(`agreement: ${agree} / ${outcomes.length} = ${pct(agree, outcomes.length)}`);

@@ -31,7 +31,8 @@ export async function lintDockerfile(text: string, opts: LintOptions): Promise<F
 
   const source = readForLint(text, file, (code, line, message) => add(code, parseRules[code].severity, line, message));
   if (!source) return finish(raw, file, config);
-  const pragmas = readPragmas(text, source.dockerfile.instructions.map((i) => i.line));
+  const instructions = source.dockerfile.instructions;
+  const pragmas = readPragmas(text, instructions.map((i) => i.line), instructions.filter((i) => i.kind === 'from').map((i) => i.line));
   const ctx = await buildContext(source, config, pragmas.shell, pragmas.production);
   for (const line of pragmas.inline) add('DL1001', parseRules.DL1001.severity, line, parseRules.DL1001.message);
 
@@ -138,6 +139,7 @@ function finish(
     if (r.level === 'ignore') continue;
     if (pragmas && !config.disableIgnorePragma) {
       if (pragmas.global.has(r.code) || pragmas.byLine.get(r.line)?.has(r.code)) continue;
+      if (pragmas.byStage.some((s) => s.from <= r.line && r.line < s.to && s.codes.has(r.code))) continue;
     }
     const key = `${r.code}\0${r.line}\0${r.message}`;
     if (seen.has(key)) continue;

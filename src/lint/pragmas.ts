@@ -1,17 +1,21 @@
 // Inline pragmas, as hadolint reads them, plus kiln's spelling of the same:
 //   # hadolint ignore=DL3006,SC2086          the next instruction only
 //   # hadolint global ignore=DL3008          the whole file
+//   # hadolint stage ignore=DL3011           the stage whose FROM comes next
 //   # hadolint shell=powershell              RUN is not POSIX shell: shell rules do not apply
 //   # kiln ignore=… / # kiln global ignore=… the same
 //   # kiln production                        the file builds a production image (rule KL1004)
 // The Dockerfile parser drops comments, so they are read from the text, and tied to instructions by
-// the lines the parser reports.
+// the lines the parser reports. A pragma may end in a comment of its own (`… ignore=DL3002 # why`);
+// one that names anything but rule codes is not a pragma, as in hadolint.
 
 export interface Pragmas {
   /** Codes ignored everywhere in the file. */
   global: Set<string>;
   /** Codes ignored per instruction start line. */
   byLine: Map<number, Set<string>>;
+  /** Codes ignored from a FROM line up to the next FROM (`stage ignore=`). */
+  byStage: { from: number; to: number; codes: Set<string> }[];
   /** `shell=` pragma: the shell RUN instructions use, when not POSIX. */
   shell?: string;
   production: boolean;
@@ -19,13 +23,14 @@ export interface Pragmas {
   inline: number[];
 }
 
-const pragmaRe = /^\s*#\s*(?:hadolint|kiln)\s+(global\s+)?ignore\s*=\s*([A-Za-z0-9,\s]+?)\s*$/;
-const shellRe = /^\s*#\s*(?:hadolint|kiln)\s+shell\s*=\s*(\S+)\s*$/;
+const pragmaRe = /^\s*#\s*(?:hadolint|kiln)\s+(?:(global|stage)\s+)?ignore\s*=\s*([A-Za-z0-9,\s]+?)\s*(?:#.*)?$/;
+const shellRe = /^\s*#\s*(?:hadolint|kiln)\s+shell\s*=\s*([^\s#]+)\s*(?:#.*)?$/;
+const ruleCode = /^(DL|SC|KL)\d+$/;
 const productionRe = /^\s*#\s*kiln\s+production\s*$/;
 
-/** `instructionLines`: the 1-based first line of every instruction, in order. */
-export function readPragmas(text: string, instructionLines: number[]): Pragmas {
-  const out: Pragmas = { global: new Set(), byLine: new Map(), production: false, inline: [] };
+/** `instructionLines`: the 1-based first line of every instruction; `fromLines`, those of the FROMs. */
+export function readPragmas(text: string, instructionLines: number[], fromLines: number[] = []): Pragmas {
+  const out: Pragmas = { global: new Set(), byLine: new Map(), byStage: [], production: false, inline: [] };
   const lines = text.split('\n');
   const starts = [...instructionLines].sort((a, b) => a - b);
   lines.forEach((raw, i) => {
@@ -36,8 +41,14 @@ export function readPragmas(text: string, instructionLines: number[]): Pragmas {
     const m = pragmaRe.exec(raw);
     if (!m) return;
     const codes = m[2]!.split(/[\s,]+/).filter(Boolean);
-    if (m[1]) {
+    if (!codes.every((c) => ruleCode.test(c))) return;
+    if (m[1] === 'global') {
       for (const c of codes) out.global.add(c);
+      return;
+    }
+    if (m[1] === 'stage') {
+      const from = fromLines.find((l) => l > line);
+      if (from !== undefined) out.byStage.push({ from, to: fromLines.find((l) => l > from) ?? Infinity, codes: new Set(codes) });
       return;
     }
     out.inline.push(line);

@@ -76,6 +76,17 @@ for (const c of cases) {
   });
 }
 
+test('a stage ignore pragma covers the stage whose FROM follows it, and only that stage', async () => {
+  const text = 'FROM alpine:3.20\nEXPOSE 70000\n# hadolint stage ignore=DL3011\nFROM alpine:3.20\nEXPOSE 70001\nFROM alpine:3.20\nEXPOSE 70002\n';
+  assert.deepEqual(await lines(text, 'DL3011'), [2, 7]);
+});
+
+test('a pragma may end in a comment; one naming something that is not a rule code is no pragma', async () => {
+  assert.deepEqual(await lines('FROM alpine:3.20\n# hadolint ignore=DL3002 # the entrypoint drops root\nUSER root\n', 'DL3002'), []);
+  assert.deepEqual(await lines('FROM alpine:3.20\n# hadolint ignore=DL3002,later\nUSER root\n', 'DL3002'), [3]);
+  assert.deepEqual(await lines('FROM alpine:3.20\n# kiln global ignore=DL3011 # ports are checked elsewhere\nEXPOSE 70000\n', 'DL3011'), []);
+});
+
 test('DL1001 is not reported with the default configuration', async () => {
   assert.deepEqual(await lines('FROM debian:12\n# hadolint ignore=DL3008\nRUN true\n', 'DL1001'), []);
 });
