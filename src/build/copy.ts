@@ -117,47 +117,55 @@ async function selectWithParents(inputs: CopyInputs, fail: (m: string) => never,
     const patternRaw = pivot >= 0 ? raw.slice(pivot + 3) : raw;
     const base = cleanSource(baseRaw, () => fail(`source "${raw}" is outside the build context`));
     const pattern = cleanSource(patternRaw, () => fail(`source "${raw}" is outside the build context`));
-    const resolvedBase = await tree.resolve(base);
-    const baseFile = resolvedBase === undefined ? undefined : await tree.stat(resolvedBase);
-    if (resolvedBase === undefined || !baseFile || baseFile.type !== 'directory') {
-      if (!hasGlob(raw)) notFound(raw, false);
-      continue;
-    }
-    const realBase = resolvedBase;
-    const under = (p: string) => (realBase === '' ? p : `${realBase}/${p}`);
-    const matcher = createIgnoreMatcher([pattern]);
-    const prefix = pattern.split('/');
-    const firstGlob = prefix.findIndex(hasGlob);
-    const walkFrom = firstGlob < 0 ? pattern : prefix.slice(0, firstGlob).join('/');
-    const matches: ContextFile[] = [];
-    const start = await tree.stat(under(walkFrom));
-    if (start && tree.included(under(walkFrom))) {
-      if (matcher.ignores(walkFrom)) matches.push(start);
-      else if (start.type === 'directory') {
-        let inside: string | undefined;
-        for (const f of tree.walk(start.rel)) {
-          if (inside !== undefined && f.rel.startsWith(inside)) continue;
-          const rel = realBase === '' ? f.rel : f.rel.slice(realBase.length + 1);
-          if (!matcher.ignores(rel)) continue;
-          matches.push(f);
-          inside = f.type === 'directory' ? f.rel + '/' : undefined;
+    // A pivot may itself be a wildcard (/test/a/b*/./c): each directory it matches is a pivot.
+    const bases = hasGlob(base) ? await globMatches(tree, base) : [base];
+    let pivots = 0;
+    for (const b of bases) {
+      const resolvedBase = await tree.resolve(b);
+      const baseFile = resolvedBase === undefined ? undefined : await tree.stat(resolvedBase);
+      if (resolvedBase === undefined || !baseFile || baseFile.type !== 'directory') continue;
+      pivots++;
+      // BuildKit copies the pivot's contents filtered by the pattern, so the destination directory is
+      // made even when nothing matches (testCopyParentsMissingDirectory, wildcard-nonexistent).
+      if (!out.has(dest)) out.set(dest, { file: baseFile, target: dest, directoryOnly: true });
+      const realBase = resolvedBase;
+      const under = (p: string) => (realBase === '' ? p : `${realBase}/${p}`);
+      const matcher = createIgnoreMatcher([pattern]);
+      const prefix = pattern.split('/');
+      const firstGlob = prefix.findIndex(hasGlob);
+      const walkFrom = firstGlob < 0 ? pattern : prefix.slice(0, firstGlob).join('/');
+      const matches: ContextFile[] = [];
+      const start = await tree.stat(under(walkFrom));
+      if (start && tree.included(under(walkFrom))) {
+        if (matcher.ignores(walkFrom)) matches.push(start);
+        else if (start.type === 'directory') {
+          let inside: string | undefined;
+          for (const f of tree.walk(start.rel)) {
+            if (inside !== undefined && f.rel.startsWith(inside)) continue;
+            const rel = realBase === '' ? f.rel : f.rel.slice(realBase.length + 1);
+            if (!matcher.ignores(rel)) continue;
+            matches.push(f);
+            inside = f.type === 'directory' ? f.rel + '/' : undefined;
+          }
         }
       }
-    }
-    if (matches.length === 0 && !hasGlob(pattern)) notFound(raw, !!start);
-    for (const f of matches) {
-      const rel = realBase === '' ? f.rel : f.rel.slice(realBase.length + 1);
-      const parts = rel.split('/');
-      for (let i = 1; i < parts.length; i++) {
-        const p = parts.slice(0, i).join('/');
-        const target = posix.join(dest, p);
-        if (out.has(target)) continue;
-        const dir = await tree.stat(under(p));
-        if (dir) out.set(target, { file: dir, target, keepDirectory: true, directoryOnly: true });
+      if (matches.length === 0 && !hasGlob(raw)) notFound(raw, !!start);
+      for (const f of matches) {
+        const rel = realBase === '' ? f.rel : f.rel.slice(realBase.length + 1);
+        const parts = rel.split('/');
+        for (let i = 1; i < parts.length; i++) {
+          const p = parts.slice(0, i).join('/');
+          const target = posix.join(dest, p);
+          if (out.has(target)) continue;
+          const dir = await tree.stat(under(p));
+          if (dir) out.set(target, { file: dir, target, keepDirectory: true, directoryOnly: true });
+        }
+        const target = posix.join(dest, rel);
+        // Keyed by source too: two pivots may bring the same path, and both contents are copied.
+        out.set(`${target}\0${f.rel}`, { file: f, target, keepDirectory: f.type === 'directory' });
       }
-      const target = posix.join(dest, rel);
-      out.set(target, { file: f, target, keepDirectory: f.type === 'directory' });
     }
+    if (pivots === 0 && !hasGlob(raw)) notFound(raw, false);
   }
   return [...out.values()];
 }
