@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatReport, goDuration, goFloat } from '../../src/inspect/structure/report.js';
 import { expand, parseDotenv, type StructureReport } from '../../src/inspect/structure/run.js';
-import { parseStructureConfig } from '../../src/inspect/structure/config.js';
+import { goRegExp, parseStructureConfig } from '../../src/inspect/structure/config.js';
 
 // The report formats as container-structure-test's pkg/output writes them through Go's encoders,
 // and the Go behaviours kiln re-implements (os.Expand, time.Duration.String, strconv 'g').
@@ -80,4 +80,11 @@ test('configuration: what Validate refuses becomes a failed test, not an unreada
   ]);
   assert.deepEqual(c.metadataTest?.invalid, ['Label key cannot be empty']);
   assert.equal(parseStructureConfig('schemaVersion: 2.0.0\nmetadataTest:\n  cmd: null\n  envVars: []\n', 'c.yaml').metadataTest, undefined, 'an empty metadata test is not run');
+});
+
+test('RE2 patterns: leading flags, POSIX classes, \\Q…\\E, \\A and \\z, named groups', () => {
+  const ok: [string, string][] = [['(?i)^usage', 'Usage: x'], ['^[[:digit:]]+\\.[[:alpha:]]+$', '12.ab'], ['\\Qa.b*c\\E$', 'xa.b*c'], ['\\Aroot\\z', 'root'], ['(?P<v>\\d+)', 'v1'], ['[[:punct:]]', 'a-b'], ['(?s)a.b', 'a\nb']];
+  const no: [string, string][] = [['^[[:digit:]]+$', '12a'], ['\\Qa.b\\E', 'axb'], ['\\Aroot\\z', 'root\n'], ['a.b', 'a\nb'], ['[[:space:]]', 'nospace']];
+  for (const [re, s] of ok) assert.ok(goRegExp(re).test(s), `${re} matches ${JSON.stringify(s)}`);
+  for (const [re, s] of no) assert.ok(!goRegExp(re).test(s), `${re} does not match ${JSON.stringify(s)}`);
 });

@@ -212,9 +212,28 @@ class Reader {
   }
 }
 
+// RE2's ASCII classes (github.com/google/re2/wiki/Syntax), as the inside of a JavaScript class.
+const posixClasses: Record<string, string> = {
+  alnum: '0-9A-Za-z',
+  alpha: 'A-Za-z',
+  ascii: '\\x00-\\x7F',
+  blank: '\\t ',
+  cntrl: '\\x00-\\x1F\\x7F',
+  digit: '0-9',
+  graph: '!-~',
+  lower: 'a-z',
+  print: ' -~',
+  punct: '!-\\/:-@\\[-`{-~',
+  space: '\\t\\n\\v\\f\\r ',
+  upper: 'A-Z',
+  word: '0-9A-Za-z_',
+  xdigit: '0-9A-Fa-f',
+};
+
 /**
  * A Go (RE2) regular expression as a JavaScript one: leading inline flags such as `(?i)` or `(?s)`
- * become RegExp flags, `(?P<name>` becomes `(?<name>`, `\A` and `\z` become anchors.
+ * become RegExp flags, `(?P<name>` becomes `(?<name>`, `\A` and `\z` become anchors, `[[:alpha:]]`
+ * classes their ranges and `\Q…\E` its text.
  */
 export function goRegExp(src: string): RegExp {
   let flags = '';
@@ -224,6 +243,8 @@ export function goRegExp(src: string): RegExp {
     for (const f of m[1]!) if (f !== 'U' && !flags.includes(f)) flags += f;
     body = body.slice(m[0].length);
   }
+  body = body.replace(/\\Q([\s\S]*?)(?:\\E|$)/g, (_m, lit: string) => lit.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&'));
+  body = body.replace(/\[:(\w+):\]/g, (m, name: string) => posixClasses[name] ?? m);
   body = body.replace(/\(\?P</g, '(?<').replace(/\\A/g, '^').replace(/\\z/g, '$(?![\\s\\S])');
   return new RegExp(body, flags);
 }
