@@ -7,7 +7,8 @@
 //   onBuildRuleCatches      exactly one, once every RUN is wrapped in ONBUILD
 //   onBuildRuleCatchesNot   none, with every RUN wrapped in ONBUILD
 // Nothing of hadolint is copied into kiln: the spec files are read from the checkout given.
-//   npx tsc -p . && node dist/scripts/hadolint-agreement.js <hadolint work tree or git dir> [--verbose] [--rule DL3009]
+//   npx tsc -p . && node dist/scripts/hadolint-agreement.js <hadolint work tree or git dir> [--verbose] [--rule DL3009] [--cases]
+// --verbose prints the Dockerfile of each disagreement, --cases every case extracted (to audit the extraction).
 //
 // The spec files are Haskell, so the Dockerfile text is found by evaluating a small part of Haskell:
 // string literals (escapes and string gaps), lists, `unlines`/`Text.unlines`, `<>`/`++`, `$`, and
@@ -583,6 +584,7 @@ async function judge(c: Case): Promise<Outcome> {
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const verbose = args.includes('--verbose');
+  const listCases = args.includes('--cases');
   const ruleAt = args.indexOf('--rule');
   const onlyRule = ruleAt >= 0 ? args[ruleAt + 1] : undefined;
   const source = args.find((a, k) => !a.startsWith('--') && args[k - 1] !== '--rule');
@@ -619,6 +621,11 @@ async function main(): Promise<void> {
   const rows = [...byRule.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const cells = rows.map(([code, os]) => `${/^[A-Z]+[0-9]+$/.test(code) ? code : JSON.stringify(code)} ${os.filter((o) => o.agrees).length}/${os.length}`);
   for (let k = 0; k < cells.length; k += 6) console.log('  ' + cells.slice(k, k + 6).map((s) => s.padEnd(16)).join(''));
+
+  if (listCases) {
+    console.log('\ncases:');
+    for (const o of outcomes) console.log(`  ${o.agrees ? 'agree   ' : 'DISAGREE'} ${basename(o.c.spec)}:${o.c.line} ${o.c.helper} ${o.c.code} found ${o.found} ${JSON.stringify(o.c.dockerfile)}`);
+  }
 
   const wrong = outcomes.filter((o) => !o.agrees);
   console.log(`\ndisagreements: ${wrong.length}`);
