@@ -1,5 +1,6 @@
-// The lint engine: parse with the Dockerfile frontend, group by stage, parse every RUN's shell once,
-// run the rules and ShellCheck, then apply the configuration (ignored, override) and the pragmas.
+// The lint engine: read the file leniently with the Dockerfile frontend's parser (parse.ts), group by
+// stage, parse every RUN's shell once, run the rules and ShellCheck, then apply the configuration
+// (ignored, override) and the pragmas.
 
 import type { RunInstruction } from '../dockerfile/index.js';
 import { parseTrigger } from '../dockerfile/instructions.js';

@@ -181,7 +181,8 @@ export const instructionRules: Rule[] = [
         for (const i of s.instructions) {
           if (i.kind !== 'copy' || i.from === undefined) continue;
           const from = i.from.toLowerCase();
-          if (/^\d+$/.test(from) && Number(from) < s.index) continue;
+          // Stage numbers count FROMs: instructions before the first FROM are no stage to BuildKit.
+          if (/^\d+$/.test(from) && Number(from) < ctx.stages.slice(0, s.index).filter((p) => p.from).length) continue;
           if (ctx.stages.slice(0, s.index).some((p) => p.name === from)) continue;
           if (from === s.name) continue; // DL3023's business
           // An image reference (has a registry, a tag or a digest) is a legitimate source.
