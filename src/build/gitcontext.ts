@@ -72,7 +72,13 @@ export async function cloneGitContext(spec: GitContextSpec): Promise<{ dir: stri
       await git(['clone', '--quiet', '--no-checkout', '--', spec.url, checkout]);
       await git(['-C', checkout, 'checkout', '--quiet', '--detach', spec.ref!]);
     } else {
-      await git(['clone', '--quiet', '--depth', '1', ...(spec.ref ? ['--branch', spec.ref] : []), '--', spec.url, checkout]);
+      const branch = spec.ref ? ['--branch', spec.ref] : [];
+      await git(['clone', '--quiet', '--depth', '1', ...branch, '--', spec.url, checkout]).catch(async (e: Error) => {
+        // git's dumb HTTP transport (a repository served as static files) cannot clone shallow.
+        if (!/does not support shallow/.test(e.message)) throw e;
+        await rm(checkout, { recursive: true, force: true });
+        await git(['clone', '--quiet', ...branch, '--', spec.url, checkout]);
+      });
     }
     await rm(join(checkout, '.git'), { recursive: true, force: true });
     const dir = join(checkout, spec.subdir);

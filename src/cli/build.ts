@@ -7,6 +7,7 @@ import { solve, type NamedContext, type RunFailure } from '../build/solver.js';
 import { addInlineCache, exportCache, importCaches, parseCacheFrom, parseCacheTo } from './buildcache.js';
 import { BuildContext } from '../build/context.js';
 import { cloneGitContext, isGitContext, parseGitContext } from '../build/gitcontext.js';
+import { fetchHTTPContext, isHTTPContext } from '../build/httpcontext.js';
 import { exportResult, parseOutput } from '../build/export.js';
 import { plainProgress, ttyProgress } from '../ui/progress.js';
 import { silentProgress } from '../build/progress.js';
@@ -165,11 +166,17 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
         const clone = await cloneGitContext(parseGitContext(contextArg));
         contextDir = clone.dir;
         removeContext = clone.cleanup;
+      } else if (isHTTPContext(contextArg)) {
+        const fetched = await fetchHTTPContext(contextArg);
+        contextDir = fetched.dir;
+        removeContext = fetched.cleanup;
+        // A URL that is the Dockerfile itself: -f names nothing then.
+        if (fetched.dockerfile !== undefined) dockerfileText ??= fetched.dockerfile;
       } else if (!(await stat(contextDir).catch(() => undefined))?.isDirectory()) {
         throw new UsageError(`build context "${contextArg}" is not a directory`);
       }
-      // With a repository as context, -f names a file in it, as docker reads it.
-      let dockerfilePath = o.file && o.file !== '-' ? (remote ? join(contextDir, o.file) : resolve(o.file)) : join(contextDir, 'Dockerfile');
+      // With a repository or a downloaded archive as context, -f names a file in it, as docker reads it.
+      let dockerfilePath = o.file && o.file !== '-' ? (remote || isHTTPContext(contextArg) ? join(contextDir, o.file) : resolve(o.file)) : join(contextDir, 'Dockerfile');
       // A file named Dockerfile that is missing may be spelled dockerfile (BuildKit dockerui: the
       // lowercase name is tried next, testDockerfileLowercase).
       if (dockerfileText === undefined && basename(dockerfilePath) === 'Dockerfile' && !(await stat(dockerfilePath).catch(() => undefined))) {

@@ -3,6 +3,7 @@
 // records the requests it answered.
 
 import { mkdtemp, mkdir, writeFile, symlink, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, dirname } from 'node:path';
@@ -100,4 +101,17 @@ export async function serve(routes: Record<string, Route> | ((path: string) => R
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   const { port } = server.address() as AddressInfo;
   return { url: `http://127.0.0.1:${port}`, requests, close: () => new Promise((ok) => server.close(() => ok())) };
+}
+
+/** Files below `dir` over HTTP, as a static server does: enough for git's dumb HTTP protocol. */
+export function serveDirectory(dir: string): Promise<Served> {
+  return serve((path) => {
+    const file = join(dir, decodeURIComponent(path));
+    if (!file.startsWith(dir + '/')) return undefined;
+    try {
+      return { body: readFileSync(file) };
+    } catch {
+      return undefined;
+    }
+  });
 }
