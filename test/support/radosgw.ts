@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, requireBinary, runToLog, startDaemon, waitUntil, type Daemon, type TestContextLike } from './daemon.js';
+import { freePort, logTail, requireBinary, runToLog, startDaemon, waitUntil, type Daemon, type TestContextLike } from './daemon.js';
 
 export interface Radosgw {
   /** http://127.0.0.1:PORT; use path-style addressing (there is no DNS for bucket hosts). */
@@ -98,8 +98,8 @@ rgw init timeout = 60
  * cluster shared by a describe(), pass suiteScope() from ./daemon.js.
  */
 export async function startRadosgw(t: TestContextLike): Promise<Radosgw> {
-  for (const [b, pkg] of [['monmaptool', 'ceph-common'], ['ceph', 'ceph-common'], ['ceph-mon', 'ceph-mon'], ['ceph-osd', 'ceph-osd'], ['radosgw', 'radosgw'], ['radosgw-admin', 'radosgw']]) {
-    requireBinary(`/usr/bin/${b}`, pkg!);
+  for (const [b, pkg] of [['monmaptool', 'ceph-common'], ['ceph', 'ceph-common'], ['ceph-mon', 'ceph-mon'], ['ceph-osd', 'ceph-osd'], ['radosgw', 'radosgw'], ['radosgw-admin', 'radosgw']] as const) {
+    requireBinary(`/usr/bin/${b}`, pkg);
   }
   const dir = await mkdtemp(join(tmpdir(), 'kiln-ceph-'));
   const daemons: { mon?: Daemon; osd?: Daemon; rgw?: Daemon } = {};
@@ -124,7 +124,7 @@ export async function startRadosgw(t: TestContextLike): Promise<Radosgw> {
     const d = startDaemon('radosgw', '/usr/bin/radosgw', ['-f', '-c', conf, '-n', 'client.rgw.kiln'], { logFile: log('client.rgw.kiln.out') });
     daemons.rgw = d;
     // an anonymous GET / is answered (an empty bucket list) once radosgw serves S3
-    await waitUntil(d, 'answering on ' + endpoint, async () => (await fetch(endpoint + '/')).status === 200, 60_000);
+    await waitUntil(d, 'answering on ' + endpoint, async () => (await fetch(endpoint + '/', { signal: AbortSignal.timeout(2000) })).status === 200, 60_000);
   };
 
   // each step's duration goes to log/setup.out, to see where a slow start spends its time
@@ -153,8 +153,11 @@ export async function startRadosgw(t: TestContextLike): Promise<Radosgw> {
     await startRgw();
     await step('radosgw answering');
   } catch (err) {
+    // the directory goes when the test ends: the daemons' own logs go into the error
+    const states = [daemons.mon, daemons.osd, daemons.rgw].map((d) => d && `${d.name} ${d.running() ? 'running' : 'ended'}`);
     await stopAll();
-    throw new Error(`Ceph did not start (logs in ${dir}/log, deleted when the test ends): ${(err as Error).message}`);
+    const logs = await Promise.all(['mon.a', 'osd.0', 'client.rgw.kiln'].map(async (n) => `--- end of log/${n}.log:\n${await logTail(log(`${n}.log`), 8)}`));
+    throw new Error(`Ceph did not start (${states.filter(Boolean).join(', ')}): ${(err as Error).message}\n${logs.join('\n')}`);
   }
 
   return {
