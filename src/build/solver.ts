@@ -324,7 +324,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     for (const [n, step] of program.steps.entries()) {
       checkAbort();
       const id = ++vertex;
-      const name = `[${stageLabel(index)} ${n + 1 + fromSteps}/${total}] ${step.instruction.replace(/\s+/g, ' ').trim()}`;
+      const name = `[${stageLabel(index)} ${n + 1 + fromSteps}/${total}] ${(step.title ?? step.instruction).replace(/\s+/g, ' ').trim()}`;
       const stepKey = await keyOf(step, key, layers);
       if (step.kind === 'run') for (const m of step.mounts) if (m.type === 'cache') noteCacheMount(m);
       const hit = req.noCache ? undefined : await cache.get(stepKey, imageStages.has(index));

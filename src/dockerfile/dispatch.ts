@@ -64,6 +64,12 @@ interface StepBase {
   onbuild: boolean;
   /** The instruction's source text. */
   instruction: string;
+  /**
+   * How progress names the step when that differs from the source text: RUN, COPY and ADD with
+   * variables expanded and a secret's env= variable shown as ****, as BuildKit names the vertex
+   * (dockerfile2llb processCmdEnv, withSecretEnvMask).
+   */
+  title?: string;
 }
 
 export interface RunStep extends StepBase {
@@ -275,6 +281,7 @@ export function dispatchStage(plan: BuildPlan, stageIndex: number, base: StageBa
   const sink = new WarningSink(file, df.check);
   const lex = new ShellLex({ escapeToken: df.escapeChar });
   const rawLex = new ShellLex({ escapeToken: '\\', skipProcessQuotes: true });
+  const titleLex = lex.with({ rawQuotes: true, skipUnsetEnv: true });
   const buildArgValues = opts.buildArgs;
   const globalArgs = new EnvList(plan.globalArgList);
   const byName = new Map<string, number>();
@@ -374,6 +381,16 @@ export function dispatchStage(plan: BuildPlan, stageIndex: number, base: StageBa
         return r.result;
       });
     const stepBase = (createdBy: string, historyIndex: number): StepBase => ({ line, createdBy, historyIndex, onbuild, instruction: instr.original });
+    /** BuildKit's processCmdEnv: quotes kept, unset variables left as written, the text as it is on an error. */
+    const titled = (masked: string[] = []): { title?: string } => {
+      const lookup = masked.length === 0 ? env : { get: (k: string) => (masked.includes(k) ? '****' : env.get(k)), keys: () => [...new Set([...env.keys(), ...masked])] };
+      try {
+        const title = titleLex.processWord(instr.original, lookup).result;
+        return title === instr.original ? {} : { title };
+      } catch {
+        return {};
+      }
+    };
 
     switch (instr.kind) {
       case 'env': {
@@ -569,6 +586,7 @@ export function dispatchStage(plan: BuildPlan, stageIndex: number, base: StageBa
         const idx = commit('RUN ' + [...prefix, ...args].join(' '), true, true);
         steps.push({
           ...stepBase(createdBy, idx),
+          ...titled(runMounts.flatMap((m) => (m.type === 'secret' && m.env !== undefined ? [m.env] : []))),
           kind: 'run',
           args,
           env: env.toStrings(),
@@ -606,7 +624,7 @@ export function dispatchStage(plan: BuildPlan, stageIndex: number, base: StageBa
         const idx = commit(step.createdByNoSuffix, true, true);
         const { createdByNoSuffix, ...rest } = step;
         void createdByNoSuffix;
-        steps.push({ ...rest, ...stepBase(step.createdByNoSuffix + ' # buildkit', idx) });
+        steps.push({ ...rest, ...stepBase(step.createdByNoSuffix + ' # buildkit', idx), ...titled() });
         break;
       }
     }
