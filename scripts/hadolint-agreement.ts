@@ -8,7 +8,8 @@
 //   onBuildRuleCatchesNot   none, with every RUN wrapped in ONBUILD
 // Nothing of hadolint is copied into kiln: the spec files are read from the checkout given.
 //   npx tsc -p . && node dist/scripts/hadolint-agreement.js <hadolint work tree or git dir> [--verbose] [--rule DL3009] [--cases]
-// --verbose prints the Dockerfile of each disagreement, --cases every case extracted (to audit the extraction).
+// --verbose prints the Dockerfile of each disagreement, --cases every case extracted (to audit the
+// extraction), --json one JSON object instead of the report (what test/lint/hadolint-agreement.test.ts reads).
 //
 // The spec files are Haskell, so the Dockerfile text is found by evaluating a small part of Haskell:
 // string literals (escapes and string gaps), lists, `unlines`/`Text.unlines`, `<>`/`++`, `$`, and
@@ -601,6 +602,11 @@ async function main(): Promise<void> {
   for (const c of cases) outcomes.push(await judge(c));
 
   const agree = outcomes.filter((o) => o.agrees).length;
+  if (args.includes('--json')) {
+    const disagreements = outcomes.filter((o) => !o.agrees).map((o) => ({ spec: o.c.spec, line: o.c.line, helper: o.c.helper, code: o.c.code, found: o.found }));
+    console.log(JSON.stringify({ specFiles: specs.length, cases: outcomes.length, agree, unextracted: unextracted.length, disagreements }));
+    return;
+  }
   const pct = (n: number, d: number) => (d === 0 ? '-' : `${((100 * n) / d).toFixed(1)}%`);
   const configured = outcomes.filter((o) => o.c.config);
   const withCases = new Set(cases.map((c) => c.spec)).size;
