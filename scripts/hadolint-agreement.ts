@@ -152,6 +152,7 @@ function tokenize(src: string): Token[] {
         i += 1 + used;
       }
       push('string', out, startLine, col);
+      lastLine = line; // a token after a string with gaps, on the string's last line, does not start a line
       continue;
     }
     if (c === "'" && !(tokens.length > 0 && isId(src[i - 1] ?? ' '))) {
