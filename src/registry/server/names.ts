@@ -9,8 +9,12 @@ const digestShapeRe = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
 /** Clients limit host + "/" + name to 255 characters; names alone are held to that too. */
 export const NameMaxLength = 255;
 
+export function isName(name: string): boolean {
+  return name.length > 0 && name.length <= NameMaxLength && nameRe.test(name);
+}
+
 export function assertName(name: string): string {
-  if (name.length === 0 || name.length > NameMaxLength || !nameRe.test(name)) throw nameInvalid(name);
+  if (!isName(name)) throw nameInvalid(name);
   return name;
 }
 

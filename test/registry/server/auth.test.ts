@@ -318,3 +318,15 @@ test('a cross-repository mount is challenged for push on the target and pull on 
     assert.equal((await getBlob(secretDigest, token)).status, 404, `${label}: the source's blob is not in the target`);
   }
 });
+
+test('a mount with a from that is not a repository name is challenged for the target only, and refused as NAME_INVALID once authorized', async (t) => {
+  const reg = await authRegistry(t);
+  const path = `/v2/team/dst/blobs/uploads/?mount=sha256:${'a'.repeat(64)}&from=${encodeURIComponent('x",error="forged')}`;
+  const r = await fetch(reg.url + path, { method: 'POST' });
+  assert.equal(r.status, 401);
+  assert.equal(r.headers.get('www-authenticate'), `Bearer realm="${reg.url}/token",service="kiln-registry",scope="repository:team/dst:push,pull"`);
+  const dev = reg.client({ user: 'dev', password: pw('dev') });
+  const authorized = await dev.req('POST', path);
+  assert.equal(authorized.status, 400);
+  assert.equal(authorized.json<{ errors: { code: string }[] }>().errors[0]!.code, 'NAME_INVALID');
+});

@@ -1,6 +1,6 @@
 import type { Registry } from '../registry.js';
 import { query, sendEmpty, type Ctx } from '../http.js';
-import { assertDigest, assertName, namespaceOf } from '../names.js';
+import { assertDigest, assertName, isName, namespaceOf } from '../names.js';
 import { blobUploadInvalid, digestInvalid, RegistryError } from '../errors.js';
 import type { UploadSession } from '../uploads.js';
 
@@ -59,15 +59,15 @@ async function complete(reg: Registry, ctx: Ctx, name: string, s: UploadSession,
 export async function startUpload(reg: Registry, ctx: Ctx, name: string): Promise<void> {
   const q = query(ctx);
   const mount = q.get('mount');
-  // Checked before it goes into a challenge header. A mount uses pull on `from` when the token has
-  // it and uploads without it, so the challenge names that scope too (as Distribution does).
+  // A mount uses pull on `from` when the token has it and uploads without it, so the challenge
+  // names that scope too, as Distribution does; only a valid name goes into the header.
   const from = mount !== null ? q.get('from') : null;
-  if (from !== null) assertName(from);
-  await reg.auth.require(ctx, name, ['push', 'pull'], { wanted: from !== null ? [{ repository: from, actions: ['pull'] }] : undefined });
+  await reg.auth.require(ctx, name, ['push', 'pull'], { wanted: from !== null && isName(from) ? [{ repository: from, actions: ['pull'] }] : undefined });
   if (mount !== null) {
     const digest = assertDigest(mount);
     let source: string | undefined;
     if (from !== null) {
+      assertName(from);
       if ((await reg.auth.may(ctx, from, 'pull')) && (await reg.blobs.stat(from, digest)) !== undefined) source = from;
     } else if (!reg.auth.enabled) {
       // distribution-spec: "MAY treat the from parameter as optional" — any repository will do.
