@@ -88,7 +88,11 @@ export async function selectSources(inputs: CopyInputs, destIsDir: (p: string) =
   if (step.add && step.unpack !== false) for (const { file: f } of found) if (f.type === 'file' && (await archiveKind(f.abs))) archives++;
   const count = found.length - archives + step.heredocs.length;
   const explicitDir = dest.endsWith('/');
-  if (count > 1 && !explicitDir && !(wildcard && found.length - archives <= 1)) {
+  // One source as written (a wildcard matching several) is one copy in BuildKit, which never asks for a
+  // directory: directories it matches merge their contents into the destination (ADD dir* /5,
+  // testExcludedFilesOnCopy). Several sources as written keep the classic builder's rule.
+  const written = step.sources.length + step.heredocs.length;
+  if (count > 1 && !explicitDir && !(wildcard && (found.length - archives <= 1 || written === 1))) {
     if (!(await destIsDir(dest))) fail(`when using ${keyword} with more than one source file, the destination must be a directory and end with a /`);
   }
   const out: Selection[] = [];
