@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rename, rm, rmdir, lstat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rename, rm, rmdir, lstat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { join } from 'node:path';
@@ -53,7 +53,7 @@ export class OverlaySnapshotter implements Snapshotter {
       pending = (async () => {
         await mkdir(this.layersDir, { recursive: true });
         await mkdir(this.tmpDir, { recursive: true });
-        const tmp = await mkdtemp(join(this.tmpDir, 'x-'));
+        const tmp = await extractionDir(this.tmpDir);
         try {
           const { diffId } = await applyLayer(this.store.content.open(layer.digest), tmp, { whiteouts: 'overlay', overlayXattrNamespace: this.userxattr ? 'user' : 'trusted' });
           if (diffId !== layer.diffId) throw new Error(`layer ${layer.digest}: diffID ${diffId} does not match ${layer.diffId}`);
@@ -117,7 +117,7 @@ export class OverlaySnapshotter implements Snapshotter {
     try {
       await mkdir(this.layersDir, { recursive: true });
       await mkdir(this.tmpDir, { recursive: true });
-      tmp = await mkdtemp(join(this.tmpDir, 'x-'));
+      tmp = await extractionDir(this.tmpDir);
       const { diffId } = await extract(tmp, { whiteouts: 'overlay', overlayXattrNamespace: this.userxattr ? 'user' : 'trusted' });
       await renameIntoPlace(tmp, join(this.layersDir, encodedOf(diffId)));
       return diffId;
@@ -296,6 +296,17 @@ function donorKey(entries: readonly LayerEntry[]): string {
   };
   const sources = entries.flatMap((e) => (e.sourcePath !== undefined ? [e.sourcePath] : []));
   return sha256(`${common(sources)}\0${common(entries.map((e) => e.path))}`).slice(7, 39);
+}
+
+/**
+ * A fresh directory to extract a layer into, mode 0755: it is the root of a read-only view when
+ * its layer is the top one, and layer application leaves the root's own metadata alone (mkdtemp
+ * makes it 0700, which `kiln test` saw as the image's / ).
+ */
+async function extractionDir(tmpDir: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpDir, 'x-'));
+  await chmod(dir, 0o755);
+  return dir;
 }
 
 async function renameIntoPlace(from: string, to: string): Promise<void> {

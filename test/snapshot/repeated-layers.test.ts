@@ -167,3 +167,16 @@ test('a build step on no layers (FROM scratch) mounts in a store that has extrac
   assert.deepEqual(readdirSync(view.path), []);
   await view.release();
 });
+
+test('a read-only view of an image whose top layer has no root entry shows / as 0755, not the 0700 of a temporary directory', async (t) => {
+  const work = await tempDir(t, 'kiln-view-root-');
+  const store = await Store.open(join(work, 'store'));
+  const overlay = new OverlaySnapshotter(store);
+  const only = await storeLayer(store, [file('f', 'x')]);
+  const view = await overlay.view([only], 'root-mode');
+  try {
+    assert.equal((lstatSync(view.path).mode & 0o7777).toString(8), '755');
+  } finally {
+    await view.release();
+  }
+});
