@@ -11,7 +11,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import type { LayerEntry } from '../archive/index.js';
-import { createIgnoreMatcher, type CopyStep } from '../dockerfile/index.js';
+import { applyChmod, createIgnoreMatcher, InvalidChmod, parseChmod, type Chmod, type CopyStep } from '../dockerfile/index.js';
 import type { ContextFile } from './context.js';
 import { FileHasher } from './filehash.js';
 import { DirTree, globToRegExp, hasGlob, isContext, resolveInRoot, type SourceTree } from './tree.js';
@@ -223,8 +223,8 @@ export interface ExcludeTest {
 export interface EntryOptions {
   /** --chown resolved to ids, or undefined to keep (stages/images) or use root (context). */
   owner?: { uid: number; gid: number };
-  /** --chmod as an octal mode. */
-  chmod?: number;
+  /** --chmod, octal or symbolic. */
+  chmod?: Chmod;
   fromContext: boolean;
   /** What the parent image has at a path (not following a final symlink). */
   existing: (absPath: string) => Promise<DestInfo | undefined>;
@@ -245,15 +245,16 @@ export async function copyEntries(tree: SourceTree, selections: Selection[], her
   const ownerOf = (f: { uid?: number; gid?: number }) => o.owner ?? (o.fromContext ? root : { uid: f.uid ?? 0, gid: f.gid ?? 0 });
   const excluded = (rel: string) => o.exclude.some((e) => e.test(rel));
   const inImage = (p: string) => resolveDestination(p, o.existing);
-  // Directories the copy creates (a destination, missing parents): --chmod's permission bits or 0755,
-  // owned as --chown says or by root (fsutil copy: MkdirAll(dest, mode, chown)).
-  const createdDirMode = o.chmod !== undefined ? o.chmod & 0o777 : 0o755;
+  // Directories the copy creates (a destination, missing parents): an octal --chmod's permission bits,
+  // else 0755 (a symbolic one too), owned as --chown says or by root (fsutil copy: MkdirAll(dest, mode,
+  // chown), mode set only by an octal CopyInfo.Mode).
+  const createdDirMode = o.chmod?.kind === 'octal' ? o.chmod.mode & 0o777 : 0o755;
   const createdDir = (path: string): LayerEntry => ({ path, type: 'directory', mode: createdDirMode, uid: (o.owner ?? root).uid, gid: (o.owner ?? root).gid, mtime: Math.floor(o.now / 1000) });
   const add = (absTarget: string, f: ContextFile, links: Map<string, string>) => {
     const path = absTarget.replace(/^\/+/, '');
     if (path === '') return;
     const own = ownerOf(f);
-    const mode = o.chmod !== undefined && f.type !== 'symlink' ? o.chmod : f.mode;
+    const mode = o.chmod !== undefined && f.type !== 'symlink' ? applyChmod(o.chmod, f.mode, f.type === 'directory') : f.mode;
     const base: LayerEntry = { path, type: f.type, mode, uid: own.uid, gid: own.gid, mtime: Math.floor(f.mtimeMs / 1000) };
     const first = f.inode !== undefined ? links.get(f.inode) : undefined;
     if (first !== undefined && first !== path && entries.get(first)?.type === 'file') {
@@ -299,7 +300,9 @@ export async function copyEntries(tree: SourceTree, selections: Selection[], her
   for (const h of heredocs) {
     const own = o.owner ?? root;
     const path = (await inImage(h.target)).replace(/^\/+/, '');
-    entries.set(path, { path, type: 'file', mode: o.chmod ?? 0o644, uid: own.uid, gid: own.gid, mtime: Math.floor(o.now / 1000), content: h.content });
+    // A heredoc is a 0644 file before --chmod applies (convert_copy.go: llb.Mkfile(f, 0644, data)).
+    const mode = o.chmod !== undefined ? applyChmod(o.chmod, 0o644, false) : 0o644;
+    entries.set(path, { path, type: 'file', mode, uid: own.uid, gid: own.gid, mtime: Math.floor(o.now / 1000), content: h.content });
   }
   // Parent directories: owner and mode kept as the parent image has them, or created.
   const parents = new Set<string>();
@@ -347,11 +350,15 @@ async function resolveDestination(abs: string, existing: EntryOptions['existing'
   return '/' + (resolved ?? abs.replace(/^\/+/, ''));
 }
 
-/** Parse --chmod: octal only (BuildKit's symbolic modes need the labs frontend). */
-export function parseChmod(s: string | undefined, fail: (m: string) => never): number | undefined {
+/** Parse --chmod (octal or symbolic, dockerfile/chmod.ts); a value BuildKit refuses fails the step. */
+export function chmodOf(s: string | undefined, fail: (m: string) => never): Chmod | undefined {
   if (s === undefined) return undefined;
-  if (!/^[0-7]{3,4}$/.test(s)) fail(`invalid --chmod "${s}": expected an octal mode such as 755`);
-  return parseInt(s, 8);
+  try {
+    return parseChmod(s);
+  } catch (e) {
+    if (e instanceof InvalidChmod) fail(e.message);
+    throw e;
+  }
 }
 
 /**

@@ -37,7 +37,7 @@ import { BuildCache, cacheKey, type CacheSource } from './cache.js';
 import { cacheMountDir, openCacheMount } from './cachemount.js';
 import { BuildContext } from './context.js';
 import { DirTree, type SourceTree } from './tree.js';
-import { archiveKind, contextDigest, copyEntries, destInfo, downloadSource, excludePatterns, parseChmod, sameDestInfo, selectSources, unpackArchive, type DestInfo, type Selection } from './copy.js';
+import { archiveKind, chmodOf, contextDigest, copyEntries, destInfo, downloadSource, excludePatterns, sameDestInfo, selectSources, unpackArchive, type DestInfo, type Selection } from './copy.js';
 import { BuildCancelled, BuildStepError } from './errors.js';
 import type { ProgressSink } from './progress.js';
 import { ImageUnknown, KilnError } from '../errors.js';
@@ -745,7 +745,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
         cleanups.push(() => v.release());
         tree = new DirTree(v.path);
       }
-      const chmod = parseChmod(step.chmod, fail);
+      const chmod = chmodOf(step.chmod, fail);
       let owner: { uid: number; gid: number } | undefined;
       if (step.chown) owner = await resolveChown(parentView.path, step.chown).catch((e: Error) => fail(e.message));
       if (reads) reads.owner = owner;

@@ -5,7 +5,8 @@
 import { posix as path } from 'node:path';
 import type { ContainerConfig, HealthConfig, History, ImageConfig } from '../oci/types.js';
 import { DockerfileExpansionError, DockerfileStageError, DockerfileSyntaxError, UnlocatedError } from './errors.js';
-import { goDuration, goQuote, goSliceQ, goSliceV, parseGoUint32, suggest } from './gocompat.js';
+import { InvalidChmod, parseChmod } from './chmod.js';
+import { goDuration, goQuote, goSliceQ, goSliceV, suggest } from './gocompat.js';
 import { parseTrigger, type CopyInstruction, type StageInstruction } from './instructions.js';
 import { WarningSink, looksSecret, type Warning } from './lint.js';
 import { parseMountSpec, type MountSharing, type MountType } from './mounts.js';
@@ -237,17 +238,13 @@ function httpChecksumError(checksum: string): string | undefined {
   return /^[a-f0-9]+$/.test(encoded) ? undefined : 'invalid checksum digest format';
 }
 
-const symbolicMode = /^(?:[ugoa]*(?:[-+=](?:[rwxXst]*|[ugo]))+|[-+=][0-7]+)(?:,(?:[ugoa]*(?:[-+=](?:[rwxXst]*|[ugo]))+|[-+=][0-7]+))*$/;
-
 function validateChmod(chmod: string): void {
-  const nonOctal = `invalid chmod parameter: '${chmod}'. it should be octal string and between 0 and 07777`;
-  const n = parseGoUint32(chmod, 8);
-  if (n !== undefined) {
-    if (n > 0o7777) throw new UnlocatedError(nonOctal);
-    return;
+  try {
+    parseChmod(chmod);
+  } catch (e) {
+    if (e instanceof InvalidChmod) throw new UnlocatedError(e.message);
+    throw e;
   }
-  if (/^[0-9]+$/.test(chmod)) throw new UnlocatedError(nonOctal);
-  if (!symbolicMode.test(chmod)) throw new UnlocatedError(`invalid chmod parameter: '${chmod}'`);
 }
 
 function healthHistory(h: HealthConfig): string {

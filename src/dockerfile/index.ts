@@ -7,6 +7,7 @@ export type { Directive, Heredoc } from './parser.js';
 export type * from './instructions.js';
 export { planBuild, requiredSecrets, triggerSources } from './plan.js';
 export { parseChanges, type ParsedChanges } from './changes.js';
+export { applyChmod, InvalidChmod, parseChmod, type Chmod } from './chmod.js';
 export type { BuildPlan, PlanOptions, Platform, SourceRef, StageBase, StagePlan } from './plan.js';
 export { dispatchStage, historyComment } from './dispatch.js';
 export type {
