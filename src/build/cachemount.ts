@@ -51,6 +51,15 @@ export async function openCacheMount(storeRoot: string, spec: CacheMountSpec, se
   return { dir: own, release: () => rm(join(own, '..'), { recursive: true, force: true }) };
 }
 
+/** Throw away the contents of cache id `id`: the next open makes it anew. Renamed first, so a reader never sees it half removed. */
+export async function emptyCacheMount(storeRoot: string, id: string): Promise<void> {
+  const dir = cacheMountDir(storeRoot, id);
+  if (!existsSync(dir)) return;
+  const gone = await mkdtemp(join(dir, '..', `.old-${basename(dir)}-`));
+  await rename(dir, join(gone, 'dir'));
+  await rm(gone, { recursive: true, force: true });
+}
+
 /** Make `dir` complete or not at all: filled beside it, then renamed into place. */
 async function createCacheDir(dir: string, spec: CacheMountSpec, seed: string | undefined): Promise<void> {
   if (existsSync(dir)) return;

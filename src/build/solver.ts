@@ -34,7 +34,7 @@ import { copyPath } from '../snapshot/cp.js';
 import type { LayerRef, Snapshotter } from '../snapshot/snapshotter.js';
 import { fetchingLayers } from './fetching.js';
 import { BuildCache, cacheKey, type CacheSource } from './cache.js';
-import { cacheMountDir, openCacheMount } from './cachemount.js';
+import { cacheMountDir, emptyCacheMount, openCacheMount } from './cachemount.js';
 import { BuildContext } from './context.js';
 import { DirTree, type SourceTree } from './tree.js';
 import { archiveKind, chmodOf, contextDigest, copyEntries, destInfo, downloadSource, excludePatterns, sameDestInfo, selectSources, unpackArchive, type DestInfo, type Selection } from './copy.js';
@@ -53,6 +53,8 @@ export interface BuildRequest {
   buildArgs: Record<string, string>;
   target?: string;
   noCache: boolean;
+  /** Stages (by name, case-insensitive) whose steps ignore the cache: buildx --no-cache-filter. */
+  noCacheStages?: string[];
   labels: Record<string, string>;
   network: NetworkMode;
   jobs: number;
@@ -258,6 +260,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   };
 
   const stageLabel = (index: number) => plan.stages[index]!.name ?? `stage-${index}`;
+  const noCacheStage = (index: number) => !!req.noCacheStages?.some((n) => n.toLowerCase() === (plan.stages[index]!.name ?? String(index)).toLowerCase());
   /** The layers a COPY --from or RUN --mount from= names: a stage (built first) or an image. */
   const sourceLayers = async (from: SourceRef, line: number): Promise<LayerRef[]> =>
     'stage' in from ? (await stage(from.stage)).layers : imageLayers(await resolveImage(from.image, line));
@@ -313,6 +316,9 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       labels: index === plan.target ? req.labels : undefined,
     });
     warnings.push(...program.warnings);
+    // A stage built without the cache may give other results than its cached ones (a download, a
+    // random file): keys salted once per build keep the steps that read it from stale results.
+    if (noCacheStage(index)) key = cacheKey(key, { noCache: randomBytes(16).toString('hex') });
     // BuildKit counts the FROM as step 1 only when it pulls an image: FROM scratch and FROM <stage>
     // start at the first instruction (dockerfile2llb: cmdTotal, prefixCommand).
     const fromSteps = sp.base.kind === 'image' ? 1 : 0;
@@ -327,7 +333,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       const name = `[${stageLabel(index)} ${n + 1 + fromSteps}/${total}] ${(step.title ?? step.instruction).replace(/\s+/g, ' ').trim()}`;
       const stepKey = await keyOf(step, key, layers);
       if (step.kind === 'run') for (const m of step.mounts) if (m.type === 'cache') noteCacheMount(m);
-      const hit = req.noCache ? undefined : await cache.get(stepKey, imageStages.has(index));
+      const hit = req.noCache || noCacheStage(index) ? undefined : await cache.get(stepKey, imageStages.has(index));
       if (hit) {
         req.progress.start(id, name);
         req.progress.cached(id);
@@ -631,6 +637,11 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
           if ((await pathInfo(seed))?.type !== 'directory') fail(`cache mount source "${m.source}" is not a directory in ${describeSource(m.from)}`);
         }
         const { cacheId, dir } = noteCacheMount(m);
+        // --no-cache starts each cache mount empty, once per build (BuildKit testCacheMountModeNoCache).
+        if (req.noCache && !emptied.has(cacheId)) {
+          emptied.add(cacheId);
+          await emptyCacheMount(req.store.root, cacheId);
+        }
         const opened = await openCacheMount(req.store.root, { id: cacheId, sharing: m.sharing ?? 'shared', uid: m.uid, gid: m.gid, mode: m.mode }, seed);
         cleanups.push(opened.release);
         // --cache-from with saved cache mounts fills the shared directory when it is still empty.
@@ -693,6 +704,9 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
         return fail(`RUN --mount=type=${m.type} is not supported`);
     }
   }
+
+  /** Cache mounts this build started empty (--no-cache). */
+  const emptied = new Set<string>();
 
   /** Where a cache mount lives in the store; noted for --cache-to mounts=true (cached steps' too). */
   function noteCacheMount(m: RunStep['mounts'][number]): { cacheId: string; dir: string } {

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { readFile, writeFile, mkdtemp, rm, stat } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -32,6 +32,8 @@ interface BuildFlags {
   buildArg: string[];
   target?: string;
   cache: boolean;
+  /** --no-cache-filter values (commander names the attribute without its "no-"). */
+  cacheFilter: string[];
   pull: string;
   quiet?: boolean;
   label: string[];
@@ -52,6 +54,13 @@ interface BuildFlags {
 }
 
 
+/** buildx's --no-cache-filter: commander would read any --no-… flag as a negated boolean. */
+function noCacheFilterOption(): Option {
+  const o = new Option('--no-cache-filter <stage>', 'do not use the build cache for this stage (repeatable)').argParser(collect).default([]);
+  o.negate = false;
+  return o;
+}
+
 export function registerBuildCommand(program: Command, globals: () => GlobalOptions): void {
   program
     .command('build')
@@ -62,6 +71,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
     .option('--build-arg <k=v>', 'build-time variable; K alone takes the value from the environment', collect, [])
     .option('--target <stage>', 'build this stage and what it needs')
     .option('--no-cache', 'do not use the build cache')
+    .addOption(noCacheFilterOption())
     .option('--pull <policy>', 'always, missing or never', 'missing')
     .option('-q, --quiet', 'print only the image ID')
     .option('--label <k=v>', 'set metadata on the image', collect, [])
@@ -217,6 +227,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
           buildArgs,
           target: o.target,
           noCache: !o.cache,
+          ...(o.cacheFilter.length ? { noCacheStages: o.cacheFilter } : {}),
           labels,
           network: o.network as NetworkMode,
           // No limit by default, as BuildKit: independent stages are mostly waiting (on processes,
