@@ -7,5 +7,10 @@ bash scripts/setup.sh
 KILN_BUSYBOX_OCI=$(bash scripts/fixtures.sh busybox)
 export KILN_BUSYBOX_OCI
 export KILN_BUSYBOX_DOCKER=${KILN_BUSYBOX_OCI%.oci.tar}.docker.tar
+# hadolint's own rule specs, read from a hadolint checkout (never committed here): KILN_HADOLINT, or
+# the one the workspace's fetch tool keeps beside it. Without one, test/lint/hadolint-agreement skips.
+if [ -z "${KILN_HADOLINT:-}" ] && [ -d /work/.mirror/hadolint+hadolint/repo ]; then
+  export KILN_HADOLINT=/work/.mirror/hadolint+hadolint/repo
+fi
 mapfile -t files < <(find dist/test -name '*.test.js' | sort)
 exec node --enable-source-maps --test --test-concurrency="${KILN_TEST_CONCURRENCY:-2}" "${files[@]}"
