@@ -1,7 +1,7 @@
 import { mkdtemp, readdir, rm, writeFile, chmod, chown } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import type { LayerDigests, LayerEntry } from '../archive/index.js';
@@ -57,6 +57,7 @@ export interface BuildRequest {
   noCacheStages?: string[];
   labels: Record<string, string>;
   network: NetworkMode;
+  /** Steps that execute at once at most; Infinity lets every ready step start, as BuildKit does. */
   jobs: number;
   executor: Executor;
   progress: ProgressSink;
@@ -175,6 +176,11 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   const cacheMounts = new Map<string, string>();
   const restoring = new Map<string, Promise<void>>();
   const limiter = new Limiter(Math.max(1, req.jobs));
+  // A RUN mostly waits (on its process, the network, a sleep) and needs no core of kiln's, but
+  // writing a layer (the diff, tar, gzip and digests) keeps one busy: whatever --jobs allows, at most
+  // one layer per core is written at once, so four stages that finish together on two cores do not
+  // share them four ways and all finish late.
+  const layerWrites = new Limiter(availableParallelism());
   const results = new Map<number, Promise<StageResult>>();
   // COPYs prepared while the RUN before them runs (see prepareAhead), and every such preparation,
   // so that the build waits for them all before it returns or fails.
@@ -290,7 +296,8 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       const digest = await contextDigest(tree, [{ file: root, target: '/' }], []);
       key = cacheKey('', { directory: digest });
       const hit = await cache.get(key);
-      const layer = hit?.layer ?? (await writeEntries(await copyEntries(tree, [{ file: root, target: '/' }], [], { fromContext: true, existing: async () => undefined, exclude: [], now: now.getTime() })));
+      const entries = hit ? [] : await copyEntries(tree, [{ file: root, target: '/' }], [], { fromContext: true, existing: async () => undefined, exclude: [], now: now.getTime() });
+      const layer = hit?.layer ?? (await layerWrites.run(() => writeEntries(entries)));
       if (!hit) await cache.put(key, layer);
       layers = [layer];
       keys = [key];
@@ -547,7 +554,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     try {
       const user = await userFor(snap.rootfs, step.user, step.line);
       await ensureWorkingDir(snap.rootfs, step.path, user, []);
-      return await snap.commit({ exclude: [], sourceDateEpoch: req.sourceDateEpoch });
+      return await layerWrites.run(() => snap.commit({ exclude: [], sourceDateEpoch: req.sourceDateEpoch }));
     } finally {
       await snap.release();
     }
@@ -609,7 +616,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
         throw new BuildStepError(file, step.line, `RUN failed: process ${JSON.stringify(step.args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${out ? '\n' + out : ''}`);
       }
       const exclude = [...result.createdMountpoints];
-      return await snap.commit({ exclude, sourceDateEpoch: req.sourceDateEpoch });
+      return await layerWrites.run(() => snap.commit({ exclude, sourceDateEpoch: req.sourceDateEpoch }));
     } catch (e) {
       if (req.signal.aborted) throw new BuildCancelled('build cancelled');
       throw e;
@@ -809,7 +816,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       const merged = new Map(all.map((e) => [e.path, e]));
       const entries = [...merged.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
       if (entries.length === 0) return undefined;
-      return await writeEntries(entries);
+      return await layerWrites.run(() => writeEntries(entries));
     } finally {
       for (const c of cleanups.reverse()) await c().catch(() => {});
     }

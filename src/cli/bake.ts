@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { collect, openStore, out, type GlobalOptions } from './context.js';
@@ -47,7 +46,7 @@ export function registerBakeCommand(program: Command, globals: () => GlobalOptio
     .option('--no-cache', 'do not use the build cache for any target')
     .option('--push', 'push each image once its tests pass; a failure stops its branch')
     .option('--parallel <n>', 'targets built at once', '2')
-    .option('--jobs <n>', 'steps run in parallel within each build (default: number of cores)')
+    .option('--jobs <n>', 'steps run in parallel within each build (default: no limit, as BuildKit)')
     .option('--progress <mode>', 'plain (build steps, prefixed by target) or quiet', 'plain')
     .option('--runtime <runtime>', 'runc, crun, bwrap or a path to an OCI runtime')
     .action(async (names: string[], o: BakeFlags) => {
@@ -113,7 +112,7 @@ export function registerBakeCommand(program: Command, globals: () => GlobalOptio
           store,
           executor,
           parallel,
-          jobs: o.jobs ? Math.max(1, Number(o.jobs)) : availableParallelism(),
+          jobs: o.jobs ? Math.max(1, Number(o.jobs)) : Infinity,
           tests,
           push: o.push === true,
           progress: (target) => (o.progress === 'quiet' ? silentProgress : plainProgress(prefixedLines(`[${target}] `, process.stderr))),
