@@ -879,12 +879,35 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     await Promise.allSettled(preparations);
     const failed = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult | undefined;
     if (failed) throw failed.reason;
+    // BuildKit reports the checks of every stage, built or not (testAllTargetUnmarshal): a stage the
+    // target does not need is dispatched for its warnings only, when its base is known without
+    // pulling anything (scratch, or a stage).
+    const unbuilt = new Map<number, StageProgram>();
+    for (const sp of plan.stages) {
+      if (sp.used) continue;
+      let input: Parameters<typeof dispatchStage>[2];
+      if (sp.base.kind === 'scratch') input = { config: undefined };
+      else if (sp.base.kind === 'stage') {
+        const parent = plan.stages[sp.base.index]!.used ? (await stage(sp.base.index)).program : unbuilt.get(sp.base.index);
+        if (!parent) continue;
+        input = { config: parent.config, program: parent };
+      } else continue;
+      try {
+        const p = dispatchStage(plan, sp.index, input, { buildArgs: req.buildArgs });
+        unbuilt.set(sp.index, p);
+        warnings.push(...p.warnings);
+      } catch {
+        // an error of a stage nothing builds is not this build's
+      }
+    }
     await req.context.save();
     for (const t of namedTrees.values()) await (await t).save();
     const result = await stage(plan.target);
     await cache.ensure(result.layers);
     const allKeys = [...new Set((await Promise.all(used.map((i) => stage(i)))).flatMap((r) => r.keys))];
-    if (plan.failOnWarnings && warnings.length) throw new KilnError(`${file}: build failed because of warnings (# check=error=true): ${warnings.map((w) => w.message ?? String(w)).join('; ')}`);
+    // BuildKit's linter.Error names the rules: "lint violation found for rules: FromAsCasing".
+    const violated = [...new Set(warnings.map((w) => w.rule))].sort().join(', ');
+    if (plan.failOnWarnings && warnings.length) throw new KilnError(`${file}: lint violation found for rules: ${violated} (# check=error=true): ${warnings.map((w) => w.message ?? String(w)).join('; ')}`);
     return { ...result, warnings, plan, allKeys, cacheMounts, cache };
   }
 

@@ -8,7 +8,7 @@ import {
   type Instruction,
   type StageInstruction,
 } from './instructions.js';
-import { WarningSink, parseCheckDirective, type CheckConfig, type Warning } from './lint.js';
+import { WarningSink, instructionCheck, parseCheckDirective, type CheckConfig, type Warning } from './lint.js';
 import { parseRaw, type Directive } from './parser.js';
 
 export interface StageSource {
@@ -56,6 +56,10 @@ export function parseDockerfile(text: string, opts: ParseOptions = {}): Dockerfi
     const line = raw.directives.find((d) => d.name === 'check')?.line;
     if (err instanceof UnlocatedError) throw new DockerfileSyntaxError(file, line, err.message);
     throw err;
+  }
+  for (const node of raw.nodes) {
+    const local = node.comments && instructionCheck(node.comments);
+    if (local) (check.byLine ??= new Map()).set(node.startLine, local);
   }
   const sink = new WarningSink(file, check);
   for (const w of raw.warnings) sink.warn(w.rule, w.message, w.line);

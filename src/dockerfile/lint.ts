@@ -21,6 +21,11 @@ export interface CheckConfig {
   error: boolean;
   experimental: Set<string>;
   experimentalAll: boolean;
+  /**
+   * Rules skipped for one instruction by a `# check=skip=…` comment right before it, by the line the
+   * instruction starts on (BuildKit's linter WithMergedConfigFromComments).
+   */
+  byLine?: Map<number, { skipAll: boolean; skip: Set<string> }>;
 }
 
 /** BuildKit's linter.ParseLintOptions for the `# check=` directive. */
@@ -66,6 +71,8 @@ export class WarningSink {
   ) {}
   warn(rule: string, message: string, line?: number): void {
     if (this.config.skipAll || this.config.skip.has(rule)) return;
+    const local = line === undefined ? undefined : this.config.byLine?.get(line);
+    if (local && (local.skipAll || local.skip.has(rule))) return;
     const w: Warning = { rule, message, file: this.file };
     if (line !== undefined) w.line = line;
     this.warnings.push(w);
@@ -77,4 +84,23 @@ export function looksSecret(key: string): boolean {
   const deny = /(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)/i;
   const allow = /(?:_|^)(?:public|file|version)(?:_|$)/i;
   return deny.test(key) && !allow.test(key);
+}
+
+/**
+ * The `# check=` comment among an instruction's comments, as BuildKit reads it: the first comment
+ * that is a check directive, its value up to the first space (so `skip=Rule // why` works); one that
+ * does not parse is ignored.
+ */
+export function instructionCheck(comments: readonly string[]): { skipAll: boolean; skip: Set<string> } | undefined {
+  for (const c of comments) {
+    const m = /^check\s*=\s*(.*)$/i.exec(c);
+    if (!m) continue;
+    try {
+      const cfg = parseCheckDirective(m[1]!.split(' ')[0]);
+      return { skipAll: cfg.skipAll, skip: cfg.skip };
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
 }

@@ -49,6 +49,8 @@ export interface RawNode {
   endLine: number;
   /** ONBUILD's nested instruction. */
   child?: RawNode;
+  /** The comment lines right before the instruction, without `#` (BuildKit's Node.PrevComment). */
+  comments?: string[];
 }
 
 export interface RawParseResult {
@@ -152,6 +154,7 @@ export function parseRaw(text: string, file: string): RawParseResult {
   const warnings: ParseWarning[] = [];
   let currentLine = 0;
   let i = 0;
+  let comments: string[] = [];
   const fail = (err: unknown, line: number): never => {
     if (err instanceof UnlocatedError) throw new DockerfileSyntaxError(file, line, err.message);
     throw err;
@@ -160,8 +163,16 @@ export function parseRaw(text: string, file: string): RawParseResult {
   while (i < lines.length) {
     let bytesRead = lines[i++]!;
     if (currentLine === 0 && bytesRead.startsWith('\ufeff')) bytesRead = bytesRead.slice(1);
+    // BuildKit's parser: comment lines gather until an instruction takes them; an empty `#` restarts
+    // them and a parser directive is not one.
+    if (isComment(bytesRead)) {
+      const comment = trimGoSpace(trimNewline(trimLeftGoSpace(bytesRead)).slice(1));
+      comments = comment === '' ? [] : [...comments, comment];
+    }
     try {
-      [bytesRead] = processLine(d, bytesRead, true);
+      let directive: boolean;
+      [bytesRead, directive] = processLine(d, bytesRead, true);
+      if (directive) comments.pop();
     } catch (err) {
       fail(err, currentLine + 1);
     }
@@ -201,6 +212,8 @@ export function parseRaw(text: string, file: string): RawParseResult {
       fail(err, startLine);
     }
     node!.startLine = startLine;
+    if (comments.length > 0) node!.comments = comments;
+    comments = [];
 
     if (canContainHeredoc(node!) && line.includes('<<')) {
       let docs: Heredoc[];

@@ -188,7 +188,12 @@ export function planBuild(df: Dockerfile, opts: PlanOptions): BuildPlan {
       if (m.matched.size === 1 && m.unmatched.size === 0 && m.matched.has('TARGETPLATFORM') && m.result === globalArgs.get('TARGETPLATFORM')) {
         sink.warn('RedundantTargetPlatform', `Setting platform to predefined ${from.platform} in FROM is redundant as this is the default behavior`, from.line);
       }
-      if (m.result === '') throw new DockerfileExpansionError(file, from.line, `empty platform value from expression ${from.platform}`);
+      if (m.result === '') {
+        // BuildKit wraps this with the nearest declared argument (suggest.WrapError over the unmatched names).
+        const missing = [...m.unmatched][0];
+        const s = missing === undefined ? undefined : suggest(missing, [...knownArgKeys], true);
+        throw new DockerfileExpansionError(file, from.line, `empty platform value from expression ${from.platform}${s ? ` (did you mean ${s}?)` : ''}`);
+      }
       try {
         plan.platform = parsePlatform(m.result, buildPlatform);
       } catch (err) {
