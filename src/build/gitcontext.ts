@@ -45,8 +45,8 @@ export function parseGitContext(arg: string): GitContextSpec {
   return { url: url.startsWith('github.com/') ? `https://${url}` : url, ...(ref ? { ref } : {}), subdir: clean === '.' ? '' : clean };
 }
 
-/** Clone the repository and return the context directory; `cleanup` removes the clone. */
-export async function cloneGitContext(spec: GitContextSpec): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+/** Clone the repository and return the context directory and the commit checked out; `cleanup` removes the clone. */
+export async function cloneGitContext(spec: GitContextSpec, opts: { keepGitDir?: boolean } = {}): Promise<{ dir: string; commit: string; cleanup: () => Promise<void> }> {
   const tmp = await mkdtemp(join(tmpdir(), 'kiln-git-context-'));
   const cleanup = () => rm(tmp, { recursive: true, force: true });
   const checkout = join(tmp, 'repo');
@@ -80,12 +80,46 @@ export async function cloneGitContext(spec: GitContextSpec): Promise<{ dir: stri
         await git(['clone', '--quiet', ...branch, '--', spec.url, checkout]);
       });
     }
-    await rm(join(checkout, '.git'), { recursive: true, force: true });
+    const commit = (await run('git', ['-C', checkout, 'rev-parse', 'HEAD'], { env })).stdout.trim();
+    if (!opts.keepGitDir) await rm(join(checkout, '.git'), { recursive: true, force: true });
     const dir = join(checkout, spec.subdir);
     if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new GitContextFailed(`build context ${spec.url}: "${spec.subdir}" is not a directory in the repository`);
-    return { dir, cleanup };
+    return { dir, commit, cleanup };
   } catch (e) {
     await cleanup();
     throw e;
   }
+}
+
+/** ADD of a repository: where it is, which commit, and how it is copied. */
+export interface GitSourceSpec extends GitContextSpec {
+  /** A commit the ref must resolve to (?commit= or --checksum): full or a prefix. */
+  commit?: string;
+  keepGitDir?: boolean;
+}
+
+/**
+ * Split an ADD source `URL#ref:subdir`, or BuildKit's query form `URL?ref=R&branch=B&tag=T&commit=C&subdir=D&keep-git-dir=true`
+ * (dfgitutil.ParseGitRef). Unlike BuildKit, a branch= naming a tag is not refused.
+ */
+export function parseGitSource(src: string): GitSourceSpec {
+  const q = src.indexOf('?');
+  const hash = src.indexOf('#');
+  if (q < 0 || (hash >= 0 && hash < q)) return parseGitContext(src);
+  const end = hash < 0 ? src.length : hash;
+  const params = new URLSearchParams(src.slice(q + 1, end));
+  const spec: GitSourceSpec = parseGitContext(src.slice(0, q) + (hash < 0 ? '' : src.slice(hash)));
+  const ref = params.get('ref') ?? params.get('branch') ?? params.get('tag') ?? undefined;
+  const short = (r: string) => r.replace(/^refs\/(heads|tags)\//, '');
+  if (ref !== undefined && spec.ref !== undefined && short(spec.ref) !== short(ref)) throw new GitContextFailed(`git source ${src}: ref ${ref} and fragment ${spec.ref} differ`);
+  if (spec.ref !== undefined) spec.ref = short(spec.ref);
+  else if (ref !== undefined) spec.ref = short(ref);
+  const commit = params.get('commit');
+  if (commit !== null) {
+    spec.commit = commit;
+    spec.ref ??= commit;
+  }
+  if (params.get('subdir') !== null) spec.subdir = parseGitContext(`x#:${params.get('subdir')}`).subdir;
+  if (params.get('keep-git-dir') !== null) spec.keepGitDir = params.get('keep-git-dir') === 'true';
+  return spec;
 }

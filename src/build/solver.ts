@@ -20,6 +20,8 @@ import {
   type WorkdirStep,
   type Warning,
 } from '../dockerfile/index.js';
+import { isGitSource } from '../dockerfile/dispatch.js';
+import { cloneGitContext, parseGitSource, type GitSourceSpec } from './gitcontext.js';
 import type { ImageConfig } from '../oci/types.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { Store, StoredImage } from '../store/store.js';
@@ -465,9 +467,15 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       return { named: await contextDigest(tree, sel, excludePatterns(step.exclude), req.signal) };
     }
     if (step.from) return { from: await sourceKey(step.from, step.line), sources: step.sources };
-    const remote = step.add ? step.sources.filter(isUrl) : [];
-    const local = step.sources.filter((s) => !remote.includes(s));
+    const git = step.add ? step.sources.filter(isGitSource) : [];
+    const remote = step.add ? step.sources.filter((s) => isUrl(s) && !git.includes(s)) : [];
+    const local = step.sources.filter((s) => !remote.includes(s) && !git.includes(s));
     const parts: unknown[] = [];
+    // A repository is keyed by the commit it resolves to, never by its clone's files (.git differs).
+    for (const src of git) {
+      const { commit, spec } = await gitSource(src, step);
+      parts.push({ git: spec.url, commit, subdir: spec.subdir, keepGitDir: spec.keepGitDir });
+    }
     if (local.length) {
       const sel = await selectSources({ step: { ...step, sources: local, heredocs: [] }, file, tree: req.context }, async () => true);
       parts.push(await contextDigest(req.context, sel, excludePatterns(step.exclude), req.signal));
@@ -505,7 +513,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
    * fails is forgotten and the COPY runs as usual, reporting its own errors.
    */
   function prepareAhead(step: CopyStep, layers: LayerRef[]): void {
-    if (step.from || (step.add && step.sources.some(isUrl)) || req.signal.aborted) return;
+    if (step.from || (step.add && step.sources.some((s) => isUrl(s) || isGitSource(s))) || req.signal.aborted) return;
     const started = limiter.tryRun(async (): Promise<PreparedCopy> => {
       const reads: ParentReads = { paths: new Map() };
       // The sources are hashed for the COPY's key once the copy is written, not alongside it: the
@@ -712,6 +720,31 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     }
   }
 
+  /** Repositories ADD names, cloned once per build (for the key and the copy), removed when it ends. */
+  const gitClones = new Map<string, Promise<{ dir: string; commit: string; spec: GitSourceSpec; cleanup: () => Promise<void> }>>();
+  function gitSource(src: string, step: CopyStep) {
+    const keepGitDir = step.keepGitDir || parseGitSource(src).keepGitDir === true;
+    const id = `${keepGitDir}\0${src}`;
+    let p = gitClones.get(id);
+    if (!p) {
+      p = (async () => {
+        const spec = { ...parseGitSource(src), keepGitDir };
+        const clone = await cloneGitContext(spec, { keepGitDir }).catch((e: Error) => {
+          throw new BuildStepError(file, step.line, `ADD failed: ${/not found|couldn't find remote ref|did not match any/i.test(e.message) ? `repository does not contain ref ${spec.ref}: ` : ''}${e.message}`);
+        });
+        // --checksum (and ?commit=) name the commit the ref must be: in full or a prefix of it.
+        for (const want of [step.checksum, spec.commit]) {
+          if (want === undefined) continue;
+          if (!/^[0-9a-f]+$/.test(want)) throw new BuildStepError(file, step.line, `ADD failed: invalid checksum ${JSON.stringify(want)}: expected hex commit hash`);
+          if (!clone.commit.startsWith(want)) throw new BuildStepError(file, step.line, `ADD failed: expected checksum to match ${want}, got ${clone.commit}`);
+        }
+        return { ...clone, spec };
+      })();
+      gitClones.set(id, p);
+    }
+    return p;
+  }
+
   /** Cache mounts this build started empty (--no-cache). */
   const emptied = new Set<string>();
 
@@ -770,9 +803,15 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       let owner: { uid: number; gid: number } | undefined;
       if (step.chown) owner = await resolveChown(parentView.path, step.chown).catch((e: Error) => fail(e.message));
       if (reads) reads.owner = owner;
-      const remote = step.add && !step.from ? step.sources.filter(isUrl) : [];
-      const local = step.sources.filter((s) => !remote.includes(s));
+      const git = step.add && !step.from ? step.sources.filter(isGitSource) : [];
+      const remote = step.add && !step.from ? step.sources.filter((s) => isUrl(s) && !git.includes(s)) : [];
+      const local = step.sources.filter((s) => !remote.includes(s) && !git.includes(s));
       const selections: { tree: SourceTree; sel: Selection[] }[] = [];
+      // ADD of a repository copies its files (and .git with --keep-git-dir) into the destination directory.
+      for (const src of git) {
+        const tree = new DirTree((await gitSource(src, step)).dir);
+        selections.push({ tree, sel: [{ file: (await tree.stat(''))!, target: step.destPath.replace(/\/+$/, '') || '/' }] });
+      }
       const count = step.sources.length + step.heredocs.length;
       const dirDest = step.destPath.endsWith('/') || count > 1;
       if (local.length) {
@@ -871,7 +910,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     return { digest: d.digest, size: d.size, diffId: d.diffId, mediaType: MediaType.OciLayerGzip };
   }
 
-  {
+  try {
     const used = plan.stages.filter((s) => s.used).map((s) => s.index);
     // Start every needed stage now; each waits only for what it depends on.
     const all = used.map((i) => stage(i));
@@ -909,6 +948,8 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     const violated = [...new Set(warnings.map((w) => w.rule))].sort().join(', ');
     if (plan.failOnWarnings && warnings.length) throw new KilnError(`${file}: lint violation found for rules: ${violated} (# check=error=true): ${warnings.map((w) => w.message ?? String(w)).join('; ')}`);
     return { ...result, warnings, plan, allKeys, cacheMounts, cache };
+  } finally {
+    for (const c of gitClones.values()) await (await c.catch(() => undefined))?.cleanup();
   }
 
 }

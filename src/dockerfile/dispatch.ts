@@ -215,7 +215,7 @@ function isHTTPSource(src: string): boolean {
 }
 
 /** A simplified dfgitutil.ParseGitRef: git@host:, git://, ssh://, or an http(s) URL of a .git repository. */
-function isGitSource(src: string): boolean {
+export function isGitSource(src: string): boolean {
   if (/^(git@[^:]+:|git:\/\/|ssh:\/\/)/.test(src)) return true;
   if (/^https?:\/\//.test(src)) {
     const noFragment = src.split('#')[0]!.replace(/\?.*$/, '');
