@@ -128,7 +128,7 @@ test('testDockerfileAddChownExpand and testAddURLChmod: --chown and --chmod take
   assert.equal(await read(out, 'dest'), '0644\n0755\n0413\n0400\n');
 });
 
-test('testAddInvalidChmod: ADD --chmod that is not octal or above 07777 is refused', { todo: 'symbolic --chmod (src/dockerfile/chmod.ts) is being added with issue 17 defect 4' }, async () => {
+test('testAddInvalidChmod: ADD --chmod that is not octal or above 07777 is refused', async () => {
   for (const mode of ['64a', '10000']) {
     const dir = await b.context({ Dockerfile: `FROM scratch\nADD --chmod=${mode} foo /\n`, foo: 'foo-contents' });
     const r = await b.build(dir);
