@@ -12,7 +12,7 @@
 // kiln's peak memory is GNU time's maximum RSS (that of its node process, the largest of the tree)
 // and, during S2 cold, the largest sum of VmRSS over the process tree seen by polling /proc.
 //
-//   npx tsc -p . && node dist/bench/build.js [--reps 3] [--runtime runc|bwrap] [--only S1,S2,S3] [--keep]
+//   npx tsc -p . && node dist/bench/build.js [--reps 3] [--runtime runc|bwrap] [--only S1,S2,S3,S4] [--keep]
 // (--runtime: kiln's executor; buildah always uses runc. KILN_BENCH_DIR: where stores and contexts go.)
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -29,7 +29,7 @@ const flag = (name: string): string | undefined => {
 };
 const reps = Math.max(1, Number(flag('--reps')) || 3);
 const runtime = flag('--runtime') ?? 'runc';
-const only = new Set((flag('--only') ?? 'S1,S2,S3').split(',').map((s) => s.trim().toUpperCase()));
+const only = new Set((flag('--only') ?? 'S1,S2,S3,S4').split(',').map((s) => s.trim().toUpperCase()));
 const keep = process.argv.includes('--keep');
 const driver = 'overlay';
 
@@ -181,12 +181,15 @@ function makeS2(work: string): { ctx: string; small: string } {
   return { ctx, small: join(ctx, 'src', 'mod100', 'file050.txt') };
 }
 
-/** S3: three independent stages that sleep, and a final stage copying their outputs. */
-function makeS3(work: string): string {
-  const ctx = join(work, 's3');
+/**
+ * S3 and S4: independent stages that sleep 2 s, and a final stage copying their outputs. S3 has three;
+ * S4 has four, more than the two cores of the reference machine, so a step limit of one per core shows.
+ */
+function makeParallelStages(work: string, scenario: string, names: string[]): string {
+  const ctx = join(work, scenario);
   mkdirSync(ctx);
-  const stages = ['a', 'b', 'c'].flatMap((n) => [`FROM busybox AS ${n}`, `RUN sleep 2 && echo ${n} > /out`, '']);
-  writeFileSync(join(ctx, 'Dockerfile'), [...stages, 'FROM busybox', 'COPY --from=a /out /a', 'COPY --from=b /out /b', 'COPY --from=c /out /c', ''].join('\n'));
+  const stages = names.flatMap((n) => [`FROM busybox AS ${n}`, `RUN sleep 2 && echo ${n} > /out`, '']);
+  writeFileSync(join(ctx, 'Dockerfile'), [...stages, 'FROM busybox', ...names.map((n) => `COPY --from=${n} /out /${n}`), ''].join('\n'));
   return ctx;
 }
 
@@ -220,7 +223,8 @@ async function main(): Promise<void> {
   try {
     const s1 = only.has('S1') ? makeS1(work) : undefined;
     const s2 = only.has('S2') ? makeS2(work) : undefined;
-    const s3 = only.has('S3') ? makeS3(work) : undefined;
+    const s3 = only.has('S3') ? makeParallelStages(work, 's3', ['a', 'b', 'c']) : undefined;
+    const s4 = only.has('S4') ? makeParallelStages(work, 's4', ['a', 'b', 'c', 'd']) : undefined;
     // Stores are removed only at the end: ext4 is slow to create files for a while after many were
     // deleted (it scans past recently deleted inodes, fs/ext4/ialloc.c recently_deleted), which would
     // charge one run's clean-up to the next run's first tool.
@@ -253,6 +257,13 @@ async function main(): Promise<void> {
         const st = new Map<Tool, string>();
         for (const tool of order) st.set(tool, await stores.fresh(tool));
         for (const tool of order) record('S3 cold: 3 parallel stages (--jobs 4 for both)', 0.6, tool, await build(tool, st.get(tool)!, s3, { buildahArgs: ['--jobs=4'], kilnArgs: ['--jobs', '4'] }));
+        for (const tool of order) spent.push([tool, st.get(tool)!]);
+      }
+      if (s4) {
+        // kiln with its default --jobs (no limit); buildah's default is one stage at a time.
+        const st = new Map<Tool, string>();
+        for (const tool of order) st.set(tool, await stores.fresh(tool));
+        for (const tool of order) record('S4 cold: 4 parallel stages (kiln default --jobs, buildah --jobs=4)', 1.0, tool, await build(tool, st.get(tool)!, s4, { buildahArgs: ['--jobs=4'] }));
         for (const tool of order) spent.push([tool, st.get(tool)!]);
       }
     }
