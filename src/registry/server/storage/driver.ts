@@ -29,6 +29,8 @@ export interface BlobDriver {
   delete(key: string): Promise<void>;
   /** Rename an object (atomic on a filesystem). Throws StorageNotFound when from is missing. */
   move(from: string, to: string): Promise<void>;
+  /** Present on drivers whose uploads can be assembled from parts in the store itself (S3). */
+  multipart?: MultipartStore;
 }
 
 export class StorageNotFound extends Error {
@@ -51,4 +53,20 @@ export function trashKey(digest: string): string {
 export function digestOfKey(key: string): string | undefined {
   const m = /^(sha256|sha512)\/[0-9a-f]{2}\/([0-9a-f]+)$/.exec(key);
   return m ? `${m[1]}:${m[2]}` : undefined;
+}
+
+/**
+ * S3 multipart uploads: parts of at least 5 MiB except the last, any replica may add parts. An upload
+ * session of the registry can then live in the bucket instead of a replica's local file.
+ */
+export interface MultipartStore {
+  /** Returns the UploadId. */
+  createMultipart(key: string): Promise<string>;
+  /** Returns the part's ETag, which completeMultipart needs. */
+  uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer | Readable, length: number): Promise<string>;
+  completeMultipart(key: string, uploadId: string, parts: { partNumber: number; etag: string }[]): Promise<void>;
+  /** No error when the upload is already gone. */
+  abortMultipart(key: string, uploadId: string): Promise<void>;
+  /** Uploads begun and neither completed nor aborted, under a prefix (keys without the driver's prefix). */
+  listMultipart(prefix: string): AsyncIterable<{ key: string; uploadId: string; initiated: Date }>;
 }
