@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve, dirname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { UsageError } from '../../errors.js';
+import type { S3Options } from './storage/s3.js';
 
 // Everything `kiln registry serve` can be told, with defaults. The YAML file mirrors this shape;
 // command-line flags (--addr, --root, --auth) win over the file. docs/registry.md documents each key.
@@ -22,8 +23,10 @@ export interface RegistryConfig {
     publicUrl?: string;
   };
   storage: {
-    driver: 'filesystem';
+    driver: 'filesystem' | 's3';
     filesystem: { rootdirectory: string };
+    /** Set when driver is s3. */
+    s3?: S3Options;
     /** Blob deletion through the API (DELETE /v2/<name>/blobs/<digest>). */
     deleteEnabled: boolean;
   };
@@ -198,8 +201,28 @@ function applyFile(c: RegistryConfig, doc: Obj, base: string): void {
   if (http.maxHeaderSize !== undefined) c.http.maxHeaderSize = parseSize(http.maxHeaderSize, 'http.maxHeaderSize');
   if (http.publicUrl !== undefined) c.http.publicUrl = str(http.publicUrl, 'http.publicUrl').replace(/\/+$/, '');
 
-  const storage = section(top.storage, 'storage', ['driver', 'filesystem', 'deleteEnabled']);
-  if (storage.driver !== undefined && storage.driver !== 'filesystem') throw new UsageError(`storage.driver: "${String(storage.driver)}" is not available (filesystem)`);
+  const storage = section(top.storage, 'storage', ['driver', 'filesystem', 's3', 'deleteEnabled']);
+  if (storage.driver !== undefined && storage.driver !== 'filesystem' && storage.driver !== 's3') throw new UsageError(`storage.driver: "${String(storage.driver)}" is not available (filesystem, s3)`);
+  if (storage.driver !== undefined) c.storage.driver = storage.driver;
+  if (storage.s3 !== undefined || c.storage.driver === 's3') {
+    // settings for a driver that is not chosen would be ignored silently: a forgotten `driver: s3`
+    if (c.storage.driver !== 's3') throw new UsageError('storage.s3: set, but storage.driver is filesystem (add driver: s3)');
+    const s3 = section(storage.s3, 'storage.s3', ['endpoint', 'region', 'bucket', 'prefix', 'accessKey', 'secretKey', 'forcePathStyle', 'ca', 'redirect']);
+    if (s3.bucket === undefined) throw new UsageError('storage.s3.bucket: required when storage.driver is s3');
+    const opt = <T>(v: unknown, parse: (v: unknown, what: string) => T, what: string): T | undefined => (v === undefined ? undefined : parse(v, what));
+    c.storage.s3 = {
+      endpoint: opt(s3.endpoint, str, 'storage.s3.endpoint')?.replace(/\/+$/, ''),
+      region: opt(s3.region, str, 'storage.s3.region') ?? 'us-east-1',
+      bucket: str(s3.bucket, 'storage.s3.bucket'),
+      prefix: opt(s3.prefix, str, 'storage.s3.prefix'),
+      accessKey: opt(s3.accessKey, str, 'storage.s3.accessKey'),
+      secretKey: opt(s3.secretKey, str, 'storage.s3.secretKey'),
+      forcePathStyle: opt(s3.forcePathStyle, bool, 'storage.s3.forcePathStyle') ?? false,
+      ca: opt(s3.ca, path, 'storage.s3.ca'),
+      redirect: opt(s3.redirect, bool, 'storage.s3.redirect') ?? false,
+    };
+    if (c.storage.s3.endpoint !== undefined && !/^https?:\/\/[^/]/.test(c.storage.s3.endpoint)) throw new UsageError('storage.s3.endpoint: expected an http:// or https:// URL');
+  }
   if (storage.filesystem !== undefined) {
     const fs = section(storage.filesystem, 'storage.filesystem', ['rootdirectory']);
     if (fs.rootdirectory !== undefined) {
