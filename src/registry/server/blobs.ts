@@ -1,15 +1,16 @@
 import type { Readable } from 'node:stream';
 import type { FileHandle } from 'node:fs/promises';
 import { unlink } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
 import { byteCache } from './cache.js';
-import { blobKey, StorageNotFound, trashKey, type BlobDriver } from './storage/driver.js';
-import type { Metadata } from './metadata/metadata.js';
+import { StorageNotFound, type BlobDriver } from './storage/driver.js';
+import type { BlobRow, Metadata } from './metadata/metadata.js';
 import { blobUnknown } from './errors.js';
 
 /**
  * Blobs of repositories: bytes in the storage driver, existence and repository links in the metadata,
  * small blobs and known links cached in memory. A blob is visible only once its row is committed,
- * and its row is committed only after the verified file was fsynced and renamed into place.
+ * and its row is committed only after the verified bytes are durably in place under their key.
  */
 export interface BlobService {
   /** Size when the repository has the blob (HEAD), else undefined. */
@@ -39,7 +40,7 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
   const { driver, metadata } = opts;
   const small = byteCache<Buffer>(opts.blobCacheBytes);
   // repository \0 digest -> size, for links known to exist.
-  const links = new Map<string, number>();
+  const links = new Map<string, BlobRow>();
   // repository \0 digest -> when its link's last use was last written.
   const touched = new Map<string, number>();
   const markTouched = (k: string, at: number) => {
@@ -48,28 +49,32 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
   };
   const linkKey = (repo: string, digest: string) => repo + '\0' + digest;
 
-  const stat = async (repository: string, digest: string): Promise<number | undefined> => {
+  const remember = (k: string, row: BlobRow) => {
+    if (links.size > 100_000) links.clear();
+    links.set(k, row);
+  };
+  const linked = async (repository: string, digest: string): Promise<BlobRow | undefined> => {
     const k = linkKey(repository, digest);
     const known = links.get(k);
     if (known !== undefined) return known;
-    const size = await metadata.linkedBlobSize(repository, digest);
-    if (size !== undefined) {
-      if (links.size > 100_000) links.clear();
-      links.set(k, size);
-    }
-    return size;
+    const row = await metadata.linkedBlob(repository, digest);
+    if (row) remember(k, row);
+    return row;
   };
 
   return {
-    stat,
+    async stat(repository, digest) {
+      return (await linked(repository, digest))?.size;
+    },
 
     async open(repository, digest, range) {
-      const size = await stat(repository, digest);
-      if (size === undefined) throw blobUnknown(digest);
+      const row = await linked(repository, digest);
+      if (row === undefined) throw blobUnknown(digest);
+      const { size, key } = row;
       let buf = small.get(digest);
       if (!buf && size <= opts.cachedBlobSize) {
         try {
-          buf = await driver.read(blobKey(digest));
+          buf = await driver.read(key);
         } catch (e) {
           if (e instanceof StorageNotFound) throw blobUnknown(digest);
           throw e;
@@ -78,8 +83,8 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
       }
       if (buf) return { size, buffer: range ? buf.subarray(range.start, range.end + 1) : buf };
       try {
-        if (driver.openFile) return { size, file: await driver.openFile(blobKey(digest)) };
-        return { size, stream: await driver.get(blobKey(digest), range) };
+        if (driver.openFile) return { size, file: await driver.openFile(key) };
+        return { size, stream: await driver.get(key, range) };
       } catch (e) {
         if (e instanceof StorageNotFound) throw blobUnknown(digest);
         throw e;
@@ -87,16 +92,19 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
     },
 
     async commit(repository, digest, path, size) {
+      // A key of its own for every upload, so that a collector deleting an earlier copy of the
+      // digest cannot delete these bytes (see gc.ts). Until the row names it, the object is an
+      // orphan that only a collector past the grace period would remove.
+      const key = newObjectKey();
       try {
-        await metadata.exclusive(async (w) => {
-          // Inside the write lock, so garbage collection cannot remove the file between rename and row.
-          await driver.commitFile(blobKey(digest), path);
-          w.recordBlob(digest, size, repository, Date.now());
-        });
+        await driver.commitFile(key, path);
       } finally {
         await unlink(path).catch(() => {});
       }
-      links.set(linkKey(repository, digest), size);
+      const recorded = await metadata.recordBlob(digest, size, repository, key, Date.now());
+      // The registry had the digest already: its bytes stay, these go.
+      if (recorded.key !== key) await driver.delete(key);
+      remember(linkKey(repository, digest), { size, key: recorded.key });
       // The commit just set the link's last use: a HEAD right after it (a client checking before its
       // manifest) need not write it again.
       markTouched(linkKey(repository, digest), Date.now());
@@ -105,8 +113,8 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
     async mount(repository, digest) {
       const ok = await metadata.linkBlob(repository, digest, Date.now());
       if (ok) {
-        const size = await metadata.blobSize(digest);
-        if (size !== undefined) links.set(linkKey(repository, digest), size);
+        const row = await metadata.blob(digest);
+        if (row) remember(linkKey(repository, digest), row);
         markTouched(linkKey(repository, digest), Date.now());
       }
       return ok;
@@ -120,8 +128,8 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
       if (now - last < (opts.graceSeconds * 1000) / 4) return true;
       markTouched(k, now);
       await metadata.touchBlob(repository, digest, now);
-      // The write waited for any GC in progress; ask the database, not the cache, whether the blob survived.
-      if ((await metadata.linkedBlobSize(repository, digest)) !== undefined) return true;
+      // Ask the database, not the cache, whether the blob survived a collector that ran meanwhile.
+      if ((await metadata.linkedBlob(repository, digest)) !== undefined) return true;
       links.delete(k);
       touched.delete(k);
       return false;
@@ -144,5 +152,7 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
   };
 }
 
-/** Storage keys garbage collection uses: blobs move to the trash inside the transaction, are deleted after it. */
-export { blobKey, trashKey };
+/** Storage key for new bytes: random, fanned out over 256 directories. */
+export function newObjectKey(id: string = randomUUID()): string {
+  return `data/${id.slice(0, 2)}/${id}`;
+}

@@ -1,12 +1,15 @@
-import { blobKey, digestOfKey, StorageNotFound, trashKey, type BlobDriver } from './storage/driver.js';
+import { blobKey, StorageNotFound, type BlobDriver } from './storage/driver.js';
 import type { Metadata } from './metadata/metadata.js';
 
-// Garbage collection while pushes go on. Marking and sweeping the database happen in one write
-// transaction, so a manifest push (which checks its blobs in its own transaction) sees either the
-// blobs before GC or their absence — never a manifest pointing at a blob GC is deleting. Files move
-// to a trash inside that transaction and are deleted after it commits (containerd's GC also
-// separates the metadata sweep from content deletion). A grace period keeps blobs uploaded but not
-// yet referenced, manifests pushed by digest just before their index, and blobs a client just checked.
+// Garbage collection while pushes and pulls go on, in any number of processes at once, with no
+// lock: a read finds the candidates, then each is removed by a change that checks again, in the
+// same statement, that nothing references it and that its grace period has passed (GcRows in
+// metadata/metadata.ts). A blob's bytes are deleted only after its row is marked 'deleting',
+// which no reader, mount or manifest accepts; an upload of the same digest meanwhile writes new
+// bytes under a new key and takes the row back. A collector that dies leaves rows marked
+// 'deleting', which the next run, in any process, finishes. The grace period keeps blobs
+// uploaded but not yet referenced, manifests pushed by digest just before their index, and blobs
+// a client was just told exist.
 
 export interface GcReport {
   dryRun: boolean;
@@ -14,75 +17,92 @@ export interface GcReport {
   links: number;
   blobs: string[];
   bytes: number;
-  /** Blob files with no database row (a crash between rename and commit) that were removed. */
+  /** Stored objects with no row (a crash between storing and recording them) that were removed. */
   orphans: number;
 }
+
+/** Where objects of blobs live: keys of new uploads, and the digest paths of blobs stored before keys existed. */
+const objectPrefixes = ['data', 'sha256', 'sha512'];
 
 export async function collectGarbage(opts: { metadata: Metadata; driver: BlobDriver; graceSeconds: number; dryRun?: boolean; now?: number }): Promise<GcReport> {
   const { metadata, driver } = opts;
   const now = opts.now ?? Date.now();
-  const graceMs = opts.graceSeconds * 1000;
+  const cutoff = now - opts.graceSeconds * 1000;
   const dryRun = !!opts.dryRun;
 
-  const swept = await metadata.exclusive(async (w) => {
-    const g = w.findGarbage(now, graceMs);
-    if (dryRun) return { manifests: g.manifests, links: g.links.length, blobs: g.blobs };
-    for (const m of g.manifests) w.removeManifest(m.repository, m.digest);
-    for (const l of g.links) w.removeLink(l.repository, l.digest);
-    const removed: { digest: string; size: number }[] = [];
-    for (const b of g.blobs) {
-      if (!w.removeBlobIfUnused(b.digest, now, graceMs)) continue;
-      try {
-        await driver.move(blobKey(b.digest), trashKey(b.digest));
-      } catch (e) {
-        if (!(e instanceof StorageNotFound)) throw e;
-      }
-      removed.push(b);
-    }
-    return { manifests: g.manifests, links: g.links.length, blobs: removed };
-  });
-  if (!dryRun) for (const b of swept.blobs) await driver.delete(trashKey(b.digest));
+  if (!dryRun) await finishDeletions(metadata, driver);
+  const found = await metadata.findGarbage(cutoff);
+  const orphans = await removeOrphans(metadata, driver, cutoff, dryRun);
+  if (dryRun) {
+    return {
+      dryRun,
+      manifests: found.manifests,
+      links: found.links.length,
+      blobs: found.blobs.map((b) => b.digest),
+      bytes: found.blobs.reduce((n, b) => n + b.size, 0),
+      orphans,
+    };
+  }
 
-  // Files without rows: list outside the lock, delete inside it after checking again.
-  const orphanCandidates: string[] = [];
-  for (const alg of ['sha256', 'sha512']) {
-    for await (const o of driver.list(alg)) {
-      const d = digestOfKey(o.key);
-      if (d && o.modified.getTime() < now - graceMs && (await metadata.blobSize(d)) === undefined) orphanCandidates.push(d);
-    }
+  // Parents before children, subjects before referrers (findGarbage's order), so each check finds
+  // the references of the ones removed before it gone.
+  const manifests: { repository: string; digest: string }[] = [];
+  for (const m of found.manifests) if (await metadata.removeManifestIfUnused(m.repository, m.digest, cutoff)) manifests.push(m);
+  let links = 0;
+  for (const l of found.links) if (await metadata.removeLinkIfUnused(l.repository, l.digest, cutoff)) links++;
+  const blobs: string[] = [];
+  let bytes = 0;
+  for (const b of found.blobs) {
+    const key = await metadata.claimBlob(b.digest, cutoff);
+    if (key === undefined) continue;
+    await driver.delete(key);
+    await metadata.forgetBlob(b.digest, key);
+    blobs.push(b.digest);
+    bytes += b.size;
   }
-  let orphans = 0;
-  if (orphanCandidates.length) {
-    orphans = await metadata.exclusive(async (w) => {
-      let n = 0;
-      for (const d of orphanCandidates) {
-        if (w.blobExists(d)) continue;
-        if (!dryRun) await driver.delete(blobKey(d));
-        n++;
-      }
-      return n;
-    });
+  return { dryRun, manifests, links, blobs, bytes, orphans };
+}
+
+/** Rows a collector marked 'deleting' and did not finish (it was killed, or its process died). */
+async function finishDeletions(metadata: Metadata, driver: BlobDriver): Promise<void> {
+  for (const b of await metadata.deletingBlobs()) {
+    await driver.delete(b.key);
+    await metadata.forgetBlob(b.digest, b.key);
   }
-  return {
-    dryRun,
-    manifests: swept.manifests,
-    links: swept.links,
-    blobs: swept.blobs.map((b) => b.digest),
-    bytes: swept.blobs.reduce((n, b) => n + b.size, 0),
-    orphans,
-  };
 }
 
 /**
- * After a crash in the middle of a sweep: trash whose row survived (the transaction rolled back)
- * goes back into place; trash whose row is gone is deleted.
+ * Objects no row or upload session uses, older than the grace period: what a process left when it
+ * died between storing bytes and recording them. Younger ones may be about to be recorded.
+ */
+async function removeOrphans(metadata: Metadata, driver: BlobDriver, cutoff: number, dryRun: boolean): Promise<number> {
+  let n = 0;
+  for (const prefix of objectPrefixes) {
+    for await (const o of driver.list(prefix)) {
+      if (o.modified.getTime() >= cutoff || (await metadata.keyInUse(o.key))) continue;
+      if (!dryRun) await driver.delete(o.key);
+      n++;
+    }
+  }
+  return n;
+}
+
+/**
+ * Trash that collectors of earlier versions (which moved blobs to _trash inside a transaction)
+ * left when they crashed: a blob whose row survived goes back into place, the rest is deleted.
  */
 export async function recoverTrash(metadata: Metadata, driver: BlobDriver): Promise<void> {
   for await (const o of driver.list('_trash')) {
     const m = /^_trash\/(sha256|sha512)-([0-9a-f]+)$/.exec(o.key);
     if (!m) continue;
     const digest = `${m[1]}:${m[2]}`;
-    if ((await metadata.blobSize(digest)) !== undefined && !(await driver.stat(blobKey(digest)))) await driver.move(o.key, blobKey(digest));
-    else await driver.delete(o.key);
+    const row = await metadata.blob(digest);
+    if (row && row.key === blobKey(digest) && !(await driver.stat(row.key))) {
+      try {
+        await driver.move(o.key, row.key);
+      } catch (e) {
+        if (!(e instanceof StorageNotFound)) throw e;
+      }
+    } else await driver.delete(o.key);
   }
 }

@@ -1,6 +1,6 @@
 import type { Metadata, PackageRow, SearchHit, IndexedPackage } from './metadata/metadata.js';
 import type { ParsedManifest } from './manifests.js';
-import { blobKey, type BlobDriver } from './storage/driver.js';
+import type { BlobDriver } from './storage/driver.js';
 import type { Logger } from './log.js';
 import { CycloneDxJson, SpdxJson, isSbomMediaType, packageNameKey, readSbomPackages } from '../../sbom/sbom-document.js';
 import { SbomUnreadable } from '../../sbom/errors.js';
@@ -62,7 +62,9 @@ export function searchIndex(opts: { metadata: Metadata; driver: BlobDriver; log:
       log.log('warn', 'SBOM not indexed: larger than limits.sbomSize', { repository, digest, size: layer.size, limit: opts.sbomSize });
     } else {
       try {
-        packages = readSbomPackages(await driver.read(blobKey(layer.digest)), `${repository}@${digest}`);
+        const blob = await metadata.blob(layer.digest);
+        if (!blob) throw new SbomUnreadable(`its layer ${layer.digest} is not stored`);
+        packages = readSbomPackages(await driver.read(blob.key), `${repository}@${digest}`);
       } catch (e) {
         if (!(e instanceof SbomUnreadable)) throw e;
         log.log('warn', 'SBOM not indexed', { repository, digest, error: e.message });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import Database from 'better-sqlite3';
 import { admin } from '../../../src/registry/server/admin.js';
@@ -196,9 +196,19 @@ test('a database from before the search index is migrated: bases from stored ann
   await pushSbom(c, 'apps/child', child, spdx([['musl', '1.2.4-r2', 'pkg:apk/alpine/musl@1.2.4-r2']]));
   await first.close();
 
-  // Back to the schema before migration 1.
+  // Back to the first schema: no search index (migration 1), and blobs stored at their digest
+  // paths with no key, state or clock (migration 2).
   const db = new Database(config.database.sqlite.path);
-  db.exec('DROP TABLE image_bases; DROP TABLE sboms; DROP TABLE sbom_packages; PRAGMA user_version = 0;');
+  const blobsRoot = config.storage.filesystem.rootdirectory;
+  for (const r of db.prepare('SELECT digest, key FROM blobs').all() as { digest: string; key: string }[]) {
+    const hex = r.digest.slice('sha256:'.length);
+    await mkdir(join(blobsRoot, 'sha256', hex.slice(0, 2)), { recursive: true });
+    await rename(join(blobsRoot, r.key), join(blobsRoot, 'sha256', hex.slice(0, 2), hex));
+  }
+  db.exec(`DROP TABLE image_bases; DROP TABLE sboms; DROP TABLE sbom_packages;
+    DROP TABLE uploads; DROP TABLE shared_values; DROP TABLE login_failures; DROP INDEX blobs_key;
+    ALTER TABLE blobs DROP COLUMN key; ALTER TABLE blobs DROP COLUMN state; ALTER TABLE blobs DROP COLUMN last_used;
+    ALTER TABLE manifests DROP COLUMN last_used; PRAGMA user_version = 0;`);
   db.close();
 
   const again = await serve(config, quiet);
@@ -207,7 +217,7 @@ test('a database from before the search index is migrated: bases from stored ann
   assert.deepEqual(imagesOf(await searchJson(c2, `base=${base.digest}`)), ['apps/child:v1']);
   const db2 = new Database(config.database.sqlite.path, { readonly: true });
   t.after(() => db2.close());
-  assert.equal(db2.pragma('user_version', { simple: true }), 1);
+  assert.equal(db2.pragma('user_version', { simple: true }), 2);
   // Stored SBOMs are indexed in the background after start.
   for (let i = 0; i < 100 && (await searchJson(c2, 'package=musl')).results.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(imagesOf(await searchJson(c2, 'package=' + encodeURIComponent('musl@<1.2.4-r10'))), ['apps/child:v1']);

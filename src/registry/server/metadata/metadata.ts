@@ -1,6 +1,6 @@
 // What the registry knows besides blob bytes: repositories, tags, manifests and what they refer
-// to, users, namespaces (projects), roles, robot accounts and the audit log. SQLite implements
-// it now (sqlite.ts); PostgreSQL fits behind the same methods.
+// to, users, namespaces (projects), roles, robot accounts, upload sessions and the audit log.
+// SQLite (sqlite.ts) serves one machine; PostgreSQL (postgres.ts) serves several replicas.
 
 export type Role = 'admin' | 'maintainer' | 'developer' | 'guest' | 'limited-guest';
 export const Roles: readonly Role[] = ['admin', 'maintainer', 'developer', 'guest', 'limited-guest'];
@@ -113,32 +113,59 @@ export interface AuditEvent {
 }
 
 export interface GcCandidates {
+  /** Parents before children and subjects before referrers, so each can be removed in turn. */
   manifests: { repository: string; digest: string }[];
   links: { repository: string; digest: string }[];
   blobs: { digest: string; size: number }[];
 }
 
-/** Writes made inside Metadata.exclusive(): the caller holds the write lock and may await storage between them. */
-export interface ExclusiveWrites {
-  recordBlob(digest: string, size: number, repository: string, now: number): void;
-  /** Mark and list what no tag or referrer reaches and that is older than the grace period. */
-  findGarbage(now: number, graceMs: number): GcCandidates;
-  removeManifest(repository: string, digest: string): void;
-  removeLink(repository: string, digest: string): void;
-  /** Remove the blob row when nothing links or refers to it any more; true when removed. */
-  removeBlobIfUnused(digest: string, now: number, graceMs: number): boolean;
-  blobExists(digest: string): boolean;
+/** A blob the registry holds: its size and the storage key of its bytes. */
+export interface BlobRow {
+  size: number;
+  /**
+   * Where the bytes are. Each upload of a digest gets its own key, so garbage collection deleting
+   * an old copy can never delete the bytes of a new upload of the same digest (harbor #20131).
+   */
+  key: string;
 }
 
-export interface Metadata {
-  /** Run fn holding the write lock (in this process and, for SQLite, across processes). */
-  exclusive<T>(fn: (w: ExclusiveWrites) => Promise<T>): Promise<T>;
+/** An upload session that any replica can continue (issue 18): the bytes are in the object store. */
+export interface UploadRecord {
+  id: string;
+  repository: string;
+  algorithm: 'sha256' | 'sha512';
+  /** Bytes received so far. */
+  offset: number;
+  /** The storage key the finished blob will have. */
+  key: string;
+  /** The object store's multipart upload, once one was started. */
+  multipartId?: string;
+  /** Parts stored so far, in order. */
+  parts: { partNumber: number; etag: string; size: number }[];
+  /** Chunks shorter than the store's minimum part size, each a temporary object, waiting to be sent as one part. */
+  pending: { key: string; size: number }[];
+  startedAt: number;
+  touchedAt: number;
+}
 
-  // Blobs
-  blobSize(digest: string): Promise<number | undefined>;
-  /** Size of the blob when it is linked into the repository. */
-  linkedBlobSize(repository: string, digest: string): Promise<number | undefined>;
-  /** Link a blob the registry already has into another repository (cross-repository mount); false when unknown. */
+// The metadata, split by concern. Each part is asynchronous and each method is one atomic change:
+// PostgreSQL runs it as one transaction, SQLite as one write transaction. Rules that span several
+// changes (garbage collection, upload sessions) are written once, above these interfaces, and rely
+// only on the conditional changes below.
+
+/** Blobs and the repositories they are linked into. */
+export interface BlobRows {
+  /** The blob when the registry holds it (not while garbage collection is deleting it). */
+  blob(digest: string): Promise<BlobRow | undefined>;
+  /** The blob when it is linked into the repository. */
+  linkedBlob(repository: string, digest: string): Promise<BlobRow | undefined>;
+  /**
+   * Record an uploaded blob stored under `key` and link it into the repository. When the registry
+   * already holds the digest, its existing key is kept and returned (the caller deletes its copy);
+   * when garbage collection is deleting the digest, the row takes the new key and is live again.
+   */
+  recordBlob(digest: string, size: number, repository: string, key: string, now: number): Promise<{ key: string }>;
+  /** Link a blob the registry already holds into another repository (cross-repository mount); false when unknown. */
   linkBlob(repository: string, digest: string, now: number): Promise<boolean>;
   /** Restart the grace period of a linked blob (a client just checked it exists and may reference it soon). */
   touchBlob(repository: string, digest: string, now: number): Promise<void>;
@@ -146,13 +173,16 @@ export interface Metadata {
   /** A repository of the namespace that links the blob, if any. */
   blobRepositoryInNamespace(namespace: string, digest: string): Promise<string | undefined>;
   listBlobDigests(): Promise<string[]>;
+}
 
-  // Manifests and tags
+/** Manifests, tags and referrers. */
+export interface ManifestRows {
   getManifest(repository: string, digest: string): Promise<ManifestRecord | undefined>;
   resolveTag(repository: string, tag: string): Promise<string | undefined>;
   /**
-   * Store a manifest and point tags at it, in one transaction. Returns the references the
-   * repository does not have (then nothing is stored): MANIFEST_BLOB_UNKNOWN.
+   * Store a manifest and point tags at it, in one transaction, restarting the grace period of
+   * every blob link and child manifest it references. Returns the references the repository does
+   * not have (then nothing is stored): MANIFEST_BLOB_UNKNOWN.
    */
   putManifest(m: ManifestRecord, refs: ManifestRefs, tags: string[]): Promise<{ missing: string[]; moved: { tag: string; from: string }[] }>;
   /** Delete a manifest and every tag pointing at it; undefined when unknown. */
@@ -165,9 +195,10 @@ export interface Metadata {
   repositoryExists(repository: string): Promise<boolean>;
   listRepositories(last: string | undefined, n: number | undefined): Promise<string[]>;
   storageBytes(): Promise<number>;
+}
 
-  // Search index: packages of SBOMs pushed as referrers, and base images (ManifestRefs.base).
-  // Rows go with their manifest (deleteManifest, GC's removeManifest).
+/** The search index: packages of SBOMs pushed as referrers, and base images (ManifestRefs.base). Rows go with their manifest. */
+export interface SearchRows {
   /** Record what the SBOM manifest `sbom` of the repository lists for its subject; replaces earlier rows of that SBOM. */
   indexPackages(repository: string, sbom: string, subject: string, packages: PackageRow[]): Promise<void>;
   /**
@@ -179,8 +210,10 @@ export interface Metadata {
   findBuiltOn(digests: string[]): Promise<BaseHit[]>;
   /** Manifests of these artifact types with a subject whose packages were never indexed (pushed before the index existed). */
   unindexedReferrers(artifactTypes: string[]): Promise<{ repository: string; digest: string; subject: string }[]>;
+}
 
-  // Users, namespaces, roles, robots
+/** Users, namespaces, roles and robot accounts. */
+export interface IdentityRows {
   getUser(name: string): Promise<UserRecord | undefined>;
   listUsers(): Promise<UserRecord[]>;
   putUser(u: UserRecord): Promise<void>;
@@ -198,11 +231,73 @@ export interface Metadata {
   listRobots(namespace?: string): Promise<RobotRecord[]>;
   putRobot(r: RobotRecord): Promise<void>;
   deleteRobot(name: string): Promise<boolean>;
+}
 
-  // Audit
+export interface AuditRows {
   recordAudit(events: AuditEvent[]): Promise<void>;
   listAudit(filter: { namespace?: string; actor?: string; action?: string; limit: number }): Promise<AuditEvent[]>;
+}
 
+/**
+ * What garbage collection needs. It never holds a lock across its work: it finds candidates from
+ * a read, then removes each with a change that checks again, in the same statement, that nothing
+ * references it and that its grace period has passed. Every change that adds a reference restarts
+ * the grace period of what it references first, so the two serialise on that row.
+ */
+export interface GcRows {
+  /** What no tag or referrer reaches and whose grace period ended before `cutoff` (a read; nothing is changed). */
+  findGarbage(cutoff: number): Promise<GcCandidates>;
+  /**
+   * Remove the manifest (its tags, references and search rows with it) if it is still untagged,
+   * unused since before cutoff, listed by no manifest of the repository and the referrer of no
+   * manifest the repository holds.
+   */
+  removeManifestIfUnused(repository: string, digest: string, cutoff: number): Promise<boolean>;
+  /** Remove the link if it is unused since before cutoff and no manifest of the repository references the blob. */
+  removeLinkIfUnused(repository: string, digest: string, cutoff: number): Promise<boolean>;
+  /**
+   * Mark the blob as being deleted if it is unused since before cutoff and nothing links or
+   * references it; returns its storage key then. From here on it is not served, linked or mounted.
+   */
+  claimBlob(digest: string, cutoff: number): Promise<string | undefined>;
+  /** Blobs marked for deletion whose deletion has not finished (a collector may have died). */
+  deletingBlobs(): Promise<{ digest: string; key: string }[]>;
+  /** Drop the row of a blob marked for deletion, if it still has that key (an upload may have taken it back). */
+  forgetBlob(digest: string, key: string): Promise<void>;
+  /** Whether a blob row (live or being deleted) or an upload session uses the storage key; for objects with no row. */
+  keyInUse(key: string): Promise<boolean>;
+}
+
+/** Upload sessions shared by all replicas. Changes are compare-and-set, since any replica may take the next request. */
+export interface UploadRows {
+  createUpload(u: UploadRecord): Promise<void>;
+  getUpload(id: string): Promise<UploadRecord | undefined>;
+  /**
+   * Take the session for one request until `until` (ms): fails when another request holds it
+   * ('busy') or its offset is no longer `offset` ('offset'); undefined when there is no such session.
+   */
+  claimUpload(id: string, offset: number, token: string, until: number): Promise<UploadRecord | 'busy' | 'offset' | undefined>;
+  /** Give the session back, with what the request changed; false when the claim was lost (it expired and another took it). */
+  releaseUpload(id: string, token: string, update?: Pick<UploadRecord, 'offset' | 'multipartId' | 'parts' | 'pending' | 'touchedAt'>): Promise<boolean>;
+  deleteUpload(id: string): Promise<void>;
+  /** Sessions untouched since before `before` and not held by a request. */
+  staleUploads(before: number): Promise<UploadRecord[]>;
+}
+
+/** State every replica must agree on: the token signing key, the login rate limit. */
+export interface SharedRows {
+  /** The value stored under name, storing `create()` first when there is none (the first replica wins). */
+  sharedValue(name: string, create: () => string): Promise<string>;
+  /**
+   * Failed logins per key in the key's current window (which starts with its first failure and
+   * lasts windowMs); with `count`, one more failure is recorded for each key first.
+   */
+  loginFailures(keys: string[], windowMs: number, now: number, count: boolean): Promise<{ failures: number; start: number }[]>;
+  clearFailures(keys: string[]): Promise<void>;
+}
+
+export interface Metadata extends BlobRows, ManifestRows, SearchRows, IdentityRows, AuditRows, GcRows, UploadRows, SharedRows {
+  readonly kind: 'sqlite' | 'postgres';
   /** Call back when another process changed the data (caches must then be dropped). */
   onExternalChange(cb: () => void): void;
   close(): Promise<void>;

@@ -3,8 +3,6 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type {
   AuditEvent,
-  ExclusiveWrites,
-  GcCandidates,
   ManifestRecord,
   ManifestRefs,
   Membership,
@@ -14,8 +12,10 @@ import type {
   BaseHit,
   RobotRecord,
   Role,
+  UploadRecord,
   UserRecord,
 } from './metadata.js';
+import { markGarbage } from './garbage.js';
 
 const schema = `
 CREATE TABLE IF NOT EXISTS repositories (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
@@ -70,12 +70,34 @@ INSERT INTO image_bases (repo, digest, base, base_name)
   FROM manifests WHERE annotations IS NOT NULL AND json_valid(annotations)
     AND json_type(annotations, '$."org.opencontainers.image.base.digest"') = 'text';
 `,
+  // 2: garbage collection without a lock, and state for several processes (issue 18). Blobs get the
+  // storage key of their bytes (until now always the digest's fan-out path), a state ('deleting'
+  // while GC removes the bytes) and a clock of last use; manifests a clock of last use.
+  `
+ALTER TABLE blobs ADD COLUMN key TEXT NOT NULL DEFAULT '';
+ALTER TABLE blobs ADD COLUMN state TEXT NOT NULL DEFAULT 'live';
+ALTER TABLE blobs ADD COLUMN last_used INTEGER NOT NULL DEFAULT 0;
+UPDATE blobs SET last_used = created_at,
+  key = substr(digest, 1, instr(digest, ':') - 1) || '/' || substr(digest, instr(digest, ':') + 1, 2) || '/' || substr(digest, instr(digest, ':') + 1);
+CREATE INDEX blobs_key ON blobs (key);
+ALTER TABLE manifests ADD COLUMN last_used INTEGER NOT NULL DEFAULT 0;
+UPDATE manifests SET last_used = created_at;
+CREATE TABLE uploads (
+  id TEXT PRIMARY KEY, repo TEXT NOT NULL, algorithm TEXT NOT NULL, offset INTEGER NOT NULL, key TEXT NOT NULL,
+  multipart_id TEXT, parts TEXT NOT NULL, pending TEXT NOT NULL, started_at INTEGER NOT NULL, touched_at INTEGER NOT NULL,
+  claim_token TEXT, claim_until INTEGER);
+CREATE TABLE shared_values (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE login_failures (key TEXT PRIMARY KEY, start INTEGER NOT NULL, failures INTEGER NOT NULL);
+`,
 ];
 
 /** Bring the schema up to date; safe when several processes open the database at once. */
-function migrate(db: Database.Database): void {
+function migrate(db: Database.Database, path: string): void {
   db.exec(schema);
   const version = () => db.pragma('user_version', { simple: true }) as number;
+  if (version() > migrations.length) {
+    throw new Error(`${path}: the database has schema version ${version()}, newer than the ${migrations.length} this kiln knows: upgrade kiln`);
+  }
   if (version() >= migrations.length) return;
   db.transaction(() => {
     for (let v = version(); v < migrations.length; v++) {
@@ -99,6 +121,19 @@ function toManifest(r: Row): ManifestRecord {
     createdAt: r.created_at as number,
   };
 }
+
+const toUpload = (r: Row): UploadRecord => ({
+  id: r.id as string,
+  repository: r.repo as string,
+  algorithm: r.algorithm as UploadRecord['algorithm'],
+  offset: r.offset as number,
+  key: r.key as string,
+  multipartId: (r.multipart_id as string | null) ?? undefined,
+  parts: JSON.parse(r.parts as string) as UploadRecord['parts'],
+  pending: JSON.parse(r.pending as string) as UploadRecord['pending'],
+  startedAt: r.started_at as number,
+  touchedAt: r.touched_at as number,
+});
 
 const toUser = (r: Row): UserRecord => ({ name: r.name as string, passwordHash: r.password_hash as string, admin: r.admin === 1, createdAt: r.created_at as number });
 const toRobot = (r: Row): RobotRecord => ({
@@ -138,7 +173,7 @@ export function openSqliteMetadata(path: string): Metadata {
   db.pragma('synchronous = FULL');
   db.pragma('busy_timeout = 10000');
   db.pragma('foreign_keys = OFF');
-  migrate(db);
+  migrate(db, path);
 
   const q = <T = Row>(sql: string) => {
     const st = db.prepare(sql);
@@ -150,20 +185,24 @@ export function openSqliteMetadata(path: string): Metadata {
   };
 
   const s = {
-    blobSize: q<{ size: number }>('SELECT size FROM blobs WHERE digest = ?'),
-    linkedSize: q<{ size: number }>('SELECT b.size FROM repo_blobs l JOIN blobs b ON b.digest = l.digest WHERE l.repo = ? AND l.digest = ?'),
-    insertBlob: q('INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO UPDATE SET created_at = excluded.created_at'),
+    blob: q<{ size: number; key: string }>("SELECT size, key FROM blobs WHERE digest = ? AND state = 'live'"),
+    linkedBlob: q<{ size: number; key: string }>("SELECT b.size, b.key FROM repo_blobs l JOIN blobs b ON b.digest = l.digest WHERE l.repo = ? AND l.digest = ? AND b.state = 'live'"),
+    blobState: q<{ key: string; state: string }>('SELECT key, state FROM blobs WHERE digest = ?'),
+    insertBlob: q("INSERT INTO blobs (digest, size, created_at, key, state, last_used) VALUES (?, ?, ?, ?, 'live', ?)"),
+    retakeBlob: q("UPDATE blobs SET key = ?, state = 'live', last_used = ? WHERE digest = ?"),
+    useBlob: q("UPDATE blobs SET last_used = ? WHERE digest = ? AND state = 'live'"),
     link: q('INSERT INTO repo_blobs (repo, digest, last_used) VALUES (?, ?, ?) ON CONFLICT (repo, digest) DO UPDATE SET last_used = excluded.last_used'),
     touch: q('UPDATE repo_blobs SET last_used = ? WHERE repo = ? AND digest = ? AND last_used < ?'),
     unlink: q('DELETE FROM repo_blobs WHERE repo = ? AND digest = ?'),
     blobInNs: q<{ repo: string }>("SELECT repo FROM repo_blobs WHERE digest = ? AND (repo = ? OR repo LIKE ? ESCAPE '\\') LIMIT 1"),
-    allBlobs: q<{ digest: string }>('SELECT digest FROM blobs'),
+    allBlobs: q<{ digest: string }>("SELECT digest FROM blobs WHERE state = 'live'"),
     addRepo: q('INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)'),
     getManifest: q('SELECT * FROM manifests WHERE repo = ? AND digest = ?'),
     hasManifest: q('SELECT 1 FROM manifests WHERE repo = ? AND digest = ?'),
     insertManifest: q(
-      'INSERT INTO manifests (repo, digest, media_type, artifact_type, subject, annotations, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo, digest) DO UPDATE SET created_at = excluded.created_at',
+      'INSERT INTO manifests (repo, digest, media_type, artifact_type, subject, annotations, body, created_at, last_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo, digest) DO UPDATE SET created_at = excluded.created_at, last_used = excluded.last_used',
     ),
+    useManifest: q('UPDATE manifests SET last_used = ? WHERE repo = ? AND digest = ?'),
     insertRef: q('INSERT OR IGNORE INTO manifest_refs (repo, digest, child, kind, size) VALUES (?, ?, ?, ?, ?)'),
     deleteManifest: q('DELETE FROM manifests WHERE repo = ? AND digest = ?'),
     deleteRefs: q('DELETE FROM manifest_refs WHERE repo = ? AND digest = ?'),
@@ -180,7 +219,7 @@ export function openSqliteMetadata(path: string): Metadata {
     listRepos: q<{ name: string }>(
       'SELECT name FROM repositories r WHERE name > ? AND (EXISTS (SELECT 1 FROM manifests WHERE repo = r.name) OR EXISTS (SELECT 1 FROM repo_blobs WHERE repo = r.name)) ORDER BY name LIMIT ?',
     ),
-    storage: q<{ n: number }>('SELECT (SELECT COALESCE(SUM(size), 0) FROM blobs) + (SELECT COALESCE(SUM(LENGTH(body)), 0) FROM manifests) AS n'),
+    storage: q<{ n: number }>("SELECT (SELECT COALESCE(SUM(size), 0) FROM blobs WHERE state = 'live') + (SELECT COALESCE(SUM(LENGTH(body)), 0) FROM manifests) AS n"),
     getUser: q('SELECT * FROM users WHERE name = ?'),
     listUsers: q('SELECT * FROM users ORDER BY name'),
     putUser: q('INSERT INTO users (name, password_hash, admin, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, admin = excluded.admin'),
@@ -204,16 +243,43 @@ export function openSqliteMetadata(path: string): Metadata {
     deleteRobot: q('DELETE FROM robots WHERE name = ?'),
     insertAudit: q('INSERT INTO audit (time, actor, action, repository, namespace, reference, digest, detail, address, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
     // GC
-    gcManifests: q<{ repo: string; digest: string; created_at: number; subject: string | null }>('SELECT repo, digest, created_at, subject FROM manifests'),
+    gcManifests: q<{ repo: string; digest: string; last_used: number; subject: string | null }>('SELECT repo, digest, last_used, subject FROM manifests'),
     gcTags: q<{ repo: string; digest: string }>('SELECT repo, digest FROM tags'),
     gcRefs: q<{ repo: string; digest: string; child: string; kind: string }>('SELECT repo, digest, child, kind FROM manifest_refs'),
     gcLinks: q<{ repo: string; digest: string; last_used: number }>('SELECT repo, digest, last_used FROM repo_blobs'),
-    gcBlobs: q<{ digest: string; size: number; created_at: number }>('SELECT digest, size, created_at FROM blobs'),
-    blobUsed: q(
-      'SELECT 1 FROM repo_blobs WHERE digest = ? UNION ALL SELECT 1 FROM manifest_refs WHERE child = ? AND kind = \'blob\' LIMIT 1',
+    gcBlobs: q<{ digest: string; size: number; last_used: number }>("SELECT digest, size, last_used FROM blobs WHERE state = 'live'"),
+    manifestClock: q<{ last_used: number; subject: string | null }>('SELECT last_used, subject FROM manifests WHERE repo = ? AND digest = ?'),
+    manifestTagged: q('SELECT 1 FROM tags WHERE repo = ? AND digest = ? LIMIT 1'),
+    manifestListed: q(
+      "SELECT 1 FROM manifest_refs r JOIN manifests p ON p.repo = r.repo AND p.digest = r.digest WHERE r.repo = ? AND r.child = ? AND r.kind = 'manifest' LIMIT 1",
     ),
-    blobRow: q<{ created_at: number }>('SELECT created_at FROM blobs WHERE digest = ?'),
-    deleteBlob: q('DELETE FROM blobs WHERE digest = ?'),
+    removeLinkIfUnused: q(
+      "DELETE FROM repo_blobs WHERE repo = ? AND digest = ? AND last_used < ? AND NOT EXISTS (SELECT 1 FROM manifest_refs WHERE repo = ? AND child = ? AND kind = 'blob')",
+    ),
+    claimBlob: q<{ key: string }>(
+      "UPDATE blobs SET state = 'deleting' WHERE digest = ? AND state = 'live' AND last_used < ? AND NOT EXISTS (SELECT 1 FROM repo_blobs WHERE digest = ?) AND NOT EXISTS (SELECT 1 FROM manifest_refs WHERE child = ? AND kind = 'blob') RETURNING key",
+    ),
+    deletingBlobs: q<{ digest: string; key: string }>("SELECT digest, key FROM blobs WHERE state = 'deleting'"),
+    forgetBlob: q("DELETE FROM blobs WHERE digest = ? AND state = 'deleting' AND key = ?"),
+    keyInUse: q('SELECT 1 FROM blobs WHERE key = ? UNION ALL SELECT 1 FROM uploads WHERE key = ? LIMIT 1'),
+    // Upload sessions
+    createUpload: q(
+      'INSERT INTO uploads (id, repo, algorithm, offset, key, multipart_id, parts, pending, started_at, touched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    getUpload: q('SELECT * FROM uploads WHERE id = ?'),
+    claimUpload: q('UPDATE uploads SET claim_token = ?, claim_until = ? WHERE id = ? AND offset = ? AND (claim_until IS NULL OR claim_until < ?) RETURNING *'),
+    releaseUpload: q('UPDATE uploads SET claim_token = NULL, claim_until = NULL WHERE id = ? AND claim_token = ?'),
+    updateUpload: q(
+      'UPDATE uploads SET claim_token = NULL, claim_until = NULL, offset = ?, multipart_id = ?, parts = ?, pending = ?, touched_at = ? WHERE id = ? AND claim_token = ?',
+    ),
+    deleteUpload: q('DELETE FROM uploads WHERE id = ?'),
+    staleUploads: q('SELECT * FROM uploads WHERE touched_at < ? AND (claim_until IS NULL OR claim_until < ?)'),
+    // Shared state
+    insertShared: q('INSERT OR IGNORE INTO shared_values (name, value) VALUES (?, ?)'),
+    getShared: q<{ value: string }>('SELECT value FROM shared_values WHERE name = ?'),
+    getFailures: q<{ start: number; failures: number }>('SELECT start, failures FROM login_failures WHERE key = ?'),
+    setFailures: q('INSERT INTO login_failures (key, start, failures) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET start = excluded.start, failures = excluded.failures'),
+    clearFailures: q('DELETE FROM login_failures WHERE key = ?'),
     // Search index
     setBase: q('INSERT INTO image_bases (repo, digest, base, base_name) VALUES (?, ?, ?, ?) ON CONFLICT (repo, digest) DO UPDATE SET base = excluded.base, base_name = excluded.base_name'),
     deleteBase: q('DELETE FROM image_bases WHERE repo = ? AND digest = ?'),
@@ -238,10 +304,12 @@ export function openSqliteMetadata(path: string): Metadata {
 
   const putManifestSync = (m: ManifestRecord, refs: ManifestRefs, tags: string[]) => {
     const missing: string[] = [];
-    for (const b of refs.blobs) if (!s.linkedSize.get(m.repository, b.digest)) missing.push(b.digest);
+    for (const b of refs.blobs) if (!s.linkedBlob.get(m.repository, b.digest)) missing.push(b.digest);
     for (const d of refs.manifests) if (!s.hasManifest.get(m.repository, d)) missing.push(d);
     if (missing.length) return { missing, moved: [] };
     const now = m.createdAt;
+    // What the manifest lists starts its grace period again (GcRows in metadata.ts).
+    for (const d of refs.manifests) s.useManifest.run(now, m.repository, d);
     s.addRepo.run(m.repository, now);
     s.ensureNs.run(namespaceOf(m.repository), now);
     s.insertManifest.run(
@@ -252,6 +320,7 @@ export function openSqliteMetadata(path: string): Metadata {
       m.subject ?? null,
       m.annotations ? JSON.stringify(m.annotations) : null,
       m.body,
+      now,
       now,
     );
     for (const b of refs.blobs) {
@@ -280,84 +349,13 @@ export function openSqliteMetadata(path: string): Metadata {
     s.deleteManifest.run(repo, digest);
   };
 
-  const findGarbage = (now: number, graceMs: number): GcCandidates => {
-    const cutoff = now - graceMs;
-    const key = (repo: string, d: string) => `${repo}\0${d}`;
-    const manifests = s.gcManifests.all();
-    const children = new Map<string, string[]>();
-    const blobRefs = new Map<string, string[]>();
-    for (const r of s.gcRefs.all()) {
-      const m = r.kind === 'manifest' ? children : blobRefs;
-      const k = key(r.repo, r.digest);
-      let list = m.get(k);
-      if (!list) m.set(k, (list = []));
-      list.push(r.child);
-    }
-    const referrersOf = new Map<string, string[]>();
-    for (const m of manifests) {
-      if (!m.subject) continue;
-      const k = key(m.repo, m.subject);
-      let list = referrersOf.get(k);
-      if (!list) referrersOf.set(k, (list = []));
-      list.push(m.digest);
-    }
-    // Mark: tagged manifests and those still in their grace period are roots; children of a live
-    // index and referrers of a live manifest are live too (distribution-spec: referrers follow their subject).
-    const live = new Set<string>();
-    const queue: [string, string][] = [];
-    const mark = (repo: string, d: string) => {
-      const k = key(repo, d);
-      if (live.has(k)) return;
-      live.add(k);
-      queue.push([repo, d]);
-    };
-    for (const t of s.gcTags.all()) mark(t.repo, t.digest);
-    for (const m of manifests) if (m.created_at >= cutoff) mark(m.repo, m.digest);
-    while (queue.length) {
-      const [repo, d] = queue.pop()!;
-      for (const c of children.get(key(repo, d)) ?? []) mark(repo, c);
-      for (const r of referrersOf.get(key(repo, d)) ?? []) mark(repo, r);
-    }
-    const deadManifests = manifests.filter((m) => !live.has(key(m.repo, m.digest))).map((m) => ({ repository: m.repo, digest: m.digest }));
-    const usedLinks = new Set<string>();
-    const usedBlobs = new Set<string>();
-    for (const k of live) {
-      for (const b of blobRefs.get(k) ?? []) {
-        usedLinks.add(key(k.slice(0, k.indexOf('\0')), b));
-        usedBlobs.add(b);
-      }
-    }
-    const links = s.gcLinks.all();
-    const deadLinks = links.filter((l) => !usedLinks.has(key(l.repo, l.digest)) && l.last_used < cutoff);
-    const deadLinkKeys = new Set(deadLinks.map((l) => key(l.repo, l.digest)));
-    const linked = new Set(links.filter((l) => !deadLinkKeys.has(key(l.repo, l.digest))).map((l) => l.digest));
-    const deadBlobs = s.gcBlobs.all().filter((b) => !usedBlobs.has(b.digest) && !linked.has(b.digest) && b.created_at < cutoff);
-    return {
-      manifests: deadManifests,
-      links: deadLinks.map((l) => ({ repository: l.repo, digest: l.digest })),
-      blobs: deadBlobs.map((b) => ({ digest: b.digest, size: b.size })),
-    };
-  };
-
-  const exclusiveWrites: ExclusiveWrites = {
-    recordBlob(digest, size, repository, now) {
-      s.insertBlob.run(digest, size, now);
-      s.addRepo.run(repository, now);
-      s.ensureNs.run(namespaceOf(repository), now);
-      s.link.run(repository, digest, now);
-    },
-    findGarbage,
-    removeManifest: removeManifestSync,
-    removeLink: (repo, digest) => void s.unlink.run(repo, digest),
-    removeBlobIfUnused(digest, now, graceMs) {
-      if (s.blobUsed.get(digest, digest)) return false;
-      const row = s.blobRow.get(digest);
-      if (!row || row.created_at >= now - graceMs) return false;
-      s.deleteBlob.run(digest);
-      return true;
-    },
-    blobExists: (digest) => !!s.blobSize.get(digest),
-  };
+  const gcSnapshot = () => ({
+    manifests: s.gcManifests.all(),
+    tags: s.gcTags.all(),
+    refs: s.gcRefs.all(),
+    links: s.gcLinks.all(),
+    blobs: s.gcBlobs.all(),
+  });
 
   const changeListeners: (() => void)[] = [];
   let dataVersion = db.pragma('data_version', { simple: true }) as number;
@@ -375,29 +373,32 @@ export function openSqliteMetadata(path: string): Metadata {
   poll.unref();
 
   const metadata: Metadata = {
-    exclusive<T>(fn: (w: ExclusiveWrites) => Promise<T>): Promise<T> {
-      return serialize(async () => {
-        db.prepare('BEGIN IMMEDIATE').run();
-        try {
-          const r = await fn(exclusiveWrites);
-          db.prepare('COMMIT').run();
-          return r;
-        } catch (e) {
-          if (db.inTransaction) db.prepare('ROLLBACK').run();
-          throw e;
-        }
-      });
-    },
+    kind: 'sqlite',
 
-    async blobSize(digest) {
-      return s.blobSize.get(digest)?.size;
+    async blob(digest) {
+      return s.blob.get(digest);
     },
-    async linkedBlobSize(repo, digest) {
-      return s.linkedSize.get(repo, digest)?.size;
+    async linkedBlob(repo, digest) {
+      return s.linkedBlob.get(repo, digest);
+    },
+    recordBlob(digest, size, repo, key, now) {
+      return write(() => {
+        const row = s.blobState.get(digest);
+        let kept = key;
+        if (!row) s.insertBlob.run(digest, size, now, key, now);
+        else if (row.state === 'live') {
+          kept = row.key;
+          s.useBlob.run(now, digest);
+        } else s.retakeBlob.run(key, now, digest);
+        s.addRepo.run(repo, now);
+        s.ensureNs.run(namespaceOf(repo), now);
+        s.link.run(repo, digest, now);
+        return { key: kept };
+      });
     },
     linkBlob(repo, digest, now) {
       return write(() => {
-        if (!s.blobSize.get(digest)) return false;
+        if (s.useBlob.run(now, digest).changes === 0) return false;
         s.addRepo.run(repo, now);
         s.ensureNs.run(namespaceOf(repo), now);
         s.link.run(repo, digest, now);
@@ -625,6 +626,94 @@ export function openSqliteMetadata(path: string): Metadata {
       }
       const sql = `SELECT * FROM audit ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
       return (db.prepare(sql).all(...args, f.limit) as Row[]).map(toAudit);
+    },
+
+    async findGarbage(cutoff) {
+      return markGarbage(gcSnapshot(), cutoff);
+    },
+    removeManifestIfUnused(repo, digest, cutoff) {
+      return write(() => {
+        const m = s.manifestClock.get(repo, digest);
+        if (!m || m.last_used >= cutoff) return false;
+        if (s.manifestTagged.get(repo, digest) || s.manifestListed.get(repo, digest)) return false;
+        if (m.subject && s.hasManifest.get(repo, m.subject)) return false;
+        removeManifestSync(repo, digest);
+        return true;
+      });
+    },
+    removeLinkIfUnused(repo, digest, cutoff) {
+      return write(() => s.removeLinkIfUnused.run(repo, digest, cutoff, repo, digest).changes > 0);
+    },
+    claimBlob(digest, cutoff) {
+      return write(() => s.claimBlob.get(digest, cutoff, digest, digest)?.key);
+    },
+    async deletingBlobs() {
+      return s.deletingBlobs.all();
+    },
+    forgetBlob(digest, key) {
+      return write(() => void s.forgetBlob.run(digest, key));
+    },
+    async keyInUse(key) {
+      return !!s.keyInUse.get(key, key);
+    },
+
+    createUpload(u) {
+      return write(
+        () =>
+          void s.createUpload.run(u.id, u.repository, u.algorithm, u.offset, u.key, u.multipartId ?? null, JSON.stringify(u.parts), JSON.stringify(u.pending), u.startedAt, u.touchedAt),
+      );
+    },
+    async getUpload(id) {
+      const r = s.getUpload.get(id);
+      return r ? toUpload(r) : undefined;
+    },
+    claimUpload(id, offset, token, until) {
+      return write(() => {
+        const claimed = s.claimUpload.get(token, until, id, offset, Date.now());
+        if (claimed) return toUpload(claimed);
+        const r = s.getUpload.get(id);
+        if (!r) return undefined;
+        return r.offset !== offset ? 'offset' : 'busy';
+      });
+    },
+    releaseUpload(id, token, u) {
+      return write(() => {
+        if (!u) return s.releaseUpload.run(id, token).changes > 0;
+        return s.updateUpload.run(u.offset, u.multipartId ?? null, JSON.stringify(u.parts), JSON.stringify(u.pending), u.touchedAt, id, token).changes > 0;
+      });
+    },
+    deleteUpload(id) {
+      return write(() => void s.deleteUpload.run(id));
+    },
+    async staleUploads(before) {
+      return s.staleUploads.all(before, Date.now()).map(toUpload);
+    },
+
+    sharedValue(name, create) {
+      return write(() => {
+        const existing = s.getShared.get(name);
+        if (existing) return existing.value;
+        const value = create();
+        s.insertShared.run(name, value);
+        return value;
+      });
+    },
+    loginFailures(keys, windowMs, now, count) {
+      return write(() =>
+        keys.map((k) => {
+          const row = s.getFailures.get(k);
+          const current = row && now - row.start < windowMs ? row : undefined;
+          if (!count) return current ?? { failures: 0, start: now };
+          const next = current ? { start: current.start, failures: current.failures + 1 } : { start: now, failures: 1 };
+          s.setFailures.run(k, next.start, next.failures);
+          return next;
+        }),
+      );
+    },
+    clearFailures(keys) {
+      return write(() => {
+        for (const k of keys) s.clearFailures.run(k);
+      });
     },
 
     onExternalChange(cb) {

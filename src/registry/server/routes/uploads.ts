@@ -71,7 +71,7 @@ export async function startUpload(reg: Registry, ctx: Ctx, name: string): Promis
       if ((await reg.auth.may(ctx, from, 'pull')) && (await reg.blobs.stat(from, digest)) !== undefined) source = from;
     } else if (!reg.auth.enabled) {
       // distribution-spec: "MAY treat the from parameter as optional" — any repository will do.
-      if ((await reg.metadata.blobSize(digest)) !== undefined) source = '*';
+      if ((await reg.metadata.blob(digest)) !== undefined) source = '*';
     } else {
       // With auth, only from the same namespace, where the caller's role covers every repository.
       source = await reg.metadata.blobRepositoryInNamespace(namespaceOf(name), digest);
