@@ -10,11 +10,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { StorageNotFound, type BlobDriver } from '../../../src/registry/server/storage/driver.js';
 import { openS3Driver, type S3Driver, type S3Options, type S3Tuning } from '../../../src/registry/server/storage/s3.js';
 import { loadConfig } from '../../../src/registry/server/config.js';
-import { freePort, suiteScope } from '../../support/daemon.js';
+import { freePort, runToLog, suiteScope } from '../../support/daemon.js';
 import { startRadosgw, type Radosgw } from '../../support/radosgw.js';
 
 const skip = process.getuid?.() !== 0 && 'not root: the Ceph test server is set up as root (scripts/setup.sh installs it)';
@@ -233,6 +234,32 @@ describe('S3 blob driver on radosgw', { skip, timeout: 60_000 }, () => {
       return true;
     });
     await assert.rejects(open(opts('kiln-blobs', { accessKey: 'NOSUCHACCESSKEY00000' })), /bucket kiln-blobs .*the credentials were refused \(InvalidAccessKeyId\)/);
+  });
+
+  test('openS3Driver gives up on an endpoint that accepts connections and never answers, within its start timeout', async (t) => {
+    const silent = createServer(() => {});
+    const sockets = new Set<Socket>();
+    silent.on('connection', (s) => sockets.add(s));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      sockets.forEach((s) => s.destroy());
+      silent.close();
+    });
+    const endpoint = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const started = Date.now();
+    await assert.rejects(open(opts('kiln-blobs', { endpoint }), { startTimeout: 1000 }), (e: Error) => {
+      assert.match(e.message, new RegExp(`bucket kiln-blobs at ${endpoint.replace(/\./g, '\\.')}: the endpoint is unreachable`));
+      return true;
+    });
+    assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
+  });
+
+  test('openS3Driver names a lack of permission: a user who does not own the bucket', async () => {
+    await runToLog('/usr/bin/radosgw-admin', ['-c', join(gw.dir, 'ceph.conf'), 'user', 'create', '--uid=stranger', '--display-name=stranger', '--access-key=KILNSTRANGERKEY00000', '--secret-key=stranger-secret-0000000000000000000000000'], { logFile: join(gw.dir, 'log', 'stranger.out') });
+    await assert.rejects(open(opts('kiln-blobs', { accessKey: 'KILNSTRANGERKEY00000', secretKey: 'stranger-secret-0000000000000000000000000' })), (e: Error) => {
+      assert.match(e.message, /bucket kiln-blobs at http:\/\/127\.0\.0\.1:\d+: no permission \(AccessDenied\)/);
+      return true;
+    });
   });
 });
 

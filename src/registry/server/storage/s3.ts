@@ -107,6 +107,7 @@ function reason(e: unknown): string {
   const code = codeOf(e);
   const status = statusOf(e);
   if (credentialCodes.includes(code)) return `the credentials were refused (${code})`;
+  if (code === 'RequestTimeTooSkewed') return `this machine's clock is too far from the endpoint's (${code})`;
   if (code === 'AccessDenied' || (status === 403 && code !== 'Forbidden')) return `no permission (${code})`;
   if (status === 403) return 'the credentials were refused or lack permission (403)';
   if (code === 'PermanentRedirect' || status === 301) return 'the bucket is in another region (301); set storage.s3.region';
