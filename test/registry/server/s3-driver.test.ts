@@ -6,11 +6,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { StorageNotFound, type BlobDriver } from '../../../src/registry/server/storage/driver.js';
 import { openS3Driver, type S3Driver, type S3Options, type S3Tuning } from '../../../src/registry/server/storage/s3.js';
@@ -252,6 +253,31 @@ describe('S3 blob driver on radosgw', { skip, timeout: 60_000 }, () => {
       return true;
     });
     assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
+  });
+
+  test('TLS: an endpoint whose certificate is signed by the CA bundle of `ca`; without it, the certificate is named', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'kiln-s3-tls-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const [key, cert] = [join(dir, 'key.pem'), join(dir, 'cert.pem')];
+    await runToLog('/usr/bin/openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=kiln test s3', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { logFile: join(dir, 'openssl.out') });
+    // TLS in front of radosgw, passing the bytes through: the signed Host header stays the client's
+    const gwPort = Number(new URL(gw.endpoint).port);
+    const proxy = createTlsServer({ key: await readFile(key), cert: await readFile(cert) }, (s) => {
+      const upstream = connect(gwPort, '127.0.0.1');
+      s.pipe(upstream).pipe(s);
+      s.on('error', () => upstream.destroy());
+      upstream.on('error', () => s.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    t.after(() => void proxy.close());
+    const endpoint = `https://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+
+    const secure = await open(opts('kiln-blobs', { endpoint, ca: cert, prefix: 'tls' }));
+    await secure.put('over-tls', Readable.from([Buffer.from('sealed')]));
+    assert.equal(await d.stat('over-tls'), undefined, 'stored under its own prefix, not reg/p1');
+    assert.equal((await raw.read('tls/over-tls')).toString(), 'sealed');
+    secure.destroy();
+    await assert.rejects(open(opts('kiln-blobs', { endpoint })), /bucket kiln-blobs at https:\/\/127\.0\.0\.1:\d+: the endpoint's certificate is not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT\)/);
   });
 
   test('openS3Driver names a lack of permission: a user who does not own the bucket', async () => {

@@ -111,6 +111,7 @@ function reason(e: unknown): string {
   if (code === 'AccessDenied' || (status === 403 && code !== 'Forbidden')) return `no permission (${code})`;
   if (status === 403) return 'the credentials were refused or lack permission (403)';
   if (code === 'PermanentRedirect' || status === 301) return 'the bucket is in another region (301); set storage.s3.region';
+  if (/CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code)) return `the endpoint's certificate is not trusted (${code}); storage.s3.ca names a CA bundle`;
   if (networkCodes.includes(code) || (e as Error)?.name === 'AbortError') return `the endpoint is unreachable (${code})`;
   const message = (e as SdkError)?.message;
   return `${code}${status ? `, HTTP ${status}` : ''}${message && message !== code && message !== 'UnknownError' ? `: ${message}` : ''}`;
