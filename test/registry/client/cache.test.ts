@@ -51,7 +51,8 @@ const app = {
   // rebuild that hits every step never needs to download it.
   Dockerfile: [
     'FROM busybox AS tool',
-    'RUN head -c 4096 /dev/urandom > /tool.bin',
+    // The stage's layer holds more than the file copied out of it, so the two layers differ.
+    'RUN head -c 4096 /dev/urandom > /tool.bin && echo built > /tool.log',
     'FROM busybox',
     'WORKDIR /app',
     'COPY big.bin .',
@@ -96,7 +97,7 @@ async function registryCacheRoundTrip(t: T, host: string) {
   return { e, a, b };
 }
 
-test('--cache-to type=registry,mode=max then --cache-from on an empty store: every step CACHED, same image ID; a changed file reruns only what follows it', { timeout: 240_000, todo: 'fails since the --no-cache-filter and cache-mount changes of stop 16; not yet triaged' }, async (t) => {
+test('--cache-to type=registry,mode=max then --cache-from on an empty store: every step CACHED, same image ID; a changed file reruns only what follows it', { timeout: 240_000 }, async (t) => {
   const reg = await startRegistry(t);
   const host = hostOf(reg.url);
   const { e, b } = await registryCacheRoundTrip(t, host);
@@ -134,7 +135,7 @@ test('--cache-to type=registry,mode=min exports only the final image\'s steps', 
   const again = await build(e, b, ctx, ['--cache-from', `${host}/app/cache:min`]);
   // The tool stage is not in a mode=min cache: it runs; the final stage's steps before the
   // COPY --from are cached, and the COPY --from is too since the tool stage's key is the same.
-  assert.deepEqual(ran(again.steps).map((s) => s.replace(/^\[.*?\] /, '')), ['RUN head -c 4096 /dev/urandom > /tool.bin']);
+  assert.deepEqual(ran(again.steps).map((s) => s.replace(/^\[.*?\] /, '')), ['RUN head -c 4096 /dev/urandom > /tool.bin && echo built > /tool.log']);
 });
 
 test('--cache-to type=inline with --push, then --cache-from the image on an empty store: every step CACHED, same digest', { timeout: 180_000 }, async (t) => {
