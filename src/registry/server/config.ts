@@ -31,8 +31,17 @@ export interface RegistryConfig {
     deleteEnabled: boolean;
   };
   database: {
-    driver: 'sqlite';
+    driver: 'sqlite' | 'postgres';
     sqlite: { path: string };
+    /** Set when driver is postgres: the metadata of several replicas in one PostgreSQL database. */
+    postgres?: {
+      /** postgres://user:password@host:port/database (libpq URL; sslmode= and the like are honoured). */
+      url: string;
+      /** Connections per replica. */
+      poolSize?: number;
+      /** PEM CA bundle for the server's certificate (turns TLS on). */
+      ca?: string;
+    };
   };
   uploads: {
     /** Where upload sessions keep their temporary files (must be on the storage filesystem for a rename). */
@@ -232,8 +241,26 @@ function applyFile(c: RegistryConfig, doc: Obj, base: string): void {
   }
   if (storage.deleteEnabled !== undefined) c.storage.deleteEnabled = bool(storage.deleteEnabled, 'storage.deleteEnabled');
 
-  const database = section(top.database, 'database', ['driver', 'sqlite']);
-  if (database.driver !== undefined && database.driver !== 'sqlite') throw new UsageError(`database.driver: "${String(database.driver)}" is not available (sqlite)`);
+  const database = section(top.database, 'database', ['driver', 'sqlite', 'postgres']);
+  if (database.driver !== undefined && database.driver !== 'sqlite' && database.driver !== 'postgres') {
+    throw new UsageError(`database.driver: "${String(database.driver)}" is not available (sqlite, postgres)`);
+  }
+  if (database.driver !== undefined) c.database.driver = database.driver;
+  if (database.postgres !== undefined || c.database.driver === 'postgres') {
+    // settings for a driver that is not chosen would be ignored silently: a forgotten `driver: postgres`
+    if (c.database.driver !== 'postgres') throw new UsageError('database.postgres: set, but database.driver is sqlite (add driver: postgres)');
+    const p = section(database.postgres, 'database.postgres', ['url', 'poolSize', 'ca']);
+    if (p.url === undefined) throw new UsageError('database.postgres.url: required when database.driver is postgres');
+    const url = str(p.url, 'database.postgres.url');
+    if (!/^postgres(ql)?:\/\//.test(url)) throw new UsageError('database.postgres.url: expected a postgres:// URL');
+    c.database.postgres = { url };
+    if (p.poolSize !== undefined) {
+      const n = int(p.poolSize, 'database.postgres.poolSize');
+      if (n < 1) throw new UsageError('database.postgres.poolSize: expected at least 1');
+      c.database.postgres.poolSize = n;
+    }
+    if (p.ca !== undefined) c.database.postgres.ca = path(p.ca, 'database.postgres.ca');
+  }
   if (database.sqlite !== undefined) {
     const s = section(database.sqlite, 'database.sqlite', ['path']);
     if (s.path !== undefined) c.database.sqlite.path = path(s.path, 'database.sqlite.path');
