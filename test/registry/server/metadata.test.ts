@@ -6,7 +6,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -584,6 +585,40 @@ describe('Metadata on PostgreSQL', { skip: notRoot }, () => {
     assert.ok(Date.now() - started < 6000);
     // a database that does not exist: the server's refusal, with the same naming
     await assert.rejects(openPostgresMetadata({ url: server!.url.replace(/\/kiln$/, '/nosuchdb') }), /PostgreSQL 127\.0\.0\.1:\d+\/nosuchdb: database "nosuchdb" does not exist/);
+  });
+
+  test('postgres: with database.postgres.ca the connection is TLS verified against that CA (also when the URL says sslmode=)', async (t) => {
+    // A self-signed certificate for 127.0.0.1, which the server is told to use (ssl can be turned on by a reload).
+    const dir = await mkdtemp(join(tmpdir(), 'kiln-pg-tls-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const selfSigned = (name: string) =>
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+        '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.crt`)], { stdio: 'ignore' });
+    selfSigned('server');
+    selfSigned('stranger');
+    const owner = { uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })) };
+    for (const f of ['', 'server.key', 'server.crt']) await chown(join(dir, f), owner.uid, owner.gid);
+    await chmod(join(dir, 'server.key'), 0o600);
+    await sql(server!.url, `ALTER SYSTEM SET ssl_cert_file = '${join(dir, 'server.crt')}'`);
+    await sql(server!.url, `ALTER SYSTEM SET ssl_key_file = '${join(dir, 'server.key')}'`);
+    await sql(server!.url, 'ALTER SYSTEM SET ssl = on');
+    t.after(async () => {
+      await sql(server!.url, 'ALTER SYSTEM RESET ALL');
+      await sql(server!.url, 'SELECT pg_reload_conf()');
+    });
+    await sql(server!.url, 'SELECT pg_reload_conf()');
+    for (let i = 0; (await sql(server!.url, 'SHOW ssl')).rows[0].ssl !== 'on'; i++) {
+      assert.ok(i < 100, 'the server turned TLS on');
+      await sleep(20);
+    }
+    const url = await backend.fresh();
+    for (const u of [url, `${url}?sslmode=verify-full`]) {
+      const m = await openPostgresMetadata({ url: u, ca: join(dir, 'server.crt') });
+      await m.putUser({ name: 'tls', passwordHash: 'h', admin: false, createdAt: 1 });
+      assert.equal((await m.getUser('tls'))?.name, 'tls');
+      await m.close();
+    }
+    await assert.rejects(openPostgresMetadata({ url, ca: join(dir, 'stranger.crt') }), /PostgreSQL 127\.0\.0\.1:\d+\/contract_\d+: .*self[- ]signed/);
   });
 
   test('postgres: the listener reconnects after the server restarts, calls back (changes may have been missed) and keeps working', async (t) => {

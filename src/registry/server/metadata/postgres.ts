@@ -103,6 +103,20 @@ function describe(url: string): string {
   }
 }
 
+/**
+ * With a CA file the TLS settings are ours: pg lets the URL's sslmode= replace the ssl option
+ * (sslmode=verify-full becomes `ssl: {}`, dropping the CA), so the URL's TLS parameters go.
+ */
+function withoutTlsParameters(url: string): string {
+  try {
+    const u = new URL(url);
+    for (const p of ['ssl', 'sslmode', 'sslrootcert', 'sslcert', 'sslkey']) u.searchParams.delete(p);
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
 const namespaceOf = (repo: string): string => (repo.includes('/') ? repo.slice(0, repo.indexOf('/')) : repo);
 const sortedUnique = (xs: string[]): string[] => [...new Set(xs)].sort();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -253,7 +267,7 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
   const where = describe(opts.url);
   const replicaId = opts.replicaId ?? randomUUID();
   const config: pg.ClientConfig = {
-    connectionString: opts.url,
+    connectionString: opts.ca ? withoutTlsParameters(opts.url) : opts.url,
     connectionTimeoutMillis: 5000,
     types,
     application_name: `kiln-registry ${replicaId}`.slice(0, 63),
