@@ -24,11 +24,15 @@ const notRoot = process.getuid?.() !== 0 && 'not root: the PostgreSQL test serve
 /** A backend under test: where a new empty database is, and how to open it. */
 interface Backend {
   name: string;
-  /** A location (path or URL) of a new, empty database. */
+  /** A location (path or URL) of a new database, with the schema or without. */
   fresh(): Promise<string>;
+  /** A location of a new database with nothing in it, not even the schema. */
+  empty(): Promise<string>;
   open(location: string, replicaId?: string): Promise<Metadata>;
   /** Write the schema version of an existing database (to test refusal of newer schemas). */
   setSchemaVersion(location: string, version: number): Promise<void>;
+  /** Deadlocks the server detected in the database so far, where it counts them. */
+  deadlocks?(location: string): Promise<number>;
 }
 
 const digestOf = (s: string) => 'sha256:' + createHash('sha256').update(s).digest('hex');
@@ -467,7 +471,8 @@ function contract(b: Backend): void {
   });
 
   test(`${b.name}: concurrent deletes of the same and of overlapping manifests each delete once, without deadlock errors`, async (t) => {
-    const m = await open(t);
+    const location = await b.fresh();
+    const m = await open(t, location);
     const repo = 'ns/del';
     const layer = await blob(m, repo, 'layer');
     for (let round = 0; round < 5; round++) {
@@ -485,6 +490,12 @@ function contract(b: Backend): void {
       const results = await Promise.all(calls);
       for (const x of all) assert.equal(results.filter(([d, r]) => d === x.digest && r !== undefined).length, 1, `${x.digest} deleted exactly once`);
       for (const x of all) assert.equal(await m.getManifest(repo, x.digest), undefined);
+    }
+    if (b.deadlocks) {
+      // the server counts a deadlock when the aborted transaction's backend reports its statistics, at the latest when it exits
+      await m.close();
+      await sleep(100);
+      assert.equal(await b.deadlocks(location), 0, 'locks are taken in one order, so nothing deadlocked (a deadlock would have been retried)');
     }
   });
 
@@ -506,8 +517,8 @@ function contract(b: Backend): void {
     assert.equal((await c.getUser('bob'))?.passwordHash, 'h');
   });
 
-  test(`${b.name}: a database with a newer schema is refused; instances opening an empty database together migrate it once`, async (t) => {
-    const location = await b.fresh();
+  test(`${b.name}: a database with a newer schema is refused; instances opening an empty database together migrate it once`, async () => {
+    const location = await b.empty();
     const opened = await Promise.all([b.open(location), b.open(location), b.open(location)]);
     await Promise.all(opened.map((m, i) => m.putUser({ name: `u${i}`, passwordHash: 'h', admin: false, createdAt: i })));
     assert.deepEqual((await opened[0]!.listUsers()).map((u) => u.name), ['u0', 'u1', 'u2']);
@@ -527,6 +538,7 @@ function sqliteBackend(): Backend {
   return {
     name: 'sqlite',
     fresh: async () => join(dir, `db-${++n}.sqlite`),
+    empty: async () => join(dir, `db-${++n}.sqlite`),
     open: async (path) => openSqliteMetadata(path),
     async setSchemaVersion(path, v) {
       const db = new Database(path);
@@ -546,19 +558,35 @@ async function sql(url: string, text: string, params: unknown[] = []): Promise<p
   }
 }
 
-/** PostgreSQL: one cluster for the suite, a new database (CREATE DATABASE) per test. */
+/**
+ * PostgreSQL: one cluster for the suite, a new database per test: a copy of one migrated once
+ * (CREATE DATABASE … TEMPLATE), which halves the time a test takes to start.
+ */
 function postgresBackend(server: () => Postgres): Backend {
   let n = 0;
+  let template: Promise<void> | undefined;
+  const create = async (from?: string) => {
+    const name = `contract_${++n}`;
+    await sql(server().url, `CREATE DATABASE ${name}${from ? ` TEMPLATE ${from}` : ''}`);
+    return server().url.replace(/\/kiln$/, `/${name}`);
+  };
   return {
     name: 'postgres',
     async fresh() {
-      const name = `contract_${++n}`;
-      await sql(server().url, `CREATE DATABASE ${name}`);
-      return server().url.replace(/\/kiln$/, `/${name}`);
+      template ??= (async () => {
+        await sql(server().url, 'CREATE DATABASE contract_template');
+        await (await openPostgresMetadata({ url: server().url.replace(/\/kiln$/, '/contract_template') })).close();
+      })();
+      await template;
+      return create('contract_template');
     },
+    empty: () => create(),
     open: (url, replicaId) => openPostgresMetadata({ url, poolSize: 8, replicaId }),
     async setSchemaVersion(url, v) {
       await sql(url, 'UPDATE schema_version SET version = $1', [v]);
+    },
+    async deadlocks(url) {
+      return (await sql(url, 'SELECT deadlocks::int AS n FROM pg_stat_database WHERE datname = current_database()')).rows[0].n;
     },
   };
 }

@@ -402,6 +402,7 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
       )
     ).map((r) => r.tag as string);
 
+  let closed = false;
   const metadata: Metadata = {
     kind: 'postgres',
 
@@ -910,6 +911,8 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
       listeners.push(cb);
     },
     async close() {
+      if (closed) return;
+      closed = true;
       await listener.stop();
       await pool.end();
     },
