@@ -7,7 +7,7 @@ import { renderTable } from '../ui/table.js';
 import { humanSize } from '../ui/format.js';
 import { loadConfig, parseDuration, type RegistryConfig } from '../registry/server/config.js';
 import { serve } from '../registry/server/server.js';
-import { openBackends } from '../registry/server/registry.js';
+import { openBackends, openMetadata } from '../registry/server/registry.js';
 import { admin, parseRole } from '../registry/server/admin.js';
 import { collectGarbage } from '../registry/server/gc.js';
 import type { Metadata } from '../registry/server/metadata/metadata.js';
@@ -29,7 +29,7 @@ export function registerRegistryCommands(program: Command, globals: () => Global
   /** Offline commands open the database directly; who ran them is recorded in the audit log as "cli:<login>". */
   const offline = async <T>(o: RootOpts, fn: (m: Metadata, c: RegistryConfig) => Promise<T>): Promise<T> => {
     const c = await config(o);
-    const { metadata } = openBackends(c);
+    const metadata = await openMetadata(c);
     try {
       return await fn(metadata, c);
     } finally {
@@ -63,7 +63,7 @@ export function registerRegistryCommands(program: Command, globals: () => Global
     .option('--grace <duration>', 'keep unreferenced content younger than this (default: gc.gracePeriod, 1h)')
     .action(async (o: RootOpts & { dryRun?: boolean; grace?: string }) => {
       const c = await config(o);
-      const { metadata, driver } = openBackends(c);
+      const { metadata, driver } = await openBackends(c);
       try {
         const grace = o.grace !== undefined ? parseDuration(o.grace, '--grace') : c.gc.gracePeriod;
         const r = await collectGarbage({ metadata, driver, graceSeconds: grace, dryRun: o.dryRun });

@@ -6,6 +6,7 @@ import { byteCache } from './cache.js';
 import { StorageNotFound, type BlobDriver } from './storage/driver.js';
 import type { BlobRow, Metadata } from './metadata/metadata.js';
 import { blobUnknown } from './errors.js';
+import type { StagedBlob } from './uploads.js';
 
 /**
  * Blobs of repositories: bytes in the storage driver, existence and repository links in the metadata,
@@ -21,8 +22,8 @@ export interface BlobService {
    * BLOB_UNKNOWN when the repository does not have it.
    */
   open(repository: string, digest: string, range?: { start: number; end: number }): Promise<{ size: number; buffer?: Buffer; file?: FileHandle; stream?: Readable }>;
-  /** Make a verified upload file the blob `digest` of `repository`. */
-  commit(repository: string, digest: string, path: string, size: number): Promise<void>;
+  /** Make a verified upload the blob `digest` of `repository`. */
+  commit(repository: string, digest: string, staged: StagedBlob): Promise<void>;
   /** Cross-repository mount: link a blob the registry has; false when it does not. */
   mount(repository: string, digest: string): Promise<boolean>;
   /**
@@ -91,15 +92,19 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
       }
     },
 
-    async commit(repository, digest, path, size) {
+    async commit(repository, digest, staged) {
       // A key of its own for every upload, so that a collector deleting an earlier copy of the
       // digest cannot delete these bytes (see gc.ts). Until the row names it, the object is an
       // orphan that only a collector past the grace period would remove.
-      const key = newObjectKey();
-      try {
-        await driver.commitFile(key, path);
-      } finally {
-        await unlink(path).catch(() => {});
+      const { size } = staged;
+      let key = staged.key;
+      if (key === undefined) {
+        key = newObjectKey();
+        try {
+          await driver.commitFile(key, staged.path!);
+        } finally {
+          await unlink(staged.path!).catch(() => {});
+        }
       }
       const recorded = await metadata.recordBlob(digest, size, repository, key, Date.now());
       // The registry had the digest already: its bytes stay, these go.

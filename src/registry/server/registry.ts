@@ -5,6 +5,8 @@ import type { BlobDriver } from './storage/driver.js';
 import { filesystemDriver } from './storage/filesystem.js';
 import { blobService, type BlobService } from './blobs.js';
 import { openUploads, type Uploads } from './uploads.js';
+import { sharedUploads } from './shared-uploads.js';
+import { openS3Driver } from './storage/s3.js';
 import { manifestStore, type ManifestStore } from './manifest-store.js';
 import { createAuth, type Auth } from './auth/auth.js';
 import { loadSigningKey, tokenAuthority } from './auth/tokens.js';
@@ -31,19 +33,41 @@ export interface Registry {
   close(): Promise<void>;
 }
 
-/** Storage and metadata alone, for offline commands (users, roles, gc) against a registry root. */
-export function openBackends(config: RegistryConfig): { metadata: Metadata; driver: BlobDriver } {
-  // One driver and one database kind today; the switch is where S3 and PostgreSQL will go.
-  const driver = config.storage.driver === 'filesystem' ? filesystemDriver(config.storage.filesystem.rootdirectory) : filesystemDriver(config.storage.filesystem.rootdirectory);
-  const metadata = openSqliteMetadata(config.database.sqlite.path);
-  return { metadata, driver };
+// The one place where configuration chooses the backends: SQLite and a filesystem for one
+// machine, PostgreSQL and an S3-compatible store for several replicas.
+
+/** The metadata alone, for offline commands (users, roles) against a registry. */
+export async function openMetadata(config: RegistryConfig): Promise<Metadata> {
+  return openSqliteMetadata(config.database.sqlite.path);
+}
+
+/** Where blob bytes live. */
+export async function openDriver(config: RegistryConfig): Promise<BlobDriver> {
+  if (config.storage.driver === 's3') return openS3Driver(config.storage.s3!);
+  return filesystemDriver(config.storage.filesystem.rootdirectory);
+}
+
+/** Storage and metadata, for offline commands (gc, migrate). */
+export async function openBackends(config: RegistryConfig): Promise<{ metadata: Metadata; driver: BlobDriver }> {
+  const metadata = await openMetadata(config);
+  try {
+    return { metadata, driver: await openDriver(config) };
+  } catch (e) {
+    await metadata.close();
+    throw e;
+  }
 }
 
 export async function openRegistry(config: RegistryConfig, opts: { log?: Logger } = {}): Promise<Registry> {
   const log = opts.log ?? logger(config.log.level);
-  const { metadata, driver } = openBackends(config);
+  const { metadata, driver } = await openBackends(config);
   await recoverTrash(metadata, driver);
-  const uploads = await openUploads(config.uploads.directory, config.uploads.sessionTimeout);
+  // Sessions in the database with their bytes in the object store, when the store has multipart
+  // uploads (any replica continues them); otherwise files in this machine's upload directory.
+  const multipart = driver.multipart;
+  const uploads = multipart
+    ? sharedUploads({ rows: metadata, driver: Object.assign(driver, { multipart }), timeoutSeconds: config.uploads.sessionTimeout })
+    : await openUploads(config.uploads.directory, config.uploads.sessionTimeout);
   const blobs = blobService({
     driver,
     metadata,
@@ -110,6 +134,7 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
       await uploads.close();
       log.flush();
       await metadata.close();
+      driver.destroy?.();
     },
   };
 }

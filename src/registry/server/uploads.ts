@@ -15,27 +15,35 @@ export interface UploadSession {
   readonly id: string;
   readonly repository: string;
   readonly algorithm: 'sha256' | 'sha512';
-  readonly path: string;
   /** Bytes received so far. */
   offset: number;
-  startedAt: number;
-  touchedAt: number;
-  busy: boolean;
-  hash: Hash;
 }
 
+/** A verified upload, ready to become a blob: a local file to store, or bytes already stored under a key. */
+export interface StagedBlob {
+  size: number;
+  path?: string;
+  key?: string;
+  /** Called once the blob is recorded (or failed to be): the session's last traces go. */
+  done?: () => Promise<void>;
+}
+
+/**
+ * Upload sessions: local files on one machine (here), or rows and multipart uploads that every
+ * replica shares (shared-uploads.ts).
+ */
 export interface Uploads {
   start(repository: string, algorithm?: 'sha256' | 'sha512'): Promise<UploadSession>;
   /** The session, or BLOB_UPLOAD_UNKNOWN (also for a session of another repository, or one that expired). */
-  get(repository: string, id: string): UploadSession;
+  get(repository: string, id: string): Promise<UploadSession>;
   /**
    * Append a chunk. `start` (from Content-Range) must equal the current offset (else 416) and
    * `length` (from Content-Range or Content-Length) must be what arrives; on any failure the chunk
    * is rolled back, so the session stays as it was before the request.
    */
   append(s: UploadSession, source: Readable, expect: { start?: number; length?: number }, onBytes?: (n: number) => void): Promise<void>;
-  /** Verify the digest and hand over the finished file, synced to disk; the session ends either way. */
-  finish(s: UploadSession, digest: string): Promise<{ path: string; size: number }>;
+  /** Verify the digest and hand over the finished bytes, durable; the session ends either way. */
+  finish(s: UploadSession, digest: string): Promise<StagedBlob>;
   cancel(s: UploadSession): Promise<void>;
   readonly inProgress: number;
   close(): Promise<void>;
@@ -44,13 +52,27 @@ export interface Uploads {
 /** How much of an upload may wait in the page cache before it is written back (see append). */
 const writebackBytes = 8 * 1024 * 1024;
 
+/** A session of this process: its temporary file and the running hash of what it holds. */
+interface LocalSession extends UploadSession {
+  readonly path: string;
+  startedAt: number;
+  touchedAt: number;
+  busy: boolean;
+  hash: Hash;
+}
+
 export async function openUploads(dir: string, timeoutSeconds: number): Promise<Uploads> {
   // Sessions do not survive a restart (their hash state lived in memory): clear what a crash left.
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
-  const sessions = new Map<string, UploadSession>();
+  const sessions = new Map<string, LocalSession>();
+  const local = (s: UploadSession): LocalSession => {
+    const l = sessions.get(s.id);
+    if (!l) throw blobUploadUnknown(s.id);
+    return l;
+  };
 
-  const end = async (s: UploadSession, keepFile = false) => {
+  const end = async (s: LocalSession, keepFile = false) => {
     sessions.delete(s.id);
     if (!keepFile) await unlink(s.path).catch(() => {});
   };
@@ -71,18 +93,19 @@ export async function openUploads(dir: string, timeoutSeconds: number): Promise<
       const fh = await open(path, 'wx', 0o600);
       await fh.close();
       const now = Date.now();
-      const s: UploadSession = { id, repository, algorithm, path, offset: 0, startedAt: now, touchedAt: now, busy: false, hash: createHash(algorithm) };
+      const s: LocalSession = { id, repository, algorithm, path, offset: 0, startedAt: now, touchedAt: now, busy: false, hash: createHash(algorithm) };
       sessions.set(id, s);
       return s;
     },
 
-    get(repository, id) {
+    async get(repository, id) {
       const s = sessions.get(id);
       if (!s || s.repository !== repository) throw blobUploadUnknown(id.slice(0, 100));
       return s;
     },
 
-    async append(s, source, expect, onBytes) {
+    async append(session, source, expect, onBytes) {
+      const s = local(session);
       if (s.busy) throw blobUploadInvalid('another request is writing to this upload');
       if (expect.start !== undefined && expect.start !== s.offset) {
         throw new RegistryError('chunk-out-of-order', `chunk starts at ${expect.start}, the upload has ${s.offset} bytes`, undefined, {
@@ -134,7 +157,8 @@ export async function openUploads(dir: string, timeoutSeconds: number): Promise<
       }
     },
 
-    async finish(s, digest) {
+    async finish(session, digest) {
+      const s = local(session);
       if (s.busy) throw blobUploadInvalid('another request is writing to this upload');
       let actual: string;
       if (algorithmOf(digest) === s.algorithm) actual = `${s.algorithm}:${s.hash.copy().digest('hex')}`;
@@ -160,8 +184,9 @@ export async function openUploads(dir: string, timeoutSeconds: number): Promise<
       return { path: s.path, size: s.offset };
     },
 
-    async cancel(s) {
-      await end(s);
+    async cancel(session) {
+      const s = sessions.get(session.id);
+      if (s) await end(s);
     },
 
     get inProgress() {

@@ -51,8 +51,12 @@ async function appendChunk(reg: Registry, ctx: Ctx, name: string, s: UploadSessi
 }
 
 async function complete(reg: Registry, ctx: Ctx, name: string, s: UploadSession, digest: string): Promise<void> {
-  const { path, size } = await reg.uploads.finish(s, digest);
-  await reg.blobs.commit(name, digest, path, size);
+  const staged = await reg.uploads.finish(s, digest);
+  try {
+    await reg.blobs.commit(name, digest, staged);
+  } finally {
+    await staged.done?.();
+  }
   sendEmpty(ctx, 201, { Location: blobUrl(name, digest), 'Docker-Content-Digest': digest });
 }
 
@@ -103,14 +107,14 @@ export async function startUpload(reg: Registry, ctx: Ctx, name: string): Promis
 
 export async function patchUpload(reg: Registry, ctx: Ctx, name: string, id: string): Promise<void> {
   await reg.auth.require(ctx, name, ['push', 'pull']);
-  const s = reg.uploads.get(name, id);
+  const s = await reg.uploads.get(name, id);
   await appendChunk(reg, ctx, name, s);
   sendEmpty(ctx, 202, { Location: uploadUrl(name, s.id), Range: rangeOf(s), 'Docker-Upload-UUID': s.id });
 }
 
 export async function putUpload(reg: Registry, ctx: Ctx, name: string, id: string): Promise<void> {
   await reg.auth.require(ctx, name, ['push', 'pull']);
-  const s = reg.uploads.get(name, id);
+  const s = await reg.uploads.get(name, id);
   const d = query(ctx).get('digest');
   if (d === null) throw digestInvalid('the closing PUT needs ?digest=');
   const digest = assertDigest(d);
@@ -120,13 +124,13 @@ export async function putUpload(reg: Registry, ctx: Ctx, name: string, id: strin
 
 export async function uploadStatus(reg: Registry, ctx: Ctx, name: string, id: string): Promise<void> {
   await reg.auth.require(ctx, name, ['push', 'pull']);
-  const s = reg.uploads.get(name, id);
+  const s = await reg.uploads.get(name, id);
   sendEmpty(ctx, 204, { Location: uploadUrl(name, s.id), Range: rangeOf(s), 'Docker-Upload-UUID': s.id });
 }
 
 export async function cancelUpload(reg: Registry, ctx: Ctx, name: string, id: string): Promise<void> {
   await reg.auth.require(ctx, name, ['push', 'pull']);
-  const s = reg.uploads.get(name, id);
+  const s = await reg.uploads.get(name, id);
   await reg.uploads.cancel(s);
   sendEmpty(ctx, 204);
 }

@@ -29,6 +29,8 @@ export interface BlobDriver {
   delete(key: string): Promise<void>;
   /** Rename an object (atomic on a filesystem). Throws StorageNotFound when from is missing. */
   move(from: string, to: string): Promise<void>;
+  /** Release connections (drivers that hold any). */
+  destroy?(): void;
   /** Present on drivers whose uploads can be assembled from parts in the store itself (S3). */
   multipart?: MultipartStore;
 }
