@@ -84,7 +84,8 @@ const migrationLock = 0x6b696c6e;
 
 const channel = 'kiln_changes';
 
-type Row = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+/** Rows as pg returns them; the to*() functions below give them their types. */
+type Row = Record<string, any>;
 
 /** BIGINT columns hold ms times and sizes, well inside 2^53: read them as numbers, not strings. */
 const types = {
