@@ -1,6 +1,9 @@
+import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import type { RegistryConfig } from './config.js';
 import type { Metadata } from './metadata/metadata.js';
 import { openSqliteMetadata } from './metadata/sqlite.js';
+import { openPostgresMetadata } from './metadata/postgres.js';
 import type { BlobDriver } from './storage/driver.js';
 import { filesystemDriver } from './storage/filesystem.js';
 import { blobService, type BlobService } from './blobs.js';
@@ -38,6 +41,7 @@ export interface Registry {
 
 /** The metadata alone, for offline commands (users, roles) against a registry. */
 export async function openMetadata(config: RegistryConfig): Promise<Metadata> {
+  if (config.database.driver === 'postgres') return openPostgresMetadata(config.database.postgres!);
   return openSqliteMetadata(config.database.sqlite.path);
 }
 
@@ -82,7 +86,7 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
     .indexMissing()
     .then((n) => n && log.log('info', 'indexed SBOMs stored earlier', { count: n }))
     .catch((e: unknown) => log.log('error', 'indexing stored SBOMs failed', { error: String(e) }));
-  const tokens = await tokenAuthority({ key: await loadSigningKey(config.auth.tokenKey), issuer: config.auth.issuer, audience: config.auth.service });
+  const tokens = await tokenAuthority({ key: await signingKey(config, metadata), issuer: config.auth.issuer, audience: config.auth.service });
   const auth = createAuth(config, metadata, tokens);
   const audit = auditLog(metadata, { pulls: config.audit.pulls, onError: (e) => log.log('error', 'audit write failed', { error: String(e) }) });
   const invalidate = () => {
@@ -137,4 +141,25 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
       driver.destroy?.();
     },
   };
+}
+
+/**
+ * The key tokens are signed with. Replicas share it through the database, so a token one replica
+ * issued is good at all of them; a replica holding another key in auth.tokenKey refuses to start
+ * (its tokens would fail at the others). One machine keeps it in its file.
+ */
+async function signingKey(config: RegistryConfig, metadata: Metadata): Promise<KeyObject> {
+  if (metadata.kind !== 'postgres') return loadSigningKey(config.auth.tokenKey);
+  let local: string | undefined;
+  try {
+    local = createPrivateKey(await readFile(config.auth.tokenKey, 'utf8')).export({ type: 'pkcs8', format: 'pem' }) as string;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`auth.tokenKey ${config.auth.tokenKey}: ${(e as Error).message}`);
+  }
+  const generate = () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+  const shared = await metadata.sharedValue('token-signing-key', () => local ?? generate());
+  if (local !== undefined && local !== shared) {
+    throw new Error(`auth.tokenKey ${config.auth.tokenKey}: not the token signing key the other replicas share (kept in the database); remove the file to use the shared key`);
+  }
+  return createPrivateKey(shared);
 }

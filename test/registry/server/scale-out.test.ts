@@ -1,13 +1,18 @@
 // The registry on an S3-compatible store (a real Ceph radosgw): the distribution-spec checks pass
 // with blobs in the bucket and upload sessions in the database, and a session's bytes may arrive
-// in chunks of any size (S3 refuses parts under 5 MiB except the last).
+// in chunks of any size (S3 refuses parts under 5 MiB except the last). Then two replicas on one
+// PostgreSQL and one bucket: every request of the checks goes to the other replica than the one
+// before, tags moved through one are served by the other within a second, a token of one is good
+// at the other, and garbage collection runs on both while clients push through both.
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { checks } from './conformance.js';
-import { sha256, startRegistry, type Client, type TestRegistry } from './support.js';
+import { client, pushBlob, pushImage, randomImage, sha256, startRegistry, type Client, type TestImage, type TestRegistry } from './support.js';
 import { startRadosgw, type Radosgw } from '../../support/radosgw.js';
+import { startPostgres, type Postgres } from '../../support/postgres.js';
+import { admin } from '../../../src/registry/server/admin.js';
 import { suiteScope } from '../../support/daemon.js';
 import type { RegistryConfig } from '../../../src/registry/server/config.js';
 
@@ -111,5 +116,172 @@ describe('the registry on S3 (radosgw)', { skip }, () => {
     assert.equal((await sc.req('GET', loc)).status, 404);
     while ((await pending()).length && Date.now() < deadline) await new Promise((res) => setTimeout(res, 200));
     assert.deepEqual(await pending(), []);
+  });
+});
+
+/** Each request to the next replica: what a load balancer without affinity does. */
+function alternating(clients: Client[]): Client {
+  let next = 0;
+  return {
+    url: clients[0]!.url,
+    req(method, path, opts) {
+      const c = clients[next++ % clients.length]!;
+      return c.req(method, path, opts);
+    },
+  };
+}
+
+let databaseCount = 0;
+/** A new database on the server for each pair of replicas, so they share nothing with other tests. */
+async function newDatabase(pgsrv: Postgres): Promise<string> {
+  const name = `kiln_replicas_${++databaseCount}`;
+  const { default: pg } = await import('pg');
+  const c = new pg.Client({ connectionString: pgsrv.url });
+  await c.connect();
+  try {
+    await c.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await c.end();
+  }
+  const u = new URL(pgsrv.url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+describe('two replicas on PostgreSQL and S3', { skip }, () => {
+  const scope = suiteScope();
+  let gw: Radosgw;
+  let pgsrv: Postgres;
+  let a: TestRegistry;
+  let b: TestRegistry;
+
+  const replicas = async (tweak: (c: RegistryConfig) => void = () => {}): Promise<[TestRegistry, TestRegistry]> => {
+    const url = await newDatabase(pgsrv);
+    const s3 = onS3(gw);
+    const config = (c: RegistryConfig) => {
+      s3(c);
+      c.database.driver = 'postgres';
+      c.database.postgres = { url };
+      tweak(c);
+    };
+    // The first creates the schema and the bucket; the second finds them.
+    const first = await startRegistry(scope, config);
+    return [first, await startRegistry(scope, config)];
+  };
+
+  test('start PostgreSQL, radosgw and two replicas', async () => {
+    [gw, pgsrv] = await Promise.all([startRadosgw(scope), startPostgres(scope)]);
+    [a, b] = await replicas();
+  });
+
+  describe('OCI distribution-spec conformance, every request to the other replica', () => {
+    let c: Client;
+    test('client', () => {
+      c = alternating([a.client(), b.client()]);
+    });
+    for (const check of checks) test(check.name, () => check.run(c, 'replicas'));
+  });
+
+  test('a tag moved through one replica is served by the other within a second, though the other had it cached', async () => {
+    const [ca, cb] = [a.client(), b.client()];
+    const one = randomImage();
+    const two = randomImage();
+    await pushImage(ca, 'moving/app', 'latest', one);
+    for (let i = 0; i < 3; i++) assert.equal((await cb.req('GET', '/v2/moving/app/manifests/latest')).headers.get('docker-content-digest'), one.digest);
+    await pushImage(ca, 'moving/app', 'latest', two);
+    const moved = Date.now();
+    let seen = '';
+    while (Date.now() - moved < 5000) {
+      seen = (await cb.req('GET', '/v2/moving/app/manifests/latest')).headers.get('docker-content-digest') ?? '';
+      if (seen === two.digest) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const after = Date.now() - moved;
+    assert.equal(seen, two.digest);
+    assert.ok(after < 1000, `replica B served the new tag after ${after} ms`);
+  });
+
+  test('with auth on, a token one replica issued is good at the other, and users made through one log in at the other', async () => {
+    const [x, y] = await replicas((c) => (c.auth.enabled = true));
+    await admin(x.registry.metadata, 'test').addUser('ada', 'correct horse battery', true);
+    const viaX = client(x.url, { user: 'ada', password: 'correct horse battery' });
+    const img = randomImage();
+    await pushImage(viaX, 'team/app', 'v1', img);
+    const challenge = await client(y.url).req('GET', '/v2/team/app/manifests/v1');
+    assert.equal(challenge.status, 401);
+    const realm = /realm="([^"]+)"/.exec(challenge.headers.get('www-authenticate') ?? '')![1]!;
+    const tokenFromX = realm.replace(y.url, x.url);
+    const tr = await fetch(`${tokenFromX}?service=${encodeURIComponent(x.config.auth.service)}&scope=repository:team/app:pull`, {
+      headers: { authorization: 'Basic ' + Buffer.from('ada:correct horse battery').toString('base64') },
+    });
+    assert.equal(tr.status, 200);
+    const token = ((await tr.json()) as { token: string }).token;
+    const atY = await client(y.url, { token }).req('GET', '/v2/team/app/manifests/v1', { headers: { accept: img.mediaType } });
+    assert.equal(atY.status, 200, atY.text());
+    assert.equal(atY.headers.get('docker-content-digest'), img.digest);
+  });
+
+  test('garbage collection on both replicas while clients push and pull through both: no error, nothing referenced lost', async () => {
+    // Long enough for a pusher's blobs to wait for their manifest on this loaded machine.
+    const grace = 3;
+    const [x, y] = await replicas((c) => (c.gc.gracePeriod = grace));
+    const both = [x.client(), y.client()];
+    const garbage: TestImage[] = [];
+    for (let i = 0; i < 4; i++) {
+      const g = randomImage();
+      await pushImage(both[i % 2]!, `gc/g${i}`, 'tmp', g);
+      assert.equal((await both[(i + 1) % 2]!.req('DELETE', `/v2/gc/g${i}/manifests/${g.digest}`)).status, 202);
+      garbage.push(g);
+    }
+    await new Promise((r) => setTimeout(r, grace * 1000 + 200));
+    let pushing = true;
+    let runs = 0;
+    const collectors = [x, y].map(async (r) => {
+      while (pushing) {
+        await r.registry.gc();
+        runs++;
+        await new Promise((res) => setTimeout(res, 10));
+      }
+    });
+    const base = randomBytes(2048);
+    const pushed: { repo: string; tag: string; img: TestImage }[] = [];
+    const pushers = Promise.all(
+      Array.from({ length: 8 }, async (_, w) => {
+        const c = alternating([both[w % 2]!, both[(w + 1) % 2]!]);
+        for (let i = 0; i < 4 || runs < 6; i++) {
+          const img = randomImage({ layers: 2, layerSize: 10_000 });
+          const m = JSON.parse(img.manifest.toString());
+          m.layers.unshift({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(base), size: base.length });
+          const withBase: TestImage = { ...img, layers: [base, ...img.layers], manifest: Buffer.from(JSON.stringify(m)), digest: sha256(JSON.stringify(m)) };
+          const repo = `gc/w${w}`;
+          for (const blob of [...withBase.layers, withBase.config]) {
+            if ((await c.req('HEAD', `/v2/${repo}/blobs/${sha256(blob)}`)).status !== 200) await pushBlob(c, repo, blob);
+          }
+          const r = await c.req('PUT', `/v2/${repo}/manifests/v${i}`, { body: withBase.manifest, headers: { 'content-type': withBase.mediaType } });
+          assert.equal(r.status, 201, r.text());
+          pushed.push({ repo, tag: `v${i}`, img: withBase });
+        }
+      }),
+    );
+    try {
+      await pushers;
+    } finally {
+      pushing = false;
+      await Promise.all(collectors);
+    }
+    assert.ok(runs >= 6, `GC ran ${runs} times during the pushes`);
+    await x.registry.gc();
+    for (const p of pushed) {
+      for (const c of both) {
+        const m = await c.req('GET', `/v2/${p.repo}/manifests/${p.tag}`, { headers: { accept: p.img.mediaType } });
+        assert.equal(m.status, 200, `${p.repo}:${p.tag}`);
+        for (const blob of [...p.img.layers, p.img.config]) {
+          const got = await c.req('GET', `/v2/${p.repo}/blobs/${sha256(blob)}`);
+          assert.equal(got.status, 200);
+          assert.equal(sha256(got.body), sha256(blob));
+        }
+      }
+    }
+    for (const [i, g] of garbage.entries()) assert.equal(await x.registry.metadata.blob(sha256(g.config)), undefined, `garbage g${i} collected`);
   });
 });

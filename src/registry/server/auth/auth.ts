@@ -52,7 +52,7 @@ export function parseBasic(header: string | undefined): { name: string; password
 }
 
 export function createAuth(config: RegistryConfig, metadata: Metadata, tokens: TokenAuthority): Auth {
-  const limiter = loginLimiter(config.auth.rateLimit.failures, config.auth.rateLimit.window);
+  const limiter = loginLimiter(metadata, config.auth.rateLimit.failures, config.auth.rateLimit.window);
   const tls = !!config.http.tls;
 
   // Several scopes go in one scope parameter, separated by spaces (RFC 6750 section 3), as
@@ -95,7 +95,7 @@ export function createAuth(config: RegistryConfig, metadata: Metadata, tokens: T
   const login = async (ctx: Ctx, name: string, password: string): Promise<Principal> => {
     const addr = ctx.req.socket.remoteAddress ?? '-';
     const keys = [`user:${name}`, `addr:${addr}`];
-    const wait = limiter.retryAfter(keys);
+    const wait = await limiter.retryAfter(keys);
     if (wait > 0) throw new RegistryError('too-many-requests', 'too many failed logins; try again later', undefined, { 'Retry-After': String(wait) });
     let p: Principal | undefined;
     if (name.startsWith('robot$')) {
@@ -106,10 +106,10 @@ export function createAuth(config: RegistryConfig, metadata: Metadata, tokens: T
       if (u && (await verifyPassword(u.passwordHash, password))) p = { kind: 'user', name, user: u };
     }
     if (!p) {
-      limiter.failed(keys);
+      await limiter.failed(keys);
       throw new RegistryError('unauthorized', 'invalid username or password', undefined, { 'WWW-Authenticate': `Basic realm="${config.auth.service}"` });
     }
-    limiter.succeeded(keys);
+    await limiter.succeeded(keys);
     return p;
   };
 

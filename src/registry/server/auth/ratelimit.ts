@@ -1,43 +1,34 @@
+import type { SharedRows } from '../metadata/metadata.js';
+
 /**
  * Failed logins per key (a user name, a client address) within a window. Past the limit the key is
- * refused with 429 until the window that started with its first failure ends.
+ * refused with 429 until the window that started with its first failure ends. The counts are kept
+ * in the metadata, so every replica of a registry sees the same ones.
  */
 export interface LoginLimiter {
   /** Seconds to wait when any key is over the limit, else 0. */
-  retryAfter(keys: string[]): number;
-  failed(keys: string[]): void;
-  succeeded(keys: string[]): void;
+  retryAfter(keys: string[]): Promise<number>;
+  failed(keys: string[]): Promise<void>;
+  succeeded(keys: string[]): Promise<void>;
 }
 
-export function loginLimiter(maxFailures: number, windowSeconds: number): LoginLimiter {
-  const windows = new Map<string, { start: number; failures: number }>();
-  const current = (k: string, now: number) => {
-    const w = windows.get(k);
-    if (w && now - w.start < windowSeconds * 1000) return w;
-    if (w) windows.delete(k);
-    return undefined;
-  };
+export function loginLimiter(rows: SharedRows, maxFailures: number, windowSeconds: number): LoginLimiter {
+  const windowMs = windowSeconds * 1000;
   return {
-    retryAfter(keys) {
+    async retryAfter(keys) {
       const now = Date.now();
       let wait = 0;
-      for (const k of keys) {
-        const w = current(k, now);
-        if (w && w.failures >= maxFailures) wait = Math.max(wait, Math.ceil((w.start + windowSeconds * 1000 - now) / 1000));
+      for (const w of await rows.loginFailures(keys, windowMs, now, false)) {
+        if (w.failures >= maxFailures) wait = Math.max(wait, Math.ceil((w.start + windowMs - now) / 1000));
       }
       return wait;
     },
-    failed(keys) {
-      const now = Date.now();
-      if (windows.size > 100_000) windows.clear();
-      for (const k of keys) {
-        const w = current(k, now);
-        if (w) w.failures++;
-        else windows.set(k, { start: now, failures: 1 });
-      }
+    async failed(keys) {
+      await rows.loginFailures(keys, windowMs, Date.now(), true);
     },
-    succeeded(keys) {
-      for (const k of keys) if (k.startsWith('user:')) windows.delete(k);
+    async succeeded(keys) {
+      // A client address keeps its count: one good password must not reset an address that guesses.
+      await rows.clearFailures(keys.filter((k) => k.startsWith('user:')));
     },
   };
 }
