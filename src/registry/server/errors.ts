@@ -27,6 +27,7 @@ export type Reason =
   | 'too-many-requests'
   | 'headers-too-large'
   | 'bad-request'
+  | 'unavailable'
   | 'internal';
 
 export class RegistryError extends KilnError {
@@ -54,3 +55,5 @@ export const sizeInvalid = (why: string) => new RegistryError('size-invalid', wh
 export const unsupported = (why: string) => new RegistryError('unsupported', why);
 export const denied = (why = 'requested access to the resource is denied') => new RegistryError('denied', why);
 export const badRequest = (why: string) => new RegistryError('bad-request', why);
+/** PostgreSQL or the S3 store cannot be reached now (see unavailable.ts): the client should retry shortly. */
+export const unavailable = () => new RegistryError('unavailable', 'service unavailable: a backend of the registry cannot be reached; try again', undefined, { 'Retry-After': '1' });

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:http';
-import { RegistryError, type Reason } from './errors.js';
+import { RegistryError, unavailable, type Reason } from './errors.js';
+import { isBackendUnavailable } from './unavailable.js';
 
 /** One request as the handlers see it. */
 export interface Ctx {
@@ -61,6 +62,8 @@ const statusTable: Record<Reason, [number, string]> = {
   'too-many-requests': [429, 'TOOMANYREQUESTS'],
   'headers-too-large': [431, 'SIZE_INVALID'],
   'bad-request': [400, 'UNSUPPORTED'],
+  // Distribution's errcode.ErrorCodeUnavailable: the database or the bucket is unreachable for now.
+  unavailable: [503, 'UNAVAILABLE'],
   internal: [500, 'UNKNOWN'],
 };
 
@@ -77,9 +80,18 @@ export function errorBody(err: RegistryError): string {
   return JSON.stringify({ errors: [e] });
 }
 
+/**
+ * A thrown error as a registry error: an unreachable backend is 503 (a client retries), anything
+ * else unknown is 500.
+ */
+export function registryErrorOf(e: unknown): RegistryError {
+  if (e instanceof RegistryError) return e;
+  return isBackendUnavailable(e) ? unavailable() : new RegistryError('internal', 'internal error');
+}
+
 /** Turn anything thrown by a handler into the spec's error response; unknown errors are 500 and logged by the caller. */
 export function sendError(ctx: Ctx, e: unknown, extra?: RegistryError[]): void {
-  const err = e instanceof RegistryError ? e : new RegistryError('internal', 'internal error');
+  const err = registryErrorOf(e);
   const { status } = statusOf(err);
   const body =
     extra && extra.length

@@ -8,6 +8,7 @@ import { parseAddr, type RegistryConfig } from './config.js';
 import { openRegistry, type Registry } from './registry.js';
 import { ApiVersion, ApiVersionHeader, errorBody, sendError, sendJson, type Ctx } from './http.js';
 import { RegistryError } from './errors.js';
+import { isBackendUnavailable } from './unavailable.js';
 import { assertName } from './names.js';
 import type { Logger } from './log.js';
 import { getBlob, deleteBlob } from './routes/blobs.js';
@@ -208,7 +209,9 @@ export async function serve(config: RegistryConfig, opts: { log?: Logger } = {})
 
   const fail = (ctx: Ctx, e: unknown) => {
     if (e instanceof UsageError) e = new RegistryError('bad-request', e.message);
-    if (!(e instanceof RegistryError)) reg.log.log('error', 'request failed', { method: ctx.method, path: ctx.path, error: (e as Error)?.stack ?? String(e) });
+    // An outage of PostgreSQL or the bucket fails every request at once: one line each, no stack.
+    if (!(e instanceof RegistryError) && isBackendUnavailable(e)) reg.log.log('warn', 'request failed: backend unavailable', { method: ctx.method, path: ctx.path, error: String(e) });
+    else if (!(e instanceof RegistryError)) reg.log.log('error', 'request failed', { method: ctx.method, path: ctx.path, error: (e as Error)?.stack ?? String(e) });
     sendError(ctx, e, (e as { others?: RegistryError[] }).others);
   };
 
