@@ -37,7 +37,15 @@ export interface BlobService {
   readonly cachedBytes: number;
 }
 
-export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cachedBlobSize: number; blobCacheBytes: number; graceSeconds: number }): BlobService {
+export function blobService(opts: {
+  driver: BlobDriver;
+  metadata: Metadata;
+  cachedBlobSize: number;
+  blobCacheBytes: number;
+  graceSeconds: number;
+  /** A recorded blob whose bytes storage does not have (lost, or deleted behind the registry's back). */
+  onMissing?: (digest: string, key: string) => void;
+}): BlobService {
   const { driver, metadata } = opts;
   const small = byteCache<Buffer>(opts.blobCacheBytes);
   // repository \0 digest -> size, for links known to exist.
@@ -63,6 +71,18 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
     return row;
   };
 
+  /**
+   * The row says the registry has the blob and storage has no object: answer BLOB_UNKNOWN (never
+   * other bytes), stop serving it everywhere, and let garbage collection repair the row.
+   */
+  const missing = async (repository: string, digest: string, key: string) => {
+    links.delete(linkKey(repository, digest));
+    small.clear();
+    opts.onMissing?.(digest, key);
+    await metadata.reportMissing(digest, key);
+    return blobUnknown(digest);
+  };
+
   return {
     async stat(repository, digest) {
       return (await linked(repository, digest))?.size;
@@ -77,7 +97,7 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
         try {
           buf = await driver.read(key);
         } catch (e) {
-          if (e instanceof StorageNotFound) throw blobUnknown(digest);
+          if (e instanceof StorageNotFound) throw await missing(repository, digest, key);
           throw e;
         }
         small.set(digest, buf, buf.length);
@@ -87,7 +107,7 @@ export function blobService(opts: { driver: BlobDriver; metadata: Metadata; cach
         if (driver.openFile) return { size, file: await driver.openFile(key) };
         return { size, stream: await driver.get(key, range) };
       } catch (e) {
-        if (e instanceof StorageNotFound) throw blobUnknown(digest);
+        if (e instanceof StorageNotFound) throw await missing(repository, digest, key);
         throw e;
       }
     },

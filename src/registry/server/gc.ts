@@ -19,6 +19,8 @@ export interface GcReport {
   bytes: number;
   /** Stored objects with no row (a crash between storing and recording them) that were removed. */
   orphans: number;
+  /** Rows of blobs whose bytes storage lost, removed (a push uploads them again). */
+  lost: number;
 }
 
 /** Where objects of blobs live: keys of new uploads, and the digest paths of blobs stored before keys existed. */
@@ -30,7 +32,11 @@ export async function collectGarbage(opts: { metadata: Metadata; driver: BlobDri
   const cutoff = now - opts.graceSeconds * 1000;
   const dryRun = !!opts.dryRun;
 
-  if (!dryRun) await finishDeletions(metadata, driver);
+  let lost = 0;
+  if (!dryRun) {
+    await finishDeletions(metadata, driver);
+    lost = await repairMissing(metadata, driver);
+  }
   const found = await metadata.findGarbage(cutoff);
   const orphans = await removeOrphans(metadata, driver, cutoff, dryRun);
   if (dryRun) {
@@ -41,6 +47,7 @@ export async function collectGarbage(opts: { metadata: Metadata; driver: BlobDri
       blobs: found.blobs.map((b) => b.digest),
       bytes: found.blobs.reduce((n, b) => n + b.size, 0),
       orphans,
+      lost,
     };
   }
 
@@ -60,7 +67,7 @@ export async function collectGarbage(opts: { metadata: Metadata; driver: BlobDri
     blobs.push(b.digest);
     bytes += b.size;
   }
-  return { dryRun, manifests, links, blobs, bytes, orphans };
+  return { dryRun, manifests, links, blobs, bytes, orphans, lost };
 }
 
 /** Rows a collector marked 'deleting' and did not finish (it was killed, or its process died). */
@@ -69,6 +76,22 @@ async function finishDeletions(metadata: Metadata, driver: BlobDriver): Promise<
     await driver.delete(b.key);
     await metadata.forgetBlob(b.digest, b.key);
   }
+}
+
+/**
+ * Blobs a read found no bytes for: live again when the object is there after all (a store that
+ * was briefly wrong), else their rows go, so HEAD says 404 and the next push uploads them.
+ */
+async function repairMissing(metadata: Metadata, driver: BlobDriver): Promise<number> {
+  let lost = 0;
+  for (const b of await metadata.missingBlobs()) {
+    if (await driver.stat(b.key)) await metadata.restoreBlob(b.digest, b.key);
+    else {
+      await metadata.forgetBlob(b.digest, b.key);
+      lost++;
+    }
+  }
+  return lost;
 }
 
 /**

@@ -78,6 +78,7 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
     cachedBlobSize: config.limits.cachedBlobSize,
     blobCacheBytes: config.limits.blobCacheBytes,
     graceSeconds: config.gc.gracePeriod,
+    onMissing: (digest, key) => log.log('error', 'blob missing from storage: answered BLOB_UNKNOWN; garbage collection will repair its row', { digest, key }),
   });
   const manifests = manifestStore(metadata, config.limits.manifestCacheBytes);
   const search = searchIndex({ metadata, driver, log, sbomSize: config.limits.sbomSize });
@@ -102,8 +103,8 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
     gcRunning = (async () => {
       try {
         const r = await collectGarbage({ metadata, driver, graceSeconds: config.gc.gracePeriod, dryRun: o.dryRun });
-        if (!o.dryRun && (r.manifests.length || r.blobs.length || r.links)) invalidate();
-        log.log('info', 'garbage collection', { dryRun: r.dryRun, manifests: r.manifests.length, links: r.links, blobs: r.blobs.length, bytes: r.bytes, orphans: r.orphans });
+        if (!o.dryRun && (r.manifests.length || r.blobs.length || r.links || r.lost)) invalidate();
+        log.log('info', 'garbage collection', { dryRun: r.dryRun, manifests: r.manifests.length, links: r.links, blobs: r.blobs.length, bytes: r.bytes, orphans: r.orphans, lost: r.lost });
         return r;
       } finally {
         gcRunning = undefined;

@@ -162,7 +162,8 @@ export interface BlobRows {
   /**
    * Record an uploaded blob stored under `key` and link it into the repository. When the registry
    * already holds the digest, its existing key is kept and returned (the caller deletes its copy);
-   * when garbage collection is deleting the digest, the row takes the new key and is live again.
+   * when garbage collection is deleting the digest, or its bytes were reported missing, the row
+   * takes the new key and is live again.
    */
   recordBlob(digest: string, size: number, repository: string, key: string, now: number): Promise<{ key: string }>;
   /** Link a blob the registry already holds into another repository (cross-repository mount); false when unknown. */
@@ -173,6 +174,8 @@ export interface BlobRows {
   /** A repository of the namespace that links the blob, if any. */
   blobRepositoryInNamespace(namespace: string, digest: string): Promise<string | undefined>;
   listBlobDigests(): Promise<string[]>;
+  /** Every repository link of a blob, for copying the registry elsewhere (kiln registry migrate). */
+  listLinks(): Promise<{ repository: string; digest: string }[]>;
 }
 
 /** Manifests, tags and referrers. */
@@ -195,6 +198,16 @@ export interface ManifestRows {
   repositoryExists(repository: string): Promise<boolean>;
   listRepositories(last: string | undefined, n: number | undefined): Promise<string[]>;
   storageBytes(): Promise<number>;
+  /** Every manifest (without its body) with the references putManifest was given, for copying the registry elsewhere. */
+  listManifests(): Promise<ManifestListing[]>;
+}
+
+/** A manifest as listManifests gives it. */
+export interface ManifestListing {
+  repository: string;
+  digest: string;
+  subject?: string;
+  refs: ManifestRefs;
 }
 
 /** The search index: packages of SBOMs pushed as referrers, and base images (ManifestRefs.base). Rows go with their manifest. */
@@ -262,8 +275,16 @@ export interface GcRows {
   claimBlob(digest: string, cutoff: number): Promise<string | undefined>;
   /** Blobs marked for deletion whose deletion has not finished (a collector may have died). */
   deletingBlobs(): Promise<{ digest: string; key: string }[]>;
-  /** Drop the row of a blob marked for deletion, if it still has that key (an upload may have taken it back). */
+  /** Drop the row of a blob marked for deletion or reported missing, if it still has that key (an upload may have taken it back). */
   forgetBlob(digest: string, key: string): Promise<void>;
+  /**
+   * A read found no object under the live blob's key: the blob is no longer served, linked or
+   * mounted (a push uploads it again, taking the row back), and the next collection checks again.
+   */
+  reportMissing(digest: string, key: string): Promise<void>;
+  missingBlobs(): Promise<{ digest: string; key: string }[]>;
+  /** A blob reported missing whose object is there after all: live again. */
+  restoreBlob(digest: string, key: string): Promise<void>;
   /** Whether a blob row (live or being deleted) or an upload session uses the storage key; for objects with no row. */
   keyInUse(key: string): Promise<boolean>;
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { markGarbage, type GcSnapshot } from './garbage.js';
+import { manifestListing, type ListingRows } from './listing.js';
 import type {
   AuditEvent,
   BaseHit,
@@ -422,7 +423,7 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
         const r = await t.q(
           `INSERT INTO blobs (digest, size, key, state, created_at, last_used) VALUES ($1, $2, $3, 'live', $4, $4)
            ON CONFLICT (digest) DO UPDATE SET last_used = excluded.last_used,
-             key = CASE WHEN blobs.state = 'deleting' THEN excluded.key ELSE blobs.key END, state = 'live'
+             key = CASE WHEN blobs.state <> 'live' THEN excluded.key ELSE blobs.key END, state = 'live'
            RETURNING key`,
           [digest, size, key, now],
         );
@@ -458,6 +459,9 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
     },
     async listBlobDigests() {
       return (await read("SELECT digest FROM blobs WHERE state = 'live' ORDER BY digest")).map((r) => r.digest as string);
+    },
+    async listLinks() {
+      return (await read('SELECT repo, digest FROM repo_blobs ORDER BY repo, digest')).map((r) => ({ repository: r.repo as string, digest: r.digest as string }));
     },
 
     // Manifests and tags
@@ -557,6 +561,13 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
         "SELECT ((SELECT COALESCE(SUM(size), 0) FROM blobs WHERE state = 'live') + (SELECT COALESCE(SUM(octet_length(body)), 0) FROM manifests))::bigint AS n",
       );
       return r[0]?.n ?? 0;
+    },
+    async listManifests() {
+      return manifestListing({
+        manifests: (await read('SELECT repo, digest, subject FROM manifests ORDER BY repo, digest')) as ListingRows['manifests'],
+        refs: (await read('SELECT repo, digest, child, kind, size FROM manifest_refs')) as ListingRows['refs'],
+        bases: (await read('SELECT repo, digest, base, base_name FROM image_bases')) as ListingRows['bases'],
+      });
     },
 
     // Search index
@@ -824,7 +835,23 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
       return (await read("SELECT digest, key FROM blobs WHERE state = 'deleting' ORDER BY digest")) as { digest: string; key: string }[];
     },
     async forgetBlob(digest, key) {
-      await pool.query("DELETE FROM blobs WHERE digest = $1 AND state = 'deleting' AND key = $2", [digest, key]);
+      await pool.query("DELETE FROM blobs WHERE digest = $1 AND state IN ('deleting', 'missing') AND key = $2", [digest, key]);
+    },
+    reportMissing(digest, key) {
+      return tx(async (t) => {
+        const r = await t.q("UPDATE blobs SET state = 'missing' WHERE digest = $1 AND key = $2 AND state = 'live'", [digest, key]);
+        // Other replicas drop the blob from their caches too.
+        if (r.rowCount) t.changed();
+      });
+    },
+    async missingBlobs() {
+      return (await read("SELECT digest, key FROM blobs WHERE state = 'missing' ORDER BY digest")) as { digest: string; key: string }[];
+    },
+    restoreBlob(digest, key) {
+      return tx(async (t) => {
+        const r = await t.q("UPDATE blobs SET state = 'live' WHERE digest = $1 AND key = $2 AND state = 'missing'", [digest, key]);
+        if (r.rowCount) t.changed();
+      });
     },
     async keyInUse(key) {
       return (await read('SELECT 1 FROM blobs WHERE key = $1 UNION ALL SELECT 1 FROM uploads WHERE key = $1 LIMIT 1', [key])).length > 0;

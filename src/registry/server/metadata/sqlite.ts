@@ -16,6 +16,7 @@ import type {
   UserRecord,
 } from './metadata.js';
 import { markGarbage } from './garbage.js';
+import { manifestListing, type ListingRows } from './listing.js';
 
 const schema = `
 CREATE TABLE IF NOT EXISTS repositories (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
@@ -196,6 +197,10 @@ export function openSqliteMetadata(path: string): Metadata {
     unlink: q('DELETE FROM repo_blobs WHERE repo = ? AND digest = ?'),
     blobInNs: q<{ repo: string }>("SELECT repo FROM repo_blobs WHERE digest = ? AND (repo = ? OR repo LIKE ? ESCAPE '\\') LIMIT 1"),
     allBlobs: q<{ digest: string }>("SELECT digest FROM blobs WHERE state = 'live'"),
+    allLinks: q<{ repo: string; digest: string }>('SELECT repo, digest FROM repo_blobs ORDER BY repo, digest'),
+    allManifests: q<ListingRows['manifests'][number]>('SELECT repo, digest, subject FROM manifests ORDER BY repo, digest'),
+    allRefs: q<ListingRows['refs'][number]>('SELECT repo, digest, child, kind, size FROM manifest_refs'),
+    allBases: q<ListingRows['bases'][number]>('SELECT repo, digest, base, base_name FROM image_bases'),
     addRepo: q('INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)'),
     getManifest: q('SELECT * FROM manifests WHERE repo = ? AND digest = ?'),
     hasManifest: q('SELECT 1 FROM manifests WHERE repo = ? AND digest = ?'),
@@ -260,7 +265,10 @@ export function openSqliteMetadata(path: string): Metadata {
       "UPDATE blobs SET state = 'deleting' WHERE digest = ? AND state = 'live' AND last_used < ? AND NOT EXISTS (SELECT 1 FROM repo_blobs WHERE digest = ?) AND NOT EXISTS (SELECT 1 FROM manifest_refs WHERE child = ? AND kind = 'blob') RETURNING key",
     ),
     deletingBlobs: q<{ digest: string; key: string }>("SELECT digest, key FROM blobs WHERE state = 'deleting'"),
-    forgetBlob: q("DELETE FROM blobs WHERE digest = ? AND state = 'deleting' AND key = ?"),
+    forgetBlob: q("DELETE FROM blobs WHERE digest = ? AND state IN ('deleting', 'missing') AND key = ?"),
+    reportMissing: q("UPDATE blobs SET state = 'missing' WHERE digest = ? AND key = ? AND state = 'live'"),
+    missingBlobs: q<{ digest: string; key: string }>("SELECT digest, key FROM blobs WHERE state = 'missing'"),
+    restoreBlob: q("UPDATE blobs SET state = 'live' WHERE digest = ? AND key = ? AND state = 'missing'"),
     keyInUse: q('SELECT 1 FROM blobs WHERE key = ? UNION ALL SELECT 1 FROM uploads WHERE key = ? LIMIT 1'),
     // Upload sessions
     createUpload: q(
@@ -418,6 +426,9 @@ export function openSqliteMetadata(path: string): Metadata {
     async listBlobDigests() {
       return s.allBlobs.all().map((r) => r.digest);
     },
+    async listLinks() {
+      return s.allLinks.all().map((r) => ({ repository: r.repo, digest: r.digest }));
+    },
 
     async getManifest(repo, digest) {
       const r = s.getManifest.get(repo, digest);
@@ -460,6 +471,10 @@ export function openSqliteMetadata(path: string): Metadata {
     },
     async storageBytes() {
       return s.storage.get()?.n ?? 0;
+    },
+    async listManifests() {
+      // One read transaction, so that the three reads see the same state.
+      return db.transaction(() => manifestListing({ manifests: s.allManifests.all(), refs: s.allRefs.all(), bases: s.allBases.all() }))();
     },
 
     indexPackages(repo, sbom, subject, packages) {
@@ -652,6 +667,15 @@ export function openSqliteMetadata(path: string): Metadata {
     },
     forgetBlob(digest, key) {
       return write(() => void s.forgetBlob.run(digest, key));
+    },
+    reportMissing(digest, key) {
+      return write(() => void s.reportMissing.run(digest, key));
+    },
+    async missingBlobs() {
+      return s.missingBlobs.all();
+    },
+    restoreBlob(digest, key) {
+      return write(() => void s.restoreBlob.run(digest, key));
     },
     async keyInUse(key) {
       return !!s.keyInUse.get(key, key);
