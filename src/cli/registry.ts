@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { join } from 'node:path';
 import { out, type GlobalOptions } from './context.js';
 import { defaultRoot } from '../store/root.js';
-import { UsageError } from '../errors.js';
+import { KilnError, UsageError } from '../errors.js';
 import { renderTable } from '../ui/table.js';
 import { humanSize } from '../ui/format.js';
 import { loadConfig, parseDuration, type RegistryConfig } from '../registry/server/config.js';
@@ -10,9 +10,10 @@ import { serve } from '../registry/server/server.js';
 import { openBackends, openMetadata } from '../registry/server/registry.js';
 import { admin, parseRole } from '../registry/server/admin.js';
 import { collectGarbage } from '../registry/server/gc.js';
+import { migrateRegistry, sameDatabase, summary, type Backends } from '../registry/server/migrate.js';
 import type { Metadata } from '../registry/server/metadata/metadata.js';
 
-/** kiln registry serve|gc|user|role|robot|namespace|audit: the registry server and its offline administration. */
+/** kiln registry serve|gc|migrate|user|role|robot|namespace|audit: the registry server and its offline administration. */
 export function registerRegistryCommands(program: Command, globals: () => GlobalOptions): void {
   const registry = program.command('registry').description('Run and administer an OCI distribution registry');
 
@@ -73,6 +74,33 @@ export function registerRegistryCommands(program: Command, globals: () => Global
         if (!o.dryRun) await metadata.recordAudit([{ time: Date.now(), actor: actor(), action: 'gc', detail: `${r.manifests.length} manifests, ${r.blobs.length} blobs, ${r.bytes} bytes` }]);
       } finally {
         await metadata.close();
+      }
+    });
+
+  withRoot(registry.command('migrate'))
+    .description('Copy the registry (blobs, manifests, tags, users, namespaces, roles, robots, audit log) into the one FILE configures, e.g. PostgreSQL and S3; run it again to resume')
+    .requiredOption('--to-config <file>', 'configuration (YAML) of the target registry')
+    .action(async (o: RootOpts & { toConfig: string }) => {
+      const from = await config(o);
+      const to = await loadConfig({ file: o.toConfig, defaultRoot: from.root });
+      if (sameDatabase(from, to)) throw new UsageError(`--to-config ${o.toConfig}: the target is the source's database; name another one`);
+      // Failures name the side they happened on, the messages of the backends say what was unreachable.
+      const opened = (side: string, c: RegistryConfig) => openBackends(c).catch((e: Error) => Promise.reject(new KilnError(`${side}: ${e.message}`)));
+      const close = async (b: Backends) => {
+        await b.metadata.close();
+        b.driver.destroy?.();
+      };
+      const source = await opened('source', from);
+      try {
+        const target = await opened('target', to);
+        try {
+          const r = await migrateRegistry(source, target, (line) => process.stderr.write(line + '\n')).catch((e: Error) => Promise.reject(new KilnError(`migration stopped: ${e.message}`)));
+          out(summary(r));
+        } finally {
+          await close(target);
+        }
+      } finally {
+        await close(source);
       }
     });
 
