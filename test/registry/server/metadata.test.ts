@@ -162,6 +162,32 @@ function contract(b: Backend): void {
     assert.deepEqual(await m.listTags(repo, undefined, undefined), ['latest']);
   });
 
+  test(`${b.name}: listLinks and listManifests give every link and every manifest with the references it was stored with`, async (t) => {
+    const m = await open(t);
+    const layer = await blob(m, 'ns/app', 'layer');
+    assert.equal(await m.linkBlob('ns/other', layer, OLD), true);
+    const img = manifest('ns/app', 'img', OLD);
+    const base = { digest: digestOf('base'), name: 'docker.io/library/debian:12' };
+    await m.putManifest(img, refsOf([layer], [], base), ['v1']);
+    const index = manifest('ns/app', 'index', OLD, { mediaType: 'application/vnd.oci.image.index.v1+json' });
+    await m.putManifest(index, refsOf([], [img.digest]), []);
+    const sig = manifest('ns/app', 'sig', OLD, { subject: img.digest });
+    await m.putManifest(sig, refsOf([]), []);
+    const byRepo = (a: { repository: string; digest: string }, z: { repository: string; digest: string }) => (a.repository + a.digest < z.repository + z.digest ? -1 : 1);
+    assert.deepEqual((await m.listLinks()).sort(byRepo), [
+      { repository: 'ns/app', digest: layer },
+      { repository: 'ns/other', digest: layer },
+    ]);
+    assert.deepEqual(
+      (await m.listManifests()).sort(byRepo),
+      [
+        { repository: 'ns/app', digest: img.digest, refs: { blobs: [{ digest: layer, size: 10 }], manifests: [], base } },
+        { repository: 'ns/app', digest: index.digest, refs: { blobs: [], manifests: [img.digest] } },
+        { repository: 'ns/app', digest: sig.digest, subject: img.digest, refs: { blobs: [], manifests: [] } },
+      ].sort(byRepo),
+    );
+  });
+
   test(`${b.name}: the search index finds packages of SBOM referrers and images by base, and its rows go with their manifests`, async (t) => {
     const m = await open(t);
     const repo = 'ns/app';
