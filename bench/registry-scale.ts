@@ -6,7 +6,7 @@
 // than a Node.js one would) for the GETs, skopeo for the push, Node.js's fetch for the pushers.
 // Prints a markdown table with the date and the machine. Needs root (PostgreSQL and Ceph run as
 // their own users, skopeo's blob cache is hidden by a private mount).
-//   npx tsc -p . && node scripts/bundle.mjs && node dist/bench/registry-scale.js [--duration 5] [--only manifest,small-blob,large-blob,push,pushers] [--profile DIR]
+//   npx tsc -p . && node scripts/bundle.mjs && node dist/bench/registry-scale.js [--duration 5] [--rounds 3] [--only manifest,small-blob,large-blob,push,pushers] [--profile DIR]
 // --profile DIR runs the first kiln replica with --cpu-prof (written to DIR when it stops) and
 // prints the functions with the most self time.
 import { execFileSync } from 'node:child_process';
@@ -24,6 +24,9 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const kilnMain = join(repoRoot, 'dist', 'bin', 'kiln.cjs');
 const flag = (name: string): string | undefined => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
 const duration = Number(flag('--duration')) || 5;
+// the GETs are measured in several rounds, the pairs' order alternating, and the medians shown: the
+// machine may be shared, and one busy moment should not decide a figure
+const rounds = Number(flag('--rounds')) || 3;
 const warmup = 2;
 const conns = 32;
 // 32 downloads of 64 MiB at once through two cores read nothing for seconds (each waits for its first
@@ -242,9 +245,9 @@ interface Pair {
 }
 
 interface Result {
-  manifest?: Wrk;
-  smallBlob?: Wrk;
-  largeBlob?: Wrk;
+  manifest: Wrk[];
+  smallBlob: Wrk[];
+  largeBlob: Wrk[];
   push?: number[];
   pushers?: { seconds: number; errors: number; firstError?: string };
 }
@@ -302,7 +305,7 @@ async function main(): Promise<void> {
     rmSync(profileDir, { recursive: true, force: true });
     mkdirSync(profileDir, { recursive: true });
   }
-  const results: Record<Pair['name'], Result> = { kiln: {}, Distribution: {} };
+  const results: Record<Pair['name'], Result> = { kiln: { manifest: [], smallBlob: [], largeBlob: [] }, Distribution: { manifest: [], smallBlob: [], largeBlob: [] } };
   try {
     log('starting radosgw and PostgreSQL');
     const [gw, pg] = await Promise.all([startRadosgw(scope), startPostgres(scope)]);
@@ -331,9 +334,12 @@ async function main(): Promise<void> {
         await fn(p, results[p.name]);
       }
     };
-    if (selected('manifest')) await both('manifest GET by tag', async (p, r) => void (r.manifest = await measureGet(p.manifestUrl)));
-    if (selected('small-blob')) await both('4 KiB blob GET', async (p, r) => void (r.smallBlob = await measureGet(p.smallUrl)));
-    if (selected('large-blob')) await both('64 MiB blob GET', async (p, r) => void (r.largeBlob = await measureGet(p.largeUrl, largeConns, largeDuration)));
+    for (let round = 1; round <= rounds; round++) {
+      const of = `round ${round} of ${rounds}`;
+      if (selected('manifest')) await both(`manifest GET by tag, ${of}`, async (p, r) => void r.manifest.push(await measureGet(p.manifestUrl)));
+      if (selected('small-blob')) await both(`4 KiB blob GET, ${of}`, async (p, r) => void r.smallBlob.push(await measureGet(p.smallUrl)));
+      if (selected('large-blob')) await both(`64 MiB blob GET, ${of}`, async (p, r) => void r.largeBlob.push(await measureGet(p.largeUrl, largeConns, largeDuration)));
+    }
     if (selected('push')) {
       await both('skopeo push of debian, 3 fresh repositories', (p, r) => {
         r.push = [1, 2, 3].map((i) => skopeoPush(debian, p.url, `bench/push${i}:1`));
@@ -371,10 +377,18 @@ async function main(): Promise<void> {
     const met = higherBetter ? ratio >= target : ratio <= target;
     rows.push([label, f(kv, digits), f(dv, digits), `${f(ratio, 2)}×`, `${higherBetter ? '≥' : '≤'} ${f(target, target < 1 ? 1 : 0)}×`, (met ? 'yes' : 'no') + extra]);
   };
-  const errs = (a?: Wrk, b?: Wrk) => (a && b && (a.errors || b.errors) ? ` (errors: kiln ${a.errors}, Distribution ${b.errors})` : '');
-  ratioRow(`manifest GET by tag, ${conns} connections (req/s)`, k.manifest?.rps, d.manifest?.rps, 0, 10, true, errs(k.manifest, d.manifest));
-  ratioRow(`4 KiB blob GET, ${conns} connections (req/s)`, k.smallBlob?.rps, d.smallBlob?.rps, 0, 5, true, errs(k.smallBlob, d.smallBlob));
-  ratioRow(`64 MiB blob GET, ${largeConns} connections (MB/s)`, k.largeBlob?.mbps, d.largeBlob?.mbps, 0, 0.9, true, errs(k.largeBlob, d.largeBlob));
+  const median = (xs: number[]): number | undefined => {
+    if (!xs.length) return undefined;
+    const v = [...xs].sort((a, b) => a - b);
+    return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+  };
+  const errs = (a: Wrk[], b: Wrk[]) => {
+    const [ka, db] = [a, b].map((w) => w.reduce((n, x) => n + x.errors, 0));
+    return ka || db ? ` (errors: kiln ${ka}, Distribution ${db})` : '';
+  };
+  ratioRow(`manifest GET by tag, ${conns} connections (req/s)`, median(k.manifest.map((w) => w.rps)), median(d.manifest.map((w) => w.rps)), 0, 10, true, errs(k.manifest, d.manifest));
+  ratioRow(`4 KiB blob GET, ${conns} connections (req/s)`, median(k.smallBlob.map((w) => w.rps)), median(d.smallBlob.map((w) => w.rps)), 0, 5, true, errs(k.smallBlob, d.smallBlob));
+  ratioRow(`64 MiB blob GET, ${largeConns} connections (MB/s)`, median(k.largeBlob.map((w) => w.mbps)), median(d.largeBlob.map((w) => w.mbps)), 0, 0.9, true, errs(k.largeBlob, d.largeBlob));
   ratioRow('skopeo push of debian, fresh repository, best of 3 (s)', k.push && Math.min(...k.push), d.push && Math.min(...d.push), 2, 1, false);
   if (k.pushers && d.pushers) {
     rows.push([
@@ -392,13 +406,20 @@ async function main(): Promise<void> {
   const lines = [
     `Registry replicas on PostgreSQL and S3, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC — ${cpu.count} × ${cpu.model}, Linux ${release()}, Node.js ${process.version}; ` +
       `two kiln replicas (PostgreSQL 15, one radosgw bucket) and two Distribution ${version} instances (S3 driver, another bucket of the same radosgw), each pair behind haproxy ${haproxy} (roundrobin, keep-alive); ` +
-      `wrk -t2, ${warmup} s warm-up then ${duration} s per figure (${largeDuration} s for the large blob).`,
+      `wrk -t2, ${warmup} s warm-up then ${duration} s per figure (${largeDuration} s for the large blob), medians of ${rounds} rounds, the order alternating.`,
     '',
     '| scenario | kiln | Distribution | kiln vs Distribution | target | met |',
     '| --- | ---: | ---: | ---: | ---: | --- |',
     ...rows.map((r) => `| ${r.join(' | ')} |`),
   ];
-  if (k.push && d.push) lines.push('', `skopeo pushes (s): kiln ${k.push.map((x) => f(x, 2)).join(', ')}; Distribution ${d.push.map((x) => f(x, 2)).join(', ')}.`);
+  const each = (label: string, kv: number[], dv: number[], digits: number) => {
+    if (kv.length && dv.length) lines.push(`${label}: kiln ${kv.map((x) => f(x, digits)).join(', ')}; Distribution ${dv.map((x) => f(x, digits)).join(', ')}.`);
+  };
+  lines.push('');
+  each('Manifest GET rounds (req/s)', k.manifest.map((w) => w.rps), d.manifest.map((w) => w.rps), 0);
+  each('4 KiB blob GET rounds (req/s)', k.smallBlob.map((w) => w.rps), d.smallBlob.map((w) => w.rps), 0);
+  each('64 MiB blob GET rounds (MB/s)', k.largeBlob.map((w) => w.mbps), d.largeBlob.map((w) => w.mbps), 0);
+  each('skopeo pushes (s)', k.push ?? [], d.push ?? [], 2);
   for (const [name, r] of Object.entries(results)) if (r.pushers?.firstError) lines.push(`${name}: first pusher error: ${r.pushers.firstError}`);
   if (profileDir) lines.push('', `Top self time of kiln replica 0 (${profileDir}):`, '```', ...topFunctions(profileDir), '```');
   process.stdout.write(lines.join('\n') + '\n');
