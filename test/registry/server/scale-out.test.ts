@@ -18,7 +18,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { promisify } from 'node:util';
-import { kilnMain } from '../../support/env.js';
+import { kiln, kilnMain } from '../../support/env.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultConfig, type RegistryConfig } from '../../../src/registry/server/config.js';
@@ -299,6 +299,23 @@ describe('two replicas on PostgreSQL and S3', { skip }, () => {
     assert.notEqual(noBucket.code, 0);
     assert.match(noBucket.stderr, /nowhere/);
     assert.match(noBucket.stderr, /127\.0\.0\.1:9/);
+  });
+
+  test('kiln registry user add and role grant --config FILE change the shared database: both replicas see them', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kiln-shared-users-'));
+    scope.after(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'registry.yaml');
+    await writeFile(file, `root: ${dir}\ndatabase: {driver: postgres, postgres: {url: "${a.config.database.postgres!.url}"}}\n`);
+    const added = await kiln(dir, ['registry', 'user', 'add', 'dev', '--password-stdin', '--config', file], { input: 'a long enough password\n' });
+    assert.equal(added.code, 0, added.stderr);
+    const granted = await kiln(dir, ['registry', 'role', 'grant', 'dev', 'team', 'developer', '--config', file]);
+    assert.equal(granted.code, 0, granted.stderr);
+    for (const r of [a, b]) {
+      assert.equal((await r.registry.metadata.getUser('dev'))?.name, 'dev');
+      assert.equal(await r.registry.metadata.getRole('team', 'dev'), 'developer');
+    }
+    const listed = await kiln(dir, ['registry', 'user', 'list', '--config', file]);
+    assert.match(listed.stdout, /^dev\s+no\s/m);
   });
 
   test('garbage collection on both replicas while clients push and pull through both: no error, nothing referenced lost', async () => {
