@@ -24,6 +24,11 @@ export interface BlobService {
   open(repository: string, digest: string, range?: { start: number; end: number }): Promise<{ size: number; buffer?: Buffer; file?: FileHandle; stream?: Readable }>;
   /** Make a verified upload the blob `digest` of `repository`. */
   commit(repository: string, digest: string, staged: StagedBlob): Promise<void>;
+  /**
+   * Where the client may fetch the blob straight from the store (storage.s3.redirect), for blobs
+   * too big for the memory cache; undefined when the blob is served here.
+   */
+  redirect(repository: string, digest: string): Promise<string | undefined>;
   /** Cross-repository mount: link a blob the registry has; false when it does not. */
   mount(repository: string, digest: string): Promise<boolean>;
   /**
@@ -133,6 +138,14 @@ export function blobService(opts: {
       // The commit just set the link's last use: a HEAD right after it (a client checking before its
       // manifest) need not write it again.
       markTouched(linkKey(repository, digest), Date.now());
+    },
+
+    async redirect(repository, digest) {
+      if (!driver.redirect || !driver.presignGet) return undefined;
+      const row = await linked(repository, digest);
+      if (!row || row.size <= opts.cachedBlobSize) return undefined;
+      // As long as Distribution's: enough for a slow client to start, short enough to leak little.
+      return driver.presignGet(row.key, 20 * 60);
     },
 
     async mount(repository, digest) {

@@ -131,6 +131,30 @@ describe('the registry on S3 (radosgw)', { skip }, () => {
     assert.equal(sha256(again.body), digest);
   });
 
+  test('with storage.s3.redirect, GETs of blobs over the memory-cache size answer 307 to a presigned URL that serves the bytes; small blobs and HEAD are served directly', async () => {
+    const r = await startRegistry(scope, (cfg) => {
+      onS3(gw)(cfg);
+      cfg.storage.s3!.redirect = true;
+      cfg.limits.cachedBlobSize = 64 * 1024;
+    });
+    const rc = r.client();
+    const big = randomBytes(200 * 1024);
+    const small = randomBytes(1000);
+    const [bigDigest, smallDigest] = [await pushBlob(rc, 's3/redirect', big), await pushBlob(rc, 's3/redirect', small)];
+    const got = await rc.req('GET', `/v2/s3/redirect/blobs/${bigDigest}`);
+    assert.equal(got.status, 307);
+    const location = got.headers.get('location')!;
+    assert.ok(location.startsWith(gw.endpoint), location);
+    assert.equal(sha256(Buffer.from(await (await fetch(location)).arrayBuffer())), bigDigest);
+    const part = await fetch(location, { headers: { range: 'bytes=10-19' } });
+    assert.equal(part.status, 206);
+    assert.deepEqual(Buffer.from(await part.arrayBuffer()), big.subarray(10, 20));
+    assert.equal((await rc.req('HEAD', `/v2/s3/redirect/blobs/${bigDigest}`)).status, 200);
+    const direct = await rc.req('GET', `/v2/s3/redirect/blobs/${smallDigest}`);
+    assert.equal(direct.status, 200);
+    assert.equal(sha256(direct.body), smallDigest);
+  });
+
   test('a session abandoned past the timeout is purged: its row, its temporary object and its multipart upload', async () => {
     const short = await startRegistry(scope, (cfg) => {
       onS3(gw)(cfg);

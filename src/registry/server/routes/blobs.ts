@@ -46,6 +46,12 @@ export async function getBlob(reg: Registry, ctx: Ctx, name: string, ref: string
     sendBuffer(ctx, range ? 206 : 200, Buffer.alloc(0), headers);
     return;
   }
+  const redirect = await reg.blobs.redirect(name, digest);
+  if (redirect) {
+    // The client follows it with its own Range header (RFC 9110 15.4.8: 307 keeps the method).
+    sendEmpty(ctx, 307, { Location: redirect, 'Docker-Content-Digest': digest });
+    return;
+  }
   const blob = await reg.blobs.open(name, digest, range);
   if (blob.buffer) {
     sendBuffer(ctx, range ? 206 : 200, blob.buffer, headers);

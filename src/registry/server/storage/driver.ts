@@ -29,6 +29,10 @@ export interface BlobDriver {
   delete(key: string): Promise<void>;
   /** Rename an object (atomic on a filesystem). Throws StorageNotFound when from is missing. */
   move(from: string, to: string): Promise<void>;
+  /** When set (storage.s3.redirect), blob downloads are redirected to presignGet's URLs. */
+  readonly redirect?: boolean;
+  /** A short-lived URL that reads the object straight from the store. */
+  presignGet?(key: string, expiresSeconds: number): Promise<string>;
   /** Release connections (drivers that hold any). */
   destroy?(): void;
   /** Present on drivers whose uploads can be assembled from parts in the store itself (S3). */
