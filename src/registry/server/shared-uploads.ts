@@ -70,6 +70,8 @@ export function sharedUploads(opts: { rows: UploadRows; driver: BlobDriver & { m
   /** Sessions abandoned for longer than the timeout, and multipart uploads whose session is gone. */
   const purge = async (before: number) => {
     for (const r of await rows.staleUploads(before)) await end(r);
+    // Hashes of sessions another replica finished or purged.
+    for (const id of [...hashes.keys()]) if (!(await rows.getUpload(id))) hashes.delete(id);
     for await (const m of store.listMultipart('data')) {
       if (m.initiated.getTime() >= before) continue;
       const id = m.key.slice(m.key.lastIndexOf('/') + 1);
