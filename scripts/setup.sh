@@ -15,10 +15,12 @@ cd "$(dirname "$0")/.."
 # loopback ports). Debian's postgresql-15 makes a cluster 15/main on port 5432 and starts it where
 # services may start; the tests never use it. The ceph packages start no cluster daemon (there is no
 # /etc/ceph/ceph.conf), only, under systemd, the ceph-crash watcher, which listens on nothing.
+# haproxy: the load balancer in front of the registry replicas' fault tests (test/support/haproxy.ts
+# starts its own on a free port; Debian's haproxy service, on its empty default config, serves nothing).
 need=()
 for pair in runc:runc bwrap:bubblewrap skopeo:skopeo umoci:umoci buildah:buildah debootstrap:debootstrap \
             getfattr:attr zstd:zstd ip:iproute2 mknod:coreutils podman:podman docker-registry:docker-registry wrk:wrk cc:build-essential newuidmap:uidmap \
-            ceph-mon:ceph-mon ceph-osd:ceph-osd radosgw:radosgw monmaptool:ceph-common \
+            ceph-mon:ceph-mon ceph-osd:ceph-osd radosgw:radosgw monmaptool:ceph-common haproxy:haproxy \
             tmux:tmux shellcheck:shellcheck unshare:util-linux git:git xz:xz-utils bzip2:bzip2; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
