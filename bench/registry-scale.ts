@@ -43,6 +43,28 @@ const sha256 = (b: Buffer | string) => 'sha256:' + createHash('sha256').update(b
 const accept = 'application/vnd.oci.image.manifest.v1+json,application/vnd.oci.image.index.v1+json,application/vnd.docker.distribution.manifest.v2+json';
 const log = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
 
+// The processes of each side, for the CPU time they use while a figure is measured.
+const groups = { kiln: [] as number[], 'kiln haproxy': [] as number[], Distribution: [] as number[], 'Distribution haproxy': [] as number[], 'radosgw+OSD+mon': [] as number[] };
+type Group = keyof typeof groups;
+
+/** CPU seconds (user + system) of each group so far. */
+function cpuTimes(): Record<Group, number> {
+  const tick = 100; // USER_HZ
+  const out = {} as Record<Group, number>;
+  for (const [g, pids] of Object.entries(groups) as [Group, number[]][]) {
+    out[g] = 0;
+    for (const pid of pids) {
+      try {
+        const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        out[g] += (Number(f[11]) + Number(f[12])) / tick;
+      } catch {
+        /* ended */
+      }
+    }
+  }
+  return out;
+}
+
 // Everything started is stopped at the end, in reverse order (the test helpers take a context like node:test's).
 const cleanups: (() => Promise<void> | void)[] = [];
 const scope: TestContextLike = { after: (fn) => void cleanups.push(fn) };
@@ -80,6 +102,7 @@ async function startHaproxy(dir: string, name: string, backends: string[]): Prom
   );
   const d = startDaemon(`haproxy-${name}`, '/usr/sbin/haproxy', ['-db', '-f', cfg], { logFile: join(dir, `haproxy-${name}.log`) });
   scope.after(() => d.stop('SIGTERM', 3000));
+  groups[`${name === 'kiln' ? 'kiln' : 'Distribution'} haproxy`].push(d.pid);
   const url = `http://127.0.0.1:${port}`;
   await registryUp(d, url);
   return url;
@@ -115,6 +138,7 @@ log:
   const d = startDaemon(`kiln-${n}`, process.execPath, [...prof, kilnMain, 'registry', 'serve', '--config', cfg, '--addr', `127.0.0.1:${port}`], { logFile: join(dir, `kiln-${n}.log`) });
   // SIGTERM: kiln closes its server and its pool and exits, so that --cpu-prof writes its profile
   scope.after(() => d.stop('SIGTERM', 10_000));
+  groups.kiln.push(d.pid);
   const url = `http://127.0.0.1:${port}`;
   await registryUp(d, url);
   return url;
@@ -159,12 +183,15 @@ http:
   delete env.AWS_CA_BUNDLE;
   const d = startDaemon(`distribution-${n}`, '/usr/bin/docker-registry', ['serve', cfg], { logFile: join(dir, `distribution-${n}.log`), env });
   scope.after(() => d.stop('SIGTERM', 5000));
+  groups.Distribution.push(d.pid);
   const url = `http://127.0.0.1:${port}`;
   await registryUp(d, url);
   return url;
 }
 
 interface Wrk {
+  /** CPU seconds per second of the measurement (cores busy), per group of processes. */
+  cores?: Record<Group, number>;
   rps: number;
   mbps: number;
   errors: number;
@@ -172,7 +199,7 @@ interface Wrk {
 
 function wrk(url: string, seconds: number, c = conns): Wrk {
   const out = execFileSync('wrk', ['-t2', `-c${c}`, `-d${seconds}s`, '--timeout', '30s', '-H', `Accept: ${accept}`, url], { encoding: 'utf8' });
-  process.stderr.write(out.replace(/^/gm, '    '));
+  process.stderr.write(out.trimEnd().replace(/^/gm, '    ') + '\n');
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
   const tr = /Transfer\/sec:\s+([\d.]+)(B|KB|MB|GB)/.exec(out);
   // wrk's MB are MiB; the table says MB/s (10^6)
@@ -189,7 +216,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function measureGet(url: string, c = conns, seconds = duration): Promise<Wrk> {
   wrk(url, warmup, c);
   await sleep(1000);
+  const before = cpuTimes();
+  const t = process.hrtime.bigint();
   const r = wrk(url, seconds, c);
+  const wall = Number(process.hrtime.bigint() - t) / 1e9;
+  const after = cpuTimes();
+  r.cores = Object.fromEntries(Object.keys(groups).map((g) => [g, (after[g as Group] - before[g as Group]) / wall])) as Record<Group, number>;
   await sleep(1000);
   return r;
 }
@@ -313,6 +345,14 @@ async function main(): Promise<void> {
     // Distribution does not create its bucket; kiln would, but both are made here alike
     for (const Bucket of ['kiln-bench', 'distribution-bench']) await s3.send(new CreateBucketCommand({ Bucket }));
     s3.destroy();
+    // Ceph's daemons are those whose command line names this cluster's configuration
+    for (const pid of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+      try {
+        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(join(gw.dir, 'ceph.conf'))) groups['radosgw+OSD+mon'].push(Number(pid));
+      } catch {
+        /* ended */
+      }
+    }
     log('starting two kiln replicas, two Distribution instances, two haproxy');
     const kilnA = await startKiln(work, 0, pg.url, gw, 'kiln-bench');
     const kilnB = await startKiln(work, 1, pg.url, gw, 'kiln-bench');
@@ -420,6 +460,19 @@ async function main(): Promise<void> {
   each('4 KiB blob GET rounds (req/s)', k.smallBlob.map((w) => w.rps), d.smallBlob.map((w) => w.rps), 0);
   each('64 MiB blob GET rounds (MB/s)', k.largeBlob.map((w) => w.mbps), d.largeBlob.map((w) => w.mbps), 0);
   each('skopeo pushes (s)', k.push ?? [], d.push ?? [], 2);
+  // where the CPU went while each side was measured: cores busy, averaged over the rounds
+  const cores = (label: string, side: Pair['name'], ws: Wrk[]) => {
+    if (!ws.length) return;
+    const avg = (g: Group) => ws.reduce((n, w) => n + (w.cores?.[g] ?? 0), 0) / ws.length;
+    const mine: Group[] = side === 'kiln' ? ['kiln', 'kiln haproxy', 'radosgw+OSD+mon'] : ['Distribution', 'Distribution haproxy', 'radosgw+OSD+mon'];
+    lines.push(`- ${label}, ${side}: ${mine.map((g) => `${g === side ? 'registries' : g.replace(`${side} `, '')} ${f(avg(g), 2)}`).join(', ')}`);
+  };
+  lines.push('', 'Cores busy while measured (CPU seconds per second, the two processes of a side summed; 2 cores in all, wrk takes some too):');
+  for (const side of ['kiln', 'Distribution'] as const) {
+    cores('manifest GET', side, results[side].manifest);
+    cores('4 KiB blob GET', side, results[side].smallBlob);
+    cores('64 MiB blob GET', side, results[side].largeBlob);
+  }
   for (const [name, r] of Object.entries(results)) if (r.pushers?.firstError) lines.push(`${name}: first pusher error: ${r.pushers.firstError}`);
   if (profileDir) lines.push('', `Top self time of kiln replica 0 (${profileDir}):`, '```', ...topFunctions(profileDir), '```');
   process.stdout.write(lines.join('\n') + '\n');
