@@ -317,10 +317,31 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
 
   const read = async (sql: string, params: unknown[] = []): Promise<Row[]> => (await pool.query<Row>(sql, params)).rows;
 
+  /**
+   * A client of the pool for several statements; done() gives it back. pg-pool takes its 'error'
+   * listener off a client while it is checked out, so a server that ends the connection between
+   * two statements (a restart, an admin shutdown) would emit an 'error' nobody handles, and that
+   * ends the process. Here the error is kept instead: the next statement fails anyway, and the
+   * client, broken, is discarded rather than pooled.
+   */
+  const checkout = async (): Promise<{ client: pg.PoolClient; done: (broken?: Error) => void }> => {
+    const client = await pool.connect();
+    let lost: Error | undefined;
+    const onError = (e: Error) => void (lost ??= e);
+    client.on('error', onError);
+    return {
+      client,
+      done: (broken) => {
+        client.off('error', onError);
+        client.release(broken ?? lost);
+      },
+    };
+  };
+
   /** Run fn in one READ COMMITTED transaction, again (a few times) when PostgreSQL aborted it for a serialization failure or deadlock. */
   const tx = async <T>(fn: (t: Tx) => Promise<T>): Promise<T> => {
     for (let attempt = 1; ; attempt++) {
-      const client = await pool.connect();
+      const { client, done } = await checkout();
       let changed = false;
       let discard = false;
       let broken: Error | undefined;
@@ -345,7 +366,7 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
         }
         throw e;
       } finally {
-        client.release(broken);
+        done(broken);
       }
     }
   };
@@ -769,7 +790,7 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
     // Garbage collection
     async findGarbage(cutoff) {
       // One snapshot for all five reads, so the mark sees a consistent state; it changes nothing.
-      const client = await pool.connect();
+      const { client, done } = await checkout();
       try {
         await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
         const all = async <T>(sql: string) => (await client.query(sql)).rows as T[];
@@ -786,7 +807,7 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
         await client.query('ROLLBACK').catch(() => {});
         throw e;
       } finally {
-        client.release();
+        done();
       }
     },
     removeManifestIfUnused(repo, digest, cutoff) {
