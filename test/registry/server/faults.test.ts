@@ -357,7 +357,8 @@ describe('registry replicas under faults (haproxy, PostgreSQL, radosgw)', { skip
     t.diagnostic(`${ackedAtKill} images acknowledged before the kill; ${retried.length} steps retried: ${[...new Set(retried)].slice(0, 4).join(' | ')}`);
     assert.equal(acked.length, pushers * images);
     assert.ok(ackedAtKill < acked.length, `pushes went on after the kill (${ackedAtKill} of ${acked.length} before it)`);
-    for (const p of acked) await assertPulls(k.b.client, p.repo, p.tag, p.img);
+    // from the survivor itself, not through haproxy; a few images at a time
+    for (let i = 0; i < acked.length; i += 8) await Promise.all(acked.slice(i, i + 8).map((p) => assertPulls(k.b.client, p.repo, p.tag, p.img)));
   });
 
   test('PostgreSQL restarted under traffic: 503 UNAVAILABLE while it is down, never 500 or a wrong answer; everything works again once it is back', async (t) => {
@@ -404,7 +405,7 @@ describe('registry replicas under faults (haproxy, PostgreSQL, radosgw)', { skip
     const db = new pg.Client({ connectionString: k.databaseUrl });
     await db.connect();
     t.after(() => db.end());
-    const rounds = 12;
+    const rounds = 10;
     let slowest = 0;
     for (let round = 0; round < rounds; round++) {
       const x = variant(base, `${round}-a-${randomBytes(4).toString('hex')}`);
