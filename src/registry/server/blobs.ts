@@ -164,8 +164,9 @@ export function blobService(opts: {
       const now = Date.now();
       const last = touched.get(k) ?? 0;
       if (now - last < (opts.graceSeconds * 1000) / 4) return true;
-      markTouched(k, now);
       await metadata.touchBlob(repository, digest, now);
+      // Only once the write is in: a failed one must not excuse the next HEAD from writing.
+      markTouched(k, now);
       // Ask the database, not the cache, whether the blob survived a collector that ran meanwhile.
       if ((await metadata.linkedBlob(repository, digest)) !== undefined) return true;
       links.delete(k);
