@@ -165,6 +165,27 @@ interface PreparedCopy {
 }
 
 /**
+ * SOURCE_DATE_EPOCH when no build arg (or environment variable) gave it: the global ARG's default,
+ * as BuildKit's getBuildArgValue(opt.BuildArgs, globalArgs, "SOURCE_DATE_EPOCH") reads it
+ * (dockerfile2llb/convert.go:305). As resolveSourceDateEpochValue (epoch.go:35-110): "" and
+ * "context" (a local context) leave it unset; a stage name must name a FROM scratch stage of ARGs
+ * and one remote ADD (epoch.go:113-146), whose source kiln does not date yet; anything else is invalid.
+ */
+function dockerfileSourceDateEpoch(req: BuildRequest, plan: BuildPlan): number | undefined {
+  if (req.sourceDateEpoch !== undefined || req.buildArgs.SOURCE_DATE_EPOCH !== undefined) return req.sourceDateEpoch;
+  const v = plan.globalArgs.SOURCE_DATE_EPOCH;
+  if (v === undefined || v === '' || v === 'context') return undefined;
+  if (/^-?\d+$/.test(v)) return Number(v);
+  const stage = plan.dockerfile.stages.find((s) => s.name === v.toLowerCase());
+  if (!stage) throw new KilnError(`invalid SOURCE_DATE_EPOCH: ${v}`);
+  const where = `${plan.dockerfile.file}:${stage.from.line}`;
+  if (stage.from.image.toLowerCase() !== 'scratch') throw new KilnError(`${where}: SOURCE_DATE_EPOCH stage must use FROM scratch`);
+  const other = stage.instructions.find((i) => i.kind !== 'arg' && i.kind !== 'add');
+  if (other) throw new KilnError(`${where}: SOURCE_DATE_EPOCH stage does not meet source-only requirements: unsupported ${other.keyword.toLowerCase()} instruction`);
+  throw new KilnError(`${where}: SOURCE_DATE_EPOCH stage ${v}: dating a remote ADD source is not supported by kiln yet`);
+}
+
+/**
  * The solver: plans the stages, then runs each needed stage as soon as the stages it depends on are
  * done, so independent stages run in parallel. Every step has a cache key computed from its parent's
  * key and its own definition; a key found in the cache reuses the recorded layer instead of running.
@@ -172,6 +193,7 @@ interface PreparedCopy {
 export async function solve(req: BuildRequest): Promise<BuildResult> {
   const platform = hostPlatform();
   const plan = planBuild(parseDockerfile(req.dockerfile.text, { file: req.dockerfile.name }), { buildArgs: req.buildArgs, target: req.target, platform });
+  req = { ...req, sourceDateEpoch: dockerfileSourceDateEpoch(req, plan) };
   const warnings: Warning[] = [...plan.warnings];
   const cache = new BuildCache(req.store, req.cacheSources ?? []);
   const snapshotter: Snapshotter = fetchingLayers(await createSnapshotter(req.store), cache);
@@ -214,6 +236,11 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   for (const st of plan.stages) {
     if (st.name && named.has(st.name)) throw new KilnError(`--build-context ${st.name}: the name is also a stage of ${file} (line ${st.line})`);
   }
+  /** docker-image://scratch is the empty image (BuildKit dockerui/namedcontext.go:80). */
+  const namedScratch = (ref: string): boolean => {
+    const c = named.get(ref.toLowerCase());
+    return c?.kind === 'image' && c.ref === 'scratch';
+  };
   const namedDir = (ref: string): string | undefined => {
     const c = named.get(ref.toLowerCase());
     return c?.kind === 'dir' ? c.path : undefined;
@@ -255,6 +282,27 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     return p;
   };
 
+  /** A directory context as one layer, and its key: for FROM, COPY --from and RUN --mount from=. */
+  const dirBases = new Map<string, Promise<{ layer: LayerRef; key: string }>>();
+  const dirBase = (dir: string): Promise<{ layer: LayerRef; key: string }> => {
+    let p = dirBases.get(dir);
+    if (!p) {
+      p = (async () => {
+        const tree = await namedTree(dir);
+        const root = (await tree.stat(''))!;
+        const digest = await contextDigest(tree, [{ file: root, target: '/' }], []);
+        const key = cacheKey('', { directory: digest });
+        const hit = await cache.get(key);
+        const entries = hit ? [] : await copyEntries(tree, [{ file: root, target: '/' }], [], { fromContext: true, existing: async () => undefined, exclude: [], now: now.getTime() });
+        const layer = hit?.layer ?? (await layerWrites.run(() => writeEntries(entries)));
+        if (!hit) await cache.put(key, layer);
+        return { layer: layer!, key };
+      })();
+      dirBases.set(dir, p);
+    }
+    return p;
+  };
+
   const imageLayers = (img: StoredImage): LayerRef[] =>
     img.manifest.layers.map((l, i) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, diffId: img.config.rootfs.diff_ids[i]! }));
 
@@ -270,8 +318,13 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   const stageLabel = (index: number) => plan.stages[index]!.name ?? `stage-${index}`;
   const noCacheStage = (index: number) => !!req.noCacheStages?.some((n) => n.toLowerCase() === (plan.stages[index]!.name ?? String(index)).toLowerCase());
   /** The layers a COPY --from or RUN --mount from= names: a stage (built first) or an image. */
-  const sourceLayers = async (from: SourceRef, line: number): Promise<LayerRef[]> =>
-    'stage' in from ? (await stage(from.stage)).layers : imageLayers(await resolveImage(from.image, line));
+  const sourceLayers = async (from: SourceRef, line: number): Promise<LayerRef[]> => {
+    if ('stage' in from) return (await stage(from.stage)).layers;
+    if (namedScratch(from.image)) return [];
+    const dir = namedDir(from.image);
+    if (dir) return [(await dirBase(dir)).layer];
+    return imageLayers(await resolveImage(from.image, line));
+  };
   const describeSource = (from: SourceRef) => ('stage' in from ? `stage ${stageLabel(from.stage)}` : `image ${from.image}`);
 
   async function buildStage(index: number): Promise<StageResult> {
@@ -292,17 +345,13 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       baseInput = { config: parent.program.config, program: parent.program };
     } else if (sp.base.kind === 'image' && namedDir(sp.base.ref)) {
       // FROM <name of a directory context>: the directory is the base filesystem, as one layer.
-      const dir = namedDir(sp.base.ref)!;
-      const tree = await namedTree(dir);
-      const root = (await tree.stat(''))!;
-      const digest = await contextDigest(tree, [{ file: root, target: '/' }], []);
-      key = cacheKey('', { directory: digest });
-      const hit = await cache.get(key);
-      const entries = hit ? [] : await copyEntries(tree, [{ file: root, target: '/' }], [], { fromContext: true, existing: async () => undefined, exclude: [], now: now.getTime() });
-      const layer = hit?.layer ?? (await layerWrites.run(() => writeEntries(entries)));
-      if (!hit) await cache.put(key, layer);
-      layers = [layer];
+      const d = await dirBase(namedDir(sp.base.ref)!);
+      key = d.key;
+      layers = [d.layer];
       keys = [key];
+      baseInput = { config: { architecture: platform.architecture, os: platform.os, config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] } };
+    } else if (sp.base.kind === 'image' && namedScratch(sp.base.ref)) {
+      key = cacheKey('', { scratch: true, platform });
       baseInput = { config: { architecture: platform.architecture, os: platform.os, config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] } };
     } else if (sp.base.kind === 'image') {
       req.progress.start(fromId, `[${stageLabel(index)} 1/${0}] FROM ${fromName}`.replace(' 1/0]', ']'));
@@ -328,6 +377,10 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     // A stage built without the cache may give other results than its cached ones (a download, a
     // random file): keys salted once per build keep the steps that read it from stale results.
     if (noCacheStage(index)) key = cacheKey(key, { noCache: randomBytes(16).toString('hex') });
+    // kiln clamps mtimes when it writes a layer, where BuildKit rewrites them at export
+    // (exporter/containerimage rewrite-timestamp): a layer written under one epoch, or none, is not
+    // the layer of another, so the epoch is part of the key.
+    if (req.sourceDateEpoch !== undefined) key = cacheKey(key, { sourceDateEpoch: req.sourceDateEpoch });
     // BuildKit counts the FROM as step 1 only when it pulls an image: FROM scratch and FROM <stage>
     // start at the first instruction (dockerfile2llb: cmdTotal, prefixCommand).
     const fromSteps = sp.base.kind === 'image' ? 1 : 0;
@@ -429,6 +482,9 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
 
   async function sourceKey(src: { stage: number } | { image: string }, line: number): Promise<string> {
     if ('stage' in src) return (await stage(src.stage)).key;
+    if (namedScratch(src.image)) return 'scratch';
+    const dir = namedDir(src.image);
+    if (dir) return (await dirBase(dir)).key;
     return (await resolveImage(src.image, line)).manifestDescriptor.digest;
   }
 

@@ -148,8 +148,10 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
         }
       }
       const epochText = buildArgs.SOURCE_DATE_EPOCH ?? process.env.SOURCE_DATE_EPOCH;
-      const sourceDateEpoch = epochText !== undefined && epochText !== '' ? Number(epochText) : undefined;
-      if (sourceDateEpoch !== undefined && !Number.isInteger(sourceDateEpoch)) throw new UsageError(`SOURCE_DATE_EPOCH "${epochText}" is not an integer`);
+      // "context" dates a local context by nothing: the epoch stays unset (BuildKit
+      // dockerfile2llb/epoch.go:62, resolveSourceDateEpochState with no client-side metadata).
+      const sourceDateEpoch = epochText !== undefined && epochText !== '' && epochText !== 'context' ? Number(epochText) : undefined;
+      if (sourceDateEpoch !== undefined && !Number.isInteger(sourceDateEpoch)) throw new UsageError(`invalid SOURCE_DATE_EPOCH: ${epochText} (not an integer)`);
 
       let mode = o.quiet ? 'quiet' : o.progress === 'auto' ? (process.stderr.isTTY ? 'tty' : 'plain') : o.progress;
       if (!['plain', 'tty', 'quiet'].includes(mode)) throw new UsageError(`--progress: "${o.progress}" is not auto, plain, tty or quiet`);
