@@ -342,9 +342,39 @@ describe('two replicas on PostgreSQL and S3', { skip }, () => {
     assert.match(listed.stdout, /^dev\s+no\s/m);
   });
 
-  test('garbage collection on both replicas while clients push and pull through both: no error, nothing referenced lost', async () => {
-    // Long enough for a pusher's blobs to wait for their manifest on this loaded machine.
-    const grace = 3;
+  test('after one replica collects a blob, the other answers HEAD with 404 at once, not from its cache (zot #4062); a collector that died after marking blobs leaves them to the next run (harbor #22991)', async () => {
+    const [x, y] = await replicas((c) => (c.gc.gracePeriod = 1));
+    const [cx, cy] = [x.client(), y.client()];
+    const data = randomBytes(3000);
+    const digest = await pushBlob(cx, 'stale/app', data);
+    assert.equal((await cy.req('HEAD', `/v2/stale/app/blobs/${digest}`)).status, 200);
+    assert.equal((await cy.req('GET', `/v2/stale/app/blobs/${digest}`)).status, 200);
+    await new Promise((r) => setTimeout(r, 1300));
+    const report = await x.registry.gc();
+    assert.deepEqual(report.blobs, [digest]);
+    const deadline = Date.now() + 1000;
+    let status = 0;
+    while (Date.now() < deadline && (status = (await cy.req('HEAD', `/v2/stale/app/blobs/${digest}`)).status) !== 404) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(status, 404);
+    assert.equal((await cy.req('GET', `/v2/stale/app/blobs/${digest}`)).status, 404);
+
+    // A collector that marked a blob and died before deleting its bytes.
+    const orphan = await pushBlob(cx, 'stale/other', randomBytes(3000));
+    await new Promise((r) => setTimeout(r, 1300));
+    assert.ok(await x.registry.metadata.removeLinkIfUnused('stale/other', orphan, Date.now() - 1000));
+    const key = await x.registry.metadata.claimBlob(orphan, Date.now() - 1000);
+    assert.ok(key);
+    assert.equal((await cy.req('HEAD', `/v2/stale/other/blobs/${orphan}`)).status, 404);
+    assert.ok(await y.registry.driver.stat(key), 'the bytes are still there');
+    await y.registry.gc();
+    assert.deepEqual(await y.registry.metadata.deletingBlobs(), []);
+    assert.equal(await y.registry.driver.stat(key), undefined);
+  });
+
+  test('garbage collection on both replicas while 16 clients push and pull through both: no error, nothing referenced lost', async () => {
+    // Long enough for a pusher's blobs to wait for their manifest on a loaded 2-core machine (a
+    // blob's grace runs from its upload or last HEAD to the manifest PUT).
+    const grace = 4;
     const [x, y] = await replicas((c) => (c.gc.gracePeriod = grace));
     const both = [x.client(), y.client()];
     const garbage: TestImage[] = [];
@@ -367,9 +397,9 @@ describe('two replicas on PostgreSQL and S3', { skip }, () => {
     const base = randomBytes(2048);
     const pushed: { repo: string; tag: string; img: TestImage }[] = [];
     const pushers = Promise.all(
-      Array.from({ length: 8 }, async (_, w) => {
+      Array.from({ length: 16 }, async (_, w) => {
         const c = alternating([both[w % 2]!, both[(w + 1) % 2]!]);
-        for (let i = 0; i < 4 || runs < 6; i++) {
+        for (let i = 0; i < 3 || runs < 6; i++) {
           const img = randomImage({ layers: 2, layerSize: 10_000 });
           const m = JSON.parse(img.manifest.toString());
           m.layers.unshift({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(base), size: base.length });
