@@ -3,7 +3,7 @@
 // itself, with an empty context (BuildKit dockerui: DetectContextType, testDockerfileFromHTTP and
 // testHTTPDockerfile).
 
-import { mkdtemp, rm, readFile } from 'node:fs/promises';
+import { mkdtemp, rm, readFile, readdir, lstat } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -20,7 +20,7 @@ export function isHTTPContext(arg: string): boolean {
 }
 
 /** Download the URL: `dir` is the context; `dockerfile` is set when the URL was the Dockerfile. */
-export async function fetchHTTPContext(url: string): Promise<{ dir: string; dockerfile?: string; cleanup: () => Promise<void> }> {
+export async function fetchHTTPContext(url: string): Promise<{ dir: string; dockerfile?: string; lastModified?: number; cleanup: () => Promise<void> }> {
   const tmp = await mkdtemp(join(tmpdir(), 'kiln-http-context-'));
   const cleanups = [() => rm(tmp, { recursive: true, force: true })];
   const cleanup = async () => {
@@ -31,19 +31,32 @@ export async function fetchHTTPContext(url: string): Promise<{ dir: string; dock
       throw new HTTPContextFailed(`build context ${url}: ${e.message}`);
     });
     if (!res.ok || !res.body) throw new HTTPContextFailed(`build context ${url}: HTTP ${res.status}`);
+    // The response's Last-Modified, in seconds: what SOURCE_DATE_EPOCH=context dates the context by.
+    const lm = Date.parse(res.headers.get('last-modified') ?? '');
+    const lastModified = Number.isNaN(lm) ? undefined : Math.floor(lm / 1000);
     const file = join(tmp, 'download');
     await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>), createWriteStream(file));
     const kind = await archiveKind(file);
     if (kind) {
       const unpacked = await unpackArchive(file, kind);
       cleanups.push(unpacked.cleanup);
-      return { dir: unpacked.tree.root, cleanup };
+      return { dir: unpacked.tree.root, ...(lastModified !== undefined ? { lastModified } : {}), cleanup };
     }
     const dockerfile = await readFile(file, 'utf8');
     await rm(file);
-    return { dir: tmp, dockerfile, cleanup };
+    return { dir: tmp, dockerfile, ...(lastModified !== undefined ? { lastModified } : {}), cleanup };
   } catch (e) {
     await cleanup();
     throw e;
   }
+}
+
+/** The newest mtime (seconds) of the entries below `dir`: an archive context's date. */
+export async function newestMtime(dir: string): Promise<number | undefined> {
+  let newest: number | undefined;
+  for (const e of await readdir(dir, { recursive: true })) {
+    const m = Math.floor((await lstat(join(dir, e))).mtimeMs / 1000);
+    if (newest === undefined || m > newest) newest = m;
+  }
+  return newest;
 }

@@ -7,7 +7,7 @@ import { solve, type NamedContext, type RunFailure } from '../build/solver.js';
 import { addInlineCache, exportCache, importCaches, parseCacheFrom, parseCacheTo } from './buildcache.js';
 import { BuildContext } from '../build/context.js';
 import { cloneGitContext, isGitContext, parseGitContext } from '../build/gitcontext.js';
-import { fetchHTTPContext, isHTTPContext } from '../build/httpcontext.js';
+import { fetchHTTPContext, isHTTPContext, newestMtime } from '../build/httpcontext.js';
 import { exportResult, parseOutput } from '../build/export.js';
 import { plainProgress, ttyProgress } from '../ui/progress.js';
 import { silentProgress } from '../build/progress.js';
@@ -150,7 +150,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
       const epochText = buildArgs.SOURCE_DATE_EPOCH ?? process.env.SOURCE_DATE_EPOCH;
       // "context" dates a local context by nothing: the epoch stays unset (BuildKit
       // dockerfile2llb/epoch.go:62, resolveSourceDateEpochState with no client-side metadata).
-      const sourceDateEpoch = epochText !== undefined && epochText !== '' && epochText !== 'context' ? Number(epochText) : undefined;
+      let sourceDateEpoch = epochText !== undefined && epochText !== '' && epochText !== 'context' ? Number(epochText) : undefined;
       if (sourceDateEpoch !== undefined && !Number.isInteger(sourceDateEpoch)) throw new UsageError(`invalid SOURCE_DATE_EPOCH: ${epochText} (not an integer)`);
 
       let mode = o.quiet ? 'quiet' : o.progress === 'auto' ? (process.stderr.isTTY ? 'tty' : 'plain') : o.progress;
@@ -184,9 +184,15 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
         removeContext = fetched.cleanup;
         // A URL that is the Dockerfile itself: -f names nothing then.
         if (fetched.dockerfile !== undefined) dockerfileText ??= fetched.dockerfile;
+        // SOURCE_DATE_EPOCH=context dates an HTTP context by its Last-Modified, else by the newest
+        // entry of its archive (BuildKit dockerfile2llb/epoch.go:62, resolveSourceDateEpochFromState;
+        // testSourceDateEpochContextHTTPLastModified, testSourceDateEpochContextHTTPArchive).
+        if (epochText === 'context') sourceDateEpoch = fetched.lastModified ?? (fetched.dockerfile === undefined ? await newestMtime(contextDir) : undefined);
       } else if (!(await stat(contextDir).catch(() => undefined))?.isDirectory()) {
         throw new UsageError(`build context "${contextArg}" is not a directory`);
       }
+      // The build arg holds the resolved epoch, "" when unset (BuildKit convert.go:310, setBuildArgValue).
+      if (epochText === 'context' && buildArgs.SOURCE_DATE_EPOCH !== undefined) buildArgs.SOURCE_DATE_EPOCH = sourceDateEpoch === undefined ? '' : String(sourceDateEpoch);
       // With a repository or a downloaded archive as context, -f names a file in it, as docker reads it.
       let dockerfilePath = o.file && o.file !== '-' ? (remote || isHTTPContext(contextArg) ? join(contextDir, o.file) : resolve(o.file)) : join(contextDir, 'Dockerfile');
       // A file named Dockerfile that is missing may be spelled dockerfile (BuildKit dockerui: the
