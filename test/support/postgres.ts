@@ -9,6 +9,7 @@
 // postmaster's, and it is stopped by that PID with SIGINT, PostgreSQL's "fast" shutdown.
 
 import { execFileSync } from 'node:child_process';
+import pg from 'pg';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chown, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
@@ -31,6 +32,8 @@ export interface Postgres {
   stop(): Promise<void>;
   /** Stops, waits `downMs` (for tests of what clients see meanwhile), starts again on the same port with the same data. */
   restart(downMs?: number): Promise<void>;
+  /** A new database on the server (a copy of `template` when given), so a test shares no rows with others; its URL. */
+  createDatabase(name: string, template?: string): Promise<string>;
 }
 
 interface SystemUser {
@@ -134,8 +137,9 @@ export async function startPostgres(t: TestContextLike): Promise<Postgres> {
     }
   }
 
+  const url = `postgres://${user}@127.0.0.1:${port}/${database}`;
   return {
-    url: `postgres://${user}@127.0.0.1:${port}/${database}`,
+    url,
     port,
     socketDir: dir,
     logFile,
@@ -146,6 +150,16 @@ export async function startPostgres(t: TestContextLike): Promise<Postgres> {
       await server?.stop('SIGINT');
       await new Promise((resolve) => setTimeout(resolve, downMs));
       server = await start();
+    },
+    createDatabase: async (name, template) => {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        await client.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`);
+      } finally {
+        await client.end();
+      }
+      return url.replace(new RegExp(`/${database}$`), `/${name}`);
     },
   };
 }

@@ -44,21 +44,6 @@ interface Cluster {
 
 let count = 0;
 
-/** A database of its own on the shared server, as a URL. */
-async function newDatabase(pgsrv: Postgres, name: string): Promise<string> {
-  const { default: pg } = await import('pg');
-  const c = new pg.Client({ connectionString: pgsrv.url });
-  await c.connect();
-  try {
-    await c.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await c.end();
-  }
-  const u = new URL(pgsrv.url);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
-
 /** One `kiln registry serve` process, answering /v2/. */
 async function startReplica(t: TestContextLike, configFile: string, dir: string, name: string): Promise<Replica> {
   const port = await freePort();
@@ -76,7 +61,7 @@ async function startReplica(t: TestContextLike, configFile: string, dir: string,
 async function cluster(t: TestContextLike, pgsrv: Postgres, gw: Radosgw): Promise<Cluster> {
   const n = ++count;
   const dir = await tempDir(t, 'kiln-faults-');
-  const databaseUrl = await newDatabase(pgsrv, `kiln_faults_${process.pid}_${n}`);
+  const databaseUrl = await pgsrv.createDatabase(`kiln_faults_${process.pid}_${n}`);
   const config = {
     database: { driver: 'postgres', postgres: { url: databaseUrl } },
     storage: { driver: 's3', s3: { endpoint: gw.endpoint, region: gw.region, bucket: `kiln-faults-${process.pid}-${n}`, accessKey: gw.accessKey, secretKey: gw.secretKey, forcePathStyle: true } },

@@ -593,8 +593,7 @@ function postgresBackend(server: () => Postgres): Backend {
   let template: Promise<void> | undefined;
   const create = async (from?: string) => {
     const name = `contract_${++n}`;
-    await sql(server().url, `CREATE DATABASE ${name}${from ? ` TEMPLATE ${from}` : ''}`);
-    return server().url.replace(/\/kiln$/, `/${name}`);
+    return server().createDatabase(name, from);
   };
   return {
     name: 'postgres',

@@ -114,17 +114,7 @@ describe('kiln registry migrate: SQLite and a filesystem into PostgreSQL and S3'
   /** A new database and bucket: the target's configuration, as a tweak and as a YAML file. */
   const newTarget = async (t: TestContextLike): Promise<{ tweak: (c: RegistryConfig) => void; file: string; config: RegistryConfig }> => {
     const name = `kiln_migrate_${process.pid}_${++targets}`;
-    const { default: pg } = await import('pg');
-    const admin = new pg.Client({ connectionString: pgsrv.url });
-    await admin.connect();
-    try {
-      await admin.query(`CREATE DATABASE ${name}`);
-    } finally {
-      await admin.end();
-    }
-    const url = new URL(pgsrv.url);
-    url.pathname = `/${name}`;
-    const database = { driver: 'postgres' as const, postgres: { url: url.toString() } };
+    const database = { driver: 'postgres' as const, postgres: { url: await pgsrv.createDatabase(name) } };
     const s3 = { endpoint: gw.endpoint, region: gw.region, bucket: name.replace(/_/g, '-'), accessKey: gw.accessKey, secretKey: gw.secretKey, forcePathStyle: true };
     const dir = await tempDir(t, 'kiln-migrate-dst-');
     const file = join(dir, 'target.yaml');

@@ -193,21 +193,6 @@ function alternating(clients: Client[]): Client {
 }
 
 let databaseCount = 0;
-/** A new database on the server for each pair of replicas, so they share nothing with other tests. */
-async function newDatabase(pgsrv: Postgres): Promise<string> {
-  const name = `kiln_replicas_${++databaseCount}`;
-  const { default: pg } = await import('pg');
-  const c = new pg.Client({ connectionString: pgsrv.url });
-  await c.connect();
-  try {
-    await c.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await c.end();
-  }
-  const u = new URL(pgsrv.url);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
 
 describe('two replicas on PostgreSQL and S3', { skip }, () => {
   const scope = suiteScope();
@@ -217,7 +202,8 @@ describe('two replicas on PostgreSQL and S3', { skip }, () => {
   let b: TestRegistry;
 
   const replicas = async (tweak: (c: RegistryConfig) => void = () => {}): Promise<[TestRegistry, TestRegistry]> => {
-    const url = await newDatabase(pgsrv);
+    // A database of its own for each pair of replicas, so they share nothing with other tests.
+    const url = await pgsrv.createDatabase(`kiln_replicas_${++databaseCount}`);
     const s3 = onS3(gw);
     const config = (c: RegistryConfig) => {
       s3(c);
