@@ -82,7 +82,7 @@ export function blobService(opts: {
    */
   const missing = async (repository: string, digest: string, key: string) => {
     links.delete(linkKey(repository, digest));
-    small.clear();
+    small.delete(digest);
     opts.onMissing?.(digest, key);
     await metadata.reportMissing(digest, key);
     return blobUnknown(digest);

@@ -70,7 +70,7 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
   // uploads (any replica continues them); otherwise files in this machine's upload directory.
   const multipart = driver.multipart;
   const uploads = multipart
-    ? sharedUploads({ rows: metadata, driver: Object.assign(driver, { multipart }), timeoutSeconds: config.uploads.sessionTimeout })
+    ? sharedUploads({ rows: metadata, driver, multipart, timeoutSeconds: config.uploads.sessionTimeout })
     : await openUploads(config.uploads.directory, config.uploads.sessionTimeout);
   const blobs = blobService({
     driver,

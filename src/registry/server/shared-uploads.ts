@@ -29,9 +29,8 @@ interface Hashing {
 
 const pendingKey = (id: string) => `_uploads/${id}/pending`;
 
-export function sharedUploads(opts: { rows: UploadRows; driver: BlobDriver & { multipart: MultipartStore }; timeoutSeconds: number; partBytes?: number }): Uploads {
-  const { rows, driver } = opts;
-  const store = driver.multipart;
+export function sharedUploads(opts: { rows: UploadRows; driver: BlobDriver; multipart: MultipartStore; timeoutSeconds: number; partBytes?: number }): Uploads {
+  const { rows, driver, multipart: store } = opts;
   const part = opts.partBytes ?? partSize;
   const hashes = new Map<string, Hashing>();
 
