@@ -789,10 +789,15 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
           throw new BuildStepError(file, step.line, `ADD failed: ${/not found|couldn't find remote ref|did not match any/i.test(e.message) ? `repository does not contain ref ${spec.ref}: ` : ''}${e.message}`);
         });
         // --checksum (and ?commit=) name the commit the ref must be: in full or a prefix of it.
+        // A refused clone is removed here: the build's final cleanup sees only clones that resolved.
         for (const want of [step.checksum, spec.commit]) {
           if (want === undefined) continue;
-          if (!/^[0-9a-f]+$/.test(want)) throw new BuildStepError(file, step.line, `ADD failed: invalid checksum ${JSON.stringify(want)}: expected hex commit hash`);
-          if (!clone.commit.startsWith(want)) throw new BuildStepError(file, step.line, `ADD failed: expected checksum to match ${want}, got ${clone.commit}`);
+          const refusal = !/^[0-9a-f]+$/.test(want)
+            ? `invalid checksum ${JSON.stringify(want)}: expected hex commit hash`
+            : !clone.commit.startsWith(want) ? `expected checksum to match ${want}, got ${clone.commit}` : undefined;
+          if (refusal === undefined) continue;
+          await clone.cleanup();
+          throw new BuildStepError(file, step.line, `ADD failed: ${refusal}`);
         }
         return { ...clone, spec };
       })();

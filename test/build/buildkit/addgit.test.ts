@@ -5,7 +5,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, stat, writeFile, mkdir, lstat } from 'node:fs/promises';
+import { readFile, readdir, stat, writeFile, mkdir, mkdtemp, lstat } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { openBuilder, serveDirectory, type Builder, type Served } from './builder.js';
@@ -110,7 +110,10 @@ test('testGitQueryString (ADD): ?ref=, ?tag=, ?commit= (full or a prefix), ?subd
   for (const c of cases) {
     const dir = await b.context({ Dockerfile: `FROM scratch\nADD ${url}${c.q} /out/\n` });
     const dest = join(b.work, 'q-' + Math.random().toString(36).slice(2));
-    const r = await b.build(dir, ['-o', `type=local,dest=${dest}`]);
+    // Each build clones into a TMPDIR of its own, so what a refused ADD leaves there is its own.
+    const tmp = await mkdtemp(join(b.work, 'tmp-'));
+    const r = await b.build(dir, ['-o', `type=local,dest=${dest}`], { env: { ...process.env, TMPDIR: tmp } });
+    assert.deepEqual(await readdir(tmp), [], `${c.q}: the clone is removed, whether the ADD succeeded or not`);
     if (c.err) {
       assert.notEqual(r.code, 0, c.q);
       assert.match(r.stderr, c.err, c.q);
