@@ -1,0 +1,145 @@
+import { createPublicKey, verify as verifySignature, type KeyObject, type X509Certificate } from 'node:crypto';
+import { SignatureInvalid } from './errors.js';
+import { envelopePayload, verifyEnvelope, type Envelope } from './dsse.js';
+import { keyHint } from './keys.js';
+import { certificateFromDer, checkChain } from './x509.js';
+
+// Sigstore bundles (sigstore/protobuf-specs, protos/sigstore_bundle.proto, in its JSON mapping:
+// camelCase names, bytes as base64, int64 as strings). kiln writes v0.3 with a public-key hint and
+// no transparency-log entry (cosign's --tlog-upload=false); it reads v0.1 to v0.3, with a public key
+// or a certificate (chain), a DSSE envelope or a message signature.
+
+export const BundleV03 = 'application/vnd.dev.sigstore.bundle.v0.3+json';
+/** Media types by version: 0.3 had a second spelling before the dotted one was settled. */
+const MediaTypes: Record<string, string> = {
+  'application/vnd.dev.sigstore.bundle+json;version=0.1': '0.1',
+  'application/vnd.dev.sigstore.bundle+json;version=0.2': '0.2',
+  'application/vnd.dev.sigstore.bundle+json;version=0.3': '0.3',
+  [BundleV03]: '0.3',
+};
+
+export interface Bundle {
+  mediaType: string;
+  verificationMaterial: {
+    publicKey?: { hint?: string };
+    certificate?: { rawBytes: string };
+    x509CertificateChain?: { certificates: { rawBytes: string }[] };
+    tlogEntries?: TlogEntry[];
+    timestampVerificationData?: unknown;
+  };
+  dsseEnvelope?: Envelope;
+  messageSignature?: { messageDigest?: { algorithm: string; digest: string }; signature: string };
+}
+
+interface TlogEntry {
+  logIndex: string;
+  logId: { keyId: string };
+  kindVersion?: { kind: string; version: string };
+  integratedTime: string;
+  inclusionPromise?: { signedEntryTimestamp: string };
+  canonicalizedBody: string;
+}
+
+/** A bundle as kiln writes it: the envelope, and the hint of the key that signed it. */
+export function makeBundle(envelope: Envelope, key: KeyObject): Bundle {
+  return { mediaType: BundleV03, verificationMaterial: { publicKey: { hint: keyHint(key) }, tlogEntries: [] }, dsseEnvelope: envelope };
+}
+
+/** Parse and check the shape of a bundle, naming `where` and the field at fault. */
+export function parseBundle(bytes: Buffer, where: string): Bundle {
+  let b: Bundle;
+  try {
+    b = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new SignatureInvalid(`${where}: the bundle is not JSON`);
+  }
+  if (!b || typeof b !== 'object') throw new SignatureInvalid(`${where}: the bundle is not a JSON object`);
+  if (typeof b.mediaType !== 'string' || !MediaTypes[b.mediaType]) {
+    throw new SignatureInvalid(`${where}: mediaType "${String(b.mediaType)}" is not a Sigstore bundle version kiln reads (0.1 to 0.3)`);
+  }
+  const vm = b.verificationMaterial;
+  if (!vm || typeof vm !== 'object') throw new SignatureInvalid(`${where}: verificationMaterial is missing`);
+  if (!vm.publicKey && !vm.certificate && !vm.x509CertificateChain) throw new SignatureInvalid(`${where}: verificationMaterial has no publicKey, certificate or x509CertificateChain`);
+  if (!b.dsseEnvelope && !b.messageSignature) throw new SignatureInvalid(`${where}: the bundle has neither dsseEnvelope nor messageSignature`);
+  if (b.dsseEnvelope) envelopePayload(b.dsseEnvelope, where);
+  return b;
+}
+
+/** The DSSE payload of a bundle (kiln and cosign sign images with DSSE only). */
+export function bundlePayload(b: Bundle, where: string): { payloadType: string; payload: Buffer } {
+  if (!b.dsseEnvelope) throw new SignatureInvalid(`${where}: a message-signature bundle signs a blob, not an image`);
+  return { payloadType: b.dsseEnvelope.payloadType, payload: envelopePayload(b.dsseEnvelope, where) };
+}
+
+/** Does the bundle's envelope verify with `key`? A hint naming another key is no match. */
+export function verifyBundleWithKey(b: Bundle, key: KeyObject, where: string): boolean {
+  const hint = b.verificationMaterial.publicKey?.hint;
+  if (hint && hint !== keyHint(key)) return false;
+  return !!b.dsseEnvelope && verifyEnvelope(b.dsseEnvelope, key, where);
+}
+
+/** The subset of a Sigstore trusted root (trusted_root.proto) kiln reads. */
+export interface TrustedRoot {
+  tlogs?: { publicKey: { rawBytes: string }; logId: { keyId: string } }[];
+  certificateAuthorities?: { certChain: { certificates: { rawBytes: string }[] }; validFor?: { start?: string; end?: string } }[];
+}
+
+export interface CertificateVerification {
+  leaf: X509Certificate;
+  /** The Fulcio certificate the leaf chains to. */
+  anchor: X509Certificate;
+  /** The transparency log's integrated time, vouched for by its signed entry timestamp. */
+  signedAt: Date;
+}
+
+/**
+ * Verify a certificate bundle offline against a trusted root: the transparency-log entry's signed
+ * entry timestamp against the log's key (which makes its integrated time trustworthy), the leaf
+ * valid at that time and chaining to a certificate authority of the root (valid then too), and the
+ * DSSE signature against the leaf's key. Not checked: the inclusion proof and checkpoint, the
+ * entry's body against the envelope, SCTs, RFC 3161 timestamps, the certificate's identity.
+ */
+export function verifyBundleWithRoot(b: Bundle, root: TrustedRoot, where: string): CertificateVerification {
+  const vm = b.verificationMaterial;
+  const raw = vm.certificate ? [vm.certificate] : (vm.x509CertificateChain?.certificates ?? []);
+  const chain = raw.map((c, i) => certificateFromDer(c.rawBytes, `${where}: verificationMaterial certificate ${i + 1}`));
+  if (!chain.length) throw new SignatureInvalid(`${where}: verificationMaterial has no certificate`);
+  const entries = vm.tlogEntries ?? [];
+  if (!entries.length) throw new SignatureInvalid(`${where}: verificationMaterial.tlogEntries is empty: no trusted signing time`);
+  const signedAt = verifiedTime(entries[0]!, root, where);
+  let lastError: Error | undefined;
+  let anchor: X509Certificate | undefined;
+  for (const ca of root.certificateAuthorities ?? []) {
+    const start = ca.validFor?.start ? new Date(ca.validFor.start) : new Date(0);
+    const end = ca.validFor?.end ? new Date(ca.validFor.end) : new Date(8.64e15);
+    if (signedAt < start || signedAt > end) continue;
+    const certs = ca.certChain.certificates.map((c, i) => certificateFromDer(c.rawBytes, `trusted root: certificate authority certificate ${i + 1}`));
+    try {
+      anchor = checkChain([chain[0]!, ...certs.slice(0, -1)], certs.slice(-1), signedAt, where);
+      break;
+    } catch (e) {
+      lastError = e as Error;
+    }
+  }
+  if (!anchor) throw lastError ?? new SignatureInvalid(`${where}: no certificate authority of the trusted root was valid at ${signedAt.toISOString()}`);
+  if (!b.dsseEnvelope || !verifyEnvelope(b.dsseEnvelope, chain[0]!.publicKey, where)) throw new SignatureInvalid(`${where}: the DSSE signature does not verify with the certificate's key`);
+  return { leaf: chain[0]!, anchor, signedAt };
+}
+
+/**
+ * Rekor's signed entry timestamp: the log's signature over the canonical JSON (keys sorted, no
+ * spaces) of {body, integratedTime, logID (hex), logIndex}.
+ */
+function verifiedTime(entry: TlogEntry, root: TrustedRoot, where: string): Date {
+  const set = entry.inclusionPromise?.signedEntryTimestamp;
+  if (!set) throw new SignatureInvalid(`${where}: tlogEntries[0] has no inclusionPromise.signedEntryTimestamp`);
+  const log = (root.tlogs ?? []).find((l) => l.logId.keyId === entry.logId?.keyId);
+  if (!log) throw new SignatureInvalid(`${where}: tlogEntries[0].logId ${entry.logId?.keyId} is not a log of the trusted root`);
+  const logID = Buffer.from(entry.logId.keyId, 'base64').toString('hex');
+  const message = `{"body":${JSON.stringify(entry.canonicalizedBody)},"integratedTime":${Number(entry.integratedTime)},"logID":${JSON.stringify(logID)},"logIndex":${Number(entry.logIndex)}}`;
+  const key = createPublicKey({ key: Buffer.from(log.publicKey.rawBytes, 'base64'), format: 'der', type: 'spki' });
+  if (!verifySignature('sha256', Buffer.from(message), key, Buffer.from(set, 'base64'))) {
+    throw new SignatureInvalid(`${where}: tlogEntries[0].inclusionPromise.signedEntryTimestamp does not verify with the log's key`);
+  }
+  return new Date(Number(entry.integratedTime) * 1000);
+}
