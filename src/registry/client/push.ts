@@ -182,7 +182,7 @@ async function pushReferrers(store: Store, session: RegistrySession, repo: strin
 }
 
 /** distribution-spec "Referrers Tag Schema": the index tagged <alg>-<hex> of the subject gains `desc`. */
-async function addToReferrersTag(session: RegistrySession, repo: string, scopes: string[], subject: string, desc: Descriptor): Promise<void> {
+export async function addToReferrersTag(session: RegistrySession, repo: string, scopes: string[], subject: string, desc: Descriptor): Promise<void> {
   const tag = subject.replace(':', '-');
   let index: Index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
   try {
