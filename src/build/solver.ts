@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, writeFile, chmod, chown } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile, chmod, chown } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -8,6 +8,7 @@ import type { LayerDigests, LayerEntry } from '../archive/index.js';
 import {
   dispatchStage,
   parseDockerfile,
+  parseDockerignore,
   planBuild,
   requiredSecrets,
   triggerSources,
@@ -192,7 +193,8 @@ function dockerfileSourceDateEpoch(req: BuildRequest, plan: BuildPlan): number |
  */
 export async function solve(req: BuildRequest): Promise<BuildResult> {
   const platform = hostPlatform();
-  const plan = planBuild(parseDockerfile(req.dockerfile.text, { file: req.dockerfile.name }), { buildArgs: req.buildArgs, target: req.target, platform });
+  const named = req.namedContexts ?? new Map<string, NamedContext>();
+  const plan = planBuild(parseDockerfile(req.dockerfile.text, { file: req.dockerfile.name }), { buildArgs: req.buildArgs, target: req.target, platform, namedContexts: new Set(named.keys()) });
   req = { ...req, sourceDateEpoch: dockerfileSourceDateEpoch(req, plan) };
   const warnings: Warning[] = [...plan.warnings];
   const cache = new BuildCache(req.store, req.cacheSources ?? []);
@@ -232,10 +234,6 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     if (!req.secrets.has(id)) throw new BuildStepError(file, line, `secret "${id}" is required but was not given (use --secret id=${id},src=FILE)`);
   }
 
-  const named = req.namedContexts ?? new Map<string, NamedContext>();
-  for (const st of plan.stages) {
-    if (st.name && named.has(st.name)) throw new KilnError(`--build-context ${st.name}: the name is also a stage of ${file} (line ${st.line})`);
-  }
   /** docker-image://scratch is the empty image (BuildKit dockerui/namedcontext.go:80). */
   const namedScratch = (ref: string): boolean => {
     const c = named.get(ref.toLowerCase());
@@ -245,10 +243,12 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     const c = named.get(ref.toLowerCase());
     return c?.kind === 'dir' ? c.path : undefined;
   };
+  const readDockerignore = (dir: string): Promise<string[]> => readFile(join(dir, '.dockerignore'), 'utf8').then(parseDockerignore, () => []);
   const namedTrees = new Map<string, Promise<BuildContext>>();
   const namedTree = (path: string): Promise<BuildContext> => {
     let t = namedTrees.get(path);
-    if (!t) namedTrees.set(path, (t = BuildContext.open(path, [], join(req.store.root, 'contexts'))));
+    // A directory context is filtered by its own .dockerignore (BuildKit dockerui/namedcontext.go:253).
+    if (!t) namedTrees.set(path, (t = readDockerignore(path).then((ignore) => BuildContext.open(path, ignore, join(req.store.root, 'contexts')))));
     return t;
   };
 
@@ -335,7 +335,9 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     let baseInput: Parameters<typeof dispatchStage>[2];
     let base: BaseImage | undefined;
     const fromId = ++vertex;
-    const fromName = sp.base.kind === 'image' ? sp.base.ref : sp.base.kind === 'stage' ? stageLabel(sp.base.index) : 'scratch';
+    // A stage a named context replaces starts from that context as `FROM <its name>` would.
+    const fromRef = sp.base.kind === 'image' ? sp.base.ref : sp.base.kind === 'context' ? sp.base.name : undefined;
+    const fromName = fromRef ?? (sp.base.kind === 'stage' ? stageLabel(sp.base.index) : 'scratch');
     if (sp.base.kind === 'stage') {
       const parent = await stage(sp.base.index);
       layers = [...parent.layers];
@@ -343,25 +345,32 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       key = parent.key;
       base = parent.base;
       baseInput = { config: parent.program.config, program: parent.program };
-    } else if (sp.base.kind === 'image' && namedDir(sp.base.ref)) {
+    } else if (fromRef !== undefined && namedDir(fromRef)) {
       // FROM <name of a directory context>: the directory is the base filesystem, as one layer.
-      const d = await dirBase(namedDir(sp.base.ref)!);
+      const d = await dirBase(namedDir(fromRef)!);
       key = d.key;
       layers = [d.layer];
       keys = [key];
       baseInput = { config: { architecture: platform.architecture, os: platform.os, config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] } };
-    } else if (sp.base.kind === 'image' && namedScratch(sp.base.ref)) {
+    } else if (fromRef !== undefined && namedScratch(fromRef)) {
       key = cacheKey('', { scratch: true, platform });
       baseInput = { config: { architecture: platform.architecture, os: platform.os, config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] } };
-    } else if (sp.base.kind === 'image') {
+    } else if (fromRef !== undefined) {
       req.progress.start(fromId, `[${stageLabel(index)} 1/${0}] FROM ${fromName}`.replace(' 1/0]', ']'));
-      const img = await resolveImage(sp.base.ref, sp.line);
+      const img = await resolveImage(fromRef, sp.line);
       req.progress.done(fromId);
       layers = imageLayers(img);
       key = cacheKey('', { image: img.manifestDescriptor.digest });
-      base = { name: baseName(sp.base.ref), digest: img.manifestDescriptor.digest };
+      base = { name: baseName(fromRef), digest: img.manifestDescriptor.digest };
       baseInput = { config: img.config };
-      const triggers = img.config.config?.OnBuild ?? [];
+      if (sp.base.kind === 'context') {
+        // The replaced stage runs nothing, its image's ONBUILD triggers included: BuildKit clears
+        // them on the state it dispatches nothing for (dockerfile2llb/convert.go:578, `d.image.Config.OnBuild = nil`).
+        const config = structuredClone(img.config);
+        if (config.config) delete config.config.OnBuild;
+        baseInput = { config };
+      }
+      const triggers = baseInput.config?.config?.OnBuild ?? [];
       if (triggers.length) {
         for (const src of triggerSources(plan, index, triggers)) if ('stage' in src) await stage(src.stage);
       }
@@ -383,7 +392,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     if (req.sourceDateEpoch !== undefined) key = cacheKey(key, { sourceDateEpoch: req.sourceDateEpoch });
     // BuildKit counts the FROM as step 1 only when it pulls an image: FROM scratch and FROM <stage>
     // start at the first instruction (dockerfile2llb: cmdTotal, prefixCommand).
-    const fromSteps = sp.base.kind === 'image' ? 1 : 0;
+    const fromSteps = fromRef !== undefined ? 1 : 0;
     const total = program.steps.length + fromSteps;
     const emptyHistory = new Set<number>();
     // History times come from when each step first ran (its cache record), so a fully cached

@@ -286,7 +286,7 @@ export function dispatchStage(plan: BuildPlan, stageIndex: number, base: StageBa
 
   // The base: scratch is BuildKit's emptyImage for the target platform.
   if (stage.base.kind !== 'scratch' && !base.config) {
-    throw new DockerfileStageError(file, stage.line, `stage ${stageIndex} needs the config of its base ${stage.base.kind === 'stage' ? `stage ${stage.base.index}` : stage.base.ref}`);
+    throw new DockerfileStageError(file, stage.line, `stage ${stageIndex} needs the config of its base ${stage.base.kind === 'stage' ? `stage ${stage.base.index}` : stage.base.kind === 'context' ? `context ${stage.base.name}` : stage.base.ref}`);
   }
   let baseConfig: ImageConfig;
   if (base.config) {

@@ -15,7 +15,11 @@ import { EnvList, ShellLex, emptyEnv } from './shell.js';
 
 export type { Platform } from './platform.js';
 
-export type StageBase = { kind: 'scratch' } | { kind: 'stage'; index: number } | { kind: 'image'; ref: string };
+/**
+ * What a stage starts from. `context`: a named build context (--build-context NAME=…) of the stage's
+ * own name replaces the stage as a whole; its FROM and its instructions are not used.
+ */
+export type StageBase = { kind: 'scratch' } | { kind: 'stage'; index: number } | { kind: 'image'; ref: string } | { kind: 'context'; name: string };
 
 /** Where COPY --from or RUN --mount from= takes files from. */
 export type SourceRef = { stage: number } | { image: string };
@@ -45,6 +49,8 @@ export interface PlanOptions {
   platform: Platform;
   /** The platform the build runs on (BUILDPLATFORM); defaults to this machine's. */
   buildPlatform?: Platform;
+  /** Names (lower-cased) given a build context: a stage of one of these names is replaced by it. */
+  namedContexts?: ReadonlySet<string>;
 }
 
 export interface BuildPlan {
@@ -226,6 +232,15 @@ export function planBuild(df: Dockerfile, opts: PlanOptions): BuildPlan {
       const why = validReference(base);
       if (why !== undefined) throw new DockerfileStageError(file, from.line, `failed to parse stage name ${goQuote(base)}: ${why}`);
       plan.base = { kind: 'image', ref: base };
+    }
+    // A named context of the stage's name replaces the stage: BuildKit gives the dispatch state the
+    // context and drops the base its FROM named (dockerfile2llb/convert.go:460-474, `ds.base = nil`),
+    // and never dispatches its instructions (resolveBaseImage marks it dispatched), so they add no
+    // dependencies either. Its FROM is still expanded and checked above, as BuildKit does first.
+    if (src.name !== undefined && opts.namedContexts?.has(src.name)) {
+      plan.base = { kind: 'context', name: src.name };
+      plan.deps = [];
+      plan.instructions = [];
     }
     stages.push(plan);
   }

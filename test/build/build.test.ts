@@ -405,16 +405,21 @@ test('with SOURCE_DATE_EPOCH two cold builds of the same inputs in different pla
   assert.ok(Date.parse(img.Created) >= t0 - 2000, `created ${img.Created}`);
 });
 
-test('--build-context adds a directory for COPY --from and an image alias for FROM; a name that is a stage is refused', async () => {
+test('--build-context adds a directory for COPY --from and an image alias for FROM; a name that is a stage replaces the stage', async () => {
   const extra = await context({ 'e.txt': 'extra' });
   const dir = await context({ Dockerfile: 'FROM alias\nCOPY --from=extra e.txt /e.txt\n' });
   const tree = await buildTree(dir, ['--build-context', `extra=${extra}`, '--build-context', 'alias=docker-image://busybox:latest']);
   assert.equal(await readFile(join(tree, 'e.txt'), 'utf8'), 'extra');
   assert.ok((await lstat(join(tree, 'bin/busybox'))).isFile());
-  const clash = await context({ Dockerfile: 'FROM busybox AS extra\nFROM extra\n' });
-  const r = await build(clash, ['--build-context', `extra=${extra}`]);
-  assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /--build-context extra: the name is also a stage of Dockerfile \(line 1\)/);
+  // BuildKit gives the stage the context and drops its FROM and instructions (dockerfile2llb/convert.go:460-474).
+  const replaced = await context({ Dockerfile: 'FROM busybox AS extra\nRUN touch /ran\nFROM extra\n' });
+  const tree2 = await buildTree(replaced, ['--build-context', `extra=${extra}`]);
+  assert.deepEqual(await readdir(tree2), ['e.txt']);
+  // An image replaces a stage with its config: FROM <stage> sees its ENV and WORKDIR; its ONBUILD does not run.
+  await kilnOk(root, ['build', '-q', '-t', 'replacing-image', await context({ Dockerfile: 'FROM busybox\nENV FOO=bar\nWORKDIR /w\nONBUILD RUN touch /onbuild\n' })]);
+  const fromImage = await context({ Dockerfile: 'FROM busybox AS base\nRUN false\nFROM base\nRUN echo "$FOO $(pwd)" > /out; ls /onbuild >> /out 2>&1 || true\n' });
+  const tree3 = await buildTree(fromImage, ['--build-context', 'base=docker-image://replacing-image']);
+  assert.match(await readFile(join(tree3, 'out'), 'utf8'), /^bar \/w\n.*No such file/);
 });
 
 test('a COPY of 1,200 files (extracted on a thread of its own while it is written) is all there for the next RUN and in the image', async () => {

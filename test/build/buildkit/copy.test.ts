@@ -217,9 +217,9 @@ test('testChmodNonOctal: --chmod takes symbolic modes as chmod(1) does, X only f
   assert.equal(r.code, 0, r.stderr);
 });
 
-// BuildKit replaces a stage by a named context of the same name (dockerfile2llb: the stage's
-// instructions are dropped); kiln refuses the name instead.
-test('testLocalCustomSessionID: a stage name given a local directory (--build-context) is read from that directory', { todo: 'kiln refuses a --build-context named like a stage' }, async () => {
+// A named context of a stage's name replaces that stage (dockerfile2llb/convert.go:460-474): BuildKit's
+// test gives it a local directory of the client's session, here a --build-context directory.
+test('testLocalCustomSessionID: a stage name given a local directory (--build-context) is read from that directory', async () => {
   const other = await b.context({ another: 'contents2' });
   const dir = await b.context({ Dockerfile: 'FROM scratch AS base\nFROM scratch\nCOPY out /out1\nCOPY --from=base /another /out2\n', out: 'contents1' });
   const out = await b.tree(dir, ['--build-context', `base=${other}`]);
