@@ -143,15 +143,23 @@ async function loadOci(store: Store, entries: Entries, source: string): Promise<
   if (!Array.isArray(index.manifests)) throw new ManifestInvalid(`${source}: index.json has no manifests array`);
   const out: LoadedImage[] = [];
   // Check every image before recording any, so a bad archive leaves the store as it was.
-  for (const desc of index.manifests) await checkDescriptor(store, desc, source);
-  for (const desc of index.manifests) {
+  for (const desc of index.manifests) if (!isReferrer(desc)) await checkDescriptor(store, desc, source);
+  const images = index.manifests.filter((d) => !isReferrer(d));
+  for (const desc of images) {
     const names = namesOf(desc);
     await store.addImage({ mediaType: desc.mediaType, digest: desc.digest, size: desc.size, ...(desc.platform ? { platform: desc.platform } : {}) }, names);
     const img = await store.loadImage(desc, names);
     await recordLayerInfo(store, img.manifest, img.config);
     out.push({ manifest: desc, names, id: img.id });
   }
+  // Artifacts whose subject is an image (signatures, SBOMs, as kiln save writes them) become its referrers again.
+  for (const desc of index.manifests) if (isReferrer(desc)) await store.addReferrer({ mediaType: desc.mediaType, digest: desc.digest, size: desc.size, artifactType: desc.artifactType! });
   return out;
+}
+
+/** An index.json entry with an artifactType and no name: an artifact, not an image. */
+function isReferrer(desc: Descriptor): boolean {
+  return !!desc.artifactType && namesOf(desc).length === 0;
 }
 
 async function checkDescriptor(store: Store, desc: Descriptor, source: string): Promise<void> {

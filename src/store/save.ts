@@ -5,7 +5,7 @@ import { Writable, type Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { decompress } from '../archive/index.js';
 import { MediaType, layerCompression } from '../oci/mediatypes.js';
-import { RefNameAnnotation, type Descriptor } from '../oci/types.js';
+import { RefNameAnnotation, type Descriptor, type Manifest } from '../oci/types.js';
 import { encodedOf, DigestingStream } from '../oci/digest.js';
 import { parseReference, familiarString, familiarRepository } from '../reference/reference.js';
 import { tempPathFor } from './atomic.js';
@@ -68,6 +68,18 @@ export async function saveArchive(store: Store, items: SaveItem[], format: Archi
       }
       const { mediaType, digest, size } = image.manifestDescriptor;
       manifests.push({ mediaType, digest, size, ...(name ? { annotations } : {}) });
+      // The image's referrers (signatures, SBOMs) go with it, listed by artifactType as the image
+      // layout lists them in the store, so `kiln load` keeps them beside the image.
+      for (const r of await store.referrers(digest)) {
+        if (written.has(r.digest)) continue;
+        const doc = await store.content.readJSON<Manifest>(r.digest);
+        for (const b of [r, doc.config, ...doc.layers]) {
+          if (written.has(b.digest)) continue;
+          written.add(b.digest);
+          await streamEntry(`blobs/${b.digest.split(':')[0]}/${encodedOf(b.digest)}`, b.size, store.content.open(b.digest));
+        }
+        manifests.push({ mediaType: r.mediaType, digest: r.digest, size: r.size, artifactType: r.artifactType });
+      }
     }
     await entry('index.json', JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }));
   } else {
