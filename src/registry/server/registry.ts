@@ -18,6 +18,7 @@ import { metrics, type Metrics } from './metrics.js';
 import { logger, type Logger } from './log.js';
 import { collectGarbage, recoverTrash, type GcReport } from './gc.js';
 import { searchIndex, type SearchIndex } from './search.js';
+import { registryService, type RegistryService } from './service.js';
 
 /** The parts of a running registry, each behind its own interface, chosen by configuration. */
 export interface Registry {
@@ -28,6 +29,8 @@ export interface Registry {
   readonly uploads: Uploads;
   readonly manifests: ManifestStore;
   readonly search: SearchIndex;
+  /** The rules of push, promote and delete, for every front end (/v2/, /kiln/v1/, the web UI). */
+  readonly service: RegistryService;
   readonly auth: Auth;
   readonly audit: AuditLog;
   readonly metrics: Metrics;
@@ -126,6 +129,7 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
     uploads,
     manifests,
     search,
+    service: registryService({ config, metadata, manifests, blobs, search, audit }),
     auth,
     audit,
     metrics: metrics(),

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { createPrivateKey } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { admin } from '../../../src/registry/server/admin.js';
-import { pushBlob, pushImage, randomImage, startRegistry, type Client, type TestRegistry } from './support.js';
+import { indexOf, pushBlob, pushImage, randomImage, sha256, startRegistry, type Client, type TestRegistry } from './support.js';
 
 // Token authentication (Docker registry token spec), Harbor-like roles per namespace, robot
 // accounts, anonymous pull, rate-limited logins and the audit log.
@@ -36,13 +36,14 @@ async function authRegistry(t: Parameters<typeof startRegistry>[0], tweak: Param
 
 type Who = 'root' | 'ada' | 'max' | 'dev' | 'gus' | 'lim' | 'out' | 'anonymous';
 const who: Who[] = ['root', 'ada', 'max', 'dev', 'gus', 'lim', 'out', 'anonymous'];
-type Act = 'pull' | 'push' | 'promote' | 'delete-tag' | 'delete-manifest' | 'members-read' | 'members-write' | 'robots' | 'audit-read';
+type Act = 'pull' | 'push' | 'promote' | 'promote-api' | 'delete-tag' | 'delete-manifest' | 'members-read' | 'members-write' | 'robots' | 'audit-read';
 
 // Harbor's project roles (goharbor.io, "User Permissions By Role"), as the issue refines them.
 const allowed: Record<Act, Who[]> = {
   pull: ['root', 'ada', 'max', 'dev', 'gus', 'lim'],
   push: ['root', 'ada', 'max', 'dev'],
   promote: ['root', 'ada', 'max'],
+  'promote-api': ['root', 'ada', 'max'],
   'delete-tag': ['root', 'ada', 'max'],
   'delete-manifest': ['root', 'ada', 'max'],
   'members-read': ['root', 'ada', 'max', 'dev', 'gus'],
@@ -71,6 +72,7 @@ test('every role against every action on a protected namespace: allowed exactly 
       if (s === 201) assert.equal((await rootC.req('PUT', '/v2/team/app/manifests/v1', { body: base.manifest, headers: { 'content-type': base.mediaType } })).status, 201);
       return s;
     },
+    'promote-api': async (w) => (await mgmt(w, 'POST', '/kiln/v1/promote', { source: 'team/app:v1', destination: `team/app:rc-${w}` })).status,
     'delete-tag': async (w, c) => {
       assert.equal((await rootC.req('PUT', `/v2/team/app/manifests/del-${w}`, { body: base.manifest, headers: { 'content-type': base.mediaType } })).status, 201);
       return (await c.req('DELETE', `/v2/team/app/manifests/del-${w}`)).status;
@@ -101,6 +103,55 @@ test('every role against every action on a protected namespace: allowed exactly 
     }
   }
   assert.deepEqual(wrong, []);
+});
+
+test('POST /kiln/v1/promote copies exactly the source manifest to a tag of another repository, index, children and blobs, through the same rules as /v2/', async (t) => {
+  const reg = await authRegistry(t);
+  const rootC = reg.client({ user: 'root', password: pw('root') });
+  const [a, b] = [randomImage(), randomImage({ docker: true })];
+  for (const img of [a, b]) assert.equal((await pushImage(rootC, 'team/build', img.digest, img)).status, 201);
+  const index = indexOf([a, b]);
+  assert.equal((await rootC.req('PUT', '/v2/team/build/manifests/rc1', { body: index.body, headers: { 'content-type': index.mediaType } })).status, 201);
+  const promote = (user: Who, body: unknown) =>
+    fetch(`${reg.url}/kiln/v1/promote`, { method: 'POST', headers: { authorization: basic(user, pw(user)), 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+  const r = await promote('max', { source: 'team/build:rc1', destination: 'team/release:1.0' });
+  assert.equal(r.status, 200, await r.clone().text());
+  assert.deepEqual(await r.json(), { destination: 'team/release:1.0', digest: index.digest });
+  const got = await rootC.req('GET', '/v2/team/release/manifests/1.0', { headers: { accept } });
+  assert.equal(got.status, 200);
+  assert.equal(got.headers.get('docker-content-digest'), index.digest);
+  assert.ok(got.body.equals(index.body), 'the same bytes');
+  for (const img of [a, b]) {
+    assert.equal((await rootC.req('GET', `/v2/team/release/manifests/${img.digest}`, { headers: { accept: img.mediaType } })).status, 200, 'each child manifest is in the destination');
+    for (const blob of [img.config, ...img.layers]) assert.equal((await rootC.req('HEAD', `/v2/team/release/blobs/${sha256(blob)}`)).status, 200, 'and its blobs');
+  }
+  // A digest source pins exactly that manifest; a tag moved meanwhile does not leak.
+  assert.equal((await promote('max', { source: `team/build@${a.digest}`, destination: 'team/release:1.0' })).status, 200);
+  assert.equal((await rootC.req('GET', '/v2/team/release/manifests/1.0', { headers: { accept } })).headers.get('docker-content-digest'), a.digest);
+
+  // The same rules as /v2/: a developer may push, not promote.
+  const dev = await promote('dev', { source: 'team/build:rc1', destination: 'team/release:dev' });
+  assert.equal(dev.status, 403);
+  assert.match(await dev.text(), /promote on team\/release is not allowed for dev/);
+  // Bad input names the field.
+  for (const [body, why] of [
+    [{ source: 'team/build:rc1' }, /destination: expected/],
+    [{ source: 'team/build@sha256:abc', destination: 'team/release:x' }, /source: \\"sha256:abc\\" is not a digest/],
+    [{ source: 'Team/Build:rc1', destination: 'team/release:x' }, /source: \\"Team\/Build\\" is not a repository name/],
+    [{ source: 'team/build:rc1', destination: 'team/release@sha256:' + 'a'.repeat(64) }, /destination: give a tag/],
+    [{ source: 'team/build:nope', destination: 'team/release:x' }, /MANIFEST_UNKNOWN/],
+  ] as const) {
+    const bad = await promote('root', body);
+    assert.ok([400, 404].includes(bad.status), `${JSON.stringify(body)}: ${bad.status}`);
+    assert.match(await bad.text(), why);
+  }
+  await reg.registry.audit.flush();
+  const events = await reg.registry.metadata.listAudit({ action: 'promote', limit: 10 });
+  assert.deepEqual(events.map((e) => [e.actor, e.repository, e.reference, e.digest, e.detail]).reverse(), [
+    ['max', 'team/release', '1.0', index.digest, `from team/build:rc1@${index.digest}`],
+    ['max', 'team/release', '1.0', a.digest, `from team/build@${a.digest}`],
+  ]);
 });
 
 test('tokens with a tampered signature, the wrong audience, an expiry in the past or a scope for another repository are refused', async (t) => {

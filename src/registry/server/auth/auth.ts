@@ -4,7 +4,7 @@ import { RegistryError, denied } from '../errors.js';
 import { namespaceOf } from '../names.js';
 import type { Metadata } from '../metadata/metadata.js';
 import type { RegistryConfig } from '../config.js';
-import { allowedActions, grant, isSystemAdmin, parseScope, type Action, type Principal } from './access.js';
+import { Actions, allowedActions, grant, isSystemAdmin, parseScope, type Action, type Principal } from './access.js';
 import { verifyPassword, robotSecretMatches } from './passwords.js';
 import { loginLimiter } from './ratelimit.js';
 import { TokenInvalid, type AccessEntry, type TokenAuthority, type TokenClaims } from './tokens.js';
@@ -30,6 +30,8 @@ export interface Auth {
   pullable(ctx: Ctx): Promise<(repository: string) => boolean>;
   /** Who sent the request (Basic or Bearer), for the management API and the catalog; anonymous when no credentials. */
   principal(ctx: Ctx): Promise<Principal>;
+  /** The repository actions a principal's roles allow (all when auth is off), for callers that authenticated it themselves. */
+  actionsFor(p: Principal, repository: string): Promise<Action[]>;
   /** Check a user name and password (or robot name and secret), rate-limited; throws 401 or 429. */
   login(ctx: Ctx, name: string, password: string): Promise<Principal>;
   /** The access a principal gets for requested scopes (token endpoint). */
@@ -216,6 +218,9 @@ export function createAuth(config: RegistryConfig, metadata: Metadata, tokens: T
     },
 
     principal,
+    async actionsFor(p, repository) {
+      return config.auth.enabled ? actionsFor(p, repository) : [...Actions];
+    },
     login,
 
     async grantScopes(p, scopes) {

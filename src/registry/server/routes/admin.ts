@@ -1,7 +1,8 @@
 import type { Registry } from '../registry.js';
 import { query, readBody, sendJson, type Ctx } from '../http.js';
 import { badRequest, denied, RegistryError } from '../errors.js';
-import { isSystemAdmin, roleAllows, type NamespacePermission, type Principal } from '../auth/access.js';
+import { isSystemAdmin, roleAllows, type Action, type NamespacePermission, type Principal } from '../auth/access.js';
+import { assertDigest, isName, isTag } from '../names.js';
 import { admin, parseRole } from '../admin.js';
 import { parseDuration } from '../config.js';
 
@@ -38,6 +39,24 @@ async function jsonBody(ctx: Ctx): Promise<Record<string, unknown>> {
     /* fall through */
   }
   throw badRequest('expected a JSON object');
+}
+
+/** "repo:tag" or "repo@digest" of a request body's field. */
+function parseLocation(v: unknown, field: string): { repository: string; tag?: string; digest?: string } {
+  if (typeof v !== 'string') throw badRequest(`${field}: expected "repository:tag" or "repository@digest"`);
+  const at = v.indexOf('@');
+  const colon = v.lastIndexOf(':');
+  const [repository, ref] = at >= 0 ? [v.slice(0, at), { digest: v.slice(at + 1) }] : colon > v.lastIndexOf('/') ? [v.slice(0, colon), { tag: v.slice(colon + 1) }] : [v, { tag: 'latest' }];
+  if (!isName(repository)) throw badRequest(`${field}: "${repository.slice(0, 300)}" is not a repository name`);
+  if (ref.tag !== undefined && !isTag(ref.tag)) throw badRequest(`${field}: "${ref.tag.slice(0, 200)}" is not a tag`);
+  if (ref.digest !== undefined) {
+    try {
+      assertDigest(ref.digest);
+    } catch {
+      throw badRequest(`${field}: "${ref.digest.slice(0, 200)}" is not a digest`);
+    }
+  }
+  return { repository, ...ref };
 }
 
 /** Routes below /kiln/v1/; `parts` are the decoded path components after it. */
@@ -119,6 +138,16 @@ export async function management(reg: Registry, ctx: Ctx, parts: string[]): Prom
       await ops.deleteUser(b);
       return sendJson(ctx, 200, {});
     }
+  }
+  if (a === 'promote' && b === undefined && m === 'POST') {
+    // {"source": "team/app@sha256:…" or "team/app:tag", "destination": "team/app:prod"}
+    const body = await jsonBody(ctx);
+    const source = parseLocation(body.source, 'source');
+    const destination = parseLocation(body.destination, 'destination');
+    if (destination.tag === undefined) throw badRequest('destination: give a tag (repository:tag)');
+    const actor = { name: p.name, address: ctx.req.socket.remoteAddress, may: async (repo: string, action: Action) => (await reg.auth.actionsFor(p, repo)).includes(action) };
+    const r = await reg.service.promote(actor, source, { repository: destination.repository, tag: destination.tag });
+    return sendJson(ctx, 200, { destination: `${destination.repository}:${destination.tag}`, digest: r.digest });
   }
   if (a === 'gc' && b === undefined && m === 'POST') {
     requireSysadmin(p);

@@ -1,0 +1,162 @@
+import { createHash } from 'node:crypto';
+import type { RegistryConfig } from './config.js';
+import type { Metadata } from './metadata/metadata.js';
+import type { ManifestStore } from './manifest-store.js';
+import type { BlobService } from './blobs.js';
+import type { SearchIndex } from './search.js';
+import type { AuditLog } from './audit.js';
+import type { Action } from './auth/access.js';
+import { parseManifest, type ParsedManifest } from './manifests.js';
+import { algorithmOf } from '../../oci/digest.js';
+import { denied, manifestUnknown, unsupported } from './errors.js';
+
+// The rules of changing what a registry holds: pushing a manifest, moving a tag (promote),
+// deleting a tag or a manifest. The /v2/ routes, the /kiln/v1/ API and the web UI all call these,
+// so a rule (who may move a tag, whether deletion is on, what the audit log records) lives in one
+// place. Authentication is the caller's: it hands over an Actor that answers what the caller may do.
+
+/** Who asks, as the service sees them. */
+export interface Actor {
+  /** The name the audit log records ("anonymous" when no one signed in). */
+  name: string;
+  /** The client's address, for the audit log. */
+  address?: string;
+  /** Whether the actor may take `action` on `repository`; a false answer makes the service refuse with DENIED. */
+  may(repository: string, action: Action): Promise<boolean>;
+}
+
+export interface PushedManifest {
+  digest: string;
+  parsed: ParsedManifest;
+  /** Tags that named another manifest before this push. */
+  moved: { tag: string; from: string }[];
+}
+
+export interface RegistryService {
+  /**
+   * Store a manifest under `reference` (its tag or digest) and `extraTags` (?tag=). Moving a tag
+   * that names another manifest is a promotion and needs the promote action. Throws
+   * MANIFEST_INVALID, DIGEST_INVALID, MANIFEST_BLOB_UNKNOWN or DENIED.
+   */
+  pushManifest(actor: Actor, repository: string, body: Buffer, contentType: string, reference: { tag?: string; digest?: string }, extraTags?: string[]): Promise<PushedManifest>;
+  /** Make `tag` of `repository` name the manifest `source` (in the same or another repository). */
+  promote(actor: Actor, source: { repository: string; tag?: string; digest?: string }, destination: { repository: string; tag: string }): Promise<PushedManifest>;
+  /** Remove a tag; the manifest stays. Returns the digest the tag named. */
+  deleteTag(actor: Actor, repository: string, tag: string): Promise<string>;
+  /** Remove a manifest and every tag naming it. Returns those tags. */
+  deleteManifest(actor: Actor, repository: string, digest: string): Promise<{ tags: string[] }>;
+}
+
+export function registryService(parts: {
+  config: RegistryConfig;
+  metadata: Metadata;
+  manifests: ManifestStore;
+  blobs: BlobService;
+  search: SearchIndex;
+  audit: AuditLog;
+}): RegistryService {
+  const { config, metadata, manifests, blobs, search, audit } = parts;
+
+  const requireAction = async (actor: Actor, repository: string, action: Action, why: string) => {
+    if (!(await actor.may(repository, action))) throw denied(`${why}: ${action} on ${repository} is not allowed for ${actor.name}`);
+  };
+
+  const pushManifest: RegistryService['pushManifest'] = async (actor, repository, body, contentType, reference, extraTags = []) => {
+    await requireAction(actor, repository, 'push', 'push');
+    const tags = [...(reference.tag !== undefined ? [reference.tag] : []), ...extraTags];
+    if (tags.length) {
+      const alg = reference.digest ? algorithmOf(reference.digest) : 'sha256';
+      const digest = `${alg}:${createHash(alg).update(body).digest('hex')}`;
+      for (const t of tags) {
+        const current = await metadata.resolveTag(repository, t);
+        // A first push of a tag, or the same manifest again, is a push; a move is a promotion.
+        if (current && current !== digest && !(await actor.may(repository, 'promote'))) {
+          throw denied(`tag ${t} exists: moving it (promote) needs the maintainer role`);
+        }
+      }
+    }
+    const r = await manifests.put(repository, body, contentType, reference, extraTags);
+    await search.indexPushed(repository, r.digest, body, r.parsed);
+    audit.record({
+      actor: actor.name,
+      action: 'push',
+      repository,
+      reference: tags.join(',') || r.digest,
+      digest: r.digest,
+      detail: r.moved.length ? `moved ${r.moved.map((m) => `${m.tag} from ${m.from}`).join(', ')}` : undefined,
+      address: actor.address,
+    });
+    return r;
+  };
+
+  /** The blobs and child manifests `parsed` needs in `to`, linked from `from` (server-side mounts). */
+  const bring = async (actor: Actor, from: string, to: string, parsed: ParsedManifest): Promise<void> => {
+    for (const { digest } of parsed.refs.blobs) {
+      if ((await blobs.stat(to, digest)) !== undefined) continue;
+      if ((await blobs.stat(from, digest)) === undefined || !(await blobs.mount(to, digest))) throw manifestUnknown(`${from}@${digest}`, 'a blob of the source is gone');
+    }
+    for (const digest of parsed.refs.manifests) {
+      if (await manifests.get(to, { digest })) continue;
+      const child = await manifests.get(from, { digest });
+      if (!child) throw manifestUnknown(`${from}@${digest}`, 'a manifest of the source index is gone');
+      await bring(actor, from, to, parseManifest(child.body, child.mediaType));
+      await pushManifest(actor, to, child.body, child.mediaType, { digest: child.digest });
+    }
+  };
+
+  return {
+    pushManifest,
+
+    async promote(actor, source, destination) {
+      await requireAction(actor, source.repository, 'pull', 'promote');
+      const m = await manifests.get(source.repository, source.tag !== undefined ? { tag: source.tag } : { digest: source.digest! });
+      if (!m) throw manifestUnknown(`${source.repository}${source.tag !== undefined ? `:${source.tag}` : `@${source.digest}`}`);
+      if (source.digest && m.digest !== source.digest) throw manifestUnknown(`${source.repository}@${source.digest}`);
+      // The destination gets exactly the bytes the source named when it was read: a tag moved on
+      // the source meanwhile cannot leak into the destination.
+      if (destination.repository !== source.repository) {
+        await requireAction(actor, destination.repository, 'push', 'promote');
+        await bring(actor, source.repository, destination.repository, parseManifest(m.body, m.mediaType));
+      }
+      // Promotion is the maintainer's act even when the tag is new.
+      await requireAction(actor, destination.repository, 'promote', 'promote');
+      const r = await pushManifest(actor, destination.repository, m.body, m.mediaType, { tag: destination.tag });
+      audit.record({
+        actor: actor.name,
+        action: 'promote',
+        repository: destination.repository,
+        reference: destination.tag,
+        digest: r.digest,
+        detail: `from ${source.repository}${source.tag !== undefined ? `:${source.tag}` : ''}@${m.digest}`,
+        address: actor.address,
+      });
+      return r;
+    },
+
+    async deleteTag(actor, repository, tag) {
+      await requireAction(actor, repository, 'delete', 'delete');
+      if (!config.storage.deleteEnabled) throw unsupported('deletion is disabled');
+      const digest = await manifests.deleteTag(repository, tag);
+      if (!digest) throw manifestUnknown(tag);
+      audit.record({ actor: actor.name, action: 'delete-tag', repository, reference: tag, digest, address: actor.address });
+      return digest;
+    },
+
+    async deleteManifest(actor, repository, digest) {
+      await requireAction(actor, repository, 'delete', 'delete');
+      if (!config.storage.deleteEnabled) throw unsupported('deletion is disabled');
+      const r = await manifests.delete(repository, digest);
+      if (!r) throw manifestUnknown(digest);
+      audit.record({
+        actor: actor.name,
+        action: 'delete-manifest',
+        repository,
+        reference: digest,
+        digest,
+        detail: r.tags.length ? `untagged ${r.tags.join(', ')}` : undefined,
+        address: actor.address,
+      });
+      return r;
+    },
+  };
+}
