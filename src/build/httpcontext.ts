@@ -51,11 +51,16 @@ export async function fetchHTTPContext(url: string): Promise<{ dir: string; dock
   }
 }
 
-/** The newest mtime (seconds) of the entries below `dir`: an archive context's date. */
+/**
+ * The newest mtime (seconds) of the regular files below `dir`: an unpacked archive's date. BuildKit
+ * skips every other kind of entry (dockerfile2llb/epoch.go:373, archiveMaxTimeFromRef).
+ */
 export async function newestMtime(dir: string): Promise<number | undefined> {
   let newest: number | undefined;
   for (const e of await readdir(dir, { recursive: true })) {
-    const m = Math.floor((await lstat(join(dir, e))).mtimeMs / 1000);
+    const st = await lstat(join(dir, e));
+    if (!st.isFile()) continue;
+    const m = Math.floor(st.mtimeMs / 1000);
     if (newest === undefined || m > newest) newest = m;
   }
   return newest;

@@ -45,6 +45,7 @@ import { BuildCancelled, BuildStepError } from './errors.js';
 import type { ProgressSink } from './progress.js';
 import { ImageUnknown, KilnError } from '../errors.js';
 import { loadOciLayout } from './named.js';
+import { resolveDockerfileEpoch } from './epoch.js';
 import { formatReference, parseNamed } from '../reference/reference.js';
 
 
@@ -166,27 +167,6 @@ interface PreparedCopy {
 }
 
 /**
- * SOURCE_DATE_EPOCH when no build arg (or environment variable) gave it: the global ARG's default,
- * as BuildKit's getBuildArgValue(opt.BuildArgs, globalArgs, "SOURCE_DATE_EPOCH") reads it
- * (dockerfile2llb/convert.go:305). As resolveSourceDateEpochValue (epoch.go:35-110): "" and
- * "context" (a local context) leave it unset; a stage name must name a FROM scratch stage of ARGs
- * and one remote ADD (epoch.go:113-146), whose source kiln does not date yet; anything else is invalid.
- */
-function dockerfileSourceDateEpoch(req: BuildRequest, plan: BuildPlan): number | undefined {
-  if (req.sourceDateEpoch !== undefined || req.buildArgs.SOURCE_DATE_EPOCH !== undefined) return req.sourceDateEpoch;
-  const v = plan.globalArgs.SOURCE_DATE_EPOCH;
-  if (v === undefined || v === '' || v === 'context') return undefined;
-  if (/^-?\d+$/.test(v)) return Number(v);
-  const stage = plan.dockerfile.stages.find((s) => s.name === v.toLowerCase());
-  if (!stage) throw new KilnError(`invalid SOURCE_DATE_EPOCH: ${v}`);
-  const where = `${plan.dockerfile.file}:${stage.from.line}`;
-  if (stage.from.image.toLowerCase() !== 'scratch') throw new KilnError(`${where}: SOURCE_DATE_EPOCH stage must use FROM scratch`);
-  const other = stage.instructions.find((i) => i.kind !== 'arg' && i.kind !== 'add');
-  if (other) throw new KilnError(`${where}: SOURCE_DATE_EPOCH stage does not meet source-only requirements: unsupported ${other.keyword.toLowerCase()} instruction`);
-  throw new KilnError(`${where}: SOURCE_DATE_EPOCH stage ${v}: dating a remote ADD source is not supported by kiln yet`);
-}
-
-/**
  * The solver: plans the stages, then runs each needed stage as soon as the stages it depends on are
  * done, so independent stages run in parallel. Every step has a cache key computed from its parent's
  * key and its own definition; a key found in the cache reuses the recorded layer instead of running.
@@ -194,8 +174,9 @@ function dockerfileSourceDateEpoch(req: BuildRequest, plan: BuildPlan): number |
 export async function solve(req: BuildRequest): Promise<BuildResult> {
   const platform = hostPlatform();
   const named = req.namedContexts ?? new Map<string, NamedContext>();
-  const plan = planBuild(parseDockerfile(req.dockerfile.text, { file: req.dockerfile.name }), { buildArgs: req.buildArgs, target: req.target, platform, namedContexts: new Set(named.keys()) });
-  req = { ...req, sourceDateEpoch: dockerfileSourceDateEpoch(req, plan) };
+  const planned = planBuild(parseDockerfile(req.dockerfile.text, { file: req.dockerfile.name }), { buildArgs: req.buildArgs, target: req.target, platform, namedContexts: new Set(named.keys()) });
+  const { epoch, plan } = await resolveDockerfileEpoch(planned, req, new Set(named.keys()));
+  req = { ...req, sourceDateEpoch: epoch };
   const warnings: Warning[] = [...plan.warnings];
   const cache = new BuildCache(req.store, req.cacheSources ?? []);
   const snapshotter: Snapshotter = fetchingLayers(await createSnapshotter(req.store), cache);

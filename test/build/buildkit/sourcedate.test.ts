@@ -220,8 +220,6 @@ async function tarOf(files: { name: string; data: string; mtime: number }[]): Pr
   return execFileSync('tar', ['-c', '--owner=0', '--group=0', '-C', dir, ...files.map((f) => f.name)]);
 }
 
-const httpTodo = 'kiln does not date the remote ADD source of a SOURCE_DATE_EPOCH stage (by its Last-Modified or its archive\'s newest entry)';
-
 test('testSourceDateEpochContextHTTPLastModified: SOURCE_DATE_EPOCH=context with an HTTP context takes its Last-Modified', async () => {
   const lastModified = 1700000201;
   const archiveMax = 1700000202;
@@ -260,7 +258,7 @@ test('testSourceDateEpochContextHTTPArchive: without Last-Modified, the newest e
   }
 });
 
-test('testSourceDateEpochStageHTTPArchive: a stage of FROM scratch and one remote ADD gives the epoch: its archive\'s newest entry', { todo: httpTodo }, async () => {
+test('testSourceDateEpochStageHTTPArchive: a stage of FROM scratch and one remote ADD gives the epoch: its archive\'s newest entry', async () => {
   const archiveMax = 1700000402;
   const server = await serve({ '/src.tar': { body: await tarOf([{ name: 'foo', data: 'bar', mtime: archiveMax }]), etag: 'src2' } });
   try {
