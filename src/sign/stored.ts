@@ -34,10 +34,11 @@ export function storeSource(store: Store, image: StoredImage): SignatureSource {
       if ('sha256:' + createHash('sha256').update(bytes).digest('hex') !== desc.digest) throw new SignatureInvalid(`${where}: blob ${desc.digest} does not match its digest`);
       return bytes;
     },
-    async put(artifact: Artifact) {
+    async put(artifact: Artifact, format) {
       for (const b of artifact.blobs) await store.content.put(b.bytes);
       await store.content.put(artifact.bytes);
-      await store.addReferrer(artifact.descriptor);
+      // Bundles by several keys stand side by side; the legacy manifest holds them all, so it replaces.
+      await store.addReferrer(artifact.descriptor, format === 'legacy');
       return `stored as referrer ${artifact.descriptor.digest} of ${subject.digest}`;
     },
     async legacyLayers() {

@@ -153,7 +153,7 @@ async function loadOci(store: Store, entries: Entries, source: string): Promise<
     out.push({ manifest: desc, names, id: img.id });
   }
   // Artifacts whose subject is an image (signatures, SBOMs, as kiln save writes them) become its referrers again.
-  for (const desc of index.manifests) if (isReferrer(desc)) await store.addReferrer({ mediaType: desc.mediaType, digest: desc.digest, size: desc.size, artifactType: desc.artifactType! });
+  for (const desc of index.manifests) if (isReferrer(desc)) await store.addReferrer({ mediaType: desc.mediaType, digest: desc.digest, size: desc.size, artifactType: desc.artifactType! }, false);
   return out;
 }
 

@@ -318,9 +318,10 @@ export class Store {
   /**
    * Record `desc`, an artifact manifest (already stored) whose `subject` is a manifest of the store,
    * in index.json as the OCI image layout allows; it replaces an earlier referrer of the same subject
-   * with the same artifactType. gc keeps it as long as its subject lives.
+   * with the same artifactType (an SBOM made again), unless `replace` is false (signatures by
+   * several keys). gc keeps it as long as its subject lives.
    */
-  async addReferrer(desc: Descriptor & { artifactType: string }): Promise<void> {
+  async addReferrer(desc: Descriptor & { artifactType: string }, replace = true): Promise<void> {
     const subject = await this.subjectOf(desc.digest);
     if (!subject) throw new ManifestInvalid(`manifest ${desc.digest} has no subject`);
     const plain: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size, artifactType: desc.artifactType };
@@ -332,7 +333,7 @@ export class Store {
       const kept: Descriptor[] = [];
       for (const m of index.manifests) {
         if (m.digest === desc.digest) continue;
-        if (m.artifactType === desc.artifactType && (await this.subjectOf(m.digest)) === subject) continue;
+        if (replace && m.artifactType === desc.artifactType && (await this.subjectOf(m.digest)) === subject) continue;
         kept.push(m);
       }
       index.manifests = [...kept, plain];

@@ -48,3 +48,20 @@ test('kiln verify with a key that did not sign fails and says so; without --key 
   const bad = await kiln(root, ['sign', '--key', join(dir, 'signer.key'), 'busybox', '-a', 'novalue'], { env });
   assert.match(bad.stderr, /invalid annotation "novalue": expected key=value/);
 });
+
+test('two keys sign one stored image: both signatures are kept and each key verifies its own', async (t) => {
+  const dir = await tempDir(t);
+  const env = { KILN_PASSWORD: 'pw' };
+  const root = join(dir, 'store');
+  await kilnOk(root, ['load', '-i', fixture('busybox')]);
+  for (const k of ['a', 'b']) {
+    await kilnOk(root, ['key', 'generate', '-o', join(dir, k)], { env });
+    await kilnOk(root, ['sign', '--key', join(dir, `${k}.key`), 'busybox'], { env });
+  }
+  for (const k of ['a', 'b']) {
+    const r = await kiln(root, ['verify', '--key', join(dir, `${k}.pub`), 'busybox']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.match(/^Verified: /gm)?.length, 1);
+    assert.equal(r.stderr.match(/^not verified: /gm)?.length, 1);
+  }
+});
