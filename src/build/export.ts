@@ -12,17 +12,43 @@ import { normalize } from '../reference/reference.js';
 export type Output =
   /** type=registry is type=image,push=true: stored, then pushed under `name` (and the -t tags). */
   | { type: 'image'; name?: string; push?: boolean }
-  | { type: 'oci' | 'docker'; dest: string }
+  /**
+   * An image archive; `names` (name=a,b) name it in index.json besides -t; `layout`: type=oci with
+   * tar=false, an OCI image layout directory at `dest` instead of an archive.
+   */
+  | { type: 'oci' | 'docker'; dest: string; names?: string[]; layout?: boolean }
   | { type: 'tar'; dest: string }
   | { type: 'local'; dest: string };
+
+/**
+ * `--output`'s comma-separated attributes, read as CSV as buildx reads them: a quoted field may hold
+ * commas, so `"name=a,b"` names two images. A field without `=` is an attribute with no value (push).
+ */
+function outputAttributes(spec: string): Record<string, string> {
+  const fields: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (const c of spec) {
+    if (c === '"') quoted = !quoted;
+    else if (c === ',' && !quoted) {
+      fields.push(field);
+      field = '';
+    } else field += c;
+  }
+  fields.push(field);
+  const kv: Record<string, string> = {};
+  for (const f of fields) {
+    const i = f.indexOf('=');
+    if (i < 0) kv[f.trim()] = '';
+    else kv[f.slice(0, i).trim()] = f.slice(i + 1).trim();
+  }
+  return kv;
+}
 
 /** Parse `type=oci,dest=F`, or a bare path (= type=local,dest=PATH) or `-`. */
 export function parseOutput(spec: string): Output {
   if (!spec.includes('=')) return { type: 'local', dest: spec };
-  const kv = Object.fromEntries(spec.split(',').map((p) => {
-    const i = p.indexOf('=');
-    return i < 0 ? [p, ''] : [p.slice(0, i).trim(), p.slice(i + 1).trim()];
-  }));
+  const kv = outputAttributes(spec);
   const type = kv.type ?? 'local';
   if (type === 'image' || type === 'moby' || type === 'registry') {
     const push = kv.push === undefined ? type === 'registry' : kv.push === 'true' || kv.push === '';
@@ -31,9 +57,17 @@ export function parseOutput(spec: string): Output {
     if (type === 'registry' && !kv.name) throw new UsageError('--output type=registry needs name=REGISTRY/REPOSITORY[:TAG]');
     return { type: 'image', ...(kv.name ? { name: kv.name } : {}), push };
   }
-  if (type === 'oci' || type === 'docker' || type === 'tar' || type === 'local') {
+  if (type === 'oci' || type === 'docker') {
     if (!kv.dest) throw new UsageError(`--output type=${type} needs dest=PATH`);
-    return { type, dest: kv.dest } as Output;
+    if (kv.tar !== undefined && !['true', 'false'].includes(kv.tar)) throw new UsageError(`--output: tar must be true or false, not "${kv.tar}"`);
+    if (kv.tar === 'false' && type !== 'oci') throw new UsageError('--output: tar=false is for type=oci (an OCI layout directory)');
+    const names = kv.name ? kv.name.split(',').map((n) => n.trim()).filter((n) => n !== '') : [];
+    for (const n of names) normalize(n);
+    return { type, dest: kv.dest, ...(names.length ? { names } : {}), ...(kv.tar === 'false' ? { layout: true } : {}) };
+  }
+  if (type === 'tar' || type === 'local') {
+    if (!kv.dest) throw new UsageError(`--output type=${type} needs dest=PATH`);
+    return { type, dest: kv.dest };
   }
   throw new UsageError(`--output: unknown type "${type}" (image, registry, oci, docker, tar, local)`);
 }
@@ -54,9 +88,11 @@ export async function exportResult(store: Store, result: StageResult, tags: stri
   const names = output.type === 'image' || output.type === 'oci' || output.type === 'docker' ? tags : [];
   const image = await store.writeImage(result.config, layers, names, baseAnnotations(result));
   if (output.type === 'oci' || output.type === 'docker') {
-    const items = tags.length ? tags.map((t) => ({ image, name: normalize(t) })) : [{ image }];
-    const { saveArchiveFile } = await import('../store/save.js'); // tar-stream, only for archive outputs
-    await saveArchiveFile(store, items, output.type, output.dest);
+    const names = [...new Set([...tags, ...(output.names ?? [])].map((t) => normalize(t)))];
+    const items = names.length ? names.map((name) => ({ image, name })) : [{ image }];
+    const { saveArchiveFile, saveLayout } = await import('../store/save.js'); // tar-stream, only for archive outputs
+    if (output.layout) await saveLayout(store, items, output.dest);
+    else await saveArchiveFile(store, items, output.type, output.dest);
   } else if (output.type === 'tar') {
     // Layer and snapshot code only for the file outputs that flatten the image.
     const [{ createSnapshotter }, { packDirectory }] = await Promise.all([import('../snapshot/index.js'), import('../archive/index.js')]);

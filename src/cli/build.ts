@@ -76,7 +76,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
     .option('-q, --quiet', 'print only the image ID')
     .option('--label <k=v>', 'set metadata on the image', collect, [])
     .option('--network <mode>', 'network for RUN: default, none or host', 'default')
-    .option('-o, --output <spec>', 'type=image (default), type=registry,name=REF, type=oci|docker|tar,dest=FILE, type=local,dest=DIR', collect, [])
+    .option('-o, --output <spec>', 'type=image (default), type=registry,name=REF, type=oci|docker|tar,dest=FILE, type=oci,tar=false,dest=DIR (an OCI layout), "name=A,B" (names in index.json), type=local,dest=DIR', collect, [])
     .option('--iidfile <file>', 'write the image ID to this file')
     .option('--progress <mode>', 'auto, plain, tty or quiet', 'auto')
     .option('--platform <platform>', `target platform (only the host's: ${formatPlatform(hostPlatform())})`)

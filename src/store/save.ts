@@ -1,5 +1,6 @@
 import { createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Writable, type Readable } from 'node:stream';
 import tar from 'tar-stream';
@@ -18,6 +19,12 @@ export type ArchiveFormat = 'oci' | 'docker';
 export interface SaveItem {
   image: StoredImage;
   name?: string;
+}
+
+/** Where a save writes its files: a tar stream, or a directory (an OCI image layout). */
+interface SaveSink {
+  file(name: string, body: Buffer | string): Promise<void>;
+  stream(name: string, size: number, src: Readable): Promise<void>;
 }
 
 /**
@@ -47,8 +54,40 @@ export async function saveArchive(store: Store, items: SaveItem[], format: Archi
         void fail(e);
       }
     });
-  const entry = (name: string, body: Buffer | string) => add({ name, mode: 0o644, mtime: new Date(0) }, body);
-  const streamEntry = (name: string, size: number, src: Readable) => add({ name, size, mode: 0o644, mtime: new Date(0) }, undefined, src);
+  await writeImages(store, items, format, {
+    file: (name, body) => add({ name, mode: 0o644, mtime: new Date(0) }, body),
+    stream: (name, size, src) => add({ name, size, mode: 0o644, mtime: new Date(0) }, undefined, src),
+  });
+  pack.finalize();
+  await done;
+}
+
+/**
+ * `--output type=oci,tar=false`: the OCI archive's files as a directory, an image layout
+ * (image-spec image-layout.md). Each file is written beside its place and renamed into it.
+ */
+export async function saveLayout(store: Store, items: SaveItem[], dir: string): Promise<void> {
+  const put = async (name: string, write: (tmp: string) => Promise<void>) => {
+    const path = join(dir, name);
+    await mkdir(dirname(path), { recursive: true });
+    const tmp = tempPathFor(path);
+    try {
+      await write(tmp);
+      await rename(tmp, path);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  };
+  await writeImages(store, items, 'oci', {
+    file: (name, body) => put(name, (tmp) => writeFile(tmp, body, { mode: 0o644 })),
+    stream: (name, _size, src) => put(name, (tmp) => pipeline(src, createWriteStream(tmp, { mode: 0o644 }))),
+  });
+}
+
+async function writeImages(store: Store, items: SaveItem[], format: ArchiveFormat, sink: SaveSink): Promise<void> {
+  const entry = (name: string, body: Buffer | string) => sink.file(name, body);
+  const streamEntry = (name: string, size: number, src: Readable) => sink.stream(name, size, src);
   const written = new Set<string>();
   if (format === 'oci') {
     await entry('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));
@@ -112,8 +151,6 @@ export async function saveArchive(store: Store, items: SaveItem[], format: Archi
     await entry('manifest.json', JSON.stringify(manifestJson));
     await entry('repositories', JSON.stringify(repositories));
   }
-  pack.finalize();
-  await done;
 }
 
 /** A tar entry's size must be known before its content: decompress once to count when not recorded. */
