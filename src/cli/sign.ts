@@ -48,7 +48,7 @@ export function registerSignCommands(program: Command, globals: () => GlobalOpti
       const annotations = parseAnnotations(o.annotation);
       const [{ readPrivateKey }, { signImage }] = await Promise.all([import('../sign/keys.js'), import('../sign/sign.js')]);
       const privateKey = await readPrivateKey(await readFile(o.key, 'utf8'), o.key, () => password(o.key, false));
-      const source = await openSource(image, o, globals);
+      const source = await openSource(image, o, globals, true);
       const r = await signImage(source, privateKey, annotations, o.format);
       out(`Signed ${source.name}@${r.digest}: ${r.where}`);
     });
@@ -89,15 +89,16 @@ export function registerSignCommands(program: Command, globals: () => GlobalOpti
 
 /**
  * The image's signatures in the store, or in the registry: the store when it has IMAGE, unless
- * --remote; else the registry IMAGE names, when it names one explicitly (kiln promote's rule).
+ * --remote; else the registry IMAGE names, when it names one explicitly (kiln promote's rule). To
+ * sign a stored image, its distributable form is recorded first (see distributableImage).
  */
-async function openSource(image: string, o: SourceFlags, globals: () => GlobalOptions): Promise<SignatureSource> {
+async function openSource(image: string, o: SourceFlags, globals: () => GlobalOptions, sign = false): Promise<SignatureSource> {
   if (!o.remote) {
     const store = await openStore(globals());
     try {
       const img = await store.resolveImage(image);
-      const { storeSource } = await import('../sign/stored.js');
-      return storeSource(store, img);
+      const { distributableImage, storeSource } = await import('../sign/stored.js');
+      return storeSource(store, sign ? await distributableImage(store, img) : img);
     } catch (e) {
       if (!(e instanceof ImageUnknown) || !namesRegistry(image)) throw e;
     }

@@ -172,3 +172,25 @@ test('kiln verify checks a Notation signature against --certificate and refuses 
   const k = await kiln(e.root, ['verify', '--remote', '--key', e.pub, name], { env: e.env });
   assert.match(k.stderr, /a Notation signature; give --certificate to verify it/);
 });
+
+test('an image loaded from a docker-archive (uncompressed layers) is signed as it will be pushed: local, signed and pushed digests are one', async (t) => {
+  const reg = await startRegistry(t);
+  const e = await testEnv(t);
+  e.env.KILN_PASSWORD = 'pw';
+  await kilnOk(e.root, ['load', '-i', fixture('busybox', 'docker')], { env: e.env });
+  await kilnOk(e.root, ['key', 'generate', '-o', join(e.dir, 'k')], { env: e.env });
+  const name = `${hostOf(reg.url)}/lib/busybox:docker`;
+  await kilnOk(e.root, ['tag', 'busybox', name], { env: e.env });
+  const images = async () => (await kilnOk(e.root, ['images', '--digests', '--format', 'json'], { env: e.env })).trim().split('\n').map((l) => JSON.parse(l) as { Digest: string });
+  const before = await images();
+  const signed = await kilnOk(e.root, ['sign', '--key', join(e.dir, 'k.key'), name], { env: e.env });
+  const signedDigest = /@(sha256:[0-9a-f]{64}):/.exec(signed)![1]!;
+  const pushed = await kilnOk(e.root, ['push', name], { env: e.env });
+  assert.equal(digestOf(pushed), signedDigest);
+  assert.match(pushed, /^referrer: digest: /m);
+  const after = await images();
+  assert.equal(after.length, before.length, 'the compressed image replaced the uncompressed one under its names');
+  assert.ok(after.every((i) => i.Digest === signedDigest) && !before.some((i) => i.Digest === signedDigest), 'the store holds the signed digest, no longer the uncompressed one');
+  assert.match(await kilnOk(e.root, ['verify', '--remote', '--key', join(e.dir, 'k.pub'), name], { env: e.env }), /^Verified: sigstore-bundle signature .* \(referrers API, /m);
+  assert.match(await kilnOk(e.root, ['verify', '--key', join(e.dir, 'k.pub'), name], { env: e.env }), /^Verified: .* \(store, /m);
+});

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import type { Store } from '../../store/store.js';
+import type { Store, StoredImage } from '../../store/store.js';
 import { compress } from '../../archive/index.js';
 import { MediaType, layerCompression } from '../../oci/mediatypes.js';
 import type { Descriptor, Index, Manifest } from '../../oci/types.js';
@@ -62,10 +62,21 @@ export async function pushImage(store: Store, source: string, destination?: stri
     throw new UsageError(`"${source}" is not a name of the image: give the name to push to (kiln push ${source} REGISTRY/REPOSITORY:TAG)`);
   }
   const dest: Reference = parseNamed(destination ?? source);
-  const docker = (img.manifest.mediaType ?? img.manifestDescriptor.mediaType) === MediaType.DockerManifest;
   const configBlob = img.manifest.config;
   for (const b of [configBlob, ...img.manifest.layers]) emit({ type: 'blob', digest: b.digest, kind: b === configBlob ? 'config' : 'layer', state: 'waiting', current: 0, total: b.size });
-  // Layers stored uncompressed go to registries gzip-compressed, as docker and BuildKit send them.
+  const { layers, bytes, mediaType } = await distributableManifest(store, img, opts);
+  return pushManifest(store, dest, { blobs: [configBlob, ...layers], bytes, mediaType, referrersOf: img.manifestDescriptor.digest }, opts);
+}
+
+/**
+ * The manifest of `img` as it goes to a registry: layers stored uncompressed gzip-compressed (as
+ * docker and BuildKit send them; the compressed blob is remembered for the next push), else the
+ * stored manifest's exact bytes, so that the pushed digest is the local one. `kiln sign` records
+ * the compressed manifest in the store before signing, so that what it signs is what is pushed.
+ */
+export async function distributableManifest(store: Store, img: StoredImage, opts: Pick<PushOptions, 'concurrency' | 'onProgress'> = {}): Promise<{ layers: Descriptor[]; bytes: Buffer; mediaType: string; changed: boolean }> {
+  const emit = opts.onProgress ?? (() => {});
+  const docker = (img.manifest.mediaType ?? img.manifestDescriptor.mediaType) === MediaType.DockerManifest;
   const layers: Descriptor[] = [...img.manifest.layers];
   await forEachBounded(layers.map((_, i) => i), opts.concurrency ?? DefaultConcurrency, async (i) => {
     const l = layers[i]!;
@@ -73,16 +84,12 @@ export async function pushImage(store: Store, source: string, destination?: stri
     layers[i] = await gzipVariant(store, l, docker, () => emit({ type: 'blob', digest: l.digest, kind: 'layer', state: 'compressing', current: 0, total: l.size }));
     emit({ type: 'blob', digest: layers[i]!.digest, kind: 'layer', state: 'waiting', current: 0, total: layers[i]!.size, replaces: l.digest });
   });
-  // Unchanged layers: the stored manifest's exact bytes, so the pushed digest is the local one.
   const changed = layers.some((l, i) => l.digest !== img.manifest.layers[i]!.digest);
   const mediaType = img.manifest.mediaType ?? img.manifestDescriptor.mediaType;
-  let bytes: Buffer;
-  if (changed) {
-    const m: Manifest = { ...img.manifest, layers };
-    bytes = Buffer.from(JSON.stringify(m));
-    await store.content.put(bytes);
-  } else bytes = await store.content.read(img.manifestDescriptor.digest);
-  return pushManifest(store, dest, { blobs: [configBlob, ...layers], bytes, mediaType, referrersOf: img.manifestDescriptor.digest }, opts);
+  if (!changed) return { layers, bytes: await store.content.read(img.manifestDescriptor.digest), mediaType, changed };
+  const bytes = Buffer.from(JSON.stringify({ ...img.manifest, layers } satisfies Manifest));
+  await store.content.put(bytes);
+  return { layers, bytes, mediaType, changed };
 }
 
 /**
@@ -159,6 +166,10 @@ async function pushReferrers(store: Store, session: RegistrySession, repo: strin
   const out: string[] = [];
   for (const r of await store.referrers(local)) {
     const doc = await store.content.readJSON<Manifest>(r.digest);
+    if (doc.subject?.digest !== pushed.digest && SignsDigest.some((t) => (r.artifactType ?? '').startsWith(t))) {
+      opts.onProgress?.({ type: 'warning', message: `signature ${r.digest} signs ${local}, not the pushed ${pushed.digest}: not pushed (sign the image again)` });
+      continue;
+    }
     const bytes = doc.subject?.digest === pushed.digest ? await store.content.read(r.digest) : Buffer.from(JSON.stringify({ ...doc, subject: pushed }));
     for (const blob of [doc.config, ...doc.layers]) {
       await uploadBlob(session, repo, blob, (start, end) => createReadStream(store.content.blobPath(blob.digest), { start, end }), {
@@ -180,6 +191,9 @@ async function pushReferrers(store: Store, session: RegistrySession, repo: strin
   }
   return out;
 }
+
+/** Referrers that sign their subject's digest: moved to another subject they would no longer verify. */
+const SignsDigest = ['application/vnd.dev.sigstore.bundle', 'application/vnd.dev.cosign.simplesigning', 'application/vnd.cncf.notary.signature'];
 
 /** distribution-spec "Referrers Tag Schema": the index tagged <alg>-<hex> of the subject gains `desc`. */
 export async function addToReferrersTag(session: RegistrySession, repo: string, scopes: string[], subject: string, desc: Descriptor): Promise<void> {
