@@ -97,7 +97,7 @@ async function openSource(image: string, o: SourceFlags, globals: () => GlobalOp
     const store = await openStore(globals());
     try {
       const img = await store.resolveImage(image);
-      const { distributableImage, storeSource } = await import('../sign/stored.js');
+      const [{ storeSource }, { distributableImage }] = await Promise.all([import('../sign/stored.js'), import('../registry/client/push.js')]);
       return storeSource(store, sign ? await distributableImage(store, img) : img);
     } catch (e) {
       if (!(e instanceof ImageUnknown) || !namesRegistry(image)) throw e;

@@ -7,30 +7,10 @@ import type { Artifact } from './artifact.js';
 import { MaxSignatureBlob, type FoundArtifact, type SignatureSource } from './source.js';
 import { SignatureArtifactTypes } from './verify.js';
 import { SimpleSigningMediaType } from './simplesigning.js';
-import { distributableManifest } from '../registry/client/push.js';
 
 // Signatures of an image in the local store, kept as its referrers (index.json entries with an
 // artifactType whose manifest has the image as subject), as src/sbom/stored.ts keeps an SBOM: gc
 // keeps them while the image lives, `kiln push` sends them along, `kiln save --format oci` too.
-
-/**
- * The image as a registry will get it: with layers stored uncompressed, the gzip-compressed image
- * that `kiln push` would make is recorded in the store first (under the same names, with the old
- * manifest's other referrers moved to it), so the digest signed is the digest pushed.
- */
-export async function distributableImage(store: Store, image: StoredImage): Promise<StoredImage> {
-  const { bytes, changed } = await distributableManifest(store, image);
-  if (!changed) return image;
-  const descriptor: Descriptor = { mediaType: image.manifestDescriptor.mediaType, digest: 'sha256:' + createHash('sha256').update(bytes).digest('hex'), size: bytes.length };
-  await store.addImage(descriptor, image.names);
-  for (const r of await store.referrers(image.manifestDescriptor.digest)) {
-    if (SignatureArtifactTypes.includes(r.artifactType ?? '')) continue;
-    const doc = await store.content.readJSON<Manifest>(r.digest);
-    const moved = await store.putJSON({ ...doc, subject: descriptor }, r.mediaType);
-    await store.addReferrer({ ...moved, artifactType: r.artifactType! });
-  }
-  return store.loadImage(descriptor, image.names);
-}
 
 export function storeSource(store: Store, image: StoredImage): SignatureSource {
   const subject = image.manifestDescriptor;

@@ -20,7 +20,8 @@ import { DefaultConcurrency } from './pull.js';
 // Push (distribution-spec "Push"): every blob first (skipped when the registry has it, mounted
 // when another repository of the same registry does, else uploaded), the manifest last, so the
 // registry never holds a manifest whose blobs are missing. Layers the store keeps uncompressed are
-// gzip-compressed once for the registry; the compressed blob is remembered for the next push.
+// gzip-compressed once for the registry, and the compressed image replaces the uncompressed one in
+// the store, so that an image has one digest, here and in every registry it is pushed to.
 
 export interface PushOptions {
   /** Blobs uploaded at once (default 4). */
@@ -64,17 +65,42 @@ export async function pushImage(store: Store, source: string, destination?: stri
   const dest: Reference = parseNamed(destination ?? source);
   const configBlob = img.manifest.config;
   for (const b of [configBlob, ...img.manifest.layers]) emit({ type: 'blob', digest: b.digest, kind: b === configBlob ? 'config' : 'layer', state: 'waiting', current: 0, total: b.size });
-  const { layers, bytes, mediaType } = await distributableManifest(store, img, opts);
-  return pushManifest(store, dest, { blobs: [configBlob, ...layers], bytes, mediaType, referrersOf: img.manifestDescriptor.digest }, opts);
+  const pushed = await distributableImage(store, img, opts);
+  const bytes = await store.content.read(pushed.manifestDescriptor.digest);
+  return pushManifest(store, dest, { blobs: [configBlob, ...pushed.manifest.layers], bytes, mediaType: pushed.manifestDescriptor.mediaType, referrersOf: pushed.manifestDescriptor.digest }, opts);
+}
+
+/**
+ * The image as a registry gets it, recorded in the store: with layers stored uncompressed, the
+ * compressed image (see distributableManifest) takes the image's names and its referrers (an SBOM,
+ * with the new subject), so that the local digest, the pushed digest and the digest `kiln sign`
+ * signs are one. Signatures of the old digest do not follow (they would no longer verify); they are
+ * left behind with a warning. An image without names is pushed compressed but not recorded.
+ */
+export async function distributableImage(store: Store, img: StoredImage, opts: Pick<PushOptions, 'concurrency' | 'onProgress'> = {}): Promise<StoredImage> {
+  const { bytes, changed } = await distributableManifest(store, img, opts);
+  if (!changed) return img;
+  const descriptor: Descriptor = { mediaType: img.manifestDescriptor.mediaType, digest: 'sha256:' + createHash('sha256').update(bytes).digest('hex'), size: bytes.length };
+  if (img.names.length === 0) return { ...img, manifestDescriptor: descriptor, manifest: JSON.parse(bytes.toString('utf8')) as Manifest };
+  await store.addImage(descriptor, img.names);
+  for (const r of await store.referrers(img.manifestDescriptor.digest)) {
+    if (SignsDigest.some((t) => (r.artifactType ?? '').startsWith(t))) {
+      opts.onProgress?.({ type: 'warning', message: `signature ${r.digest} signs ${img.manifestDescriptor.digest}, the image before its layers were compressed: sign the image again` });
+      continue;
+    }
+    const doc = await store.content.readJSON<Manifest>(r.digest);
+    const moved = await store.putJSON({ ...doc, subject: descriptor }, r.mediaType);
+    await store.addReferrer({ ...moved, artifactType: r.artifactType! });
+  }
+  return store.loadImage(descriptor, img.names);
 }
 
 /**
  * The manifest of `img` as it goes to a registry: layers stored uncompressed gzip-compressed (as
  * docker and BuildKit send them; the compressed blob is remembered for the next push), else the
- * stored manifest's exact bytes, so that the pushed digest is the local one. `kiln sign` records
- * the compressed manifest in the store before signing, so that what it signs is what is pushed.
+ * stored manifest's exact bytes, so that the pushed digest is the local one.
  */
-export async function distributableManifest(store: Store, img: StoredImage, opts: Pick<PushOptions, 'concurrency' | 'onProgress'> = {}): Promise<{ layers: Descriptor[]; bytes: Buffer; mediaType: string; changed: boolean }> {
+async function distributableManifest(store: Store, img: StoredImage, opts: Pick<PushOptions, 'concurrency' | 'onProgress'> = {}): Promise<{ layers: Descriptor[]; bytes: Buffer; mediaType: string; changed: boolean }> {
   const emit = opts.onProgress ?? (() => {});
   const docker = (img.manifest.mediaType ?? img.manifestDescriptor.mediaType) === MediaType.DockerManifest;
   const layers: Descriptor[] = [...img.manifest.layers];

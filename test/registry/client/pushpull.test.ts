@@ -125,6 +125,8 @@ test('an uncompressed layer is gzip-compressed for the push once; a second push 
   const manifest = JSON.parse((await reg.client().req('GET', `/v2/team/raw/manifests/1`, { headers: { accept: MediaType.OciManifest } })).text());
   assert.equal(manifest.layers[0].mediaType, MediaType.OciLayerGzip);
   assert.notEqual(manifest.layers[0].digest, info.digest);
+  // the compressed image replaced the uncompressed one in the store: one digest, here and there
+  assert.equal((await store.resolveImage(`${host}/team/raw:1`)).manifestDescriptor.digest, first.digest);
   events.length = 0;
   const second = await pushImage(store, `${host}/team/raw:1`, `${host}/team/raw:2`, { env: e.env, onProgress: (ev) => events.push(ev) });
   assert.equal(events.filter((ev) => ev.type === 'blob' && ev.state === 'compressing').length, 0, 'remembered from the first push');
