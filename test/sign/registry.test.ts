@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { fixture, kiln, kilnOk, repoRoot } from '../support/env.js';
 import { client, has, hostOf, sha256, startDistribution, startProxy, startRegistry, testEnv, type Client, type TestEnv } from '../registry/client/support.js';
@@ -193,4 +195,22 @@ test('an image loaded from a docker-archive (uncompressed layers) is signed as i
   assert.ok(after.every((i) => i.Digest === signedDigest) && !before.some((i) => i.Digest === signedDigest), 'the store holds the signed digest, no longer the uncompressed one');
   assert.match(await kilnOk(e.root, ['verify', '--remote', '--key', join(e.dir, 'k.pub'), name], { env: e.env }), /^Verified: sigstore-bundle signature .* \(referrers API, /m);
   assert.match(await kilnOk(e.root, ['verify', '--key', join(e.dir, 'k.pub'), name], { env: e.env }), /^Verified: .* \(store, /m);
+});
+
+test('skopeo copies a signed image and its referrers tag from docker-registry to kiln\'s registry, and kiln verify passes on the copy', { skip: (distribution || !has('skopeo')) && 'docker-registry or skopeo missing', timeout: 60_000 }, async (t) => {
+  const from = await startDistribution(t);
+  const to = await startRegistry(t);
+  const e = await setUp(t);
+  const src = `${from.host}/lib/busybox`;
+  const dst = `${hostOf(to.url)}/lib/busybox`;
+  await kilnOk(e.root, ['tag', 'busybox', `${src}:1`], { env: e.env });
+  const digest = digestOf(await kilnOk(e.root, ['push', `${src}:1`], { env: e.env }));
+  await kilnOk(e.root, ['sign', '--remote', '--key', e.key, `${src}:1`], { env: e.env });
+  const skopeo = (...args: string[]) => promisify(execFile)('skopeo', ['copy', '-q', '--src-tls-verify=false', '--dest-tls-verify=false', ...args], { timeout: 30_000 });
+  await skopeo(`docker://${src}:1`, `docker://${dst}:1`);
+  const tag = `sha256-${digest.slice(7)}`;
+  await skopeo('--all', `docker://${src}:${tag}`, `docker://${dst}:${tag}`);
+  const v = await kilnOk(e.root, ['verify', '--remote', '--key', e.pub, `${dst}:1`], { env: e.env });
+  // kiln's registry indexed the copied referrer by its subject: the referrers API finds it
+  assert.match(v, new RegExp(`^Verified: sigstore-bundle signature of ${dst.replace(/[.]/g, '\\.')}@${digest} by key sha256:\\S+ \\(referrers API, `, 'm'));
 });
