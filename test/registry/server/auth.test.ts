@@ -1,10 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { createPrivateKey } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { admin } from '../../../src/registry/server/admin.js';
-import { indexOf, pushBlob, pushImage, randomImage, sha256, startRegistry, type Client, type TestRegistry } from './support.js';
+import { indexOf, pushBlob, pushImage, randomImage, sha256, startRegistry, tokenKeyPem, type Client, type TestRegistry } from './support.js';
 
 // Token authentication (Docker registry token spec), Harbor-like roles per namespace, robot
 // accounts, anonymous pull, rate-limited logins and the audit log.
@@ -174,7 +173,7 @@ test('tokens with a tampered signature, the wrong audience, an expiry in the pas
   const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p!, 'base64url').toString()), sub: 'root' })).toString('base64url');
   assert.equal((await get(`${h}.${forged}.${s}`)).status, 401, 'tampered payload');
 
-  const key = createPrivateKey(await readFile(reg.config.auth.tokenKey, 'utf8'));
+  const key = createPrivateKey(await tokenKeyPem(reg));
   const access = [{ type: 'repository', name: 'team/app', actions: ['pull'] }];
   const now = Math.floor(Date.now() / 1000);
   const sign = (claims: { aud?: string; exp?: number; iss?: string }) =>

@@ -1,10 +1,16 @@
+import { before, test } from 'node:test';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import Database from 'better-sqlite3';
+import pg from 'pg';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultConfig, type RegistryConfig } from '../../../src/registry/server/config.js';
 import { serve, type RunningRegistry } from '../../../src/registry/server/server.js';
 import { logger } from '../../../src/registry/server/log.js';
+import { startPostgres, type Postgres } from '../../support/postgres.js';
+import { suiteScope } from '../../support/daemon.js';
 
 // Test support for the registry server: an in-process registry on loopback, a small HTTP client
 // that follows Docker token authentication, and random images to push.
@@ -64,6 +70,27 @@ export interface TestRegistry extends RunningRegistry {
   client(creds?: Parameters<typeof client>[1]): Client;
 }
 
+// The registry's behaviour tests run against each metadata backend: SQLite by default, and
+// PostgreSQL when a file in on-postgres/ imports them after onPostgres(): every registry they
+// start then keeps its metadata in a database of its own on one server for the file.
+let postgres: { server: Postgres; databases: number } | undefined;
+
+/**
+ * Make the tests registered after this call (the imported test file's) use PostgreSQL. Skips
+ * with the reason when the server cannot run here (it needs root and Debian's postgresql-15).
+ */
+export async function onPostgres(): Promise<boolean> {
+  if (process.getuid?.() !== 0 || !existsSync('/usr/lib/postgresql/15/bin/postgres')) {
+    test('the registry on PostgreSQL', { skip: 'needs root and Debian\'s postgresql-15 (scripts/setup.sh installs it)' }, () => {});
+    return false;
+  }
+  const scope = suiteScope();
+  before(async () => {
+    postgres = { server: await startPostgres(scope), databases: 0 };
+  });
+  return true;
+}
+
 /** A registry in this process on a free loopback port, in a temporary root removed after the test. */
 export async function startRegistry(t: { after: (fn: () => Promise<void> | void) => void }, tweak: (c: RegistryConfig) => void = () => {}): Promise<TestRegistry> {
   const root = await mkdtemp(join(tmpdir(), 'kiln-registry-'));
@@ -71,6 +98,9 @@ export async function startRegistry(t: { after: (fn: () => Promise<void> | void)
   config.http.addr = '127.0.0.1:0';
   config.log.requests = false;
   config.gc.interval = 0;
+  if (postgres) {
+    config.database = { ...config.database, driver: 'postgres', postgres: { url: await postgres.server.createDatabase(`registry_${++postgres.databases}`) } };
+  }
   tweak(config);
   const running = await serve(config, { log: logger('error', () => {}) });
   t.after(async () => {
@@ -78,6 +108,34 @@ export async function startRegistry(t: { after: (fn: () => Promise<void> | void)
     await rm(root, { recursive: true, force: true });
   });
   return Object.assign(running, { root, config, client: (creds?: Parameters<typeof client>[1]) => client(running.url, creds) });
+}
+
+/** How many rows a metadata table of a test registry holds, on either backend. */
+export async function tableRows(reg: TestRegistry, table: string): Promise<number> {
+  if (!/^[a-z_]+$/.test(table)) throw new Error(`table name ${table}`);
+  if (reg.config.database.driver === 'postgres') {
+    const c = new pg.Client({ connectionString: reg.config.database.postgres!.url });
+    await c.connect();
+    try {
+      return (await c.query(`SELECT COUNT(*)::int AS n FROM ${table}`)).rows[0].n as number;
+    } finally {
+      await c.end();
+    }
+  }
+  const db = new Database(reg.config.database.sqlite.path, { readonly: true });
+  try {
+    return (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+/** The PEM of the key the test registry signs tokens with: in its file, or shared in PostgreSQL. */
+export async function tokenKeyPem(reg: TestRegistry): Promise<string> {
+  if (reg.config.database.driver !== 'postgres') return readFile(reg.config.auth.tokenKey, 'utf8');
+  return reg.registry.metadata.sharedValue('token-signing-key', () => {
+    throw new Error('the registry has no shared token key');
+  });
 }
 
 export function uniqueRepo(prefix = 'test'): string {
