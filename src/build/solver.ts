@@ -233,12 +233,16 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     return t;
   };
 
-  const resolveImage = (ref: string, line: number): Promise<StoredImage> => {
+  // `via`: the names an alias chain went through. An alias naming itself or an earlier name
+  // (busybox=docker-image://busybox) is the image of that name, as BuildKit resolves a
+  // docker-image:// context without looking at the named contexts again.
+  const resolveImage = (ref: string, line: number, via: ReadonlySet<string> = new Set()): Promise<StoredImage> => {
     let p = images.get(ref);
     if (!p) {
       p = (async () => {
         const alias = named.get(ref.toLowerCase());
-        if (alias?.kind === 'image') return resolveImage(alias.ref, line);
+        const seen = new Set([...via, ref.toLowerCase()]);
+        if (alias?.kind === 'image' && !seen.has(alias.ref.toLowerCase())) return resolveImage(alias.ref, line, seen);
         if (alias?.kind === 'oci-layout') return loadOciLayout(req.store, alias.path, alias.ref).catch((e: Error) => {
           throw new BuildStepError(file, line, `build context "${ref}": ${e.message}`);
         });
@@ -431,9 +435,11 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   /** The name a FROM reference resolves to, through --build-context aliases; a tag beside a digest wins. */
   function baseName(ref: string): string {
     let name = ref;
+    const seen = new Set([name.toLowerCase()]);
     for (let alias = named.get(name.toLowerCase()); alias?.kind === 'image'; alias = named.get(name.toLowerCase())) {
-      if (alias.ref.toLowerCase() === name.toLowerCase()) break;
+      if (seen.has(alias.ref.toLowerCase())) break;
       name = alias.ref;
+      seen.add(name.toLowerCase());
     }
     try {
       const parsed = parseNamed(name);

@@ -420,6 +420,9 @@ test('--build-context adds a directory for COPY --from and an image alias for FR
   const fromImage = await context({ Dockerfile: 'FROM busybox AS base\nRUN false\nFROM base\nRUN echo "$FOO $(pwd)" > /out; ls /onbuild >> /out 2>&1 || true\n' });
   const tree3 = await buildTree(fromImage, ['--build-context', 'base=docker-image://replacing-image']);
   assert.match(await readFile(join(tree3, 'out'), 'utf8'), /^bar \/w\n.*No such file/);
+  // An alias naming itself is the image of that name (it recursed until the stack overflowed).
+  const tree4 = await buildTree(await context({ Dockerfile: 'FROM busybox\nRUN touch /self\n' }), ['--build-context', 'busybox=docker-image://busybox']);
+  assert.ok((await lstat(join(tree4, 'self'))).isFile());
 });
 
 test('a COPY of 1,200 files (extracted on a thread of its own while it is written) is all there for the next RUN and in the image', async () => {
