@@ -68,11 +68,17 @@ export async function registrySource(reference: string, env: NodeJS.ProcessEnv =
       const listed = new Map<string, { desc: Descriptor; from: Found }>();
       const res = await session.request('GET', `/v2/${repo}/referrers/${subject.digest}`, { scopes: pull, headers: { accept: MediaType.OciIndex } });
       if (res.status === 200) {
-        const index = JSON.parse((await readBody(res, 4 << 20)).toString('utf8')) as Partial<Index>;
-        for (const d of index.manifests ?? []) listed.set(d.digest, { desc: d, from: 'referrers API' });
+        const text = (await readBody(res, 4 << 20)).toString('utf8');
+        let index: Partial<Index>;
+        try {
+          index = JSON.parse(text) as Partial<Index>;
+        } catch {
+          throw new SignatureInvalid(`${where}: the referrers API answered for ${subject.digest} with something that is not a JSON index`);
+        }
+        for (const d of Array.isArray(index.manifests) ? index.manifests : []) if (typeof d?.digest === 'string') listed.set(d.digest, { desc: d, from: 'referrers API' });
       } else discard(res);
       const fallback = await tagged(digestTag(subject.digest));
-      for (const d of fallback?.doc.manifests ?? []) if (!listed.has(d.digest)) listed.set(d.digest, { desc: d, from: 'referrers tag' });
+      for (const d of Array.isArray(fallback?.doc.manifests) ? fallback.doc.manifests : []) if (typeof d?.digest === 'string' && !listed.has(d.digest)) listed.set(d.digest, { desc: d, from: 'referrers tag' });
       const out: FoundArtifact[] = [];
       for (const { desc, from } of listed.values()) {
         if (!SignatureArtifactTypes.includes(desc.artifactType ?? '')) continue;
