@@ -70,7 +70,8 @@ export function digestTag(digest: string, suffix = ''): string {
 
 function artifact(artifactType: string, config: Blob, layers: Blob[], subject?: Descriptor, annotations?: Record<string, string>): Artifact {
   const manifest: Manifest = { schemaVersion: 2, mediaType: MediaType.OciManifest, config: config.descriptor, layers: layers.map((l) => l.descriptor) };
-  if (artifactType !== SimpleSigningMediaType) manifest.artifactType = artifactType;
+  // cosign's `.sig` manifest has no artifactType; with a subject (in the store) it is a referrer and needs one.
+  if (artifactType !== SimpleSigningMediaType || subject) manifest.artifactType = artifactType;
   if (subject) manifest.subject = { mediaType: subject.mediaType, digest: subject.digest, size: subject.size };
   if (annotations) manifest.annotations = annotations;
   const bytes = Buffer.from(JSON.stringify(manifest));

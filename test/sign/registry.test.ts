@@ -36,6 +36,7 @@ test("kiln's registry: a signature made in the store travels with kiln push; kil
   await kilnOk(e.root, ['tag', 'busybox', name], { env: e.env });
   const local = await kilnOk(e.root, ['sign', '--key', e.key, name, '-a', 'stage=built'], { env: e.env });
   assert.match(local, /stored as referrer/);
+  await kilnOk(e.root, ['sign', '--key', e.key, name, '--format', 'legacy'], { env: e.env });
   const pushed = await kilnOk(e.root, ['push', name], { env: e.env });
   assert.match(pushed, /^referrer: digest: sha256:/m);
   const digest = digestOf(pushed);
@@ -47,14 +48,14 @@ test("kiln's registry: a signature made in the store travels with kiln push; kil
   assert.equal(out.digest, digest);
   assert.equal(out.verified, true);
   const seen = out.signatures.map((s: { format: string; from: string; verified: boolean; annotations: Record<string, string> }) => `${s.format} ${s.from} ${s.verified} ${s.annotations?.stage ?? '-'}`).sort();
-  assert.deepEqual(seen, ['sigstore-bundle referrers API true built', 'sigstore-bundle referrers API true tested', 'simplesigning sig tag true -']);
+  assert.deepEqual(seen, ['sigstore-bundle referrers API true built', 'sigstore-bundle referrers API true tested', 'simplesigning referrers API true -', 'simplesigning sig tag true -']);
 
   // -a narrows the signatures that count; none carries stage=released
   const r = await kiln(e.root, ['verify', '--remote', '--key', e.pub, name, '-a', 'stage=released'], { env: e.env });
   assert.equal(r.code, 1);
   assert.match(r.stderr, /annotation stage is "built", not "released"/);
   assert.match(r.stderr, /has no annotation stage \(asked stage=released\)/);
-  assert.match(r.stderr, /Error: no signature of .*lib\/busybox@sha256:[0-9a-f]{64} verifies \(3 found, none valid\)/);
+  assert.match(r.stderr, /Error: no signature of .*lib\/busybox@sha256:[0-9a-f]{64} verifies \(4 found, none valid\)/);
 });
 
 test('docker-registry without the referrers API: kiln sign writes the sha256-<hex> fallback tag, a pushed store signature goes there too, and kiln verify finds them', { skip: distribution, timeout: 60_000 }, async (t) => {
