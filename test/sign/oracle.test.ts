@@ -66,6 +66,7 @@ test('the bundle kiln sign stores verifies with @sigstore/verify, and tampered c
   assert.equal(statement.predicateType, 'https://sigstore.dev/cosign/sign/v1');
   assert.deepEqual(statement.subject[0].digest, { sha256: image.manifestDescriptor.digest.slice(7) });
   assert.deepEqual(statement.subject[0].annotations, { env: 'prod' });
+  assert.deepEqual(statement.predicate, { env: 'prod' });
 
   assert.ok(sigstoreVerifies(json, key), '@sigstore/verify accepts kiln\'s bundle');
   assert.ok(kilnVerifies(json, key));
