@@ -67,7 +67,9 @@ export async function pushImage(store: Store, source: string, destination?: stri
   for (const b of [configBlob, ...img.manifest.layers]) emit({ type: 'blob', digest: b.digest, kind: b === configBlob ? 'config' : 'layer', state: 'waiting', current: 0, total: b.size });
   const pushed = await distributableImage(store, img, opts);
   const bytes = await store.content.read(pushed.manifestDescriptor.digest);
-  return pushManifest(store, dest, { blobs: [configBlob, ...pushed.manifest.layers], bytes, mediaType: pushed.manifestDescriptor.mediaType, referrersOf: pushed.manifestDescriptor.digest }, opts);
+  // An image without names is not recorded compressed: its referrers are still the stored manifest's.
+  const referrersOf = (pushed.names.length ? pushed : img).manifestDescriptor.digest;
+  return pushManifest(store, dest, { blobs: [configBlob, ...pushed.manifest.layers], bytes, mediaType: pushed.manifestDescriptor.mediaType, referrersOf }, opts);
 }
 
 /**
