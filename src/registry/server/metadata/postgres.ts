@@ -275,7 +275,9 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
     application_name: `kiln-registry ${replicaId}`.slice(0, 63),
     ...(opts.ca ? { ssl: { ca: readFileSync(opts.ca, 'utf8') } } : {}),
   };
-  const pool = new pg.Pool({ ...config, max: opts.poolSize ?? 10 });
+  // A burst of clients waits for a connection rather than failing: 15 s in the pool's queue (a
+  // server that is down still fails at once, with ECONNREFUSED, and answers 503).
+  const pool = new pg.Pool({ ...config, connectionTimeoutMillis: 15_000, max: opts.poolSize ?? 20 });
   // An idle connection the server ended reports here; the pool drops it and opens another when needed.
   pool.on('error', () => {});
 
