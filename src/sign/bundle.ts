@@ -1,8 +1,9 @@
-import { createPublicKey, verify as verifySignature, type KeyObject, type X509Certificate } from 'node:crypto';
+import type { KeyObject, X509Certificate } from 'node:crypto';
 import { SignatureInvalid } from './errors.js';
 import { envelopePayload, verifyEnvelope, type Envelope } from './dsse.js';
 import { keyHint } from './keys.js';
 import { certificateFromDer, checkChain } from './x509.js';
+import { verifyTlogEntry, type TlogEntry, type TlogKey } from './tlog.js';
 
 // Sigstore bundles (sigstore/protobuf-specs, protos/sigstore_bundle.proto, in its JSON mapping:
 // camelCase names, bytes as base64, int64 as strings). kiln writes v0.3 with a public-key hint and
@@ -29,15 +30,6 @@ export interface Bundle {
   };
   dsseEnvelope?: Envelope;
   messageSignature?: { messageDigest?: { algorithm: string; digest: string }; signature: string };
-}
-
-interface TlogEntry {
-  logIndex: string;
-  logId: { keyId: string };
-  kindVersion?: { kind: string; version: string };
-  integratedTime: string;
-  inclusionPromise?: { signedEntryTimestamp: string };
-  canonicalizedBody: string;
 }
 
 /** A bundle as kiln writes it: the envelope, and the hint of the key that signed it. */
@@ -80,7 +72,7 @@ export function verifyBundleWithKey(b: Bundle, key: KeyObject, where: string): b
 
 /** The subset of a Sigstore trusted root (trusted_root.proto) kiln reads. */
 export interface TrustedRoot {
-  tlogs?: { publicKey: { rawBytes: string }; logId: { keyId: string } }[];
+  tlogs?: TlogKey[];
   certificateAuthorities?: { certChain: { certificates: { rawBytes: string }[] }; validFor?: { start?: string; end?: string } }[];
 }
 
@@ -93,11 +85,11 @@ export interface CertificateVerification {
 }
 
 /**
- * Verify a certificate bundle offline against a trusted root: the transparency-log entry's signed
- * entry timestamp against the log's key (which makes its integrated time trustworthy), the leaf
- * valid at that time and chaining to a certificate authority of the root (valid then too), and the
- * DSSE signature against the leaf's key. Not checked: the inclusion proof and checkpoint, the
- * entry's body against the envelope, SCTs, RFC 3161 timestamps, the certificate's identity.
+ * Verify a certificate bundle offline against a trusted root: the transparency-log entry (see
+ * tlog.ts: signed entry timestamp, body, inclusion proof, checkpoint) with the log's key, which
+ * makes its integrated time trustworthy; the leaf valid at that time and chaining to a certificate
+ * authority of the root (valid then too); the DSSE signature with the leaf's key. Not checked:
+ * SCTs, RFC 3161 timestamps, the certificate's identity (its SAN and issuer extensions).
  */
 export function verifyBundleWithRoot(b: Bundle, root: TrustedRoot, where: string): CertificateVerification {
   const vm = b.verificationMaterial;
@@ -106,7 +98,8 @@ export function verifyBundleWithRoot(b: Bundle, root: TrustedRoot, where: string
   if (!chain.length) throw new SignatureInvalid(`${where}: verificationMaterial has no certificate`);
   const entries = vm.tlogEntries ?? [];
   if (!entries.length) throw new SignatureInvalid(`${where}: verificationMaterial.tlogEntries is empty: no trusted signing time`);
-  const signedAt = verifiedTime(entries[0]!, root, where);
+  if (!b.dsseEnvelope) throw new SignatureInvalid(`${where}: a message-signature bundle signs a blob, not an image`);
+  const signedAt = verifyTlogEntry(entries[0]!, root.tlogs ?? [], b.dsseEnvelope, chain[0]!, where);
   let lastError: Error | undefined;
   let anchor: X509Certificate | undefined;
   for (const ca of root.certificateAuthorities ?? []) {
@@ -122,24 +115,6 @@ export function verifyBundleWithRoot(b: Bundle, root: TrustedRoot, where: string
     }
   }
   if (!anchor) throw lastError ?? new SignatureInvalid(`${where}: no certificate authority of the trusted root was valid at ${signedAt.toISOString()}`);
-  if (!b.dsseEnvelope || !verifyEnvelope(b.dsseEnvelope, chain[0]!.publicKey, where)) throw new SignatureInvalid(`${where}: the DSSE signature does not verify with the certificate's key`);
+  if (!verifyEnvelope(b.dsseEnvelope, chain[0]!.publicKey, where)) throw new SignatureInvalid(`${where}: the DSSE signature does not verify with the certificate's key`);
   return { leaf: chain[0]!, anchor, signedAt };
-}
-
-/**
- * Rekor's signed entry timestamp: the log's signature over the canonical JSON (keys sorted, no
- * spaces) of {body, integratedTime, logID (hex), logIndex}.
- */
-function verifiedTime(entry: TlogEntry, root: TrustedRoot, where: string): Date {
-  const set = entry.inclusionPromise?.signedEntryTimestamp;
-  if (!set) throw new SignatureInvalid(`${where}: tlogEntries[0] has no inclusionPromise.signedEntryTimestamp`);
-  const log = (root.tlogs ?? []).find((l) => l.logId.keyId === entry.logId?.keyId);
-  if (!log) throw new SignatureInvalid(`${where}: tlogEntries[0].logId ${entry.logId?.keyId} is not a log of the trusted root`);
-  const logID = Buffer.from(entry.logId.keyId, 'base64').toString('hex');
-  const message = `{"body":${JSON.stringify(entry.canonicalizedBody)},"integratedTime":${Number(entry.integratedTime)},"logID":${JSON.stringify(logID)},"logIndex":${Number(entry.logIndex)}}`;
-  const key = createPublicKey({ key: Buffer.from(log.publicKey.rawBytes, 'base64'), format: 'der', type: 'spki' });
-  if (!verifySignature('sha256', Buffer.from(message), key, Buffer.from(set, 'base64'))) {
-    throw new SignatureInvalid(`${where}: tlogEntries[0].inclusionPromise.signedEntryTimestamp does not verify with the log's key`);
-  }
-  return new Date(Number(entry.integratedTime) * 1000);
 }

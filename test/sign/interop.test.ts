@@ -30,11 +30,11 @@ for (const file of ['cosign-encrypted-sigstore.key', 'cosign-encrypted-cosign-ec
 }
 
 test("cosign's bundle verifies offline against its trusted root", () => {
-  // Checked: the bundle's media type and shape, Rekor's signed entry timestamp over the entry
-  // (with the root's Rekor key), the Fulcio leaf valid at that integrated time and chaining to the
-  // root's Fulcio CA valid then, the DSSE signature (PAE) with the leaf's key, the in-toto payload.
-  // Not checked: the inclusion proof against the checkpoint, SCTs, the certificate's identity
-  // (email/issuer extensions).
+  // Checked: the bundle's media type and shape; the Rekor entry with the root's Rekor key (signed
+  // entry timestamp, the logged payload hash, signature and certificate, the inclusion proof up to
+  // its root hash, the checkpoint's signature over that root); the Fulcio leaf valid at the
+  // integrated time and chaining to the root's Fulcio CA valid then; the DSSE signature (PAE) with
+  // the leaf's key; the in-toto payload. Not checked: SCTs, the certificate's identity (SAN, issuer).
   const where = 'cosign-oci-attestation.sigstore.json';
   const bundle = parseBundle(read(where), where);
   const root = JSON.parse(read('cosign-trusted_root_pgi.json').toString()) as TrustedRoot;
@@ -54,7 +54,22 @@ test("cosign's bundle with one byte of its payload changed is refused", () => {
   payload[payload.length - 2] ^= 1;
   doc.dsseEnvelope.payload = payload.toString('base64');
   const root = JSON.parse(read('cosign-trusted_root_pgi.json').toString()) as TrustedRoot;
-  assert.throws(() => verifyBundleWithRoot(parseBundle(Buffer.from(JSON.stringify(doc)), where), root, where), /tampered\.sigstore\.json: the DSSE signature does not verify/);
+  // the log recorded the payload's hash: the changed payload is caught there, before the signature
+  assert.throws(() => verifyBundleWithRoot(parseBundle(Buffer.from(JSON.stringify(doc)), where), root, where), /tampered\.sigstore\.json: tlogEntries\[0\] logs another payload \(payloadHash\)/);
+});
+
+test("cosign's bundle with a changed inclusion proof, checkpoint or signed entry timestamp is refused", () => {
+  const root = JSON.parse(read('cosign-trusted_root_pgi.json').toString()) as TrustedRoot;
+  const edits: [string, (e: any) => void, RegExp][] = [
+    ['proof', (e) => (e.inclusionProof.hashes[2] = Buffer.alloc(32).toString('base64')), /inclusionProof does not lead to rootHash/],
+    ['checkpoint', (e) => (e.inclusionProof.checkpoint.envelope = e.inclusionProof.checkpoint.envelope.replace('\n53604735\n', '\n53604736\n')), /checkpoint names tree 53604736/],
+    ['time', (e) => (e.integratedTime = String(Number(e.integratedTime) + 1)), /signedEntryTimestamp does not verify/],
+  ];
+  for (const [what, edit, error] of edits) {
+    const doc = JSON.parse(read('cosign-oci-attestation.sigstore.json').toString());
+    edit(doc.verificationMaterial.tlogEntries[0]);
+    assert.throws(() => verifyBundleWithRoot(parseBundle(Buffer.from(JSON.stringify(doc)), what), root, what), error, what);
+  }
 });
 
 test("cosign's bundle is refused against a trusted root without its Fulcio CA", () => {
