@@ -2,8 +2,12 @@
 # Makes base images without any registry, as OCI archives, and caches them outside the work tree:
 #   busybox:latest   /bin/busybox from Debian's busybox-static, a symlink per applet, passwd/group, /tmp 1777
 #   debian:bookworm  debootstrap --variant=minbase from the apt mirror this machine is configured with
-# Usage: scripts/fixtures.sh busybox|debian [--docker]   prints the archive's path
-# (--docker prints a docker-archive of the same image instead). umoci and skopeo, not kiln, write them,
+#   busybox-multi    busybox:latest as an OCI image index for linux/amd64 and linux/arm64: the other
+#                    architecture's busybox-static .deb comes from the configured mirror's pool, found
+#                    through its signed InRelease and Packages index (no dpkg --add-architecture needed)
+# Usage: scripts/fixtures.sh busybox|debian|busybox-multi [--docker]   prints the archive's path
+# (--docker prints a docker-archive of the same image instead; busybox-multi has none: a docker-archive
+# holds one platform). umoci and skopeo, not kiln, write them,
 # so the fixtures double as images from independent tools.
 set -euo pipefail
 which=${1:?usage: fixtures.sh busybox|debian [--docker]}
@@ -21,12 +25,44 @@ apt_mirror() {
   echo "$m"
 }
 
-make_rootfs_busybox() {
-  local root=$1 bb=/bin/busybox
+host_busybox() {
+  local bb=/bin/busybox
   [ -x "$bb" ] || bb=$(command -v busybox)
+  echo "$bb"
+}
+
+# fetch_busybox ARCH DEST: /bin/busybox of Debian's busybox-static for ARCH (a Debian architecture
+# name), from the pool of the configured mirror, every download checked against the signed InRelease.
+fetch_busybox() {
+  local want=$1 dest=$2 m suite=bookworm tmp
+  m=$(apt_mirror); m=${m%/}
+  tmp=$(mktemp -d "$cache/.deb.XXXXXX")
+  curl -fsSL -o "$tmp/InRelease" "$m/dists/$suite/InRelease"
+  gpgv --keyring /usr/share/keyrings/debian-archive-keyring.gpg --output "$tmp/Release" "$tmp/InRelease" 2>/dev/null \
+    || { echo "fixtures: $m/dists/$suite/InRelease: bad signature" >&2; rm -rf "$tmp"; exit 1; }
+  curl -fsSL -o "$tmp/Packages.xz" "$m/dists/$suite/main/binary-$want/Packages.xz"
+  local sum; sum=$(sha256sum "$tmp/Packages.xz" | cut -d' ' -f1)
+  grep -q " $sum .* main/binary-$want/Packages.xz\$" "$tmp/Release" \
+    || { echo "fixtures: main/binary-$want/Packages.xz does not match the Release file" >&2; rm -rf "$tmp"; exit 1; }
+  local stanza file debsum
+  stanza=$(xz -dc "$tmp/Packages.xz" | awk -v RS= '/(^|\n)Package: busybox-static\n/')
+  file=$(printf '%s\n' "$stanza" | awk '/^Filename:/ {print $2}')
+  debsum=$(printf '%s\n' "$stanza" | awk '/^SHA256:/ {print $2}')
+  [ -n "$file" ] || { echo "fixtures: no busybox-static for $want in $m" >&2; rm -rf "$tmp"; exit 1; }
+  curl -fsSL -o "$tmp/bb.deb" "$m/$file"
+  echo "$debsum  $tmp/bb.deb" | sha256sum -c --quiet - >&2 || { echo "fixtures: $file: checksum mismatch" >&2; rm -rf "$tmp"; exit 1; }
+  dpkg-deb -x "$tmp/bb.deb" "$tmp/x"
+  cp "$tmp/x/bin/busybox" "$dest"
+  rm -rf "$tmp"
+}
+
+make_rootfs_busybox() {
+  # $2: the busybox binary (another architecture's for busybox-multi); the applet list is the host's,
+  # the same Debian package's.
+  local root=$1 bb=${2:-$(host_busybox)}
   mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,root,tmp,var,home,proc,sys,dev}
   cp "$bb" "$root/bin/busybox"
-  "$bb" --list-full | while read -r applet; do
+  "$(host_busybox)" --list-full | while read -r applet; do
     [ "$applet" = bin/busybox ] && continue
     mkdir -p "$root/$(dirname "$applet")"
     ln -sf /bin/busybox "$root/$applet"
@@ -62,9 +98,47 @@ build() {
   mv "$work/out.tar" "$out"
 }
 
+# One image per architecture into one layout, then an OCI image index over them (image-spec
+# image-index.md: each descriptor with its platform) tagged busybox:latest.
+build_multi() {
+  local out=$1 work a tag; work=$(mktemp -d "$cache/.work.XXXXXX")
+  trap 'rm -rf "$work"' RETURN
+  umoci init --layout "$work/oci" >&2
+  local entries=()
+  for a in amd64 arm64; do
+    tag=latest-$a
+    local bb=$work/busybox-$a
+    if [ "$a" = "$arch" ]; then cp "$(host_busybox)" "$bb"; else fetch_busybox "$a" "$bb"; fi
+    make_rootfs_busybox "$work/rootfs-$a" "$bb"
+    umoci new --image "$work/oci:$tag" >&2
+    umoci unpack --image "$work/oci:$tag" "$work/bundle-$a" >&2
+    cp -a "$work/rootfs-$a/." "$work/bundle-$a/rootfs/"
+    umoci repack --image "$work/oci:$tag" --history.created_by "kiln fixtures: busybox rootfs ($a)" "$work/bundle-$a" >&2
+    umoci config --image "$work/oci:$tag" --os linux --architecture "$a" \
+      --config.env "PATH=$path" --config.cmd sh --history.created_by 'CMD ["sh"]' >&2
+    entries+=("$(jq -c --arg t "$tag" --arg a "$a" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $t)
+      | {mediaType, digest, size, platform: {architecture: $a, os: "linux"}}' "$work/oci/index.json")")
+  done
+  local idx digest
+  idx=$(printf '%s\n' "${entries[@]}" | jq -cs '{schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: .}')
+  printf '%s' "$idx" >"$work/index.blob"
+  digest=$(sha256sum "$work/index.blob" | cut -d' ' -f1)
+  mv "$work/index.blob" "$work/oci/blobs/sha256/$digest"
+  jq -c --arg d "sha256:$digest" --argjson s "$(printf '%s' "$idx" | wc -c)" \
+    '.manifests = [{mediaType: "application/vnd.oci.image.index.v1+json", digest: $d, size: $s, annotations: {"org.opencontainers.image.ref.name": "latest"}}]' \
+    "$work/oci/index.json" >"$work/index.json" && mv "$work/index.json" "$work/oci/index.json"
+  umoci gc --layout "$work/oci" >&2
+  skopeo copy -q --all "oci:$work/oci:latest" "oci-archive:$work/out.tar:busybox:latest" >&2
+  mv "$work/out.tar" "$out"
+}
+
 case "$which" in
+  busybox-multi)
+    out=$cache/busybox-multi.oci.tar; [ -s "$out" ] || build_multi "$out"
+    [ "${2:-}" != --docker ] || { echo "fixtures: busybox-multi has no docker-archive (it holds one platform)" >&2; exit 2; }
+    echo "$out"; exit 0 ;;
   busybox) out=$cache/busybox-latest.oci.tar; [ -s "$out" ] || build busybox latest sh "$out" ;;
   debian)  out=$cache/debian-bookworm.oci.tar; [ -s "$out" ] || build debian bookworm bash "$out" ;;
-  *) echo "fixtures: unknown image $which (busybox|debian)" >&2; exit 2 ;;
+  *) echo "fixtures: unknown image $which (busybox|debian|busybox-multi)" >&2; exit 2 ;;
 esac
 if [ "${2:-}" = --docker ]; then echo "${out%.oci.tar}.docker.tar"; else echo "$out"; fi

@@ -17,6 +17,9 @@ cd "$(dirname "$0")/.."
 # /etc/ceph/ceph.conf), only, under systemd, the ceph-crash watcher, which listens on nothing.
 # haproxy: the load balancer in front of the registry replicas' fault tests (test/support/haproxy.ts
 # starts its own on a free port; Debian's haproxy service, on its empty default config, serves nothing).
+# qemu-user-static and binfmt-support: RUN steps of foreign platforms (kiln build --platform linux/arm64)
+# run under QEMU user-mode emulation; the interpreters are registered with binfmt_misc below, with the F
+# flag, so the kernel opens them on the host and they work inside the sandbox's mount namespace.
 need=()
 for pair in runc:runc bwrap:bubblewrap skopeo:skopeo umoci:umoci buildah:buildah debootstrap:debootstrap \
             getfattr:attr zstd:zstd ip:iproute2 mknod:coreutils podman:podman docker-registry:docker-registry wrk:wrk cc:build-essential newuidmap:uidmap \
@@ -28,6 +31,8 @@ done
 [ -x /bin/busybox ] || need+=(busybox-static)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)   # not on PATH
 [ -x /usr/bin/time ] || need+=(time)   # GNU time: CPU and peak memory in bench/build.ts
+[ -x /usr/bin/qemu-aarch64-static ] || need+=(qemu-user-static)
+command -v update-binfmts >/dev/null 2>&1 || need+=(binfmt-support)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "setup: installing Debian packages: ${need[*]}" >&2
@@ -36,6 +41,22 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
   else
     echo "setup: missing Debian packages (run as root to install): ${need[*]}" >&2
+  fi
+fi
+
+# binfmt_misc: mounted and the QEMU interpreters enabled (Debian's qemu-user-static declares them with
+# fix_binary yes, the F flag). Outside systemd nothing does this at boot; as root it is done here.
+if [ "$(id -u)" = 0 ] && command -v update-binfmts >/dev/null 2>&1; then
+  [ -e /proc/sys/fs/binfmt_misc/status ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+  if [ -e /proc/sys/fs/binfmt_misc/status ]; then
+    for f in /usr/share/binfmts/qemu-*; do
+      [ -e "$f" ] || continue
+      n=$(basename "$f")
+      [ -e "/proc/sys/fs/binfmt_misc/$n" ] || update-binfmts --import "$n" >/dev/null 2>&1 || true
+      grep -qx enabled "/proc/sys/fs/binfmt_misc/$n" 2>/dev/null || update-binfmts --enable "$n" >/dev/null 2>&1 || true
+    done
+  else
+    echo "setup: binfmt_misc is not mounted (mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc): foreign-platform RUN steps will fail" >&2
   fi
 fi
 

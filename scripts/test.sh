@@ -7,6 +7,8 @@ bash scripts/setup.sh
 KILN_BUSYBOX_OCI=$(bash scripts/fixtures.sh busybox)
 export KILN_BUSYBOX_OCI
 export KILN_BUSYBOX_DOCKER=${KILN_BUSYBOX_OCI%.oci.tar}.docker.tar
+KILN_BUSYBOX_MULTI_OCI=$(bash scripts/fixtures.sh busybox-multi)
+export KILN_BUSYBOX_MULTI_OCI
 # hadolint's own rule specs, read from a hadolint checkout (never committed here): KILN_HADOLINT, or
 # the one the workspace's fetch tool keeps beside it. Without one, test/lint/hadolint-agreement skips.
 if [ -z "${KILN_HADOLINT:-}" ] && [ -d /work/.mirror/hadolint+hadolint/repo ]; then

@@ -17,7 +17,13 @@ export async function tempDir(t: { after: (fn: () => Promise<void> | void) => vo
 }
 
 /** Path of a fixture archive made by scripts/fixtures.sh (cached between runs). */
-export function fixture(name: 'busybox', format: 'oci' | 'docker' = 'oci'): string {
+export function fixture(name: 'busybox' | 'busybox-multi', format: 'oci' | 'docker' = 'oci'): string {
+  if (name === 'busybox-multi') {
+    // An OCI image index of busybox for linux/amd64 and linux/arm64 (no docker-archive: one platform only).
+    const multi = process.env.KILN_BUSYBOX_MULTI_OCI;
+    if (multi && existsSync(multi)) return multi;
+    return execFileSync('bash', [join(repoRoot, 'scripts', 'fixtures.sh'), name], { encoding: 'utf8' }).trim();
+  }
   const env = format === 'oci' ? process.env.KILN_BUSYBOX_OCI : process.env.KILN_BUSYBOX_DOCKER;
   if (env && existsSync(env)) return env;
   const oci = execFileSync('bash', [join(repoRoot, 'scripts', 'fixtures.sh'), name], { encoding: 'utf8' }).trim();
