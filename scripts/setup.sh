@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # busybox-static and debootstrap (fixture root filesystems), attr (xattrs), zstd (zstd layers),
 # iproute2 (network checks in tests), tmux (terminal tests of run -it and the debugging shell),
 # shellcheck (kiln lint runs it on RUN scripts), util-linux unshare (rootless mode), git (git
-# build contexts), xz-utils and bzip2 (ADD of such archives). postgresql-15 and Ceph's ceph-mon,
+# build contexts), xz-utils and bzip2 (ADD of such archives), openssh-client (ssh-agent and ssh-add
+# hold the keys of kiln build --ssh ID=KEYFILE; the ssh tests run a real agent). postgresql-15 and Ceph's ceph-mon,
 # ceph-osd, radosgw and ceph-common: the real PostgreSQL and S3 servers the registry's scale-out
 # backends are tested against (test/support/postgres.ts, radosgw.ts start throwaway ones on free
 # loopback ports). Debian's postgresql-15 makes a cluster 15/main on port 5432 and starts it where
@@ -24,7 +25,7 @@ need=()
 for pair in runc:runc bwrap:bubblewrap skopeo:skopeo umoci:umoci buildah:buildah debootstrap:debootstrap \
             getfattr:attr zstd:zstd ip:iproute2 mknod:coreutils podman:podman docker-registry:docker-registry wrk:wrk cc:build-essential newuidmap:uidmap \
             ceph-mon:ceph-mon ceph-osd:ceph-osd radosgw:radosgw monmaptool:ceph-common haproxy:haproxy \
-            tmux:tmux shellcheck:shellcheck unshare:util-linux git:git xz:xz-utils bzip2:bzip2; do
+            tmux:tmux shellcheck:shellcheck unshare:util-linux git:git xz:xz-utils bzip2:bzip2 ssh-agent:openssh-client; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -46,6 +46,7 @@ import type { ProgressSink } from './progress.js';
 import { ImageUnknown, KilnError } from '../errors.js';
 import { loadOciLayout } from './named.js';
 import { resolveDockerfileEpoch } from './epoch.js';
+import { forwardAgent } from './ssh.js';
 import { formatReference, parseNamed } from '../reference/reference.js';
 
 
@@ -68,6 +69,8 @@ export interface BuildRequest {
   signal: AbortSignal;
   /** Secret values by id (from --secret), never stored. */
   secrets: Map<string, Buffer>;
+  /** SSH agent sockets on the host by id (from --ssh), for RUN --mount=type=ssh. */
+  ssh?: Map<string, string>;
   sourceDateEpoch?: number;
   /** Resolve a base image that is not in the store (pulling, once a registry client exists). */
   resolveMissingImage?: (ref: string) => Promise<StoredImage>;
@@ -742,6 +745,18 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
         // uid= and gid= own the file for a step that runs as another user (BuildKit: default 0:0).
         await chown(p, m.uid ?? 0, m.gid ?? 0);
         return [{ destination: m.target, type: 'bind', source: p, options: ['rbind', 'ro'] }];
+      }
+      case 'ssh': {
+        const agent = req.ssh?.get(m.id ?? 'default');
+        if (!agent) {
+          // BuildKit solver/llbsolver/mounts/mount.go:163-169: optional and not given, no socket.
+          if (m.required) fail(`no SSH key ${JSON.stringify(m.id)} forwarded from the client (use --ssh ${m.id}[=SOCKET|KEY])`);
+          return [];
+        }
+        // BuildKit client/llb/exec.go:710-714, convert_ssh.go:36-49: mode 0600, owner 0:0 by default.
+        const socket = await forwardAgent(agent, { uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o600 });
+        cleanups.push(socket.close);
+        return [{ destination: m.target, type: 'bind', source: socket.path, options: ['rbind'] }];
       }
       case 'bind': {
         let root: string;

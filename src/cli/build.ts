@@ -19,6 +19,7 @@ import { BuildCancelled } from '../build/errors.js';
 import type { NetworkMode } from '../sandbox/executor.js';
 import { familiarName } from '../store/describe.js';
 import { normalize } from '../reference/reference.js';
+import { openSshAgents, type SshAgents } from '../build/ssh.js';
 
 /**
  * The registry client, the SBOM cataloguers and the debug shell are loaded when a build uses them:
@@ -45,6 +46,7 @@ interface BuildFlags {
   runtime?: string;
   jobs?: string;
   secret: string[];
+  ssh: string[];
   buildContext: string[];
   onError: string;
   sbom?: boolean;
@@ -83,6 +85,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
     .option('--runtime <runtime>', 'runc, crun, bwrap or a path to an OCI runtime')
     .option('--jobs <n>', 'steps run in parallel at most (default: no limit, as BuildKit; layers are written at most one per core)')
     .option('--secret <spec>', 'id=ID,src=PATH or id=ID,env=VAR (repeatable)', collect, [])
+    .option('--ssh <spec>', 'SSH agent for RUN --mount=type=ssh: default|ID[=SOCKET|KEY[,KEY…]] (no path: $SSH_AUTH_SOCK; repeatable)', collect, [])
     .option('--build-context <name=value>', 'extra named context: a directory, docker-image://REF or oci-layout://PATH[:TAG]', collect, [])
     .option('--push', 'push the image to the registry of each -t name once it is stored')
     .option('--cache-to <spec>', 'type=registry,ref=REF[,mode=min|max][,mounts=true][,mounts-max-size=SIZE] or type=inline', collect, [])
@@ -223,7 +226,9 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
       const notes: string[] = [];
+      let ssh: SshAgents | undefined;
       try {
+        ssh = await openSshAgents(o.ssh);
         // Sandbox state beside the store: a rootless user cannot share root's directory in /tmp.
         const stateDir = join(store.root, 'sandbox');
         const executor = o.runtime ? createExecutor(o.runtime, { stateDir }) : defaultExecutor({ stateDir });
@@ -246,6 +251,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
           progress,
           signal: controller.signal,
           secrets,
+          ssh: ssh.sockets,
           sourceDateEpoch,
           pullPolicy: pull,
           resolveMissingImage: async (ref) => (await registryClient()).pullImage(store, ref),
@@ -280,6 +286,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
+        await ssh?.close();
         await removeContext();
         // Blobs of cache imports, cache exports and pushes were held for this process only.
         await store.content.releaseLease();

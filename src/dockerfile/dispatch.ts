@@ -566,6 +566,12 @@ export function dispatchStage(plan: BuildPlan, stageIndex: number, base: StageBa
         }
         if (instr.prependShell) args = shellFor(args);
         const runMounts = mounts.map((m) => resolveMount(m, dir, byName, (msg) => new DockerfileExpansionError(file, line, msg)));
+        // ssh sockets default to /run/buildkit/ssh_agent.N, and the first is SSH_AUTH_SOCK unless the
+        // environment has one (BuildKit client/llb/exec.go:155-163).
+        const sshMounts = runMounts.filter((m) => m.type === 'ssh');
+        sshMounts.forEach((m, i) => (m.target ||= `/run/buildkit/ssh_agent.${i}`));
+        const runEnv = env.toStrings();
+        if (sshMounts.length > 0 && env.get('SSH_AUTH_SOCK') === undefined) runEnv.push(`SSH_AUTH_SOCK=${sshMounts[0]!.target}`);
         // RUN history lists the stage's ARGs (|N k=v) in front of the command.
         const seen = new Map<string, number>();
         const argEnv: string[] = [];
@@ -586,7 +592,7 @@ export function dispatchStage(plan: BuildPlan, stageIndex: number, base: StageBa
           ...titled(runMounts.flatMap((m) => (m.type === 'secret' && m.env !== undefined ? [m.env] : []))),
           kind: 'run',
           args,
-          env: env.toStrings(),
+          env: runEnv,
           proxyEnv: proxyEnv(buildArgValues),
           ...(buildArgValues.BUILDKIT_SANDBOX_HOSTNAME ? { hostname: buildArgValues.BUILDKIT_SANDBOX_HOSTNAME } : {}),
           user,

@@ -4,7 +4,8 @@
 // trees are compared. buildah is the independent peer; kiln follows BuildKit, so where buildah
 // keeps the classic builder's behaviour (or lacks a feature) the difference is accepted below,
 // case by case, with its reason. An accepted difference that no longer occurs fails the case, so
-// the list stays true.
+// the list stays true. buildah's result for a case whose inputs have not changed since an earlier
+// run comes from peer-results.ts; kiln builds every case on every run.
 //
 // Special files git does not keep well (hardlinks, symlinks, setuid bits, empty directories,
 // archives) are made by each case's `setup` in a temporary copy of its folder.
@@ -29,6 +30,7 @@ import {
   type Difference,
   type Tree,
 } from './compat-image.js';
+import { archiveIdentity, buildahIdentity, peerResult, treeIdentity, type PeerResult } from './peer-results.js';
 
 const run = promisify(execFile);
 const corpus = join(repoRoot, 'test', 'build', 'compat');
@@ -246,12 +248,19 @@ async function logFiles(ctx: string): Promise<void> {
   await writeFile(join(ctx, 'nested', 'deep', 'n.log'), 'ignored below too\n');
 }
 
+/**
+ * The same bytes on every run (fixed mtimes, gzip without a name or time), so that the archives,
+ * and the contexts and server that hold them, key the same buildah results (peer-results.ts).
+ */
+const reproducibleTar = ['--numeric-owner', '--sort=name', '--mtime=2015-10-21 07:28:00 UTC'];
+const gzipNoName = '--use-compress-program=gzip -n';
+
 async function archivesContext(ctx: string): Promise<void> {
   const payload = join(ctx, '..', 'payload');
   await mkdir(payload);
   await archivePayload(payload);
-  const tar = (out: string, ...extra: string[]) => run('tar', ['--numeric-owner', '--sort=name', ...extra, '-C', payload, '-cf', out, 'pkg', 'top.txt']);
-  await tar(join(ctx, 'archive.tar.gz'), '-z');
+  const tar = (out: string, ...extra: string[]) => run('tar', [...reproducibleTar, ...extra, '-C', payload, '-cf', out, 'pkg', 'top.txt']);
+  await tar(join(ctx, 'archive.tar.gz'), gzipNoName);
   if (existsSync(join(ctx, 'Dockerfile')) && (await readFile(join(ctx, 'Dockerfile'), 'utf8')).includes('plain.tar')) {
     await tar(join(ctx, 'plain.tar'));
     await tar(join(ctx, 'archive.tar.bz2'), '-j');
@@ -280,19 +289,24 @@ interface Shared {
   base: string;
   busybox: string;
   http: string;
+  /** What the buildah results depend on besides the case: the base, buildah, what the server serves. */
+  identity: Record<string, string>;
 }
 
-/** Fresh stores for one case, each holding busybox:latest from the same fixture archive. */
+/** Fresh stores for one case, each holding busybox:latest from the same fixture archive; buildah's is filled by loadBuildahBase. */
 async function caseEnv(shared: Shared, work: string): Promise<Env> {
   const root = join(work, 'buildah-root');
   const runroot = join(work, 'buildah-run');
   const env: Env = { kilnRoot: join(work, 'kiln'), storage: ['--root', root, '--runroot', runroot, '--storage-driver', 'vfs'], http: shared.http };
-  const [loaded] = await Promise.all([
-    kiln(env.kilnRoot, ['load', '-i', shared.busybox]),
-    run('skopeo', ['copy', '-q', `oci-archive:${shared.busybox}`, `containers-storage:[vfs@${root}+${runroot}]docker.io/library/busybox:latest`]),
-  ]);
+  const loaded = await kiln(env.kilnRoot, ['load', '-i', shared.busybox]);
   assert.equal(loaded.code, 0, loaded.stderr);
   return env;
+}
+
+/** Only a case buildah builds on this run (not in the peer cache) needs busybox in buildah's store. */
+async function loadBuildahBase(shared: Shared, env: Env): Promise<void> {
+  const [root, runroot] = [env.storage[1], env.storage[3]];
+  await run('skopeo', ['copy', '-q', `oci-archive:${shared.busybox}`, `containers-storage:[vfs@${root}+${runroot}]docker.io/library/busybox:latest`]);
 }
 
 const buildah = '/usr/bin/buildah';
@@ -336,8 +350,7 @@ async function builtByKiln(c: CompatCase, env: Env, ctx: string, work: string, c
   return { config: comparableConfig(info.Config, info.Author || undefined), tree: await flattenTree(dest) };
 }
 
-async function builtByBuildah(c: CompatCase, env: Env, ctx: string, common: string[]): Promise<Built> {
-  const tag = `compat-${c.name}`;
+async function builtByBuildah(env: Env, tag: string, ctx: string, common: string[]): Promise<Built> {
   const image = await buildahBuild(env, ['-t', tag, ...common, ctx]);
   assert.ok(image.ok, `buildah bud failed:\n${image.out}`);
   const inspected = await buildahRun(env, ['inspect', '--type', 'image', tag]);
@@ -387,7 +400,7 @@ function isAccepted(d: Difference, a: Accepted): boolean {
 async function runCase(c: CompatCase, shared: Shared, t: TestContext): Promise<void> {
   const work = await mkdtemp(join(shared.base, `${c.name}-`));
   try {
-    await compareBuilds(c, await caseEnv(shared, work), await prepareContext(c, work), work, t);
+    await compareBuilds(c, shared, await caseEnv(shared, work), await prepareContext(c, work), work, t);
   } finally {
     await run(buildah, ['--root', join(work, 'buildah-root'), '--runroot', join(work, 'buildah-run'), '--storage-driver', 'vfs', 'rm', '--all']).catch(() => {});
     // buildah's vfs driver may still be letting go of a layer directory: retry ENOTEMPTY/EBUSY.
@@ -395,31 +408,49 @@ async function runCase(c: CompatCase, shared: Shared, t: TestContext): Promise<v
   }
 }
 
-async function compareBuilds(c: CompatCase, env: Env, ctx: string, work: string, t: TestContext): Promise<void> {
-  for (const b of c.before ?? []) {
-    const args = ['-t', b.tag, '-f', join(ctx, b.file), ...buildArgsOf(c, env), ctx];
-    const [k, bh] = await Promise.all([kilnBuild(env, args), buildahBuild(env, args)]);
-    assert.ok(k.ok, `kiln build of ${b.file} failed:\n${k.out}`);
-    assert.ok(bh.ok, `buildah bud of ${b.file} failed:\n${bh.out}`);
-  }
+async function compareBuilds(c: CompatCase, shared: Shared, env: Env, ctx: string, work: string, t: TestContext): Promise<void> {
+  const before = (c.before ?? []).map((b) => ['-t', b.tag, '-f', join(ctx, b.file), ...buildArgsOf(c, env), ctx]);
   const common = (file: string) => ['-f', join(ctx, file), ...buildArgsOf(c, env), ...(c.target ? ['--target', c.target] : [])];
   const kilnArgs = common(c.file ?? 'Dockerfile');
   const buildahArgs = common(c.buildahFile ?? c.file ?? 'Dockerfile');
+  const compares = !c.kilnFails && !c.fails;
+  const kilnSide = async () => {
+    for (const args of before) {
+      const k = await kilnBuild(env, args);
+      assert.ok(k.ok, `kiln build of ${args[3]} failed:\n${k.out}`);
+    }
+    return compares ? builtByKiln(c, env, ctx, work, kilnArgs) : kilnBuild(env, [...kilnArgs, ctx]);
+  };
+  const buildahSide = async (): Promise<PeerResult> => {
+    await loadBuildahBase(shared, env);
+    for (const args of before) {
+      const bh = await buildahBuild(env, args);
+      assert.ok(bh.ok, `buildah bud of ${args[3]} failed:\n${bh.out}`);
+    }
+    if (!compares) return buildahBuild(env, [...buildahArgs, ctx]);
+    return { ok: true, out: '', built: await builtByBuildah(env, `compat-${c.name}`, ctx, buildahArgs) };
+  };
+  // Everything buildah's result depends on: the loopback server's port and the temporary context's
+  // path change from run to run, so they are written as placeholders.
+  const portable = (args: string[]) => args.map((x) => x.replaceAll(ctx, '<context>').replaceAll(env.http, '<http>'));
+  const key = { case: c.name, context: await treeIdentity(ctx), before: before.map(portable), args: portable([...buildahArgs, ctx]), ...shared.identity };
+  const [k, peer] = await Promise.all([kilnSide(), peerResult('compat', key, buildahSide, { keepFailure: c.fails === true })]);
+  if (peer.cached) t.diagnostic('buildah: the result of an earlier run with the same inputs (peer-results.ts)');
   if (c.kilnFails) {
-    const [k, bh] = await Promise.all([kilnBuild(env, [...kilnArgs, ctx]), buildahBuild(env, [...buildahArgs, ctx])]);
-    assert.ok(bh.ok, `buildah bud failed:\n${bh.out}`);
-    assert.ok(!k.ok, `kiln builds it now: remove kilnFails (${c.kilnFails.reason}) so the case compares the images`);
-    assert.match(k.out, c.kilnFails.message);
+    const failed = k as { ok: boolean; out: string };
+    assert.ok(peer.result.ok, `buildah bud failed:\n${peer.result.out}`);
+    assert.ok(!failed.ok, `kiln builds it now: remove kilnFails (${c.kilnFails.reason}) so the case compares the images`);
+    assert.match(failed.out, c.kilnFails.message);
     return;
   }
   if (c.fails) {
-    const [k, bh] = await Promise.all([kilnBuild(env, [...kilnArgs, ctx]), buildahBuild(env, [...buildahArgs, ctx])]);
-    assert.ok(!bh.ok, 'buildah built a Dockerfile expected to fail');
-    assert.ok(!k.ok, 'kiln built a Dockerfile buildah refuses');
+    assert.ok(!peer.result.ok, 'buildah built a Dockerfile expected to fail');
+    assert.ok(!(k as { ok: boolean }).ok, 'kiln built a Dockerfile buildah refuses');
     return;
   }
-  const [k, bh] = await Promise.all([builtByKiln(c, env, ctx, work, kilnArgs), builtByBuildah(c, env, ctx, buildahArgs)]);
-  const differences = [...diffConfigs(k.config, bh.config), ...diffTrees(k.tree, bh.tree)];
+  const bh = peer.result.built!;
+  const kb = k as Built;
+  const differences = [...diffConfigs(kb.config, bh.config), ...diffTrees(kb.tree, bh.tree)];
   const accepted = [...everywhere, ...(c.accepted ?? [])];
   const unexpected = differences.filter((d) => !accepted.some((a) => isAccepted(d, a)));
   // The accepted differences show in the test output, so the report says what was let through.
@@ -472,13 +503,18 @@ test('kiln builds the same images as buildah for the compatibility corpus', { sk
   const payload = join(base, 'url-payload');
   await mkdir(payload);
   await archivePayload(payload);
-  await run('tar', ['--numeric-owner', '--sort=name', '-z', '-C', payload, '-cf', join(served, 'archive.tar.gz'), 'pkg', 'top.txt']);
+  await run('tar', [...reproducibleTar, gzipNoName, '-C', payload, '-cf', join(served, 'archive.tar.gz'), 'pkg', 'top.txt']);
   const { server, url } = await startServer(served);
   t.after(async () => {
     server.close();
     await rm(base, { recursive: true, force: true });
   });
-  const shared: Shared = { base, busybox: fixture('busybox'), http: url };
+  const shared: Shared = {
+    base,
+    busybox: fixture('busybox'),
+    http: url,
+    identity: { busybox: await archiveIdentity(fixture('busybox')), buildah: await buildahIdentity(buildah), served: await treeIdentity(served) },
+  };
   assert.ok(selected.length > 0, `no case named in KILN_COMPAT_CASES=${process.env.KILN_COMPAT_CASES}`);
   await Promise.all(selected.map((c) => t.test(`${c.name}: ${c.title}`, (st) => runCase(c, shared, st))));
 });

@@ -7,7 +7,8 @@
 // Unlike the compatibility suite, all cases share one kiln store and one buildah store (with
 // --layers), so the toolchain line every Go case starts with (`FROM debian:bookworm` + the same
 // apt-get RUN) is built once per tool. Cases that share such a line form a chain and run one after
-// another; two chains run at a time.
+// another; two chains run at a time. buildah's result for a case whose inputs have not changed
+// since an earlier run comes from peer-results.ts; kiln builds every case on every run.
 //
 // buildah is the independent peer, kiln follows BuildKit: where buildah departs from BuildKit the
 // case accepts the difference, citing the BuildKit source that decides. An accepted difference
@@ -33,6 +34,7 @@ import {
   type Difference,
   type Tree,
 } from './compat-image.js';
+import { archiveIdentity, buildahIdentity, mirrorIdentity, peerResult, treeIdentity, type PeerResult } from './peer-results.js';
 
 const run = promisify(execFile);
 const corpus = join(repoRoot, 'test', 'build', 'everyday');
@@ -204,7 +206,8 @@ async function rootfsTarball(ctx: string): Promise<void> {
   await chmod(join(root, 'bin', 'busybox'), 0o755);
   for (const applet of ['sh', 'ls', 'cat']) await symlink('busybox', join(root, 'bin', applet));
   await writeFile(join(root, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
-  await run('tar', ['--numeric-owner', '--owner=0', '--group=0', '--sort=name', '-z', '-C', root, '-cf', join(ctx, 'rootfs.tar.gz'), '.']);
+  // Fixed mtimes and a gzip header without a time: the same archive on every run (peer-results.ts).
+  await run('tar', ['--numeric-owner', '--owner=0', '--group=0', '--sort=name', '--mtime=2015-10-21 07:28:00 UTC', '--use-compress-program=gzip -n', '-C', root, '-cf', join(ctx, 'rootfs.tar.gz'), '.']);
 }
 
 function hostBusybox(): string {
@@ -224,15 +227,26 @@ interface Stores {
   kilnRoot: string;
   /** buildah's global flags: its own store, overlay (vfs copies every layer of a 500 MB toolchain). */
   storage: string[];
+  /** The base image archives by name (busybox:latest, debian:bookworm). */
+  bases: Map<string, string>;
+  /** Loads the bases into buildah's store, once, when a case is not in the peer cache. */
+  buildahBases?: Promise<void>;
+  /** What the buildah results depend on besides the case (see peer-results.ts). */
+  identity: Record<string, string>;
 }
 
-async function loadBase(stores: Stores, archive: string, name: string): Promise<void> {
-  const [root, runroot] = [stores.storage[1], stores.storage[3]];
-  const [loaded] = await Promise.all([
-    kiln(stores.kilnRoot, ['load', '-i', archive]),
-    run('skopeo', ['copy', '-q', `oci-archive:${archive}`, `containers-storage:[overlay@${root}+${runroot}]docker.io/library/${name}`]),
-  ]);
+async function loadKilnBase(stores: Stores, archive: string): Promise<void> {
+  const loaded = await kiln(stores.kilnRoot, ['load', '-i', archive]);
   assert.equal(loaded.code, 0, loaded.stderr);
+}
+
+function buildahBases(stores: Stores): Promise<void> {
+  const [root, runroot] = [stores.storage[1], stores.storage[3]];
+  stores.buildahBases ??= Promise.all(
+    [...stores.bases].map(([name, archive]) =>
+      run('skopeo', ['copy', '-q', `oci-archive:${archive}`, `containers-storage:[overlay@${root}+${runroot}]docker.io/library/${name}`])),
+  ).then(() => undefined);
+  return stores.buildahBases;
 }
 
 async function kilnBuild(stores: Stores, args: string[]): Promise<{ ok: boolean; out: string }> {
@@ -273,8 +287,7 @@ async function builtByKiln(c: EverydayCase, stores: Stores, ctx: string, work: s
   }
 }
 
-async function builtByBuildah(c: EverydayCase, stores: Stores, ctx: string, common: string[]): Promise<Built> {
-  const tag = `everyday-${c.name}`;
+async function builtByBuildah(stores: Stores, tag: string, ctx: string, common: string[]): Promise<Built> {
   const image = await buildahBuild(stores, ['-t', tag, ...common, ctx]);
   assert.ok(image.ok, `buildah bud failed:\n${image.out}`);
   // The config as written in the docker (v2s2) image: buildah inspect shows that document.
@@ -339,25 +352,48 @@ async function runCase(c: EverydayCase, stores: Stores, t: TestContext): Promise
 
 async function compareBuilds(c: EverydayCase, stores: Stores, ctx: string, work: string, t: TestContext): Promise<void> {
   const buildArgs = Object.entries(c.buildArgs ?? {}).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]);
-  for (const b of c.before ?? []) {
-    const args = ['-t', b.tag, '-f', join(ctx, b.file), ...buildArgs, ctx];
-    const [k, bh] = await Promise.all([kilnBuild(stores, args), buildahBuild(stores, args)]);
-    assert.ok(k.ok, `kiln build of ${b.file} failed:\n${k.out}`);
-    assert.ok(bh.ok, `buildah bud of ${b.file} failed:\n${bh.out}`);
-  }
+  const before = (c.before ?? []).map((b) => ['-t', b.tag, '-f', join(ctx, b.file), ...buildArgs, ctx]);
   const common = (file: string) => ['-f', join(ctx, file), ...buildArgs, ...(c.target ? ['--target', c.target] : [])];
   const kilnArgs = common('Dockerfile');
   const buildahArgs = common(c.buildahFile ?? 'Dockerfile');
+  const kilnSide = async () => {
+    for (const args of before) {
+      const k = await kilnBuild(stores, args);
+      assert.ok(k.ok, `kiln build of ${args[3]} failed:\n${k.out}`);
+    }
+    return c.kilnFails ? kilnBuild(stores, [...kilnArgs, ctx]) : builtByKiln(c, stores, ctx, work, kilnArgs);
+  };
+  const buildahSide = async (): Promise<PeerResult> => {
+    await buildahBases(stores);
+    for (const args of before) {
+      const bh = await buildahBuild(stores, args);
+      assert.ok(bh.ok, `buildah bud of ${args[3]} failed:\n${bh.out}`);
+    }
+    if (c.kilnFails) return buildahBuild(stores, [...buildahArgs, ctx]);
+    return { ok: true, out: '', built: await builtByBuildah(stores, `everyday-${c.name}`, ctx, buildahArgs) };
+  };
+  // Everything buildah's result depends on; paths inside the temporary context are written relative to it.
+  const key = {
+    case: c.name,
+    context: await treeIdentity(ctx),
+    before: before.map((a) => a.map((x) => x.replace(ctx, '<context>'))),
+    args: [...buildahArgs, ctx].map((x) => x.replace(ctx, '<context>')),
+    base: c.base,
+    ...stores.identity,
+  };
+  const [k, peer] = await Promise.all([kilnSide(), peerResult('everyday', key, buildahSide)]);
+  if (peer.cached) t.diagnostic('buildah: the result of an earlier run with the same inputs (peer-results.ts)');
   if (c.kilnFails) {
-    const [k, bh] = await Promise.all([kilnBuild(stores, [...kilnArgs, ctx]), buildahBuild(stores, [...buildahArgs, ctx])]);
-    assert.ok(bh.ok, `buildah bud failed:\n${bh.out}`);
-    assert.ok(!k.ok, `kiln builds it now: remove kilnFails (${c.kilnFails.reason}) so the case compares the images`);
-    assert.match(k.out, c.kilnFails.message);
+    const failed = k as { ok: boolean; out: string };
+    assert.ok(peer.result.ok, `buildah bud failed:\n${peer.result.out}`);
+    assert.ok(!failed.ok, `kiln builds it now: remove kilnFails (${c.kilnFails.reason}) so the case compares the images`);
+    assert.match(failed.out, c.kilnFails.message);
     t.diagnostic(`known failing: ${c.kilnFails.reason}`);
     return;
   }
-  const [k, bh] = await Promise.all([builtByKiln(c, stores, ctx, work, kilnArgs), builtByBuildah(c, stores, ctx, buildahArgs)]);
-  const differences = [...diffConfigs(k.config, bh.config), ...diffTrees(withoutIgnored(k.tree), withoutIgnored(bh.tree))];
+  const bh = peer.result.built!;
+  const kb = k as Built;
+  const differences = [...diffConfigs(kb.config, bh.config), ...diffTrees(withoutIgnored(kb.tree), withoutIgnored(bh.tree))];
   const accepted = [...everywhere, ...(c.accepted ?? [])];
   const unexpected = differences.filter((d) => !accepted.some((a) => isAccepted(d, a)));
   for (const d of differences) {
@@ -394,7 +430,7 @@ function aptMirror(): string | undefined {
 }
 
 /** The debian:bookworm fixture, or why the Debian cases cannot run here. */
-async function debianFixture(): Promise<{ archive?: string; skip?: string }> {
+async function debianFixture(): Promise<{ archive?: string; mirror?: string; skip?: string }> {
   const mirror = aptMirror();
   if (!mirror) return { skip: 'no Debian mirror in /etc/apt: the debian:bookworm fixture and apt-get in RUN need one' };
   try {
@@ -404,10 +440,10 @@ async function debianFixture(): Promise<{ archive?: string; skip?: string }> {
     return { skip: `the Debian mirror ${mirror} is unreachable (${(e as Error).message}): apt-get in RUN cannot install` };
   }
   const env = process.env.KILN_DEBIAN_OCI;
-  if (env && existsSync(env)) return { archive: env };
+  if (env && existsSync(env)) return { archive: env, mirror };
   try {
     // Cached in ~/.cache/kiln-fixtures after the first run (debootstrap takes minutes).
-    return { archive: execFileSync('bash', [join(repoRoot, 'scripts', 'fixtures.sh'), 'debian'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim() };
+    return { archive: execFileSync('bash', [join(repoRoot, 'scripts', 'fixtures.sh'), 'debian'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim(), mirror };
   } catch (e) {
     const stderr = String((e as { stderr?: string }).stderr ?? '').trim().split('\n').slice(-3).join(' | ');
     return { skip: `scripts/fixtures.sh debian failed, so the debian:bookworm cases cannot run: ${stderr}` };
@@ -433,16 +469,22 @@ test('kiln builds the same images as buildah for the everyday corpus', { skip: u
     base,
     kilnRoot: join(base, 'kiln'),
     storage: ['--root', join(base, 'buildah-root'), '--runroot', join(base, 'buildah-run'), '--storage-driver', 'overlay'],
+    bases: new Map([['busybox:latest', fixture('busybox')]]),
+    identity: { buildah: await buildahIdentity(buildah), busybox: await archiveIdentity(fixture('busybox')) },
   };
   t.after(async () => {
     await buildahRun(stores, ['rm', '--all']);
     await buildahRun(stores, ['rmi', '--all', '--force']);
     await rm(base, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
   });
-  await loadBase(stores, fixture('busybox'), 'busybox:latest');
+  await loadKilnBase(stores, fixture('busybox'));
   const debian = selected.some((c) => c.base === 'debian') ? await debianFixture() : {};
-  if (debian.archive) await loadBase(stores, debian.archive, 'debian:bookworm');
-  else if (debian.skip) t.diagnostic(`debian cases skipped: ${debian.skip}`);
+  if (debian.archive) {
+    await loadKilnBase(stores, debian.archive);
+    stores.bases.set('debian:bookworm', debian.archive);
+    // What apt-get installs is the mirror's: a new point release is a new result.
+    Object.assign(stores.identity, { debian: await archiveIdentity(debian.archive), mirror: await mirrorIdentity(debian.mirror!) });
+  } else if (debian.skip) t.diagnostic(`debian cases skipped: ${debian.skip}`);
 
   // Chains in order of cost (the Go toolchain first), each case of a chain after the one before.
   const chains = new Map<string, EverydayCase[]>();

@@ -1,8 +1,10 @@
+// A command-line tool, as most Go images ship: `version` prints the version stamped in at build
+// time, any other command greets. (go-scratch is the HTTP service; a second net/http program
+// would only make the suite compile the standard library's network stack again.)
 package main
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 )
 
@@ -13,7 +15,9 @@ func main() {
 		fmt.Println(version)
 		return
 	}
-	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "hello %s\n", version) })
-	_ = http.ListenAndServe(":8080", nil)
+	command := "run"
+	if len(os.Args) > 1 {
+		command = os.Args[1]
+	}
+	fmt.Fprintf(os.Stdout, "hello %s: %s\n", version, command)
 }
