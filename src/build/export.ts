@@ -3,7 +3,8 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { tempPathFor } from '../store/atomic.js';
 import type { Store, StoredImage } from '../store/store.js';
-import type { Descriptor } from '../oci/types.js';
+import type { Descriptor, Index, Manifest, Platform } from '../oci/types.js';
+import { MediaType } from '../oci/mediatypes.js';
 import type { StageResult } from './solver.js';
 import { UsageError } from '../errors.js';
 import { normalize } from '../reference/reference.js';
@@ -117,4 +118,26 @@ export async function exportResult(store: Store, result: StageResult, tags: stri
   // its other builds still have blobs written and not yet recorded. The command drops it at its end
   // (or the process's exit does).
   return image;
+}
+
+/**
+ * A multi-platform build's result: one image per platform and an OCI image index over them
+ * (image-spec image-index.md: each manifest descriptor carries its platform), recorded in the store
+ * under `tags`. The per-platform images get no entry of their own in index.json: the index holds them.
+ */
+export async function exportIndex(store: Store, results: { platform: Platform; result: StageResult }[], tags: string[], output: Output): Promise<Descriptor> {
+  if (output.type !== 'image') throw new UsageError(`--output type=${output.type} holds one platform: build each --platform on its own, or store the index (type=image) and kiln save --format oci it`);
+  const manifests: Descriptor[] = [];
+  for (const { platform, result } of results) {
+    const config = await store.putJSON(result.config, MediaType.OciConfig);
+    const manifest: Manifest = { schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: result.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })) };
+    const annotations = baseAnnotations(result);
+    if (annotations) manifest.annotations = annotations;
+    const desc = await store.putJSON(manifest, MediaType.OciManifest);
+    manifests.push({ ...desc, platform: { os: platform.os, architecture: platform.architecture, ...(platform.variant ? { variant: platform.variant } : {}) } });
+  }
+  const index: Index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests };
+  const desc = await store.putJSON(index, MediaType.OciIndex);
+  await store.addImage(desc, [...(output.name ? [output.name] : []), ...tags]);
+  return desc;
 }

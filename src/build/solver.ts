@@ -23,10 +23,12 @@ import {
 } from '../dockerfile/index.js';
 import { isGitSource } from '../dockerfile/dispatch.js';
 import { cloneGitContext, parseGitSource, type GitSourceSpec } from './gitcontext.js';
-import type { ImageConfig } from '../oci/types.js';
+import type { ImageConfig, Platform } from '../oci/types.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { Store, StoredImage } from '../store/store.js';
-import { hostPlatform } from '../store/store.js';
+import { hostPlatform, PlatformUnknown } from '../store/store.js';
+import { formatPlatform } from '../dockerfile/platform.js';
+import { checkEmulation } from '../sandbox/emulation.js';
 import type { Executor, Mount, NetworkMode, RunRequest } from '../sandbox/executor.js';
 import { resolveChown, resolveUser } from '../sandbox/user.js';
 import { InvalidUserSpec, UnknownUser } from '../sandbox/errors.js';
@@ -73,7 +75,7 @@ export interface BuildRequest {
   ssh?: Map<string, string>;
   sourceDateEpoch?: number;
   /** Resolve a base image that is not in the store (pulling, once a registry client exists). */
-  resolveMissingImage?: (ref: string) => Promise<StoredImage>;
+  resolveMissingImage?: (ref: string, platform?: Platform) => Promise<StoredImage>;
   pullPolicy: 'always' | 'missing' | 'never';
   /** --build-context name=…: extra directories and image aliases, by lower-cased name. */
   namedContexts?: Map<string, NamedContext>;
@@ -84,6 +86,16 @@ export interface BuildRequest {
   onRunFailure?: (failure: RunFailure) => Promise<void>;
   /** --cache-from: records imported from registries, consulted after the local cache. */
   cacheSources?: CacheSource[];
+  /** The platform the image is built for (TARGETPLATFORM); the host's by default. */
+  platform?: Platform;
+  /**
+   * Steps of a multi-platform build by cache key, shared by its per-platform solves: a step whose key
+   * two platforms share (a FROM --platform=$BUILDPLATFORM stage that reads no TARGET* arg) runs once.
+   */
+  sharedSteps?: Map<string, Promise<{ layer: LayerRef | undefined; created: string }>>;
+  /** Progress vertex ids start above this (per-platform solves report to one display), and steps are titled with the platform. */
+  vertexBase?: number;
+  platformLabel?: string;
 }
 
 /** A failed RUN: where it is in the Dockerfile and the sandbox it ran in (root filesystem still mounted). */
@@ -175,9 +187,10 @@ interface PreparedCopy {
  * key and its own definition; a key found in the cache reuses the recorded layer instead of running.
  */
 export async function solve(req: BuildRequest): Promise<BuildResult> {
-  const platform = hostPlatform();
+  const host = hostPlatform();
+  const targetPlatform = req.platform ?? host;
   const named = req.namedContexts ?? new Map<string, NamedContext>();
-  const planned = planBuild(parseDockerfile(req.dockerfile.text, { file: req.dockerfile.name }), { buildArgs: req.buildArgs, target: req.target, platform, namedContexts: new Set(named.keys()) });
+  const planned = planBuild(parseDockerfile(req.dockerfile.text, { file: req.dockerfile.name }), { buildArgs: req.buildArgs, target: req.target, platform: targetPlatform, namedContexts: new Set(named.keys()) });
   const { epoch, plan } = await resolveDockerfileEpoch(planned, req, new Set(named.keys()));
   req = { ...req, sourceDateEpoch: epoch };
   const warnings: Warning[] = [...plan.warnings];
@@ -205,7 +218,10 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     i = base.kind === 'stage' ? base.index : undefined;
   }
   const images = new Map<string, Promise<StoredImage>>();
-  let vertex = 0;
+  let vertex = req.vertexBase ?? 0;
+  const samePlatform = (a: Platform, b: Platform) => a.os === b.os && a.architecture === b.architecture && (a.variant ?? '').replace(/^v8$/, '') === (b.variant ?? '').replace(/^v8$/, '');
+  /** The platform a stage runs for: its FROM --platform, else the target's (BuildKit convert.go: platformOpt). */
+  const stagePlatform = (index: number): Platform => plan.stages[index]!.platform ?? targetPlatform;
   const file = req.dockerfile.name;
   const now = req.sourceDateEpoch !== undefined ? new Date(req.sourceDateEpoch * 1000) : new Date();
 
@@ -216,6 +232,18 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   // A required secret that was not given fails the build before any step runs.
   for (const { id, line } of requiredSecrets(plan)) {
     if (!req.secrets.has(id)) throw new BuildStepError(file, line, `secret "${id}" is required but was not given (use --secret id=${id},src=FILE)`);
+  }
+
+  // A RUN for a platform this machine cannot execute needs its QEMU interpreter: checked before any
+  // step runs, so the build fails at once with the command that fixes it.
+  const native = (p: Platform) => p.architecture === host.architecture || (host.architecture === 'amd64' && p.architecture === '386');
+  for (const sp of plan.stages) {
+    const p = stagePlatform(sp.index);
+    if (sp.used && !native(p) && sp.instructions.some((i) => i.kind === 'run')) {
+      await checkEmulation(p).catch((e: Error) => {
+        throw new BuildStepError(file, sp.instructions.find((i) => i.kind === 'run')!.line, e.message);
+      });
+    }
   }
 
   /** docker-image://scratch is the empty image (BuildKit dockerui/namedcontext.go:80). */
@@ -239,33 +267,38 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   // `via`: the names an alias chain went through. An alias naming itself or an earlier name
   // (busybox=docker-image://busybox) is the image of that name, as BuildKit resolves a
   // docker-image:// context without looking at the named contexts again.
-  const resolveImage = (ref: string, line: number, via: ReadonlySet<string> = new Set()): Promise<StoredImage> => {
-    let p = images.get(ref);
+  // `platform`: the image's entry for it. The host's is what an index resolves to anyway, so an image
+  // without platform information (or of another platform) stays usable for a host build, as before.
+  const resolveImage = (ref: string, line: number, platform: Platform = targetPlatform, via: ReadonlySet<string> = new Set()): Promise<StoredImage> => {
+    const wanted = samePlatform(platform, host) ? undefined : platform;
+    const memo = `${wanted ? formatPlatform(wanted) : ''}\0${ref}`;
+    let p = images.get(memo);
     if (!p) {
       p = (async () => {
         const alias = named.get(ref.toLowerCase());
         const seen = new Set([...via, ref.toLowerCase()]);
-        if (alias?.kind === 'image' && !seen.has(alias.ref.toLowerCase())) return resolveImage(alias.ref, line, seen);
+        if (alias?.kind === 'image' && !seen.has(alias.ref.toLowerCase())) return resolveImage(alias.ref, line, platform, seen);
         if (alias?.kind === 'oci-layout') return loadOciLayout(req.store, alias.path, alias.ref).catch((e: Error) => {
           throw new BuildStepError(file, line, `build context "${ref}": ${e.message}`);
         });
         if (req.pullPolicy !== 'always') {
           try {
-            return await req.store.resolveImage(ref);
+            return await req.store.resolveImage(ref, wanted);
           } catch (e) {
+            if (e instanceof PlatformUnknown && (req.pullPolicy === 'never' || !req.resolveMissingImage)) throw new BuildStepError(file, line, `base image: ${e.message}`);
             if (!(e instanceof ImageUnknown)) throw e;
           }
         }
         if (req.pullPolicy !== 'never' && req.resolveMissingImage) {
           try {
-            return await req.resolveMissingImage(ref);
+            return await req.resolveMissingImage(ref, wanted);
           } catch (e) {
             throw new BuildStepError(file, line, `base image "${ref}" is not in the store and could not be pulled: ${(e as Error).message}`);
           }
         }
         throw new BuildStepError(file, line, `base image "${ref}" not found in the store (load it with kiln load or pull it)`);
       })();
-      images.set(ref, p);
+      images.set(memo, p);
     }
     return p;
   };
@@ -306,17 +339,19 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   const stageLabel = (index: number) => plan.stages[index]!.name ?? `stage-${index}`;
   const noCacheStage = (index: number) => !!req.noCacheStages?.some((n) => n.toLowerCase() === (plan.stages[index]!.name ?? String(index)).toLowerCase());
   /** The layers a COPY --from or RUN --mount from= names: a stage (built first) or an image. */
-  const sourceLayers = async (from: SourceRef, line: number): Promise<LayerRef[]> => {
+  // An image a COPY --from or a mount names is the target platform's (BuildKit: the stage's platform).
+  const sourceLayers = async (from: SourceRef, line: number, platform: Platform = targetPlatform): Promise<LayerRef[]> => {
     if ('stage' in from) return (await stage(from.stage)).layers;
     if (namedScratch(from.image)) return [];
     const dir = namedDir(from.image);
     if (dir) return [(await dirBase(dir)).layer];
-    return imageLayers(await resolveImage(from.image, line));
+    return imageLayers(await resolveImage(from.image, line, platform));
   };
   const describeSource = (from: SourceRef) => ('stage' in from ? `stage ${stageLabel(from.stage)}` : `image ${from.image}`);
 
   async function buildStage(index: number): Promise<StageResult> {
     const sp = plan.stages[index]!;
+    const platform = stagePlatform(index);
     let layers: LayerRef[] = [];
     let keys: string[] = [];
     let key: string;
@@ -344,8 +379,8 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       key = cacheKey('', { scratch: true, platform });
       baseInput = { config: { architecture: platform.architecture, os: platform.os, config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] } };
     } else if (fromRef !== undefined) {
-      req.progress.start(fromId, `[${stageLabel(index)} 1/${0}] FROM ${fromName}`.replace(' 1/0]', ']'));
-      const img = await resolveImage(fromRef, sp.line);
+      req.progress.start(fromId, `[${req.platformLabel ? `${req.platformLabel} ` : ""}${stageLabel(index)} 1/${0}] FROM ${fromName}`.replace(' 1/0]', ']'));
+      const img = await resolveImage(fromRef, sp.line, platform);
       req.progress.done(fromId);
       layers = imageLayers(img);
       key = cacheKey('', { image: img.manifestDescriptor.digest });
@@ -389,7 +424,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     for (const [n, step] of program.steps.entries()) {
       checkAbort();
       const id = ++vertex;
-      const name = `[${stageLabel(index)} ${n + 1 + fromSteps}/${total}] ${(step.title ?? step.instruction).replace(/\s+/g, ' ').trim()}`;
+      const name = `[${req.platformLabel ? `${req.platformLabel} ` : ''}${stageLabel(index)} ${n + 1 + fromSteps}/${total}] ${(step.title ?? step.instruction).replace(/\s+/g, ' ').trim()}`;
       const stepKey = await keyOf(step, key, layers);
       if (step.kind === 'run') for (const m of step.mounts) if (m.type === 'cache') noteCacheMount(m);
       const hit = req.noCache || noCacheStage(index) ? undefined : await cache.get(stepKey, imageStages.has(index));
@@ -400,21 +435,37 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
         if (hit.layer) layers = [...layers, hit.layer];
         else emptyHistory.add(step.historyIndex);
       } else {
-        const layer = await limiter.run(async () => {
-          checkAbort();
+        const parentKey = key;
+        const parentLayers = layers;
+        const run = async () => {
+          const layer = await limiter.run(async () => {
+            checkAbort();
+            req.progress.start(id, name);
+            const next = program.steps[n + 1];
+            if (step.kind === 'run' && next?.kind === 'copy') prepareAhead(next, parentLayers);
+            try {
+              const l = await execute(step, parentLayers, id);
+              req.progress.done(id);
+              return l;
+            } catch (e) {
+              req.progress.done(id, (e as Error).message.split('\n')[0]);
+              throw e;
+            }
+          });
+          return { layer, created: (await cache.put(stepKey, layer, parentKey)).created };
+        };
+        // Another platform's solve running the very same step (same key): its result is this one's.
+        let running = req.sharedSteps?.get(stepKey);
+        if (running) {
           req.progress.start(id, name);
-          const next = program.steps[n + 1];
-          if (step.kind === 'run' && next?.kind === 'copy') prepareAhead(next, layers);
-          try {
-            const l = await execute(step, layers, id);
-            req.progress.done(id);
-            return l;
-          } catch (e) {
-            req.progress.done(id, (e as Error).message.split('\n')[0]);
-            throw e;
-          }
-        });
-        const rec = await cache.put(stepKey, layer, key);
+          await running.catch(() => {});
+          req.progress.cached(id);
+        } else {
+          running = run();
+          req.sharedSteps?.set(stepKey, running);
+        }
+        const rec = await running;
+        const layer = rec.layer;
         if (req.sourceDateEpoch === undefined && rec.created > stageTime) stageTime = rec.created;
         if (layer) layers = [...layers, layer];
         else emptyHistory.add(step.historyIndex);
@@ -484,7 +535,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     if (namedScratch(src.image)) return 'scratch';
     const dir = namedDir(src.image);
     if (dir) return (await dirBase(dir)).key;
-    return (await resolveImage(src.image, line)).manifestDescriptor.digest;
+    return (await resolveImage(src.image, line, targetPlatform)).manifestDescriptor.digest;
   }
 
   /**

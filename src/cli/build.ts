@@ -3,12 +3,14 @@ import { readFile, writeFile, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { collect, openStore, out, type GlobalOptions } from './context.js';
-import { solve, type NamedContext, type RunFailure } from '../build/solver.js';
+import { solve, type BuildRequest, type NamedContext, type RunFailure } from '../build/solver.js';
 import { addInlineCache, exportCache, importCaches, parseCacheFrom, parseCacheTo } from './buildcache.js';
 import { BuildContext } from '../build/context.js';
 import { cloneGitContext, isGitContext, parseGitContext } from '../build/gitcontext.js';
 import { fetchHTTPContext, isHTTPContext, newestMtime } from '../build/httpcontext.js';
-import { exportResult, parseOutput } from '../build/export.js';
+import { exportIndex, exportResult, parseOutput } from '../build/export.js';
+import { parsePlatform } from '../dockerfile/platform.js';
+import type { Platform } from '../oci/types.js';
 import { plainProgress, ttyProgress } from '../ui/progress.js';
 import { silentProgress } from '../build/progress.js';
 import { loadDockerignore } from '../dockerfile/index.js';
@@ -81,7 +83,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
     .option('-o, --output <spec>', 'type=image (default), type=registry,name=REF, type=oci|docker|tar,dest=FILE, type=oci,tar=false,dest=DIR (an OCI layout), "name=A,B" (names in index.json), type=local,dest=DIR', collect, [])
     .option('--iidfile <file>', 'write the image ID to this file')
     .option('--progress <mode>', 'auto, plain, tty or quiet', 'auto')
-    .option('--platform <platform>', `target platform (only the host's: ${formatPlatform(hostPlatform())})`)
+    .option('--platform <platforms>', `target platforms, comma-separated (default: this machine's, ${formatPlatform(hostPlatform())}); several make an image index; foreign RUNs are emulated with QEMU`)
     .option('--runtime <runtime>', 'runc, crun, bwrap or a path to an OCI runtime')
     .option('--jobs <n>', 'steps run in parallel at most (default: no limit, as BuildKit; layers are written at most one per core)')
     .option('--secret <spec>', 'id=ID,src=PATH or id=ID,env=VAR (repeatable)', collect, [])
@@ -97,12 +99,12 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
       const pull = o.pull === 'true' ? 'always' : o.pull === 'false' ? 'missing' : o.pull;
       if (pull !== 'always' && pull !== 'missing' && pull !== 'never') throw new UsageError(`--pull: "${o.pull}" is not always, missing or never`);
       if (!['default', 'none', 'host'].includes(o.network)) throw new UsageError(`--network: "${o.network}" is not default, none or host`);
-      if (o.platform && o.platform.replace(/\/v8$/, '') !== formatPlatform(hostPlatform()).replace(/\/v8$/, '') && o.platform !== 'local') {
-        throw new UsageError(`--platform ${o.platform}: kiln builds only for this machine's platform (${formatPlatform(hostPlatform())})`);
-      }
+      const platforms = parsePlatforms(o.platform);
       const outputs = o.output.map(parseOutput);
       if (outputs.length > 1) throw new UsageError('only one --output is supported');
       const output = outputs[0] ?? { type: 'image' as const };
+      if (platforms.length > 1 && output.type !== 'image') throw new UsageError(`--output type=${output.type} holds one platform, and --platform names ${platforms.length}: store the index (type=image) and kiln save --format oci it, or build each platform on its own`);
+      if (platforms.length > 1 && (o.onError === 'shell' || o.cacheTo.length || o.sbom)) throw new UsageError('--on-error=shell, --cache-to and --sbom are for single-platform builds for now');
       for (const t of o.tag) normalize(t);
       const pushNames = output.type === 'image' && (output.push || o.push) ? [...(output.name ? [output.name] : []), ...o.tag] : [];
       if (o.push && output.type !== 'image') throw new UsageError(`--push cannot be used with --output type=${output.type}`);
@@ -233,7 +235,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
         const stateDir = join(store.root, 'sandbox');
         const executor = o.runtime ? createExecutor(o.runtime, { stateDir }) : defaultExecutor({ stateDir });
         const cacheSources = await importCaches(cacheFrom, (m) => progress.warn(m));
-        const result = await solve({
+        const request: BuildRequest = {
           store,
           context,
           dockerfile: { text: dockerfileText, name: o.file === '-' ? 'Dockerfile' : basename(dockerfilePath) },
@@ -254,11 +256,38 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
           ssh: ssh.sockets,
           sourceDateEpoch,
           pullPolicy: pull,
-          resolveMissingImage: async (ref) => (await registryClient()).pullImage(store, ref),
+          resolveMissingImage: async (ref: string, platform?: Platform) => (await registryClient()).pullImage(store, ref, platform ? { platform } : {}),
           namedContexts,
           cacheSources,
           ...(o.onError === 'shell' ? { onRunFailure: async (failure: RunFailure) => (await import('../container/debug.js')).debugShell(executor, failure) } : {}),
-        });
+        };
+        if (platforms.length > 1) {
+          // One solve per platform, in parallel, sharing steps of equal keys (the build platform's
+          // stages run once); the result is an image index (BuildKit: one result per platform ref).
+          const sharedSteps = new Map();
+          const results = await Promise.allSettled(
+            platforms.map((platform, i) => solve({ ...request, platform, sharedSteps, vertexBase: i * 1_000_000, platformLabel: formatPlatform(platform) })),
+          );
+          const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+          if (failed) throw failed.reason;
+          const built = results.map((r, i) => ({ platform: platforms[i]!, result: (r as PromiseFulfilledResult<Awaited<ReturnType<typeof solve>>>).value }));
+          if (controller.signal.aborted) throw new BuildCancelled('build cancelled');
+          for (const { result } of built) for (const w of result.warnings) progress.warn(`${w.rule}: ${w.message}${w.line ? ` (line ${w.line})` : ''}${warningHints[w.rule] ?? ''}`);
+          const index = await exportIndex(store, built, o.tag, output);
+          progress.close();
+          if (mode !== 'quiet') {
+            process.stderr.write(`writing image index ${index.digest} (${platforms.map(formatPlatform).join(', ')}) done\n`);
+            for (const t of o.tag) process.stderr.write(`naming to ${familiarName(normalize(t))} done\n`);
+          }
+          if (o.iidfile) await writeFile(o.iidfile, index.digest);
+          if (mode === 'quiet') out(index.digest);
+          for (const name of pushNames) {
+            const pushed = await (await registryClient()).pushImage(store, name, name);
+            if (mode !== 'quiet') process.stderr.write(`pushing ${familiarName(normalize(name))}: ${pushed.reference}: digest: ${pushed.digest} size: ${pushed.size}\n`);
+          }
+          return;
+        }
+        const result = await solve({ ...request, ...(platforms[0] ? { platform: platforms[0] } : {}) });
         if (controller.signal.aborted) throw new BuildCancelled('build cancelled');
         for (const w of result.warnings) progress.warn(`${w.rule}: ${w.message}${w.line ? ` (line ${w.line})` : ''}${warningHints[w.rule] ?? ''}`);
         if (cacheTo.some((c) => c.type === 'inline')) await addInlineCache(store, result);
@@ -298,6 +327,28 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
 const warningHints: Record<string, string> = {
   SecretsUsedInArgOrEnv: ': pass secrets with --secret id=ID,src=FILE and RUN --mount=type=secret,id=ID, which never stores them',
 };
+
+/**
+ * --platform's comma-separated list (buildx: platformutil.Parse), normalised and without repeats;
+ * "local" is this machine's. Empty for none given: the build is the host's, as before.
+ */
+function parsePlatforms(value: string | undefined): Platform[] {
+  if (value === undefined || value === '') return [];
+  const out: Platform[] = [];
+  for (const part of value.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    let p: Platform;
+    try {
+      p = part === 'local' ? hostPlatform() : parsePlatform(part);
+    } catch (e) {
+      throw new UsageError(`--platform ${part}: ${(e as Error).message}`);
+    }
+    if (p.os !== 'linux') throw new UsageError(`--platform ${part}: kiln builds linux images only`);
+    // arm64's v8 is its default variant (containerd platforms.Normalize).
+    if (p.architecture === 'arm64' && p.variant === 'v8') p = { os: p.os, architecture: p.architecture };
+    if (!out.some((q) => formatPlatform(q) === formatPlatform(p))) out.push(p);
+  }
+  return out;
+}
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];

@@ -21,7 +21,12 @@ export interface StoredImage {
   config: ImageConfig;
   /** Fully qualified names (docker.io/library/busybox:latest) tagged to this image. */
   names: string[];
+  /** The image index this image was chosen from by platform, when the names name an index. */
+  index?: Descriptor;
 }
+
+/** An image in the store (or a registry) has no entry for the platform asked for. */
+export class PlatformUnknown extends ImageUnknown {}
 
 /** The platform kiln builds for and picks from indexes: the host's. */
 export function hostPlatform(): Platform {
@@ -181,37 +186,89 @@ export class Store {
     return [...byDigest.values()];
   }
 
-  /** All images, one record per distinct manifest, with their names. */
-  async listImages(): Promise<StoredImage[]> {
+  /** All images, one record per distinct manifest, with their names; an index as its `platform` entry. */
+  async listImages(platform?: Platform): Promise<StoredImage[]> {
     const out: StoredImage[] = [];
     for (const { desc, names } of await this.indexedManifests()) {
-      const img = await this.loadImage(desc, names).catch(() => undefined);
+      const img = await this.loadImage(desc, names, platform).catch(() => undefined);
       if (img) out.push(img);
     }
     return out;
   }
 
-  /** Read manifest and config behind a descriptor; an index resolves to the host platform's manifest. */
-  async loadImage(desc: Descriptor, names: string[] = []): Promise<StoredImage> {
+  /**
+   * Read manifest and config behind a descriptor; an index resolves to its `platform` entry (the
+   * host's by default). With a platform given, a single image of another OS or architecture is no match.
+   */
+  async loadImage(desc: Descriptor, names: string[] = [], platform?: Platform): Promise<StoredImage> {
     const doc = await this.content.readJSON<Manifest & Index>(desc.digest);
     const mt = doc.mediaType ?? desc.mediaType;
     if (isIndex(mt) || (!doc.config && Array.isArray(doc.manifests))) {
-      const chosen = selectPlatform(doc.manifests, hostPlatform());
-      if (!chosen) throw new ImageUnknown(`index ${desc.digest} has no manifest for ${formatPlatform(hostPlatform())}`);
+      const want = platform ?? hostPlatform();
+      const chosen = selectPlatform(doc.manifests, want);
+      if (!chosen) throw new ImageUnknown(`index ${desc.digest} has no manifest for ${formatPlatform(want)}`);
       const inner = await this.loadImage(chosen, names);
-      return inner;
+      return { ...inner, index: { mediaType: desc.mediaType, digest: desc.digest, size: desc.size } };
     }
     validateManifest(doc, desc.digest);
     const config = await this.content.readJSON<ImageConfig>(doc.config.digest);
+    if (platform && (config.os !== platform.os || config.architecture !== platform.architecture)) {
+      throw new ImageUnknown(`image ${desc.digest} is ${formatPlatform({ os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) })}, not ${formatPlatform(platform)}`);
+    }
     return { id: doc.config.digest, manifestDescriptor: desc, manifest: doc, config, names };
+  }
+
+  /**
+   * The platforms of the image `ref` names: every entry of an index, or the one of a single image
+   * (from its config). Undefined when nothing of that name is in the store.
+   */
+  async platformsOf(ref: string): Promise<{ index?: Descriptor; platforms: Platform[] } | undefined> {
+    const img = await this.resolveImage(ref).catch(() => undefined);
+    const any = img ?? (await this.resolveAnyPlatform(ref));
+    if (!any) return undefined;
+    if (!any.index) return { platforms: [{ os: any.config.os, architecture: any.config.architecture, ...(any.config.variant ? { variant: any.config.variant } : {}) }] };
+    const doc = await this.content.readJSON<Index>(any.index.digest);
+    return { index: any.index, platforms: doc.manifests.filter((m) => m.platform).map((m) => m.platform!) };
+  }
+
+  /** `ref` as the first platform its index has, when it has none for the host. */
+  private async resolveAnyPlatform(ref: string): Promise<StoredImage | undefined> {
+    const name = (() => {
+      try {
+        return normalize(ref);
+      } catch {
+        return undefined;
+      }
+    })();
+    for (const { desc, names } of await this.indexedManifests()) {
+      if (!(name && names.includes(name)) && desc.digest !== ref) continue;
+      const doc = await this.content.readJSON<Partial<Index>>(desc.digest).catch(() => undefined);
+      const first = doc?.manifests?.find((m) => m.platform);
+      if (first) return this.loadImage(desc, names, first.platform);
+    }
+    return undefined;
   }
 
   /**
    * Find an image by name (busybox, busybox:1, name@sha256:…), by image ID or a unique prefix of it,
    * or by manifest digest. Names win over ID prefixes, as in docker.
    */
-  async resolveImage(ref: string): Promise<StoredImage> {
-    const images = await this.listImages();
+  async resolveImage(ref: string, platform?: Platform): Promise<StoredImage> {
+    if (platform) {
+      // An image of that name without the platform is an error naming both (not "not found").
+      try {
+        return await this.resolveImageIn(await this.listImages(platform), ref);
+      } catch (e) {
+        if (!(e instanceof ImageUnknown)) throw e;
+        const has = await this.platformsOf(ref);
+        if (!has) throw e;
+        throw new PlatformUnknown(`image "${ref}" has no ${formatPlatform(platform)} variant (it has ${has.platforms.map(formatPlatform).join(', ') || 'no platform'})`);
+      }
+    }
+    return this.resolveImageIn(await this.listImages(), ref);
+  }
+
+  private async resolveImageIn(images: StoredImage[], ref: string): Promise<StoredImage> {
     let parsed;
     try {
       parsed = parseReference(ref);
