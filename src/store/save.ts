@@ -6,7 +6,7 @@ import { Writable, type Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { decompress } from '../archive/index.js';
 import { MediaType, layerCompression } from '../oci/mediatypes.js';
-import { RefNameAnnotation, type Descriptor, type Manifest } from '../oci/types.js';
+import { RefNameAnnotation, type Descriptor, type Index, type Manifest } from '../oci/types.js';
 import { encodedOf, DigestingStream } from '../oci/digest.js';
 import { parseReference, familiarString, familiarRepository } from '../reference/reference.js';
 import { tempPathFor } from './atomic.js';
@@ -94,6 +94,9 @@ async function writeImages(store: Store, items: SaveItem[], format: ArchiveForma
     const manifests: Descriptor[] = [];
     for (const { image, name } of items) {
       const blobs = [image.manifestDescriptor, image.manifest.config, ...image.manifest.layers];
+      // An image chosen from an index (a multi-platform build): the index and every image of it
+      // the store holds, so that `kiln load` gets every platform back.
+      if (image.index) blobs.push(image.index, ...(await indexBlobs(store, image.index)));
       for (const b of blobs) {
         if (written.has(b.digest)) continue;
         written.add(b.digest);
@@ -105,7 +108,7 @@ async function writeImages(store: Store, items: SaveItem[], format: ArchiveForma
         annotations[ContainerdImageNameAnnotation] = name;
         annotations[RefNameAnnotation] = ref.tag ?? 'latest';
       }
-      const { mediaType, digest, size } = image.manifestDescriptor;
+      const { mediaType, digest, size } = image.index ?? image.manifestDescriptor;
       manifests.push({ mediaType, digest, size, ...(name ? { annotations } : {}) });
       // The image's referrers (signatures, SBOMs) go with it, listed by artifactType as the image
       // layout lists them in the store, so `kiln load` keeps them beside the image.
@@ -151,6 +154,19 @@ async function writeImages(store: Store, items: SaveItem[], format: ArchiveForma
     await entry('manifest.json', JSON.stringify(manifestJson));
     await entry('repositories', JSON.stringify(repositories));
   }
+}
+
+/** The manifests an index names that the store holds, with their configs and layers (nested indexes too). */
+async function indexBlobs(store: Store, index: Descriptor): Promise<Descriptor[]> {
+  const out: Descriptor[] = [];
+  for (const m of (await store.content.readJSON<Index>(index.digest)).manifests) {
+    if (!(await store.content.has(m.digest))) continue;
+    const doc = await store.content.readJSON<Partial<Manifest & Index>>(m.digest);
+    out.push(m);
+    if (doc.manifests) out.push(...(await indexBlobs(store, m)));
+    else out.push(...(doc.config ? [doc.config] : []), ...(doc.layers ?? []));
+  }
+  return out;
 }
 
 /** A tar entry's size must be known before its content: decompress once to count when not recorded. */

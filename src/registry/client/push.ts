@@ -63,6 +63,9 @@ export async function pushImage(store: Store, source: string, destination?: stri
     throw new UsageError(`"${source}" is not a name of the image: give the name to push to (kiln push ${source} REGISTRY/REPOSITORY:TAG)`);
   }
   const dest: Reference = parseNamed(destination ?? source);
+  // A name of an image index (kiln build --platform A,B): the index and every image in it, when
+  // the store holds them all (a pull keeps only the platform it pulled: then that image alone).
+  if (img.index && (await holdsAll(store, img.index))) return pushIndex(store, img.index, dest, opts);
   const configBlob = img.manifest.config;
   for (const b of [configBlob, ...img.manifest.layers]) emit({ type: 'blob', digest: b.digest, kind: b === configBlob ? 'config' : 'layer', state: 'waiting', current: 0, total: b.size });
   const pushed = await distributableImage(store, img, opts);
@@ -70,6 +73,31 @@ export async function pushImage(store: Store, source: string, destination?: stri
   // An image without names is not recorded compressed: its referrers are still the stored manifest's.
   const referrersOf = (pushed.names.length ? pushed : img).manifestDescriptor.digest;
   return pushManifest(store, dest, { blobs: [configBlob, ...pushed.manifest.layers], bytes, mediaType: pushed.manifestDescriptor.mediaType, referrersOf }, opts);
+}
+
+async function holdsAll(store: Store, index: Descriptor): Promise<boolean> {
+  const doc = await store.content.readJSON<Index>(index.digest);
+  for (const m of doc.manifests) if (!(await store.content.has(m.digest))) return false;
+  return true;
+}
+
+/**
+ * Push an image index: each manifest (by digest, with its blobs, as stored, so that the index's
+ * digests stay true), then the index under the tag (distribution-spec: manifests an index names
+ * must exist first).
+ */
+async function pushIndex(store: Store, index: Descriptor, dest: Reference, opts: PushOptions): Promise<PushResult> {
+  const doc = await store.content.readJSON<Index>(index.digest);
+  for (const m of doc.manifests) {
+    const child = await store.content.readJSON<Partial<Manifest & Index>>(m.digest);
+    if (child.manifests) {
+      await pushIndex(store, m, { ...dest, tag: undefined, digest: m.digest }, opts);
+      continue;
+    }
+    const blobs = [child.config!, ...(child.layers ?? [])];
+    await pushManifest(store, { ...dest, tag: undefined, digest: m.digest }, { blobs, bytes: await store.content.read(m.digest), mediaType: m.mediaType, referrersOf: m.digest }, opts);
+  }
+  return pushManifest(store, dest, { blobs: [], bytes: await store.content.read(index.digest), mediaType: doc.mediaType ?? index.mediaType, referrersOf: index.digest }, opts);
 }
 
 /**
