@@ -14,5 +14,12 @@ export KILN_BUSYBOX_MULTI_OCI
 if [ -z "${KILN_HADOLINT:-}" ] && [ -d /work/.mirror/hadolint+hadolint/repo ]; then
   export KILN_HADOLINT=/work/.mirror/hadolint+hadolint/repo
 fi
-mapfile -t files < <(find dist/test -name '*.test.js' | sort)
+# The longest files first, so that the end of the run is many short files on both workers rather
+# than one long file on one of them.
+first=(dist/test/build/everyday.test.js dist/test/registry/server/scale-out.test.js dist/test/build/compat.test.js
+  dist/test/registry/server/faults.test.js dist/test/sign/registry.test.js)
+mapfile -t rest < <(find dist/test -name '*.test.js' | sort)
+files=()
+for f in "${first[@]}"; do [ -f "$f" ] && files+=("$f"); done
+for f in "${rest[@]}"; do [[ " ${first[*]} " == *" $f "* ]] || files+=("$f"); done
 exec node --enable-source-maps --test --test-concurrency="${KILN_TEST_CONCURRENCY:-2}" "${files[@]}"
