@@ -29,7 +29,7 @@ import type { Store, StoredImage } from '../store/store.js';
 import { hostPlatform, PlatformUnknown } from '../store/store.js';
 import { formatPlatform } from '../dockerfile/platform.js';
 import { checkEmulation } from '../sandbox/emulation.js';
-import type { Executor, Mount, NetworkMode, RunRequest } from '../sandbox/executor.js';
+import type { Executor, Mount, NetworkMode, Rlimit, RunRequest } from '../sandbox/executor.js';
 import { resolveChown, resolveUser } from '../sandbox/user.js';
 import { InvalidUserSpec, UnknownUser } from '../sandbox/errors.js';
 import { ensureWorkingDir } from '../sandbox/mountpoints.js';
@@ -71,6 +71,10 @@ export interface BuildRequest {
   signal: AbortSignal;
   /** Secret values by id (from --secret), never stored. */
   secrets: Map<string, Buffer>;
+  /** --shm-size: bytes of every RUN's /dev/shm (64 MiB when not given). */
+  shmSize?: number;
+  /** --ulimit: every RUN's resource limits. */
+  ulimits?: Rlimit[];
   /** SSH agent sockets on the host by id (from --ssh), for RUN --mount=type=ssh. */
   ssh?: Map<string, string>;
   sourceDateEpoch?: number;
@@ -512,7 +516,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       const ctx = await Promise.all(
         step.mounts.filter((m) => m.type === 'bind' && !m.from).map((m) => contextMountKey(m.source)),
       );
-      return cacheKey(parent, { run: step.args, env: step.env, user: step.user, workdir: step.workdir, network: step.network, mounts, fromKeys, ctx, inline: step.inlineFiles, net: req.network, ...(step.hostname ? { hostname: step.hostname } : {}) });
+      return cacheKey(parent, { run: step.args, env: step.env, user: step.user, workdir: step.workdir, network: step.network, mounts, fromKeys, ctx, inline: step.inlineFiles, net: req.network, ...(step.hostname ? { hostname: step.hostname } : {}), ...(req.shmSize ? { shm: req.shmSize } : {}), ...(req.ulimits ? { ulimits: req.ulimits } : {}) });
     }
     if (step.kind === 'workdir') return cacheKey(parent, { workdir: step.path, user: step.user });
     void layers;
@@ -721,6 +725,8 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
         network,
         hostname: step.hostname ?? runId.slice(0, 12),
         mounts,
+        ...(req.shmSize ? { shmSize: req.shmSize } : {}),
+        ...(req.ulimits ? { rlimits: req.ulimits } : {}),
       };
       const result = await req.executor.run({ ...sandbox, stdout: sink('stdout'), stderr: sink('stderr'), signal: req.signal });
       if (result.exitCode !== 0) {

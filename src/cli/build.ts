@@ -256,7 +256,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
           ssh: ssh.sockets,
           sourceDateEpoch,
           pullPolicy: pull,
-          resolveMissingImage: async (ref: string, platform?: Platform) => (await registryClient()).pullImage(store, ref, platform ? { platform } : {}),
+          resolveMissingImage: async (ref: string, platform?: Platform) => (await registryClient()).pullImage(store, ref, platform ? { platform, keepIndex: true } : {}),
           namedContexts,
           cacheSources,
           ...(o.onError === 'shell' ? { onRunFailure: async (failure: RunFailure) => (await import('../container/debug.js')).debugShell(executor, failure) } : {}),

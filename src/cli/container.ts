@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { createWriteStream } from 'node:fs';
 import { readFile, rename, rm } from 'node:fs/promises';
-import { collect, openStore, out, writeToStdout, type GlobalOptions } from './context.js';
+import { collect, openStore, out, platformFlag, writeToStdout, type GlobalOptions } from './context.js';
 import { renderTemplate } from './images.js';
 import { UsageError } from '../errors.js';
 import { tempPathFor } from '../store/atomic.js';
@@ -63,6 +63,7 @@ const runFlags: FlagSpec[] = [
   { name: 'read-only' },
   { name: 'init' },
   { name: 'runtime', value: 'one' },
+  { name: 'platform', value: 'one' },
   { name: 'help', short: 'h' },
 ];
 
@@ -139,6 +140,7 @@ Options:
       --read-only          mount the container's root filesystem read-only
       --init               run an init as PID 1 that forwards signals and reaps zombies
       --runtime NAME       runc, crun, bwrap or the path of an OCI runtime
+      --platform OS/ARCH   an image index's entry for this platform (default: the host's; a foreign one runs under QEMU)
 `;
 
 async function createOptions(args: string[]): Promise<(CreateOptions & { detach: boolean }) | undefined> {
@@ -168,6 +170,7 @@ async function createOptions(args: string[]): Promise<(CreateOptions & { detach:
     ...(str('workdir') !== undefined ? { workdir: str('workdir') } : {}),
     ...(str('user') !== undefined ? { user: str('user') } : {}),
     ...(str('runtime') !== undefined ? { runtime: str('runtime') } : {}),
+    ...(str('platform') !== undefined ? { platform: platformFlag(str('platform')) } : {}),
     env,
     tty: flags.tty === true,
     interactive: flags.interactive === true,

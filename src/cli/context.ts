@@ -2,6 +2,8 @@ import type { Writable } from 'node:stream';
 import { KilnError, UsageError } from '../errors.js';
 import { Store } from '../store/store.js';
 import { defaultRoot } from '../store/root.js';
+import { parsePlatform } from '../dockerfile/platform.js';
+import type { Platform } from '../oci/types.js';
 
 /** Shared by every command: where the store is. `--root` (global) wins over $KILN_ROOT. */
 export interface GlobalOptions {
@@ -31,4 +33,16 @@ export async function writeToStdout(noun: string, write: (out: Writable) => Prom
   await write(process.stdout).catch((e: NodeJS.ErrnoException) => {
     throw e.code === 'EPIPE' ? new KilnError(`standard output was closed before the ${noun} was complete`) : e;
   });
+}
+
+/** A command's --platform os/arch[/variant] (containerd's syntax), normalised; undefined when not given. */
+export function platformFlag(value: string | undefined): Platform | undefined {
+  if (value === undefined) return undefined;
+  try {
+    const p = parsePlatform(value);
+    // arm64's v8 is its default variant (containerd platforms.Normalize).
+    return p.architecture === 'arm64' && p.variant === 'v8' ? { os: p.os, architecture: p.architecture } : p;
+  } catch (e) {
+    throw new UsageError(`--platform ${value}: ${(e as Error).message}`);
+  }
 }

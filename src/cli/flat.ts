@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { collect, openStore, out, writeToStdout, type GlobalOptions } from './context.js';
+import { collect, openStore, out, platformFlag, writeToStdout, type GlobalOptions } from './context.js';
 import { importTarball } from '../store/import.js';
 import { exportImage, exportImageFile } from '../store/export.js';
 import { KilnError, UsageError } from '../errors.js';
@@ -25,10 +25,11 @@ export function registerFlatCommands(program: Command, globals: () => GlobalOpti
     .command('export')
     .description('Write the flattened filesystem of an image as a tar archive (stdout by default)')
     .option('-o, --output <file>', 'write to this file instead of stdout')
+    .option('--platform <os/arch[/variant]>', "an image index's entry for this platform (default: the host's)")
     .argument('<image>')
-    .action(async (ref: string, o: { output?: string }) => {
+    .action(async (ref: string, o: { output?: string; platform?: string }) => {
       const store = await openStore(globals());
-      const image = await store.resolveImage(ref);
+      const image = await store.resolveImage(ref, platformFlag(o.platform));
       if (o.output && o.output !== '-') await exportImageFile(store, image, o.output);
       else await writeToStdout('tar archive', (stdout) => exportImage(store, image, stdout));
     });

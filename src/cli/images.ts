@@ -9,6 +9,9 @@ import { UsageError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { storeTree } from '../bake/lineage.js';
 import { byCodeUnits } from '../order.js';
+import { formatPlatform } from '../dockerfile/platform.js';
+import type { Index } from '../oci/types.js';
+import { platformFlag } from './context.js';
 
 /** images, tag, rmi, inspect, history, prune: commands over the local store. */
 export function registerImageCommands(program: Command, globals: () => GlobalOptions): void {
@@ -35,17 +38,26 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
     .argument('[repository]', 'only images of this repository')
     .action(async (repository: string | undefined, o: { quiet?: boolean; digests?: boolean; trunc: boolean; format?: string; tree?: boolean }) => {
       const store = await openStore(globals());
-      const images = await store.listImages();
+      // An index (kiln build --platform A,B) is one row, its platforms listed; one without the
+      // host's platform is shown by its first.
+      const images = await store.listImages('any');
+      const platformsOf = new Map<string, string>();
+      for (const img of images) {
+        if (!img.index) continue;
+        const doc = await store.content.readJSON<Index>(img.index.digest);
+        platformsOf.set(img.index.digest, doc.manifests.filter((m) => m.platform).map((m) => formatPlatform(m.platform!)).join(','));
+      }
       if (o.tree) {
         process.stdout.write(storeTree(images));
         return;
       }
-      type Row = { repo: string; tag: string; digest: string; id: string; created?: string; size: number };
+      type Row = { repo: string; tag: string; digest: string; id: string; created?: string; size: number; platforms?: string };
       const rows: Row[] = [];
       const wantRepo = repository ? familiarRepository(parseReference(repository)) : undefined;
       for (const img of images) {
         const size = await store.imageSize(img);
-        const base = { digest: img.manifestDescriptor.digest, id: img.id, created: img.config.created, size };
+        const platforms = img.index ? platformsOf.get(img.index.digest) : undefined;
+        const base = { digest: img.manifestDescriptor.digest, id: img.id, created: img.config.created, size, ...(platforms ? { platforms } : {}) };
         if (img.names.length === 0) rows.push({ repo: '<none>', tag: '<none>', ...base });
         for (const name of img.names) {
           const ref = parseReference(name);
@@ -62,12 +74,14 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
       }
       if (o.format === 'json') {
         for (const r of shown) {
-          out(JSON.stringify({ Repository: r.repo, Tag: r.tag, Digest: r.digest, ID: r.id, CreatedAt: r.created ?? '', Size: r.size }));
+          out(JSON.stringify({ Repository: r.repo, Tag: r.tag, Digest: r.digest, ID: r.id, CreatedAt: r.created ?? '', Size: r.size, ...(r.platforms ? { Platforms: r.platforms.split(',') } : {}) }));
         }
         return;
       }
       if (o.format && o.format !== 'table') throw new UsageError(`unknown --format "${o.format}": use "json" or "table"`);
-      const headers = ['REPOSITORY', 'TAG', ...(o.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'];
+      // PLATFORMS only when an index is listed: the table of single-platform images stays docker's.
+      const withPlatforms = shown.some((r) => r.platforms);
+      const headers = ['REPOSITORY', 'TAG', ...(o.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE', ...(withPlatforms ? ['PLATFORMS'] : [])];
       const table = shown.map((r) => [
         r.repo,
         r.tag,
@@ -75,6 +89,7 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
         o.trunc ? shortId(r.id) : r.id,
         timeAgo(r.created),
         humanSize(r.size),
+        ...(withPlatforms ? [r.platforms ?? ''] : []),
       ]);
       process.stdout.write(renderTable(headers, table));
     });
@@ -115,11 +130,12 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
     .command('inspect')
     .description('Show low-level information on images, as docker image inspect')
     .option('-f, --format <template>', 'a Go-template-like path such as {{.Config.Env}} or {{json .Config}}')
+    .option('--platform <os/arch[/variant]>', "an image index's entry for this platform (default: the host's)")
     .argument('<image...>')
-    .action(async (refs: string[], o: { format?: string }) => {
+    .action(async (refs: string[], o: { format?: string; platform?: string }) => {
       const store = await openStore(globals());
       const docs = [];
-      for (const ref of refs) docs.push(await inspectImage(store, await store.resolveImage(ref)));
+      for (const ref of refs) docs.push(await inspectImage(store, await store.resolveImage(ref, platformFlag(o.platform))));
       if (o.format) {
         for (const d of docs) out(renderTemplate(o.format, d));
         return;
@@ -134,10 +150,11 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
     .option('-q, --quiet', 'only show image IDs')
     .option('-H, --human [bool]', 'print sizes and dates in human readable format', 'true')
     .option('--format <format>', '"json" for one JSON object per line')
+    .option('--platform <os/arch[/variant]>', "an image index's entry for this platform (default: the host's)")
     .argument('<image>')
-    .action(async (ref: string, o: { trunc: boolean; quiet?: boolean; human: string | boolean; format?: string }) => {
+    .action(async (ref: string, o: { trunc: boolean; quiet?: boolean; human: string | boolean; format?: string; platform?: string }) => {
       const store = await openStore(globals());
-      const rows = await historyRows(store, await store.resolveImage(ref));
+      const rows = await historyRows(store, await store.resolveImage(ref, platformFlag(o.platform)));
       const human = o.human !== 'false' && o.human !== false;
       if (o.quiet) {
         out(rows.map((r) => (r.id === '<missing>' || !o.trunc ? r.id : shortId(r.id))).join('\n'));

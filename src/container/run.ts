@@ -10,7 +10,9 @@ import { createExecutor, defaultExecutor, InvalidUserSpec, resolveUser, SandboxF
 import { hostPathInRoot } from '../sandbox/rootpath.js';
 import { mountContainer, unmountContainer, upperOf, viewImage } from '../snapshot/container.js';
 import type { LayerRef } from '../snapshot/snapshotter.js';
-import type { Store } from '../store/store.js';
+import { hostPlatform, PlatformUnknown, type Store } from '../store/store.js';
+import type { Platform } from '../oci/types.js';
+import { checkEmulation } from '../sandbox/emulation.js';
 import { anonymousVolumeName, containerConfig, hostnameOf, parseVolumes, processArgs, processEnv, type RunOptions } from './config.js';
 import { ContainerStateError, StartFailed } from './errors.js';
 import { containerInit, initPath } from './init.js';
@@ -36,16 +38,25 @@ export interface CreateOptions extends RunOptions {
   init: boolean;
   readOnly: boolean;
   runtime?: string;
+  /** The entry of an image index to run (kiln run --platform); the host's by default. */
+  platform?: Platform;
 }
 
 /** `kiln create` (and the first half of `kiln run`): record a container for `opts.image`; nothing runs yet. */
 export async function createFromImage(store: Store, opts: CreateOptions): Promise<Container> {
   let image;
   try {
-    image = await store.resolveImage(opts.image);
+    image = await store.resolveImage(opts.image, opts.platform);
   } catch (e) {
+    if (e instanceof PlatformUnknown) throw new StartFailed(e.message);
     if (e instanceof ImageUnknown) throw new StartFailed(`Unable to find image '${opts.image}' locally (load it with kiln load or pull it)`);
     throw e;
+  }
+  // A foreign platform's processes run under QEMU: refused here, with the fix, when it is not set up.
+  if (opts.platform && opts.platform.architecture !== hostPlatform().architecture) {
+    await checkEmulation(opts.platform).catch((e: Error) => {
+      throw new StartFailed(e.message);
+    });
   }
   const config = containerConfig(image.config.config, opts);
   const binds: Bind[] = parseVolumes(opts.volumes);

@@ -54,6 +54,8 @@ export function createBwrapExecutor(opts: BwrapExecutorOptions = {}): Executor {
 async function runInBwrap(command: string, stateDir: string, cacheDir: string, req: RunRequest): Promise<RunResult> {
   if (req.signal?.aborted) throw abortError(req.signal);
   if (req.process.terminal) throw new SandboxFailed('the bwrap executor cannot allocate a terminal; use runc');
+  // bwrap has no option for them, and a limit set on kiln's side would bind kiln too.
+  if (req.rlimits) throw new SandboxFailed('the bwrap executor cannot set resource limits (--ulimit); use runc');
   const init = await sandboxInit(cacheDir);
   const run = await prepareRun(req, stateDir);
   let exitCode: number;
@@ -151,7 +153,7 @@ function bwrapArgs(req: RunRequest, run: PreparedRun, env: string[]): string[] {
   args.push('--hostname', req.hostname ?? defaultHostname, '--json-status-fd', String(bwrapStatusFd));
   args.push('--bind', req.rootfs, '/');
   args.push('--proc', '/proc', '--dev', '/dev');
-  args.push('--perms', '1777', '--size', String(64 << 20), '--tmpfs', '/dev/shm');
+  args.push('--perms', '1777', '--size', String(req.shmSize || 64 << 20), '--tmpfs', '/dev/shm');
   args.push('--mqueue', '/dev/mqueue');
   args.push('--ro-bind', '/sys', '/sys');
   for (const p of maskedPaths) {

@@ -29,6 +29,14 @@ export interface ProcessSpec {
 
 export type NetworkMode = 'default' | 'host' | 'none';
 
+/** A POSIX resource limit (config.md "POSIX process", rlimits); -1 is RLIM_INFINITY. */
+export interface Rlimit {
+  /** RLIMIT_NOFILE, RLIMIT_NPROC, … */
+  type: string;
+  soft: number;
+  hard: number;
+}
+
 export interface RunRequest {
   /** Unique among running sandboxes; used for the runtime's container id and temp dirs. */
   id: string;
@@ -41,6 +49,10 @@ export interface RunRequest {
   /** Additional mounts (cache, secret, bind, tmpfs mounts of RUN --mount), applied after the standard ones. */
   mounts?: Mount[];
   readonlyRootfs?: boolean;
+  /** Size of the /dev/shm tmpfs in bytes; 64 MiB when not given (Docker's default). */
+  shmSize?: number;
+  /** The process's resource limits, instead of the default (RLIMIT_NOFILE 1048576). */
+  rlimits?: Rlimit[];
   stdin?: Readable;
   stdout?: Writable;
   stderr?: Writable;

@@ -61,7 +61,8 @@ async function runInRuntime(command: string, stateDir: string, req: RunRequest):
 async function runBundle(command: string, req: RunRequest, run: PreparedRun): Promise<number> {
   const bundle = run.workDir;
   const log = path.join(bundle, 'runtime.log');
-  await writeFile(path.join(bundle, 'config.json'), JSON.stringify(runtimeConfig(req, run), null, 2));
+  // RLIM_INFINITY is 2^64-1, more than a JavaScript number holds exactly: written as a literal.
+  await writeFile(path.join(bundle, 'config.json'), JSON.stringify(runtimeConfig(req, run), null, 2).replaceAll(`"${unlimited}"`, '18446744073709551615'));
 
   const args = [...runtimeGlobalArgs, '--log', log, '--log-format', 'json', 'run', '--bundle', bundle, req.id];
   const attached = spawnAttached(command, args, req, [], req.process.terminal === true);
@@ -121,7 +122,6 @@ export function runtimeConfig(req: RunRequest, run: PreparedRun): object {
   // runc brings lo up in a network namespace it creates.
   if (req.network === 'none') namespaces.push({ type: 'network' });
   const user = req.process.user;
-  const nofile = nofileLimit();
   return {
     ociVersion: '1.0.2',
     process: {
@@ -131,7 +131,8 @@ export function runtimeConfig(req: RunRequest, run: PreparedRun): object {
       env: req.process.env,
       cwd: req.process.cwd,
       capabilities: { bounding: caps, effective: caps, permitted: caps },
-      rlimits: [{ type: 'RLIMIT_NOFILE', hard: nofile, soft: nofile }],
+      // --ulimit replaces the default, as BuildKit's rlimits do (executor/oci/spec_linux.go:132-155).
+      rlimits: req.rlimits ? req.rlimits.map(({ type, soft, hard }) => ({ type, soft: rlimitValue(soft), hard: rlimitValue(hard) })) : [{ type: 'RLIMIT_NOFILE', hard: nofileLimit(), soft: nofileLimit() }],
       noNewPrivileges: true,
     },
     root: { path: req.rootfs, readonly: req.readonlyRootfs === true },
@@ -140,6 +141,9 @@ export function runtimeConfig(req: RunRequest, run: PreparedRun): object {
     linux: { namespaces, maskedPaths, readonlyPaths },
   };
 }
+
+const unlimited = 'RLIM_INFINITY';
+const rlimitValue = (v: number): number | string => (v < 0 ? unlimited : v);
 
 /**
  * Docker's RLIMIT_NOFILE of 1048576, but no more than kiln's own hard limit: raising a hard limit needs
@@ -162,7 +166,7 @@ function pseudoFilesystemMounts(req: RunRequest): Mount[] {
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
     { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', req.shmSize ? `size=${req.shmSize}` : 'size=65536k'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     req.network === 'none'
       ? { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] }

@@ -187,7 +187,7 @@ export class Store {
   }
 
   /** All images, one record per distinct manifest, with their names; an index as its `platform` entry. */
-  async listImages(platform?: Platform): Promise<StoredImage[]> {
+  async listImages(platform?: Platform | 'any'): Promise<StoredImage[]> {
     const out: StoredImage[] = [];
     for (const { desc, names } of await this.indexedManifests()) {
       const img = await this.loadImage(desc, names, platform).catch(() => undefined);
@@ -198,11 +198,25 @@ export class Store {
 
   /**
    * Read manifest and config behind a descriptor; an index resolves to its `platform` entry (the
-   * host's by default). With a platform given, a single image of another OS or architecture is no match.
+   * host's by default; 'any': the host's, else the first the store holds, for listings). With a
+   * platform given, a single image of another OS or architecture is no match.
    */
-  async loadImage(desc: Descriptor, names: string[] = [], platform?: Platform): Promise<StoredImage> {
+  async loadImage(desc: Descriptor, names: string[] = [], platform?: Platform | 'any'): Promise<StoredImage> {
     const doc = await this.content.readJSON<Manifest & Index>(desc.digest);
     const mt = doc.mediaType ?? desc.mediaType;
+    if (platform === 'any') {
+      const host = await this.loadImage(desc, names).catch((e: Error) => e);
+      if (!(host instanceof Error) || !Array.isArray(doc.manifests)) {
+        if (host instanceof Error) throw host;
+        return host;
+      }
+      for (const m of doc.manifests) {
+        if (!m.platform) continue;
+        const img = await this.loadImage(desc, names, m.platform).catch(() => undefined);
+        if (img) return img;
+      }
+      throw host;
+    }
     if (isIndex(mt) || (!doc.config && Array.isArray(doc.manifests))) {
       const want = platform ?? hostPlatform();
       const chosen = selectPlatform(doc.manifests, want);
@@ -243,8 +257,11 @@ export class Store {
     for (const { desc, names } of await this.indexedManifests()) {
       if (!(name && names.includes(name)) && desc.digest !== ref) continue;
       const doc = await this.content.readJSON<Partial<Index>>(desc.digest).catch(() => undefined);
-      const first = doc?.manifests?.find((m) => m.platform);
-      if (first) return this.loadImage(desc, names, first.platform);
+      for (const m of doc?.manifests ?? []) {
+        if (!m.platform) continue;
+        const img = await this.loadImage(desc, names, m.platform).catch(() => undefined);
+        if (img) return img;
+      }
     }
     return undefined;
   }
@@ -262,6 +279,8 @@ export class Store {
         if (!(e instanceof ImageUnknown)) throw e;
         const has = await this.platformsOf(ref);
         if (!has) throw e;
+        // Listed but not here: an index pulled for other platforms, whose entry can still be pulled.
+        if (has.platforms.some((p) => selectPlatform([{ mediaType: MediaType.OciManifest, digest: '', size: 0, platform: p }], platform))) throw e;
         throw new PlatformUnknown(`image "${ref}" has no ${formatPlatform(platform)} variant (it has ${has.platforms.map(formatPlatform).join(', ') || 'no platform'})`);
       }
     }

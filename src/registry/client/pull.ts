@@ -31,6 +31,11 @@ export interface PullOptions {
   /** Mirrors and insecure registries; default: read from kiln's config file. */
   config?: RegistriesConfig;
   retry?: RetryPolicy;
+  /**
+   * Record the index under the name even for another platform than the host's: a build for several
+   * platforms pulls each platform's entry of one base, and the name must keep meaning the index.
+   */
+  keepIndex?: boolean;
 }
 
 export interface PullResult {
@@ -150,7 +155,7 @@ async function pullFrom(store: Store, ref: Reference, endpoint: Endpoint, opts: 
     // The store resolves an index to the host's entry; an index pulled for another platform is
     // recorded as that platform's manifest instead, so that the name means what was pulled.
     const host = hostPlatform();
-    if (platform.os === host.os && platform.architecture === host.architecture && (platform.variant ?? host.variant) === host.variant) {
+    if (opts.keepIndex || (platform.os === host.os && platform.architecture === host.architecture && (platform.variant ?? host.variant) === host.variant)) {
       recorded = { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length };
     }
   }
@@ -161,7 +166,7 @@ async function pullFrom(store: Store, ref: Reference, endpoint: Endpoint, opts: 
     // An uncompressed layer's digest is its diffID: its uncompressed size is known for free.
     if (layerCompression(l.mediaType) === 'none' && config.rootfs?.diff_ids?.[i] === l.digest) await store.setLayerInfo(l.digest, { diffId: l.digest, size: l.size });
   }
-  const stored = await store.loadImage(recorded, [name]);
+  const stored = await store.loadImage(recorded, [name], recorded === imageDesc ? undefined : platform);
   return { image: stored, digest: top.digest, name, downloaded, endpoint };
 }
 
