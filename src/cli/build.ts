@@ -22,6 +22,8 @@ import type { NetworkMode } from '../sandbox/executor.js';
 import { familiarName } from '../store/describe.js';
 import { normalize } from '../reference/reference.js';
 import { openSshAgents, type SshAgents } from '../build/ssh.js';
+import { InvalidUlimit, parseUlimit } from '../sandbox/ulimit.js';
+import { ramInBytes } from '../dockerfile/gocompat.js';
 
 /**
  * The registry client, the SBOM cataloguers and the debug shell are loaded when a build uses them:
@@ -49,6 +51,8 @@ interface BuildFlags {
   jobs?: string;
   secret: string[];
   ssh: string[];
+  shmSize?: string;
+  ulimit: string[];
   buildContext: string[];
   onError: string;
   sbom?: boolean;
@@ -88,6 +92,8 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
     .option('--jobs <n>', 'steps run in parallel at most (default: no limit, as BuildKit; layers are written at most one per core)')
     .option('--secret <spec>', 'id=ID,src=PATH or id=ID,env=VAR (repeatable)', collect, [])
     .option('--ssh <spec>', 'SSH agent for RUN --mount=type=ssh: default|ID[=SOCKET|KEY[,KEY…]] (no path: $SSH_AUTH_SOCK; repeatable)', collect, [])
+    .option('--shm-size <bytes>', 'size of /dev/shm in RUN: bytes, or with a unit (128m, 1g); default 64m')
+    .option('--ulimit <name=soft[:hard]>', 'resource limit of RUN processes, as docker: nofile=1024:2048 (repeatable)', collect, [])
     .option('--build-context <name=value>', 'extra named context: a directory, docker-image://REF or oci-layout://PATH[:TAG]', collect, [])
     .option('--push', 'push the image to the registry of each -t name once it is stored')
     .option('--cache-to <spec>', 'type=registry,ref=REF[,mode=min|max][,mounts=true][,mounts-max-size=SIZE] or type=inline', collect, [])
@@ -135,6 +141,16 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
         } else if (process.env[id] !== undefined) secrets.set(id, Buffer.from(process.env[id]!));
         else throw new UsageError(`--secret ${s}: needs src=PATH or env=VAR`);
       }
+      const shmSize = o.shmSize === undefined ? undefined : ramInBytes(o.shmSize);
+      if (shmSize === undefined && o.shmSize !== undefined) throw new UsageError(`--shm-size: invalid size: '${o.shmSize}'`);
+      const ulimits = o.ulimit.map((u) => {
+        try {
+          return parseUlimit(u);
+        } catch (e) {
+          if (e instanceof InvalidUlimit) throw new UsageError(`--ulimit: ${e.message}`);
+          throw e;
+        }
+      });
       const namedContexts = new Map<string, NamedContext>();
       for (const spec of o.buildContext) {
         const i = spec.indexOf('=');
@@ -254,6 +270,8 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
           signal: controller.signal,
           secrets,
           ssh: ssh.sockets,
+          ...(shmSize ? { shmSize } : {}),
+          ...(ulimits.length ? { ulimits } : {}),
           sourceDateEpoch,
           pullPolicy: pull,
           resolveMissingImage: async (ref: string, platform?: Platform) => (await registryClient()).pullImage(store, ref, platform ? { platform, keepIndex: true } : {}),
