@@ -238,17 +238,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     if (!req.secrets.has(id)) throw new BuildStepError(file, line, `secret "${id}" is required but was not given (use --secret id=${id},src=FILE)`);
   }
 
-  // A RUN for a platform this machine cannot execute needs its QEMU interpreter: checked before any
-  // step runs, so the build fails at once with the command that fixes it.
-  const native = (p: Platform) => p.architecture === host.architecture || (host.architecture === 'amd64' && p.architecture === '386');
-  for (const sp of plan.stages) {
-    const p = stagePlatform(sp.index);
-    if (sp.used && !native(p) && sp.instructions.some((i) => i.kind === 'run')) {
-      await checkEmulation(p).catch((e: Error) => {
-        throw new BuildStepError(file, sp.instructions.find((i) => i.kind === 'run')!.line, e.message);
-      });
-    }
-  }
+  await checkEmulators(plan, file);
 
   /** docker-image://scratch is the empty image (BuildKit dockerui/namedcontext.go:80). */
   const namedScratch = (ref: string): boolean => {
@@ -1081,6 +1071,32 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     for (const c of gitClones.values()) await (await c.catch(() => undefined))?.cleanup();
   }
 
+}
+
+/**
+ * A RUN for a platform this machine cannot execute needs its QEMU interpreter: checked before any
+ * step runs (for every platform of a multi-platform build before any of them starts), so the build
+ * fails at once with the command that fixes it.
+ */
+export async function checkEmulators(plan: BuildPlan, file: string): Promise<void> {
+  const host = hostPlatform();
+  const native = (p: Platform) => p.architecture === host.architecture || (host.architecture === 'amd64' && p.architecture === '386');
+  for (const sp of plan.stages) {
+    const p = sp.platform ?? plan.targetPlatform;
+    const run = sp.instructions.find((i) => i.kind === 'run');
+    if (sp.used && run && !native(p)) {
+      await checkEmulation(p).catch((e: Error) => {
+        throw new BuildStepError(file, run.line, e.message);
+      });
+    }
+  }
+}
+
+/** checkEmulators for a build request before it is solved (kiln build --platform A,B checks all first). */
+export async function checkEmulatorsFor(req: Pick<BuildRequest, 'dockerfile' | 'buildArgs' | 'target' | 'platform' | 'namedContexts'>): Promise<void> {
+  const named = new Set((req.namedContexts ?? new Map()).keys());
+  const plan = planBuild(parseDockerfile(req.dockerfile.text, { file: req.dockerfile.name }), { buildArgs: req.buildArgs, target: req.target, platform: req.platform ?? hostPlatform(), namedContexts: named });
+  await checkEmulators(plan, req.dockerfile.name);
 }
 
 function isUrl(s: string): boolean {

@@ -3,7 +3,7 @@ import { readFile, writeFile, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { collect, openStore, out, type GlobalOptions } from './context.js';
-import { solve, type BuildRequest, type NamedContext, type RunFailure } from '../build/solver.js';
+import { checkEmulatorsFor, solve, type BuildRequest, type NamedContext, type RunFailure } from '../build/solver.js';
 import { addInlineCache, exportCache, importCaches, parseCacheFrom, parseCacheTo } from './buildcache.js';
 import { BuildContext } from '../build/context.js';
 import { cloneGitContext, isGitContext, parseGitContext } from '../build/gitcontext.js';
@@ -282,6 +282,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
         if (platforms.length > 1) {
           // One solve per platform, in parallel, sharing steps of equal keys (the build platform's
           // stages run once); the result is an image index (BuildKit: one result per platform ref).
+          for (const platform of platforms) await checkEmulatorsFor({ ...request, platform });
           const sharedSteps = new Map();
           const results = await Promise.allSettled(
             platforms.map((platform, i) => solve({ ...request, platform, sharedSteps, vertexBase: i * 1_000_000, platformLabel: formatPlatform(platform) })),

@@ -11,7 +11,9 @@ import type { Platform } from '../oci/types.js';
 /** A platform's RUN steps cannot run here: no usable interpreter is registered. */
 export class EmulatorUnavailable extends KilnError {}
 
-const binfmtDir = '/proc/sys/fs/binfmt_misc';
+/** KILN_BINFMT_MISC: another directory to read the entries from (tests give it entries without F). */
+const binfmtDir = process.env.KILN_BINFMT_MISC ?? '/proc/sys/fs/binfmt_misc';
+const procDir = '/proc/sys/fs/binfmt_misc';
 
 /** QEMU's name for an OCI architecture: the binfmt entry is qemu-<name> (Debian's qemu-user-static). */
 function qemuName(p: Platform): string | undefined {
@@ -32,9 +34,9 @@ export async function checkEmulation(platform: Platform, name: string = `${platf
   const install = `apt-get install qemu-user-static binfmt-support && update-binfmts --enable ${entry}`;
   const status = await readFile(`${binfmtDir}/status`, 'utf8').catch(() => undefined);
   if (status === undefined) {
-    throw new EmulatorUnavailable(`RUN for ${name} needs QEMU emulation, but binfmt_misc is not mounted: run (as root) mount -t binfmt_misc binfmt_misc ${binfmtDir} && ${install}`);
+    throw new EmulatorUnavailable(`RUN for ${name} needs QEMU emulation, but binfmt_misc is not mounted: run (as root) mount -t binfmt_misc binfmt_misc ${procDir} && ${install}`);
   }
-  if (status.trim() !== 'enabled') throw new EmulatorUnavailable(`RUN for ${name} needs QEMU emulation, but binfmt_misc is disabled: run (as root) echo 1 > ${binfmtDir}/status`);
+  if (status.trim() !== 'enabled') throw new EmulatorUnavailable(`RUN for ${name} needs QEMU emulation, but binfmt_misc is disabled: run (as root) echo 1 > ${procDir}/status`);
   const text = await readFile(`${binfmtDir}/${entry}`, 'utf8').catch(() => undefined);
   if (text === undefined) throw new EmulatorUnavailable(`RUN for ${name} needs QEMU emulation, but no ${entry} interpreter is registered with binfmt_misc: run (as root) ${install}`);
   if (text.split('\n')[0]!.trim() !== 'enabled') throw new EmulatorUnavailable(`RUN for ${name}: the ${entry} interpreter is registered but disabled: run (as root) update-binfmts --enable ${entry}`);
@@ -42,7 +44,7 @@ export async function checkEmulation(platform: Platform, name: string = `${platf
   if (!flags.includes('F')) {
     throw new EmulatorUnavailable(
       `RUN for ${name}: the ${entry} interpreter is registered without the F flag, so it cannot be found inside the sandbox: ` +
-        `run (as root) echo -1 > ${binfmtDir}/${entry} && update-binfmts --import ${entry} (Debian's qemu-user-static declares fix_binary yes)`,
+        `run (as root) echo -1 > ${procDir}/${entry} && update-binfmts --import ${entry} (Debian's qemu-user-static declares fix_binary yes)`,
     );
   }
 }
