@@ -52,6 +52,9 @@ import { forwardAgent } from './ssh.js';
 import { formatReference, parseNamed } from '../reference/reference.js';
 
 
+/** BuildKit's words (util/entitlements/entitlements.go:165, "security.insecure is not allowed"), and the flag that grants it. */
+const insecureRefused = 'RUN --security=insecure: entitlement security.insecure is not allowed (grant it with --allow security.insecure)';
+
 export interface BuildRequest {
   store: Store;
   context: BuildContext;
@@ -73,6 +76,8 @@ export interface BuildRequest {
   secrets: Map<string, Buffer>;
   /** --shm-size: bytes of every RUN's /dev/shm (64 MiB when not given). */
   shmSize?: number;
+  /** --allow security.insecure: RUN --security=insecure may run (with every capability). */
+  allowInsecure?: boolean;
   /** --ulimit: every RUN's resource limits. */
   ulimits?: Rlimit[];
   /** SSH agent sockets on the host by id (from --ssh), for RUN --mount=type=ssh. */
@@ -236,6 +241,12 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   // A required secret that was not given fails the build before any step runs.
   for (const { id, line } of requiredSecrets(plan)) {
     if (!req.secrets.has(id)) throw new BuildStepError(file, line, `secret "${id}" is required but was not given (use --secret id=${id},src=FILE)`);
+  }
+
+  // Entitlements are checked when BuildKit loads the graph, before any step runs (solver/llbsolver/vertex.go:128-138).
+  for (const sp of plan.stages) {
+    const insecure = sp.used && !req.allowInsecure ? sp.instructions.find((i) => i.kind === 'run' && i.security === 'insecure') : undefined;
+    if (insecure) throw new BuildStepError(file, insecure.line, insecureRefused);
   }
 
   await checkEmulators(plan, file);
@@ -506,7 +517,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       const ctx = await Promise.all(
         step.mounts.filter((m) => m.type === 'bind' && !m.from).map((m) => contextMountKey(m.source)),
       );
-      return cacheKey(parent, { run: step.args, env: step.env, user: step.user, workdir: step.workdir, network: step.network, mounts, fromKeys, ctx, inline: step.inlineFiles, net: req.network, ...(step.hostname ? { hostname: step.hostname } : {}), ...(req.shmSize ? { shm: req.shmSize } : {}), ...(req.ulimits ? { ulimits: req.ulimits } : {}) });
+      return cacheKey(parent, { run: step.args, env: step.env, user: step.user, workdir: step.workdir, network: step.network, mounts, fromKeys, ctx, inline: step.inlineFiles, net: req.network, ...(step.hostname ? { hostname: step.hostname } : {}), ...(req.shmSize ? { shm: req.shmSize } : {}), ...(req.ulimits ? { ulimits: req.ulimits } : {}), ...(step.security === 'insecure' ? { security: step.security } : {}) });
     }
     if (step.kind === 'workdir') return cacheKey(parent, { workdir: step.path, user: step.user });
     void layers;
@@ -679,6 +690,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
 
   async function executeRun(step: RunStep, layers: LayerRef[], id: number): Promise<LayerRef | undefined> {
     const runId = `kiln-${process.pid}-${randomBytes(6).toString('hex')}`;
+    if (step.security === 'insecure' && !req.allowInsecure) throw new BuildStepError(file, step.line, insecureRefused);
     const snap = await snapshotter.prepare(layers, runId);
     const cleanups: (() => Promise<void>)[] = [];
     try {
@@ -717,6 +729,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
         mounts,
         ...(req.shmSize ? { shmSize: req.shmSize } : {}),
         ...(req.ulimits ? { rlimits: req.ulimits } : {}),
+        ...(step.security === 'insecure' ? { security: step.security } : {}),
       };
       const result = await req.executor.run({ ...sandbox, stdout: sink('stdout'), stderr: sink('stderr'), signal: req.signal });
       if (result.exitCode !== 0) {

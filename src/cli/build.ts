@@ -53,6 +53,7 @@ interface BuildFlags {
   ssh: string[];
   shmSize?: string;
   ulimit: string[];
+  allow: string[];
   buildContext: string[];
   onError: string;
   sbom?: boolean;
@@ -94,6 +95,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
     .option('--ssh <spec>', 'SSH agent for RUN --mount=type=ssh: default|ID[=SOCKET|KEY[,KEY…]] (no path: $SSH_AUTH_SOCK; repeatable)', collect, [])
     .option('--shm-size <bytes>', 'size of /dev/shm in RUN: bytes, or with a unit (128m, 1g); default 64m')
     .option('--ulimit <name=soft[:hard]>', 'resource limit of RUN processes, as docker: nofile=1024:2048 (repeatable)', collect, [])
+    .option('--allow <entitlement>', 'security.insecure lets RUN --security=insecure run with every capability; network.host is accepted (kiln needs no grant for it)', collect, [])
     .option('--build-context <name=value>', 'extra named context: a directory, docker-image://REF or oci-layout://PATH[:TAG]', collect, [])
     .option('--push', 'push the image to the registry of each -t name once it is stored')
     .option('--cache-to <spec>', 'type=registry,ref=REF[,mode=min|max][,mounts=true][,mounts-max-size=SIZE] or type=inline', collect, [])
@@ -151,6 +153,8 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
           throw e;
         }
       });
+      // buildx's entitlements (BuildKit util/entitlements/entitlements.go:110 for the error).
+      for (const e of o.allow) if (e !== 'security.insecure' && e !== 'network.host') throw new UsageError(`--allow: unknown entitlement ${e}`);
       const namedContexts = new Map<string, NamedContext>();
       for (const spec of o.buildContext) {
         const i = spec.indexOf('=');
@@ -272,6 +276,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
           ssh: ssh.sockets,
           ...(shmSize ? { shmSize } : {}),
           ...(ulimits.length ? { ulimits } : {}),
+          ...(o.allow.includes('security.insecure') ? { allowInsecure: true } : {}),
           sourceDateEpoch,
           pullPolicy: pull,
           resolveMissingImage: async (ref: string, platform?: Platform) => (await registryClient()).pullImage(store, ref, platform ? { platform, keepIndex: true } : {}),

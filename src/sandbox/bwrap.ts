@@ -5,7 +5,7 @@ import { abortError, collect, onAbort, spawnAttached } from './attach.js';
 import { defaultInitCacheDir, initArgs, sandboxInit } from './bwrap-init.js';
 import { SandboxFailed } from './errors.js';
 import type { Executor, Mount, RunRequest, RunResult } from './executor.js';
-import { defaultCapabilities, defaultCapabilityMask, defaultHostname, maskedPaths } from './layout.js';
+import { defaultCapabilities, defaultCapabilityMask, defaultHostname, insecureCapabilities, maskedPaths } from './layout.js';
 import { isBind } from './mountpoints.js';
 import { defaultStateDir, finishRun, prepareRun, type PreparedRun } from './prepare.js';
 import { findProgram } from './program.js';
@@ -77,7 +77,7 @@ async function runSandbox(command: string, init: string, req: RunRequest, run: P
     ...bwrapArgs(req, run, env),
     '--',
     `/proc/self/fd/${initProgramFd}`,
-    ...initArgs(initStatusFd, user.uid, user.gid, user.additionalGids, defaultCapabilityMask),
+    ...initArgs(initStatusFd, user.uid, user.gid, user.additionalGids, req.security === 'insecure' ? insecureCapabilities().mask : defaultCapabilityMask),
     ...req.process.args,
   ];
   const initFile = await open(init, 'r');
@@ -156,7 +156,7 @@ function bwrapArgs(req: RunRequest, run: PreparedRun, env: string[]): string[] {
   args.push('--perms', '1777', '--size', String(req.shmSize || 64 << 20), '--tmpfs', '/dev/shm');
   args.push('--mqueue', '/dev/mqueue');
   args.push('--ro-bind', '/sys', '/sys');
-  for (const p of maskedPaths) {
+  for (const p of req.security === 'insecure' ? [] : maskedPaths) {
     const st = statOrUndefined(p); // the sandbox's /proc shows the same kernel
     if (!st) continue;
     if (st.isDirectory()) args.push('--tmpfs', p, '--remount-ro', p);
@@ -172,7 +172,7 @@ function bwrapArgs(req: RunRequest, run: PreparedRun, env: string[]): string[] {
     args.push('--setenv', entry.slice(0, eq), entry.slice(eq + 1));
   }
   args.push('--cap-drop', 'ALL');
-  for (const cap of defaultCapabilities) args.push('--cap-add', cap);
+  for (const cap of req.security === 'insecure' ? insecureCapabilities().names : defaultCapabilities) args.push('--cap-add', cap);
   return args;
 }
 

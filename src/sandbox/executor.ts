@@ -49,6 +49,12 @@ export interface RunRequest {
   /** Additional mounts (cache, secret, bind, tmpfs mounts of RUN --mount), applied after the standard ones. */
   mounts?: Mount[];
   readonlyRootfs?: boolean;
+  /**
+   * 'insecure' (RUN --security=insecure): every capability kiln has, no masked or read-only /proc
+   * paths, a writable /sys and every device allowed, as BuildKit's WithInsecureSpec
+   * (util/entitlements/security/security_linux.go:20-48). Default 'sandbox'.
+   */
+  security?: 'sandbox' | 'insecure';
   /** Size of the /dev/shm tmpfs in bytes; 64 MiB when not given (Docker's default). */
   shmSize?: number;
   /** The process's resource limits, instead of the default (RLIMIT_NOFILE 1048576). */

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Mount, RunRequest } from './executor.js';
@@ -39,6 +40,32 @@ const capabilityNumbers: Record<(typeof defaultCapabilities)[number], number> = 
   CAP_AUDIT_WRITE: 29,
   CAP_SETFCAP: 31,
 };
+
+/** Every capability by its number (linux/capability.h), for RUN --security=insecure. */
+const allCapabilities = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID', 'CAP_SETUID',
+  'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE', 'CAP_NET_BROADCAST', 'CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_IPC_LOCK',
+  'CAP_IPC_OWNER', 'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE', 'CAP_SYS_PACCT', 'CAP_SYS_ADMIN',
+  'CAP_SYS_BOOT', 'CAP_SYS_NICE', 'CAP_SYS_RESOURCE', 'CAP_SYS_TIME', 'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE',
+  'CAP_AUDIT_WRITE', 'CAP_AUDIT_CONTROL', 'CAP_SETFCAP', 'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM',
+  'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
+];
+
+/**
+ * The capabilities kiln itself may hand on (its bounding set): what an insecure step gets, as
+ * BuildKit's getAllCaps gives the daemon's (util/entitlements/security/security_linux.go:22).
+ */
+export function insecureCapabilities(): { names: string[]; mask: bigint } {
+  let bounding = 0n;
+  try {
+    const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('CapBnd:'));
+    if (line) bounding = BigInt('0x' + line.slice('CapBnd:'.length).trim());
+  } catch {
+    bounding = defaultCapabilityMask;
+  }
+  const names = allCapabilities.filter((_, i) => (bounding >> BigInt(i)) & 1n);
+  return { names, mask: names.reduce((m, n) => m | (1n << BigInt(allCapabilities.indexOf(n))), 0n) };
+}
 
 /** The default set as a bit mask, as /proc/PID/status prints it. */
 export const defaultCapabilityMask = defaultCapabilities.reduce((mask, cap) => mask | (1n << BigInt(capabilityNumbers[cap])), 0n);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { abortError, delay, onAbort, spawnAttached } from './attach.js';
 import { SandboxFailed } from './errors.js';
 import type { Executor, Mount, RunRequest, RunResult } from './executor.js';
-import { defaultCapabilities, defaultHostname, maskedPaths, readonlyPaths } from './layout.js';
+import { defaultCapabilities, defaultHostname, insecureCapabilities, maskedPaths, readonlyPaths } from './layout.js';
 import { defaultStateDir, finishRun, prepareRun, type PreparedRun } from './prepare.js';
 import { findProgram } from './program.js';
 
@@ -117,7 +117,8 @@ async function runBundle(command: string, req: RunRequest, run: PreparedRun): Pr
 
 /** config.json per the OCI runtime spec 1.0.2, with Docker's defaults. */
 export function runtimeConfig(req: RunRequest, run: PreparedRun): object {
-  const caps = [...defaultCapabilities];
+  const insecure = req.security === 'insecure';
+  const caps = insecure ? insecureCapabilities().names : [...defaultCapabilities];
   const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
   // runc brings lo up in a network namespace it creates.
   if (req.network === 'none') namespaces.push({ type: 'network' });
@@ -130,7 +131,7 @@ export function runtimeConfig(req: RunRequest, run: PreparedRun): object {
       args: req.process.args,
       env: req.process.env,
       cwd: req.process.cwd,
-      capabilities: { bounding: caps, effective: caps, permitted: caps },
+      capabilities: { bounding: caps, effective: caps, permitted: caps, ...(insecure ? { inheritable: caps, ambient: caps } : {}) },
       // --ulimit replaces the default, as BuildKit's rlimits do (executor/oci/spec_linux.go:132-155).
       rlimits: req.rlimits ? req.rlimits.map(({ type, soft, hard }) => ({ type, soft: rlimitValue(soft), hard: rlimitValue(hard) })) : [{ type: 'RLIMIT_NOFILE', hard: nofileLimit(), soft: nofileLimit() }],
       noNewPrivileges: true,
@@ -138,7 +139,13 @@ export function runtimeConfig(req: RunRequest, run: PreparedRun): object {
     root: { path: req.rootfs, readonly: req.readonlyRootfs === true },
     hostname: req.hostname ?? defaultHostname,
     mounts: [...pseudoFilesystemMounts(req), ...run.etcMounts, ...run.mounts],
-    linux: { namespaces, maskedPaths, readonlyPaths },
+    linux: {
+      namespaces,
+      maskedPaths: insecure ? [] : maskedPaths,
+      readonlyPaths: insecure ? [] : readonlyPaths,
+      // Every device, as BuildKit's insecure spec; runc refuses device rules without cgroups (rootless).
+      ...(insecure && !inUserNamespace() ? { resources: { devices: [{ allow: true, type: 'c', access: 'rwm' }, { allow: true, type: 'b', access: 'rwm' }] } } : {}),
+    },
   };
 }
 
@@ -169,13 +176,14 @@ function pseudoFilesystemMounts(req: RunRequest): Mount[] {
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', req.shmSize ? `size=${req.shmSize}` : 'size=65536k'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     req.network === 'none'
-      ? { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] }
+      ? { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', ...(req.security === 'insecure' ? [] : ['ro'])] }
       : // Sharing the host's network namespace: a fresh sysfs needs a netns of its own when rootless, so
         // bind the host's. Not rbind: submounts such as /sys/fs/cgroup would stay writable under a plain
         // "ro" and a writable cgroup v1 release_agent is a way out of the container.
         // Rootless, the kernel refuses a non-recursive bind of /sys (its submounts are locked), and the
         // user namespace's root cannot write the host's cgroup files anyway: rbind there.
-        { destination: '/sys', type: 'bind', source: '/sys', options: [inUserNamespace() ? 'rbind' : 'bind', 'ro', 'nosuid', 'noexec', 'nodev'] },
+        // An insecure step's /sys is writable (BuildKit: oci.WithWriteableSysfs, executor/oci/spec_linux.go:66).
+        { destination: '/sys', type: 'bind', source: '/sys', options: [inUserNamespace() ? 'rbind' : 'bind', ...(req.security === 'insecure' ? [] : ['ro']), 'nosuid', 'noexec', 'nodev'] },
   ];
 }
 
