@@ -57,6 +57,25 @@ function checkIndex(idx: any) {
 
 const multiname = 'FROM scratch\nCOPY <<EOF /foo\nhello\nEOF\n';
 
+test('testDockerfileScratchConfig: FROM scratch + ENV gives a config with os, architecture, a working dir, no layers, one empty-layer history entry and PATH', async () => {
+  const dest = join(b.work, 'scratchconfig.tar');
+  await ok(await b.context({ Dockerfile: 'FROM scratch\nENV foo=bar\n' }), ['-t', 'example.com/moby/dockerfilescratch:test', '-o', `type=oci,dest=${dest}`]);
+  const blob = (d: string) => JSON.parse(execFileSync('tar', ['-xOf', dest, `blobs/sha256/${d.replace(/^sha256:/, '')}`], { encoding: 'utf8' }));
+  const index = JSON.parse(execFileSync('tar', ['-xOf', dest, 'index.json'], { encoding: 'utf8' }));
+  const img = blob(blob(index.manifests[0].digest).config.digest);
+  // BuildKit dockerfile_image_test.go:193-211, on the config blob itself.
+  assert.notEqual(img.os ?? '', '');
+  assert.notEqual(img.architecture ?? '', '');
+  assert.notEqual(img.config.WorkingDir ?? '', '');
+  assert.equal(img.rootfs.type, 'layers');
+  assert.equal(img.rootfs.diff_ids.length, 0);
+  assert.equal(img.history.length, 1);
+  assert.match(img.history[0].created_by, /ENV foo=bar/);
+  assert.equal(img.history[0].empty_layer, true);
+  assert.ok(img.config.Env.includes('foo=bar'));
+  assert.ok(img.config.Env.some((e: string) => e.startsWith('PATH=')));
+});
+
 test('testOCILayoutMultiname: an OCI archive of an image with two names lists it twice in index.json, once per name (kiln: two -t for name=a,b)', async () => {
   const dest = join(b.work, 'multiname.tar');
   await ok(await b.context({ Dockerfile: multiname }), ['-t', 'org/repo:tag1', '-t', 'org/repo:tag2', '-o', `type=oci,dest=${dest}`]);

@@ -93,6 +93,28 @@ test('testNamedLocalContext: a directory replaces a stage; its own .dockerignore
   await assert.rejects(readFile(join(out, 'out2')), { code: 'ENOENT' });
 });
 
+test('testNamedOCILayoutContext: oci-layout://DIR@DIGEST replaces both a stage\'s image (its files, not the stage\'s RUN) and a FROM name (its ENV reaches the RUN)', async () => {
+  const tar = join(b.work, 'ocilayout.tar');
+  await ok(await b.context({ Dockerfile: 'FROM busybox:latest\nWORKDIR /test\nRUN sh -c "echo -n first > out"\nRUN sh -c "echo -n second > out2"\nENV foo=bar\n' }), ['-o', `type=oci,dest=${tar}`]);
+  const layout = join(b.work, 'ocilayout');
+  await mkdir(layout);
+  execFileSync('tar', ['-xf', tar, '-C', layout]);
+  const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8'));
+  assert.equal(index.manifests.length, 1);
+  const digest: string = index.manifests[0].digest;
+  // BuildKit dockerfile_namedcontext_test.go:604-612 (the Dockerfile) and :640-641 (both contexts the same layout).
+  const out = await b.tree(
+    await b.context({
+      Dockerfile: 'FROM busybox AS base\nRUN cat /etc/alpine-release > out\nFROM foo AS imported\nRUN echo -n $foo > outfoo\nFROM scratch\nCOPY --from=base /test/o* /\nCOPY --from=imported /test/outfoo /\n',
+    }),
+    ['--build-context', `base=oci-layout://${layout}@${digest}`, '--build-context', `foo=oci-layout://${layout}@${digest}`],
+  );
+  // :668-682
+  assert.equal(await readFile(join(out, 'out'), 'utf8'), 'first');
+  assert.equal(await readFile(join(out, 'out2'), 'utf8'), 'second');
+  assert.equal(await readFile(join(out, 'outfoo'), 'utf8'), 'bar');
+});
+
 test('testNamedOCILayoutContextExport: an image exported as OCI and named by oci-layout://DIR@DIGEST keeps its WORKDIR and ENV', async () => {
   const tar = join(b.work, 'ocilayout-export.tar');
   await ok(await b.context({ Dockerfile: 'FROM scratch\nWORKDIR /test\nENV foo=bar\n' }), ['-o', `type=oci,dest=${tar}`]);
