@@ -126,7 +126,7 @@ export async function exportResult(store: Store, result: StageResult, tags: stri
  * under `tags`. The per-platform images get no entry of their own in index.json: the index holds them.
  */
 export async function exportIndex(store: Store, results: { platform: Platform; result: StageResult }[], tags: string[], output: Output): Promise<Descriptor> {
-  if (output.type !== 'image') throw new UsageError(`--output type=${output.type} holds one platform: build each --platform on its own, or store the index (type=image) and kiln save --format oci it`);
+  if (output.type !== 'image' && output.type !== 'oci') throw new UsageError(`--output type=${output.type} holds one platform: build each --platform on its own, or write an OCI archive (type=oci)`);
   const manifests: Descriptor[] = [];
   for (const { platform, result } of results) {
     const config = await store.putJSON(result.config, MediaType.OciConfig);
@@ -138,6 +138,15 @@ export async function exportIndex(store: Store, results: { platform: Platform; r
   }
   const index: Index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests };
   const desc = await store.putJSON(index, MediaType.OciIndex);
-  await store.addImage(desc, [...(output.name ? [output.name] : []), ...tags]);
+  await store.addImage(desc, [...(output.type === 'image' && output.name ? [output.name] : []), ...tags]);
+  if (output.type === 'oci') {
+    // The archive's index.json names the image index (image-spec image-layout.md), with every image of it.
+    const names = [...new Set([...tags, ...(output.names ?? [])].map((t) => normalize(t)))];
+    const image = await store.loadImage(desc, names, 'any');
+    const items = names.length ? names.map((name) => ({ image, name })) : [{ image }];
+    const { saveArchiveFile, saveLayout } = await import('../store/save.js');
+    if (output.layout) await saveLayout(store, items, output.dest);
+    else await saveArchiveFile(store, items, 'oci', output.dest);
+  }
   return desc;
 }

@@ -111,7 +111,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
       const outputs = o.output.map(parseOutput);
       if (outputs.length > 1) throw new UsageError('only one --output is supported');
       const output = outputs[0] ?? { type: 'image' as const };
-      if (platforms.length > 1 && output.type !== 'image') throw new UsageError(`--output type=${output.type} holds one platform, and --platform names ${platforms.length}: store the index (type=image) and kiln save --format oci it, or build each platform on its own`);
+      if (platforms.length > 1 && output.type !== 'image' && output.type !== 'oci') throw new UsageError(`--output type=${output.type} holds one platform, and --platform names ${platforms.length}: write an OCI archive (type=oci), or build each platform on its own`);
       if (platforms.length > 1 && (o.onError === 'shell' || o.cacheTo.length || o.sbom)) throw new UsageError('--on-error=shell, --cache-to and --sbom are for single-platform builds for now');
       for (const t of o.tag) normalize(t);
       const pushNames = output.type === 'image' && (output.push || o.push) ? [...(output.name ? [output.name] : []), ...o.tag] : [];

@@ -17,9 +17,10 @@ export function registerDistributionCommands(program: Command, globals: () => Gl
     .argument('<image>', 'NAME[:TAG|@DIGEST]')
     .option('-a, --all-tags', 'download every tagged image of the repository')
     .option('--platform <os/arch[/variant]>', 'choose this platform from an index (default: the host\'s)')
+    .option('--all-platforms', 'download every platform\'s image of an index, and keep the index')
     .option('-q, --quiet', 'print only the image name')
     .option('--concurrency <n>', 'layers downloaded at once', positiveInt, 4)
-    .action(async (image: string, o: { allTags?: boolean; platform?: string; quiet?: boolean; concurrency: number }) => {
+    .action(async (image: string, o: { allTags?: boolean; platform?: string; allPlatforms?: boolean; quiet?: boolean; concurrency: number }) => {
       // Each command loads only its half of the client: pull has no use for push's compressor, and back.
       const [{ pull }, store] = await Promise.all([import('../registry/client/pull.js'), openStore(globals())]);
       const ref = parseNamed(image);
@@ -38,7 +39,7 @@ export function registerDistributionCommands(program: Command, globals: () => Gl
           if (!o.quiet) out(`${p.digest ?? p.tag}: Pulling from ${p.path}`);
           let result;
           try {
-            result = await pull(store, r, { platform, concurrency: o.concurrency, onProgress: view?.event });
+            result = await pull(store, r, { platform, concurrency: o.concurrency, onProgress: view?.event, ...(o.allPlatforms ? { allPlatforms: true } : {}) });
           } finally {
             view?.close();
           }

@@ -174,6 +174,7 @@ test('bad --platform values are usage errors', async () => {
     assert.match(r.stderr, why);
   }
   const docker = await kiln(root, ['build', '--platform', both, '--output', `type=docker,dest=${join(work, 'x.tar')}`, dir]);
+  assert.ok(!existsSync(join(work, 'x.tar')));
   assert.equal(docker.code, 2);
   assert.match(docker.stderr, /holds one platform/);
 });
@@ -184,10 +185,14 @@ test('kiln run --platform of an image that lacks it names what it has', async ()
   assert.match(r.stderr, /no linux\/ppc64le variant \(it has linux\/amd64, linux\/arm64\)/);
 });
 
-test('save --format oci and load keep every platform of an index', { timeout: 60_000 }, async () => {
+test('save --format oci and load keep every platform of an index; --output type=oci writes the index too', { timeout: 60_000 }, async () => {
   const dir = await context({ Dockerfile: 'FROM scratch\nARG TARGETARCH\nCOPY <<EOF /a\n$TARGETARCH\nEOF\n' });
-  await kilnOk(root, ['build', '--progress', 'plain', '--platform', both, '-t', 'saved:1', dir]);
+  const direct = join(work, 'direct.oci.tar');
+  await kilnOk(root, ['build', '--progress', 'plain', '--platform', both, '-t', 'saved:1', '-o', `type=oci,dest=${direct}`, dir]);
   const before = await tagged('docker.io/library/saved:1');
+  const raw = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', `oci-archive:${direct}`], { encoding: 'utf8' })) as { mediaType: string; manifests: Descriptor[] };
+  assert.equal(raw.mediaType, 'application/vnd.oci.image.index.v1+json');
+  assert.deepEqual(raw.manifests.map((m) => m.platform?.architecture), [host, foreign]);
   const archive = join(work, 'saved.tar');
   await kilnOk(root, ['save', '--format', 'oci', '-o', archive, 'saved:1']);
   const other = join(work, 'store2');
@@ -224,4 +229,12 @@ test("push sends the index and every image to kiln's registry; skopeo inspect --
   const other = join(work, 'store3');
   await kilnOk(other, ['pull', '--platform', `linux/${foreign}`, ref]);
   assert.equal((await kilnOk(other, ['inspect', '-f', '{{.Architecture}}', ref])).trim(), foreign);
+  // --all-platforms: the index under the name, every image of it in the store.
+  const all = join(work, 'store4');
+  assert.match(await kilnOk(all, ['pull', '--all-platforms', ref]), new RegExp(`Digest: ${local.digest}`));
+  const out = join(work, 'pulled.tar');
+  for (const a of [host, foreign]) {
+    await kilnOk(all, ['export', '--platform', `linux/${a}`, ref, '-o', out]);
+    assert.equal(execFileSync('tar', ['-xOf', out, 'a'], { encoding: 'utf8' }), `${a}\n`);
+  }
 });

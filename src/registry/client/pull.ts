@@ -36,6 +36,8 @@ export interface PullOptions {
    * platforms pulls each platform's entry of one base, and the name must keep meaning the index.
    */
   keepIndex?: boolean;
+  /** Every platform's image of an index, not only `platform`'s (kiln pull --all-platforms). */
+  allPlatforms?: boolean;
 }
 
 export interface PullResult {
@@ -111,7 +113,19 @@ async function pullFrom(store: Store, ref: Reference, endpoint: Endpoint, opts: 
     throw e;
   }
   const { top, image, manifest, entry } = resolved;
-  const blobs = uniqueByDigest([manifest.config, ...manifest.layers]);
+  // --all-platforms: every other image of the index too (their blobs first, as the chosen one's),
+  // and the index recorded under the name.
+  const others: { digest: string; bytes: Buffer; manifest: Manifest }[] = [];
+  if (opts.allPlatforms && top !== image) {
+    for (const m of (top.doc as Index).manifests) {
+      if (m.digest === image.digest || !m.platform || m.platform.os === 'unknown' || !isDigest(m.digest)) continue; // attestations: unknown/unknown
+      const fetched = await fetchManifest(session, repo, m.digest, m);
+      if (isIndex(fetched.mediaType)) continue;
+      validateManifest(fetched.doc as Manifest, fetched.digest);
+      others.push({ digest: fetched.digest, bytes: fetched.bytes, manifest: fetched.doc as Manifest });
+    }
+  }
+  const blobs = uniqueByDigest([manifest.config, ...manifest.layers, ...others.flatMap((o) => [o.manifest.config, ...o.manifest.layers])]);
   for (const b of blobs) emit({ type: 'blob', digest: b.digest, kind: b === manifest.config ? 'config' : 'layer', state: 'waiting', current: 0, total: b.size });
   let downloaded = 0;
   const source = `${endpoint.host}/${repo}`;
@@ -147,6 +161,7 @@ async function pullFrom(store: Store, ref: Reference, endpoint: Endpoint, opts: 
   });
 
   // Manifests last, then the image: verifyComplete inside addImage sees every blob in place.
+  for (const o of others) await store.content.put(o.bytes, { digest: o.digest, size: o.bytes.length, what: `manifest ${o.digest}` });
   await store.content.put(image.bytes, { digest: image.digest, size: image.bytes.length, what: `manifest ${image.digest}` });
   const imageDesc: Descriptor = { mediaType: image.mediaType, digest: image.digest, size: image.bytes.length, ...(entry?.platform ? { platform: entry.platform } : {}) };
   let recorded = imageDesc;
@@ -155,7 +170,7 @@ async function pullFrom(store: Store, ref: Reference, endpoint: Endpoint, opts: 
     // The store resolves an index to the host's entry; an index pulled for another platform is
     // recorded as that platform's manifest instead, so that the name means what was pulled.
     const host = hostPlatform();
-    if (opts.keepIndex || (platform.os === host.os && platform.architecture === host.architecture && (platform.variant ?? host.variant) === host.variant)) {
+    if (opts.keepIndex || opts.allPlatforms || (platform.os === host.os && platform.architecture === host.architecture && (platform.variant ?? host.variant) === host.variant)) {
       recorded = { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length };
     }
   }
