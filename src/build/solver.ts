@@ -430,7 +430,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
       checkAbort();
       const id = ++vertex;
       const name = `[${req.platformLabel ? `${req.platformLabel} ` : ''}${stageLabel(index)} ${n + 1 + fromSteps}/${total}] ${(step.title ?? step.instruction).replace(/\s+/g, ' ').trim()}`;
-      const stepKey = await keyOf(step, key, layers);
+      const stepKey = await keyOf(step, key, layers, platform);
       if (step.kind === 'run') for (const m of step.mounts) if (m.type === 'cache') noteCacheMount(m);
       const hit = req.noCache || noCacheStage(index) ? undefined : await cache.get(stepKey, imageStages.has(index));
       if (hit) {
@@ -509,15 +509,19 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   }
 
   /** The step's cache key: parent key + definition; for COPY, also the content of what it copies. */
-  async function keyOf(step: Step, parent: string, layers: LayerRef[]): Promise<string> {
+  async function keyOf(step: Step, parent: string, layers: LayerRef[], platform: Platform): Promise<string> {
     if (step.kind === 'run') {
+      // A RUN's result depends on the platform it runs for (BuildKit's exec op carries its platform
+      // in its definition), also where its inputs do not show it (a directory context as base). The
+      // host's adds nothing, so keys of host builds stay what they were.
+      const foreign = samePlatform(platform, host) ? {} : { platform: formatPlatform(platform) };
       const mounts = step.mounts.map((m) => ({ ...m, from: m.from ? sourceKeySync(m.from) : undefined }));
       const fromKeys: string[] = [];
       for (const m of step.mounts) if (m.from && m.type === 'bind') fromKeys.push(await bindSourceKey(m.from, m.source, step.line));
       const ctx = await Promise.all(
         step.mounts.filter((m) => m.type === 'bind' && !m.from).map((m) => contextMountKey(m.source)),
       );
-      return cacheKey(parent, { run: step.args, env: step.env, user: step.user, workdir: step.workdir, network: step.network, mounts, fromKeys, ctx, inline: step.inlineFiles, net: req.network, ...(step.hostname ? { hostname: step.hostname } : {}), ...(req.shmSize ? { shm: req.shmSize } : {}), ...(req.ulimits ? { ulimits: req.ulimits } : {}), ...(step.security === 'insecure' ? { security: step.security } : {}) });
+      return cacheKey(parent, { run: step.args, env: step.env, user: step.user, workdir: step.workdir, network: step.network, mounts, fromKeys, ctx, inline: step.inlineFiles, net: req.network, ...(step.hostname ? { hostname: step.hostname } : {}), ...(req.shmSize ? { shm: req.shmSize } : {}), ...(req.ulimits ? { ulimits: req.ulimits } : {}), ...foreign, ...(step.security === 'insecure' ? { security: step.security } : {}) });
     }
     if (step.kind === 'workdir') return cacheKey(parent, { workdir: step.path, user: step.user });
     void layers;

@@ -5,7 +5,8 @@ import { defaultRoot } from '../store/root.js';
 import { KilnError, UsageError } from '../errors.js';
 import { renderTable } from '../ui/table.js';
 import { humanSize } from '../ui/format.js';
-import { loadConfig, parseDuration, type RegistryConfig } from '../registry/server/config.js';
+import { loadConfig, parseDuration, parseSize, type RegistryConfig } from '../registry/server/config.js';
+import { formatBytes } from '../registry/server/governance.js';
 import { serve } from '../registry/server/server.js';
 import { openBackends, openMetadata } from '../registry/server/registry.js';
 import { admin, parseRole } from '../registry/server/admin.js';
@@ -13,7 +14,7 @@ import { collectGarbage } from '../registry/server/gc.js';
 import { migrateRegistry, sameDatabase, summary, type Backends } from '../registry/server/migrate.js';
 import type { Metadata } from '../registry/server/metadata/metadata.js';
 
-/** kiln registry serve|gc|migrate|user|role|robot|namespace|audit: the registry server and its offline administration. */
+/** kiln registry serve|gc|migrate|user|role|robot|namespace|immutable|audit: the registry server and its offline administration. */
 export function registerRegistryCommands(program: Command, globals: () => GlobalOptions): void {
   const registry = program.command('registry').description('Run and administer an OCI distribution registry');
 
@@ -204,22 +205,63 @@ export function registerRegistryCommands(program: Command, globals: () => Global
       );
     });
 
-  const namespace = registry.command('namespace').description('Manage namespaces (projects): anonymous pull');
+  const namespace = registry.command('namespace').description('Manage namespaces (projects): anonymous pull, storage quota');
   withRoot(namespace.command('set'))
-    .description('Turn anonymous pull on (--public) or off (--private) for a namespace')
+    .description('Turn anonymous pull on (--public) or off (--private), or set the storage quota, of a namespace')
     .argument('<namespace>')
     .option('--public', 'anyone may pull')
     .option('--private', 'only members may pull')
-    .action(async (ns: string, o: RootOpts & { public?: boolean; private?: boolean }) => {
-      if (!!o.public === !!o.private) throw new UsageError('give exactly one of --public or --private');
-      await offline(o, (m) => admin(m, actor()).setNamespace(ns, { public: !!o.public }));
+    .option('--quota <size>', 'storage the namespace may use (each blob counted once): 500MiB, 10GiB…, or none')
+    .action(async (ns: string, o: RootOpts & { public?: boolean; private?: boolean; quota?: string }) => {
+      if (o.public && o.private) throw new UsageError('give one of --public or --private');
+      if (!o.public && !o.private && o.quota === undefined) throw new UsageError('give --public, --private or --quota');
+      const quotaBytes = o.quota === undefined ? undefined : o.quota === 'none' ? null : parseSize(o.quota, '--quota');
+      await offline(o, (m) => admin(m, actor()).setNamespace(ns, { public: o.public ? true : o.private ? false : undefined, quotaBytes }));
     });
   withRoot(namespace.command('list'))
     .alias('ls')
-    .description('List namespaces')
+    .description('List namespaces with their quota and the storage they use')
     .action(async (o: RootOpts) => {
       const list = await offline(o, (m) => admin(m, actor()).namespaces());
-      process.stdout.write(renderTable(['NAMESPACE', 'ANONYMOUS PULL'], list.map((n) => [n.name, n.public ? 'yes' : 'no'])));
+      process.stdout.write(
+        renderTable(
+          ['NAMESPACE', 'ANONYMOUS PULL', 'QUOTA', 'USED'],
+          list.map((n) => [n.name, n.public ? 'yes' : 'no', n.quotaBytes === undefined ? 'none' : formatBytes(n.quotaBytes), formatBytes(n.usedBytes)]),
+        ),
+      );
+    });
+
+  const immutable = registry.command('immutable').description('Tag immutability rules: matching tags are never moved or deleted once pushed');
+  withRoot(immutable.command('add'))
+    .description('Protect the tags matching --tags of the repositories matching --repos (doublestar globs; the repository path below the namespace)')
+    .argument('<namespace>')
+    .requiredOption('--repos <pattern>', 'repositories: ** for all, app/*, {web,api}…')
+    .requiredOption('--tags <pattern>', 'tags: v*, release-*, *…')
+    .option('--exclude-repos', 'the rule applies to the repositories NOT matching --repos')
+    .option('--exclude-tags', 'the rule applies to the tags NOT matching --tags')
+    .action(async (ns: string, o: RootOpts & { repos: string; tags: string; excludeRepos?: boolean; excludeTags?: boolean }) => {
+      const rule = await offline(o, (m) => admin(m, actor()).addImmutable(ns, o));
+      out(String(rule.id));
+    });
+  withRoot(immutable.command('list'))
+    .alias('ls')
+    .description('List immutability rules')
+    .argument('[namespace]')
+    .action(async (ns: string | undefined, o: RootOpts) => {
+      const rules = await offline(o, (m) => admin(m, actor()).immutable(ns));
+      process.stdout.write(
+        renderTable(
+          ['ID', 'NAMESPACE', 'REPOSITORIES', 'TAGS', 'BY'],
+          rules.map((r) => [String(r.id), r.namespace, `${r.excludeRepos ? 'not ' : ''}${r.repos}`, `${r.excludeTags ? 'not ' : ''}${r.tags}`, r.createdBy]),
+        ),
+      );
+    });
+  withRoot(immutable.command('rm'))
+    .description('Remove an immutability rule (by its id from `immutable list`)')
+    .argument('<id>')
+    .action(async (id: string, o: RootOpts) => {
+      if (!/^\d+$/.test(id)) throw new UsageError(`rule id "${id}": a number from kiln registry immutable list`);
+      await offline(o, (m) => admin(m, actor()).removeImmutable(Number(id)));
     });
 
   withRoot(registry.command('audit'))

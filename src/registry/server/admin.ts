@@ -1,11 +1,12 @@
 import { UsageError } from '../../errors.js';
-import type { AuditEvent, Membership, Metadata, NamespaceRecord, Role, RobotRecord, UserRecord } from './metadata/metadata.js';
+import type { AuditEvent, ImmutableRule, Membership, Metadata, NamespaceRecord, Role, RobotRecord, UserRecord } from './metadata/metadata.js';
+import { checkPattern, describeRule, formatBytes } from './governance.js';
 import { Roles } from './metadata/metadata.js';
 import { hashPassword, newRobotSecret } from './auth/passwords.js';
 import { Actions } from './auth/access.js';
 import { isNamespace } from './names.js';
 
-// Managing users, namespaces, roles and robot accounts: the operations behind both
+// Managing users, namespaces (visibility, quota, tag immutability), roles and robot accounts: the operations behind both
 // `kiln registry user|role|robot|namespace` (offline, on the database) and the management API.
 // Every change is written to the audit log with who made it.
 
@@ -22,8 +23,12 @@ export interface Admin {
   revoke(user: string, namespace: string): Promise<void>;
   members(namespace: string): Promise<Membership[]>;
   roles(user?: string): Promise<Membership[]>;
-  setNamespace(namespace: string, opts: { public: boolean }): Promise<void>;
-  namespaces(): Promise<NamespaceRecord[]>;
+  setNamespace(namespace: string, opts: { public?: boolean; quotaBytes?: number | null }): Promise<void>;
+  /** Every namespace with the bytes it uses. */
+  namespaces(): Promise<(NamespaceRecord & { usedBytes: number })[]>;
+  addImmutable(namespace: string, rule: { repos: string; tags: string; excludeRepos?: boolean; excludeTags?: boolean }): Promise<ImmutableRule>;
+  removeImmutable(id: number): Promise<ImmutableRule>;
+  immutable(namespace?: string): Promise<ImmutableRule[]>;
   /** Returns the secret, shown once. */
   addRobot(namespace: string, name: string, actions: string[], expiresInSeconds: number | undefined): Promise<{ name: string; secret: string; expiresAt?: number }>;
   deleteRobot(name: string): Promise<void>;
@@ -96,11 +101,44 @@ export function admin(metadata: Metadata, actor: string): Admin {
     },
     async setNamespace(ns, opts) {
       checkNamespace(ns);
-      const cur = await metadata.getNamespace(ns);
-      await metadata.putNamespace({ name: ns, public: opts.public, createdAt: cur?.createdAt ?? Date.now() });
-      await audit({ action: 'namespace-set', namespace: ns, detail: opts.public ? 'anonymous pull on' : 'anonymous pull off' });
+      if (opts.public !== undefined) {
+        const cur = await metadata.getNamespace(ns);
+        await metadata.putNamespace({ name: ns, public: opts.public, createdAt: cur?.createdAt ?? Date.now() });
+        await audit({ action: 'namespace-set', namespace: ns, detail: opts.public ? 'anonymous pull on' : 'anonymous pull off' });
+      }
+      if (opts.quotaBytes !== undefined) {
+        if (opts.quotaBytes !== null && (!Number.isSafeInteger(opts.quotaBytes) || opts.quotaBytes < 0)) throw new UsageError('quota: a size in bytes (or with a unit: 10GiB), or none');
+        await metadata.setQuota(ns, opts.quotaBytes ?? undefined, Date.now());
+        await audit({ action: 'quota-set', namespace: ns, detail: opts.quotaBytes === null ? 'no quota' : `quota ${formatBytes(opts.quotaBytes)}` });
+      }
     },
-    namespaces: () => metadata.listNamespaces(),
+    async namespaces() {
+      const all = await metadata.listNamespaces();
+      return Promise.all(all.map(async (n) => ({ ...n, usedBytes: await metadata.namespaceUsage(n.name) })));
+    },
+    async addImmutable(ns, r) {
+      checkNamespace(ns);
+      const rule = {
+        namespace: ns,
+        repos: checkPattern(r.repos, 'repos'),
+        tags: checkPattern(r.tags, 'tags'),
+        excludeRepos: r.excludeRepos === true,
+        excludeTags: r.excludeTags === true,
+        createdBy: actor,
+        createdAt: Date.now(),
+      };
+      const id = await metadata.addImmutableRule(rule);
+      const added = { id, ...rule };
+      await audit({ action: 'immutable-add', namespace: ns, detail: describeRule(added) });
+      return added;
+    },
+    async removeImmutable(id) {
+      const removed = await metadata.removeImmutableRule(id);
+      if (!removed) throw new UsageError(`no immutability rule ${id}`);
+      await audit({ action: 'immutable-rm', namespace: removed.namespace, detail: describeRule(removed) });
+      return removed;
+    },
+    immutable: (ns) => metadata.immutableRules(ns),
     async addRobot(ns, short, actions, expiresIn) {
       checkNamespace(ns);
       if (!robotNameRe.test(short)) throw new UsageError(`robot name "${short}": lower-case letters, digits and . _ -`);

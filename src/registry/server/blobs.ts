@@ -24,6 +24,8 @@ export interface BlobService {
   open(repository: string, digest: string, range?: { start: number; end: number }): Promise<{ size: number; buffer?: Buffer; file?: FileHandle; stream?: Readable }>;
   /** Make a verified upload the blob `digest` of `repository`. */
   commit(repository: string, digest: string, staged: StagedBlob): Promise<void>;
+  /** Throw away a verified upload that is refused (a quota): nothing of it stays. */
+  discard(staged: StagedBlob): Promise<void>;
   /**
    * Where the client may fetch the blob straight from the store (storage.s3.redirect), for blobs
    * too big for the memory cache; undefined when the blob is served here.
@@ -138,6 +140,11 @@ export function blobService(opts: {
       // The commit just set the link's last use: a HEAD right after it (a client checking before its
       // manifest) need not write it again.
       markTouched(linkKey(repository, digest), Date.now());
+    },
+
+    async discard(staged) {
+      if (staged.key !== undefined) await driver.delete(staged.key);
+      if (staged.path !== undefined) await unlink(staged.path).catch(() => {});
     },
 
     async redirect(repository, digest) {

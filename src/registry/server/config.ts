@@ -112,14 +112,14 @@ export function parseDuration(v: unknown, what: string): number {
   throw new UsageError(`${what}: "${String(v)}" is not a duration (seconds, or 30s, 5m, 2h, 7d)`);
 }
 
-/** Sizes: a number of bytes, or "512KiB", "4MiB", "1GiB" (also KB/MB/GB, powers of 1024). */
+/** Sizes: a number of bytes, or "512KiB", "4MiB", "1GiB", "2TiB" (also KB/MB/GB/TB, powers of 1024). */
 export function parseSize(v: unknown, what: string): number {
   if (typeof v === 'number' && v >= 0) return Math.floor(v);
   if (typeof v === 'string') {
-    const m = /^(\d+(?:\.\d+)?)\s*([kmg]i?b?)?$/i.exec(v.trim());
+    const m = /^(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?$/i.exec(v.trim());
     if (m) {
       const unit = (m[2] ?? '').toLowerCase()[0];
-      const mult = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
+      const mult = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : unit === 't' ? 1024 ** 4 : 1;
       return Math.floor(Number(m[1]) * mult);
     }
   }

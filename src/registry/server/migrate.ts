@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { Transform, pipeline } from 'node:stream';
 import type { RegistryConfig } from './config.js';
-import type { AuditEvent, ManifestListing, Metadata } from './metadata/metadata.js';
+import type { AuditEvent, ImmutableRule, ManifestListing, Metadata } from './metadata/metadata.js';
 import { StorageNotFound, type BlobDriver } from './storage/driver.js';
 import { newObjectKey } from './blobs.js';
 
@@ -26,6 +26,8 @@ export interface MigrationReport {
   namespaces: number;
   roles: number;
   robots: number;
+  /** Tag immutability rules. */
+  rules: number;
   audit: number;
   /** Rows the target already had (from an earlier, interrupted run). */
   skipped: number;
@@ -34,7 +36,7 @@ export interface MigrationReport {
 }
 
 export async function migrateRegistry(source: Backends, target: Backends, log: (line: string) => void): Promise<MigrationReport> {
-  const report: MigrationReport = { blobs: 0, bytes: 0, manifests: 0, tags: 0, users: 0, namespaces: 0, roles: 0, robots: 0, audit: 0, skipped: 0, unlinked: 0 };
+  const report: MigrationReport = { blobs: 0, bytes: 0, manifests: 0, tags: 0, users: 0, namespaces: 0, roles: 0, robots: 0, rules: 0, audit: 0, skipped: 0, unlinked: 0 };
   await copyIdentities(source.metadata, target.metadata, report, log);
   await copyBlobs(source, target, report, log);
   await copyManifests(source.metadata, target.metadata, report, log);
@@ -46,7 +48,7 @@ export async function migrateRegistry(source: Backends, target: Backends, log: (
 export function summary(r: MigrationReport): string {
   return (
     `Migrated ${r.blobs} blobs (${r.bytes} bytes), ${r.manifests} manifests, ${r.tags} tags, ${r.users} users, ${r.namespaces} namespaces, ` +
-    `${r.roles} roles, ${r.robots} robots, ${r.audit} audit rows; ${r.skipped} skipped as already present` +
+    `${r.roles} roles, ${r.robots} robots, ${r.rules} immutability rules, ${r.audit} audit rows; ${r.skipped} skipped as already present` +
     (r.unlinked ? `; ${r.unlinked} blobs no repository links left out` : '')
   );
 }
@@ -91,10 +93,23 @@ async function copyIdentities(from: Metadata, to: Metadata, r: MigrationReport, 
   }
   const namespaces = await from.listNamespaces();
   for (const ns of namespaces) {
-    if ((await to.getNamespace(ns.name))?.public === ns.public) r.skipped++;
+    const there = await to.getNamespace(ns.name);
+    if (there?.public === ns.public && there.quotaBytes === ns.quotaBytes) r.skipped++;
     else {
       await to.putNamespace(ns);
+      if (ns.quotaBytes !== undefined) await to.setQuota(ns.name, ns.quotaBytes, ns.createdAt);
       r.namespaces++;
+    }
+    // Immutability rules, by their content (ids are the target's own).
+    const rulesThere = await to.immutableRules(ns.name);
+    const same = (a: ImmutableRule, b: ImmutableRule) => a.repos === b.repos && a.tags === b.tags && a.excludeRepos === b.excludeRepos && a.excludeTags === b.excludeTags;
+    for (const rule of await from.immutableRules(ns.name)) {
+      if (rulesThere.some((x) => same(x, rule))) r.skipped++;
+      else {
+        const { id: _, ...copy } = rule;
+        await to.addImmutableRule(copy);
+        r.rules++;
+      }
     }
     for (const m of await from.listMembers(ns.name)) {
       if ((await to.getRole(m.namespace, m.user)) === m.role) r.skipped++;
@@ -111,7 +126,7 @@ async function copyIdentities(from: Metadata, to: Metadata, r: MigrationReport, 
       r.robots++;
     }
   }
-  log(`identities: ${r.users} users, ${r.namespaces} namespaces, ${r.roles} roles, ${r.robots} robots copied`);
+  log(`identities: ${r.users} users, ${r.namespaces} namespaces, ${r.roles} roles, ${r.robots} robots, ${r.rules} immutability rules copied`);
 }
 
 async function copyBlobs(source: Backends, target: Backends, r: MigrationReport, log: (line: string) => void): Promise<void> {

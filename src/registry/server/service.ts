@@ -9,9 +9,11 @@ import type { Action } from './auth/access.js';
 import { parseManifest, type ParsedManifest } from './manifests.js';
 import { algorithmOf } from '../../oci/digest.js';
 import { denied, manifestUnknown, unsupported } from './errors.js';
+import { namespaceOf } from './names.js';
+import { describeRule, formatBytes, ruleProtects } from './governance.js';
 
 // The rules of changing what a registry holds: pushing a manifest, moving a tag (promote),
-// deleting a tag or a manifest. The /v2/ routes, the /kiln/v1/ API and the web UI all call these,
+// deleting a tag or a manifest, linking a blob (quotas), tag immutability. The /v2/ routes, the /kiln/v1/ API and the web UI all call these,
 // so a rule (who may move a tag, whether deletion is on, what the audit log records) lives in one
 // place. Authentication is the caller's: it hands over an Actor that answers what the caller may do.
 
@@ -45,6 +47,11 @@ export interface RegistryService {
   deleteTag(actor: Actor, repository: string, tag: string): Promise<string>;
   /** Remove a manifest and every tag naming it. Returns those tags. */
   deleteManifest(actor: Actor, repository: string, digest: string): Promise<{ tags: string[] }>;
+  /**
+   * Before a blob of `size` bytes is linked into `repository` (an upload's end, a mount): DENIED
+   * when its namespace's quota would be exceeded. A blob the namespace has already counts once.
+   */
+  admitBlob(repository: string, digest: string, size: number): Promise<void>;
 }
 
 export function registryService(parts: {
@@ -61,19 +68,30 @@ export function registryService(parts: {
     if (!(await actor.may(repository, action))) throw denied(`${why}: ${action} on ${repository} is not allowed for ${actor.name}`);
   };
 
+  /** Refuse moving or deleting an immutable tag: no role bypasses a rule; an administrator removes it. */
+  const requireMutable = async (repository: string, tags: string[], what: string) => {
+    if (tags.length === 0) return;
+    const rules = await metadata.immutableRules(namespaceOf(repository));
+    for (const tag of tags) {
+      const rule = rules.find((r) => ruleProtects(r, repository, tag));
+      if (rule) throw denied(`${what}: tag ${tag} of ${repository} is immutable (${describeRule(rule)})`);
+    }
+  };
+
   const pushManifest: RegistryService['pushManifest'] = async (actor, repository, body, contentType, reference, extraTags = []) => {
     await requireAction(actor, repository, 'push', 'push');
     const tags = [...(reference.tag !== undefined ? [reference.tag] : []), ...extraTags];
     if (tags.length) {
       const alg = reference.digest ? algorithmOf(reference.digest) : 'sha256';
       const digest = `${alg}:${createHash(alg).update(body).digest('hex')}`;
+      const moving: string[] = [];
       for (const t of tags) {
         const current = await metadata.resolveTag(repository, t);
         // A first push of a tag, or the same manifest again, is a push; a move is a promotion.
-        if (current && current !== digest && !(await actor.may(repository, 'promote'))) {
-          throw denied(`tag ${t} exists: moving it (promote) needs the maintainer role`);
-        }
+        if (current && current !== digest) moving.push(t);
       }
+      await requireMutable(repository, moving, 'push');
+      if (moving.length && !(await actor.may(repository, 'promote'))) throw denied(`tag ${moving[0]} exists: moving it (promote) needs the maintainer role`);
     }
     const r = await manifests.put(repository, body, contentType, reference, extraTags);
     await search.indexPushed(repository, r.digest, body, r.parsed);
@@ -136,6 +154,7 @@ export function registryService(parts: {
     async deleteTag(actor, repository, tag) {
       await requireAction(actor, repository, 'delete', 'delete');
       if (!config.storage.deleteEnabled) throw unsupported('deletion is disabled');
+      await requireMutable(repository, [tag], 'delete');
       const digest = await manifests.deleteTag(repository, tag);
       if (!digest) throw manifestUnknown(tag);
       audit.record({ actor: actor.name, action: 'delete-tag', repository, reference: tag, digest, address: actor.address });
@@ -145,6 +164,8 @@ export function registryService(parts: {
     async deleteManifest(actor, repository, digest) {
       await requireAction(actor, repository, 'delete', 'delete');
       if (!config.storage.deleteEnabled) throw unsupported('deletion is disabled');
+      // Deleting a manifest deletes its tags: not when one of them is immutable (Harbor's rule too).
+      await requireMutable(repository, await metadata.tagsOf(repository, digest), 'delete');
       const r = await manifests.delete(repository, digest);
       if (!r) throw manifestUnknown(digest);
       audit.record({
@@ -157,6 +178,17 @@ export function registryService(parts: {
         address: actor.address,
       });
       return r;
+    },
+
+    async admitBlob(repository, digest, size) {
+      const ns = namespaceOf(repository);
+      const quota = (await metadata.getNamespace(ns))?.quotaBytes;
+      if (quota === undefined) return;
+      if ((await metadata.blobRepositoryInNamespace(ns, digest)) !== undefined) return;
+      const used = await metadata.namespaceUsage(ns);
+      if (used + size > quota) {
+        throw denied(`quota of namespace ${ns} exceeded: ${formatBytes(used)} used of ${formatBytes(quota)}, and this blob needs ${formatBytes(size)} more (${digest})`);
+      }
     },
   };
 }

@@ -94,6 +94,9 @@ async function fillSource(t: TestContextLike): Promise<Content> {
     await a.setNamespace('team', { public: true });
     await a.grant('bob', 'team', 'developer');
     await a.addRobot('team', 'ci', ['pull', 'push'], undefined);
+    // Rules of the namespace: a quota and an immutability rule.
+    await a.setNamespace('team', { quotaBytes: 1 << 30 });
+    await a.addImmutable('team', { repos: '**', tags: 'v*', excludeTags: false });
   } finally {
     await running.close();
   }
@@ -179,6 +182,8 @@ describe('kiln registry migrate: SQLite and a filesystem into PostgreSQL and S3'
     assert.equal((await reg.client({ user: 'bob', password: 'bob-password' }).req('GET', `/v2/${team.repo}/manifests/${team.tag}`, { headers: { accept: team.mediaType } })).status, 200);
     assert.equal(await reg.registry.metadata.getRole('team', 'bob'), 'developer');
     assert.deepEqual(await reg.registry.metadata.getRobot('robot$team+ci').then((r) => r?.actions), ['pull', 'push']);
+    assert.equal((await reg.registry.metadata.getNamespace('team'))?.quotaBytes, 1 << 30);
+    assert.deepEqual((await reg.registry.metadata.immutableRules('team')).map((r) => [r.repos, r.tags, r.excludeRepos, r.excludeTags]), [['**', 'v*', false, false]]);
     return reg;
   };
 
@@ -191,7 +196,7 @@ describe('kiln registry migrate: SQLite and a filesystem into PostgreSQL and S3'
     const target = await newTarget(t);
     const r = await migrate(source, target.file);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`^Migrated ${source.blobCount} blobs \\(\\d+ bytes\\), 9 manifests, 5 tags, 2 users, 2 namespaces, 1 roles, 1 robots, ${source.audit} audit rows; 0 skipped`, 'm'));
+    assert.match(r.stdout, new RegExp(`^Migrated ${source.blobCount} blobs \\(\\d+ bytes\\), 9 manifests, 5 tags, 2 users, 2 namespaces, 1 roles, 1 robots, 1 immutability rules, ${source.audit} audit rows; 0 skipped`, 'm'));
     assert.match(r.stderr, /^blobs: \d+\/\d+/m);
     assert.match(r.stderr, /search index: not copied/);
     await verify(t, source, target.tweak);
@@ -230,7 +235,7 @@ describe('kiln registry migrate: SQLite and a filesystem into PostgreSQL and S3'
     to.driver.destroy?.();
     const third = await migrate(source, target.file);
     assert.equal(third.code, 0, third.stderr);
-    assert.match(third.stdout, /^Migrated 0 blobs \(0 bytes\), 0 manifests, 0 tags, 0 users, 0 namespaces, 0 roles, 0 robots, 0 audit rows; [1-9]\d* skipped/m);
+    assert.match(third.stdout, /^Migrated 0 blobs \(0 bytes\), 0 manifests, 0 tags, 0 users, 0 namespaces, 0 roles, 0 robots, 0 immutability rules, 0 audit rows; [1-9]\d* skipped/m);
     await verify(t, source, target.tweak);
   });
 

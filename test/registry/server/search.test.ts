@@ -201,7 +201,8 @@ test('a database from before the search index is migrated: bases from stored ann
     await mkdir(join(blobsRoot, 'sha256', hex.slice(0, 2)), { recursive: true });
     await rename(join(blobsRoot, r.key), join(blobsRoot, 'sha256', hex.slice(0, 2), hex));
   }
-  db.exec(`DROP TABLE image_bases; DROP TABLE sboms; DROP TABLE sbom_packages;
+  db.exec(`DROP TABLE immutable_rules; ALTER TABLE namespaces DROP COLUMN quota_bytes;
+    DROP TABLE image_bases; DROP TABLE sboms; DROP TABLE sbom_packages;
     DROP TABLE uploads; DROP TABLE shared_values; DROP TABLE login_failures; DROP INDEX blobs_key;
     ALTER TABLE blobs DROP COLUMN key; ALTER TABLE blobs DROP COLUMN state; ALTER TABLE blobs DROP COLUMN last_used;
     ALTER TABLE manifests DROP COLUMN last_used; PRAGMA user_version = 0;`);
@@ -213,7 +214,7 @@ test('a database from before the search index is migrated: bases from stored ann
   assert.deepEqual(imagesOf(await searchJson(c2, `base=${base.digest}`)), ['apps/child:v1']);
   const db2 = new Database(config.database.sqlite.path, { readonly: true });
   t.after(() => db2.close());
-  assert.equal(db2.pragma('user_version', { simple: true }), 2);
+  assert.equal(db2.pragma('user_version', { simple: true }), 3);
   // Stored SBOMs are indexed in the background after start.
   for (let i = 0; i < 100 && (await searchJson(c2, 'package=musl')).results.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(imagesOf(await searchJson(c2, 'package=' + encodeURIComponent('musl@<1.2.4-r10'))), ['apps/child:v1']);

@@ -131,19 +131,24 @@ export function createAuth(config: RegistryConfig, metadata: Metadata, tokens: T
     return actions.every((a) => allowed.includes(a));
   };
 
+  /** Who a verified token was issued to (anonymous when the account is gone). */
+  const claimsPrincipal = async (c: TokenClaims): Promise<Principal> => {
+    if (c.sub.startsWith('robot$')) {
+      const r = await metadata.getRobot(c.sub);
+      if (r) return { kind: 'robot', name: r.name, robot: r };
+    } else if (c.sub && c.sub !== 'anonymous') {
+      const u = await metadata.getUser(c.sub);
+      if (u) return { kind: 'user', name: u.name, user: u };
+    }
+    return { kind: 'anonymous', name: 'anonymous' };
+  };
+
   const principal = async (ctx: Ctx): Promise<Principal> => {
     const t = bearer(ctx);
     if (t) {
       const c = await verifyBearer(t);
       if (!c) throw challenge(ctx, undefined, 'invalid_token');
-      if (c.sub.startsWith('robot$')) {
-        const r = await metadata.getRobot(c.sub);
-        if (r) return { kind: 'robot', name: r.name, robot: r };
-      } else if (c.sub && c.sub !== 'anonymous') {
-        const u = await metadata.getUser(c.sub);
-        if (u) return { kind: 'user', name: u.name, user: u };
-      }
-      return { kind: 'anonymous', name: 'anonymous' };
+      return claimsPrincipal(c);
     }
     const creds = parseBasic(ctx.req.headers.authorization);
     if (creds) return login(ctx, creds.name, creds.password);
@@ -164,8 +169,13 @@ export function createAuth(config: RegistryConfig, metadata: Metadata, tokens: T
         if (c) {
           ctx.user = c.sub || 'anonymous';
           if (tokenAllows(c, repository, actions)) return;
-          if (opts?.denyWhenAuthenticated) throw denied(`${actions.join(', ')} on ${repository} is not allowed for ${ctx.user}`);
-          throw challenge(ctx, [`repository:${repository}:${actions.join(',')}`, ...wanted], 'insufficient_scope');
+          // A token for other actions (a client that pushed, then deletes) is challenged, so the
+          // client asks for one with this scope; DENIED only when the role could never grant it.
+          if (opts?.denyWhenAuthenticated) {
+            const allowed = await actionsFor(await claimsPrincipal(c), repository);
+            if (!actions.every((a) => allowed.includes(a))) throw denied(`${actions.join(', ')} on ${repository} is not allowed for ${ctx.user}`);
+          }
+          throw challenge(ctx, [`repository:${repository}:${actions.filter((a) => a !== 'promote').join(',') || 'pull'}`, ...wanted], 'insufficient_scope');
         }
         throw challenge(ctx, [`repository:${repository}:${actions.join(',')}`, ...wanted], 'invalid_token');
       }

@@ -75,6 +75,24 @@ export interface NamespaceRecord {
   /** Anonymous pull allowed. */
   public: boolean;
   createdAt: number;
+  /** Storage the namespace may use, in bytes; none when unset. */
+  quotaBytes?: number;
+}
+
+/**
+ * A tag immutability rule of a namespace (Harbor's): tags matching `tags` of repositories matching
+ * `repos` (doublestar globs, the repository path below the namespace), or of those not matching
+ * when the `exclude` flags say so, are never moved or deleted once pushed.
+ */
+export interface ImmutableRule {
+  id: number;
+  namespace: string;
+  repos: string;
+  tags: string;
+  excludeRepos: boolean;
+  excludeTags: boolean;
+  createdBy: string;
+  createdAt: number;
 }
 
 export interface Membership {
@@ -182,6 +200,8 @@ export interface BlobRows {
 export interface ManifestRows {
   getManifest(repository: string, digest: string): Promise<ManifestRecord | undefined>;
   resolveTag(repository: string, tag: string): Promise<string | undefined>;
+  /** The tags of `repository` naming the manifest `digest`, sorted. */
+  tagsOf(repository: string, digest: string): Promise<string[]>;
   /**
    * Store a manifest and point tags at it, in one transaction, restarting the grace period of
    * every blob link and child manifest it references. Returns the references the repository does
@@ -306,6 +326,19 @@ export interface UploadRows {
 }
 
 /** State every replica must agree on: the token signing key, the login rate limit. */
+/** Rules of namespaces: tag immutability and storage quotas (issue 23). */
+export interface GovernanceRows {
+  immutableRules(namespace?: string): Promise<ImmutableRule[]>;
+  /** Returns the new rule's id. */
+  addImmutableRule(rule: Omit<ImmutableRule, 'id'>): Promise<number>;
+  /** The rule removed, or undefined when there was none with that id. */
+  removeImmutableRule(id: number): Promise<ImmutableRule | undefined>;
+  /** Set (or with undefined, clear) a namespace's quota; the namespace is made when missing. */
+  setQuota(namespace: string, quotaBytes: number | undefined, now: number): Promise<void>;
+  /** Bytes the namespace uses: every blob linked in one of its repositories, once, however many link it. */
+  namespaceUsage(namespace: string): Promise<number>;
+}
+
 export interface SharedRows {
   /** The value stored under name, storing `create()` first when there is none (the first replica wins). */
   sharedValue(name: string, create: () => string): Promise<string>;
@@ -317,7 +350,7 @@ export interface SharedRows {
   clearFailures(keys: string[]): Promise<void>;
 }
 
-export interface Metadata extends BlobRows, ManifestRows, SearchRows, IdentityRows, AuditRows, GcRows, UploadRows, SharedRows {
+export interface Metadata extends BlobRows, ManifestRows, SearchRows, IdentityRows, AuditRows, GcRows, UploadRows, SharedRows, GovernanceRows {
   readonly kind: 'sqlite' | 'postgres';
   /** Call back when another process changed the data (caches must then be dropped). */
   onExternalChange(cb: () => void): void;

@@ -9,6 +9,7 @@ import type {
   ManifestRecord,
   Membership,
   Metadata,
+  ImmutableRule,
   NamespaceRecord,
   PackageHit,
   RobotRecord,
@@ -77,6 +78,14 @@ CREATE TABLE uploads (
 CREATE INDEX uploads_key ON uploads (key);
 CREATE TABLE shared_values (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE login_failures (key TEXT PRIMARY KEY, start BIGINT NOT NULL, failures INT NOT NULL);
+`,
+  // 2: rules of namespaces (issue 23): tag immutability, storage quotas.
+  `
+CREATE TABLE immutable_rules (
+  id BIGSERIAL PRIMARY KEY, namespace ${K} NOT NULL, repos TEXT NOT NULL, tags TEXT NOT NULL,
+  exclude_repos BOOLEAN NOT NULL, exclude_tags BOOLEAN NOT NULL, created_by TEXT NOT NULL, created_at BIGINT NOT NULL);
+CREATE INDEX immutable_rules_ns ON immutable_rules (namespace);
+ALTER TABLE namespaces ADD COLUMN quota_bytes BIGINT;
 `,
 ];
 
@@ -150,7 +159,22 @@ const toUpload = (r: Row): UploadRecord => ({
 });
 
 const toUser = (r: Row): UserRecord => ({ name: r.name, passwordHash: r.password_hash, admin: r.admin, createdAt: r.created_at });
-const toNamespace = (r: Row): NamespaceRecord => ({ name: r.name, public: r.public, createdAt: r.created_at });
+const toNamespace = (r: Row): NamespaceRecord => ({
+  name: r.name,
+  public: r.public,
+  createdAt: r.created_at,
+  ...(r.quota_bytes !== null && r.quota_bytes !== undefined ? { quotaBytes: r.quota_bytes } : {}),
+});
+const toRule = (r: Row): ImmutableRule => ({
+  id: r.id,
+  namespace: r.namespace,
+  repos: r.repos,
+  tags: r.tags,
+  excludeRepos: r.exclude_repos,
+  excludeTags: r.exclude_tags,
+  createdBy: r.created_by,
+  createdAt: r.created_at,
+});
 const toRobot = (r: Row): RobotRecord => ({
   name: r.name,
   namespace: r.namespace,
@@ -492,6 +516,9 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
       const r = (await read('SELECT * FROM manifests WHERE repo = $1 AND digest = $2', [repo, digest]))[0];
       return r ? toManifest(r) : undefined;
     },
+    async tagsOf(repo, digest) {
+      return (await read('SELECT tag FROM tags WHERE repo = $1 AND digest = $2 ORDER BY tag', [repo, digest])).map((r) => r.tag as string);
+    },
     async resolveTag(repo, tag) {
       return (await read('SELECT digest FROM tags WHERE repo = $1 AND tag = $2', [repo, tag]))[0]?.digest;
     },
@@ -705,6 +732,41 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
         await t.q('INSERT INTO namespaces (name, public, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET public = excluded.public', [ns.name, ns.public, ns.createdAt]);
         t.changed();
       });
+    },
+    async immutableRules(ns) {
+      const rows = ns === undefined ? await read('SELECT * FROM immutable_rules ORDER BY id') : await read('SELECT * FROM immutable_rules WHERE namespace = $1 ORDER BY id', [ns]);
+      return rows.map(toRule);
+    },
+    addImmutableRule(r) {
+      return tx(async (t) => {
+        const row = await t.q(
+          'INSERT INTO immutable_rules (namespace, repos, tags, exclude_repos, exclude_tags, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id',
+          [r.namespace, r.repos, r.tags, r.excludeRepos, r.excludeTags, r.createdBy, r.createdAt],
+        );
+        t.changed();
+        return row.rows[0]!.id as number;
+      });
+    },
+    removeImmutableRule(id) {
+      return tx(async (t) => {
+        const r = await t.q('DELETE FROM immutable_rules WHERE id = $1 RETURNING *', [id]);
+        if (r.rowCount) t.changed();
+        return r.rows[0] ? toRule(r.rows[0]) : undefined;
+      });
+    },
+    setQuota(ns, quota, now) {
+      return tx(async (t) => {
+        await t.q('INSERT INTO namespaces (name, public, created_at, quota_bytes) VALUES ($1, false, $2, $3) ON CONFLICT (name) DO UPDATE SET quota_bytes = excluded.quota_bytes', [ns, now, quota ?? null]);
+        t.changed();
+      });
+    },
+    async namespaceUsage(ns) {
+      const like = ns.replace(/[\\%_]/g, (c) => '\\' + c) + '/%';
+      const r = await read(
+        "SELECT COALESCE(SUM(b.size), 0)::bigint AS n FROM blobs b WHERE b.digest IN (SELECT digest FROM repo_blobs WHERE repo = $1 OR repo LIKE $2 ESCAPE '\\')",
+        [ns, like],
+      );
+      return Number(r[0]!.n);
     },
     async getRole(ns, user) {
       return (await read('SELECT role FROM members WHERE namespace = $1 AND member = $2', [ns, user]))[0]?.role as Role | undefined;

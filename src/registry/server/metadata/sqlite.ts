@@ -6,6 +6,7 @@ import type {
   ManifestRecord,
   ManifestRefs,
   Membership,
+  ImmutableRule,
   Metadata,
   NamespaceRecord,
   PackageHit,
@@ -90,6 +91,14 @@ CREATE TABLE uploads (
 CREATE TABLE shared_values (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE login_failures (key TEXT PRIMARY KEY, start INTEGER NOT NULL, failures INTEGER NOT NULL);
 `,
+  // 3: rules of namespaces (issue 23): tag immutability, storage quotas.
+  `
+CREATE TABLE immutable_rules (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, namespace TEXT NOT NULL, repos TEXT NOT NULL, tags TEXT NOT NULL,
+  exclude_repos INTEGER NOT NULL, exclude_tags INTEGER NOT NULL, created_by TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE INDEX immutable_rules_ns ON immutable_rules (namespace);
+ALTER TABLE namespaces ADD COLUMN quota_bytes INTEGER;
+`,
 ];
 
 /** Bring the schema up to date; safe when several processes open the database at once. */
@@ -167,6 +176,25 @@ const namespaceOf = (repo: string): string => (repo.includes('/') ? repo.slice(0
  * before the client is told it succeeded. better-sqlite3 is synchronous, so every statement is atomic
  * within the event loop; the async lock only guards sections that await storage between statements.
  */
+
+const toNamespace = (r: Row): NamespaceRecord => ({
+  name: r.name as string,
+  public: r.public === 1,
+  createdAt: r.created_at as number,
+  ...(r.quota_bytes !== null && r.quota_bytes !== undefined ? { quotaBytes: r.quota_bytes as number } : {}),
+});
+
+const toRule = (r: Row): ImmutableRule => ({
+  id: r.id as number,
+  namespace: r.namespace as string,
+  repos: r.repos as string,
+  tags: r.tags as string,
+  excludeRepos: r.exclude_repos === 1,
+  excludeTags: r.exclude_tags === 1,
+  createdBy: r.created_by as string,
+  createdAt: r.created_at as number,
+});
+
 export function openSqliteMetadata(path: string): Metadata {
   mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path);
@@ -233,6 +261,14 @@ export function openSqliteMetadata(path: string): Metadata {
     getNs: q('SELECT * FROM namespaces WHERE name = ?'),
     listNs: q('SELECT * FROM namespaces ORDER BY name'),
     putNs: q('INSERT INTO namespaces (name, public, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET public = excluded.public'),
+    setQuota: q('INSERT INTO namespaces (name, public, created_at, quota_bytes) VALUES (?, 0, ?, ?) ON CONFLICT (name) DO UPDATE SET quota_bytes = excluded.quota_bytes'),
+    nsUsage: q(`SELECT COALESCE(SUM(b.size), 0) AS n FROM blobs b WHERE b.digest IN
+      (SELECT digest FROM repo_blobs WHERE repo = ? OR substr(repo, 1, ?) = ?)`),
+    listRules: q('SELECT * FROM immutable_rules ORDER BY id'),
+    listRulesNs: q('SELECT * FROM immutable_rules WHERE namespace = ? ORDER BY id'),
+    getRule: q('SELECT * FROM immutable_rules WHERE id = ?'),
+    addRule: q('INSERT INTO immutable_rules (namespace, repos, tags, exclude_repos, exclude_tags, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+    delRule: q('DELETE FROM immutable_rules WHERE id = ?'),
     ensureNs: q('INSERT OR IGNORE INTO namespaces (name, public, created_at) VALUES (?, 0, ?)'),
     getRole: q<{ role: Role }>('SELECT role FROM members WHERE namespace = ? AND user = ?'),
     rolesOf: q<Membership>('SELECT namespace, user, role FROM members WHERE user = ? ORDER BY namespace'),
@@ -434,6 +470,9 @@ export function openSqliteMetadata(path: string): Metadata {
       const r = s.getManifest.get(repo, digest);
       return r ? toManifest(r) : undefined;
     },
+    async tagsOf(repo, digest) {
+      return s.tagsOf.all(repo, digest).map((r) => r.tag).sort();
+    },
     async resolveTag(repo, tag) {
       return s.resolveTag.get(repo, tag)?.digest;
     },
@@ -562,10 +601,30 @@ export function openSqliteMetadata(path: string): Metadata {
     },
     async getNamespace(name) {
       const r = s.getNs.get(name);
-      return r ? { name: r.name as string, public: r.public === 1, createdAt: r.created_at as number } : undefined;
+      return r ? toNamespace(r) : undefined;
     },
     async listNamespaces() {
-      return s.listNs.all().map((r): NamespaceRecord => ({ name: r.name as string, public: r.public === 1, createdAt: r.created_at as number }));
+      return s.listNs.all().map(toNamespace);
+    },
+    async immutableRules(ns) {
+      return (ns === undefined ? s.listRules.all() : s.listRulesNs.all(ns)).map(toRule);
+    },
+    addImmutableRule(r) {
+      return write(() => Number(s.addRule.run(r.namespace, r.repos, r.tags, r.excludeRepos ? 1 : 0, r.excludeTags ? 1 : 0, r.createdBy, r.createdAt).lastInsertRowid));
+    },
+    removeImmutableRule(id) {
+      return write(() => {
+        const r = s.getRule.get(id);
+        if (!r) return undefined;
+        s.delRule.run(id);
+        return toRule(r);
+      });
+    },
+    setQuota(ns, quota, now) {
+      return write(() => void s.setQuota.run(ns, now, quota ?? null));
+    },
+    async namespaceUsage(ns) {
+      return (s.nsUsage.get(ns, ns.length + 1, ns + "/")?.n as number | undefined) ?? 0;
     },
     putNamespace(ns) {
       return write(() => void s.putNs.run(ns.name, ns.public ? 1 : 0, ns.createdAt));

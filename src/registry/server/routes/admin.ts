@@ -4,7 +4,7 @@ import { badRequest, denied, RegistryError } from '../errors.js';
 import { isSystemAdmin, roleAllows, type Action, type NamespacePermission, type Principal } from '../auth/access.js';
 import { assertDigest, isName, isTag } from '../names.js';
 import { admin, parseRole } from '../admin.js';
-import { parseDuration } from '../config.js';
+import { parseDuration, parseSize } from '../config.js';
 
 // The management API under /kiln/v1/: namespace members, robot accounts, the audit log, users and
 // namespaces — what `kiln registry …` does offline, over HTTP, for those whose role allows it.
@@ -73,10 +73,34 @@ export async function management(reg: Registry, ctx: Ctx, parts: string[]): Prom
     return sendJson(ctx, 200, { namespaces: all.filter((n) => mine.has(n.name) || n.public) });
   }
   if (a === 'namespaces' && b !== undefined && c === undefined && m === 'PUT') {
+    // {"public": true|false, "quota": bytes | "10GiB" | null}; fields left out stay as they are.
     requireSysadmin(p);
     const body = await jsonBody(ctx);
-    await ops.setNamespace(b, { public: body.public === true });
-    return sendJson(ctx, 200, { name: b, public: body.public === true });
+    if (body.public !== undefined && typeof body.public !== 'boolean') throw badRequest('public: expected true or false');
+    const quotaBytes = body.quota === undefined ? undefined : body.quota === null ? null : parseSize(body.quota, 'quota');
+    await ops.setNamespace(b, { public: body.public as boolean | undefined, quotaBytes });
+    const ns = (await ops.namespaces()).find((n) => n.name === b);
+    return sendJson(ctx, 200, ns ?? { name: b });
+  }
+  if (a === 'namespaces' && b !== undefined && c === 'immutable') {
+    // Namespace admins add rules; only system administrators remove one (no role bypasses a rule).
+    if (d === undefined && m === 'GET') {
+      await requireNs(reg, p, b, 'members:read');
+      return sendJson(ctx, 200, { rules: await ops.immutable(b) });
+    }
+    if (d === undefined && m === 'POST') {
+      await requireNs(reg, p, b, 'members:write');
+      const body = await jsonBody(ctx);
+      if (typeof body.repos !== 'string' || typeof body.tags !== 'string') throw badRequest('repos and tags: expected patterns (strings)');
+      return sendJson(ctx, 201, await ops.addImmutable(b, { repos: body.repos, tags: body.tags, excludeRepos: body.excludeRepos === true, excludeTags: body.excludeTags === true }));
+    }
+    if (d !== undefined && m === 'DELETE') {
+      requireSysadmin(p);
+      const rule = /^\d+$/.test(d) ? (await ops.immutable(b)).find((r) => r.id === Number(d)) : undefined;
+      if (!rule) throw new RegistryError('not-found', `no immutability rule ${d.slice(0, 30)} in ${b}`);
+      await ops.removeImmutable(rule.id);
+      return sendJson(ctx, 200, {});
+    }
   }
   if (a === 'namespaces' && b !== undefined && c === 'members') {
     if (d === undefined && m === 'GET') {

@@ -53,6 +53,11 @@ async function appendChunk(reg: Registry, ctx: Ctx, name: string, s: UploadSessi
 async function complete(reg: Registry, ctx: Ctx, name: string, s: UploadSession, digest: string): Promise<void> {
   const staged = await reg.uploads.finish(s, digest);
   try {
+    // A blob over the namespace's quota is refused whole: its bytes go, nothing is linked.
+    await reg.service.admitBlob(name, digest, staged.size).catch(async (e: unknown) => {
+      await reg.blobs.discard(staged);
+      throw e;
+    });
     await reg.blobs.commit(name, digest, staged);
   } finally {
     await staged.done?.();
@@ -80,6 +85,8 @@ export async function startUpload(reg: Registry, ctx: Ctx, name: string): Promis
       // With auth, only from the same namespace, where the caller's role covers every repository.
       source = await reg.metadata.blobRepositoryInNamespace(namespaceOf(name), digest);
     }
+    const size = source ? (await reg.metadata.blob(digest))?.size : undefined;
+    if (source && size !== undefined) await reg.service.admitBlob(name, digest, size);
     if (source && (await reg.blobs.mount(name, digest))) {
       reg.audit.record({ actor: ctx.user, action: 'mount', repository: name, digest, detail: source === '*' ? undefined : `from ${source}`, address: ctx.req.socket.remoteAddress });
       sendEmpty(ctx, 201, { Location: blobUrl(name, digest), 'Docker-Content-Digest': digest });

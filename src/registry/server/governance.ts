@@ -1,0 +1,46 @@
+import picomatch from 'picomatch';
+import { UsageError } from '../../errors.js';
+import type { ImmutableRule } from './metadata/metadata.js';
+
+// The matching half of a namespace's rules (the service enforces them): tag immutability
+// patterns, doublestar globs as Harbor's (`**` any repository path, `v*` tags, {a,b} and [..]
+// classes), and how a quota and a usage read in a message.
+
+const globOptions = { dot: true, strictBrackets: true } as const;
+
+/** A pattern a rule may hold; throws naming the field when it is empty, too long or unbalanced. */
+export function checkPattern(pattern: string, field: string): string {
+  if (pattern === '') throw new UsageError(`${field}: an empty pattern matches nothing; use ** for every repository or * for every tag`);
+  if (pattern.length > 256 || /[\0\n]/.test(pattern)) throw new UsageError(`${field}: at most 256 characters on one line`);
+  try {
+    picomatch.makeRe(pattern, globOptions);
+  } catch (e) {
+    throw new UsageError(`${field}: "${pattern}" is not a valid pattern: ${(e as Error).message}`);
+  }
+  return pattern;
+}
+
+/** Whether the rule protects `tag` of `repository` (a repository of the rule's namespace). */
+export function ruleProtects(rule: ImmutableRule, repository: string, tag: string): boolean {
+  // Harbor matches the repository path below the project: "**" is every repository of it.
+  const path = repository.startsWith(rule.namespace + '/') ? repository.slice(rule.namespace.length + 1) : repository;
+  const repoHit = picomatch.isMatch(path, rule.repos, globOptions);
+  const tagHit = picomatch.isMatch(tag, rule.tags, globOptions);
+  return repoHit !== rule.excludeRepos && tagHit !== rule.excludeTags;
+}
+
+export function describeRule(rule: ImmutableRule): string {
+  return `rule ${rule.id}: repositories ${rule.excludeRepos ? 'not ' : ''}matching "${rule.repos}", tags ${rule.excludeTags ? 'not ' : ''}matching "${rule.tags}"`;
+}
+
+/** 1536 → "1.5 KiB", as quotas are given. */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} B` : `${Number(v.toFixed(v < 10 ? 2 : 1))} ${units[u]}`;
+}
