@@ -18,6 +18,12 @@ import { archiveKind, unpackArchive } from './copy.js';
 import { cloneGitContext, parseGitSource } from './gitcontext.js';
 import { newestMtime } from './httpcontext.js';
 
+/** A named context as far as dating goes: the URL it was fetched from, if any. */
+export interface DatedContext {
+  kind: string;
+  source?: string;
+}
+
 /** What the build was given from outside the Dockerfile. */
 export interface GivenEpoch {
   sourceDateEpoch?: number;
@@ -30,7 +36,7 @@ export interface GivenEpoch {
  * (dockerfile2llb/convert.go:304-310), so that `ARG SOURCE_DATE_EPOCH` in a stage sees the number.
  * A --build-arg or the environment wins (getBuildArgValue reads the build args first).
  */
-export async function resolveDockerfileEpoch(plan: BuildPlan, given: GivenEpoch, namedContexts: ReadonlySet<string>): Promise<{ epoch: number | undefined; plan: BuildPlan }> {
+export async function resolveDockerfileEpoch(plan: BuildPlan, given: GivenEpoch, namedContexts: ReadonlyMap<string, DatedContext>): Promise<{ epoch: number | undefined; plan: BuildPlan }> {
   if (given.sourceDateEpoch !== undefined || given.buildArgs.SOURCE_DATE_EPOCH !== undefined) return { epoch: given.sourceDateEpoch, plan };
   const v = plan.globalArgs.SOURCE_DATE_EPOCH;
   // "" and "context" (a local context, dated by nothing) leave it unset (epoch.go:35, :61-72).
@@ -46,10 +52,11 @@ export async function resolveDockerfileEpoch(plan: BuildPlan, given: GivenEpoch,
 }
 
 /** epoch.go:74-146: a named context of that name, else a source stage; anything else is invalid. */
-async function stageEpoch(plan: BuildPlan, name: string, namedContexts: ReadonlySet<string>): Promise<number | undefined> {
-  // kiln's named contexts are directories and images: their sources carry no date (no git commit,
-  // no HTTP Last-Modified), so the epoch stays unset (epoch.go:74-87, then :262-268).
-  if (namedContexts.has(name.toLowerCase())) return undefined;
+async function stageEpoch(plan: BuildPlan, name: string, namedContexts: ReadonlyMap<string, DatedContext>): Promise<number | undefined> {
+  // A named context fetched from a git or HTTP URL is dated as that source (epoch.go:74-87, then
+  // :262-286); a local directory or an image carries no date, and the epoch stays unset.
+  const named = namedContexts.get(name.toLowerCase());
+  if (named) return named.source === undefined ? undefined : isGitSource(named.source) ? gitEpoch(named.source) : httpEpoch(named.source);
   const stage = plan.dockerfile.stages.find((s) => s.name === name.toLowerCase());
   if (!stage) throw new KilnError(`invalid SOURCE_DATE_EPOCH: ${name}`);
   const fail = (msg: string): never => {

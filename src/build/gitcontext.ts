@@ -46,7 +46,7 @@ export function parseGitContext(arg: string): GitContextSpec {
 }
 
 /** Clone the repository and return the context directory and the commit checked out; `cleanup` removes the clone. */
-export async function cloneGitContext(spec: GitContextSpec, opts: { keepGitDir?: boolean } = {}): Promise<{ dir: string; commit: string; cleanup: () => Promise<void> }> {
+export async function cloneGitContext(spec: GitContextSpec, opts: { keepGitDir?: boolean } = {}): Promise<{ dir: string; commit: string; committed: number; cleanup: () => Promise<void> }> {
   const tmp = await mkdtemp(join(tmpdir(), 'kiln-git-context-'));
   const cleanup = () => rm(tmp, { recursive: true, force: true });
   const checkout = join(tmp, 'repo');
@@ -81,10 +81,12 @@ export async function cloneGitContext(spec: GitContextSpec, opts: { keepGitDir?:
       });
     }
     const commit = (await run('git', ['-C', checkout, 'rev-parse', 'HEAD'], { env })).stdout.trim();
+    // The committer time: what SOURCE_DATE_EPOCH=context dates a git context by (BuildKit dockerfile2llb/epoch.go:327-336).
+    const committed = Number((await run('git', ['-C', checkout, 'log', '-1', '--format=%ct', 'HEAD'], { env })).stdout.trim());
     if (!opts.keepGitDir) await rm(join(checkout, '.git'), { recursive: true, force: true });
     const dir = join(checkout, spec.subdir);
     if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new GitContextFailed(`build context ${spec.url}: "${spec.subdir}" is not a directory in the repository`);
-    return { dir, commit, cleanup };
+    return { dir, commit, committed, cleanup };
   } catch (e) {
     await cleanup();
     throw e;

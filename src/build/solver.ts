@@ -116,7 +116,7 @@ export interface RunFailure {
 }
 
 /** A named build context (buildx --build-context): a directory, or another name for an image. */
-export type NamedContext = { kind: 'dir'; path: string } | { kind: 'image'; ref: string } | { kind: 'oci-layout'; path: string; ref?: string };
+export type NamedContext = { kind: 'dir'; path: string; /** The git or http(s) URL it was fetched from. */ source?: string } | { kind: 'image'; ref: string } | { kind: 'oci-layout'; path: string; ref?: string };
 
 /** A built stage: its layers (base first) and final config. */
 export interface StageResult {
@@ -200,7 +200,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   const targetPlatform = req.platform ?? host;
   const named = req.namedContexts ?? new Map<string, NamedContext>();
   const planned = planBuild(parseDockerfile(req.dockerfile.text, { file: req.dockerfile.name }), { buildArgs: req.buildArgs, target: req.target, platform: targetPlatform, namedContexts: new Set(named.keys()) });
-  const { epoch, plan } = await resolveDockerfileEpoch(planned, req, new Set(named.keys()));
+  const { epoch, plan } = await resolveDockerfileEpoch(planned, req, named);
   req = { ...req, sourceDateEpoch: epoch };
   const warnings: Warning[] = [...plan.warnings];
   const cache = new BuildCache(req.store, req.cacheSources ?? []);

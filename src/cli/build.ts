@@ -14,6 +14,7 @@ import type { Platform } from '../oci/types.js';
 import { plainProgress, ttyProgress } from '../ui/progress.js';
 import { silentProgress } from '../build/progress.js';
 import { loadDockerignore } from '../dockerfile/index.js';
+import { fetchNamedContext } from '../build/named.js';
 import { createExecutor, defaultExecutor } from '../sandbox/index.js';
 import { hostPlatform, formatPlatform } from '../store/store.js';
 import { UsageError } from '../errors.js';
@@ -156,6 +157,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
       // buildx's entitlements (BuildKit util/entitlements/entitlements.go:110 for the error).
       for (const e of o.allow) if (e !== 'security.insecure' && e !== 'network.host') throw new UsageError(`--allow: unknown entitlement ${e}`);
       const namedContexts = new Map<string, NamedContext>();
+      const remoteNamed: { name: string; url: string }[] = [];
       for (const spec of o.buildContext) {
         const i = spec.indexOf('=');
         if (i <= 0) throw new UsageError(`--build-context ${spec}: expected name=value`);
@@ -166,7 +168,8 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
           const rest = value.slice('oci-layout://'.length);
           const m = /^(.*?)(?:@(sha256:[a-f0-9]{64})|:([\w][\w.-]*))?$/.exec(rest)!;
           namedContexts.set(name, { kind: 'oci-layout', path: resolve(m[1]!), ref: m[2] ?? m[3] });
-        } else if (/^[a-z]+:\/\//.test(value)) throw new UsageError(`--build-context ${name}: unsupported source "${value}" (a directory, docker-image:// or oci-layout://)`);
+        } else if (isGitContext(value) || isHTTPContext(value)) remoteNamed.push({ name, url: value });
+        else if (/^[a-z]+:\/\//.test(value)) throw new UsageError(`--build-context ${name}: unsupported source "${value}" (a directory, a git or http(s) URL, docker-image:// or oci-layout://)`);
         else {
           if (!(await stat(value).catch(() => undefined))?.isDirectory()) throw new UsageError(`--build-context ${name}: "${value}" is not a directory`);
           namedContexts.set(name, { kind: 'dir', path: resolve(value) });
@@ -203,6 +206,8 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
         const clone = await cloneGitContext(parseGitContext(contextArg));
         contextDir = clone.dir;
         removeContext = clone.cleanup;
+        // SOURCE_DATE_EPOCH=context dates a git context by its commit (BuildKit dockerfile2llb/epoch.go:62, :327-336; testSourceDateEpochContextGit).
+        if (epochText === 'context') sourceDateEpoch = clone.committed;
       } else if (isHTTPContext(contextArg)) {
         const fetched = await fetchHTTPContext(contextArg);
         contextDir = fetched.dir;
@@ -249,8 +254,14 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
       process.on('SIGTERM', onSignal);
       const notes: string[] = [];
       let ssh: SshAgents | undefined;
+      const namedCleanups: (() => Promise<void>)[] = [];
       try {
         ssh = await openSshAgents(o.ssh);
+        for (const r of remoteNamed) {
+          const fetched = await fetchNamedContext(r.url);
+          namedCleanups.push(fetched.cleanup);
+          namedContexts.set(r.name, fetched.context);
+        }
         // Sandbox state beside the store: a rootless user cannot share root's directory in /tmp.
         const stateDir = join(store.root, 'sandbox');
         const executor = o.runtime ? createExecutor(o.runtime, { stateDir }) : defaultExecutor({ stateDir });
@@ -340,6 +351,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
         await ssh?.close();
+        for (const c of namedCleanups) await c();
         await removeContext();
         // Blobs of cache imports, cache exports and pushes were held for this process only.
         await store.content.releaseLease();

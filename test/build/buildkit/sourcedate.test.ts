@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
-import { openBuilder, serve, type Builder } from './builder.js';
+import { openBuilder, serve, serveDirectory, type Builder } from './builder.js';
 import { fixture } from '../../support/env.js';
 
 let b: Builder;
@@ -268,6 +268,64 @@ test('testSourceDateEpochStageHTTPArchive: a stage of FROM scratch and one remot
     const img = await buildOCI(dir);
     assert.equal(img.layers.at(-1)!.get('epoch'), archiveMax);
     assert.equal(img.contents.at(-1)!.get('epoch'), String(archiveMax));
+    assert.equal(seconds(img.config.created), archiveMax);
+  } finally {
+    await server.close();
+  }
+});
+
+test('testSourceDateEpochContextGit: SOURCE_DATE_EPOCH=context with a git context over HTTP is its commit\'s time', async () => {
+  const commitTime = 1700000101;
+  const repo = join(b.work, 'sde-git');
+  const env = { ...process.env, GIT_CONFIG_GLOBAL: '/dev/null', GIT_AUTHOR_NAME: 'test', GIT_AUTHOR_EMAIL: 'test@example.com', GIT_COMMITTER_NAME: 'test', GIT_COMMITTER_EMAIL: 'test@example.com' };
+  const date = new Date(commitTime * 1000).toISOString();
+  execFileSync('mkdir', ['-p', repo]);
+  execFileSync('sh', ['-c', 'printf "FROM scratch\\nCOPY Dockerfile /\\n" > Dockerfile && git init -q && git add Dockerfile && git commit -q -m msg && git update-server-info'], {
+    cwd: repo,
+    env: { ...env, GIT_AUTHOR_DATE: date, GIT_COMMITTER_DATE: date },
+  });
+  const server = await serveDirectory(repo);
+  try {
+    // BuildKit dockerfile_source_date_epoch_test.go:322-347: the context is SERVER/.git, the created time the commit's.
+    const dest = join(b.work, 'sde-git.tar');
+    const r = await b.kiln(['build', '--progress', 'plain', '--build-arg', 'SOURCE_DATE_EPOCH=context', '-o', `type=oci,dest=${dest}`, `${server.url}/.git`]);
+    assert.equal(r.code, 0, r.stderr);
+    const img = readOCI(dest);
+    assert.equal(seconds(img.config.created), commitTime);
+    assert.equal(img.layers.at(-1)!.get('Dockerfile'), commitTime);
+  } finally {
+    await server.close();
+  }
+});
+
+test('testSourceDateEpochNamedContextHTTPLastModified: SOURCE_DATE_EPOCH naming an http(s) --build-context takes its Last-Modified', async () => {
+  const lastModified = 1700000601;
+  const body = await tarOf([{ name: 'foo', data: 'bar', mtime: lastModified + 3600 }]);
+  const server = await serve({ '/src.tar': { body, etag: 'named1', lastModified: new Date(lastModified * 1000) } });
+  try {
+    // BuildKit dockerfile_source_date_epoch_test.go:690-694 (the Dockerfile), :705 (context:mysource), :731-733.
+    const dir = await b.context({ Dockerfile: 'ARG SOURCE_DATE_EPOCH=mysource\nFROM scratch\nCOPY Dockerfile .\n' });
+    const img = await buildOCI(dir, ['--build-context', `mysource=${server.url}/src.tar`]);
+    assert.equal(img.manifest.layers.length, 1);
+    assert.equal(img.layers[0]!.get('Dockerfile'), lastModified);
+    assert.equal(seconds(img.config.created), lastModified);
+  } finally {
+    await server.close();
+  }
+});
+
+test('testSourceDateEpochNamedContextHTTPArchive: without Last-Modified, the newest entry of the named context\'s archive; the context itself is the file "context"', async () => {
+  const archiveMax = 1700000602;
+  const body = await tarOf([{ name: 'foo', data: 'bar', mtime: archiveMax }]);
+  const server = await serve({ '/src.tar': { body, etag: 'named2' } });
+  try {
+    // BuildKit :755-759 and :795-801. COPY --from=mysource shows what the context holds: the download
+    // as one file named "context" (dockerui/namedcontext.go:152-161, llb.HTTP with Filename("context")).
+    const dir = await b.context({ Dockerfile: 'ARG SOURCE_DATE_EPOCH=mysource\nFROM busybox\nARG SOURCE_DATE_EPOCH\nRUN echo -n "$SOURCE_DATE_EPOCH" >/epoch\nCOPY --from=mysource /context /src.tar\n' });
+    const img = await buildOCI(dir, ['--build-context', `mysource=${server.url}/src.tar`]);
+    assert.equal(img.contents.at(-2)!.get('epoch'), String(archiveMax));
+    assert.equal(img.layers.at(-2)!.get('epoch'), archiveMax);
+    assert.equal(img.layers.at(-1)!.has('src.tar'), true);
     assert.equal(seconds(img.config.created), archiveMax);
   } finally {
     await server.close();
