@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { familiarName } from '../store/describe.js';
 import { normalize } from '../reference/reference.js';
-import { collect, openStore, out, type GlobalOptions } from './context.js';
+import { collect, openStore, out, platformFlag, type GlobalOptions } from './context.js';
 import { createExecutor, defaultExecutor, type Executor } from '../sandbox/index.js';
 import { createSnapshotter } from '../snapshot/index.js';
 import {
@@ -125,7 +125,8 @@ function registerAudit(program: Command, globals: () => GlobalOptions): void {
     .option('--format <format>', 'text or json', 'text')
     .option('-f, --file <dockerfile>', 'the Dockerfile the image was built from (judges its FROM lines)')
     .option('--fail-on <severity>', `exit 1 on findings at or above: ${auditSeverities.join(', ')}`)
-    .action(async (ref: string, o: { format: string; file?: string; failOn?: string }) => {
+    .option('--platform <os/arch[/variant]>', "an image index's entry for this platform (default: the host's)")
+    .action(async (ref: string, o: { format: string; file?: string; failOn?: string; platform?: string }) => {
       if (o.format !== 'text' && o.format !== 'json') throw new UsageError(`--format: "${o.format}" is not text or json`);
       if (o.failOn !== undefined && !(auditSeverities as readonly string[]).includes(o.failOn)) {
         throw new UsageError(`--fail-on: "${o.failOn}" is not one of ${auditSeverities.join(', ')}`);
@@ -137,7 +138,7 @@ function registerAudit(program: Command, globals: () => GlobalOptions): void {
         });
         dockerfile = { text, name: o.file };
       }
-      const opened = await openImage(() => openStore(globals()), ref);
+      const opened = await openImage(() => openStore(globals()), ref, platformFlag(o.platform));
       try {
         const findings = await auditImage(opened.store, opened.image, dockerfile ? { dockerfile } : {});
         if (o.format === 'json') out(JSON.stringify(findings));
@@ -154,6 +155,7 @@ function registerAudit(program: Command, globals: () => GlobalOptions): void {
 
 interface AnalyzeFlags {
   format: string;
+  platform?: string;
   ci?: boolean;
   ciConfig?: string;
   lowestEfficiency?: string;
@@ -172,6 +174,7 @@ function registerAnalyze(program: Command, globals: () => GlobalOptions): void {
     .option('--lowest-efficiency <ratio>', 'fail below this efficiency (0..1)')
     .option('--highest-wasted-bytes <size>', 'fail above this many wasted bytes (e.g. 20MB)')
     .option('--highest-user-wasted-percent <ratio>', 'fail above this share of wasted bytes in the layers above the base (0..1)')
+    .option('--platform <os/arch[/variant]>', "an image index's entry for this platform (default: the host's)")
     .action(async (ref: string, o: AnalyzeFlags, cmd: Command) => {
       if (o.format !== 'text' && o.format !== 'json') throw new UsageError(`--format: "${o.format}" is not text or json`);
       const flagRules: CiRules = {};
@@ -208,7 +211,7 @@ function registerAnalyze(program: Command, globals: () => GlobalOptions): void {
       }
       // On a terminal, without CI rules or an asked-for format, the explorer (as dive does).
       const interactive = !ci && cmd.getOptionValueSource('format') === 'default' && process.stdout.isTTY === true && process.stdin.isTTY === true;
-      const opened = await openImage(() => openStore(globals()), ref);
+      const opened = await openImage(() => openStore(globals()), ref, platformFlag(o.platform));
       try {
         const analysis = await analyzeImage(opened.store, opened.image, ref, { changes: interactive });
         if (interactive) return await exploreImage(analysis);
@@ -233,6 +236,7 @@ function registerAnalyze(program: Command, globals: () => GlobalOptions): void {
 
 interface TestFlags {
   image?: string;
+  platform?: string;
   imageFromOciLayout?: string;
   driver: string;
   config: string[];
@@ -261,6 +265,7 @@ function registerTest(program: Command, globals: () => GlobalOptions): void {
     .option('-q, --quiet', 'print no report')
     .option('--no-color', 'accepted for container-structure-test; kiln prints no colours here')
     .option('--runtime <runtime>', 'sandbox for command tests: runc, crun, bwrap or a path')
+    .option('--platform <os/arch[/variant]>', "an image index's entry for this platform (default: the host's)")
     .action(async (o: TestFlags) => {
       if (o.json) o.output = 'json';
       if (o.image !== undefined && o.imageFromOciLayout !== undefined) throw new UsageError('--image and --image-from-oci-layout: give one of them');
@@ -280,7 +285,7 @@ function registerTest(program: Command, globals: () => GlobalOptions): void {
           configs.push({ file: c, error: e.message });
         }
       }
-      const opened = await openImage(() => openStore(globals()), image);
+      const opened = await openImage(() => openStore(globals()), image, platformFlag(o.platform));
       try {
         let executor: Executor | undefined;
         const report = await runStructureTests(

@@ -9,7 +9,7 @@ import { readOsvDirectory } from '../sbom/osv.js';
 import { formatScan, scanFormats, type ScanFormat } from '../sbom/report.js';
 import { isSeverity, severities, severityRank } from '../sbom/severity.js';
 import { openVulnDb, writeVulnDb, type VulnDbSources } from '../sbom/vulndb.js';
-import { openStore, out, type GlobalOptions } from './context.js';
+import { openStore, out, platformFlag, type GlobalOptions } from './context.js';
 
 const toolVersion = '0.1.0';
 
@@ -50,13 +50,14 @@ export function registerScanCommands(program: Command, globals: () => GlobalOpti
     .requiredOption('--db <dbfile>', 'vulnerability database built by kiln db import')
     .option('--format <format>', scanFormats.join(', '), 'table')
     .option('--fail-on <severity>', `exit 1 when a match at or above this severity exists: ${severities.join(', ')}`)
-    .action(async (ref: string, o: { db: string; format: string; failOn?: string }) => {
+    .option('--platform <os/arch[/variant]>', "an image index's entry for this platform (default: the host's)")
+    .action(async (ref: string, o: { db: string; format: string; failOn?: string; platform?: string }) => {
       if (!(scanFormats as readonly string[]).includes(o.format)) throw new UsageError(`--format: "${o.format}" is not one of ${scanFormats.join(', ')}`);
       if (o.failOn !== undefined && !isSeverity(o.failOn)) throw new UsageError(`--fail-on: "${o.failOn}" is not one of ${severities.join(', ')}`);
       // The database is checked before the image is read: a wrong file fails at once.
       const vdb = openVulnDb(o.db);
       try {
-        const opened = await openImage(() => openStore(globals()), ref);
+        const opened = await openImage(() => openStore(globals()), ref, platformFlag(o.platform));
         try {
           const catalog = await catalogImage(opened.store, opened.image);
           const { matches, problems } = matchPackages(vdb, catalog.packages, catalog.distro);

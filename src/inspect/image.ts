@@ -11,6 +11,7 @@ import { ImageUnknown } from '../errors.js';
 import type { LayerRef } from '../snapshot/index.js';
 import { loadArchive, loadArchiveFile } from '../store/load.js';
 import { Store, type StoredImage } from '../store/store.js';
+import type { Platform } from '../oci/types.js';
 
 export interface OpenedImage {
   store: Store;
@@ -23,7 +24,8 @@ export interface OpenedImage {
   close(): Promise<void>;
 }
 
-export async function openImage(store: Store | (() => Promise<Store>), ref: string): Promise<OpenedImage> {
+/** `platform`: the entry of an image index to open (--platform), the host's by default. */
+export async function openImage(store: Store | (() => Promise<Store>), ref: string, platform?: Platform): Promise<OpenedImage> {
   // A path has a slash or an archive's extension and exists; anything else is a name in the store.
   const isPath = (ref.includes('/') || /\.(tar|tgz|tar\.gz)$/.test(ref)) && existsSync(ref);
   if (isPath) {
@@ -36,7 +38,7 @@ export async function openImage(store: Store | (() => Promise<Store>), ref: stri
           : failNotImage(ref)
         : await loadArchiveFile(temp, ref);
       if (loaded.length === 0) throw new ImageUnknown(`${ref}: holds no image`);
-      const image = await temp.loadImage(loaded[0]!.manifest, loaded[0]!.names);
+      const image = await temp.loadImage(loaded[0]!.manifest, loaded[0]!.names, platform);
       return { store: temp, image, layers: layersOf(image), ref, close: () => rm(tmp, { recursive: true, force: true }) };
     } catch (e) {
       await rm(tmp, { recursive: true, force: true });
@@ -44,7 +46,7 @@ export async function openImage(store: Store | (() => Promise<Store>), ref: stri
     }
   }
   const s = typeof store === 'function' ? await store() : store;
-  const image = await s.resolveImage(ref);
+  const image = await s.resolveImage(ref, platform);
   return { store: s, image, layers: layersOf(image), ref, close: async () => {} };
 }
 

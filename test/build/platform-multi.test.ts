@@ -84,6 +84,12 @@ test('a two-platform build stores an index with one image per platform; the fore
   assert.equal((await kilnOk(root, ['run', '--rm', 'multi:1', 'uname', '-m'])).trim(), hostUname);
   assert.equal((await kilnOk(root, ['inspect', '--platform', `linux/${foreign}`, '-f', '{{.Architecture}}', 'multi:1'])).trim(), foreign);
   assert.match(await kilnOk(root, ['images', 'multi']), new RegExp(`PLATFORMS[\\s\\S]*linux/${host},linux/${foreign}`));
+  // The image commands take --platform too: a structure test's command runs emulated.
+  const cst = join(work, 'cst.yaml');
+  await writeFile(cst, `schemaVersion: 2.0.0\ncommandTests:\n  - name: arch\n    command: uname\n    args: ["-m"]\n    expectedOutput: ["${foreignUname}"]\n`);
+  assert.match(await kilnOk(root, ['test', '--platform', `linux/${foreign}`, '-i', 'multi:1', '-c', cst]), /PASS/);
+  const id = (p: string) => kilnOk(root, ['analyze', '--platform', p, '--format', 'json', 'multi:1']).then((t) => (JSON.parse(t) as { id: string }).id);
+  assert.notEqual(await id(`linux/${foreign}`), await id(`linux/${host}`));
 });
 
 test('cross-compilation: a FROM --platform=$BUILDPLATFORM stage runs once, natively, and its output is copied into each target', { skip: skipNoQemu, timeout: 120_000 }, async () => {
