@@ -12,6 +12,8 @@ import { tmpdir, arch } from 'node:os';
 import { spawn, execFileSync } from 'node:child_process';
 import { fixture, kiln, kilnOk, kilnMain } from '../support/env.js';
 import { freePort, waitFor } from '../registry/server/support.js';
+import { isRoot, unprivileged } from '../support/unprivileged.js';
+import { copyFile } from 'node:fs/promises';
 
 const host = arch() === 'arm64' ? 'arm64' : 'amd64';
 const foreign = host === 'amd64' ? 'arm64' : 'amd64';
@@ -243,4 +245,21 @@ test("push sends the index and every image to kiln's registry; skopeo inspect --
     await kilnOk(all, ['export', '--platform', `linux/${a}`, ref, '-o', out]);
     assert.equal(execFileSync('tar', ['-xOf', out, 'a'], { encoding: 'utf8' }), `${a}\n`);
   }
+});
+
+test('rootless: a non-root user builds both platforms, the foreign RUN emulated', { skip: skipNoQemu || (isRoot ? false : 'needs root to create the user'), timeout: 180_000 }, async (t) => {
+  const u = await unprivileged(t);
+  const multi = join(u.dir, 'busybox-multi.tar');
+  await copyFile(fixture('busybox-multi'), multi);
+  execFileSync('chmod', ['a+r', multi]);
+  const ctx = join(u.dir, 'ctx');
+  await mkdir(ctx);
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM busybox\nRUN uname -m > /m && chown 1:1 /m\n');
+  execFileSync('chmod', ['-R', 'a+rX', ctx]);
+  u.kiln(`load -i ${multi}`);
+  u.kiln(`build --progress plain --platform ${both} -t rl:1 ${ctx}`);
+  const out = join(u.userOut, 'rl.tar');
+  u.kiln(`export --platform linux/${foreign} rl:1 -o ${out}`);
+  assert.equal(execFileSync('tar', ['-xOf', out, 'm'], { encoding: 'utf8' }), `${foreignUname}\n`);
+  assert.match(execFileSync('tar', ['-tvf', out, 'm'], { encoding: 'utf8' }), /daemon\/daemon|1\/1/, 'the emulated chown kept its owner in the rootless layer');
 });
