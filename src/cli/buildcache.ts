@@ -82,11 +82,21 @@ export async function addInlineCache(store: Store, result: BuildResult): Promise
   result.config = await (await registryCache()).withInlineCache(store, result.config, result.layers, await recordsOf(result.cache, result.keys));
 }
 
-/** --cache-to type=registry: push the cache artifact. Returns the line to print. */
-export async function exportCache(store: Store, to: Extract<CacheTo, { type: 'registry' }>, result: BuildResult, warn: (m: string) => void): Promise<string> {
-  const records = await recordsOf(result.cache, to.mode === 'max' ? result.allKeys : result.keys);
+/**
+ * --cache-to type=registry: push the cache artifact. Returns the line to print. A multi-platform
+ * build gives every platform's result: one artifact carries the records of all (their keys differ
+ * by platform, and the shared steps' are one record).
+ */
+export async function exportCache(store: Store, to: Extract<CacheTo, { type: 'registry' }>, result: BuildResult | BuildResult[], warn: (m: string) => void): Promise<string> {
+  const results = Array.isArray(result) ? result : [result];
+  const records = new Map<string, CacheRecord>();
+  const cacheMounts = new Map<string, string>();
+  for (const r of results) {
+    for (const [k, v] of await recordsOf(r.cache, to.mode === 'max' ? r.allKeys : r.keys)) records.set(k, v);
+    for (const [k, v] of r.cacheMounts) cacheMounts.set(k, v);
+  }
   const pushed = await (await registryCache()).exportRegistryCache(store, to.ref, records, {
-    mounts: to.mounts ? result.cacheMounts : undefined,
+    mounts: to.mounts ? cacheMounts : undefined,
     mountsMaxSize: to.mountsMaxSize,
     onWarning: warn,
   });

@@ -234,6 +234,22 @@ test("push sends the index and every image to kiln's registry; skopeo inspect --
     const one = JSON.parse(execFileSync('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://127.0.0.1:${port}/team/pushed@${m.digest}`], { encoding: 'utf8' })) as { layers: unknown[] };
     assert.ok(one.layers.length >= 2);
   }
+  if (emulation) {
+    // --cache-to carries every platform's steps: a fresh store with --cache-from runs nothing, the
+    // emulated RUN included.
+    const cached = await context({ Dockerfile: 'FROM busybox\nRUN uname -m > /m\nRUN echo two > /two\n' });
+    const cacheRef = `127.0.0.1:${port}/team/cache:multi`;
+    await kilnOk(root, ['build', '--progress', 'plain', '--platform', both, '--cache-to', `type=registry,ref=${cacheRef},mode=max`, '-t', 'cached:1', cached]);
+    const fresh = join(work, 'store5');
+    await kilnOk(fresh, ['load', '-i', fixture('busybox-multi')]);
+    const again = await kiln(fresh, ['build', '--progress', 'plain', '--platform', both, '--cache-from', `type=registry,ref=${cacheRef}`, '-t', 'cached:1', cached]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.stderr.match(/^#\d+ CACHED$/gm)?.length, 4, again.stderr);
+    assert.equal(again.stderr.match(/^#\d+ DONE /gm)?.length, 2, 'only the two FROM lines are done, nothing ran');
+    const out = join(work, 'cached.tar');
+    await kilnOk(fresh, ['export', '--platform', `linux/${foreign}`, 'cached:1', '-o', out]);
+    assert.equal(execFileSync('tar', ['-xOf', out, 'm'], { encoding: 'utf8' }), `${foreignUname}\n`);
+  }
   const other = join(work, 'store3');
   await kilnOk(other, ['pull', '--platform', `linux/${foreign}`, ref]);
   assert.equal((await kilnOk(other, ['inspect', '-f', '{{.Architecture}}', ref])).trim(), foreign);
