@@ -199,7 +199,8 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   const host = hostPlatform();
   const targetPlatform = req.platform ?? host;
   const named = req.namedContexts ?? new Map<string, NamedContext>();
-  const planned = planBuild(parseDockerfile(req.dockerfile.text, { file: req.dockerfile.name }), { buildArgs: req.buildArgs, target: req.target, platform: targetPlatform, namedContexts: new Set(named.keys()) });
+  const check = req.buildArgs.BUILDKIT_DOCKERFILE_CHECK;
+  const planned = planBuild(parseDockerfile(req.dockerfile.text, { file: req.dockerfile.name, ...(check !== undefined ? { check } : {}) }), { buildArgs: req.buildArgs, target: req.target, platform: targetPlatform, namedContexts: new Set(named.keys()) });
   const { epoch, plan } = await resolveDockerfileEpoch(planned, req, named);
   req = { ...req, sourceDateEpoch: epoch };
   const warnings: Warning[] = [...plan.warnings];

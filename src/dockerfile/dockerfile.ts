@@ -38,6 +38,8 @@ export interface Dockerfile {
 export interface ParseOptions {
   /** Name for messages, e.g. "Dockerfile" or "app.Dockerfile". Default "Dockerfile". */
   file?: string;
+  /** The BUILDKIT_DOCKERFILE_CHECK build arg: replaces the `# check=` directive (BuildKit dockerui/config.go:308-313, convert.go:191-201). */
+  check?: string;
 }
 
 const reservedStageNames = new Set(['context', 'scratch']);
@@ -51,8 +53,9 @@ export function parseDockerfile(text: string, opts: ParseOptions = {}): Dockerfi
   for (const d of raw.directives) directives[d.name] = d.value;
   let check: CheckConfig;
   try {
-    check = parseCheckDirective(directives.check);
+    check = parseCheckDirective(opts.check ?? directives.check);
   } catch (err) {
+    if (opts.check !== undefined && err instanceof UnlocatedError) throw new DockerfileSyntaxError(file, undefined, `failed to parse build-arg:BUILDKIT_DOCKERFILE_CHECK: ${err.message}`);
     const line = raw.directives.find((d) => d.name === 'check')?.line;
     if (err instanceof UnlocatedError) throw new DockerfileSyntaxError(file, line, err.message);
     throw err;
@@ -70,6 +73,13 @@ export function parseDockerfile(text: string, opts: ParseOptions = {}): Dockerfi
   for (const node of raw.nodes) {
     const instr = toLocatedInstruction(node, file);
     instructions.push(instr);
+    // InvalidDefinitionDescription (experimental): the comment right above a named FROM or an ARG
+    // starts with the name it describes (BuildKit instructions/parse.go:107-109, :132-140, :879-894).
+    const defined = instr.kind === 'arg' ? instr.args.map((a) => a.key) : instr.kind === 'from' && instr.name !== undefined ? [instr.name] : [];
+    const description = node.comments?.at(-1);
+    if (description !== undefined && defined.length > 0 && !defined.includes(description.split(' ')[0]!)) {
+      sink.warn('InvalidDefinitionDescription', `Comment for ${instr.kind.toUpperCase()} should follow the format: \`# ${defined.length > 1 ? '<arg_key>' : defined[0]} <description>\``, instr.line);
+    }
     if (instr.kind === 'maintainer') sink.warn('MaintainerDeprecated', 'Maintainer instruction is deprecated in favor of using label', instr.line);
     if (instr.kind === 'from') {
       const args = node.args;

@@ -62,6 +62,9 @@ export function parseCheckDirective(value: string | undefined): CheckConfig {
   return cfg;
 }
 
+/** Rules that run only when `# check=experimental=…` names them (or all), whatever skip= says (BuildKit linter.go:60-66). */
+const experimentalRules = new Set(['InvalidDefinitionDescription']);
+
 /** Collects warnings, dropping those the check directive skips. */
 export class WarningSink {
   readonly warnings: Warning[] = [];
@@ -70,7 +73,9 @@ export class WarningSink {
     private readonly config: CheckConfig,
   ) {}
   warn(rule: string, message: string, line?: number): void {
-    if (this.config.skipAll || this.config.skip.has(rule)) return;
+    if (experimentalRules.has(rule)) {
+      if (!this.config.experimentalAll && !this.config.experimental.has(rule)) return;
+    } else if (this.config.skipAll || this.config.skip.has(rule)) return;
     const local = line === undefined ? undefined : this.config.byLine?.get(line);
     if (local && (local.skipAll || local.skip.has(rule))) return;
     const w: Warning = { rule, message, file: this.file };

@@ -104,6 +104,36 @@ test('testRuleCheckOption: # check=skip and error=true: skipped rules neither wa
     { dockerfile: `#check=skip=ConsistentInstructionCasing,FromAsCasing;error=true\n${body}` },
     { dockerfile: `#check=skip=ConsistentInstructionCasing\n${body}`, warnings: [['FromAsCasing', 2, "'as' and 'FROM' keywords' casing do not match"]] },
     { dockerfile: `#check=skip=ConsistentInstructionCasing;error=true\n${body}`, error: /lint violation found for rules: FromAsCasing/ },
+    // The BUILDKIT_DOCKERFILE_CHECK build arg replaces the directive (dockerfile_check_test.go:480-512;
+    // dockerui/config.go:308-313, convert.go:191-201).
+    { dockerfile: `#check=skip=all\n${body}`, args: ['--build-arg', 'BUILDKIT_DOCKERFILE_CHECK=skip=ConsistentInstructionCasing;error=true'], error: /Dockerfile.*lint violation found for rules: FromAsCasing/ },
+    { dockerfile: `#check=error=true\n${body}`, args: ['--build-arg', 'BUILDKIT_DOCKERFILE_CHECK=skip=all'] },
+    { dockerfile: body, args: ['--build-arg', 'BUILDKIT_DOCKERFILE_CHECK=skip=ConsistentInstructionCasing'], warnings: [['FromAsCasing', 1, "'as' and 'FROM' keywords' casing do not match"]] },
+    { dockerfile: body, args: ['--build-arg', 'BUILDKIT_DOCKERFILE_CHECK=skip=all;bogus=1'], error: /failed to parse build-arg:BUILDKIT_DOCKERFILE_CHECK/ },
+  ]);
+});
+
+test('testDefinitionDescription: with experimental=InvalidDefinitionDescription, a comment right above a named FROM or an ARG must start with its name (skip=all does not turn it off)', async () => {
+  const detail = (instr: string, name: string) => `Comment for ${instr} should follow the format: \`# ${name} <description>\``;
+  await check([
+    // dockerfile_check_test.go:58-76: every description names its definition; an empty `#` and a comment above COPY are no descriptions.
+    {
+      dockerfile:
+        '# check=skip=all;experimental=InvalidDefinitionDescription\n# foo this is the foo\nARG foo=bar\n# base this is the base image\nFROM scratch AS base\n# version this is the version number\nARG version=latest\n# baz this is the baz\nARG foo=baz bar=qux baz=quux\n#\nARG bit=bat\n# comment for something other than ARG or FROM\nCOPY Dockerfile .\n',
+    },
+    // :78-124
+    {
+      dockerfile:
+        '# check=experimental=InvalidDefinitionDescription\n# bar this is the bar\nARG foo=bar\n# BasE this is the BasE image\nFROM scratch AS base\n# definitely a bad comment\nARG version=latest\n# definitely a bad comment\nARG foo=baz bar=qux baz=quux\n',
+      warnings: [
+        ['InvalidDefinitionDescription', 3, detail('ARG', 'foo')],
+        ['InvalidDefinitionDescription', 5, detail('FROM', 'base')],
+        ['InvalidDefinitionDescription', 7, detail('ARG', 'version')],
+        ['InvalidDefinitionDescription', 9, detail('ARG', '<arg_key>')],
+      ],
+    },
+    // Not asked for: an experimental rule stays quiet.
+    { dockerfile: '# bar this is the bar\nARG foo=bar\nFROM scratch\n' },
   ]);
 });
 
