@@ -113,7 +113,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
       if (outputs.length > 1) throw new UsageError('only one --output is supported');
       const output = outputs[0] ?? { type: 'image' as const };
       if (platforms.length > 1 && output.type !== 'image' && output.type !== 'oci') throw new UsageError(`--output type=${output.type} holds one platform, and --platform names ${platforms.length}: write an OCI archive (type=oci), or build each platform on its own`);
-      if (platforms.length > 1 && (o.onError === 'shell' || o.sbom)) throw new UsageError('--on-error=shell and --sbom are for single-platform builds for now');
+      if (platforms.length > 1 && o.onError === 'shell') throw new UsageError('--on-error=shell is for single-platform builds for now');
       for (const t of o.tag) normalize(t);
       const pushNames = output.type === 'image' && (output.push || o.push) ? [...(output.name ? [output.name] : []), ...o.tag] : [];
       if (o.push && output.type !== 'image') throw new UsageError(`--push cannot be used with --output type=${output.type}`);
@@ -310,9 +310,13 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
           for (const { result } of built) for (const w of result.warnings) progress.warn(`${w.rule}: ${w.message}${w.line ? ` (line ${w.line})` : ''}${warningHints[w.rule] ?? ''}`);
           if (cacheTo.some((c) => c.type === 'inline')) for (const { result } of built) await addInlineCache(store, result);
           const index = await exportIndex(store, built, o.tag, output);
+          // --sbom: one SBOM per platform's image, each its image's referrer (pushed with it).
+          const sboms = [];
+          if (o.sbom) for (const { platform } of built) sboms.push(await (await import('../sbom/index.js')).storeSbom(store, await store.loadImage(index, [], platform)));
           for (const c of cacheTo) if (c.type === 'registry') notes.push(await exportCache(store, c, built.map((b) => b.result), (m) => progress.warn(m)));
           progress.close();
           if (mode !== 'quiet') {
+            for (const [i, sbom] of sboms.entries()) process.stderr.write(`writing SBOM ${sbom.descriptor.digest} (${formatPlatform(platforms[i]!)}, ${sbom.catalog.packages.length} packages) done\n`);
             process.stderr.write(`writing image index ${index.digest} (${platforms.map(formatPlatform).join(', ')}) done\n`);
             for (const t of o.tag) process.stderr.write(`naming to ${familiarName(normalize(t))} done\n`);
             for (const n of notes) process.stderr.write(n + '\n');

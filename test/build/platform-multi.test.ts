@@ -130,7 +130,13 @@ test('TARGETARCH names each target and BUILDARCH the machine, also in a FROM --p
       '',
     ].join('\n'),
   });
-  await kilnOk(root, ['build', '--progress', 'plain', '--platform', both, '-t', 'args:1', dir]);
+  await kilnOk(root, ['build', '--progress', 'plain', '--platform', both, '--sbom', '-t', 'args:1', dir]);
+  // --sbom: an SBOM per platform's image, each with that image as its subject.
+  const index = await blob<{ manifests: Descriptor[] }>((await tagged('docker.io/library/args:1')).digest);
+  const stored = JSON.parse(await readFile(join(root, 'index.json'), 'utf8')) as { manifests: (Descriptor & { artifactType?: string })[] };
+  const subjects = [];
+  for (const m of stored.manifests.filter((d) => d.artifactType === 'application/spdx+json')) subjects.push((await blob<{ subject: Descriptor }>(m.digest)).subject.digest);
+  for (const m of index.manifests) assert.ok(subjects.includes(m.digest), `an SBOM for ${m.platform?.architecture}`);
   for (const a of [host, foreign]) {
     assert.equal(await fileOf('args:1', `linux/${a}`, 'args'), `linux ${a} linux/${a} linux/${host}\n`);
     assert.equal(await fileOf('args:1', `linux/${a}`, 'tools'), `tools ${host}->${a}\n`, 'the build stage sees the TARGETARCH of the target it is built for');
