@@ -9,7 +9,7 @@ import { BuildContext } from '../build/context.js';
 import { cloneGitContext, isGitContext, parseGitContext } from '../build/gitcontext.js';
 import { fetchHTTPContext, isHTTPContext, newestMtime } from '../build/httpcontext.js';
 import { exportIndex, exportResult, parseOutput } from '../build/export.js';
-import { parsePlatform } from '../dockerfile/platform.js';
+import { parsePlatform } from '../oci/platform.js';
 import type { Platform } from '../oci/types.js';
 import { plainProgress, ttyProgress } from '../ui/progress.js';
 import { silentProgress } from '../build/progress.js';

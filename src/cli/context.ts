@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream';
 import { KilnError, UsageError } from '../errors.js';
 import { Store } from '../store/store.js';
 import { defaultRoot } from '../store/root.js';
-import { parsePlatform } from '../dockerfile/platform.js';
+import { parsePlatform } from '../oci/platform.js';
 import type { Platform } from '../oci/types.js';
 
 /** Shared by every command: where the store is. `--root` (global) wins over $KILN_ROOT. */

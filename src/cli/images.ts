@@ -9,7 +9,7 @@ import { UsageError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { storeTree } from '../bake/lineage.js';
 import { byCodeUnits } from '../order.js';
-import { formatPlatform } from '../dockerfile/platform.js';
+import { formatPlatform } from '../oci/platform.js';
 import type { Index } from '../oci/types.js';
 import { platformFlag } from './context.js';
 

@@ -1,7 +1,6 @@
 import { mkdir, readFile, readdir, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { arch as hostArch } from 'node:os';
 import { ContentStore } from './content.js';
 import { withStoreLock } from './lock.js';
 import { createFileIfAbsent, writeFileAtomic } from './atomic.js';
@@ -9,6 +8,7 @@ import { defaultRoot } from './root.js';
 import { ImageUnknown, ManifestInvalid, UnsupportedMediaType, ImageInUse, KilnError } from '../errors.js';
 import { MediaType, isIndex, isManifest, isConfig, layerCompression } from '../oci/mediatypes.js';
 import { RefNameAnnotation, type Descriptor, type ImageConfig, type Index, type Manifest, type Platform } from '../oci/types.js';
+import { formatPlatform, hostPlatform, selectPlatform } from '../oci/platform.js';
 import { isDigest } from '../oci/digest.js';
 import { normalize, parseReference, formatReference } from '../reference/reference.js';
 
@@ -28,21 +28,8 @@ export interface StoredImage {
 /** An image in the store (or a registry) has no entry for the platform asked for. */
 export class PlatformUnknown extends ImageUnknown {}
 
-/** The platform kiln builds for and picks from indexes: the host's. */
-export function hostPlatform(): Platform {
-  const a = hostArch();
-  const map: Record<string, Platform> = {
-    x64: { os: 'linux', architecture: 'amd64' },
-    arm64: { os: 'linux', architecture: 'arm64', variant: 'v8' },
-    arm: { os: 'linux', architecture: 'arm', variant: 'v7' },
-    ia32: { os: 'linux', architecture: '386' },
-    ppc64: { os: 'linux', architecture: 'ppc64le' },
-    s390x: { os: 'linux', architecture: 's390x' },
-    riscv64: { os: 'linux', architecture: 'riscv64' },
-  };
-  return map[a] ?? { os: 'linux', architecture: a };
-}
-
+// The platform kiln builds for and picks from indexes, and index matching: oci/platform's.
+export { formatPlatform, hostPlatform, selectPlatform } from '../oci/platform.js';
 /**
  * The local store: an OCI image layout (oci-layout, index.json, blobs/) at its root. index.json lists
  * every image; entries carrying org.opencontainers.image.ref.name are tags, entries without it are
@@ -527,15 +514,4 @@ export function validateManifest(doc: Partial<Manifest>, digest: string): assert
   });
 }
 
-export function selectPlatform(manifests: Descriptor[], want: Platform): Descriptor | undefined {
-  const candidates = manifests.filter((m) => isManifest(m.mediaType) || !m.mediaType);
-  const exact = candidates.find(
-    (m) => m.platform?.os === want.os && m.platform?.architecture === want.architecture && (!want.variant || !m.platform?.variant || m.platform.variant === want.variant),
-  );
-  return exact ?? (candidates.length === 1 && !candidates[0]!.platform ? candidates[0] : undefined);
-}
-
-export function formatPlatform(p: Platform): string {
-  return `${p.os}/${p.architecture}${p.variant ? '/' + p.variant : ''}`;
-}
 
