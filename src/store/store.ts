@@ -283,7 +283,8 @@ export class Store {
     }
     if (parsed) {
       if (parsed.digest) {
-        const hit = images.find((i) => i.manifestDescriptor.digest === parsed.digest || i.id === parsed.digest);
+        // NAME@sha256:… of an image index (what kiln push prints for a multi-platform image) names it too.
+        const hit = images.find((i) => i.manifestDescriptor.digest === parsed.digest || i.id === parsed.digest || i.index?.digest === parsed.digest);
         if (hit) return hit;
       } else {
         const name = normalize(ref);
@@ -293,7 +294,7 @@ export class Store {
     }
     const id = ref.startsWith('sha256:') ? ref : /^[a-f0-9]{1,64}$/.test(ref) ? `sha256:${ref}` : undefined;
     if (id) {
-      const hits = images.filter((i) => i.id.startsWith(id) || i.manifestDescriptor.digest === id);
+      const hits = images.filter((i) => i.id.startsWith(id) || i.manifestDescriptor.digest === id || i.index?.digest === id);
       const ids = new Set(hits.map((h) => h.id));
       if (ids.size === 1) return hits[0]!;
       if (ids.size > 1) throw new ImageUnknown(`image ID prefix "${ref}" is ambiguous: it matches ${ids.size} images`);

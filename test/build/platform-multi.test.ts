@@ -85,6 +85,9 @@ test('a two-platform build stores an index with one image per platform; the fore
   assert.equal((await kilnOk(root, ['run', '--rm', '--platform', `linux/${foreign}`, 'multi:1', 'uname', '-m'])).trim(), foreignUname);
   assert.equal((await kilnOk(root, ['run', '--rm', 'multi:1', 'uname', '-m'])).trim(), hostUname);
   assert.equal((await kilnOk(root, ['inspect', '--platform', `linux/${foreign}`, '-f', '{{.Architecture}}', 'multi:1'])).trim(), foreign);
+  // The index's digest names it as well (kiln push and the build print it).
+  assert.equal((await kilnOk(root, ['inspect', '--platform', `linux/${foreign}`, '-f', '{{.Architecture}}', desc.digest])).trim(), foreign);
+  assert.equal((await kilnOk(root, ['inspect', '-f', '{{.Architecture}}', `multi@${desc.digest}`])).trim(), host);
   assert.match(await kilnOk(root, ['images', 'multi']), new RegExp(`PLATFORMS[\\s\\S]*linux/${host},linux/${foreign}`));
   // The image commands take --platform too: a structure test's command runs emulated.
   const cst = join(work, 'cst.yaml');
