@@ -7,6 +7,7 @@ import { renderTable } from '../ui/table.js';
 import { humanSize } from '../ui/format.js';
 import { loadConfig, parseDuration, parseSize, type RegistryConfig } from '../registry/server/config.js';
 import { formatBytes } from '../registry/server/governance.js';
+import { describeRetention } from '../registry/server/retention.js';
 import { serve } from '../registry/server/server.js';
 import { openBackends, openMetadata } from '../registry/server/registry.js';
 import { admin, parseRole } from '../registry/server/admin.js';
@@ -14,7 +15,7 @@ import { collectGarbage } from '../registry/server/gc.js';
 import { migrateRegistry, sameDatabase, summary, type Backends } from '../registry/server/migrate.js';
 import type { Metadata } from '../registry/server/metadata/metadata.js';
 
-/** kiln registry serve|gc|migrate|user|role|robot|namespace|immutable|audit: the registry server and its offline administration. */
+/** kiln registry serve|gc|migrate|user|role|robot|namespace|immutable|retention|audit: the registry server and its offline administration. */
 export function registerRegistryCommands(program: Command, globals: () => GlobalOptions): void {
   const registry = program.command('registry').description('Run and administer an OCI distribution registry');
 
@@ -262,6 +263,66 @@ export function registerRegistryCommands(program: Command, globals: () => Global
     .action(async (id: string, o: RootOpts) => {
       if (!/^\d+$/.test(id)) throw new UsageError(`rule id "${id}": a number from kiln registry immutable list`);
       await offline(o, (m) => admin(m, actor()).removeImmutable(Number(id)));
+    });
+
+  const retention = registry.command('retention').description('Tag retention rules: which tags of a namespace to keep; the rest goes (then garbage collection frees its blobs)');
+  withRoot(retention.command('add'))
+    .description('Add a rule for the tags matching --tags of the repositories matching --repos; give exactly one --keep-… or --remove-… option')
+    .argument('<namespace>')
+    .requiredOption('--repos <pattern>', 'repositories: ** for all, app/*…')
+    .option('--tags <pattern>', 'tags the rule covers', '**')
+    .option('--keep-latest-pushed <n>', 'keep the N most recently pushed')
+    .option('--keep-latest-pulled <n>', 'keep the N most recently pulled')
+    .option('--keep-pushed-within <days>', 'keep those pushed within the last DAYS days')
+    .option('--keep-pulled-within <days>', 'keep those pulled within the last DAYS days')
+    .option('--keep-always', 'always keep the matching tags')
+    .option('--remove-always', 'never keep the matching tags (unless another rule always keeps them)')
+    .option('--remove-untagged-older-than <days>', 'remove manifests no tag names, older than DAYS days')
+    .action(async (ns: string, o: RootOpts & Record<string, string | boolean | undefined> & { repos: string; tags: string }) => {
+      const kinds: [string, string][] = [
+        ['keepLatestPushed', 'latest-pushed'], ['keepLatestPulled', 'latest-pulled'], ['keepPushedWithin', 'pushed-within'], ['keepPulledWithin', 'pulled-within'],
+        ['keepAlways', 'always'], ['removeAlways', 'never'], ['removeUntaggedOlderThan', 'untagged-older-than'],
+      ];
+      const given = kinds.filter(([flag]) => o[flag] !== undefined);
+      if (given.length !== 1) throw new UsageError('give exactly one of --keep-latest-pushed, --keep-latest-pulled, --keep-pushed-within, --keep-pulled-within, --keep-always, --remove-always, --remove-untagged-older-than');
+      const [flag, kind] = given[0]!;
+      const raw = o[flag];
+      const value = typeof raw === 'string' ? Number(raw) : undefined;
+      if (typeof raw === 'string' && !/^\d+$/.test(raw)) throw new UsageError(`--${flag.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}: "${raw}" is not a whole number`);
+      const rule = await offline(o, (m) => admin(m, actor()).addRetention(ns, { repos: o.repos, tags: o.tags, kind, value }));
+      out(String(rule.id));
+    });
+  withRoot(retention.command('list'))
+    .alias('ls')
+    .description('List retention rules')
+    .argument('[namespace]')
+    .action(async (ns: string | undefined, o: RootOpts) => {
+      const rules = await offline(o, (m) => admin(m, actor()).retention(ns));
+      process.stdout.write(renderTable(['ID', 'NAMESPACE', 'RULE'], rules.map((r) => [String(r.id), r.namespace, describeRetention(r)])));
+    });
+  withRoot(retention.command('rm'))
+    .description('Remove a retention rule (by its id from `retention list`)')
+    .argument('<id>')
+    .action(async (id: string, o: RootOpts) => {
+      if (!/^\d+$/.test(id)) throw new UsageError(`rule id "${id}": a number from kiln registry retention list`);
+      await offline(o, (m) => admin(m, actor()).removeRetention(Number(id)));
+    });
+  withRoot(retention.command('run'))
+    .description('Apply the namespace\'s rules now (--dry-run: list what would go); run kiln registry gc afterwards to free the space')
+    .argument('<namespace>')
+    .option('--dry-run', 'list what the rules remove, remove nothing')
+    .option('--force', 'also when the rules would remove every tag of a repository')
+    .option('--format <format>', 'table or json', 'table')
+    .action(async (ns: string, o: RootOpts & { dryRun?: boolean; force?: boolean; format: string }) => {
+      const plan = await offline(o, (m) => admin(m, actor()).runRetention(ns, { dryRun: o.dryRun, force: o.force }));
+      if (o.format === 'json') return out(JSON.stringify(plan, null, 2));
+      const rows = [
+        ...plan.tags.map((t) => [`${t.repository}:${t.tag}`, t.digest, t.why]),
+        ...plan.untagged.map((u) => [`${u.repository}@${u.digest.slice(0, 19)}`, u.digest, u.why]),
+        ...plan.immutable.map((i) => [`${i.repository}:${i.tag}`, '', 'stays: immutable']),
+      ];
+      process.stdout.write(renderTable(['REMOVED' + (o.dryRun ? ' (DRY RUN)' : ''), 'DIGEST', 'WHY'], rows));
+      process.stderr.write(`${o.dryRun ? 'would remove' : 'removed'} ${plan.tags.length} tags and ${plan.untagged.length} untagged manifests; ${plan.kept} tags kept\n`);
     });
 
   withRoot(registry.command('audit'))

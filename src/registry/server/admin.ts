@@ -1,6 +1,7 @@
 import { UsageError } from '../../errors.js';
-import type { AuditEvent, ImmutableRule, Membership, Metadata, NamespaceRecord, Role, RobotRecord, UserRecord } from './metadata/metadata.js';
+import type { AuditEvent, ImmutableRule, RetentionRule, Membership, Metadata, NamespaceRecord, Role, RobotRecord, UserRecord } from './metadata/metadata.js';
 import { checkPattern, describeRule, formatBytes } from './governance.js';
+import { applyRetention, checkRetentionRule, describeRetention, planRetention, type RetentionPlan } from './retention.js';
 import { Roles } from './metadata/metadata.js';
 import { hashPassword, newRobotSecret } from './auth/passwords.js';
 import { Actions } from './auth/access.js';
@@ -29,6 +30,11 @@ export interface Admin {
   addImmutable(namespace: string, rule: { repos: string; tags: string; excludeRepos?: boolean; excludeTags?: boolean }): Promise<ImmutableRule>;
   removeImmutable(id: number): Promise<ImmutableRule>;
   immutable(namespace?: string): Promise<ImmutableRule[]>;
+  addRetention(namespace: string, rule: { repos: string; tags?: string; kind: string; value?: number }): Promise<RetentionRule>;
+  removeRetention(id: number): Promise<RetentionRule>;
+  retention(namespace?: string): Promise<RetentionRule[]>;
+  /** Evaluate the namespace's retention rules; without dryRun, remove what they say. */
+  runRetention(namespace: string, opts: { dryRun?: boolean; force?: boolean }): Promise<RetentionPlan>;
   /** Returns the secret, shown once. */
   addRobot(namespace: string, name: string, actions: string[], expiresInSeconds: number | undefined): Promise<{ name: string; secret: string; expiresAt?: number }>;
   deleteRobot(name: string): Promise<void>;
@@ -139,6 +145,27 @@ export function admin(metadata: Metadata, actor: string): Admin {
       return removed;
     },
     immutable: (ns) => metadata.immutableRules(ns),
+    async addRetention(ns, r) {
+      checkNamespace(ns);
+      const rule = { namespace: ns, ...checkRetentionRule(r), createdBy: actor, createdAt: Date.now() };
+      const id = await metadata.addRetentionRule(rule);
+      await audit({ action: 'retention-add', namespace: ns, detail: `rule ${id}: ${describeRetention(rule)}` });
+      return { id, ...rule };
+    },
+    async removeRetention(id) {
+      const removed = await metadata.removeRetentionRule(id);
+      if (!removed) throw new UsageError(`no retention rule ${id}`);
+      await audit({ action: 'retention-rm', namespace: removed.namespace, detail: `rule ${id}: ${describeRetention(removed)}` });
+      return removed;
+    },
+    retention: (ns) => metadata.retentionRules(ns),
+    async runRetention(ns, opts) {
+      checkNamespace(ns);
+      const now = Date.now();
+      const plan = await planRetention(metadata, ns, now, { force: opts.force });
+      if (!opts.dryRun) await applyRetention(metadata, plan, actor, now);
+      return plan;
+    },
     async addRobot(ns, short, actions, expiresIn) {
       checkNamespace(ns);
       if (!robotNameRe.test(short)) throw new UsageError(`robot name "${short}": lower-case letters, digits and . _ -`);

@@ -87,6 +87,10 @@ export interface RegistryConfig {
     /** Seconds unreferenced blobs and untagged manifests are kept before GC may remove them. */
     gracePeriod: number;
   };
+  retention: {
+    /** Seconds between evaluations of every namespace's retention rules; 0 (the default) leaves them to `retention run`. */
+    interval: number;
+  };
   audit: {
     /** Record manifest pulls in the audit log (coalesced per actor, repository and digest each second). */
     pulls: boolean;
@@ -145,6 +149,7 @@ export function defaultConfig(root: string): RegistryConfig {
     },
     limits: { manifestSize: 4 * 1024 * 1024, cachedBlobSize: 1024 * 1024, blobCacheBytes: 256 * 1024 * 1024, manifestCacheBytes: 64 * 1024 * 1024, sbomSize: 32 * 1024 * 1024 },
     gc: { interval: 86400, gracePeriod: 3600 },
+    retention: { interval: 0 },
     audit: { pulls: true },
     log: { level: 'info', requests: true },
   };
@@ -198,7 +203,7 @@ function applyFile(c: RegistryConfig, doc: Obj, base: string): void {
     for (const k of Object.keys(v)) if (!keys.includes(k)) throw new UsageError(`${what}.${k}: unknown setting (known: ${keys.join(', ')})`);
     return v;
   };
-  const top = section(doc, 'config', ['root', 'http', 'storage', 'database', 'uploads', 'auth', 'limits', 'gc', 'audit', 'log']);
+  const top = section(doc, 'config', ['root', 'http', 'storage', 'database', 'uploads', 'auth', 'limits', 'gc', 'retention', 'audit', 'log']);
 
   const http = section(top.http, 'http', ['addr', 'tls', 'idleTimeout', 'maxHeaderSize', 'publicUrl']);
   if (http.addr !== undefined) c.http.addr = str(http.addr, 'http.addr');
@@ -292,6 +297,8 @@ function applyFile(c: RegistryConfig, doc: Obj, base: string): void {
   if (limits.manifestCacheBytes !== undefined) c.limits.manifestCacheBytes = parseSize(limits.manifestCacheBytes, 'limits.manifestCacheBytes');
   if (limits.sbomSize !== undefined) c.limits.sbomSize = parseSize(limits.sbomSize, 'limits.sbomSize');
 
+  const retention = section(top.retention, 'retention', ['interval']);
+  if (retention.interval !== undefined) c.retention.interval = parseDuration(retention.interval, 'retention.interval');
   const gc = section(top.gc, 'gc', ['interval', 'gracePeriod']);
   if (gc.interval !== undefined) c.gc.interval = parseDuration(gc.interval, 'gc.interval');
   if (gc.gracePeriod !== undefined) c.gc.gracePeriod = parseDuration(gc.gracePeriod, 'gc.gracePeriod');

@@ -19,6 +19,7 @@ import { logger, type Logger } from './log.js';
 import { collectGarbage, recoverTrash, type GcReport } from './gc.js';
 import { searchIndex, type SearchIndex } from './search.js';
 import { registryService, type RegistryService } from './service.js';
+import { admin } from './admin.js';
 
 /** The parts of a running registry, each behind its own interface, chosen by configuration. */
 export interface Registry {
@@ -115,6 +116,24 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
     })();
     return gcRunning;
   };
+  // Retention on a schedule: every namespace with rules, never forced (a refusal is logged).
+  let retentionTimer: NodeJS.Timeout | undefined;
+  if (config.retention.interval > 0) {
+    retentionTimer = setInterval(() => {
+      void (async () => {
+        const namespaces = new Set((await metadata.retentionRules()).map((r) => r.namespace));
+        for (const ns of namespaces) {
+          const plan = await admin(metadata, 'retention-schedule').runRetention(ns, {}).catch((e: unknown) => {
+            log.log('error', 'retention failed', { namespace: ns, error: String((e as Error).message ?? e) });
+            return undefined;
+          });
+          if (plan) log.log('info', 'retention', { namespace: ns, tags: plan.tags.length, untagged: plan.untagged.length, kept: plan.kept });
+        }
+        invalidate();
+      })().catch((e: unknown) => log.log('error', 'retention failed', { error: String(e) }));
+    }, config.retention.interval * 1000);
+    retentionTimer.unref();
+  }
   let gcTimer: NodeJS.Timeout | undefined;
   if (config.gc.interval > 0) {
     gcTimer = setInterval(() => void gc().catch((e) => log.log('error', 'garbage collection failed', { error: String(e) })), config.gc.interval * 1000);
@@ -137,6 +156,7 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
     gc,
     async close() {
       if (gcTimer) clearInterval(gcTimer);
+      if (retentionTimer) clearInterval(retentionTimer);
       await indexing;
       await gcRunning?.catch(() => {});
       await audit.close();

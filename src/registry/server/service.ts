@@ -52,6 +52,8 @@ export interface RegistryService {
    * when its namespace's quota would be exceeded. A blob the namespace has already counts once.
    */
   admitBlob(repository: string, digest: string, size: number): Promise<void>;
+  /** A manifest was pulled: its pull time for retention, written in the background at most once a minute. */
+  notePull(repository: string, digest: string): void;
 }
 
 export function registryService(parts: {
@@ -63,6 +65,8 @@ export function registryService(parts: {
   audit: AuditLog;
 }): RegistryService {
   const { config, metadata, manifests, blobs, search, audit } = parts;
+  // repository \0 digest -> when this process last wrote the manifest's pull time.
+  const pulls = new Map<string, number>();
 
   const requireAction = async (actor: Actor, repository: string, action: Action, why: string) => {
     if (!(await actor.may(repository, action))) throw denied(`${why}: ${action} on ${repository} is not allowed for ${actor.name}`);
@@ -178,6 +182,16 @@ export function registryService(parts: {
         address: actor.address,
       });
       return r;
+    },
+
+    notePull(repository, digest) {
+      const k = repository + '\0' + digest;
+      const now = Date.now();
+      if (now - (pulls.get(k) ?? 0) < 60_000) return;
+      if (pulls.size > 100_000) pulls.clear();
+      pulls.set(k, now);
+      // A pull never waits for, nor fails by, this write.
+      metadata.markPulled(repository, digest, now).catch(() => pulls.delete(k));
     },
 
     async admitBlob(repository, digest, size) {

@@ -326,8 +326,44 @@ export interface UploadRows {
 }
 
 /** State every replica must agree on: the token signing key, the login rate limit. */
-/** Rules of namespaces: tag immutability and storage quotas (issue 23). */
+/** What a retention rule keeps (or, for `never` and `untagged-older-than`, removes). */
+export type RetentionKind = 'latest-pushed' | 'latest-pulled' | 'pushed-within' | 'pulled-within' | 'always' | 'never' | 'untagged-older-than';
+export const RetentionKinds: readonly RetentionKind[] = ['latest-pushed', 'latest-pulled', 'pushed-within', 'pulled-within', 'always', 'never', 'untagged-older-than'];
+
+/** A retention rule of a namespace, for the tags matching `tags` of repositories matching `repos`. */
+export interface RetentionRule {
+  id: number;
+  namespace: string;
+  repos: string;
+  tags: string;
+  kind: RetentionKind;
+  /** The count of latest-pushed and latest-pulled, or the days of the -within and untagged kinds. */
+  value: number;
+  createdBy: string;
+  createdAt: number;
+}
+
+/** A tag with the times retention decides by. */
+export interface TagRecord {
+  tag: string;
+  digest: string;
+  /** When the tag was last pushed (or moved). */
+  pushedAt: number;
+  /** When its manifest was last pulled, if ever. */
+  pulledAt?: number;
+}
+
+/** Rules of namespaces: tag immutability, retention and storage quotas (issue 23). */
 export interface GovernanceRows {
+  retentionRules(namespace?: string): Promise<RetentionRule[]>;
+  addRetentionRule(rule: Omit<RetentionRule, 'id'>): Promise<number>;
+  removeRetentionRule(id: number): Promise<RetentionRule | undefined>;
+  /** Every tag of the repository with its push and pull times. */
+  tagRecords(repository: string): Promise<TagRecord[]>;
+  /** Manifests of the repository no tag names, no index of it lists and that are no referrer, created before `before`. */
+  untaggedManifests(repository: string, before: number): Promise<string[]>;
+  /** A pull of the manifest: its pull time, written at most once a minute. */
+  markPulled(repository: string, digest: string, now: number): Promise<void>;
   immutableRules(namespace?: string): Promise<ImmutableRule[]>;
   /** Returns the new rule's id. */
   addImmutableRule(rule: Omit<ImmutableRule, 'id'>): Promise<number>;

@@ -11,6 +11,8 @@ import type {
   Metadata,
   ImmutableRule,
   NamespaceRecord,
+  RetentionRule,
+  TagRecord,
   PackageHit,
   RobotRecord,
   Role,
@@ -86,6 +88,10 @@ CREATE TABLE immutable_rules (
   exclude_repos BOOLEAN NOT NULL, exclude_tags BOOLEAN NOT NULL, created_by TEXT NOT NULL, created_at BIGINT NOT NULL);
 CREATE INDEX immutable_rules_ns ON immutable_rules (namespace);
 ALTER TABLE namespaces ADD COLUMN quota_bytes BIGINT;
+CREATE TABLE retention_rules (
+  id BIGSERIAL PRIMARY KEY, namespace ${K} NOT NULL, repos TEXT NOT NULL, tags TEXT NOT NULL,
+  kind TEXT NOT NULL, value BIGINT NOT NULL, created_by TEXT NOT NULL, created_at BIGINT NOT NULL);
+ALTER TABLE manifests ADD COLUMN pulled_at BIGINT;
 `,
 ];
 
@@ -164,6 +170,16 @@ const toNamespace = (r: Row): NamespaceRecord => ({
   public: r.public,
   createdAt: r.created_at,
   ...(r.quota_bytes !== null && r.quota_bytes !== undefined ? { quotaBytes: r.quota_bytes } : {}),
+});
+const toRetention = (r: Row): RetentionRule => ({
+  id: r.id,
+  namespace: r.namespace,
+  repos: r.repos,
+  tags: r.tags,
+  kind: r.kind,
+  value: r.value,
+  createdBy: r.created_by,
+  createdAt: r.created_at,
 });
 const toRule = (r: Row): ImmutableRule => ({
   id: r.id,
@@ -753,6 +769,42 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
         if (r.rowCount) t.changed();
         return r.rows[0] ? toRule(r.rows[0]) : undefined;
       });
+    },
+    async retentionRules(ns) {
+      const rows = ns === undefined ? await read('SELECT * FROM retention_rules ORDER BY id') : await read('SELECT * FROM retention_rules WHERE namespace = $1 ORDER BY id', [ns]);
+      return rows.map(toRetention);
+    },
+    addRetentionRule(r) {
+      return tx(async (t) => {
+        const row = await t.q(
+          'INSERT INTO retention_rules (namespace, repos, tags, kind, value, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id',
+          [r.namespace, r.repos, r.tags, r.kind, r.value, r.createdBy, r.createdAt],
+        );
+        return row.rows[0]!.id as number;
+      });
+    },
+    removeRetentionRule(id) {
+      return tx(async (t) => {
+        const r = await t.q('DELETE FROM retention_rules WHERE id = $1 RETURNING *', [id]);
+        return r.rows[0] ? toRetention(r.rows[0]) : undefined;
+      });
+    },
+    async tagRecords(repo) {
+      const rows = await read('SELECT t.tag, t.digest, t.updated_at, m.pulled_at FROM tags t LEFT JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest WHERE t.repo = $1 ORDER BY t.tag', [repo]);
+      return rows.map((r): TagRecord => ({ tag: r.tag, digest: r.digest, pushedAt: r.updated_at, ...(r.pulled_at !== null && r.pulled_at !== undefined ? { pulledAt: r.pulled_at } : {}) }));
+    },
+    async untaggedManifests(repo, before) {
+      const rows = await read(
+        `SELECT m.digest FROM manifests m WHERE m.repo = $1 AND m.created_at < $2 AND m.subject IS NULL
+           AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo = m.repo AND t.digest = m.digest)
+           AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.repo = m.repo AND r.child = m.digest AND r.kind = 'manifest' AND r.digest <> m.digest)
+         ORDER BY m.digest`,
+        [repo, before],
+      );
+      return rows.map((r) => r.digest as string);
+    },
+    async markPulled(repo, digest, now) {
+      await pool.query('UPDATE manifests SET pulled_at = $1 WHERE repo = $2 AND digest = $3 AND (pulled_at IS NULL OR pulled_at < $4)', [now, repo, digest, now - 60_000]);
     },
     setQuota(ns, quota, now) {
       return tx(async (t) => {

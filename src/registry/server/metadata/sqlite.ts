@@ -10,6 +10,9 @@ import type {
   Metadata,
   NamespaceRecord,
   PackageHit,
+  RetentionKind,
+  RetentionRule,
+  TagRecord,
   BaseHit,
   RobotRecord,
   Role,
@@ -98,6 +101,10 @@ CREATE TABLE immutable_rules (
   exclude_repos INTEGER NOT NULL, exclude_tags INTEGER NOT NULL, created_by TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE INDEX immutable_rules_ns ON immutable_rules (namespace);
 ALTER TABLE namespaces ADD COLUMN quota_bytes INTEGER;
+CREATE TABLE retention_rules (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, namespace TEXT NOT NULL, repos TEXT NOT NULL, tags TEXT NOT NULL,
+  kind TEXT NOT NULL, value INTEGER NOT NULL, created_by TEXT NOT NULL, created_at INTEGER NOT NULL);
+ALTER TABLE manifests ADD COLUMN pulled_at INTEGER;
 `,
 ];
 
@@ -182,6 +189,17 @@ const toNamespace = (r: Row): NamespaceRecord => ({
   public: r.public === 1,
   createdAt: r.created_at as number,
   ...(r.quota_bytes !== null && r.quota_bytes !== undefined ? { quotaBytes: r.quota_bytes as number } : {}),
+});
+
+const toRetention = (r: Row): RetentionRule => ({
+  id: r.id as number,
+  namespace: r.namespace as string,
+  repos: r.repos as string,
+  tags: r.tags as string,
+  kind: r.kind as RetentionKind,
+  value: r.value as number,
+  createdBy: r.created_by as string,
+  createdAt: r.created_at as number,
 });
 
 const toRule = (r: Row): ImmutableRule => ({
@@ -269,6 +287,17 @@ export function openSqliteMetadata(path: string): Metadata {
     getRule: q('SELECT * FROM immutable_rules WHERE id = ?'),
     addRule: q('INSERT INTO immutable_rules (namespace, repos, tags, exclude_repos, exclude_tags, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
     delRule: q('DELETE FROM immutable_rules WHERE id = ?'),
+    listRetention: q('SELECT * FROM retention_rules ORDER BY id'),
+    listRetentionNs: q('SELECT * FROM retention_rules WHERE namespace = ? ORDER BY id'),
+    getRetention: q('SELECT * FROM retention_rules WHERE id = ?'),
+    addRetention: q('INSERT INTO retention_rules (namespace, repos, tags, kind, value, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+    delRetention: q('DELETE FROM retention_rules WHERE id = ?'),
+    tagRecords: q('SELECT t.tag, t.digest, t.updated_at, m.pulled_at FROM tags t LEFT JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest WHERE t.repo = ? ORDER BY t.tag'),
+    untagged: q(`SELECT m.digest FROM manifests m WHERE m.repo = ? AND m.created_at < ? AND m.subject IS NULL
+      AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo = m.repo AND t.digest = m.digest)
+      AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.repo = m.repo AND r.child = m.digest AND r.kind = 'manifest' AND r.digest <> m.digest)
+      ORDER BY m.digest`),
+    markPulled: q('UPDATE manifests SET pulled_at = ? WHERE repo = ? AND digest = ? AND (pulled_at IS NULL OR pulled_at < ?)'),
     ensureNs: q('INSERT OR IGNORE INTO namespaces (name, public, created_at) VALUES (?, 0, ?)'),
     getRole: q<{ role: Role }>('SELECT role FROM members WHERE namespace = ? AND user = ?'),
     rolesOf: q<Membership>('SELECT namespace, user, role FROM members WHERE user = ? ORDER BY namespace'),
@@ -619,6 +648,34 @@ export function openSqliteMetadata(path: string): Metadata {
         s.delRule.run(id);
         return toRule(r);
       });
+    },
+    async retentionRules(ns) {
+      return (ns === undefined ? s.listRetention.all() : s.listRetentionNs.all(ns)).map(toRetention);
+    },
+    addRetentionRule(r) {
+      return write(() => Number(s.addRetention.run(r.namespace, r.repos, r.tags, r.kind, r.value, r.createdBy, r.createdAt).lastInsertRowid));
+    },
+    removeRetentionRule(id) {
+      return write(() => {
+        const r = s.getRetention.get(id);
+        if (!r) return undefined;
+        s.delRetention.run(id);
+        return toRetention(r);
+      });
+    },
+    async tagRecords(repo) {
+      return s.tagRecords.all(repo).map((r): TagRecord => ({
+        tag: r.tag as string,
+        digest: r.digest as string,
+        pushedAt: r.updated_at as number,
+        ...(r.pulled_at !== null && r.pulled_at !== undefined ? { pulledAt: r.pulled_at as number } : {}),
+      }));
+    },
+    async untaggedManifests(repo, before) {
+      return s.untagged.all(repo, before).map((r) => r.digest as string);
+    },
+    markPulled(repo, digest, now) {
+      return write(() => void s.markPulled.run(now, repo, digest, now - 60_000));
     },
     setQuota(ns, quota, now) {
       return write(() => void s.setQuota.run(ns, now, quota ?? null));

@@ -82,6 +82,36 @@ export async function management(reg: Registry, ctx: Ctx, parts: string[]): Prom
     const ns = (await ops.namespaces()).find((n) => n.name === b);
     return sendJson(ctx, 200, ns ?? { name: b });
   }
+  if (a === 'namespaces' && b !== undefined && c === 'retention') {
+    // Rules: GET (members), POST {"repos","tags","kind","value"} and DELETE /ID (namespace admins);
+    // POST …/retention/run?dryRun=true&force=true evaluates them (namespace admins).
+    if (d === undefined && m === 'GET') {
+      await requireNs(reg, p, b, 'members:read');
+      return sendJson(ctx, 200, { rules: await ops.retention(b) });
+    }
+    await requireNs(reg, p, b, 'members:write');
+    if (d === undefined && m === 'POST') {
+      const body = await jsonBody(ctx);
+      if (typeof body.repos !== 'string' || typeof body.kind !== 'string') throw badRequest('repos and kind: expected strings');
+      if (body.tags !== undefined && typeof body.tags !== 'string') throw badRequest('tags: expected a pattern');
+      if (body.value !== undefined && typeof body.value !== 'number') throw badRequest('value: expected a number');
+      return sendJson(ctx, 201, await ops.addRetention(b, { repos: body.repos, tags: body.tags as string | undefined, kind: body.kind, value: body.value as number | undefined }));
+    }
+    if (d === 'run' && m === 'POST') {
+      const q = query(ctx);
+      const dryRun = q.get('dryRun') === 'true';
+      const plan = await ops.runRetention(b, { dryRun, force: q.get('force') === 'true' });
+      // Tags went behind this process's caches' back (other replicas hear it from the database).
+      if (!dryRun) reg.manifests.invalidate();
+      return sendJson(ctx, 200, plan);
+    }
+    if (d !== undefined && m === 'DELETE') {
+      const rule = /^\d+$/.test(d) ? (await ops.retention(b)).find((r) => r.id === Number(d)) : undefined;
+      if (!rule) throw new RegistryError('not-found', `no retention rule ${d.slice(0, 30)} in ${b}`);
+      await ops.removeRetention(rule.id);
+      return sendJson(ctx, 200, {});
+    }
+  }
   if (a === 'namespaces' && b !== undefined && c === 'immutable') {
     // Namespace admins add rules; only system administrators remove one (no role bypasses a rule).
     if (d === undefined && m === 'GET') {

@@ -24,7 +24,10 @@ export async function getManifest(reg: Registry, ctx: Ctx, name: string, refStr:
     return;
   }
   sendBuffer(ctx, 200, m.body, m.headers);
-  if (ctx.method === 'GET') reg.audit.record({ actor: ctx.user, action: 'pull', repository: name, reference: refStr, digest: m.digest, address: ctx.req.socket.remoteAddress });
+  if (ctx.method === 'GET') {
+    reg.audit.record({ actor: ctx.user, action: 'pull', repository: name, reference: refStr, digest: m.digest, address: ctx.req.socket.remoteAddress });
+    reg.service.notePull(name, m.digest);
+  }
 }
 
 /** The request's client, as the registry service sees it (after the route's own auth.require). */
