@@ -13,6 +13,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { fixture, kiln, kilnOk, kilnMain } from '../support/env.js';
 import { freePort, waitFor } from '../registry/server/support.js';
 import { isRoot, unprivileged } from '../support/unprivileged.js';
+import { has, startDistribution } from '../registry/client/support.js';
 import { copyFile } from 'node:fs/promises';
 
 const host = arch() === 'arm64' ? 'arm64' : 'amd64';
@@ -287,4 +288,25 @@ test('rootless: a non-root user builds both platforms, the foreign RUN emulated'
   u.kiln(`export --platform linux/${foreign} rl:1 -o ${out}`);
   assert.equal(execFileSync('tar', ['-xOf', out, 'm'], { encoding: 'utf8' }), `${foreignUname}\n`);
   assert.match(execFileSync('tar', ['-tvf', out, 'm'], { encoding: 'utf8' }), /daemon\/daemon|1\/1/, 'the emulated chown kept its owner in the rootless layer');
+});
+
+test("Debian's docker-registry takes the index and gives each platform's image back with the index's digests", { skip: !has('docker-registry') && 'docker-registry not installed', timeout: 60_000 }, async (t) => {
+  const dir = await context({ Dockerfile: 'FROM busybox\nARG TARGETARCH\nCOPY <<EOF /a\n$TARGETARCH\nEOF\n' });
+  await kilnOk(root, ['build', '--progress', 'plain', '--platform', both, '-t', 'dist:1', dir]);
+  const pushedIndex = (await tagged('docker.io/library/dist:1')).digest;
+  const index = await blob<{ manifests: Descriptor[] }>(pushedIndex);
+  const reg = await startDistribution(t);
+  const ref = `${reg.host}/team/dist:1`;
+  assert.match(await kilnOk(root, ['push', 'dist:1', ref]), new RegExp(`digest: ${pushedIndex}`), 'the registry stored the index under its own digest');
+  for (const m of index.manifests) {
+    const other = join(work, `dist-${m.platform!.architecture}`);
+    await kilnOk(other, ['pull', '--platform', `linux/${m.platform!.architecture}`, ref]);
+    const got = JSON.parse(await kilnOk(other, ['inspect', ref])) as { RepoDigests?: string[]; Architecture: string; Id: string }[];
+    assert.equal(got[0]!.Architecture, m.platform!.architecture);
+    // The host's pull records the index itself, another platform's that platform's manifest; either
+    // way the manifest is the very one of the index.
+    const stored = JSON.parse(await readFile(join(other, 'index.json'), 'utf8')) as { manifests: Descriptor[] };
+    assert.ok(existsSync(join(other, 'blobs', 'sha256', m.digest.slice(7))), `the ${m.platform!.architecture} manifest came back as ${m.digest}`);
+    assert.ok(stored.manifests.some((d) => d.digest === m.digest || d.digest === pushedIndex), JSON.stringify(stored));
+  }
 });
