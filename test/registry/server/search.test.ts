@@ -201,7 +201,7 @@ test('a database from before the search index is migrated: bases from stored ann
     await mkdir(join(blobsRoot, 'sha256', hex.slice(0, 2)), { recursive: true });
     await rename(join(blobsRoot, r.key), join(blobsRoot, 'sha256', hex.slice(0, 2), hex));
   }
-  db.exec(`DROP TABLE immutable_rules; ALTER TABLE namespaces DROP COLUMN quota_bytes;
+  db.exec(`DROP TABLE immutable_rules; ALTER TABLE namespaces DROP COLUMN quota_bytes; DROP TABLE retention_rules; ALTER TABLE manifests DROP COLUMN pulled_at;
     DROP TABLE image_bases; DROP TABLE sboms; DROP TABLE sbom_packages;
     DROP TABLE uploads; DROP TABLE shared_values; DROP TABLE login_failures; DROP INDEX blobs_key;
     ALTER TABLE blobs DROP COLUMN key; ALTER TABLE blobs DROP COLUMN state; ALTER TABLE blobs DROP COLUMN last_used;
