@@ -34,6 +34,7 @@ import { resolveChown, resolveUser } from '../sandbox/user.js';
 import { InvalidUserSpec, UnknownUser } from '../sandbox/errors.js';
 import { ensureWorkingDir } from '../sandbox/mountpoints.js';
 import { createSnapshotter } from '../snapshot/index.js';
+import { emptyLayer } from './empty-layer.js';
 import { pathInfo } from '../snapshot/snapshotter.js';
 import { copyPath } from '../snapshot/cp.js';
 import type { LayerRef, Snapshotter } from '../snapshot/snapshotter.js';
@@ -611,7 +612,12 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     return parts;
   }
 
-  async function execute(step: Step, layers: LayerRef[], id: number): Promise<LayerRef | undefined> {
+  /** A step's layer; one that changed nothing gets the empty layer, as BuildKit's do (empty-layer.ts). */
+  async function execute(step: Step, layers: LayerRef[], id: number): Promise<LayerRef> {
+    return (await changes(step, layers, id)) ?? (await emptyLayer(req.store));
+  }
+
+  async function changes(step: Step, layers: LayerRef[], id: number): Promise<LayerRef | undefined> {
     if (step.kind === 'run') return executeRun(step, layers, id);
     if (step.kind === 'workdir') return executeWorkdir(step, layers);
     const prepared = await preparedCopies.get(step);

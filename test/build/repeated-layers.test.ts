@@ -67,11 +67,18 @@ function mountsUnder(dir: string): string[] {
     .filter((p) => p.startsWith(dir));
 }
 
-test('three RUNs that change nothing build, add no layer, and the next steps and the image run', async () => {
+test('three RUNs that change nothing build, each with the same empty layer, and the next steps and the image run', async () => {
   await buildOk('three-runs', 'FROM busybox\nRUN echo a\nRUN echo b\nRUN echo c\nRUN echo d > /d\n');
   // The /etc the sandbox copied up for its hosts and resolv.conf mount points is not a change
-  // (BuildKit util/overlay/overlay_linux.go Changes skips a directory whose mode and owner match).
-  assert.equal((await diffIds('three-runs')).length, (await diffIds('busybox')).length + 1, 'only RUN echo d > /d adds a layer');
+  // (BuildKit util/overlay/overlay_linux.go Changes skips a directory whose mode and owner match),
+  // and a RUN that changes nothing still has a layer, empty (BuildKit dockerfile2llb/convert.go:1505
+  // commits every RUN with a layer): the same one three times, stacked as overlayfs refuses to.
+  const base = (await diffIds('busybox')).length;
+  const ids = await diffIds('three-runs');
+  assert.equal(ids.length, base + 4);
+  const emptyTar = 'sha256:' + createHash('sha256').update(Buffer.alloc(1024)).digest('hex');
+  assert.deepEqual(ids.slice(base, base + 3), [emptyTar, emptyTar, emptyTar]);
+  assert.notEqual(ids[base + 3], emptyTar, 'RUN echo d > /d adds /d');
   assert.equal(await kilnOk(root, ['run', '--rm', 'three-runs', 'cat', '/d']), 'd\n');
   assert.deepEqual(mountsUnder(root), []);
 });
@@ -111,7 +118,10 @@ test('--on-error=shell opens its shell on a snapshot with a repeated layer, with
 test('RUNs that write only into a cache mount, then a RUN after them', async () => {
   await buildOk('cache-only', 'FROM busybox\nRUN --mount=type=cache,target=/c touch /c/x\nRUN --mount=type=cache,target=/c touch /c/x\nRUN --mount=type=cache,target=/c ls /c > /seen\n');
   const history = JSON.parse(await kilnOk(root, ['inspect', '--format', '{{json .History}}', 'cache-only'])) as { empty_layer?: boolean }[];
-  assert.deepEqual(history.slice(-3).map((h) => !!h.empty_layer), [true, true, false], 'what goes into a cache mount is no change to the image');
+  assert.deepEqual(history.slice(-3).map((h) => !!h.empty_layer), [false, false, false], 'every RUN has a layer, as in BuildKit');
+  const ids = await diffIds('cache-only');
+  const emptyTar = 'sha256:' + createHash('sha256').update(Buffer.alloc(1024)).digest('hex');
+  assert.deepEqual(ids.slice(-3, -1), [emptyTar, emptyTar], 'what goes into a cache mount is no change to the image: empty layers');
   assert.equal(await kilnOk(root, ['run', '--rm', 'cache-only', 'cat', '/seen']), 'x\n');
 });
 
