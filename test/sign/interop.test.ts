@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
-import { repoRoot } from '../support/env.js';
+import { interopDir } from '../support/env.js';
 import { readPrivateKey, keyKind, signData, verifyData } from '../../src/sign/keys.js';
 import { WrongPassword } from '../../src/sign/errors.js';
 import { bundlePayload, parseBundle, verifyBundleWithRoot, type TrustedRoot } from '../../src/sign/bundle.js';
@@ -13,7 +13,7 @@ import { verifyNotation } from '../../src/sign/notation.js';
 // Ground truth made by the real cosign and Notation (../shared/interop, see its README): kiln must
 // read and verify what they write.
 
-const interop = join(repoRoot, '..', 'shared', 'interop');
+const interop = interopDir;
 const read = (f: string) => readFileSync(join(interop, f));
 
 for (const file of ['cosign-encrypted-sigstore.key', 'cosign-encrypted-cosign-ec.key']) {

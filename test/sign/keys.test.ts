@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fixture, kiln, kilnOk, repoRoot, tempDir } from '../support/env.js';
+import { fixture, interopDir, kiln, kilnOk, tempDir } from '../support/env.js';
 import { readPrivateKey, publicKeyPem, SigstoreKeyPem } from '../../src/sign/keys.js';
 
 // kiln key generate / import, and signing with each kind of key kiln accepts.
 
-const interop = join(repoRoot, '..', 'shared', 'interop');
+const interop = interopDir;
 const noPassword = { KILN_PASSWORD: undefined, COSIGN_PASSWORD: undefined } as unknown as NodeJS.ProcessEnv;
 
 test('key generate writes an encrypted P-256 key in cosign\'s format and its PKIX public key, and refuses to overwrite them', async (t) => {

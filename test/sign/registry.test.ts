@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { fixture, kiln, kilnOk, repoRoot } from '../support/env.js';
+import { fixture, interopDir, kiln, kilnOk } from '../support/env.js';
 import { client, has, hostOf, sha256, startDistribution, startProxy, startRegistry, testEnv, type Client, type TestEnv } from '../registry/client/support.js';
 import { pushBlob } from '../registry/server/support.js';
 import { readPrivateKey } from '../../src/sign/keys.js';
@@ -150,7 +150,7 @@ test('kiln verify checks a Notation signature against --certificate and refuses 
   await kilnOk(e.root, ['tag', 'busybox', name], { env: e.env });
   const digest = digestOf(await kilnOk(e.root, ['push', name], { env: e.env }));
   const c: Client = client(reg.url);
-  const jws = readFileSync(join(repoRoot, '..', 'shared', 'interop', 'notation-jws-signature.json'));
+  const jws = readFileSync(join(interopDir, 'notation-jws-signature.json'));
   const leaf = JSON.parse(jws.toString()).header.x5c[0] as string;
   const cert = join(e.dir, 'leaf.pem');
   writeFileSync(cert, `-----BEGIN CERTIFICATE-----\n${leaf.replace(/.{64}/g, '$&\n')}\n-----END CERTIFICATE-----\n`);

@@ -9,6 +9,15 @@ import { existsSync } from 'node:fs';
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const kilnMain = join(repoRoot, 'dist', 'bin', 'kiln.cjs');
 
+/**
+ * The signatures and keys made by the real cosign and Notation (see its README): KILN_INTEROP, else
+ * ../shared/interop beside the checkout, else the workspace's /work/shared/interop (a clean
+ * checkout elsewhere, as CI's, still finds it).
+ */
+export const interopDir: string =
+  [process.env.KILN_INTEROP, join(repoRoot, '..', 'shared', 'interop'), '/work/shared/interop'].find((d): d is string => !!d && existsSync(join(d, 'README.md'))) ??
+  join(repoRoot, '..', 'shared', 'interop');
+
 /** A fresh directory removed when the test ends. */
 export async function tempDir(t: { after: (fn: () => Promise<void> | void) => void }, prefix = 'kiln-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));

@@ -69,9 +69,13 @@ export function blobService(opts: {
     if (links.size > 100_000) links.clear();
     links.set(k, row);
   };
+  // With replicas, a link another replica just removed (DELETE, GC) must not be answered from here
+  // until its notification arrives: the database is asked every time (one indexed read). On SQLite
+  // one process serves, and other processes' writes reach its caches through onExternalChange.
+  const cacheLinks = metadata.kind !== 'postgres';
   const linked = async (repository: string, digest: string): Promise<BlobRow | undefined> => {
     const k = linkKey(repository, digest);
-    const known = links.get(k);
+    const known = cacheLinks ? links.get(k) : undefined;
     if (known !== undefined) return known;
     const row = await metadata.linkedBlob(repository, digest);
     if (row) remember(k, row);
