@@ -20,13 +20,20 @@ export function checkPattern(pattern: string, field: string): string {
   return pattern;
 }
 
+/** Whether a rule's pattern matches a tag or a repository path. */
+export function globMatches(value: string, pattern: string): boolean {
+  return picomatch.isMatch(value, pattern, globOptions);
+}
+
+/** The repository path a rule's repository pattern is matched against: Harbor's, below the project ("**" is every repository of it). */
+export function pathInNamespace(namespace: string, repository: string): string {
+  return repository.startsWith(namespace + '/') ? repository.slice(namespace.length + 1) : repository;
+}
+
 /** Whether the rule protects `tag` of `repository` (a repository of the rule's namespace). */
 export function ruleProtects(rule: ImmutableRule, repository: string, tag: string): boolean {
-  // Harbor matches the repository path below the project: "**" is every repository of it.
-  const path = repository.startsWith(rule.namespace + '/') ? repository.slice(rule.namespace.length + 1) : repository;
-  const repoHit = picomatch.isMatch(path, rule.repos, globOptions);
-  const tagHit = picomatch.isMatch(tag, rule.tags, globOptions);
-  return repoHit !== rule.excludeRepos && tagHit !== rule.excludeTags;
+  const repoHit = globMatches(pathInNamespace(rule.namespace, repository), rule.repos);
+  return repoHit !== rule.excludeRepos && globMatches(tag, rule.tags) !== rule.excludeTags;
 }
 
 export function describeRule(rule: ImmutableRule): string {

@@ -1,8 +1,7 @@
-import picomatch from 'picomatch';
 import { UsageError } from '../../errors.js';
 import type { ImmutableRule, Metadata, RetentionKind, RetentionRule, TagRecord } from './metadata/metadata.js';
 import { RetentionKinds } from './metadata/metadata.js';
-import { checkPattern, ruleProtects } from './governance.js';
+import { checkPattern, globMatches, pathInNamespace, ruleProtects } from './governance.js';
 
 // Retention (Harbor's tag retention, issue 23): rules of a namespace say which tags to keep; a tag
 // that some rule's patterns cover and no rule keeps goes, as do tags a `never` rule names and
@@ -11,7 +10,6 @@ import { checkPattern, ruleProtects } from './governance.js';
 // attestations: their subject is gone) and the blobs nothing else uses. Immutable tags stay.
 
 const DAY = 86_400_000;
-const globOptions = { dot: true, strictBrackets: true } as const;
 
 /** What one evaluation removes, and what it leaves although a rule would remove it. */
 export interface RetentionPlan {
@@ -49,14 +47,10 @@ export function checkRetentionRule(r: { repos: string; tags?: string; kind: stri
   return { repos: checkPattern(r.repos, 'repos'), tags: kind === 'untagged-older-than' ? '**' : checkPattern(r.tags ?? '**', 'tags'), kind, value: needsValue ? value : 0 };
 }
 
-function repoPath(namespace: string, repository: string): string {
-  return repository.startsWith(namespace + '/') ? repository.slice(namespace.length + 1) : repository;
-}
-
 /** The tags of one repository that `rules` (those whose repository pattern matches it) remove. */
 export function tagsToRemove(rules: RetentionRule[], tags: TagRecord[], now: number): { tag: TagRecord; why: string }[] {
   const tagRules = rules.filter((r) => r.kind !== 'untagged-older-than');
-  const matches = (r: RetentionRule, t: TagRecord) => picomatch.isMatch(t.tag, r.tags, globOptions);
+  const matches = (r: RetentionRule, t: TagRecord) => globMatches(t.tag, r.tags);
   const kept = new Set<string>();
   const inScope = new Set<string>();
   const never = new Map<string, RetentionRule>();
@@ -105,7 +99,7 @@ export async function planRetention(metadata: Metadata, namespace: string, now: 
   if (rules.length === 0) return plan;
   const emptied: string[] = [];
   for (const repository of await repositoriesOf(metadata, namespace)) {
-    const mine = rules.filter((r) => picomatch.isMatch(repoPath(namespace, repository), r.repos, globOptions));
+    const mine = rules.filter((r) => globMatches(pathInNamespace(namespace, repository), r.repos));
     if (mine.length === 0) continue;
     const tags = await metadata.tagRecords(repository);
     const going = tagsToRemove(mine, tags, now);

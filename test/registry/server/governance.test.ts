@@ -2,12 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { admin } from '../../../src/registry/server/admin.js';
-import { fixture, kiln } from '../../support/env.js';
-import { pushBlob, pushImage, randomImage, sha256, startRegistry, type Client, type TestRegistry } from './support.js';
+import { fixture } from '../../support/env.js';
+import { pushBlob, pushImage, randomImage, sha256, startRegistry, registryCli, type Client } from './support.js';
 
 // Rules of a namespace (issue 23): tag immutability (Harbor's rules: repository and tag doublestar
 // patterns, include or exclude) and storage quotas (each blob counted once per namespace), set
@@ -17,14 +15,6 @@ import { pushBlob, pushImage, randomImage, sha256, startRegistry, type Client, t
 const run = promisify(execFile);
 const accept = 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json';
 const pw = (name: string) => `password-${name}`;
-
-/** `kiln registry …` against the running registry's data, as an administrator would type it. */
-async function registryCli(reg: TestRegistry, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  if (reg.config.database.driver !== 'postgres') return kiln(reg.root, ['registry', ...args, '--root', reg.root]);
-  const file = join(reg.root, 'cli.yaml');
-  await writeFile(file, `root: ${reg.root}\ndatabase:\n  driver: postgres\n  postgres:\n    url: ${reg.config.database.postgres!.url}\n`);
-  return kiln(reg.root, ['registry', ...args, '--config', file]);
-}
 
 const put = (c: Client, repo: string, ref: string, img: { manifest: Buffer; mediaType: string }) =>
   c.req('PUT', `/v2/${repo}/manifests/${ref}`, { body: img.manifest, headers: { 'content-type': img.mediaType } });

@@ -1,11 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { kiln } from '../../support/env.js';
 import { tagsToRemove } from '../../../src/registry/server/retention.js';
 import type { RetentionRule, TagRecord } from '../../../src/registry/server/metadata/metadata.js';
-import { pushImage, randomImage, startRegistry, waitFor, type TestRegistry } from './support.js';
+import { pushImage, randomImage, startRegistry, registryCli, waitFor } from './support.js';
 
 // Tag retention (issue 23, Harbor's rules): which tags of a namespace to keep; the rest are
 // removed, untagged manifests past their days too, and garbage collection takes what they held,
@@ -13,13 +10,6 @@ import { pushImage, randomImage, startRegistry, waitFor, type TestRegistry } fro
 
 const DAY = 86_400_000;
 const accept = 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json';
-
-async function registryCli(reg: TestRegistry, args: string[]) {
-  if (reg.config.database.driver !== 'postgres') return kiln(reg.root, ['registry', ...args, '--root', reg.root]);
-  const file = join(reg.root, 'cli.yaml');
-  await writeFile(file, `root: ${reg.root}\ndatabase:\n  driver: postgres\n  postgres:\n    url: ${reg.config.database.postgres!.url}\n`);
-  return kiln(reg.root, ['registry', ...args, '--config', file]);
-}
 
 const rule = (id: number, kind: RetentionRule['kind'], value: number, tags = '**'): RetentionRule => ({ id, namespace: 'team', repos: '**', tags, kind, value, createdBy: 't', createdAt: 0 });
 

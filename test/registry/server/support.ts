@@ -1,7 +1,7 @@
 import { before, test } from 'node:test';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { serve, type RunningRegistry } from '../../../src/registry/server/server
 import { logger } from '../../../src/registry/server/log.js';
 import { startPostgres, type Postgres } from '../../support/postgres.js';
 import { suiteScope } from '../../support/daemon.js';
+import { kiln, type KilnResult } from '../../support/env.js';
 
 // Test support for the registry server: an in-process registry on loopback, a small HTTP client
 // that follows Docker token authentication, and random images to push.
@@ -108,6 +109,14 @@ export async function startRegistry(t: { after: (fn: () => Promise<void> | void)
     await rm(root, { recursive: true, force: true });
   });
   return Object.assign(running, { root, config, client: (creds?: Parameters<typeof client>[1]) => client(running.url, creds) });
+}
+
+/** `kiln registry ARGS…` against a test registry's data (its root, or its PostgreSQL database), as an administrator would type it. */
+export async function registryCli(reg: TestRegistry, args: string[]): Promise<KilnResult> {
+  if (reg.config.database.driver !== 'postgres') return kiln(reg.root, ['registry', ...args, '--root', reg.root]);
+  const file = join(reg.root, 'cli.yaml');
+  await writeFile(file, `root: ${reg.root}\ndatabase:\n  driver: postgres\n  postgres:\n    url: ${reg.config.database.postgres!.url}\n`);
+  return kiln(reg.root, ['registry', ...args, '--config', file]);
 }
 
 /** How many rows a metadata table of a test registry holds, on either backend. */
