@@ -19,6 +19,7 @@ import { logger, type Logger } from './log.js';
 import { collectGarbage, recoverTrash, type GcReport } from './gc.js';
 import { searchIndex, type SearchIndex } from './search.js';
 import { registryService, type RegistryService } from './service.js';
+import { eventBus, type EventBus } from './events.js';
 import { admin } from './admin.js';
 
 /** The parts of a running registry, each behind its own interface, chosen by configuration. */
@@ -32,6 +33,8 @@ export interface Registry {
   readonly search: SearchIndex;
   /** The rules of push, promote and delete, for every front end (/v2/, /kiln/v1/, the web UI). */
   readonly service: RegistryService;
+  /** What the service changed, for webhooks and push-triggered replication in this process. */
+  readonly events: EventBus;
   readonly auth: Auth;
   readonly audit: AuditLog;
   readonly metrics: Metrics;
@@ -93,6 +96,7 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
     .catch((e: unknown) => log.log('error', 'indexing stored SBOMs failed', { error: String(e) }));
   const tokens = await tokenAuthority({ key: await signingKey(config, metadata), issuer: config.auth.issuer, audience: config.auth.service });
   const auth = createAuth(config, metadata, tokens);
+  const events = eventBus((e, event) => log.log('error', 'event listener failed', { event: event.type, error: String((e as Error)?.message ?? e) }));
   const audit = auditLog(metadata, { pulls: config.audit.pulls, onError: (e) => log.log('error', 'audit write failed', { error: String(e) }) });
   const invalidate = () => {
     blobs.invalidate();
@@ -148,7 +152,8 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
     uploads,
     manifests,
     search,
-    service: registryService({ config, metadata, manifests, blobs, search, audit }),
+    service: registryService({ config, metadata, manifests, blobs, search, audit, events }),
+    events,
     auth,
     audit,
     metrics: metrics(),

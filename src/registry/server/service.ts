@@ -6,6 +6,7 @@ import type { BlobService } from './blobs.js';
 import type { SearchIndex } from './search.js';
 import type { AuditLog } from './audit.js';
 import type { Action } from './auth/access.js';
+import type { EventBus } from './events.js';
 import { parseManifest, type ParsedManifest } from './manifests.js';
 import { algorithmOf } from '../../oci/digest.js';
 import { denied, manifestUnknown, unsupported } from './errors.js';
@@ -51,9 +52,12 @@ export interface RegistryService {
    * Before a blob of `size` bytes is linked into `repository` (an upload's end, a mount): DENIED
    * when its namespace's quota would be exceeded. A blob the namespace has already counts once.
    */
-  admitBlob(repository: string, digest: string, size: number): Promise<void>;
-  /** A manifest was pulled: its pull time for retention, written in the background at most once a minute. */
-  notePull(repository: string, digest: string): void;
+  admitBlob(actor: Actor, repository: string, digest: string, size: number): Promise<void>;
+  /**
+   * A manifest was pulled (GET, not HEAD): its pull time for retention, written in the background at
+   * most once a minute, and a pull event.
+   */
+  notePull(actor: Actor, repository: string, reference: string, manifest: { digest: string; mediaType: string }): void;
 }
 
 export function registryService(parts: {
@@ -63,8 +67,10 @@ export function registryService(parts: {
   blobs: BlobService;
   search: SearchIndex;
   audit: AuditLog;
+  /** Where push, pull, delete, promote and quota events go once the change is committed and audited. */
+  events: EventBus;
 }): RegistryService {
-  const { config, metadata, manifests, blobs, search, audit } = parts;
+  const { config, metadata, manifests, blobs, search, audit, events } = parts;
   // repository \0 digest -> when this process last wrote the manifest's pull time.
   const pulls = new Map<string, number>();
 
@@ -108,6 +114,7 @@ export function registryService(parts: {
       detail: r.moved.length ? `moved ${r.moved.map((m) => `${m.tag} from ${m.from}`).join(', ')}` : undefined,
       address: actor.address,
     });
+    events.publish(actor.name, { type: 'push', repository, digest: r.digest, mediaType: r.parsed.mediaType, size: body.length, tags, subject: r.parsed.subject?.digest });
     return r;
   };
 
@@ -152,6 +159,7 @@ export function registryService(parts: {
         detail: `from ${source.repository}${source.tag !== undefined ? `:${source.tag}` : ''}@${m.digest}`,
         address: actor.address,
       });
+      events.publish(actor.name, { type: 'promote', repository: destination.repository, tag: destination.tag, digest: r.digest, source: `${source.repository}@${m.digest}` });
       return r;
     },
 
@@ -162,6 +170,7 @@ export function registryService(parts: {
       const digest = await manifests.deleteTag(repository, tag);
       if (!digest) throw manifestUnknown(tag);
       audit.record({ actor: actor.name, action: 'delete-tag', repository, reference: tag, digest, address: actor.address });
+      events.publish(actor.name, { type: 'delete', repository, digest, tags: [tag], tagOnly: true });
       return digest;
     },
 
@@ -181,10 +190,12 @@ export function registryService(parts: {
         detail: r.tags.length ? `untagged ${r.tags.join(', ')}` : undefined,
         address: actor.address,
       });
+      events.publish(actor.name, { type: 'delete', repository, digest, tags: r.tags, tagOnly: false });
       return r;
     },
 
-    notePull(repository, digest) {
+    notePull(actor, repository, reference, { digest, mediaType }) {
+      events.publish(actor.name, { type: 'pull', repository, digest, mediaType, reference });
       const k = repository + '\0' + digest;
       const now = Date.now();
       if (now - (pulls.get(k) ?? 0) < 60_000) return;
@@ -194,13 +205,14 @@ export function registryService(parts: {
       metadata.markPulled(repository, digest, now).catch(() => pulls.delete(k));
     },
 
-    async admitBlob(repository, digest, size) {
+    async admitBlob(actor, repository, digest, size) {
       const ns = namespaceOf(repository);
       const quota = (await metadata.getNamespace(ns))?.quotaBytes;
       if (quota === undefined) return;
       if ((await metadata.blobRepositoryInNamespace(ns, digest)) !== undefined) return;
       const used = await metadata.namespaceUsage(ns);
       if (used + size > quota) {
+        events.publish(actor.name, { type: 'quota-exceeded', namespace: ns, repository, digest, size, used, quota });
         throw denied(`quota of namespace ${ns} exceeded: ${formatBytes(used)} used of ${formatBytes(quota)}, and this blob needs ${formatBytes(size)} more (${digest})`);
       }
     },

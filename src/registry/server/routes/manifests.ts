@@ -26,7 +26,7 @@ export async function getManifest(reg: Registry, ctx: Ctx, name: string, refStr:
   sendBuffer(ctx, 200, m.body, m.headers);
   if (ctx.method === 'GET') {
     reg.audit.record({ actor: ctx.user, action: 'pull', repository: name, reference: refStr, digest: m.digest, address: ctx.req.socket.remoteAddress });
-    reg.service.notePull(name, m.digest);
+    reg.service.notePull(actorOf(reg, ctx), name, refStr, m);
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Registry } from '../registry.js';
+import { actorOf } from './manifests.js';
 import { query, sendEmpty, type Ctx } from '../http.js';
 import { assertDigest, assertName, isName, namespaceOf } from '../names.js';
 import { blobUploadInvalid, digestInvalid, RegistryError } from '../errors.js';
@@ -54,7 +55,7 @@ async function complete(reg: Registry, ctx: Ctx, name: string, s: UploadSession,
   const staged = await reg.uploads.finish(s, digest);
   try {
     // A blob over the namespace's quota is refused whole: its bytes go, nothing is linked.
-    await reg.service.admitBlob(name, digest, staged.size).catch(async (e: unknown) => {
+    await reg.service.admitBlob(actorOf(reg, ctx), name, digest, staged.size).catch(async (e: unknown) => {
       await reg.blobs.discard(staged);
       throw e;
     });
@@ -86,7 +87,7 @@ export async function startUpload(reg: Registry, ctx: Ctx, name: string): Promis
       source = await reg.metadata.blobRepositoryInNamespace(namespaceOf(name), digest);
     }
     const size = source ? (await reg.metadata.blob(digest))?.size : undefined;
-    if (source && size !== undefined) await reg.service.admitBlob(name, digest, size);
+    if (source && size !== undefined) await reg.service.admitBlob(actorOf(reg, ctx), name, digest, size);
     if (source && (await reg.blobs.mount(name, digest))) {
       reg.audit.record({ actor: ctx.user, action: 'mount', repository: name, digest, detail: source === '*' ? undefined : `from ${source}`, address: ctx.req.socket.remoteAddress });
       sendEmpty(ctx, 201, { Location: blobUrl(name, digest), 'Docker-Content-Digest': digest });
