@@ -1,0 +1,144 @@
+// Multi-platform benchmark (issue 22), side by side in one run on this machine's QEMU user-mode
+// emulation (binfmt_misc, Debian's qemu-user-static):
+//   E  an emulated build: 30 small RUN steps for linux/arm64 (the foreign platform), kiln against
+//      `buildah bud --platform linux/arm64` with the same interpreter; target ≤ 0.5× buildah's time.
+//   X  the cross-compilation pattern: a `FROM --platform=$BUILDPLATFORM` stage does the work once per
+//      target natively and each target stage only copies the result; both platforms in one kiln
+//      build against the host platform alone; target ≤ 1.2×.
+// Every build is cold (fresh store, loaded from the busybox-multi fixture); the order of the two
+// sides alternates between repetitions; medians of --reps, wall seconds, as a markdown table.
+//
+//   npx tsc -p . && node dist/bench/platform.js [--reps 3] [--only E,X]   (KILN_BENCH_DIR: where stores go)
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const kilnMain = join(repoRoot, 'dist', 'bin', 'kiln.cjs');
+const flag = (name: string): string | undefined => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+};
+const reps = Math.max(1, Number(flag('--reps')) || 3);
+const only = new Set((flag('--only') ?? 'E,X').split(',').map((s) => s.trim().toUpperCase()));
+const hostArch = process.arch === 'arm64' ? 'arm64' : 'amd64';
+const foreign = hostArch === 'amd64' ? 'arm64' : 'amd64';
+const base = mkdtempSync(join(process.env.KILN_BENCH_DIR ?? tmpdir(), 'kiln-bench-platform-'));
+
+function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<number> {
+  return new Promise((res, rej) => {
+    const start = process.hrtime.bigint();
+    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+    child.on('error', rej);
+    child.on('exit', (code) => {
+      if (code !== 0) return rej(new Error(`${cmd} ${args.join(' ')}: exit ${code}\n${err}`));
+      res(Number(process.hrtime.bigint() - start) / 1e9);
+    });
+  });
+}
+
+const multi = execFileSync('bash', [join(repoRoot, 'scripts', 'fixtures.sh'), 'busybox-multi'], { encoding: 'utf8' }).trim();
+
+/** A fresh kiln store holding the busybox index (both platforms). */
+function kilnStore(): string {
+  const root = mkdtempSync(join(base, 'kiln-'));
+  execFileSync('node', [kilnMain, '--root', root, 'load', '-i', multi], { stdio: 'ignore' });
+  return root;
+}
+
+/** A fresh buildah store holding busybox for `arch` only, from the same index. */
+function buildahStore(arch: string): string[] {
+  const dir = mkdtempSync(join(base, 'buildah-'));
+  const storage = ['--root', join(dir, 'root'), '--runroot', join(dir, 'run'), '--storage-driver', 'overlay'];
+  execFileSync('skopeo', ['--override-arch', arch, 'copy', '-q', `oci-archive:${multi}`, `containers-storage:[overlay@${dir}/root+${dir}/run]docker.io/library/busybox:latest`], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return storage;
+}
+
+function context(name: string, dockerfile: string): string {
+  const dir = join(base, name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'Dockerfile'), dockerfile);
+  return dir;
+}
+
+// E: each step starts the emulated shell once, as everyday Dockerfiles do.
+const emulated = context(
+  'emulated',
+  'FROM busybox\n' + Array.from({ length: 30 }, (_, i) => `RUN echo step ${i} > /step-${i} && uname -m >> /step-${i}\n`).join(''),
+);
+// X: the compile stage runs natively for each target (TARGETARCH differs, so two native runs);
+// the target stages copy and run nothing foreign.
+const cross = context(
+  'cross',
+  [
+    'FROM --platform=$BUILDPLATFORM busybox AS build',
+    'ARG TARGETARCH',
+    'RUN for i in $(seq 1 400); do head -c 1048576 /dev/zero | sha256sum; done > /sums && echo "$TARGETARCH" > /arch',
+    'FROM busybox',
+    'COPY --from=build /sums /arch /out/',
+    '',
+  ].join('\n'),
+);
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const rows: string[] = [];
+
+async function main(): Promise<void> {
+  const interp = `/proc/sys/fs/binfmt_misc/qemu-${foreign === 'arm64' ? 'aarch64' : 'x86_64'}`;
+  if (!existsSync(interp)) throw new Error(`${interp} is not registered: install qemu-user-static and binfmt-support (scripts/setup.sh)`);
+  const load0 = loadavg()[0]!;
+  if (only.has('E')) {
+    const k: number[] = [];
+    const b: number[] = [];
+    for (let rep = 0; rep < reps; rep++) {
+      const order = rep % 2 === 0 ? ['kiln', 'buildah'] : ['buildah', 'kiln'];
+      for (const tool of order) {
+        if (tool === 'kiln') {
+          const root = kilnStore();
+          k.push(await timed('node', [kilnMain, '--root', root, 'build', '-q', '--platform', `linux/${foreign}`, '-t', 'bench:e', emulated]));
+          rmSync(root, { recursive: true, force: true });
+        } else {
+          const storage = buildahStore(foreign);
+          b.push(await timed('buildah', [...storage, 'bud', '--runtime', 'runc', '--layers', '-q', '--platform', `linux/${foreign}`, '-t', 'bench:e', emulated]));
+          execFileSync('buildah', [...storage, 'rmi', '--all', '--force'], { stdio: 'ignore' });
+          rmSync(dirname(storage[1]!), { recursive: true, force: true });
+        }
+      }
+    }
+    const r = median(k) / median(b);
+    rows.push(`| E: 30 emulated RUN steps, linux/${foreign} | kiln ${median(k).toFixed(2)} s | buildah ${median(b).toFixed(2)} s | ${r.toFixed(2)}× | ≤ 0.5× | ${r <= 0.5 ? 'yes' : 'no'} |`);
+  }
+  if (only.has('X')) {
+    const both: number[] = [];
+    const host: number[] = [];
+    for (let rep = 0; rep < reps; rep++) {
+      const order = rep % 2 === 0 ? ['both', 'host'] : ['host', 'both'];
+      for (const which of order) {
+        const root = kilnStore();
+        const platforms = which === 'both' ? `linux/${hostArch},linux/${foreign}` : `linux/${hostArch}`;
+        (which === 'both' ? both : host).push(await timed('node', [kilnMain, '--root', root, 'build', '-q', '--platform', platforms, '-t', 'bench:x', cross]));
+        rmSync(root, { recursive: true, force: true });
+      }
+    }
+    const r = median(both) / median(host);
+    rows.push(`| X: cross-compile stage, both platforms against the host's alone | both ${median(both).toFixed(2)} s | host ${median(host).toFixed(2)} s | ${r.toFixed(2)}× | ≤ 1.2× | ${r <= 1.2 ? 'yes' : 'no'} |`);
+  }
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  const buildahVersion = execFileSync('buildah', ['--version'], { encoding: 'utf8' }).trim().split(' ')[2];
+  const qemu = readFileSync(interp, 'utf8').split('\n').find((l) => l.startsWith('interpreter')) ?? '';
+  console.log(`${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${cpus().length} × ${cpu}, load ${load0.toFixed(1)} at start; buildah ${buildahVersion}; ${qemu}; median of ${reps}, cold stores.\n`);
+  console.log('| scenario | kiln | other | ratio | target | met |');
+  console.log('|---|---|---|---|---|---|');
+  for (const r of rows) console.log(r);
+}
+
+main()
+  .catch((e: unknown) => {
+    console.error(String((e as Error).message ?? e));
+    process.exitCode = 1;
+  })
+  .finally(() => rmSync(base, { recursive: true, force: true }));
