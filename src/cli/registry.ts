@@ -14,8 +14,10 @@ import { admin, parseRole } from '../registry/server/admin.js';
 import { collectGarbage } from '../registry/server/gc.js';
 import { migrateRegistry, sameDatabase, summary, type Backends } from '../registry/server/migrate.js';
 import type { Metadata } from '../registry/server/metadata/metadata.js';
+import { enqueueOffline } from '../registry/server/webhooks/webhooks.js';
+import { registerWebhookCommands } from './webhook.js';
 
-/** kiln registry serve|gc|migrate|user|role|robot|namespace|immutable|retention|audit: the registry server and its offline administration. */
+/** kiln registry serve|gc|migrate|user|role|robot|namespace|immutable|retention|webhook|audit: the registry server and its offline administration. */
 export function registerRegistryCommands(program: Command, globals: () => GlobalOptions): void {
   const registry = program.command('registry').description('Run and administer an OCI distribution registry');
 
@@ -314,7 +316,12 @@ export function registerRegistryCommands(program: Command, globals: () => Global
     .option('--force', 'also when the rules would remove every tag of a repository')
     .option('--format <format>', 'table or json', 'table')
     .action(async (ns: string, o: RootOpts & { dryRun?: boolean; force?: boolean; format: string }) => {
-      const plan = await offline(o, (m) => admin(m, actor()).runRetention(ns, { dryRun: o.dryRun, force: o.force }));
+      const plan = await offline(o, async (m, c) => {
+        const p = await admin(m, actor()).runRetention(ns, { dryRun: o.dryRun, force: o.force });
+        // The serving registry delivers it to the namespace's webhooks.
+        if (!o.dryRun) await enqueueOffline(c, m, actor(), { type: 'retention', namespace: ns, dryRun: false, tags: p.tags, untagged: p.untagged });
+        return p;
+      });
       if (o.format === 'json') return out(JSON.stringify(plan, null, 2));
       const rows = [
         ...plan.tags.map((t) => [`${t.repository}:${t.tag}`, t.digest, t.why]),
@@ -324,6 +331,8 @@ export function registerRegistryCommands(program: Command, globals: () => Global
       process.stdout.write(renderTable(['REMOVED' + (o.dryRun ? ' (DRY RUN)' : ''), 'DIGEST', 'WHY'], rows));
       process.stderr.write(`${o.dryRun ? 'would remove' : 'removed'} ${plan.tags.length} tags and ${plan.untagged.length} untagged manifests; ${plan.kept} tags kept\n`);
     });
+
+  registerWebhookCommands(registry, { withRoot, offline, actor });
 
   withRoot(registry.command('audit'))
     .description('Show the audit log, newest first')

@@ -91,6 +91,26 @@ export interface RegistryConfig {
     /** Seconds between evaluations of every namespace's retention rules; 0 (the default) leaves them to `retention run`. */
     interval: number;
   };
+  webhooks: {
+    /** Seconds a receiver has to answer one delivery. */
+    timeout: number;
+    /** Attempts per delivery before it is marked failed. */
+    attempts: number;
+    /** Seconds before the second attempt; each later one waits twice as long (at most an hour). */
+    backoff: number;
+    /** Deliveries this process sends at once. */
+    concurrency: number;
+    /** Seconds between looks for due deliveries (deliveries queued by this process go at once). */
+    pollInterval: number;
+    /** Seconds delivered and failed deliveries stay in the log. */
+    history: number;
+    /** Receivers on loopback (127.0.0.0/8, ::1), for a receiver on the registry's own machine. */
+    allowLoopback: boolean;
+    /** Receivers on private networks (RFC 1918, 100.64.0.0/10, fc00::/7). */
+    allowPrivateNetworks: boolean;
+    /** Addresses or CIDR ranges allowed whatever the rules above say (link-local and metadata addresses open only here). */
+    allow: string[];
+  };
   audit: {
     /** Record manifest pulls in the audit log (coalesced per actor, repository and digest each second). */
     pulls: boolean;
@@ -151,6 +171,7 @@ export function defaultConfig(root: string): RegistryConfig {
     gc: { interval: 86400, gracePeriod: 3600 },
     retention: { interval: 0 },
     audit: { pulls: true },
+    webhooks: { timeout: 10, attempts: 5, backoff: 10, concurrency: 4, pollInterval: 1, history: 7 * 86400, allowLoopback: true, allowPrivateNetworks: false, allow: [] },
     log: { level: 'info', requests: true },
   };
 }
@@ -203,7 +224,7 @@ function applyFile(c: RegistryConfig, doc: Obj, base: string): void {
     for (const k of Object.keys(v)) if (!keys.includes(k)) throw new UsageError(`${what}.${k}: unknown setting (known: ${keys.join(', ')})`);
     return v;
   };
-  const top = section(doc, 'config', ['root', 'http', 'storage', 'database', 'uploads', 'auth', 'limits', 'gc', 'retention', 'audit', 'log']);
+  const top = section(doc, 'config', ['root', 'http', 'storage', 'database', 'uploads', 'auth', 'limits', 'gc', 'retention', 'audit', 'webhooks', 'log']);
 
   const http = section(top.http, 'http', ['addr', 'tls', 'idleTimeout', 'maxHeaderSize', 'publicUrl']);
   if (http.addr !== undefined) c.http.addr = str(http.addr, 'http.addr');
@@ -305,6 +326,20 @@ function applyFile(c: RegistryConfig, doc: Obj, base: string): void {
 
   const audit = section(top.audit, 'audit', ['pulls']);
   if (audit.pulls !== undefined) c.audit.pulls = bool(audit.pulls, 'audit.pulls');
+
+  const hooks = section(top.webhooks, 'webhooks', ['timeout', 'attempts', 'backoff', 'concurrency', 'pollInterval', 'history', 'allowLoopback', 'allowPrivateNetworks', 'allow']);
+  if (hooks.timeout !== undefined) c.webhooks.timeout = parseDuration(hooks.timeout, 'webhooks.timeout');
+  if (hooks.attempts !== undefined) c.webhooks.attempts = Math.max(1, int(hooks.attempts, 'webhooks.attempts'));
+  if (hooks.backoff !== undefined) c.webhooks.backoff = parseDuration(hooks.backoff, 'webhooks.backoff');
+  if (hooks.concurrency !== undefined) c.webhooks.concurrency = Math.max(1, int(hooks.concurrency, 'webhooks.concurrency'));
+  if (hooks.pollInterval !== undefined) c.webhooks.pollInterval = parseDuration(hooks.pollInterval, 'webhooks.pollInterval');
+  if (hooks.history !== undefined) c.webhooks.history = parseDuration(hooks.history, 'webhooks.history');
+  if (hooks.allowLoopback !== undefined) c.webhooks.allowLoopback = bool(hooks.allowLoopback, 'webhooks.allowLoopback');
+  if (hooks.allowPrivateNetworks !== undefined) c.webhooks.allowPrivateNetworks = bool(hooks.allowPrivateNetworks, 'webhooks.allowPrivateNetworks');
+  if (hooks.allow !== undefined) {
+    if (!Array.isArray(hooks.allow)) throw new UsageError('webhooks.allow: expected a list of addresses or CIDR ranges');
+    c.webhooks.allow = hooks.allow.map((v, i) => str(v, `webhooks.allow[${i}]`));
+  }
 
   const log = section(top.log, 'log', ['level', 'requests']);
   if (log.level !== undefined) {

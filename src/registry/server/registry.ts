@@ -21,6 +21,8 @@ import { searchIndex, type SearchIndex } from './search.js';
 import { registryService, type RegistryService } from './service.js';
 import { eventBus, type EventBus } from './events.js';
 import { admin } from './admin.js';
+import { startWebhooks, type Webhooks } from './webhooks/webhooks.js';
+import { watchBaseUpdates } from './base-updates.js';
 
 /** The parts of a running registry, each behind its own interface, chosen by configuration. */
 export interface Registry {
@@ -35,6 +37,8 @@ export interface Registry {
   readonly service: RegistryService;
   /** What the service changed, for webhooks and push-triggered replication in this process. */
   readonly events: EventBus;
+  /** Deliveries of events to the namespaces' webhooks. */
+  readonly webhooks: Webhooks;
   readonly auth: Auth;
   readonly audit: AuditLog;
   readonly metrics: Metrics;
@@ -97,6 +101,8 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
   const tokens = await tokenAuthority({ key: await signingKey(config, metadata), issuer: config.auth.issuer, audience: config.auth.service });
   const auth = createAuth(config, metadata, tokens);
   const events = eventBus((e, event) => log.log('error', 'event listener failed', { event: event.type, error: String((e as Error)?.message ?? e) }));
+  watchBaseUpdates(events, metadata, log);
+  const webhooks = startWebhooks({ config, metadata, events, log });
   const audit = auditLog(metadata, { pulls: config.audit.pulls, onError: (e) => log.log('error', 'audit write failed', { error: String(e) }) });
   const invalidate = () => {
     blobs.invalidate();
@@ -131,7 +137,9 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
             log.log('error', 'retention failed', { namespace: ns, error: String((e as Error).message ?? e) });
             return undefined;
           });
-          if (plan) log.log('info', 'retention', { namespace: ns, tags: plan.tags.length, untagged: plan.untagged.length, kept: plan.kept });
+          if (!plan) continue;
+          log.log('info', 'retention', { namespace: ns, tags: plan.tags.length, untagged: plan.untagged.length, kept: plan.kept });
+          events.publish('retention-schedule', { type: 'retention', namespace: ns, dryRun: false, tags: plan.tags, untagged: plan.untagged });
         }
         invalidate();
       })().catch((e: unknown) => log.log('error', 'retention failed', { error: String(e) }));
@@ -154,6 +162,7 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
     search,
     service: registryService({ config, metadata, manifests, blobs, search, audit, events }),
     events,
+    webhooks,
     auth,
     audit,
     metrics: metrics(),
@@ -163,6 +172,7 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
       if (gcTimer) clearInterval(gcTimer);
       if (retentionTimer) clearInterval(retentionTimer);
       await indexing;
+      await webhooks.close();
       await gcRunning?.catch(() => {});
       await audit.close();
       await uploads.close();

@@ -238,6 +238,7 @@ export async function serve(config: RegistryConfig, opts: { log?: Logger } = {})
   const actualPort = typeof addr === 'object' && addr ? addr.port : port;
   const shownHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
   const url = `${config.http.tls ? 'https' : 'http'}://${shownHost}:${actualPort}`;
+  reg.webhooks.listening(url);
   reg.log.log('info', 'listening', { url, root: config.root, auth: config.auth.enabled, storage: config.storage.driver, database: config.database.driver });
 
   return {

@@ -18,10 +18,11 @@ export const RoleActions: Record<Role, readonly Action[]> = {
 };
 
 /** Namespace management permissions, beyond repository actions. */
-export type NamespacePermission = 'members:read' | 'members:write' | 'robots:write' | 'audit:read';
+// Webhooks as Harbor's: maintainers see them and their delivery log, admins change them.
+export type NamespacePermission = 'members:read' | 'members:write' | 'robots:write' | 'audit:read' | 'webhooks:read' | 'webhooks:write';
 const RolePermissions: Record<Role, readonly NamespacePermission[]> = {
-  admin: ['members:read', 'members:write', 'robots:write', 'audit:read'],
-  maintainer: ['members:read', 'audit:read'],
+  admin: ['members:read', 'members:write', 'robots:write', 'audit:read', 'webhooks:read', 'webhooks:write'],
+  maintainer: ['members:read', 'audit:read', 'webhooks:read'],
   developer: ['members:read', 'audit:read'],
   guest: ['members:read', 'audit:read'],
   'limited-guest': [],

@@ -241,6 +241,11 @@ export interface SearchRows {
   findPackages(keys: string[]): Promise<PackageHit[]>;
   /** Manifests, in every repository, whose base is one of `digests`. */
   findBuiltOn(digests: string[]): Promise<BaseHit[]>;
+  /**
+   * Manifests, in every repository, whose base is a manifest `repository` holds (baseInRepository)
+   * or whose base name mentions it (the caller parses the name): the images a new push of a base may update.
+   */
+  findBuiltOnRepository(repository: string): Promise<(BaseHit & { baseInRepository: boolean })[]>;
   /** Manifests of these artifact types with a subject whose packages were never indexed (pushed before the index existed). */
   unindexedReferrers(artifactTypes: string[]): Promise<{ repository: string; digest: string; subject: string }[]>;
 }
@@ -375,6 +380,65 @@ export interface GovernanceRows {
   namespaceUsage(namespace: string): Promise<number>;
 }
 
+/** A webhook of a namespace: events of the kinds it names are delivered to its URL, signed with its secret. */
+export interface WebhookRecord {
+  id: number;
+  namespace: string;
+  url: string;
+  /** The HMAC key deliveries are signed with: stored as given (signing needs it), never shown by list or the API. */
+  secret: string;
+  /** Event types (events.ts RegistryEventType). */
+  events: string[];
+  enabled: boolean;
+  createdBy: string;
+  createdAt: number;
+}
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+/** One event for one hook, its payload fixed when it was queued. */
+export interface DeliveryRecord {
+  id: number;
+  hook: number;
+  event: string;
+  /** The exact JSON body sent (and signed). */
+  payload: string;
+  status: DeliveryStatus;
+  attempts: number;
+  /** When the next attempt is due (ms). */
+  nextAttempt: number;
+  lastStatus?: number;
+  lastError?: string;
+  createdAt: number;
+  /** When the last attempt ended. */
+  lastAttemptAt?: number;
+}
+
+/**
+ * Webhooks and their durable delivery queue (issue 23). Any replica may send a due delivery: it
+ * claims it first with one conditional update, so two replicas never send the same attempt.
+ */
+export interface WebhookRows {
+  webhooks(namespace?: string): Promise<WebhookRecord[]>;
+  getWebhook(id: number): Promise<WebhookRecord | undefined>;
+  addWebhook(h: Omit<WebhookRecord, 'id'>): Promise<number>;
+  setWebhookEnabled(id: number, enabled: boolean): Promise<boolean>;
+  /** Remove the hook and its deliveries. */
+  removeWebhook(id: number): Promise<WebhookRecord | undefined>;
+  /** Queue deliveries (pending, due at nextAttempt), in one statement. */
+  enqueueDeliveries(ds: { hook: number; event: string; payload: string; createdAt: number }[]): Promise<void>;
+  /** Take up to `limit` pending deliveries of enabled hooks due by `now` that no one holds, until `until`. */
+  claimDeliveries(token: string, now: number, until: number, limit: number): Promise<DeliveryRecord[]>;
+  /** Record an attempt and give the claim back; false when the claim was lost (it expired and another took it). */
+  finishDelivery(id: number, token: string, r: { status: DeliveryStatus; attempts: number; nextAttempt: number; lastStatus?: number; lastError?: string; at: number }): Promise<boolean>;
+  /** Give claims back without an attempt (the process is stopping). */
+  releaseDeliveries(token: string, ids: number[]): Promise<void>;
+  /** The newest deliveries of a hook first. */
+  deliveries(hook: number, limit: number): Promise<DeliveryRecord[]>;
+  /** Forget delivered and failed deliveries whose last attempt ended before `before`; returns how many. */
+  pruneDeliveries(before: number): Promise<number>;
+}
+
 export interface SharedRows {
   /** The value stored under name, storing `create()` first when there is none (the first replica wins). */
   sharedValue(name: string, create: () => string): Promise<string>;
@@ -386,7 +450,7 @@ export interface SharedRows {
   clearFailures(keys: string[]): Promise<void>;
 }
 
-export interface Metadata extends BlobRows, ManifestRows, SearchRows, IdentityRows, AuditRows, GcRows, UploadRows, SharedRows, GovernanceRows {
+export interface Metadata extends BlobRows, ManifestRows, SearchRows, IdentityRows, AuditRows, GcRows, UploadRows, SharedRows, GovernanceRows, WebhookRows {
   readonly kind: 'sqlite' | 'postgres';
   /** Call back when another process changed the data (caches must then be dropped). */
   onExternalChange(cb: () => void): void;

@@ -6,6 +6,8 @@ import { manifestListing, type ListingRows } from './listing.js';
 import type {
   AuditEvent,
   BaseHit,
+  DeliveryRecord,
+  WebhookRecord,
   ManifestRecord,
   Membership,
   Metadata,
@@ -92,6 +94,19 @@ CREATE TABLE retention_rules (
   id BIGSERIAL PRIMARY KEY, namespace ${K} NOT NULL, repos TEXT NOT NULL, tags TEXT NOT NULL,
   kind TEXT NOT NULL, value BIGINT NOT NULL, created_by TEXT NOT NULL, created_at BIGINT NOT NULL);
 ALTER TABLE manifests ADD COLUMN pulled_at BIGINT;
+`,
+  // 3: webhooks and their durable delivery queue (issue 23).
+  `
+CREATE TABLE webhooks (
+  id BIGSERIAL PRIMARY KEY, namespace ${K} NOT NULL, url TEXT NOT NULL, secret TEXT NOT NULL, events JSONB NOT NULL,
+  enabled BOOLEAN NOT NULL, created_by TEXT NOT NULL, created_at BIGINT NOT NULL);
+CREATE INDEX webhooks_ns ON webhooks (namespace);
+CREATE TABLE webhook_deliveries (
+  id BIGSERIAL PRIMARY KEY, hook BIGINT NOT NULL, event TEXT NOT NULL, payload TEXT NOT NULL, status TEXT NOT NULL,
+  attempts INT NOT NULL DEFAULT 0, next_attempt BIGINT NOT NULL, last_status INT, last_error TEXT,
+  created_at BIGINT NOT NULL, last_attempt_at BIGINT, claim_token TEXT, claimed_until BIGINT);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (hook, id);
 `,
 ];
 
@@ -199,6 +214,29 @@ const toRobot = (r: Row): RobotRecord => ({
   expiresAt: r.expires_at ?? undefined,
   createdBy: r.created_by,
   createdAt: r.created_at,
+});
+const toWebhook = (r: Row): WebhookRecord => ({
+  id: r.id,
+  namespace: r.namespace,
+  url: r.url,
+  secret: r.secret,
+  events: r.events,
+  enabled: r.enabled,
+  createdBy: r.created_by,
+  createdAt: r.created_at,
+});
+const toDelivery = (r: Row): DeliveryRecord => ({
+  id: r.id,
+  hook: r.hook,
+  event: r.event,
+  payload: r.payload,
+  status: r.status,
+  attempts: r.attempts,
+  nextAttempt: r.next_attempt,
+  ...(r.last_status !== null ? { lastStatus: r.last_status } : {}),
+  ...(r.last_error !== null ? { lastError: r.last_error } : {}),
+  createdAt: r.created_at,
+  ...(r.last_attempt_at !== null ? { lastAttemptAt: r.last_attempt_at } : {}),
 });
 const toAudit = (r: Row): AuditEvent => ({
   id: r.id,
@@ -688,6 +726,25 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
       }
       return hits;
     },
+    async findBuiltOnRepository(repo) {
+      const like = '%' + repo.replace(/[\\%_]/g, (c) => '\\' + c) + '%';
+      const rows = await read(
+        `SELECT b.*, EXISTS (SELECT 1 FROM manifests m WHERE m.repo = $1 AND m.digest = b.base) AS in_repo FROM image_bases b
+         WHERE b.base IN (SELECT digest FROM manifests WHERE repo = $1) OR b.base_name LIKE $2 ESCAPE '\\' ORDER BY b.repo, b.digest`,
+        [repo, like],
+      );
+      const hits: (BaseHit & { baseInRepository: boolean })[] = [];
+      for (const r of rows) {
+        hits.push({
+          repository: r.repo,
+          digest: r.digest,
+          tags: await tagsReaching(r.repo, r.digest),
+          base: { digest: r.base, ...(r.base_name ? { name: r.base_name } : {}) },
+          baseInRepository: r.in_repo === true,
+        });
+      }
+      return hits;
+    },
     async findBuiltOn(digests) {
       if (digests.length === 0) return [];
       const hits: BaseHit[] = [];
@@ -1070,6 +1127,80 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
     },
     async clearFailures(keys) {
       if (keys.length) await pool.query('DELETE FROM login_failures WHERE key = ANY($1)', [keys]);
+    },
+
+    // Webhooks
+    async webhooks(ns) {
+      const rows = ns === undefined ? await read('SELECT * FROM webhooks ORDER BY id') : await read('SELECT * FROM webhooks WHERE namespace = $1 ORDER BY id', [ns]);
+      return rows.map(toWebhook);
+    },
+    async getWebhook(id) {
+      const r = (await read('SELECT * FROM webhooks WHERE id = $1', [id]))[0];
+      return r ? toWebhook(r) : undefined;
+    },
+    addWebhook(h) {
+      return tx(async (t) => {
+        const r = await t.q('INSERT INTO webhooks (namespace, url, secret, events, enabled, created_by, created_at) VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7) RETURNING id', [
+          h.namespace, h.url, h.secret, JSON.stringify(h.events), h.enabled, h.createdBy, h.createdAt,
+        ]);
+        // Other replicas drop the hooks they cached.
+        t.changed();
+        return r.rows[0]!.id as number;
+      });
+    },
+    setWebhookEnabled(id, enabled) {
+      return tx(async (t) => {
+        const r = await t.q('UPDATE webhooks SET enabled = $2 WHERE id = $1', [id, enabled]);
+        if (r.rowCount) t.changed();
+        return !!r.rowCount;
+      });
+    },
+    removeWebhook(id) {
+      return tx(async (t) => {
+        const r = await t.q('DELETE FROM webhooks WHERE id = $1 RETURNING *', [id]);
+        if (!r.rows[0]) return undefined;
+        await t.q('DELETE FROM webhook_deliveries WHERE hook = $1', [id]);
+        t.changed();
+        return toWebhook(r.rows[0]);
+      });
+    },
+    async enqueueDeliveries(ds) {
+      if (ds.length === 0) return;
+      await pool.query(
+        `INSERT INTO webhook_deliveries (hook, event, payload, status, next_attempt, created_at)
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $5::bigint[])`,
+        [ds.map((d) => d.hook), ds.map((d) => d.event), ds.map((d) => d.payload), ds.map(() => 'pending'), ds.map((d) => d.createdAt)],
+      );
+    },
+    async claimDeliveries(token, now, until, limit) {
+      // SKIP LOCKED: replicas claiming at once take different rows instead of waiting on each other;
+      // the outer WHERE is evaluated again on the locked row, so a row is claimed once.
+      const rows = await read(
+        `UPDATE webhook_deliveries SET claim_token = $1, claimed_until = $2 WHERE id IN (
+           SELECT d.id FROM webhook_deliveries d JOIN webhooks h ON h.id = d.hook
+           WHERE d.status = 'pending' AND h.enabled AND d.next_attempt <= $3 AND (d.claimed_until IS NULL OR d.claimed_until < $3)
+           ORDER BY d.next_attempt, d.id LIMIT $4 FOR UPDATE OF d SKIP LOCKED)
+         AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < $3) RETURNING *`,
+        [token, until, now, limit],
+      );
+      return rows.map(toDelivery).sort((a, b) => a.nextAttempt - b.nextAttempt || a.id - b.id);
+    },
+    async finishDelivery(id, token, r) {
+      const res = await pool.query(
+        `UPDATE webhook_deliveries SET status = $3, attempts = $4, next_attempt = $5, last_status = $6, last_error = $7, last_attempt_at = $8,
+           claim_token = NULL, claimed_until = NULL WHERE id = $1 AND claim_token = $2`,
+        [id, token, r.status, r.attempts, r.nextAttempt, r.lastStatus ?? null, r.lastError ?? null, r.at],
+      );
+      return !!res.rowCount;
+    },
+    async releaseDeliveries(token, ids) {
+      if (ids.length) await pool.query('UPDATE webhook_deliveries SET claim_token = NULL, claimed_until = NULL WHERE id = ANY($1::bigint[]) AND claim_token = $2', [ids, token]);
+    },
+    async deliveries(hook, limit) {
+      return (await read('SELECT * FROM webhook_deliveries WHERE hook = $1 ORDER BY id DESC LIMIT $2', [hook, limit])).map(toDelivery);
+    },
+    async pruneDeliveries(before) {
+      return (await pool.query("DELETE FROM webhook_deliveries WHERE status <> 'pending' AND last_attempt_at < $1", [before])).rowCount ?? 0;
     },
 
     onExternalChange(cb) {

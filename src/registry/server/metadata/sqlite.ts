@@ -14,6 +14,9 @@ import type {
   RetentionRule,
   TagRecord,
   BaseHit,
+  DeliveryRecord,
+  DeliveryStatus,
+  WebhookRecord,
   RobotRecord,
   Role,
   UploadRecord,
@@ -105,6 +108,19 @@ CREATE TABLE retention_rules (
   id INTEGER PRIMARY KEY AUTOINCREMENT, namespace TEXT NOT NULL, repos TEXT NOT NULL, tags TEXT NOT NULL,
   kind TEXT NOT NULL, value INTEGER NOT NULL, created_by TEXT NOT NULL, created_at INTEGER NOT NULL);
 ALTER TABLE manifests ADD COLUMN pulled_at INTEGER;
+`,
+  // 4: webhooks and their durable delivery queue (issue 23).
+  `
+CREATE TABLE webhooks (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, namespace TEXT NOT NULL, url TEXT NOT NULL, secret TEXT NOT NULL, events TEXT NOT NULL,
+  enabled INTEGER NOT NULL, created_by TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE INDEX webhooks_ns ON webhooks (namespace);
+CREATE TABLE webhook_deliveries (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, hook INTEGER NOT NULL, event TEXT NOT NULL, payload TEXT NOT NULL, status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, next_attempt INTEGER NOT NULL, last_status INTEGER, last_error TEXT,
+  created_at INTEGER NOT NULL, last_attempt_at INTEGER, claim_token TEXT, claimed_until INTEGER);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (hook, id);
 `,
 ];
 
@@ -200,6 +216,31 @@ const toRetention = (r: Row): RetentionRule => ({
   value: r.value as number,
   createdBy: r.created_by as string,
   createdAt: r.created_at as number,
+});
+
+const toWebhook = (r: Row): WebhookRecord => ({
+  id: r.id as number,
+  namespace: r.namespace as string,
+  url: r.url as string,
+  secret: r.secret as string,
+  events: JSON.parse(r.events as string) as string[],
+  enabled: r.enabled === 1,
+  createdBy: r.created_by as string,
+  createdAt: r.created_at as number,
+});
+
+const toDelivery = (r: Row): DeliveryRecord => ({
+  id: r.id as number,
+  hook: r.hook as number,
+  event: r.event as string,
+  payload: r.payload as string,
+  status: r.status as DeliveryStatus,
+  attempts: r.attempts as number,
+  nextAttempt: r.next_attempt as number,
+  ...(r.last_status !== null ? { lastStatus: r.last_status as number } : {}),
+  ...(r.last_error !== null ? { lastError: r.last_error as string } : {}),
+  createdAt: r.created_at as number,
+  ...(r.last_attempt_at !== null ? { lastAttemptAt: r.last_attempt_at as number } : {}),
 });
 
 const toRule = (r: Row): ImmutableRule => ({
@@ -353,6 +394,26 @@ export function openSqliteMetadata(path: string): Metadata {
     getFailures: q<{ start: number; failures: number }>('SELECT start, failures FROM login_failures WHERE key = ?'),
     setFailures: q('INSERT INTO login_failures (key, start, failures) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET start = excluded.start, failures = excluded.failures'),
     clearFailures: q('DELETE FROM login_failures WHERE key = ?'),
+    // Webhooks
+    listHooks: q('SELECT * FROM webhooks ORDER BY id'),
+    listHooksNs: q('SELECT * FROM webhooks WHERE namespace = ? ORDER BY id'),
+    getHook: q('SELECT * FROM webhooks WHERE id = ?'),
+    addHook: q('INSERT INTO webhooks (namespace, url, secret, events, enabled, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+    enableHook: q('UPDATE webhooks SET enabled = ? WHERE id = ?'),
+    delHook: q('DELETE FROM webhooks WHERE id = ?'),
+    delHookDeliveries: q('DELETE FROM webhook_deliveries WHERE hook = ?'),
+    enqueue: q("INSERT INTO webhook_deliveries (hook, event, payload, status, next_attempt, created_at) VALUES (?, ?, ?, 'pending', ?, ?)"),
+    claimDeliveries: q(`UPDATE webhook_deliveries SET claim_token = ?, claimed_until = ? WHERE id IN (
+      SELECT d.id FROM webhook_deliveries d JOIN webhooks h ON h.id = d.hook
+      WHERE d.status = 'pending' AND h.enabled = 1 AND d.next_attempt <= ? AND (d.claimed_until IS NULL OR d.claimed_until < ?)
+      ORDER BY d.next_attempt, d.id LIMIT ?) RETURNING *`),
+    finishDelivery: q(`UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt = ?, last_status = ?, last_error = ?, last_attempt_at = ?,
+      claim_token = NULL, claimed_until = NULL WHERE id = ? AND claim_token = ?`),
+    releaseDelivery: q('UPDATE webhook_deliveries SET claim_token = NULL, claimed_until = NULL WHERE id = ? AND claim_token = ?'),
+    deliveries: q('SELECT * FROM webhook_deliveries WHERE hook = ? ORDER BY id DESC LIMIT ?'),
+    pruneDeliveries: q("DELETE FROM webhook_deliveries WHERE status <> 'pending' AND last_attempt_at < ?"),
+    builtOnRepo: q(`SELECT b.*, EXISTS (SELECT 1 FROM manifests m WHERE m.repo = ? AND m.digest = b.base) AS in_repo FROM image_bases b
+      WHERE b.base IN (SELECT digest FROM manifests WHERE repo = ?) OR b.base_name LIKE ? ESCAPE '\\' ORDER BY b.repo, b.digest`),
     // Search index
     setBase: q('INSERT INTO image_bases (repo, digest, base, base_name) VALUES (?, ?, ?, ?) ON CONFLICT (repo, digest) DO UPDATE SET base = excluded.base, base_name = excluded.base_name'),
     deleteBase: q('DELETE FROM image_bases WHERE repo = ? AND digest = ?'),
@@ -600,6 +661,16 @@ export function openSqliteMetadata(path: string): Metadata {
         }
       }
       return out;
+    },
+    async findBuiltOnRepository(repo) {
+      const like = '%' + repo.replace(/[\\%_]/g, (c) => '\\' + c) + '%';
+      return s.builtOnRepo.all(repo, repo, like).map((r) => ({
+        repository: r.repo as string,
+        digest: r.digest as string,
+        tags: tagsReaching(r.repo as string, r.digest as string),
+        base: { digest: r.base as string, ...(r.base_name ? { name: r.base_name as string } : {}) },
+        baseInRepository: r.in_repo === 1,
+      }));
     },
     async unindexedReferrers(artifactTypes) {
       if (artifactTypes.length === 0) return [];
@@ -854,6 +925,52 @@ export function openSqliteMetadata(path: string): Metadata {
       return write(() => {
         for (const k of keys) s.clearFailures.run(k);
       });
+    },
+
+    async webhooks(ns) {
+      return (ns === undefined ? s.listHooks.all() : s.listHooksNs.all(ns)).map(toWebhook);
+    },
+    async getWebhook(id) {
+      const r = s.getHook.get(id);
+      return r ? toWebhook(r) : undefined;
+    },
+    addWebhook(h) {
+      return write(() => Number(s.addHook.run(h.namespace, h.url, h.secret, JSON.stringify(h.events), h.enabled ? 1 : 0, h.createdBy, h.createdAt).lastInsertRowid));
+    },
+    setWebhookEnabled(id, enabled) {
+      return write(() => s.enableHook.run(enabled ? 1 : 0, id).changes > 0);
+    },
+    removeWebhook(id) {
+      return write(() => {
+        const r = s.getHook.get(id);
+        if (!r) return undefined;
+        s.delHookDeliveries.run(id);
+        s.delHook.run(id);
+        return toWebhook(r);
+      });
+    },
+    enqueueDeliveries(ds) {
+      if (ds.length === 0) return Promise.resolve();
+      return write(() => {
+        for (const d of ds) s.enqueue.run(d.hook, d.event, d.payload, d.createdAt, d.createdAt);
+      });
+    },
+    claimDeliveries(token, now, until, limit) {
+      return write(() => s.claimDeliveries.all(token, until, now, now, limit).map(toDelivery).sort((a, b) => a.nextAttempt - b.nextAttempt || a.id - b.id));
+    },
+    finishDelivery(id, token, r) {
+      return write(() => s.finishDelivery.run(r.status, r.attempts, r.nextAttempt, r.lastStatus ?? null, r.lastError ?? null, r.at, id, token).changes > 0);
+    },
+    releaseDeliveries(token, ids) {
+      return write(() => {
+        for (const id of ids) s.releaseDelivery.run(id, token);
+      });
+    },
+    async deliveries(hook, limit) {
+      return s.deliveries.all(hook, limit).map(toDelivery);
+    },
+    pruneDeliveries(before) {
+      return write(() => s.pruneDeliveries.run(before).changes);
     },
 
     onExternalChange(cb) {

@@ -5,6 +5,7 @@ import { isSystemAdmin, roleAllows, type Action, type NamespacePermission, type 
 import { assertDigest, isName, isTag } from '../names.js';
 import { admin, parseRole } from '../admin.js';
 import { parseDuration, parseSize } from '../config.js';
+import { webhookRoutes } from './webhooks.js';
 
 // The management API under /kiln/v1/: namespace members, robot accounts, the audit log, users and
 // namespaces — what `kiln registry …` does offline, over HTTP, for those whose role allows it.
@@ -19,7 +20,7 @@ async function who(reg: Registry, ctx: Ctx): Promise<Principal> {
   return p;
 }
 
-async function requireNs(reg: Registry, p: Principal, ns: string, perm: NamespacePermission): Promise<void> {
+export async function requireNs(reg: Registry, p: Principal, ns: string, perm: NamespacePermission): Promise<void> {
   if (isSystemAdmin(p)) return;
   if (p.kind === 'user' && roleAllows(await reg.metadata.getRole(ns, p.name), perm)) return;
   throw denied(`${perm} in namespace ${ns} is not allowed for ${p.name}`);
@@ -29,7 +30,7 @@ function requireSysadmin(p: Principal): void {
   if (!isSystemAdmin(p)) throw denied('only system administrators may do this');
 }
 
-async function jsonBody(ctx: Ctx): Promise<Record<string, unknown>> {
+export async function jsonBody(ctx: Ctx): Promise<Record<string, unknown>> {
   const raw = await readBody(ctx, 64 * 1024, () => badRequest('body too large'));
   if (raw.length === 0) return {};
   try {
@@ -65,6 +66,7 @@ export async function management(reg: Registry, ctx: Ctx, parts: string[]): Prom
   const ops = admin(reg.metadata, p.name);
   const m = ctx.method;
   const [a, b, c, d] = parts;
+  if (a === 'namespaces' && b !== undefined && c === 'webhooks') return webhookRoutes(reg, ctx, p, b, parts.slice(3));
 
   if (a === 'namespaces' && b === undefined && m === 'GET') {
     const all = await ops.namespaces();
@@ -103,6 +105,7 @@ export async function management(reg: Registry, ctx: Ctx, parts: string[]): Prom
       const plan = await ops.runRetention(b, { dryRun, force: q.get('force') === 'true' });
       // Tags went behind this process's caches' back (other replicas hear it from the database).
       if (!dryRun) reg.manifests.invalidate();
+      if (!dryRun) reg.events.publish(p.name, { type: 'retention', namespace: b, dryRun, tags: plan.tags, untagged: plan.untagged });
       return sendJson(ctx, 200, plan);
     }
     if (d !== undefined && m === 'DELETE') {
