@@ -258,3 +258,27 @@ test('webhook URLs the configuration does not allow are refused, naming the URL;
   assert.match(d!.lastError ?? '', /localhost resolves to (127\.0\.0\.1|::1) is a loopback address/);
   assert.equal(rx.got.length, 0, 'nothing was sent');
 });
+
+test('the address rules: private networks, link-local and metadata addresses, IPv4-mapped forms, the allow-list; base names without their host', async () => {
+  const { addressPolicy } = await import('../../../src/registry/server/webhooks/policy.js');
+  const { baseNameParts } = await import('../../../src/registry/server/base-updates.js');
+  const strict = addressPolicy({ allowLoopback: true, allowPrivateNetworks: false, allow: [] });
+  assert.match(strict.refusal('10.1.2.3') ?? '', /private network/);
+  assert.match(strict.refusal('fd12::1') ?? '', /private network/);
+  assert.match(strict.refusal('169.254.10.1') ?? '', /link-local/);
+  assert.match(strict.refusal('::ffff:a9fe:a9fe') ?? '', /169\.254\.169\.254 is a cloud metadata address/);
+  assert.match(strict.refusal('fd00:ec2::254') ?? '', /cloud metadata/);
+  assert.match(strict.refusal('224.0.0.1') ?? '', /not a unicast/);
+  assert.equal(strict.refusal('127.0.0.1'), undefined);
+  assert.equal(strict.refusal('93.184.216.34'), undefined);
+  const open = addressPolicy({ allowLoopback: false, allowPrivateNetworks: true, allow: ['169.254.169.254', 'fe80::/64'] });
+  assert.equal(open.refusal('10.1.2.3'), undefined);
+  assert.equal(open.refusal('169.254.169.254'), undefined, 'listed: allowed');
+  assert.equal(open.refusal('fe80::1'), undefined);
+  assert.match(open.refusal('169.254.0.1') ?? '', /link-local/, 'allowPrivateNetworks does not open link-local');
+  assert.match(open.refusal('::1') ?? '', /loopback/);
+  assert.throws(() => addressPolicy({ allowLoopback: true, allowPrivateNetworks: false, allow: ['10.0.0.0/33'] }), /webhooks\.allow\[0\]: "10\.0\.0\.0\/33" is not an address or a CIDR range/);
+  assert.deepEqual(baseNameParts('registry.example.com:5000/team/base:3.19@sha256:' + 'a'.repeat(64)), { repository: 'team/base', tag: '3.19' });
+  assert.deepEqual(baseNameParts('docker.io/library/alpine'), { repository: 'library/alpine' });
+  assert.deepEqual(baseNameParts('localhost/base:1'), { repository: 'base', tag: '1' });
+});
