@@ -16,6 +16,7 @@ import { migrateRegistry, sameDatabase, summary, type Backends } from '../regist
 import type { Metadata } from '../registry/server/metadata/metadata.js';
 import { enqueueOffline } from '../registry/server/webhooks/webhooks.js';
 import { registerWebhookCommands } from './webhook.js';
+import { describeProxy, proxyChange, withProxyOptions, type ProxyFlags } from './registry-proxy.js';
 
 /** kiln registry serve|gc|migrate|user|role|robot|namespace|immutable|retention|webhook|audit: the registry server and its offline administration. */
 export function registerRegistryCommands(program: Command, globals: () => GlobalOptions): void {
@@ -208,18 +209,19 @@ export function registerRegistryCommands(program: Command, globals: () => Global
       );
     });
 
-  const namespace = registry.command('namespace').description('Manage namespaces (projects): anonymous pull, storage quota');
-  withRoot(namespace.command('set'))
-    .description('Turn anonymous pull on (--public) or off (--private), or set the storage quota, of a namespace')
+  const namespace = registry.command('namespace').description('Manage namespaces (projects): anonymous pull, storage quota, pull-through cache');
+  withProxyOptions(withRoot(namespace.command('set')))
+    .description('Turn anonymous pull on (--public) or off (--private), set the storage quota, or make a namespace a pull-through cache (--proxy)')
     .argument('<namespace>')
     .option('--public', 'anyone may pull')
     .option('--private', 'only members may pull')
     .option('--quota <size>', 'storage the namespace may use (each blob counted once): 500MiB, 10GiB…, or none')
-    .action(async (ns: string, o: RootOpts & { public?: boolean; private?: boolean; quota?: string }) => {
+    .action(async (ns: string, o: RootOpts & ProxyFlags & { public?: boolean; private?: boolean; quota?: string }) => {
       if (o.public && o.private) throw new UsageError('give one of --public or --private');
-      if (!o.public && !o.private && o.quota === undefined) throw new UsageError('give --public, --private or --quota');
+      if (!o.public && !o.private && o.quota === undefined && o.proxy === undefined) throw new UsageError('give --public, --private or --quota, or --proxy URL');
       const quotaBytes = o.quota === undefined ? undefined : o.quota === 'none' ? null : parseSize(o.quota, '--quota');
-      await offline(o, (m) => admin(m, actor()).setNamespace(ns, { public: o.public ? true : o.private ? false : undefined, quotaBytes }));
+      const proxy = await proxyChange(o);
+      await offline(o, (m) => admin(m, actor()).setNamespace(ns, { public: o.public ? true : o.private ? false : undefined, quotaBytes, proxy }));
     });
   withRoot(namespace.command('list'))
     .alias('ls')
@@ -228,8 +230,8 @@ export function registerRegistryCommands(program: Command, globals: () => Global
       const list = await offline(o, (m) => admin(m, actor()).namespaces());
       process.stdout.write(
         renderTable(
-          ['NAMESPACE', 'ANONYMOUS PULL', 'QUOTA', 'USED'],
-          list.map((n) => [n.name, n.public ? 'yes' : 'no', n.quotaBytes === undefined ? 'none' : formatBytes(n.quotaBytes), formatBytes(n.usedBytes)]),
+          ['NAMESPACE', 'ANONYMOUS PULL', 'QUOTA', 'USED', 'PROXY'],
+          list.map((n) => [n.name, n.public ? 'yes' : 'no', n.quotaBytes === undefined ? 'none' : formatBytes(n.quotaBytes), formatBytes(n.usedBytes), describeProxy(n.proxy)]),
         ),
       );
     });

@@ -21,6 +21,8 @@ export interface RemoteManifest {
   digest: string;
   mediaType: string;
   doc: Manifest | Index;
+  /** Where the manifest came from, after redirects (a caller may refuse another host). */
+  url: URL;
 }
 
 /**
@@ -61,7 +63,7 @@ export async function fetchManifest(session: RegistrySession, repo: string, refe
   if (!isManifest(mediaType) && !isIndex(mediaType) && !doc.mediaType) mediaType = Array.isArray(doc.manifests) ? MediaType.OciIndex : doc.config ? MediaType.OciManifest : mediaType;
   if (!isManifest(mediaType) && !isIndex(mediaType)) throw new UnsupportedMediaType(`${where}: unsupported manifest media type "${mediaType || '(none)'}"`);
   if (isIndex(mediaType) && !Array.isArray(doc.manifests)) throw new ManifestInvalid(`${where}: index without a manifests list`);
-  return { bytes, digest, mediaType, doc };
+  return { bytes, digest, mediaType, doc, url: res.url };
 }
 
 /**

@@ -134,7 +134,9 @@ export class RegistrySession {
     if (!ch) return undefined;
     const cred = await this.credential();
     if (ch.scheme === 'basic') return cred ? basicHeader(cred) : undefined;
-    const key = [...scopes].sort().join(' ');
+    // By registry and identity too: a process talking to several registries (the registry server's
+    // pull-through caches) must not send one registry's token to another.
+    const key = [this.endpoint.url, cred?.username ?? '', ...[...scopes].sort()].join(' ');
     const cached = tokens.get(key);
     if (cached && !refresh) {
       const t = await cached;

@@ -1,11 +1,12 @@
 import { UsageError } from '../../errors.js';
-import type { AuditEvent, ImmutableRule, RetentionRule, Membership, Metadata, NamespaceRecord, Role, RobotRecord, UserRecord } from './metadata/metadata.js';
+import type { AuditEvent, ImmutableRule, ProxyRecord, RetentionRule, Membership, Metadata, NamespaceRecord, Role, RobotRecord, UserRecord } from './metadata/metadata.js';
 import { checkPattern, describeRule, formatBytes } from './governance.js';
 import { applyRetention, checkRetentionRule, describeRetention, planRetention, type RetentionPlan } from './retention.js';
 import { Roles } from './metadata/metadata.js';
 import { hashPassword, newRobotSecret } from './auth/passwords.js';
 import { Actions } from './auth/access.js';
 import { isNamespace } from './names.js';
+import { checkProxyUrl, DefaultProxyTtlSeconds } from './proxy.js';
 
 // Managing users, namespaces (visibility, quota, tag immutability), roles and robot accounts: the operations behind both
 // `kiln registry user|role|robot|namespace` (offline, on the database) and the management API.
@@ -24,9 +25,9 @@ export interface Admin {
   revoke(user: string, namespace: string): Promise<void>;
   members(namespace: string): Promise<Membership[]>;
   roles(user?: string): Promise<Membership[]>;
-  setNamespace(namespace: string, opts: { public?: boolean; quotaBytes?: number | null }): Promise<void>;
-  /** Every namespace with the bytes it uses. */
-  namespaces(): Promise<(NamespaceRecord & { usedBytes: number })[]>;
+  setNamespace(namespace: string, opts: { public?: boolean; quotaBytes?: number | null; proxy?: ProxySetting | null }): Promise<void>;
+  /** Every namespace with the bytes it uses and, for a pull-through cache, its upstream (never its password). */
+  namespaces(): Promise<(NamespaceRecord & { usedBytes: number; proxy?: ProxySummary })[]>;
   addImmutable(namespace: string, rule: { repos: string; tags: string; excludeRepos?: boolean; excludeTags?: boolean }): Promise<ImmutableRule>;
   removeImmutable(id: number): Promise<ImmutableRule>;
   immutable(namespace?: string): Promise<ImmutableRule[]>;
@@ -39,6 +40,21 @@ export interface Admin {
   addRobot(namespace: string, name: string, actions: string[], expiresInSeconds: number | undefined): Promise<{ name: string; secret: string; expiresAt?: number }>;
   deleteRobot(name: string): Promise<void>;
   robots(namespace?: string): Promise<Omit<RobotRecord, 'secretHash'>[]>;
+}
+
+/** What `namespace set --proxy` gives: the upstream and how to sign in there. */
+export interface ProxySetting {
+  url: string;
+  username?: string;
+  password?: string;
+  ttlSeconds?: number;
+}
+
+/** A proxy namespace's settings as shown: credentials only as whether they are set. */
+export interface ProxySummary {
+  url: string;
+  ttlSeconds: number;
+  credentials: boolean;
 }
 
 export function parseRole(s: string): Role {
@@ -107,6 +123,17 @@ export function admin(metadata: Metadata, actor: string): Admin {
     },
     async setNamespace(ns, opts) {
       checkNamespace(ns);
+      // The proxy setting is checked before anything is written: a bad one leaves the namespace as it was.
+      let proxy: ProxyRecord | null | undefined = opts.proxy === null ? null : undefined;
+      if (opts.proxy) {
+        const p = opts.proxy;
+        const url = checkProxyUrl(p.url);
+        if ((p.username === undefined) !== (p.password === undefined)) throw new UsageError('proxy credentials: give both the user name and the password, or neither');
+        if (p.username !== undefined && (p.username === '' || /[:\0\n]/.test(p.username))) throw new UsageError('proxy user name: not empty, without ":" or line breaks');
+        const ttlSeconds = p.ttlSeconds ?? DefaultProxyTtlSeconds;
+        if (!Number.isFinite(ttlSeconds) || ttlSeconds < 0) throw new UsageError('proxy TTL: a duration such as 30s or 5m');
+        proxy = { namespace: ns, url, username: p.username, password: p.password, ttlSeconds, createdBy: actor, createdAt: Date.now() };
+      }
       if (opts.public !== undefined) {
         const cur = await metadata.getNamespace(ns);
         await metadata.putNamespace({ name: ns, public: opts.public, createdAt: cur?.createdAt ?? Date.now() });
@@ -117,10 +144,24 @@ export function admin(metadata: Metadata, actor: string): Admin {
         await metadata.setQuota(ns, opts.quotaBytes ?? undefined, Date.now());
         await audit({ action: 'quota-set', namespace: ns, detail: opts.quotaBytes === null ? 'no quota' : `quota ${formatBytes(opts.quotaBytes)}` });
       }
+      if (proxy === null) {
+        await metadata.setProxy(ns, undefined, Date.now());
+        await audit({ action: 'proxy-set', namespace: ns, detail: 'not a pull-through cache any more' });
+      } else if (proxy) {
+        await metadata.setProxy(ns, proxy, proxy.createdAt);
+        // Never the password; the user name is no secret.
+        await audit({ action: 'proxy-set', namespace: ns, detail: `pull-through cache of ${proxy.url}, tags re-checked after ${proxy.ttlSeconds}s${proxy.username !== undefined ? `, signed in as ${proxy.username}` : ''}` });
+      }
     },
     async namespaces() {
       const all = await metadata.listNamespaces();
-      return Promise.all(all.map(async (n) => ({ ...n, usedBytes: await metadata.namespaceUsage(n.name) })));
+      const proxies = new Map((await metadata.listProxies()).map((p) => [p.namespace, p]));
+      return Promise.all(
+        all.map(async (n) => {
+          const p = proxies.get(n.name);
+          return { ...n, usedBytes: await metadata.namespaceUsage(n.name), ...(p ? { proxy: { url: p.url, ttlSeconds: p.ttlSeconds, credentials: p.username !== undefined } } : {}) };
+        }),
+      );
     },
     async addImmutable(ns, r) {
       checkNamespace(ns);

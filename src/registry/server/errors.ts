@@ -28,6 +28,7 @@ export type Reason =
   | 'headers-too-large'
   | 'bad-request'
   | 'unavailable'
+  | 'upstream-failed'
   | 'internal';
 
 export class RegistryError extends KilnError {
@@ -57,3 +58,5 @@ export const denied = (why = 'requested access to the resource is denied') => ne
 export const badRequest = (why: string) => new RegistryError('bad-request', why);
 /** PostgreSQL or the S3 store cannot be reached now (see unavailable.ts): the client should retry shortly. */
 export const unavailable = () => new RegistryError('unavailable', 'service unavailable: a backend of the registry cannot be reached; try again', undefined, { 'Retry-After': '1' });
+/** The upstream of a pull-through cache namespace failed, refused us or answered what the protocol does not allow (proxy.ts). */
+export const upstreamFailed = (why: string) => new RegistryError('upstream-failed', why);

@@ -64,6 +64,8 @@ const statusTable: Record<Reason, [number, string]> = {
   'bad-request': [400, 'UNSUPPORTED'],
   // Distribution's errcode.ErrorCodeUnavailable: the database or the bucket is unreachable for now.
   unavailable: [503, 'UNAVAILABLE'],
+  // RFC 9110 15.6.3 Bad Gateway: a pull-through cache's upstream failed; the code as Distribution's proxy would give.
+  'upstream-failed': [502, 'UNAVAILABLE'],
   internal: [500, 'UNKNOWN'],
 };
 

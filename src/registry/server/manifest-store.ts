@@ -1,7 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { createHash } from 'node:crypto';
 import { algorithmOf } from '../../oci/digest.js';
-import type { Metadata, ManifestRecord } from './metadata/metadata.js';
+import type { Metadata, ManifestRecord, PutManifestOptions } from './metadata/metadata.js';
 import { parseManifest, type ParsedManifest } from './manifests.js';
 import { digestInvalid, RegistryError } from './errors.js';
 import { ApiVersion, ApiVersionHeader } from './http.js';
@@ -23,7 +23,7 @@ export interface ManifestStore {
    * Validate and store. `reference` is the tag or digest of the URL; extra tags come from ?tag=.
    * Throws MANIFEST_INVALID, DIGEST_INVALID or MANIFEST_BLOB_UNKNOWN (one error per missing reference).
    */
-  put(repository: string, body: Buffer, contentType: string, reference: { tag?: string; digest?: string }, extraTags: string[]): Promise<{ digest: string; parsed: ParsedManifest; moved: { tag: string; from: string }[] }>;
+  put(repository: string, body: Buffer, contentType: string, reference: { tag?: string; digest?: string }, extraTags: string[], opts?: PutManifestOptions): Promise<{ digest: string; parsed: ParsedManifest; moved: { tag: string; from: string }[] }>;
   delete(repository: string, digest: string): Promise<{ tags: string[] } | undefined>;
   deleteTag(repository: string, tag: string): Promise<string | undefined>;
   invalidate(): void;
@@ -86,7 +86,7 @@ export function manifestStore(metadata: Metadata, cacheBytes: number): ManifestS
       return m;
     },
 
-    async put(repository, body, contentType, ref, extraTags) {
+    async put(repository, body, contentType, ref, extraTags, opts) {
       const parsed = parseManifest(body, contentType);
       const alg = ref.digest ? algorithmOf(ref.digest) : 'sha256';
       const digest = `${alg}:${createHash(alg).update(body).digest('hex')}`;
@@ -103,7 +103,7 @@ export function manifestStore(metadata: Metadata, cacheBytes: number): ManifestS
         annotations: parsed.annotations,
         createdAt: Date.now(),
       };
-      const { missing, moved } = await metadata.putManifest(rec, parsed.refs, tags);
+      const { missing, moved } = await metadata.putManifest(rec, parsed.refs, tags, opts);
       if (missing.length) {
         const errs = missing.map((d) => new RegistryError('manifest-blob-unknown', 'manifest references a manifest or blob unknown to registry', { digest: d }));
         throw Object.assign(errs[0]!, { others: errs.slice(1) });

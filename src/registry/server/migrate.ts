@@ -100,6 +100,8 @@ async function copyIdentities(from: Metadata, to: Metadata, r: MigrationReport, 
       if (ns.quotaBytes !== undefined) await to.setQuota(ns.name, ns.quotaBytes, ns.createdAt);
       r.namespaces++;
     }
+    const proxy = await from.getProxy(ns.name);
+    if (proxy && !(await to.getProxy(ns.name))) await to.setProxy(ns.name, proxy, ns.createdAt);
     // Immutability rules, by their content (ids are the target's own).
     const rulesThere = await to.immutableRules(ns.name);
     const same = (a: ImmutableRule, b: ImmutableRule) => a.repos === b.repos && a.tags === b.tags && a.excludeRepos === b.excludeRepos && a.excludeTags === b.excludeTags;
@@ -225,7 +227,9 @@ async function copyManifest(from: Metadata, to: Metadata, m: ManifestListing, ta
   }
   const record = await from.getManifest(m.repository, m.digest);
   if (!record) return; // deleted since the listing
-  const put = await to.putManifest(record, m.refs, missingTags);
+  // A pull-through cache holds manifests whose blobs no client asked for yet (proxy.ts): so may the copy.
+  const proxied = (await from.getProxy(m.repository.split('/')[0]!)) !== undefined;
+  const put = await to.putManifest(record, m.refs, missingTags, { allowMissing: proxied });
   if (put.missing.length) throw new Error(`manifest ${m.repository}@${m.digest}: the target lacks what it references: ${put.missing.join(', ')}`);
   if (present) r.skipped++;
   else r.manifests++;

@@ -23,6 +23,7 @@ import { eventBus, type EventBus } from './events.js';
 import { admin } from './admin.js';
 import { startWebhooks, type Webhooks } from './webhooks/webhooks.js';
 import { watchBaseUpdates } from './base-updates.js';
+import { pullThrough, type PullThrough } from './proxy.js';
 
 /** The parts of a running registry, each behind its own interface, chosen by configuration. */
 export interface Registry {
@@ -39,6 +40,8 @@ export interface Registry {
   readonly events: EventBus;
   /** Deliveries of events to the namespaces' webhooks. */
   readonly webhooks: Webhooks;
+  /** Pull-through cache namespaces: what a pull that misses fetches from upstream. */
+  readonly proxy: PullThrough;
   readonly auth: Auth;
   readonly audit: AuditLog;
   readonly metrics: Metrics;
@@ -104,9 +107,14 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
   watchBaseUpdates(events, metadata, log);
   const webhooks = startWebhooks({ config, metadata, events, log });
   const audit = auditLog(metadata, { pulls: config.audit.pulls, onError: (e) => log.log('error', 'audit write failed', { error: String(e) }) });
+  // The service refuses pushes into proxy namespaces; the proxy stores what it fetches through the service's quota rule.
+  let proxy: PullThrough | undefined;
+  const service = registryService({ config, metadata, manifests, blobs, search, audit, events, proxyOf: (repository) => proxy!.upstreamOf(repository) });
+  proxy = pullThrough({ metadata, manifests, blobs, uploads, search, service, audit, log });
   const invalidate = () => {
     blobs.invalidate();
     manifests.invalidate();
+    proxy!.invalidate();
   };
   // Another process (kiln registry gc, user changes) wrote to the database: forget what we cached.
   metadata.onExternalChange(invalidate);
@@ -160,9 +168,10 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
     uploads,
     manifests,
     search,
-    service: registryService({ config, metadata, manifests, blobs, search, audit, events }),
+    service,
     events,
     webhooks,
+    proxy,
     auth,
     audit,
     metrics: metrics(),

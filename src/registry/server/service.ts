@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { RegistryConfig } from './config.js';
-import type { Metadata } from './metadata/metadata.js';
+import type { Metadata, ProxyRecord } from './metadata/metadata.js';
+import { proxyDenied } from './proxy.js';
 import type { ManifestStore } from './manifest-store.js';
 import type { BlobService } from './blobs.js';
 import type { SearchIndex } from './search.js';
@@ -26,6 +27,8 @@ export interface Actor {
   address?: string;
   /** Whether the actor may take `action` on `repository`; a false answer makes the service refuse with DENIED. */
   may(repository: string, action: Action): Promise<boolean>;
+  /** Whether the actor administers the namespace (its admin role, or a system administrator): they may evict from a pull-through cache. */
+  administers?(namespace: string): Promise<boolean>;
 }
 
 export interface PushedManifest {
@@ -69,8 +72,18 @@ export function registryService(parts: {
   audit: AuditLog;
   /** Where push, pull, delete, promote and quota events go once the change is committed and audited. */
   events: EventBus;
+  /** The pull-through cache settings of a repository's namespace (proxy.ts), when it is one: pushes there are refused. */
+  proxyOf?: (repository: string) => Promise<ProxyRecord | undefined>;
 }): RegistryService {
   const { config, metadata, manifests, blobs, search, audit, events } = parts;
+
+  /** A pull-through cache's content comes from upstream: no push; deletes (evictions) by its administrators only. */
+  const requireNotProxy = async (actor: Actor, repository: string, what: string, administratorsMay = false) => {
+    const proxy = await parts.proxyOf?.(repository);
+    if (!proxy) return;
+    if (administratorsMay && (await actor.administers?.(proxy.namespace))) return;
+    throw proxyDenied(proxy, what);
+  };
   // repository \0 digest -> when this process last wrote the manifest's pull time.
   const pulls = new Map<string, number>();
 
@@ -90,6 +103,7 @@ export function registryService(parts: {
 
   const pushManifest: RegistryService['pushManifest'] = async (actor, repository, body, contentType, reference, extraTags = []) => {
     await requireAction(actor, repository, 'push', 'push');
+    await requireNotProxy(actor, repository, 'push');
     const tags = [...(reference.tag !== undefined ? [reference.tag] : []), ...extraTags];
     if (tags.length) {
       const alg = reference.digest ? algorithmOf(reference.digest) : 'sha256';
@@ -166,6 +180,7 @@ export function registryService(parts: {
     async deleteTag(actor, repository, tag) {
       await requireAction(actor, repository, 'delete', 'delete');
       if (!config.storage.deleteEnabled) throw unsupported('deletion is disabled');
+      await requireNotProxy(actor, repository, 'delete', true);
       await requireMutable(repository, [tag], 'delete');
       const digest = await manifests.deleteTag(repository, tag);
       if (!digest) throw manifestUnknown(tag);
@@ -177,6 +192,7 @@ export function registryService(parts: {
     async deleteManifest(actor, repository, digest) {
       await requireAction(actor, repository, 'delete', 'delete');
       if (!config.storage.deleteEnabled) throw unsupported('deletion is disabled');
+      await requireNotProxy(actor, repository, 'delete', true);
       // Deleting a manifest deletes its tags: not when one of them is immutable (Harbor's rule too).
       await requireMutable(repository, await metadata.tagsOf(repository, digest), 'delete');
       const r = await manifests.delete(repository, digest);

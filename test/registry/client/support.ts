@@ -59,7 +59,7 @@ export async function authRegistry(t: T, user = 'dev', password = 'dev-password'
 }
 
 /** Debian's docker-registry (CNCF Distribution) on a free port, with htpasswd basic auth when given a user. */
-export async function startDistribution(t: T, creds?: { user: string; password: string }): Promise<{ url: string; host: string }> {
+export async function startDistribution(t: T, creds?: { user: string; password: string }): Promise<{ url: string; host: string; stop(): Promise<void> }> {
   const dir = await tempDir(t, 'kiln-distribution-');
   const port = await freePort();
   let auth = '';
@@ -76,7 +76,9 @@ export async function startDistribution(t: T, creds?: { user: string; password: 
   t.after(() => void child.kill('SIGKILL'));
   const url = `http://127.0.0.1:${port}`;
   await waitFor(async () => [200, 401].includes((await fetch(`${url}/v2/`)).status), 15_000, 'docker-registry');
-  return { url, host: `127.0.0.1:${port}` };
+  // Stopped for good (a test of what a client sees when the registry is gone).
+  const stop = () => new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : (child.once('exit', () => r()), child.kill('SIGKILL'))));
+  return { url, host: `127.0.0.1:${port}`, stop };
 }
 
 export interface ProxyLog {

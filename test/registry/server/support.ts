@@ -112,11 +112,11 @@ export async function startRegistry(t: { after: (fn: () => Promise<void> | void)
 }
 
 /** `kiln registry ARGS…` against a test registry's data (its root, or its PostgreSQL database), as an administrator would type it. */
-export async function registryCli(reg: TestRegistry, args: string[]): Promise<KilnResult> {
-  if (reg.config.database.driver !== 'postgres') return kiln(reg.root, ['registry', ...args, '--root', reg.root]);
+export async function registryCli(reg: TestRegistry, args: string[], opts: Parameters<typeof kiln>[2] = {}): Promise<KilnResult> {
+  if (reg.config.database.driver !== 'postgres') return kiln(reg.root, ['registry', ...args, '--root', reg.root], opts);
   const file = join(reg.root, 'cli.yaml');
   await writeFile(file, `root: ${reg.root}\ndatabase:\n  driver: postgres\n  postgres:\n    url: ${reg.config.database.postgres!.url}\n`);
-  return kiln(reg.root, ['registry', ...args, '--config', file]);
+  return kiln(reg.root, ['registry', ...args, '--config', file], opts);
 }
 
 /** How many rows a metadata table of a test registry holds, on either backend. */

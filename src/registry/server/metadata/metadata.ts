@@ -196,6 +196,14 @@ export interface BlobRows {
   listLinks(): Promise<{ repository: string; digest: string }[]>;
 }
 
+export interface PutManifestOptions {
+  /**
+   * Store the manifest even when the repository lacks blobs or child manifests it references: a
+   * pull-through cache stores what upstream sent before the client asks for the rest (proxy.ts).
+   */
+  allowMissing?: boolean;
+}
+
 /** Manifests, tags and referrers. */
 export interface ManifestRows {
   getManifest(repository: string, digest: string): Promise<ManifestRecord | undefined>;
@@ -207,7 +215,7 @@ export interface ManifestRows {
    * every blob link and child manifest it references. Returns the references the repository does
    * not have (then nothing is stored): MANIFEST_BLOB_UNKNOWN.
    */
-  putManifest(m: ManifestRecord, refs: ManifestRefs, tags: string[]): Promise<{ missing: string[]; moved: { tag: string; from: string }[] }>;
+  putManifest(m: ManifestRecord, refs: ManifestRefs, tags: string[], opts?: PutManifestOptions): Promise<{ missing: string[]; moved: { tag: string; from: string }[] }>;
   /** Delete a manifest and every tag pointing at it; undefined when unknown. */
   deleteManifest(repository: string, digest: string): Promise<{ tags: string[] } | undefined>;
   /** Delete one tag; returns the digest it pointed at. */
@@ -394,6 +402,23 @@ export interface WebhookRecord {
   createdAt: number;
 }
 
+/**
+ * A namespace that is a pull-through cache of another registry (issue 23): pulls that miss are
+ * fetched from `url` and stored; pushes are refused. The password is kept so the registry can
+ * sign in upstream, and is never shown back (listings say only whether credentials are set).
+ */
+export interface ProxyRecord {
+  namespace: string;
+  /** The upstream's base URL, http(s)://host[:port], with an optional repository path prefix. */
+  url: string;
+  username?: string;
+  password?: string;
+  /** How long a tag fetched from upstream is served before upstream is asked again (HEAD). */
+  ttlSeconds: number;
+  createdBy: string;
+  createdAt: number;
+}
+
 export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
 
 /** One event for one hook, its payload fixed when it was queued. */
@@ -439,6 +464,14 @@ export interface WebhookRows {
   pruneDeliveries(before: number): Promise<number>;
 }
 
+/** Pull-through cache namespaces. */
+export interface ProxyRows {
+  getProxy(namespace: string): Promise<ProxyRecord | undefined>;
+  listProxies(): Promise<ProxyRecord[]>;
+  /** Make the namespace a proxy (the namespace is made when missing), or with undefined stop it being one. */
+  setProxy(namespace: string, proxy: ProxyRecord | undefined, now: number): Promise<void>;
+}
+
 export interface SharedRows {
   /** The value stored under name, storing `create()` first when there is none (the first replica wins). */
   sharedValue(name: string, create: () => string): Promise<string>;
@@ -450,7 +483,7 @@ export interface SharedRows {
   clearFailures(keys: string[]): Promise<void>;
 }
 
-export interface Metadata extends BlobRows, ManifestRows, SearchRows, IdentityRows, AuditRows, GcRows, UploadRows, SharedRows, GovernanceRows, WebhookRows {
+export interface Metadata extends BlobRows, ManifestRows, SearchRows, IdentityRows, AuditRows, GcRows, UploadRows, SharedRows, GovernanceRows, WebhookRows, ProxyRows {
   readonly kind: 'sqlite' | 'postgres';
   /** Call back when another process changed the data (caches must then be dropped). */
   onExternalChange(cb: () => void): void;

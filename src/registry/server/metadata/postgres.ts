@@ -10,6 +10,7 @@ import type {
   WebhookRecord,
   ManifestRecord,
   Membership,
+  ProxyRecord,
   Metadata,
   ImmutableRule,
   NamespaceRecord,
@@ -108,6 +109,12 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (hook, id);
 `,
+  // 4: pull-through cache namespaces (issue 23).
+  `
+CREATE TABLE proxies (
+  namespace ${K} PRIMARY KEY, url TEXT NOT NULL, username TEXT, password TEXT, ttl_seconds DOUBLE PRECISION NOT NULL,
+  created_by TEXT NOT NULL, created_at BIGINT NOT NULL);
+`,
 ];
 
 /** Any constant both migrating replicas agree on: "kiln" in ASCII. */
@@ -185,6 +192,15 @@ const toNamespace = (r: Row): NamespaceRecord => ({
   public: r.public,
   createdAt: r.created_at,
   ...(r.quota_bytes !== null && r.quota_bytes !== undefined ? { quotaBytes: r.quota_bytes } : {}),
+});
+const toProxy = (r: Row): ProxyRecord => ({
+  namespace: r.namespace,
+  url: r.url,
+  ...(r.username !== null ? { username: r.username } : {}),
+  ...(r.password !== null ? { password: r.password } : {}),
+  ttlSeconds: r.ttl_seconds,
+  createdBy: r.created_by,
+  createdAt: r.created_at,
 });
 const toRetention = (r: Row): RetentionRule => ({
   id: r.id,
@@ -576,14 +592,14 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
     async resolveTag(repo, tag) {
       return (await read('SELECT digest FROM tags WHERE repo = $1 AND tag = $2', [repo, tag]))[0]?.digest;
     },
-    putManifest(m, refs, tags) {
+    putManifest(m, refs, tags, opts) {
       return tx(async (t) => {
         const repo = m.repository;
         const now = m.createdAt;
         // Lock order: blob links, child manifests, the manifest, tags (each sorted); deleteManifest takes the same order.
         const links = await useReferenced(t, 'repo_blobs', repo, refs.blobs.map((b) => b.digest), now);
         const children = await useReferenced(t, 'manifests', repo, refs.manifests, now);
-        const missing = [...refs.blobs.map((b) => b.digest).filter((d) => !links.has(d)), ...refs.manifests.filter((d) => !children.has(d))];
+        const missing = opts?.allowMissing ? [] : [...refs.blobs.map((b) => b.digest).filter((d) => !links.has(d)), ...refs.manifests.filter((d) => !children.has(d))];
         if (missing.length) {
           t.discard();
           return { missing, moved: [] };
@@ -862,6 +878,28 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
     },
     async markPulled(repo, digest, now) {
       await pool.query('UPDATE manifests SET pulled_at = $1 WHERE repo = $2 AND digest = $3 AND (pulled_at IS NULL OR pulled_at < $4)', [now, repo, digest, now - 60_000]);
+    },
+    async getProxy(ns) {
+      const r = (await read('SELECT * FROM proxies WHERE namespace = $1', [ns]))[0];
+      return r ? toProxy(r) : undefined;
+    },
+    async listProxies() {
+      return (await read('SELECT * FROM proxies ORDER BY namespace')).map(toProxy);
+    },
+    setProxy(ns, p, now) {
+      return tx(async (t) => {
+        if (!p) await t.q('DELETE FROM proxies WHERE namespace = $1', [ns]);
+        else {
+          await t.q('INSERT INTO namespaces (name, public, created_at) VALUES ($1, false, $2) ON CONFLICT DO NOTHING', [ns, now]);
+          await t.q(
+            `INSERT INTO proxies (namespace, url, username, password, ttl_seconds, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (namespace) DO UPDATE SET url = excluded.url, username = excluded.username, password = excluded.password,
+               ttl_seconds = excluded.ttl_seconds, created_by = excluded.created_by, created_at = excluded.created_at`,
+            [ns, p.url, p.username ?? null, p.password ?? null, p.ttlSeconds, p.createdBy, p.createdAt],
+          );
+        }
+        t.changed();
+      });
     },
     setQuota(ns, quota, now) {
       return tx(async (t) => {

@@ -6,6 +6,7 @@ import type {
   ManifestRecord,
   ManifestRefs,
   Membership,
+  ProxyRecord,
   ImmutableRule,
   Metadata,
   NamespaceRecord,
@@ -122,6 +123,12 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (hook, id);
 `,
+  // 5: pull-through cache namespaces (issue 23).
+  `
+CREATE TABLE proxies (
+  namespace TEXT PRIMARY KEY, url TEXT NOT NULL, username TEXT, password TEXT, ttl_seconds REAL NOT NULL,
+  created_by TEXT NOT NULL, created_at INTEGER NOT NULL);
+`,
 ];
 
 /** Bring the schema up to date; safe when several processes open the database at once. */
@@ -205,6 +212,16 @@ const toNamespace = (r: Row): NamespaceRecord => ({
   public: r.public === 1,
   createdAt: r.created_at as number,
   ...(r.quota_bytes !== null && r.quota_bytes !== undefined ? { quotaBytes: r.quota_bytes as number } : {}),
+});
+
+const toProxy = (r: Row): ProxyRecord => ({
+  namespace: r.namespace as string,
+  url: r.url as string,
+  ...(r.username !== null ? { username: r.username as string } : {}),
+  ...(r.password !== null ? { password: r.password as string } : {}),
+  ttlSeconds: r.ttl_seconds as number,
+  createdBy: r.created_by as string,
+  createdAt: r.created_at as number,
 });
 
 const toRetention = (r: Row): RetentionRule => ({
@@ -321,6 +338,14 @@ export function openSqliteMetadata(path: string): Metadata {
     listNs: q('SELECT * FROM namespaces ORDER BY name'),
     putNs: q('INSERT INTO namespaces (name, public, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET public = excluded.public'),
     setQuota: q('INSERT INTO namespaces (name, public, created_at, quota_bytes) VALUES (?, 0, ?, ?) ON CONFLICT (name) DO UPDATE SET quota_bytes = excluded.quota_bytes'),
+    getProxy: q('SELECT * FROM proxies WHERE namespace = ?'),
+    listProxies: q('SELECT * FROM proxies ORDER BY namespace'),
+    putProxy: q(
+      `INSERT INTO proxies (namespace, url, username, password, ttl_seconds, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (namespace) DO UPDATE SET url = excluded.url, username = excluded.username, password = excluded.password,
+         ttl_seconds = excluded.ttl_seconds, created_by = excluded.created_by, created_at = excluded.created_at`,
+    ),
+    delProxy: q('DELETE FROM proxies WHERE namespace = ?'),
     nsUsage: q(`SELECT COALESCE(SUM(b.size), 0) AS n FROM blobs b WHERE b.digest IN
       (SELECT digest FROM repo_blobs WHERE repo = ? OR substr(repo, 1, ?) = ?)`),
     listRules: q('SELECT * FROM immutable_rules ORDER BY id'),
@@ -436,10 +461,12 @@ export function openSqliteMetadata(path: string): Metadata {
   };
   const write = <T>(fn: () => T): Promise<T> => serialize(() => db.transaction(fn).immediate());
 
-  const putManifestSync = (m: ManifestRecord, refs: ManifestRefs, tags: string[]) => {
+  const putManifestSync = (m: ManifestRecord, refs: ManifestRefs, tags: string[], allowMissing = false) => {
     const missing: string[] = [];
-    for (const b of refs.blobs) if (!s.linkedBlob.get(m.repository, b.digest)) missing.push(b.digest);
-    for (const d of refs.manifests) if (!s.hasManifest.get(m.repository, d)) missing.push(d);
+    if (!allowMissing) {
+      for (const b of refs.blobs) if (!s.linkedBlob.get(m.repository, b.digest)) missing.push(b.digest);
+      for (const d of refs.manifests) if (!s.hasManifest.get(m.repository, d)) missing.push(d);
+    }
     if (missing.length) return { missing, moved: [] };
     const now = m.createdAt;
     // What the manifest lists starts its grace period again (GcRows in metadata.ts).
@@ -566,8 +593,8 @@ export function openSqliteMetadata(path: string): Metadata {
     async resolveTag(repo, tag) {
       return s.resolveTag.get(repo, tag)?.digest;
     },
-    putManifest(m, refs, tags) {
-      return write(() => putManifestSync(m, refs, tags));
+    putManifest(m, refs, tags, opts) {
+      return write(() => putManifestSync(m, refs, tags, opts?.allowMissing));
     },
     deleteManifest(repo, digest) {
       return write(() => {
@@ -747,6 +774,20 @@ export function openSqliteMetadata(path: string): Metadata {
     },
     markPulled(repo, digest, now) {
       return write(() => void s.markPulled.run(now, repo, digest, now - 60_000));
+    },
+    async getProxy(ns) {
+      const r = s.getProxy.get(ns);
+      return r ? toProxy(r) : undefined;
+    },
+    async listProxies() {
+      return s.listProxies.all().map(toProxy);
+    },
+    setProxy(ns, p, now) {
+      return write(() => {
+        if (!p) return void s.delProxy.run(ns);
+        s.ensureNs.run(ns, now);
+        s.putProxy.run(ns, p.url, p.username ?? null, p.password ?? null, p.ttlSeconds, p.createdBy, p.createdAt);
+      });
     },
     setQuota(ns, quota, now) {
       return write(() => void s.setQuota.run(ns, now, quota ?? null));

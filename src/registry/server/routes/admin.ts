@@ -3,7 +3,7 @@ import { query, readBody, sendJson, type Ctx } from '../http.js';
 import { badRequest, denied, RegistryError } from '../errors.js';
 import { isSystemAdmin, roleAllows, type Action, type NamespacePermission, type Principal } from '../auth/access.js';
 import { assertDigest, isName, isTag } from '../names.js';
-import { admin, parseRole } from '../admin.js';
+import { admin, parseRole, type ProxySetting } from '../admin.js';
 import { parseDuration, parseSize } from '../config.js';
 import { webhookRoutes } from './webhooks.js';
 
@@ -60,6 +60,18 @@ function parseLocation(v: unknown, field: string): { repository: string; tag?: s
   return { repository, ...ref };
 }
 
+/** "proxy": {"url", "username", "password", "ttl": "5m" | seconds} or null (not a proxy any more); undefined: unchanged. */
+function proxySetting(v: unknown): ProxySetting | null | undefined {
+  if (v === undefined || v === null) return v;
+  if (typeof v !== 'object' || Array.isArray(v)) throw badRequest('proxy: expected {"url": …, "username"?, "password"?, "ttl"?} or null');
+  const p = v as Record<string, unknown>;
+  for (const k of Object.keys(p)) if (!['url', 'username', 'password', 'ttl'].includes(k)) throw badRequest(`proxy.${k.slice(0, 50)}: unknown field (url, username, password, ttl)`);
+  if (typeof p.url !== 'string') throw badRequest('proxy.url: expected the upstream registry as http(s)://host[:port][/path]');
+  if (p.username !== undefined && typeof p.username !== 'string') throw badRequest('proxy.username: expected a string');
+  if (p.password !== undefined && typeof p.password !== 'string') throw badRequest('proxy.password: expected a string');
+  return { url: p.url, username: p.username as string | undefined, password: p.password as string | undefined, ttlSeconds: p.ttl === undefined ? undefined : parseDuration(p.ttl, 'proxy.ttl') };
+}
+
 /** Routes below /kiln/v1/; `parts` are the decoded path components after it. */
 export async function management(reg: Registry, ctx: Ctx, parts: string[]): Promise<void> {
   const p = await who(reg, ctx);
@@ -80,7 +92,8 @@ export async function management(reg: Registry, ctx: Ctx, parts: string[]): Prom
     const body = await jsonBody(ctx);
     if (body.public !== undefined && typeof body.public !== 'boolean') throw badRequest('public: expected true or false');
     const quotaBytes = body.quota === undefined ? undefined : body.quota === null ? null : parseSize(body.quota, 'quota');
-    await ops.setNamespace(b, { public: body.public as boolean | undefined, quotaBytes });
+    await ops.setNamespace(b, { public: body.public as boolean | undefined, quotaBytes, proxy: proxySetting(body.proxy) });
+    reg.proxy.invalidate();
     const ns = (await ops.namespaces()).find((n) => n.name === b);
     return sendJson(ctx, 200, ns ?? { name: b });
   }

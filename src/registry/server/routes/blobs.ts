@@ -5,6 +5,8 @@ import { ApiVersion, ApiVersionHeader, sendBuffer, sendEmpty, type Ctx } from '.
 import { assertDigest } from '../names.js';
 import { sendFile } from '../send-file.js';
 import { blobUnknown, RegistryError, unsupported } from '../errors.js';
+import { proxyDenied } from '../proxy.js';
+import { administers } from './manifests.js';
 
 // distribution-spec "Pulling blobs" (end-2), "Checking if content exists" and "Deleting Blobs" (end-10).
 
@@ -32,12 +34,23 @@ export async function getBlob(reg: Registry, ctx: Ctx, name: string, ref: string
   if (size === undefined) {
     // Manifests are content too: Distribution serves them from the blob endpoint, and so do we.
     const m = await reg.manifests.get(name, { digest });
-    if (!m) throw blobUnknown(digest);
-    size = m.body.length;
-    const range = parseRange(ctx.req.headers.range, size);
-    const body = range ? m.body.subarray(range.start, range.end + 1) : m.body;
-    sendBuffer(ctx, range ? 206 : 200, body, blobHeaders(digest, size, range, m.mediaType));
-    return;
+    if (m) {
+      size = m.body.length;
+      const range = parseRange(ctx.req.headers.range, size);
+      const body = range ? m.body.subarray(range.start, range.end + 1) : m.body;
+      sendBuffer(ctx, range ? 206 : 200, body, blobHeaders(digest, size, range, m.mediaType));
+      return;
+    }
+    // A pull-through cache fetches it from upstream, streaming it to this client when it can (proxy.ts).
+    const whole = ctx.method === 'GET' && ctx.req.headers.range === undefined;
+    const respond = (n: number) => {
+      ctx.res.writeHead(200, blobHeaders(digest, n, undefined));
+      ctx.bytesOut += n;
+      return ctx.res;
+    };
+    if (await reg.proxy.blob({ name: ctx.user, address: ctx.req.socket.remoteAddress }, name, digest, whole ? respond : undefined)) return;
+    size = await reg.blobs.stat(name, digest);
+    if (size === undefined) throw blobUnknown(digest);
   }
   if (ctx.method === 'HEAD' && !(await reg.blobs.touch(name, digest))) throw blobUnknown(digest);
   const range = parseRange(ctx.req.headers.range, size);
@@ -82,6 +95,8 @@ export async function deleteBlob(reg: Registry, ctx: Ctx, name: string, ref: str
   const digest = assertDigest(ref);
   await reg.auth.require(ctx, name, ['delete'], { denyWhenAuthenticated: true });
   if (!reg.config.storage.deleteEnabled) throw unsupported('blob deletion is disabled');
+  const proxy = await reg.proxy.upstreamOf(name);
+  if (proxy && !(await administers(reg, ctx, proxy.namespace))) throw proxyDenied(proxy, 'delete');
   if (!(await reg.blobs.unlink(name, digest))) throw blobUnknown(digest);
   reg.audit.record({ actor: ctx.user, action: 'delete-blob', repository: name, digest, address: ctx.req.socket.remoteAddress });
   sendEmpty(ctx, 202, { 'Docker-Content-Digest': digest });

@@ -4,6 +4,7 @@ import { isTag, parseManifestReference } from '../names.js';
 import { accepts } from '../manifests.js';
 import { manifestUnknown, RegistryError, tagInvalid } from '../errors.js';
 import type { Actor } from '../service.js';
+import { isSystemAdmin } from '../auth/access.js';
 
 // distribution-spec "Pulling manifests" (end-3), "Pushing Manifests" (end-7a, end-7b with ?tag=),
 // "Deleting tags" and "Deleting Manifests" (end-9).
@@ -12,7 +13,9 @@ export async function getManifest(reg: Registry, ctx: Ctx, name: string, refStr:
   const ref = parseManifestReference(refStr);
   await reg.auth.require(ctx, name, ['pull']);
   const key = ref.kind === 'tag' ? 't:' + ref.tag : ref.digest;
-  const m = reg.manifests.cached(name, key) ?? (await reg.manifests.get(name, ref.kind === 'tag' ? { tag: ref.tag } : { digest: ref.digest }));
+  // A pull-through cache namespace answers from upstream on a miss or an expired tag (proxy.ts).
+  const proxied = await reg.proxy.manifest({ name: ctx.user, address: ctx.req.socket.remoteAddress }, name, ref);
+  const m = proxied ?? reg.manifests.cached(name, key) ?? (await reg.manifests.get(name, ref.kind === 'tag' ? { tag: ref.tag } : { digest: ref.digest }));
   if (!m) throw manifestUnknown(refStr);
   // By tag the client says what it can read; by digest it asked for exactly these bytes.
   if (ref.kind === 'tag' && !accepts(ctx.req.headers.accept, m.mediaType)) {
@@ -32,7 +35,15 @@ export async function getManifest(reg: Registry, ctx: Ctx, name: string, refStr:
 
 /** The request's client, as the registry service sees it (after the route's own auth.require). */
 export function actorOf(reg: Registry, ctx: Ctx): Actor {
-  return { name: ctx.user, address: ctx.req.socket.remoteAddress, may: (repository, action) => reg.auth.may(ctx, repository, action) };
+  return { name: ctx.user, address: ctx.req.socket.remoteAddress, may: (repository, action) => reg.auth.may(ctx, repository, action), administers: (namespace) => administers(reg, ctx, namespace) };
+}
+
+/** The namespace's admin role or a system administrator (anyone when authentication is off). */
+export async function administers(reg: Registry, ctx: Ctx, namespace: string): Promise<boolean> {
+  if (!reg.auth.enabled) return true;
+  const p = await reg.auth.principal(ctx);
+  if (isSystemAdmin(p)) return true;
+  return p.kind === 'user' && (await reg.metadata.getRole(namespace, p.name)) === 'admin';
 }
 
 export async function putManifest(reg: Registry, ctx: Ctx, name: string, refStr: string): Promise<void> {

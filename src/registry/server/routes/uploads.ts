@@ -52,6 +52,11 @@ async function appendChunk(reg: Registry, ctx: Ctx, name: string, s: UploadSessi
 }
 
 async function complete(reg: Registry, ctx: Ctx, name: string, s: UploadSession, digest: string): Promise<void> {
+  // A session begun before its namespace became a pull-through cache is refused at its end.
+  await reg.proxy.refuseWrite(name, 'push').catch(async (e: unknown) => {
+    await reg.uploads.cancel(s);
+    throw e;
+  });
   const staged = await reg.uploads.finish(s, digest);
   try {
     // A blob over the namespace's quota is refused whole: its bytes go, nothing is linked.
@@ -73,6 +78,7 @@ export async function startUpload(reg: Registry, ctx: Ctx, name: string): Promis
   // names that scope too, as Distribution does; only a valid name goes into the header.
   const from = mount !== null ? q.get('from') : null;
   await reg.auth.require(ctx, name, ['push', 'pull'], { wanted: from !== null && isName(from) ? [{ repository: from, actions: ['pull'] }] : undefined });
+  await reg.proxy.refuseWrite(name, mount !== null ? 'mount' : 'push');
   if (mount !== null) {
     const digest = assertDigest(mount);
     let source: string | undefined;
