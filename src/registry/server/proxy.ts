@@ -134,6 +134,11 @@ export function pullThrough(parts: {
   const sessions = new Map<string, { record: ProxyRecord; session: RegistrySession }>();
   // repository \0 tag -> when upstream last confirmed (or was asked about) the tag.
   const checked = new Map<string, number>();
+  const markChecked = (key: string) => {
+    // Forgetting only means asking upstream once more.
+    if (checked.size > 100_000) checked.clear();
+    checked.set(key, Date.now());
+  };
   const fetching = new Map<string, Promise<unknown>>();
 
   const upstreamOf = async (repository: string): Promise<ProxyRecord | undefined> => {
@@ -203,7 +208,7 @@ export function pullThrough(parts: {
     await search.indexPushed(repository, stored.digest, m.bytes, stored.parsed);
     audit.record({ actor: who.name, action: 'proxy-fetch', repository, reference, digest: stored.digest, detail: `manifest from ${record.url}/${upRepo}`, address: who.address });
     log.log('info', 'proxy: fetched manifest from upstream', { repository, reference, digest: stored.digest, upstream: record.url });
-    if (ref.kind === 'tag') checked.set(repository + '\0' + ref.tag, Date.now());
+    if (ref.kind === 'tag') markChecked(repository + '\0' + ref.tag);
     const served = await manifests.get(repository, { digest: stored.digest });
     if (!served) throw manifestUnknown(reference, 'manifest removed while it was being stored');
     return served;
@@ -243,13 +248,13 @@ export function pullThrough(parts: {
       try {
         const upstreamDigest = await headTag(record, repository, ref.tag);
         if (upstreamDigest === local.digest) {
-          checked.set(key, Date.now());
+          markChecked(key);
           return local;
         }
         return await fetchAndStore(who, record, repository, ref);
       } catch (e) {
         // Upstream down, refusing or answering nonsense: the copy we have is what the tag named last.
-        checked.set(key, Date.now());
+        markChecked(key);
         log.log('warn', 'proxy: upstream failed; serving the cached copy', { repository, tag: ref.tag, digest: local.digest, upstream: record.url, error: (e as Error).message });
         return local;
       }

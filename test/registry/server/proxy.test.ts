@@ -175,11 +175,16 @@ test('an index pulled by tag through a proxy of another kiln registry stores its
   const idx = indexOf([a, b]);
   assert.equal((await u.req('PUT', '/v2/team/app/manifests/v1', { body: idx.body, headers: { 'content-type': idx.mediaType } })).status, 201);
 
-  // Blobs answer slowly, so that the concurrent misses below overlap.
-  const front = await startProxy(t, upstream.url, (req) => (req.url?.includes('/blobs/') ? { delayMs: 300 } : 'pass'));
-  const reg = await startRegistry(t);
-  // The URL's path is the upstream repository prefix: cache/app is team/app upstream.
-  await setProxy(reg, 'cache', `${front.url}/team`);
+  // Blobs answer slowly, so that the concurrent misses below overlap; `down` makes upstream fail.
+  let down = false;
+  const front = await startProxy(t, upstream.url, (req) => (down ? { status: 500, body: 'down' } : req.url?.includes('/blobs/') ? { delayMs: 300 } : 'pass'));
+  // No grace period: the collection below would remove at once whatever no tag reaches.
+  const reg = await startRegistry(t, (cfg) => (cfg.gc.gracePeriod = 0));
+  const logged: string[] = [];
+  const log = reg.registry.log.log.bind(reg.registry.log);
+  reg.registry.log.log = (level, msg, fields) => (logged.push(`${level} ${msg}`), log(level, msg, fields));
+  // The URL's path is the upstream repository prefix: cache/app is team/app upstream. TTL 0: every tag pull asks upstream.
+  await setProxy(reg, 'cache', `${front.url}/team`, ['--proxy-ttl', '0s']);
   const c = reg.client();
   const index = await c.req('GET', '/v2/cache/app/manifests/v1', { headers: { accept: Accept } });
   assert.equal(index.status, 200);
@@ -194,6 +199,17 @@ test('an index pulled by tag through a proxy of another kiln registry stores its
   for (const body of bodies) assert.ok(body.equals(a.layers[0]!));
   assert.equal(front.log.filter((l) => l.path.endsWith(`/blobs/${layer}`)).length, 1, 'one upstream fetch for four concurrent misses');
   assert.equal((await proxyFetches(reg)).filter((d) => d === layer).length, 1);
+
+  // Upstream failing: the tag is served from the cache, and the log says so; garbage collection keeps it all.
+  down = true;
+  const cached = await c.req('GET', '/v2/cache/app/manifests/v1', { headers: { accept: Accept } });
+  assert.equal(cached.status, 200);
+  assert.equal(sha256(cached.body), idx.digest);
+  assert.ok(logged.includes('warn proxy: upstream failed; serving the cached copy'), logged.join('\n'));
+  await reg.registry.gc();
+  assert.ok(await reg.registry.metadata.getManifest('cache/app', a.digest));
+  assert.equal(await reg.registry.metadata.resolveTag('cache/app', 'v1'), idx.digest);
+  assert.ok(await reg.registry.metadata.linkedBlob('cache/app', layer));
 
   // Uploads into the proxy namespace are refused even where the blob exists upstream.
   assert.equal((await c.req('POST', `/v2/cache/app/blobs/uploads/?mount=${layer}&from=cache/app`)).status, 403);
