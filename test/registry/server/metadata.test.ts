@@ -553,6 +553,30 @@ function contract(b: Backend): void {
     await b.setSchemaVersion(location, 99);
     await assert.rejects(b.open(location), /schema version 99, newer than the \d+ this kiln knows/);
   });
+
+  test(`${b.name}: pull-through cache settings are stored, replaced and removed; a proxy's manifest may be stored before what it references`, async (t) => {
+    const m = await open(t);
+    const p = { namespace: 'hub', url: 'https://registry.example.com/mirror', username: 'u', password: 'p w', ttlSeconds: 0.5, createdBy: 'cli:root', createdAt: OLD };
+    await m.setProxy('hub', p, OLD);
+    assert.deepEqual(await m.getProxy('hub'), p);
+    assert.ok((await m.listNamespaces()).some((n) => n.name === 'hub'), 'the namespace is made');
+    const anonymous = { namespace: 'hub', url: 'http://127.0.0.1:5000', ttlSeconds: 300, createdBy: 'x', createdAt: NEW };
+    await m.setProxy('hub', anonymous, NEW);
+    await m.setProxy('cache', { ...anonymous, namespace: 'cache' }, NEW);
+    assert.deepEqual(await m.listProxies(), [{ ...anonymous, namespace: 'cache' }, anonymous]);
+    await m.setProxy('hub', undefined, NEW);
+    assert.equal(await m.getProxy('hub'), undefined);
+    assert.deepEqual((await m.listProxies()).map((x) => x.namespace), ['cache']);
+
+    // Without allowMissing the references must be there; with it the manifest and its tag are stored.
+    const idx = manifest('cache/app', 'index', OLD);
+    const refs = refsOf([digestOf('layer')], [digestOf('child')]);
+    assert.deepEqual((await m.putManifest(idx, refs, ['v1'])).missing.sort(), [digestOf('child'), digestOf('layer')].sort());
+    assert.deepEqual((await m.putManifest(idx, refs, ['v1'], { allowMissing: true })).missing, []);
+    assert.equal(await m.resolveTag('cache/app', 'v1'), idx.digest);
+    const garbage = await m.findGarbage(NEW + 1);
+    assert.deepEqual(garbage.manifests, [], 'a tagged manifest is no garbage, whatever it lacks');
+  });
 }
 
 /** SQLite: a file in a temporary directory per database. */

@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { promisify } from 'node:util';
 import { fixture, tempDir } from '../../support/env.js';
 import { startDistribution, startProxy } from '../client/support.js';
+import { admin } from '../../../src/registry/server/admin.js';
 import { indexOf, pushBlob, pushImage, randomImage, registryCli, sha256, startRegistry, waitFor, type TestRegistry } from './support.js';
 
 // Pull-through cache namespaces (issue 23): `namespace set NS --proxy URL`, a pull that misses
@@ -30,6 +31,12 @@ async function setProxy(reg: TestRegistry, ns: string, url: string, extra: strin
   const r = await registryCli(reg, ['namespace', 'set', ns, '--proxy', url, ...extra], { input });
   assert.equal(r.code, 0, r.stderr);
   await waitFor(async () => (await reg.registry.proxy.upstreamOf(`${ns}/x`)) !== undefined, 5_000, 'the proxy setting');
+}
+
+/** The same through the service's own admin operations, in this process (no CLI to spawn). */
+async function setProxyHere(reg: TestRegistry, ns: string, proxy: { url: string; username?: string; password?: string; ttlSeconds?: number }): Promise<void> {
+  await admin(reg.registry.metadata, 'test').setNamespace(ns, { proxy });
+  reg.registry.proxy.invalidate();
 }
 
 async function proxyFetches(reg: TestRegistry): Promise<string[]> {
@@ -121,14 +128,18 @@ test('a proxy of an upstream that answers garbage, sends bytes of another digest
 
   const reg = await startRegistry(t);
   // A --proxy that is not http(s), or carries credentials in the URL: refused, nothing changed.
-  for (const bad of ['ftp://127.0.0.1/', 'file:///etc', 'http://u:p@127.0.0.1:1', 'registry.example.com']) {
-    const r = await registryCli(reg, ['namespace', 'set', 'broken', '--proxy', bad]);
+  for (const [bad, why] of [['ftp://127.0.0.1/', /--proxy: "ftp:\/\/127.0.0.1\/": only http:\/\/ and https:\/\//], ['registry.example.com', /--proxy: "registry.example.com" is not a URL/]] as const) {
+    const r = await registryCli(reg, ['namespace', 'set', 'broken', '--public', '--proxy', bad]);
     assert.notEqual(r.code, 0, bad);
-    assert.match(r.stderr, /--proxy/);
+    assert.match(r.stderr, why);
+  }
+  for (const bad of ['file:///etc', 'http://u:p@127.0.0.1:1', 'http://127.0.0.1:1/?q=1', 'http://127.0.0.1:1/UPPER']) {
+    await assert.rejects(setProxyHere(reg, 'broken', { url: bad }), /--proxy/, bad);
   }
   assert.equal(await reg.registry.metadata.getProxy('broken'), undefined);
-  await setProxy(reg, 'up', upstream);
-  await setProxy(reg, 'locked', refusing, ['--proxy-username', 'me', '--proxy-password-stdin'], 'wrong\n');
+  assert.equal(await reg.registry.metadata.getNamespace('broken'), undefined, 'nothing of the refused command was written');
+  await setProxyHere(reg, 'up', { url: upstream });
+  await setProxyHere(reg, 'locked', { url: refusing, username: 'me', password: 'wrong' });
   const c = reg.client();
   const get = (path: string) => c.req('GET', path, { headers: { accept: Accept } });
   const error = (r: { json(): any }) => `${r.json().errors[0].code} ${r.json().errors[0].message}`;
@@ -184,7 +195,7 @@ test('an index pulled by tag through a proxy of another kiln registry stores its
   const log = reg.registry.log.log.bind(reg.registry.log);
   reg.registry.log.log = (level, msg, fields) => (logged.push(`${level} ${msg}`), log(level, msg, fields));
   // The URL's path is the upstream repository prefix: cache/app is team/app upstream. TTL 0: every tag pull asks upstream.
-  await setProxy(reg, 'cache', `${front.url}/team`, ['--proxy-ttl', '0s']);
+  await setProxyHere(reg, 'cache', { url: `${front.url}/team`, ttlSeconds: 0 });
   const c = reg.client();
   const index = await c.req('GET', '/v2/cache/app/manifests/v1', { headers: { accept: Accept } });
   assert.equal(index.status, 200);
@@ -223,7 +234,6 @@ test('the /kiln/v1/ namespace API sets a proxy without ever showing its password
     res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
   });
   const reg = await startRegistry(t, (cfg) => (cfg.auth.enabled = true));
-  const { admin } = await import('../../../src/registry/server/admin.js');
   await admin(reg.registry.metadata, 'test').addUser('root', 'root-password', true);
   const basic = { authorization: 'Basic ' + Buffer.from('root:root-password').toString('base64'), 'content-type': 'application/json' };
   const bad = await fetch(`${reg.url}/kiln/v1/namespaces/hub`, { method: 'PUT', headers: basic, body: JSON.stringify({ proxy: { url: 'gopher://x' } }) });
