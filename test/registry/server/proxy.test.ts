@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { fixture, tempDir } from '../../support/env.js';
 import { startDistribution, startProxy } from '../client/support.js';
@@ -102,9 +103,10 @@ async function server(t: { after: (fn: () => Promise<void> | void) => void }, ha
   return `http://127.0.0.1:${(s.address() as { port: number }).port}`;
 }
 
-test('a proxy of an upstream that answers garbage, sends bytes of another digest, redirects a manifest to another host or refuses our credentials gives 502 naming it and stores nothing; a blob redirected to storage is fine', async (t) => {
+test('a proxy of an upstream that answers garbage, sends bytes of another digest, redirects a manifest to another host or refuses our credentials gives 502 naming it and stores nothing; a blob streams to its client while being stored, also when redirected to storage', async (t) => {
   const good = randomImage({ layers: 1 });
   const wrongBytes = Buffer.from('not the layer');
+  const big = randomBytes(2 << 20);
   // Another host (another port): where a blob may be redirected to, and a manifest may not.
   const elsewhere = await server(t, (req, res) => {
     if (req.url?.endsWith(`/blobs/${sha256(good.layers[0]!)}`)) return void res.writeHead(200, { 'content-length': good.layers[0]!.length }).end(good.layers[0]);
@@ -119,6 +121,11 @@ test('a proxy of an upstream that answers garbage, sends bytes of another digest
     if (u === '/v2/lib/img/manifests/latest') return void res.writeHead(200, { 'content-type': OciManifest, 'docker-content-digest': good.digest }).end(good.manifest);
     if (u === `/v2/lib/img/blobs/${sha256(good.layers[0]!)}`) return void res.writeHead(307, { location: `${elsewhere}${u}` }).end();
     if (u.startsWith('/v2/lib/bad/blobs/')) return void res.writeHead(200, { 'content-length': wrongBytes.length }).end(wrongBytes);
+    if (u.startsWith('/v2/lib/slow/blobs/')) {
+      // Half now, half after 600 ms: the client should have the first half long before.
+      res.writeHead(200, { 'content-length': big.length }).write(big.subarray(0, big.length / 2));
+      return void setTimeout(() => res.end(big.subarray(big.length / 2)), 600);
+    }
     res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}');
   });
   const refusing = await server(t, (req, res) => {
@@ -168,6 +175,20 @@ test('a proxy of an upstream that answers garbage, sends bytes of another digest
   const head = await c.req('HEAD', `/v2/up/lib/bad/blobs/${digest}`);
   assert.equal(head.status, 502);
   assert.equal(await reg.registry.metadata.linkedBlob('up/lib/bad', digest), undefined);
+
+  // The client that caused the fetch gets the bytes while they arrive, not once the blob is stored.
+  const started = Date.now();
+  const slow = await fetch(`${reg.url}/v2/up/lib/slow/blobs/${sha256(big)}`);
+  const reader = slow.body!.getReader();
+  const chunks: Uint8Array[] = [];
+  let firstAt = 0;
+  for (let r = await reader.read(); !r.done; r = await reader.read()) {
+    firstAt ||= Date.now() - started;
+    chunks.push(r.value);
+  }
+  assert.ok(firstAt < 500, `first bytes after ${firstAt} ms, upstream sends the rest after 600`);
+  assert.ok(Buffer.concat(chunks).equals(big));
+  assert.ok(await reg.registry.metadata.linkedBlob('up/lib/slow', sha256(big)));
 
   // A blob redirected to another host (object storage) is fetched from there and verified.
   assert.equal((await get('/v2/up/lib/img/manifests/latest')).status, 200);
@@ -250,6 +271,16 @@ test('the /kiln/v1/ namespace API sets a proxy without ever showing its password
   const before = upstreamRequests;
   assert.equal((await fetch(`${reg.url}/v2/hub/library/busybox/manifests/latest`)).status, 401);
   assert.equal(upstreamRequests, before);
+
+  // Evicting from the cache (DELETE) is for the namespace's admins and system administrators only.
+  await admin(reg.registry.metadata, 'test').addUser('max', 'max-password', false);
+  await admin(reg.registry.metadata, 'test').grant('max', 'hub', 'maintainer');
+  const maintainer = reg.client({ user: 'max', password: 'max-password' });
+  const refused = await maintainer.req('DELETE', '/v2/hub/library/busybox/manifests/latest');
+  assert.equal(refused.status, 403);
+  assert.match(refused.text(), /DENIED.*namespace hub is a pull-through cache/);
+  const root = reg.client({ user: 'root', password: 'root-password' });
+  assert.equal((await root.req('DELETE', '/v2/hub/library/busybox/manifests/latest')).status, 404, 'past the proxy rule: there is no such tag');
 
   const off = await fetch(`${reg.url}/kiln/v1/namespaces/hub`, { method: 'PUT', headers: basic, body: JSON.stringify({ proxy: null }) });
   assert.equal(off.status, 200);
