@@ -17,6 +17,7 @@ import type { Metadata } from '../registry/server/metadata/metadata.js';
 import { enqueueOffline } from '../registry/server/webhooks/webhooks.js';
 import { registerWebhookCommands } from './webhook.js';
 import { describeProxy, proxyChange, withProxyOptions, type ProxyFlags } from './registry-proxy.js';
+import { registerReplicationCommands } from './registry-replication.js';
 
 /** kiln registry serve|gc|migrate|user|role|robot|namespace|immutable|retention|webhook|audit: the registry server and its offline administration. */
 export function registerRegistryCommands(program: Command, globals: () => GlobalOptions): void {
@@ -335,6 +336,7 @@ export function registerRegistryCommands(program: Command, globals: () => Global
     });
 
   registerWebhookCommands(registry, { withRoot, offline, actor });
+  registerReplicationCommands(registry, { withRoot, offline, actor, readPassword });
 
   withRoot(registry.command('audit'))
     .description('Show the audit log, newest first')

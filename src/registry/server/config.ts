@@ -111,6 +111,12 @@ export interface RegistryConfig {
     /** Addresses or CIDR ranges allowed whatever the rules above say (link-local and metadata addresses open only here). */
     allow: string[];
   };
+  replication: {
+    /** Tries of one replication item (an image or index) before it fails, the first included. */
+    attempts: number;
+    /** Seconds before the first retry of an item; doubled for each next one (at most 60). */
+    backoff: number;
+  };
   audit: {
     /** Record manifest pulls in the audit log (coalesced per actor, repository and digest each second). */
     pulls: boolean;
@@ -170,6 +176,7 @@ export function defaultConfig(root: string): RegistryConfig {
     limits: { manifestSize: 4 * 1024 * 1024, cachedBlobSize: 1024 * 1024, blobCacheBytes: 256 * 1024 * 1024, manifestCacheBytes: 64 * 1024 * 1024, sbomSize: 32 * 1024 * 1024 },
     gc: { interval: 86400, gracePeriod: 3600 },
     retention: { interval: 0 },
+    replication: { attempts: 4, backoff: 1 },
     audit: { pulls: true },
     webhooks: { timeout: 10, attempts: 5, backoff: 10, concurrency: 4, pollInterval: 1, history: 7 * 86400, allowLoopback: true, allowPrivateNetworks: false, allow: [] },
     log: { level: 'info', requests: true },
@@ -224,7 +231,7 @@ function applyFile(c: RegistryConfig, doc: Obj, base: string): void {
     for (const k of Object.keys(v)) if (!keys.includes(k)) throw new UsageError(`${what}.${k}: unknown setting (known: ${keys.join(', ')})`);
     return v;
   };
-  const top = section(doc, 'config', ['root', 'http', 'storage', 'database', 'uploads', 'auth', 'limits', 'gc', 'retention', 'audit', 'webhooks', 'log']);
+  const top = section(doc, 'config', ['root', 'http', 'storage', 'database', 'uploads', 'auth', 'limits', 'gc', 'retention', 'replication', 'audit', 'webhooks', 'log']);
 
   const http = section(top.http, 'http', ['addr', 'tls', 'idleTimeout', 'maxHeaderSize', 'publicUrl']);
   if (http.addr !== undefined) c.http.addr = str(http.addr, 'http.addr');
@@ -320,6 +327,12 @@ function applyFile(c: RegistryConfig, doc: Obj, base: string): void {
 
   const retention = section(top.retention, 'retention', ['interval']);
   if (retention.interval !== undefined) c.retention.interval = parseDuration(retention.interval, 'retention.interval');
+  const replication = section(top.replication, 'replication', ['attempts', 'backoff']);
+  if (replication.attempts !== undefined) {
+    if (!Number.isSafeInteger(replication.attempts) || (replication.attempts as number) < 1) throw new UsageError('replication.attempts: expected a whole number of at least 1');
+    c.replication.attempts = replication.attempts as number;
+  }
+  if (replication.backoff !== undefined) c.replication.backoff = parseDuration(replication.backoff, 'replication.backoff');
   const gc = section(top.gc, 'gc', ['interval', 'gracePeriod']);
   if (gc.interval !== undefined) c.gc.interval = parseDuration(gc.interval, 'gc.interval');
   if (gc.gracePeriod !== undefined) c.gc.gracePeriod = parseDuration(gc.gracePeriod, 'gc.gracePeriod');

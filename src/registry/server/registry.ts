@@ -24,6 +24,7 @@ import { admin } from './admin.js';
 import { startWebhooks, type Webhooks } from './webhooks/webhooks.js';
 import { watchBaseUpdates } from './base-updates.js';
 import { pullThrough, type PullThrough } from './proxy.js';
+import { startReplication, type Replication } from './replication/worker.js';
 
 /** The parts of a running registry, each behind its own interface, chosen by configuration. */
 export interface Registry {
@@ -42,6 +43,8 @@ export interface Registry {
   readonly webhooks: Webhooks;
   /** Pull-through cache namespaces: what a pull that misses fetches from upstream. */
   readonly proxy: PullThrough;
+  /** The replication worker: runs requested runs, schedules and push-triggered rules. */
+  readonly replication: Replication;
   readonly auth: Auth;
   readonly audit: AuditLog;
   readonly metrics: Metrics;
@@ -160,6 +163,8 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
     gcTimer.unref();
   }
 
+  const replication = startReplication({ config, metadata, manifests, blobs, uploads, service, events, log });
+
   return {
     config,
     metadata,
@@ -172,6 +177,7 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
     events,
     webhooks,
     proxy,
+    replication,
     auth,
     audit,
     metrics: metrics(),
@@ -180,6 +186,7 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
     async close() {
       if (gcTimer) clearInterval(gcTimer);
       if (retentionTimer) clearInterval(retentionTimer);
+      await replication.close();
       await indexing;
       await webhooks.close();
       await gcRunning?.catch(() => {});

@@ -472,6 +472,114 @@ export interface ProxyRows {
   setProxy(namespace: string, proxy: ProxyRecord | undefined, now: number): Promise<void>;
 }
 
+/**
+ * A replication rule (issue 23): copy the images of a local namespace to another registry (push) or
+ * those of a remote namespace into a local one (pull), filtered by repository and tag patterns and
+ * an image config label, run by hand, on a schedule or on push events.
+ */
+export interface ReplicationRule {
+  id: number;
+  name: string;
+  direction: 'push' | 'pull';
+  /** http(s)://host[:port] of the other registry. */
+  remote: string;
+  /** The local namespace. */
+  namespace: string;
+  /** What the namespace is called on the remote (a repository path prefix); the local name when unset. */
+  remoteNamespace?: string;
+  /** Repository pattern (doublestar) below the namespace, and tag pattern. */
+  repos: string;
+  tags: string;
+  /** key=value the image config's labels must hold. */
+  label?: string;
+  trigger: 'manual' | 'schedule' | 'event';
+  /** Seconds between scheduled runs. */
+  interval?: number;
+  username?: string;
+  /** The password or robot secret for the remote; never shown back. */
+  secret?: string;
+  /** Plain HTTP to a host other than loopback allowed. */
+  insecure: boolean;
+  enabled: boolean;
+  createdBy: string;
+  createdAt: number;
+}
+
+export type ReplicationRunStatus = 'queued' | 'running' | 'interrupted' | 'succeeded' | 'failed';
+
+/** One run of a rule; its items say what it copies and how far it got. */
+export interface ReplicationRun {
+  id: number;
+  rule: string;
+  trigger: 'manual' | 'schedule' | 'event';
+  status: ReplicationRunStatus;
+  requestedBy: string;
+  requestedAt: number;
+  startedAt?: number;
+  finishedAt?: number;
+  /** Why the run failed or was interrupted. */
+  error?: string;
+  /** Times the run was started or resumed. */
+  attempts: number;
+  /** When an interrupted run is tried again. */
+  retryAt?: number;
+  /** Whether the items were listed (the first start lists them, resumes keep them). */
+  planned: boolean;
+  /** An event run's images: repositories with the tags pushed; every matching image otherwise. */
+  scope?: { repository: string; tags: string[] }[];
+}
+
+/** One image or index (by tag, or by digest for a referrer) of a run. */
+export interface ReplicationItem {
+  run: number;
+  seq: number;
+  /** The repository read from, and the one written to. */
+  source: string;
+  target: string;
+  reference: string;
+  status: 'pending' | 'done' | 'skipped' | 'failed';
+  digest?: string;
+  attempts: number;
+  /** Why it was skipped, or its last error. */
+  error?: string;
+  /** Blobs written to the target, and those it had already (or got by a mount). */
+  blobsCopied: number;
+  blobsSkipped: number;
+  updatedAt: number;
+}
+
+/** Replication rules, their runs and each run's items; runs are taken by one process at a time with a lease. */
+export interface ReplicationRows {
+  replicationRules(): Promise<ReplicationRule[]>;
+  replicationRule(name: string): Promise<ReplicationRule | undefined>;
+  /** Returns the new rule's id; undefined when a rule of that name exists. */
+  addReplicationRule(rule: Omit<ReplicationRule, 'id'>): Promise<number | undefined>;
+  setReplicationEnabled(name: string, enabled: boolean): Promise<boolean>;
+  /** Removes the rule with its runs and their items. */
+  removeReplicationRule(name: string): Promise<ReplicationRule | undefined>;
+  createReplicationRun(run: Pick<ReplicationRun, 'rule' | 'trigger' | 'requestedBy' | 'requestedAt' | 'scope'>): Promise<number>;
+  /** The rule's runs, newest first. */
+  replicationRuns(rule: string, limit: number): Promise<ReplicationRun[]>;
+  replicationRun(id: number): Promise<ReplicationRun | undefined>;
+  replicationItems(run: number): Promise<ReplicationItem[]>;
+  /** An interrupted run is queued again now (a person asked for it); false when it is not interrupted. */
+  requeueReplicationRun(id: number): Promise<boolean>;
+  /**
+   * Take the oldest run that can go: queued, interrupted and due, or running under a lease that
+   * ended (its process died). It becomes running under `owner` until `until`.
+   */
+  claimReplicationRun(owner: string, until: number, now: number): Promise<ReplicationRun | undefined>;
+  /** Extend the lease; false when it was lost. */
+  renewReplicationRun(id: number, owner: string, until: number): Promise<boolean>;
+  /** Record the run's items (replacing any an unfinished listing left) and mark it planned. */
+  planReplicationRun(id: number, owner: string, items: Omit<ReplicationItem, 'run'>[]): Promise<void>;
+  updateReplicationItem(item: ReplicationItem): Promise<void>;
+  /** End the lease with the run's new status. */
+  releaseReplicationRun(id: number, owner: string, update: Pick<ReplicationRun, 'status' | 'error' | 'finishedAt' | 'retryAt'>): Promise<void>;
+  /** Every running run's lease ends now (a single-process registry starting: whoever held them is gone). */
+  expireReplicationLeases(): Promise<void>;
+}
+
 export interface SharedRows {
   /** The value stored under name, storing `create()` first when there is none (the first replica wins). */
   sharedValue(name: string, create: () => string): Promise<string>;
@@ -483,7 +591,7 @@ export interface SharedRows {
   clearFailures(keys: string[]): Promise<void>;
 }
 
-export interface Metadata extends BlobRows, ManifestRows, SearchRows, IdentityRows, AuditRows, GcRows, UploadRows, SharedRows, GovernanceRows, WebhookRows, ProxyRows {
+export interface Metadata extends BlobRows, ManifestRows, SearchRows, IdentityRows, AuditRows, GcRows, UploadRows, SharedRows, GovernanceRows, WebhookRows, ProxyRows, ReplicationRows {
   readonly kind: 'sqlite' | 'postgres';
   /** Call back when another process changed the data (caches must then be dropped). */
   onExternalChange(cb: () => void): void;

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { markGarbage, type GcSnapshot } from './garbage.js';
 import { manifestListing, type ListingRows } from './listing.js';
+import { postgresReplicationRows, postgresReplicationSchema } from './replication-postgres.js';
 import type {
   AuditEvent,
   BaseHit,
@@ -115,6 +116,8 @@ CREATE TABLE proxies (
   namespace ${K} PRIMARY KEY, url TEXT NOT NULL, username TEXT, password TEXT, ttl_seconds DOUBLE PRECISION NOT NULL,
   created_by TEXT NOT NULL, created_at BIGINT NOT NULL);
 `,
+  // 5: replication rules, their runs and the items of each run (issue 23).
+  postgresReplicationSchema,
 ];
 
 /** Any constant both migrating replicas agree on: "kiln" in ASCII. */
@@ -524,6 +527,7 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
   let closed = false;
   const metadata: Metadata = {
     kind: 'postgres',
+    ...postgresReplicationRows(read, tx),
 
     // Blobs
     async blob(digest) {

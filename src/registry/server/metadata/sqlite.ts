@@ -25,6 +25,7 @@ import type {
 } from './metadata.js';
 import { markGarbage } from './garbage.js';
 import { manifestListing, type ListingRows } from './listing.js';
+import { sqliteReplicationRows, sqliteReplicationSchema } from './replication-sqlite.js';
 
 const schema = `
 CREATE TABLE IF NOT EXISTS repositories (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
@@ -129,6 +130,8 @@ CREATE TABLE proxies (
   namespace TEXT PRIMARY KEY, url TEXT NOT NULL, username TEXT, password TEXT, ttl_seconds REAL NOT NULL,
   created_by TEXT NOT NULL, created_at INTEGER NOT NULL);
 `,
+  // 6: replication rules, their runs and the items of each run (issue 23).
+  sqliteReplicationSchema,
 ];
 
 /** Bring the schema up to date; safe when several processes open the database at once. */
@@ -535,6 +538,7 @@ export function openSqliteMetadata(path: string): Metadata {
 
   const metadata: Metadata = {
     kind: 'sqlite',
+    ...sqliteReplicationRows(db, write),
 
     async blob(digest) {
       return s.blob.get(digest);

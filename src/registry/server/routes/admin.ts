@@ -6,6 +6,7 @@ import { assertDigest, isName, isTag } from '../names.js';
 import { admin, parseRole, type ProxySetting } from '../admin.js';
 import { parseDuration, parseSize } from '../config.js';
 import { webhookRoutes } from './webhooks.js';
+import { replicationApi } from './replication.js';
 
 // The management API under /kiln/v1/: namespace members, robot accounts, the audit log, users and
 // namespaces — what `kiln registry …` does offline, over HTTP, for those whose role allows it.
@@ -219,6 +220,7 @@ export async function management(reg: Registry, ctx: Ctx, parts: string[]): Prom
     const r = await reg.service.promote(actor, source, { repository: destination.repository, tag: destination.tag });
     return sendJson(ctx, 200, { destination: `${destination.repository}:${destination.tag}`, digest: r.digest });
   }
+  if (a === 'replication') return replicationApi(reg, ctx, p, parts.slice(1));
   if (a === 'gc' && b === undefined && m === 'POST') {
     requireSysadmin(p);
     const r = await reg.gc({ dryRun: query(ctx).get('dryRun') === 'true' });
