@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { kiln, tempDir } from '../../support/env.js';
+import { tempDir } from '../../support/env.js';
 import { admin } from '../../../src/registry/server/admin.js';
 import { has, startDistribution, startProxy } from '../client/support.js';
 import { freePort, indexOf, pushImage, randomImage, registryCli, sha256, startRegistry, waitFor, type Client, type TestImage, type TestRegistry } from './support.js';
@@ -95,10 +95,8 @@ async function pushIndex(c: Client, repo: string, tag: string, images: TestImage
 }
 
 test('replication copies a multi-layer image, its signature and an index from kiln to docker-registry and back with identical digests, resuming after the target is killed mid-run', { skip, timeout: 60_000 }, async (t) => {
-  const T0 = Date.now(); const mark = (w: string) => t.diagnostic(`${w} ${Date.now() - T0}`);
   const reg = await kilnRegistry(t);
   const target = await distribution(t);
-  mark('started');
   // Requests pass through a proxy that holds the first one of the second item, long enough to kill the target under it.
   let hold = true;
   const proxy = await startProxy(t, target.url, (req) => {
@@ -125,7 +123,6 @@ test('replication copies a multi-layer image, its signature and an index from ki
   // The first request of team/multi's copy arrives: the target dies before it is answered.
   await waitFor(async () => proxy.log.some((l) => l.path.startsWith('/v2/mirror/multi/')), 10_000, 'the second item to start');
   target.kill();
-  mark('killed');
   const killedAt = proxy.log.length;
   const interrupted = await waitRun(reg, 'out', id, ['interrupted']);
   const [app, multi] = interrupted.items;
@@ -134,9 +131,7 @@ test('replication copies a multi-layer image, its signature and an index from ki
   assert.match(multi.error, /cannot reach registry|socket|ECONN/);
   assert.match(interrupted.error, /will be retried/);
 
-  mark('interrupted');
   await target.start();
-  mark('restarted');
   const resumed = await reg.api('POST', '/kiln/v1/replication/out/runs');
   assert.equal(resumed.json.run.id, id, 'the interrupted run goes on; no new run');
   const done = await waitRun(reg, 'out', id, ['succeeded', 'failed']);
@@ -146,7 +141,6 @@ test('replication copies a multi-layer image, its signature and an index from ki
   const after = proxy.log.slice(killedAt);
   assert.ok(!after.some((l) => l.path.startsWith('/v2/mirror/app/')), `nothing of team/app is sent again: ${after.map((l) => `${l.method} ${l.path}`).join(', ')}`);
 
-  mark('done');
   // Identical bytes, hence digests, on the target: image, signature, index and the index's images.
   assert.equal(await digestAt(target.url, 'mirror/app', '1'), image.digest);
   assert.ok((await bytesAt(target.url, 'mirror/app', '1')).equals(image.manifest));
@@ -166,7 +160,6 @@ test('replication copies a multi-layer image, its signature and an index from ki
   const blob = await c.req('GET', `/v2/back/app/blobs/${sha256(image.layers[2]!)}`);
   assert.ok(blob.body.equals(image.layers[2]!));
 
-  mark('pulled');
   // A second run finds everything up to date.
   const again = await waitRun(reg, 'in', (await reg.api('POST', '/kiln/v1/replication/in/runs')).json.run.id, ['succeeded']);
   assert.deepEqual([again.copied, again.skipped, again.failed], [0, 2, 0]);
@@ -174,13 +167,12 @@ test('replication copies a multi-layer image, its signature and an index from ki
   assert.match(history.stdout, /manual\s+succeeded.*\s+0\s+2\s+0\s+0/);
   assert.match(history.stdout, /mirror\/app:1\s+back\/app\s+skipped\s+sha256:[0-9a-f]{64}\s+1\s+0\s+0\s+up to date/);
 
-  mark('end');
   await reg.registry.audit.flush();
   const audit = (await reg.registry.metadata.listAudit({ limit: 200 })).filter((e) => e.action.startsWith('replication')).map((e) => `${e.action} ${e.detail}`).reverse();
   assert.match(audit.join('\n'), /replication-add out: push[\s\S]*replication-request out: run \d+[\s\S]*replication-run run \d+ interrupted[\s\S]*replication-request out: resume run \d+[\s\S]*replication-run run \d+ succeeded: 2 copied/);
 });
 
-test('an event-triggered rule copies a push within seconds; a label filter skips an image without the label; the rule shows no secret', { skip, timeout: 60_000 }, async (t) => {
+test('an event-triggered rule copies a push within seconds, a label filter skips an image without the label, a scheduled rule runs by itself, a dead process\'s run is taken over; no secret is shown', { skip, timeout: 60_000 }, async (t) => {
   const reg = await kilnRegistry(t);
   const target = await distribution(t);
   const events: unknown[] = [];
@@ -206,6 +198,23 @@ test('an event-triggered rule copies a push within seconds; a label filter skips
   assert.equal(await digestAt(target.url, 'ci/svc/api', 'latest'), null);
   await waitFor(async () => events.length === 2, 2_000, 'replication events');
   assert.deepEqual(events.map((e: any) => [e.rule, e.status, e.copied]), [['hook', 'succeeded', 1], ['hook', 'succeeded', 0]]);
+
+  // A scheduled pull rule runs by itself; a run whose process died (its lease ran out) is taken over.
+  const m = reg.registry.metadata;
+  assert.equal((await reg.api('POST', '/kiln/v1/replication', { name: 'tick', direction: 'pull', remote: target.url, namespace: 'copy', remoteNamespace: 'ci', trigger: 'schedule', interval: '1h' })).status, 201);
+  await waitFor(async () => (await m.replicationRuns('tick', 5))[0]?.status === 'succeeded', 8_000, 'the scheduled run');
+  const scheduled = (await m.replicationRuns('tick', 5))[0]!;
+  assert.equal(scheduled.trigger, 'schedule');
+  assert.equal((await c.req('HEAD', '/v2/copy/svc/api/manifests/v1', { headers: { accept } })).headers.get('docker-content-digest'), yes.digest);
+  await reg.api('PATCH', '/kiln/v1/replication/tick', { enabled: false });
+  assert.equal((await reg.api('POST', '/kiln/v1/replication', { name: 'orphan', direction: 'push', remote: target.url, namespace: 'ci', remoteNamespace: 'orphaned', enabled: false })).status, 201);
+  const id = await m.createReplicationRun({ rule: 'orphan', trigger: 'manual', requestedBy: 'test', requestedAt: Date.now() });
+  await m.setReplicationEnabled('orphan', true);
+  const dead = await m.claimReplicationRun('a-process-that-died', Date.now() - 1, Date.now());
+  assert.equal(dead?.id, id);
+  const taken = await waitRun(reg, 'orphan', id, ['succeeded', 'failed']);
+  assert.deepEqual([taken.status, taken.attempts, taken.copied, taken.skipped], ['succeeded', 2, 3, 0]);
+  assert.equal(await digestAt(target.url, 'orphaned/svc/api', 'v1'), yes.digest);
 });
 
 test('replication to a target that refuses the credentials fails with the remote and 401 in the run history; bad rules are refused naming the field', { skip, timeout: 60_000 }, async (t) => {
@@ -213,7 +222,7 @@ test('replication to a target that refuses the credentials fails with the remote
   const target = await startDistribution(t, { user: 'ci', password: 'right-password' });
   const c = reg.client();
   assert.equal((await pushImage(c, 'ops/tool', '1', randomImage())).status, 201);
-  const withPw = await kiln(reg.root, ['registry', 'replication', 'add', 'locked', '--direction', 'push', '--remote', target.url, '--namespace', 'ops', '--username', 'ci', '--password-stdin', '--root', reg.root], { input: 'wrong-password\n' });
+  const withPw = await registryCli(reg, ['replication', 'add', 'locked', '--direction', 'push', '--remote', target.url, '--namespace', 'ops', '--username', 'ci', '--password-stdin'], { input: 'wrong-password\n' });
   assert.equal(withPw.code, 0, withPw.stderr);
   assert.match(withPw.stdout, /^locked: push ops\/\*\*:\*\* to http:\/\/127\.0\.0\.1:\d+\/ops, manual, as ci\n$/);
   assert.ok(!JSON.stringify((await reg.api('GET', '/kiln/v1/replication/locked')).json).includes('wrong-password'));

@@ -9,7 +9,7 @@ import type { EventBus, RegistryEvent } from '../events.js';
 import type { Logger } from '../log.js';
 import { RegistryError } from '../errors.js';
 import { isBackendUnavailable } from '../unavailable.js';
-import { NetworkError, sleep } from '../../client/http.js';
+import { NetworkError } from '../../client/http.js';
 import { RegistryDenied, RegistryRequestFailed, RegistryUnauthorized, RegistryUnreachable, TransferTruncated } from '../../client/errors.js';
 import { localSide, remoteSide, type Side } from './sides.js';
 import { copyArtifact, imageLabels, ItemGone, type CopyContext } from './copy.js';
@@ -53,6 +53,19 @@ function describeError(rule: ReplicationRule, e: unknown, kind: Failure): string
   if (e instanceof RegistryUnauthorized) return `remote ${rule.remote} refused the credentials${rule.username ? ` of ${rule.username}` : ''} (HTTP 401): ${msg}`;
   if (e instanceof RegistryDenied) return `remote ${rule.remote} denied access (HTTP 403): ${msg}`;
   return kind === 'transient' ? `${msg} (will be retried)` : msg;
+}
+
+/** A pause that a shutdown cuts short. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 export function startReplication(parts: {
@@ -128,7 +141,7 @@ export function startReplication(parts: {
         await metadata.updateReplicationItem(item);
         if (last) return kind;
         log.log('warn', 'replication item failed, retrying', { rule: rule.name, item: `${item.source}:${item.reference}`, error: item.error });
-        await sleep(backoffMs(attempt));
+        await pause(backoffMs(attempt), stop.signal);
       }
     }
   };
