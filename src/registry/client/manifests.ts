@@ -99,3 +99,22 @@ export async function listTags(session: RegistrySession, repo: string): Promise<
   }
   return tags;
 }
+
+/**
+ * Repositories of the registry named `prefix` or below it, from the catalog (the distribution-spec
+ * leaves /v2/_catalog out; Distribution and kiln answer it, paged with the Link header).
+ */
+export async function listRepositories(session: RegistrySession, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  let path: string | URL = '/v2/_catalog?n=1000';
+  for (let page = 0; page < 1000; page++) {
+    const res = await session.request('GET', path, { scopes: ['registry:catalog:*'] });
+    const text = (await readBody(res, 16 << 20)).toString();
+    if (res.status !== 200) throw new RegistryRequestFailed(`${session.endpoint.host}: listing repositories (/v2/_catalog) answered ${res.status}${errorSummary(text)}`, res.status);
+    for (const r of (JSON.parse(text) as { repositories?: string[] | null }).repositories ?? []) if (r === prefix || r.startsWith(prefix + '/')) out.push(r);
+    const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(res.headers.link ?? ''));
+    if (!link) break;
+    path = new URL(link[1]!, res.url);
+  }
+  return out;
+}

@@ -125,7 +125,8 @@ export async function planRetention(metadata: Metadata, namespace: string, now: 
   return plan;
 }
 
-async function repositoriesOf(metadata: Metadata, namespace: string): Promise<string[]> {
+/** The repositories of a namespace, in order. */
+export async function repositoriesOf(metadata: Metadata, namespace: string): Promise<string[]> {
   const out: string[] = [];
   // Start just before the namespace's own name (names are ASCII): a one-component repository is its own namespace.
   let after: string | undefined = namespace.slice(0, -1) + String.fromCharCode(namespace.charCodeAt(namespace.length - 1) - 1) + '\uffff';

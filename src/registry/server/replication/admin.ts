@@ -72,7 +72,8 @@ export function replicationAdmin(metadata: Metadata, actor: string): Replication
     async requestRun(name) {
       const rule = await mustRule(name);
       if (!rule.enabled) throw new UsageError(`replication rule "${name}" is disabled (kiln registry replication enable ${name})`);
-      const last = (await metadata.replicationRuns(name, 1))[0];
+      // An event's run covers the pushed tags only: a run asked for by hand is a whole one.
+      const last = (await metadata.replicationRuns(name, 1)).find((r) => !r.scope);
       if (last && (last.status === 'queued' || last.status === 'running')) return { run: await shownRun(last), resumed: true };
       if (last && last.status === 'interrupted') {
         await metadata.requeueReplicationRun(last.id);

@@ -2,9 +2,8 @@ import { Readable } from 'node:stream';
 import type { Descriptor } from '../../../oci/types.js';
 import { RegistrySession, pullScope, pushScope } from '../../client/session.js';
 import { downloadBlob, fetchSmallBlob, uploadBlob } from '../../client/blobs.js';
-import { fetchManifest, listTags, ManifestAccept, putManifest as putRemoteManifest } from '../../client/manifests.js';
+import { fetchManifest, listRepositories, listTags, ManifestAccept, putManifest as putRemoteManifest } from '../../client/manifests.js';
 import { discard, readBody } from '../../client/http.js';
-import { errorSummary } from '../../client/auth.js';
 import { ManifestUnknown, RegistryRequestFailed } from '../../client/errors.js';
 import type { RetryPolicy } from '../../client/http.js';
 import type { Metadata, ReplicationRule } from '../metadata/metadata.js';
@@ -13,6 +12,7 @@ import type { ManifestStore } from '../manifest-store.js';
 import type { Uploads } from '../uploads.js';
 import type { Actor, RegistryService } from '../service.js';
 import { DigestMismatch } from '../../../errors.js';
+import { repositoriesOf } from '../retention.js';
 import { MediaType } from '../../../oci/mediatypes.js';
 
 // The two ends of a replication: this registry (through its registry service, so that quotas and
@@ -80,15 +80,8 @@ export function localSide(parts: { metadata: Metadata; manifests: ManifestStore;
     async referrers(repository, digest) {
       return (await metadata.referrers(repository, digest)).map((m) => m.digest);
     },
-    async repositories(prefix) {
-      const out: string[] = [];
-      let after: string | undefined = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) - 1) + '\uffff';
-      for (;;) {
-        const batch = await metadata.listRepositories(after, 1000);
-        for (const r of batch) if (r === prefix || r.startsWith(prefix + '/')) out.push(r);
-        if (batch.length < 1000 || batch[batch.length - 1]! > prefix + '/\uffff') return out;
-        after = batch[batch.length - 1];
-      }
+    repositories(prefix) {
+      return repositoriesOf(metadata, prefix);
     },
     async tags(repository) {
       return (await metadata.listTags(repository, undefined, undefined)) ?? [];
@@ -171,20 +164,8 @@ export function remoteSide(rule: ReplicationRule, retry: RetryPolicy): Side {
       const doc = JSON.parse((await readBody(res, 4 << 20)).toString('utf8')) as { manifests?: { digest?: string }[] };
       return (doc.manifests ?? []).map((m) => m.digest).filter((d): d is string => typeof d === 'string');
     },
-    async repositories(prefix) {
-      // distribution-spec leaves the catalog out; Distribution and kiln answer it, paged with Link.
-      const out: string[] = [];
-      let path: string | URL = '/v2/_catalog?n=1000';
-      for (let page = 0; page < 1000; page++) {
-        const res = await session.request('GET', path, { scopes: ['registry:catalog:*'] });
-        const text = (await readBody(res, 16 << 20)).toString();
-        if (res.status !== 200) throw new RegistryRequestFailed(`${name}: listing repositories (/v2/_catalog) answered ${res.status}${errorSummary(text)}`, res.status);
-        for (const r of (JSON.parse(text) as { repositories?: string[] | null }).repositories ?? []) if (r === prefix || r.startsWith(prefix + '/')) out.push(r);
-        const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(res.headers.link ?? ''));
-        if (!link) break;
-        path = new URL(link[1]!, res.url);
-      }
-      return out;
+    repositories(prefix) {
+      return listRepositories(session, prefix);
     },
     async tags(repository) {
       try {

@@ -84,6 +84,7 @@ export function startReplication(parts: {
   let timer: NodeJS.Timeout | undefined;
   let busy: Promise<void> | undefined;
   let again = false;
+  let lastFailureLog = 0;
   // On SQLite one process serves: a lease still held at start is a process that died.
   const ready = metadata.kind === 'sqlite' ? metadata.expireReplicationLeases().catch(() => {}) : Promise.resolve();
 
@@ -225,7 +226,12 @@ export function startReplication(parts: {
       return;
     }
     busy = work()
-      .catch((e: unknown) => log.log('error', 'replication worker failed', { error: String((e as Error)?.message ?? e) }))
+      .catch((e: unknown) => {
+        // The worker asks every second: while the database is down, one line a minute is enough.
+        if (Date.now() - lastFailureLog < 60_000) return;
+        lastFailureLog = Date.now();
+        log.log('error', 'replication worker failed', { error: String((e as Error)?.message ?? e) });
+      })
       .finally(() => {
         busy = undefined;
         if (again) {
