@@ -121,6 +121,8 @@ export function registerReplicationCommands(registry: Command, { withRoot, offli
           if (i.status !== 'pending' && reported.get(i.seq) !== line) process.stderr.write(line + '\n');
           reported.set(i.seq, line);
         }
+        if (r.status === 'interrupted' && reported.get(-1) !== r.error) process.stderr.write(`run ${r.id} interrupted: ${r.error ?? ''}; it goes on by itself\n`);
+        reported.set(-1, r.status === 'interrupted' ? r.error ?? '' : '');
         if (r.status === 'succeeded') return out(summary(r));
         if (r.status === 'failed') throw new KilnError(`replication ${name} run ${r.id} failed: ${r.error ?? 'see kiln registry replication runs'} (${summary(r)})`);
         if (r.status === 'queued' && r.attempts === 0 && Date.now() - start > 15_000) {
