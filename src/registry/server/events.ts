@@ -18,7 +18,7 @@ export type RegistryEvent =
   | (EventBase & { type: 'promote'; repository: string; tag: string; digest: string; source: string })
   | (EventBase & { type: 'quota-exceeded'; namespace: string; repository: string; digest: string; size: number; used: number; quota: number })
   | (EventBase & { type: 'retention'; namespace: string; dryRun: boolean; tags: { repository: string; tag: string; digest: string }[]; untagged: { repository: string; digest: string }[] })
-  | (EventBase & { type: 'replication'; rule: string; run: number; status: 'succeeded' | 'failed'; copied: number; failed: number; error?: string })
+  | (EventBase & { type: 'replication'; /** The rule's local namespace. */ namespace: string; rule: string; run: number; status: 'succeeded' | 'failed'; copied: number; failed: number; error?: string })
   | (EventBase & {
       type: 'base-updated';
       /** The base repository and the digest just pushed to it. */

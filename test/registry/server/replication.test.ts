@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tempDir } from '../../support/env.js';
@@ -177,6 +178,20 @@ test('an event-triggered rule copies a push within seconds, a label filter skips
   const target = await distribution(t);
   const events: unknown[] = [];
   reg.registry.events.subscribe((e) => void (e.type === 'replication' && events.push(e)));
+  // The namespace's webhook hears of the rule's runs.
+  const deliveries: any[] = [];
+  const receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c));
+    req.on('end', () => {
+      deliveries.push(JSON.parse(body));
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => receiver.close(() => r())));
+  const hook = await reg.api('POST', '/kiln/v1/namespaces/ci/webhooks', { url: `http://127.0.0.1:${(receiver.address() as { port: number }).port}/`, secret: 'k', events: ['replication'] });
+  assert.equal(hook.status, 201, JSON.stringify(hook.json));
   const add = await reg.api('POST', '/kiln/v1/replication', { name: 'hook', direction: 'push', remote: target.url, namespace: 'ci', repos: 'svc/*', tags: 'v*', label: 'release=yes', trigger: 'event', username: 'robot', password: 'secret-123' });
   assert.equal(add.status, 201, JSON.stringify(add.json));
   assert.equal(add.json.hasSecret, true);
@@ -197,7 +212,9 @@ test('an event-triggered rule copies a push within seconds, a label filter skips
   assert.equal(await digestAt(target.url, 'ci/svc/api', 'v2'), null);
   assert.equal(await digestAt(target.url, 'ci/svc/api', 'latest'), null);
   await waitFor(async () => events.length === 2, 2_000, 'replication events');
-  assert.deepEqual(events.map((e: any) => [e.rule, e.status, e.copied]), [['hook', 'succeeded', 1], ['hook', 'succeeded', 0]]);
+  assert.deepEqual(events.map((e: any) => [e.namespace, e.rule, e.status, e.copied]), [['ci', 'hook', 'succeeded', 1], ['ci', 'hook', 'succeeded', 0]]);
+  await waitFor(async () => deliveries.length === 2, 5_000, 'the webhook deliveries');
+  assert.deepEqual(deliveries.map((d) => [d.type, d.event_data.replication.rule, d.event_data.replication.status]).sort(), [['replication', 'hook', 'succeeded'], ['replication', 'hook', 'succeeded']]);
 
   // A scheduled pull rule runs by itself; a run whose process died (its lease ran out) is taken over.
   const m = reg.registry.metadata;

@@ -157,7 +157,7 @@ export function startReplication(parts: {
     await metadata.recordAudit([{ time: Date.now(), actor: `replication:${run.rule}`, action: 'replication-run', namespace: rule?.namespace, detail: error ? `${summary}; ${error}` : summary }]);
     log.log(status === 'succeeded' ? 'info' : 'warn', 'replication', { rule: run.rule, run: run.id, status, error });
     if (done && rule) {
-      events.publish(`replication:${rule.name}`, { type: 'replication', rule: rule.name, run: run.id, status, copied: count('done'), failed: count('failed'), ...(error ? { error } : {}) });
+      events.publish(`replication:${rule.name}`, { type: 'replication', namespace: rule.namespace, rule: rule.name, run: run.id, status, copied: count('done'), failed: count('failed'), ...(error ? { error } : {}) });
     }
   };
 

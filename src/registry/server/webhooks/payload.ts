@@ -87,10 +87,8 @@ export function payloadsOf(e: RegistryEvent, host: string): { namespace: string;
         },
       });
     case 'replication': {
-      // Routed by the namespace its publisher names, if any (a rule belongs to one namespace).
-      const ns = (e as { namespace?: string }).namespace;
-      if (!ns) return [];
-      return one(ns, { resources: [], replication: { rule: e.rule, run: e.run, status: e.status, copied: e.copied, failed: e.failed, ...(e.error ? { error: e.error } : {}) } });
+      // A rule belongs to one (local) namespace: its hooks hear of the rule's runs.
+      return one(e.namespace, { resources: [], replication: { rule: e.rule, run: e.run, status: e.status, copied: e.copied, failed: e.failed, ...(e.error ? { error: e.error } : {}) } });
     }
     case 'base-updated': {
       const byNamespace = new Map<string, typeof e.affected>();
