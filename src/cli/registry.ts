@@ -18,6 +18,7 @@ import { enqueueOffline } from '../registry/server/webhooks/webhooks.js';
 import { registerWebhookCommands } from './webhook.js';
 import { describeProxy, proxyChange, withProxyOptions, type ProxyFlags } from './registry-proxy.js';
 import { registerReplicationCommands } from './registry-replication.js';
+import { listRoles, registerGroupCommands } from './registry-groups.js';
 
 /** kiln registry serve|gc|migrate|user|role|robot|namespace|immutable|retention|webhook|audit: the registry server and its offline administration. */
 export function registerRegistryCommands(program: Command, globals: () => GlobalOptions): void {
@@ -147,10 +148,10 @@ export function registerRegistryCommands(program: Command, globals: () => Global
     .description('List users')
     .action(async (o: RootOpts) => {
       const users = await offline(o, (m) => admin(m, actor()).listUsers());
-      process.stdout.write(renderTable(['NAME', 'ADMIN', 'CREATED'], users.map((u) => [u.name, u.admin ? 'yes' : 'no', new Date(u.createdAt).toISOString()])));
+      process.stdout.write(renderTable(['NAME', 'ADMIN', 'SIGNS IN THROUGH', 'CREATED'], users.map((u) => [u.name, u.admin ? 'yes' : 'no', u.provider ?? 'local', new Date(u.createdAt).toISOString()])));
     });
 
-  const role = registry.command('role').description('Manage roles of users in namespaces (admin, maintainer, developer, guest, limited-guest)');
+  const role = registry.command('role').description('Manage roles of users and groups in namespaces (admin, maintainer, developer, guest, limited-guest)');
   withRoot(role.command('grant'))
     .description('Give USER the ROLE in NAMESPACE (the first path component of repository names)')
     .argument('<user>')
@@ -164,17 +165,11 @@ export function registerRegistryCommands(program: Command, globals: () => Global
     .action(async (u: string, ns: string, o: RootOpts) => offline(o, (m) => admin(m, actor()).revoke(u, ns)));
   withRoot(role.command('list'))
     .alias('ls')
-    .description('List roles')
-    .option('--user <name>', 'only this user')
+    .description('List roles: users\' own and those of groups (FROM: user or group G)')
+    .option('--user <name>', 'only this user (with its identity provider\'s groups)')
     .option('--namespace <ns>', 'only this namespace')
-    .action(async (o: RootOpts & { user?: string; namespace?: string }) => {
-      const rows = await offline(o, async (m) => {
-        const a = admin(m, actor());
-        const list = o.namespace ? await a.members(o.namespace) : await a.roles(o.user);
-        return list.filter((x) => !o.user || x.user === o.user);
-      });
-      process.stdout.write(renderTable(['NAMESPACE', 'USER', 'ROLE'], rows.map((r) => [r.namespace, r.user, r.role])));
-    });
+    .action(async (o: RootOpts & { user?: string; namespace?: string }) => void process.stdout.write(await offline(o, (m, c) => listRoles(m, c, actor(), o))));
+  registerGroupCommands(role, { withRoot, offline, actor });
 
   const robot = registry.command('robot').description('Manage robot accounts: credentials for CI with fixed actions on one namespace and an expiry');
   withRoot(robot.command('add'))

@@ -1,5 +1,5 @@
 import { UsageError } from '../../errors.js';
-import type { AuditEvent, ImmutableRule, ProxyRecord, RetentionRule, Membership, Metadata, NamespaceRecord, Role, RobotRecord, UserRecord } from './metadata/metadata.js';
+import type { AuditEvent, GroupBinding, ImmutableRule, ProxyRecord, RetentionRule, Membership, Metadata, NamespaceRecord, Role, RobotRecord, UserRecord } from './metadata/metadata.js';
 import { checkPattern, describeRule, formatBytes } from './governance.js';
 import { applyRetention, checkRetentionRule, describeRetention, planRetention, type RetentionPlan } from './retention.js';
 import { Roles } from './metadata/metadata.js';
@@ -24,6 +24,10 @@ export interface Admin {
   grant(user: string, namespace: string, role: Role): Promise<void>;
   revoke(user: string, namespace: string): Promise<void>;
   members(namespace: string): Promise<Membership[]>;
+  /** Give the members of an identity provider's GROUP the ROLE in NAMESPACE. */
+  grantGroup(group: string, namespace: string, role: Role): Promise<void>;
+  revokeGroup(group: string, namespace: string): Promise<void>;
+  groupBindings(namespace?: string): Promise<GroupBinding[]>;
   roles(user?: string): Promise<Membership[]>;
   setNamespace(namespace: string, opts: { public?: boolean; quotaBytes?: number | null; proxy?: ProxySetting | null }): Promise<void>;
   /** Every namespace with the bytes it uses and, for a pull-through cache, its upstream (never its password). */
@@ -71,6 +75,10 @@ export function admin(metadata: Metadata, actor: string): Admin {
   const checkNamespace = (ns: string) => {
     if (!isNamespace(ns)) throw new UsageError(`namespace "${ns}": lower-case letters, digits and . _ - separators (the first component of repository names)`);
   };
+  const checkGroup = (g: string) => {
+    // Directory group names may hold spaces and most punctuation; not control characters.
+    if (g.trim() === '' || g.length > 256 || /[\0-\x1f\x7f]/.test(g)) throw new UsageError(`group "${g}": 1 to 256 printable characters`);
+  };
   const mustUser = async (name: string) => {
     const u = await metadata.getUser(name);
     if (!u) throw new UsageError(`no user "${name}"`);
@@ -87,6 +95,7 @@ export function admin(metadata: Metadata, actor: string): Admin {
     },
     async setPassword(name, password) {
       const u = await mustUser(name);
+      if (u.provider) throw new UsageError(`user "${name}" signs in through ${u.provider}: its password is the directory's`);
       checkPassword(password);
       await metadata.putUser({ ...u, passwordHash: await hashPassword(password) });
       await audit({ action: 'user-passwd', detail: name });
@@ -115,6 +124,18 @@ export function admin(metadata: Metadata, actor: string): Admin {
       await audit({ action: 'role-revoke', namespace: ns, detail: user });
     },
     members: (ns) => metadata.listMembers(ns),
+    async grantGroup(group, ns, role) {
+      checkNamespace(ns);
+      checkGroup(group);
+      parseRole(role);
+      await metadata.setGroupRole(ns, group, role);
+      await audit({ action: 'role-grant-group', namespace: ns, detail: `group ${group} ${role}` });
+    },
+    async revokeGroup(group, ns) {
+      if (!(await metadata.revokeGroupRole(ns, group))) throw new UsageError(`group "${group}" has no role in "${ns}"`);
+      await audit({ action: 'role-revoke-group', namespace: ns, detail: `group ${group}` });
+    },
+    groupBindings: (ns) => metadata.groupBindings(ns),
     async roles(user) {
       if (user) return metadata.rolesOf(user);
       const out: Membership[] = [];

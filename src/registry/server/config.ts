@@ -3,6 +3,7 @@ import { isAbsolute, join, resolve, dirname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { UsageError } from '../../errors.js';
 import type { S3Options } from './storage/s3.js';
+import { checkFilter, type LdapOptions } from './auth/ldap.js';
 
 // Everything `kiln registry serve` can be told, with defaults. The YAML file mirrors this shape;
 // command-line flags (--addr, --root, --auth) win over the file. docs/registry.md documents each key.
@@ -68,6 +69,8 @@ export interface RegistryConfig {
     basic: boolean;
     /** Failed logins allowed per user and per client address within `window` seconds before 429. */
     rateLimit: { failures: number; window: number };
+    /** Sign-in of directory users beside the local ones (auth/ldap.ts). */
+    ldap?: LdapOptions;
   };
   limits: {
     /** Largest manifest accepted, in bytes (413 above). */
@@ -303,7 +306,7 @@ function applyFile(c: RegistryConfig, doc: Obj, base: string): void {
   if (uploads.directory !== undefined) c.uploads.directory = path(uploads.directory, 'uploads.directory');
   if (uploads.sessionTimeout !== undefined) c.uploads.sessionTimeout = parseDuration(uploads.sessionTimeout, 'uploads.sessionTimeout');
 
-  const auth = section(top.auth, 'auth', ['enabled', 'service', 'issuer', 'realm', 'tokenKey', 'tokenExpiration', 'refreshTokenExpiration', 'basic', 'rateLimit']);
+  const auth = section(top.auth, 'auth', ['enabled', 'service', 'issuer', 'realm', 'tokenKey', 'tokenExpiration', 'refreshTokenExpiration', 'basic', 'rateLimit', 'ldap']);
   if (auth.enabled !== undefined) c.auth.enabled = bool(auth.enabled, 'auth.enabled');
   if (auth.service !== undefined) c.auth.service = str(auth.service, 'auth.service');
   if (auth.issuer !== undefined) c.auth.issuer = str(auth.issuer, 'auth.issuer');
@@ -316,6 +319,42 @@ function applyFile(c: RegistryConfig, doc: Obj, base: string): void {
     const rl = section(auth.rateLimit, 'auth.rateLimit', ['failures', 'window']);
     if (rl.failures !== undefined) c.auth.rateLimit.failures = int(rl.failures, 'auth.rateLimit.failures');
     if (rl.window !== undefined) c.auth.rateLimit.window = parseDuration(rl.window, 'auth.rateLimit.window');
+  }
+  if (auth.ldap !== undefined) {
+    const keys = ['url', 'startTLS', 'ca', 'bindDN', 'bindPassword', 'userBase', 'userFilter', 'usernameAttribute', 'groupBase', 'groupFilter', 'groupNameAttribute', 'timeout', 'poolSize'];
+    const l = section(auth.ldap, 'auth.ldap', keys);
+    const need = (k: string) => {
+      if (l[k] === undefined) throw new UsageError(`auth.ldap.${k}: required`);
+      return str(l[k], `auth.ldap.${k}`);
+    };
+    const url = need('url');
+    if (!/^ldaps?:\/\/[^/]+\/?$/.test(url)) throw new UsageError(`auth.ldap.url: "${url}" is not ldap://HOST[:PORT] or ldaps://HOST[:PORT]`);
+    const startTLS = l.startTLS === undefined ? false : bool(l.startTLS, 'auth.ldap.startTLS');
+    if (startTLS && url.startsWith('ldaps:')) throw new UsageError('auth.ldap.startTLS: for ldap:// URLs (ldaps:// is TLS from the start)');
+    const userFilter = need('userFilter');
+    checkFilter(userFilter, 'auth.ldap.userFilter', ['username']);
+    if ((l.groupBase === undefined) !== (l.groupFilter === undefined)) throw new UsageError(`auth.ldap.${l.groupBase === undefined ? 'groupBase' : 'groupFilter'}: required with auth.ldap.${l.groupBase === undefined ? 'groupFilter' : 'groupBase'}`);
+    const groupFilter = l.groupFilter === undefined ? undefined : str(l.groupFilter, 'auth.ldap.groupFilter');
+    if (groupFilter !== undefined) checkFilter(groupFilter, 'auth.ldap.groupFilter', ['dn', 'username']);
+    const poolSize = l.poolSize === undefined ? 2 : int(l.poolSize, 'auth.ldap.poolSize');
+    if (poolSize < 1) throw new UsageError('auth.ldap.poolSize: expected at least 1');
+    const timeout = l.timeout === undefined ? 5 : parseDuration(l.timeout, 'auth.ldap.timeout');
+    if (timeout <= 0) throw new UsageError('auth.ldap.timeout: expected more than 0');
+    c.auth.ldap = {
+      url: url.replace(/\/$/, ''),
+      startTLS,
+      ca: l.ca === undefined ? undefined : path(l.ca, 'auth.ldap.ca'),
+      bindDN: need('bindDN'),
+      bindPassword: need('bindPassword'),
+      userBase: need('userBase'),
+      userFilter,
+      usernameAttribute: l.usernameAttribute === undefined ? 'uid' : str(l.usernameAttribute, 'auth.ldap.usernameAttribute'),
+      groupBase: l.groupBase === undefined ? undefined : str(l.groupBase, 'auth.ldap.groupBase'),
+      groupFilter,
+      groupNameAttribute: l.groupNameAttribute === undefined ? 'cn' : str(l.groupNameAttribute, 'auth.ldap.groupNameAttribute'),
+      timeout,
+      poolSize,
+    };
   }
 
   const limits = section(top.limits, 'limits', ['manifestSize', 'cachedBlobSize', 'blobCacheBytes', 'manifestCacheBytes', 'sbomSize']);

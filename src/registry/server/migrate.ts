@@ -120,6 +120,14 @@ async function copyIdentities(from: Metadata, to: Metadata, r: MigrationReport, 
         r.roles++;
       }
     }
+    const bindingsThere = await to.groupBindings(ns.name);
+    for (const b of await from.groupBindings(ns.name)) {
+      if (bindingsThere.some((x) => x.group === b.group && x.role === b.role)) r.skipped++;
+      else {
+        await to.setGroupRole(b.namespace, b.group, b.role);
+        r.roles++;
+      }
+    }
   }
   for (const robot of await from.listRobots()) {
     if (await to.getRobot(robot.name)) r.skipped++;

@@ -13,6 +13,8 @@ import { openS3Driver } from './storage/s3.js';
 import { manifestStore, type ManifestStore } from './manifest-store.js';
 import { createAuth, type Auth } from './auth/auth.js';
 import { loadSigningKey, tokenAuthority } from './auth/tokens.js';
+import { ldapProvider } from './auth/ldap.js';
+import type { IdentityProvider } from './auth/identity.js';
 import { auditLog, type AuditLog } from './audit.js';
 import { metrics, type Metrics } from './metrics.js';
 import { logger, type Logger } from './log.js';
@@ -79,6 +81,11 @@ export async function openBackends(config: RegistryConfig): Promise<{ metadata: 
   }
 }
 
+/** The identity providers the configuration names, besides the local users. */
+export function identityProviders(config: RegistryConfig): IdentityProvider[] {
+  return config.auth.ldap ? [ldapProvider(config.auth.ldap)] : [];
+}
+
 export async function openRegistry(config: RegistryConfig, opts: { log?: Logger } = {}): Promise<Registry> {
   const log = opts.log ?? logger(config.log.level);
   const { metadata, driver } = await openBackends(config);
@@ -105,11 +112,12 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
     .then((n) => n && log.log('info', 'indexed SBOMs stored earlier', { count: n }))
     .catch((e: unknown) => log.log('error', 'indexing stored SBOMs failed', { error: String(e) }));
   const tokens = await tokenAuthority({ key: await signingKey(config, metadata), issuer: config.auth.issuer, audience: config.auth.service });
-  const auth = createAuth(config, metadata, tokens);
   const events = eventBus((e, event) => log.log('error', 'event listener failed', { event: event.type, error: String((e as Error)?.message ?? e) }));
   watchBaseUpdates(events, metadata, log);
   const webhooks = startWebhooks({ config, metadata, events, log });
   const audit = auditLog(metadata, { pulls: config.audit.pulls, onError: (e) => log.log('error', 'audit write failed', { error: String(e) }) });
+  const providers = identityProviders(config);
+  const auth = createAuth(config, metadata, tokens, { providers, audit, log });
   // The service refuses pushes into proxy namespaces; the proxy stores what it fetches through the service's quota rule.
   let proxy: PullThrough | undefined;
   const service = registryService({ config, metadata, manifests, blobs, search, audit, events, proxyOf: (repository) => proxy!.upstreamOf(repository) });
@@ -191,6 +199,7 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
       await webhooks.close();
       await gcRunning?.catch(() => {});
       await audit.close();
+      await Promise.all(providers.map((p) => p.close()));
       await uploads.close();
       log.flush();
       await metadata.close();

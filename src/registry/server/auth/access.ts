@@ -35,7 +35,8 @@ export function roleAllows(role: Role | undefined, p: NamespacePermission): bool
 /** Someone who authenticated (or did not). */
 export type Principal =
   | { kind: 'anonymous'; name: 'anonymous' }
-  | { kind: 'user'; name: string; user: UserRecord }
+  /** groups: what the user's identity provider said at sign-in (none for local users). */
+  | { kind: 'user'; name: string; user: UserRecord; groups?: readonly string[] }
   | { kind: 'robot'; name: string; robot: RobotRecord };
 
 export function isSystemAdmin(p: Principal): boolean {

@@ -5,8 +5,12 @@ import { namespaceOf } from '../names.js';
 import type { Metadata } from '../metadata/metadata.js';
 import type { RegistryConfig } from '../config.js';
 import { Actions, allowedActions, grant, isSystemAdmin, parseScope, type Action, type Principal } from './access.js';
-import { verifyPassword, robotSecretMatches } from './passwords.js';
+import { robotSecretMatches } from './passwords.js';
 import { loginLimiter } from './ratelimit.js';
+import { isRefusal, localUsers, ProviderUnavailable, type IdentityProvider } from './identity.js';
+import { boundGroups, effectiveRole, effectiveRoles } from './groups.js';
+import type { AuditLog } from '../audit.js';
+import type { Logger } from '../log.js';
 import { TokenInvalid, type AccessEntry, type TokenAuthority, type TokenClaims } from './tokens.js';
 
 // Authentication and authorization of requests. With auth on, every /v2/ request carries a Bearer
@@ -36,6 +40,13 @@ export interface Auth {
   login(ctx: Ctx, name: string, password: string): Promise<Principal>;
   /** The access a principal gets for requested scopes (token endpoint). */
   grantScopes(p: Principal, scopes: string[]): Promise<AccessEntry[]>;
+  /**
+   * The principal a refresh token names, as it is now: the account must still exist, and a user
+   * of an identity provider must still be known to it, with the groups it says now; undefined when not.
+   */
+  renew(name: string): Promise<Principal | undefined>;
+  /** The groups to carry in the principal's access tokens (those with a role somewhere). */
+  tokenGroups(p: Principal): Promise<string[]>;
   readonly tokens: TokenAuthority;
 }
 
@@ -53,8 +64,19 @@ export function parseBasic(header: string | undefined): { name: string; password
   return { name: raw.slice(0, colon), password: raw.slice(colon + 1) };
 }
 
-export function createAuth(config: RegistryConfig, metadata: Metadata, tokens: TokenAuthority): Auth {
+/**
+ * `providers`: identity providers after the local users, in order (LDAP). Local users come first,
+ * so a local name is never taken by a directory's user and a local administrator signs in while
+ * a directory is down.
+ */
+export function createAuth(
+  config: RegistryConfig,
+  metadata: Metadata,
+  tokens: TokenAuthority,
+  opts: { providers?: IdentityProvider[]; audit?: AuditLog; log?: Logger } = {},
+): Auth {
   const limiter = loginLimiter(metadata, config.auth.rateLimit.failures, config.auth.rateLimit.window);
+  const providers = [localUsers(metadata), ...(opts.providers ?? [])];
   const tls = !!config.http.tls;
 
   // Several scopes go in one scope parameter, separated by spaces (RFC 6750 section 3), as
@@ -94,6 +116,45 @@ export function createAuth(config: RegistryConfig, metadata: Metadata, tokens: T
     return false;
   };
 
+  /** Ask the providers in turn; the first that knows the name decides. */
+  const signIn = async (address: string, name: string, password: string): Promise<Principal | undefined> => {
+    const record = (action: string, actor: string, detail: string) => opts.audit?.record({ actor: actor.slice(0, 256), action, detail, address });
+    for (const provider of providers) {
+      let v;
+      try {
+        v = await provider.authenticate(name, password);
+      } catch (e) {
+        if (!(e instanceof ProviderUnavailable)) throw e;
+        // Never a fallback to accepting: the sign-in fails, and says why, until the provider answers.
+        opts.log?.log('error', 'sign-in refused: the identity provider cannot be reached', { provider: provider.name, user: name.slice(0, 256), error: e.message });
+        record('sign-in-failed', name, `${provider.name} unavailable: ${e.message}`);
+        throw new RegistryError('unavailable', `cannot check the password now: ${e.message}`, undefined, { 'Retry-After': '5' });
+      }
+      if (v === undefined) continue;
+      if (isRefusal(v)) {
+        if (provider.name !== 'local') record('sign-in-failed', name, `${provider.name}: ${v.refused}`);
+        return undefined;
+      }
+      let u = await metadata.getUser(v.user);
+      if (v.provider !== 'local') {
+        // The provider may spell the name otherwise ("ALICE" found as alice): a local user's name stays theirs.
+        if (u && !u.provider) {
+          record('sign-in-failed', name, `${provider.name}: ${v.user} is a local user`);
+          return undefined;
+        }
+        // A record at the first sign-in, so that roles, audit entries and tokens name a user that exists.
+        if (!u) {
+          u = { name: v.user, passwordHash: '', admin: false, createdAt: Date.now(), provider: v.provider };
+          await metadata.putUser(u);
+        }
+        record('sign-in', v.user, `${provider.name}${v.groups.length ? `, groups ${v.groups.join(', ')}` : ''}`);
+      }
+      if (!u) return undefined;
+      return { kind: 'user', name: u.name, user: u, groups: v.groups };
+    }
+    return undefined;
+  };
+
   const login = async (ctx: Ctx, name: string, password: string): Promise<Principal> => {
     const addr = ctx.req.socket.remoteAddress ?? '-';
     const keys = [`user:${name}`, `addr:${addr}`];
@@ -104,8 +165,7 @@ export function createAuth(config: RegistryConfig, metadata: Metadata, tokens: T
       const r = await metadata.getRobot(name);
       if (r && robotSecretMatches(r.secretHash, password) && (r.expiresAt === undefined || r.expiresAt * 1000 > Date.now())) p = { kind: 'robot', name, robot: r };
     } else {
-      const u = await metadata.getUser(name);
-      if (u && (await verifyPassword(u.passwordHash, password))) p = { kind: 'user', name, user: u };
+      p = await signIn(addr, name, password);
     }
     if (!p) {
       await limiter.failed(keys);
@@ -117,7 +177,7 @@ export function createAuth(config: RegistryConfig, metadata: Metadata, tokens: T
 
   const actionsFor = async (p: Principal, repository: string): Promise<Action[]> => {
     const ns = namespaceOf(repository);
-    const [role, nsRec] = await Promise.all([p.kind === 'user' ? metadata.getRole(ns, p.name) : undefined, metadata.getNamespace(ns)]);
+    const [role, nsRec] = await Promise.all([effectiveRole(metadata, p, ns), metadata.getNamespace(ns)]);
     return allowedActions(p, ns, role, !!nsRec?.public);
   };
 
@@ -138,7 +198,7 @@ export function createAuth(config: RegistryConfig, metadata: Metadata, tokens: T
       if (r) return { kind: 'robot', name: r.name, robot: r };
     } else if (c.sub && c.sub !== 'anonymous') {
       const u = await metadata.getUser(c.sub);
-      if (u) return { kind: 'user', name: u.name, user: u };
+      if (u) return { kind: 'user', name: u.name, user: u, groups: c.groups ?? [] };
     }
     return { kind: 'anonymous', name: 'anonymous' };
   };
@@ -219,7 +279,7 @@ export function createAuth(config: RegistryConfig, metadata: Metadata, tokens: T
       if (!config.auth.enabled) return () => true;
       const p = await principal(ctx);
       if (isSystemAdmin(p)) return () => true;
-      const roles = new Map((p.kind === 'user' ? await metadata.rolesOf(p.name) : []).map((m) => [m.namespace, m.role]));
+      const roles = await effectiveRoles(metadata, p);
       const publicNs = new Set((await metadata.listNamespaces()).filter((x) => x.public).map((x) => x.name));
       return (repo) => {
         const ns = namespaceOf(repo);
@@ -247,6 +307,30 @@ export function createAuth(config: RegistryConfig, metadata: Metadata, tokens: T
         }
       }
       return out;
+    },
+
+    async renew(name) {
+      if (name.startsWith('robot$')) {
+        const r = await metadata.getRobot(name);
+        return r && (r.expiresAt === undefined || r.expiresAt * 1000 > Date.now()) ? { kind: 'robot', name: r.name, robot: r } : undefined;
+      }
+      const u = await metadata.getUser(name);
+      if (!u) return undefined;
+      if (!u.provider) return { kind: 'user', name: u.name, user: u };
+      const provider = providers.find((x) => x.name === u.provider);
+      if (!provider) return undefined;
+      try {
+        const id = await provider.lookup(u.name);
+        return id && id.user === u.name ? { kind: 'user', name: u.name, user: u, groups: id.groups } : undefined;
+      } catch (e) {
+        if (!(e instanceof ProviderUnavailable)) throw e;
+        opts.log?.log('error', 'token refresh refused: the identity provider cannot be reached', { provider: provider.name, user: name, error: e.message });
+        throw new RegistryError('unavailable', `cannot renew the token now: ${e.message}`, undefined, { 'Retry-After': '5' });
+      }
+    },
+
+    async tokenGroups(p) {
+      return p.kind === 'user' && p.groups?.length ? boundGroups(metadata, p.groups) : [];
     },
   };
 }

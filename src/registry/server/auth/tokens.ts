@@ -19,12 +19,14 @@ export interface TokenClaims {
   /** Unix seconds. */
   exp: number;
   refresh: boolean;
+  /** The identity provider's groups of the user that have a role somewhere (kiln_groups), read when the token was issued. */
+  groups?: string[];
 }
 
 export class TokenInvalid extends Error {}
 
 export interface TokenAuthority {
-  issue(subject: string, access: AccessEntry[], ttlSeconds: number, refresh?: boolean): Promise<{ token: string; expiresIn: number; issuedAt: string }>;
+  issue(subject: string, access: AccessEntry[], ttlSeconds: number, refresh?: boolean, groups?: readonly string[]): Promise<{ token: string; expiresIn: number; issuedAt: string }>;
   /** Verify signature, issuer, audience and time; throws TokenInvalid. Verified tokens are remembered until they expire. */
   verify(token: string): Promise<TokenClaims>;
   readonly publicKey: KeyObject;
@@ -56,9 +58,9 @@ export async function tokenAuthority(opts: { key: KeyObject; issuer: string; aud
 
   return {
     publicKey,
-    async issue(subject, access, ttl, refresh = false) {
+    async issue(subject, access, ttl, refresh = false, groups) {
       const now = Math.floor(Date.now() / 1000);
-      const jwt = new SignJWT({ access, ...(refresh ? { kiln_refresh: true } : {}) })
+      const jwt = new SignJWT({ access, ...(refresh ? { kiln_refresh: true } : {}), ...(groups?.length ? { kiln_groups: [...groups] } : {}) })
         .setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid })
         .setIssuer(opts.issuer)
         .setSubject(subject)
@@ -88,6 +90,7 @@ export async function tokenAuthority(opts: { key: KeyObject; issuer: string; aud
         sub: typeof payload.sub === 'string' ? payload.sub : '',
         exp: payload.exp ?? 0,
         refresh: payload.kiln_refresh === true,
+        ...(Array.isArray(payload.kiln_groups) ? { groups: payload.kiln_groups.filter((g): g is string => typeof g === 'string') } : {}),
         access: access
           .filter((a): a is AccessEntry => typeof a === 'object' && a !== null && typeof (a as AccessEntry).name === 'string' && Array.isArray((a as AccessEntry).actions))
           .map((a) => ({ type: String(a.type), name: a.name, actions: a.actions.map(String) })),

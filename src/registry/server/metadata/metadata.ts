@@ -65,9 +65,15 @@ export interface BaseHit extends SearchHit {
 
 export interface UserRecord {
   name: string;
+  /** Empty for users an identity provider vouches for (they have no local password). */
   passwordHash: string;
   admin: boolean;
   createdAt: number;
+  /**
+   * The identity provider that checks the user's password ("ldap"), for a record made at the
+   * user's first sign-in through it; undefined for local users, whose password is checked here.
+   */
+  provider?: string;
 }
 
 export interface NamespaceRecord {
@@ -100,6 +106,17 @@ export interface Membership {
   user: string;
   role: Role;
 }
+
+/** A role the members of an identity provider's group have in a namespace (issue 21). */
+export interface GroupBinding {
+  namespace: string;
+  /** As the administrator wrote it; groups match it case-insensitively (LDAP's cn compares so). */
+  group: string;
+  role: Role;
+}
+
+/** How a group name is compared: LDAP's cn and most directories' group names ignore case. */
+export const groupKey = (group: string): string => group.normalize('NFC').toLowerCase();
 
 export interface RobotRecord {
   /** robot$<namespace>+<name> */
@@ -273,6 +290,12 @@ export interface IdentityRows {
   listMembers(namespace: string): Promise<Membership[]>;
   setRole(namespace: string, user: string, role: Role): Promise<void>;
   revokeRole(namespace: string, user: string): Promise<boolean>;
+  /** Group bindings of a namespace, or of all namespaces. */
+  groupBindings(namespace?: string): Promise<GroupBinding[]>;
+  /** The bindings of any of these groups (case-insensitively), in every namespace. */
+  bindingsOfGroups(groups: readonly string[]): Promise<GroupBinding[]>;
+  setGroupRole(namespace: string, group: string, role: Role): Promise<void>;
+  revokeGroupRole(namespace: string, group: string): Promise<boolean>;
   getRobot(name: string): Promise<RobotRecord | undefined>;
   listRobots(namespace?: string): Promise<RobotRecord[]>;
   putRobot(r: RobotRecord): Promise<void>;

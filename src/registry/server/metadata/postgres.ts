@@ -4,7 +4,9 @@ import pg from 'pg';
 import { markGarbage, type GcSnapshot } from './garbage.js';
 import { manifestListing, type ListingRows } from './listing.js';
 import { postgresReplicationRows, postgresReplicationSchema } from './replication-postgres.js';
+import { groupKey } from './metadata.js';
 import type {
+  GroupBinding,
   AuditEvent,
   BaseHit,
   DeliveryRecord,
@@ -118,6 +120,12 @@ CREATE TABLE proxies (
 `,
   // 5: replication rules, their runs and the items of each run (issue 23).
   postgresReplicationSchema,
+  // 6: identity providers (issue 21), as SQLite's migration 7.
+  `
+ALTER TABLE users ADD COLUMN provider TEXT;
+CREATE TABLE group_roles (namespace ${K} NOT NULL, group_key ${K} NOT NULL, group_name TEXT NOT NULL, role TEXT NOT NULL, PRIMARY KEY (namespace, group_key));
+CREATE INDEX group_roles_key ON group_roles (group_key);
+`,
 ];
 
 /** Any constant both migrating replicas agree on: "kiln" in ASCII. */
@@ -189,7 +197,7 @@ const toUpload = (r: Row): UploadRecord => ({
   touchedAt: r.touched_at,
 });
 
-const toUser = (r: Row): UserRecord => ({ name: r.name, passwordHash: r.password_hash, admin: r.admin, createdAt: r.created_at });
+const toUser = (r: Row): UserRecord => ({ name: r.name, passwordHash: r.password_hash, admin: r.admin, createdAt: r.created_at, ...(r.provider ? { provider: r.provider } : {}) });
 const toNamespace = (r: Row): NamespaceRecord => ({
   name: r.name,
   public: r.public,
@@ -799,8 +807,8 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
     putUser(u) {
       return tx(async (t) => {
         await t.q(
-          'INSERT INTO users (name, password_hash, admin, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, admin = excluded.admin',
-          [u.name, u.passwordHash, u.admin, u.createdAt],
+          'INSERT INTO users (name, password_hash, admin, created_at, provider) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, admin = excluded.admin, provider = excluded.provider',
+          [u.name, u.passwordHash, u.admin, u.createdAt, u.provider ?? null],
         );
         t.changed();
       });
@@ -938,6 +946,32 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
     revokeRole(ns, user) {
       return tx(async (t) => {
         const r = await t.q('DELETE FROM members WHERE namespace = $1 AND member = $2', [ns, user]);
+        if (r.rowCount) t.changed();
+        return !!r.rowCount;
+      });
+    },
+    async groupBindings(ns) {
+      const cols = 'SELECT namespace, group_name AS "group", role FROM group_roles';
+      return (ns === undefined ? await read(`${cols} ORDER BY namespace, group_key`) : await read(`${cols} WHERE namespace = $1 ORDER BY group_key`, [ns])) as GroupBinding[];
+    },
+    async bindingsOfGroups(groups) {
+      const keys = [...new Set(groups.map(groupKey))];
+      if (keys.length === 0) return [];
+      return (await read('SELECT namespace, group_name AS "group", role FROM group_roles WHERE group_key = ANY($1) ORDER BY namespace, group_key', [keys])) as GroupBinding[];
+    },
+    setGroupRole(ns, group, role) {
+      return tx(async (t) => {
+        await t.q('INSERT INTO namespaces (name, public, created_at) VALUES ($1, false, $2) ON CONFLICT DO NOTHING', [ns, Date.now()]);
+        await t.q(
+          'INSERT INTO group_roles (namespace, group_key, group_name, role) VALUES ($1, $2, $3, $4) ON CONFLICT (namespace, group_key) DO UPDATE SET group_name = excluded.group_name, role = excluded.role',
+          [ns, groupKey(group), group, role],
+        );
+        t.changed();
+      });
+    },
+    revokeGroupRole(ns, group) {
+      return tx(async (t) => {
+        const r = await t.q('DELETE FROM group_roles WHERE namespace = $1 AND group_key = $2', [ns, groupKey(group)]);
         if (r.rowCount) t.changed();
         return !!r.rowCount;
       });

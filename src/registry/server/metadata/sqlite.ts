@@ -7,6 +7,7 @@ import type {
   ManifestRefs,
   Membership,
   ProxyRecord,
+  GroupBinding,
   ImmutableRule,
   Metadata,
   NamespaceRecord,
@@ -23,6 +24,7 @@ import type {
   UploadRecord,
   UserRecord,
 } from './metadata.js';
+import { groupKey } from './metadata.js';
 import { markGarbage } from './garbage.js';
 import { manifestListing, type ListingRows } from './listing.js';
 import { sqliteReplicationRows, sqliteReplicationSchema } from './replication-sqlite.js';
@@ -132,6 +134,13 @@ CREATE TABLE proxies (
 `,
   // 6: replication rules, their runs and the items of each run (issue 23).
   sqliteReplicationSchema,
+  // 7: identity providers (issue 21): which provider vouches for a user, roles of groups. A
+  // binding's key is its group name in lower case, so that group names match case-insensitively.
+  `
+ALTER TABLE users ADD COLUMN provider TEXT;
+CREATE TABLE group_roles (namespace TEXT NOT NULL, group_key TEXT NOT NULL, group_name TEXT NOT NULL, role TEXT NOT NULL, PRIMARY KEY (namespace, group_key));
+CREATE INDEX group_roles_key ON group_roles (group_key);
+`,
 ];
 
 /** Bring the schema up to date; safe when several processes open the database at once. */
@@ -178,7 +187,13 @@ const toUpload = (r: Row): UploadRecord => ({
   touchedAt: r.touched_at as number,
 });
 
-const toUser = (r: Row): UserRecord => ({ name: r.name as string, passwordHash: r.password_hash as string, admin: r.admin === 1, createdAt: r.created_at as number });
+const toUser = (r: Row): UserRecord => ({
+  name: r.name as string,
+  passwordHash: r.password_hash as string,
+  admin: r.admin === 1,
+  createdAt: r.created_at as number,
+  ...(r.provider ? { provider: r.provider as string } : {}),
+});
 const toRobot = (r: Row): RobotRecord => ({
   name: r.name as string,
   namespace: r.namespace as string,
@@ -334,7 +349,9 @@ export function openSqliteMetadata(path: string): Metadata {
     storage: q<{ n: number }>("SELECT (SELECT COALESCE(SUM(size), 0) FROM blobs WHERE state = 'live') + (SELECT COALESCE(SUM(LENGTH(body)), 0) FROM manifests) AS n"),
     getUser: q('SELECT * FROM users WHERE name = ?'),
     listUsers: q('SELECT * FROM users ORDER BY name'),
-    putUser: q('INSERT INTO users (name, password_hash, admin, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, admin = excluded.admin'),
+    putUser: q(
+      'INSERT INTO users (name, password_hash, admin, created_at, provider) VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, admin = excluded.admin, provider = excluded.provider',
+    ),
     deleteUser: q('DELETE FROM users WHERE name = ?'),
     deleteUserRoles: q('DELETE FROM members WHERE user = ?'),
     getNs: q('SELECT * FROM namespaces WHERE name = ?'),
@@ -373,6 +390,10 @@ export function openSqliteMetadata(path: string): Metadata {
     members: q<Membership>('SELECT namespace, user, role FROM members WHERE namespace = ? ORDER BY user'),
     setRole: q('INSERT INTO members (namespace, user, role) VALUES (?, ?, ?) ON CONFLICT (namespace, user) DO UPDATE SET role = excluded.role'),
     revokeRole: q('DELETE FROM members WHERE namespace = ? AND user = ?'),
+    groupBindings: q<GroupBinding>('SELECT namespace, group_name AS "group", role FROM group_roles ORDER BY namespace, group_key'),
+    groupBindingsNs: q<GroupBinding>('SELECT namespace, group_name AS "group", role FROM group_roles WHERE namespace = ? ORDER BY group_key'),
+    setGroupRole: q('INSERT INTO group_roles (namespace, group_key, group_name, role) VALUES (?, ?, ?, ?) ON CONFLICT (namespace, group_key) DO UPDATE SET group_name = excluded.group_name, role = excluded.role'),
+    revokeGroupRole: q('DELETE FROM group_roles WHERE namespace = ? AND group_key = ?'),
     getRobot: q('SELECT * FROM robots WHERE name = ?'),
     listRobots: q('SELECT * FROM robots ORDER BY name'),
     listRobotsNs: q('SELECT * FROM robots WHERE namespace = ? ORDER BY name'),
@@ -722,7 +743,7 @@ export function openSqliteMetadata(path: string): Metadata {
       return s.listUsers.all().map(toUser);
     },
     putUser(u) {
-      return write(() => void s.putUser.run(u.name, u.passwordHash, u.admin ? 1 : 0, u.createdAt));
+      return write(() => void s.putUser.run(u.name, u.passwordHash, u.admin ? 1 : 0, u.createdAt, u.provider ?? null));
     },
     deleteUser(name) {
       return write(() => {
@@ -819,6 +840,25 @@ export function openSqliteMetadata(path: string): Metadata {
     },
     revokeRole(ns, user) {
       return write(() => s.revokeRole.run(ns, user).changes > 0);
+    },
+    async groupBindings(ns) {
+      return ns === undefined ? s.groupBindings.all() : s.groupBindingsNs.all(ns);
+    },
+    async bindingsOfGroups(groups) {
+      const keys = [...new Set(groups.map(groupKey))];
+      if (keys.length === 0) return [];
+      return db
+        .prepare(`SELECT namespace, group_name AS "group", role FROM group_roles WHERE group_key IN (${keys.map(() => '?').join(', ')}) ORDER BY namespace, group_key`)
+        .all(...keys) as GroupBinding[];
+    },
+    setGroupRole(ns, group, role) {
+      return write(() => {
+        s.ensureNs.run(ns, Date.now());
+        s.setGroupRole.run(ns, groupKey(group), group, role);
+      });
+    },
+    revokeGroupRole(ns, group) {
+      return write(() => s.revokeGroupRole.run(ns, groupKey(group)).changes > 0);
     },
     async getRobot(name) {
       const r = s.getRobot.get(name);

@@ -3,6 +3,7 @@ import { query, readBody, sendJson, type Ctx } from '../http.js';
 import { badRequest, denied, RegistryError } from '../errors.js';
 import { isSystemAdmin, roleAllows, type Action, type NamespacePermission, type Principal } from '../auth/access.js';
 import { assertDigest, isName, isTag } from '../names.js';
+import { effectiveRole, effectiveRoles } from '../auth/groups.js';
 import { admin, parseRole, type ProxySetting } from '../admin.js';
 import { parseDuration, parseSize } from '../config.js';
 import { webhookRoutes } from './webhooks.js';
@@ -23,7 +24,7 @@ async function who(reg: Registry, ctx: Ctx): Promise<Principal> {
 
 export async function requireNs(reg: Registry, p: Principal, ns: string, perm: NamespacePermission): Promise<void> {
   if (isSystemAdmin(p)) return;
-  if (p.kind === 'user' && roleAllows(await reg.metadata.getRole(ns, p.name), perm)) return;
+  if (p.kind === 'user' && roleAllows(await effectiveRole(reg.metadata, p, ns), perm)) return;
   throw denied(`${perm} in namespace ${ns} is not allowed for ${p.name}`);
 }
 
@@ -84,7 +85,7 @@ export async function management(reg: Registry, ctx: Ctx, parts: string[]): Prom
   if (a === 'namespaces' && b === undefined && m === 'GET') {
     const all = await ops.namespaces();
     if (isSystemAdmin(p)) return sendJson(ctx, 200, { namespaces: all });
-    const mine = new Set(p.kind === 'user' ? (await reg.metadata.rolesOf(p.name)).map((x) => x.namespace) : []);
+    const mine = new Set((await effectiveRoles(reg.metadata, p)).keys());
     return sendJson(ctx, 200, { namespaces: all.filter((n) => mine.has(n.name) || n.public) });
   }
   if (a === 'namespaces' && b !== undefined && c === undefined && m === 'PUT') {
@@ -164,6 +165,25 @@ export async function management(reg: Registry, ctx: Ctx, parts: string[]): Prom
     if (d !== undefined && m === 'DELETE') {
       await requireNs(reg, p, b, 'members:write');
       await ops.revoke(d, b);
+      return sendJson(ctx, 200, {});
+    }
+  }
+  if (a === 'namespaces' && b !== undefined && c === 'groups') {
+    // Group bindings: GET (members), PUT /GROUP {"role"} and DELETE /GROUP (namespace admins).
+    if (d === undefined && m === 'GET') {
+      await requireNs(reg, p, b, 'members:read');
+      return sendJson(ctx, 200, { groups: await ops.groupBindings(b) });
+    }
+    if (d !== undefined && m === 'PUT') {
+      await requireNs(reg, p, b, 'members:write');
+      const body = await jsonBody(ctx);
+      const role = parseRole(String(body.role ?? ''));
+      await ops.grantGroup(d, b, role);
+      return sendJson(ctx, 200, { namespace: b, group: d, role });
+    }
+    if (d !== undefined && m === 'DELETE') {
+      await requireNs(reg, p, b, 'members:write');
+      await ops.revokeGroup(d, b);
       return sendJson(ctx, 200, {});
     }
   }

@@ -23,14 +23,9 @@ async function principalFromRefresh(reg: Registry, token: string): Promise<Princ
     throw e;
   }
   if (!claims.refresh) throw invalid();
-  if (claims.sub.startsWith('robot$')) {
-    const r = await reg.metadata.getRobot(claims.sub);
-    if (r && (r.expiresAt === undefined || r.expiresAt * 1000 > Date.now())) return { kind: 'robot', name: r.name, robot: r };
-  } else {
-    const u = await reg.metadata.getUser(claims.sub);
-    if (u) return { kind: 'user', name: u.name, user: u };
-  }
-  throw invalid();
+  const p = await reg.auth.renew(claims.sub);
+  if (!p) throw invalid();
+  return p;
 }
 
 export async function token(reg: Registry, ctx: Ctx): Promise<void> {
@@ -43,7 +38,7 @@ export async function token(reg: Registry, ctx: Ctx): Promise<void> {
     ctx.user = p.name;
     const scopes = q.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);
     const access = await reg.auth.grantScopes(p, scopes);
-    const t = await reg.auth.tokens.issue(p.name, access, ttl);
+    const t = await reg.auth.tokens.issue(p.name, access, ttl, false, await reg.auth.tokenGroups(p));
     const out: Record<string, unknown> = { token: t.token, access_token: t.token, expires_in: t.expiresIn, issued_at: t.issuedAt };
     if (q.get('offline_token') === 'true' && p.kind !== 'anonymous') out.refresh_token = (await reg.auth.tokens.issue(p.name, [], reg.config.auth.refreshTokenExpiration, true)).token;
     sendJson(ctx, 200, out, { 'Cache-Control': 'no-store' });
@@ -70,7 +65,7 @@ export async function token(reg: Registry, ctx: Ctx): Promise<void> {
   ctx.user = p.name;
   const scopes = (form.get('scope') ?? '').split(' ').filter(Boolean);
   const access = await reg.auth.grantScopes(p, scopes);
-  const t = await reg.auth.tokens.issue(p.name, access, ttl);
+  const t = await reg.auth.tokens.issue(p.name, access, ttl, false, await reg.auth.tokenGroups(p));
   const scopeOut = access.filter((a) => a.actions.length).map((a) => `${a.type}:${a.name}:${a.actions.join(',')}`).join(' ');
   sendJson(
     ctx,
