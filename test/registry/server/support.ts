@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultConfig, type RegistryConfig } from '../../../src/registry/server/config.js';
 import { serve, type RunningRegistry } from '../../../src/registry/server/server.js';
-import { logger } from '../../../src/registry/server/log.js';
+import { logger, type Logger } from '../../../src/registry/server/log.js';
 import { startPostgres, type Postgres } from '../../support/postgres.js';
 import { suiteScope } from '../../support/daemon.js';
 import { kiln, type KilnResult } from '../../support/env.js';
@@ -93,7 +93,11 @@ export async function onPostgres(): Promise<boolean> {
 }
 
 /** A registry in this process on a free loopback port, in a temporary root removed after the test. */
-export async function startRegistry(t: { after: (fn: () => Promise<void> | void) => void }, tweak: (c: RegistryConfig) => void = () => {}): Promise<TestRegistry> {
+export async function startRegistry(
+  t: { after: (fn: () => Promise<void> | void) => void },
+  tweak: (c: RegistryConfig) => void = () => {},
+  opts: { log?: Logger } = {},
+): Promise<TestRegistry> {
   const root = await mkdtemp(join(tmpdir(), 'kiln-registry-'));
   const config = defaultConfig(root);
   config.http.addr = '127.0.0.1:0';
@@ -103,7 +107,7 @@ export async function startRegistry(t: { after: (fn: () => Promise<void> | void)
     config.database = { ...config.database, driver: 'postgres', postgres: { url: await postgres.server.createDatabase(`registry_${++postgres.databases}`) } };
   }
   tweak(config);
-  const running = await serve(config, { log: logger('error', () => {}) });
+  const running = await serve(config, { log: opts.log ?? logger('error', () => {}) });
   t.after(async () => {
     await running.close();
     await rm(root, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Client, FilterParser, InvalidCredentialsError, ResultCodeError, SizeLimitExceededError, type Entry } from 'ldapts';
+import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { UsageError } from '../../../errors.js';
 import { ProviderUnavailable, type Identity, type IdentityProvider } from './identity.js';
@@ -77,19 +78,23 @@ export function ldapProvider(o: LdapOptions): IdentityProvider {
     }
   }
   const host = new URL(o.url).hostname;
-  const tls: ConnectionOptions = { ...(ca ? { ca } : {}), servername: host };
+  // SNI takes host names only (RFC 6066 section 3); the certificate is checked against the host either way.
+  const tls: ConnectionOptions = { ...(ca ? { ca } : {}), ...(isIP(host) ? {} : { servername: host }) };
   const ms = Math.max(1, Math.round(o.timeout * 1000));
   const where = o.url;
 
   const unavailable = (e: unknown, doing: string): ProviderUnavailable => {
     if (e instanceof ProviderUnavailable) return e;
-    const msg = e instanceof ResultCodeError ? `${e.message} (LDAP result ${e.code})` : (e as Error).message ?? String(e);
-    return new ProviderUnavailable('ldap', `${doing} at ${where} failed: ${msg.split('\n')[0]}`);
+    if (e instanceof ResultCodeError) return new ProviderUnavailable('ldap', `${doing} at ${where} failed: ${e.message} (LDAP result ${e.code})`);
+    // Socket errors (ECONNREFUSED, ETIMEDOUT…), ldapts's timeouts and closed connections: the server is not there.
+    const msg = (e instanceof Error ? e.message : String(e)).split('\n').filter(Boolean).pop() ?? 'unknown error';
+    return new ProviderUnavailable('ldap', `cannot reach ${where}: ${msg}`);
   };
 
   /** A connected client (StartTLS done when asked for); connecting failures are ProviderUnavailable. */
   const connect = async (): Promise<Client> => {
-    const c = new Client({ url: o.url, timeout: ms, connectTimeout: ms, tlsOptions: tls });
+    // ldapts speaks TLS from the start whenever tlsOptions are given, so only ldaps:// gets them.
+    const c = new Client({ url: o.url, timeout: ms, connectTimeout: ms, ...(o.url.startsWith('ldaps:') ? { tlsOptions: tls } : {}) });
     try {
       if (o.startTLS) await c.startTLS(tls);
       return c;
