@@ -21,6 +21,9 @@ cd "$(dirname "$0")/.."
 # qemu-user-static and binfmt-support: RUN steps of foreign platforms (kiln build --platform linux/arm64)
 # run under QEMU user-mode emulation; the interpreters are registered with binfmt_misc below, with the F
 # flag, so the kernel opens them on the host and they work inside the sandbox's mount namespace.
+# slapd and ldap-utils: the OpenLDAP server the registry's LDAP sign-in is tested against
+# (test/support/slapd.ts starts its own, with its own cn=config, on a free loopback port; the
+# package's own slapd service is stopped and disabled below, the tests never use it).
 need=()
 for pair in runc:runc bwrap:bubblewrap skopeo:skopeo umoci:umoci buildah:buildah debootstrap:debootstrap \
             getfattr:attr zstd:zstd ip:iproute2 mknod:coreutils podman:podman docker-registry:docker-registry wrk:wrk cc:build-essential newuidmap:uidmap \
@@ -31,6 +34,8 @@ for pair in runc:runc bwrap:bubblewrap skopeo:skopeo umoci:umoci buildah:buildah
 done
 [ -x /bin/busybox ] || need+=(busybox-static)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)   # not on PATH
+[ -x /usr/sbin/slapd ] || need+=(slapd)   # not on PATH for users
+command -v ldapadd >/dev/null 2>&1 || need+=(ldap-utils)
 [ -x /usr/bin/time ] || need+=(time)   # GNU time: CPU and peak memory in bench/build.ts
 [ -x /usr/bin/qemu-aarch64-static ] || need+=(qemu-user-static)
 command -v update-binfmts >/dev/null 2>&1 || need+=(binfmt-support)
@@ -40,6 +45,10 @@ if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2
     apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+    # Debian's slapd configures and may start a system server (dc=nodomain on port 389): not ours.
+    if [[ " ${need[*]} " == *" slapd "* ]]; then
+      { service slapd stop && update-rc.d slapd disable; } >/dev/null 2>&1 || true
+    fi
   else
     echo "setup: missing Debian packages (run as root to install): ${need[*]}" >&2
   fi

@@ -289,6 +289,33 @@ function contract(b: Backend): void {
     assert.deepEqual((await m.listNamespaces()).map((n) => n.name), ['lab', 'new', 'team']);
   });
 
+  test(`${b.name}: users an identity provider vouches for, and roles of groups matched case-insensitively`, async (t) => {
+    const m = await open(t);
+    await m.putUser({ name: 'jürgen', passwordHash: '', admin: false, createdAt: 5, provider: 'ldap' });
+    assert.deepEqual(await m.getUser('jürgen'), { name: 'jürgen', passwordHash: '', admin: false, createdAt: 5, provider: 'ldap' });
+    await m.putUser({ name: 'jürgen', passwordHash: 'h', admin: true, createdAt: 6 });
+    assert.deepEqual(await m.getUser('jürgen'), { name: 'jürgen', passwordHash: 'h', admin: true, createdAt: 5 }, 'a local user now');
+
+    await m.setGroupRole('team', 'Team-Devs', 'developer');
+    await m.setGroupRole('lab', 'team-devs', 'guest');
+    await m.setGroupRole('team', 'ops', 'admin');
+    assert.ok(await m.getNamespace('lab'), 'a binding creates its namespace');
+    await m.setGroupRole('team', 'TEAM-DEVS', 'maintainer');
+    assert.deepEqual(await m.groupBindings('team'), [
+      { namespace: 'team', group: 'ops', role: 'admin' },
+      { namespace: 'team', group: 'TEAM-DEVS', role: 'maintainer' },
+    ], 'one binding per group name, whatever its case');
+    assert.deepEqual(await m.bindingsOfGroups(['team-devs', 'nobody']), [
+      { namespace: 'lab', group: 'team-devs', role: 'guest' },
+      { namespace: 'team', group: 'TEAM-DEVS', role: 'maintainer' },
+    ]);
+    assert.deepEqual(await m.bindingsOfGroups([]), []);
+    assert.equal((await m.groupBindings()).length, 3);
+    assert.equal(await m.revokeGroupRole('team', 'Team-devs'), true);
+    assert.equal(await m.revokeGroupRole('team', 'team-devs'), false);
+    assert.deepEqual((await m.bindingsOfGroups(['Team-Devs'])).map((x) => x.namespace), ['lab']);
+  });
+
   test(`${b.name}: the audit log keeps events newest first, with the namespace derived from the repository`, async (t) => {
     const m = await open(t);
     await m.recordAudit([]);
