@@ -114,7 +114,7 @@ export function admin(metadata: Metadata, actor: string): Admin {
     },
     async grant(user, ns, role) {
       checkNamespace(ns);
-      await mustUser(user);
+      if (!(await metadata.getUser(user))) throw new UsageError(`no user "${user}" (an LDAP user has one from their first sign-in on; or bind their group: role grant-group)`);
       parseRole(role);
       await metadata.setRole(ns, user, role);
       await audit({ action: 'role-grant', namespace: ns, detail: `${user} ${role}` });
