@@ -21,6 +21,9 @@ export interface Slapd {
   readonly rootDN: string;
   readonly rootPassword: string;
   readonly logFile: string;
+  /** With `tls`: ldaps://127.0.0.1:PORT2, and the PEM of its self-signed certificate (for 127.0.0.1 and localhost), also used by StartTLS on `url`. */
+  readonly ldapsUrl?: string;
+  readonly caFile?: string;
   /** ldapadd as the root DN. */
   add(ldif: string): Promise<void>;
   /** ldapmodify as the root DN. */
@@ -49,12 +52,13 @@ export function ldifLine(attr: string, value: string): string {
 const suffix = 'dc=kiln,dc=test';
 const rootPassword = 'slapd-root-password';
 
-function configLdif(dir: string): string {
+function configLdif(dir: string, tls: boolean): string {
+  const tlsLines = tls ? `olcTLSCACertificateFile: ${dir}/cert.pem\nolcTLSCertificateFile: ${dir}/cert.pem\nolcTLSCertificateKeyFile: ${dir}/key.pem\n` : '';
   return `dn: cn=config
 objectClass: olcGlobal
 cn: config
 olcPidFile: ${dir}/slapd.pid
-
+${tlsLines}
 dn: cn=module{0},cn=config
 objectClass: olcModuleList
 cn: module{0}
@@ -89,8 +93,12 @@ olcAccess: {1}to * by users read by * none
 `;
 }
 
-/** Starts slapd with an empty suffix entry; it is stopped and its directory removed when the test (or suiteScope()) ends. */
-export async function startSlapd(t: TestContextLike): Promise<Slapd> {
+/**
+ * Starts slapd with an empty suffix entry; it is stopped and its directory removed when the test (or
+ * suiteScope()) ends. With `tls`, it also listens for ldaps:// and takes StartTLS, with a
+ * self-signed certificate made by openssl.
+ */
+export async function startSlapd(t: TestContextLike, opts: { tls?: boolean } = {}): Promise<Slapd> {
   requireBinary('/usr/sbin/slapd', 'slapd');
   requireBinary('/usr/bin/ldapadd', 'ldap-utils');
   const dir = await mkdtemp(join(tmpdir(), 'kiln-slapd-'));
@@ -102,11 +110,19 @@ export async function startSlapd(t: TestContextLike): Promise<Slapd> {
   const logFile = join(dir, 'slapd.log');
   await mkdir(join(dir, 'slapd.d'));
   await mkdir(join(dir, 'data'));
-  await writeFile(join(dir, 'config.ldif'), configLdif(dir));
+  const tls = opts.tls === true;
+  if (tls) {
+    await runToLog('/usr/bin/openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=localhost',
+      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+    ], { logFile });
+  }
+  await writeFile(join(dir, 'config.ldif'), configLdif(dir, tls));
   await runToLog('/usr/sbin/slapadd', ['-n', '0', '-F', join(dir, 'slapd.d'), '-l', join(dir, 'config.ldif')], { logFile });
 
   let port = 0;
   let url = '';
+  let ldapsUrl: string | undefined;
   const listening = () =>
     new Promise<boolean>((resolve) => {
       const s = connect(port, '127.0.0.1', () => {
@@ -116,7 +132,8 @@ export async function startSlapd(t: TestContextLike): Promise<Slapd> {
       s.on('error', () => resolve(false));
     });
   const start = async (): Promise<Daemon> => {
-    const d = startDaemon('slapd', '/usr/sbin/slapd', ['-h', `${url}/`, '-F', join(dir, 'slapd.d'), '-d', '0'], { logFile, cwd: dir });
+    const listen = ldapsUrl ? `${url}/ ${ldapsUrl}/` : `${url}/`;
+    const d = startDaemon('slapd', '/usr/sbin/slapd', ['-h', listen, '-F', join(dir, 'slapd.d'), '-d', '0'], { logFile, cwd: dir });
     try {
       await waitUntil(d, 'listening', listening, 15_000, 20);
     } catch (err) {
@@ -129,6 +146,7 @@ export async function startSlapd(t: TestContextLike): Promise<Slapd> {
   for (let attempt = 1; ; attempt++) {
     port = await freePort();
     url = `ldap://127.0.0.1:${port}`;
+    if (tls) ldapsUrl = `ldaps://127.0.0.1:${await freePort()}`;
     try {
       server = await start();
       break;
@@ -149,6 +167,7 @@ export async function startSlapd(t: TestContextLike): Promise<Slapd> {
     rootDN,
     rootPassword,
     logFile,
+    ...(tls ? { ldapsUrl, caFile: join(dir, 'cert.pem') } : {}),
     add: tool('/usr/bin/ldapadd'),
     modify: tool('/usr/bin/ldapmodify'),
     stop: async () => {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Client, FilterParser, InvalidCredentialsError, ResultCodeError, SizeLimitExceededError, type Entry } from 'ldapts';
 import { isIP } from 'node:net';
-import type { ConnectionOptions } from 'node:tls';
+import { checkServerIdentity, type ConnectionOptions, type PeerCertificate } from 'node:tls';
 import { UsageError } from '../../../errors.js';
 import { ProviderUnavailable, type Identity, type IdentityProvider } from './identity.js';
 
@@ -78,8 +78,12 @@ export function ldapProvider(o: LdapOptions): IdentityProvider {
     }
   }
   const host = new URL(o.url).hostname;
-  // SNI takes host names only (RFC 6066 section 3); the certificate is checked against the host either way.
-  const tls: ConnectionOptions = { ...(ca ? { ca } : {}), ...(isIP(host) ? {} : { servername: host }) };
+  // The certificate must name the URL's host. SNI takes host names only (RFC 6066 section 3), and
+  // StartTLS upgrades a socket Node does not know the host of, so an IP address is checked by hand.
+  const tls: ConnectionOptions = {
+    ...(ca ? { ca } : {}),
+    ...(isIP(host) ? { checkServerIdentity: (_: string, cert: PeerCertificate) => checkServerIdentity(host, cert) } : { servername: host }),
+  };
   const ms = Math.max(1, Math.round(o.timeout * 1000));
   const where = o.url;
 
@@ -88,6 +92,8 @@ export function ldapProvider(o: LdapOptions): IdentityProvider {
     if (e instanceof ResultCodeError) return new ProviderUnavailable('ldap', `${doing} at ${where} failed: ${e.message} (LDAP result ${e.code})`);
     // Socket errors (ECONNREFUSED, ETIMEDOUT…), ldapts's timeouts and closed connections: the server is not there.
     const msg = (e instanceof Error ? e.message : String(e)).split('\n').filter(Boolean).pop() ?? 'unknown error';
+    const code = String((e as { code?: unknown }).code ?? '');
+    if (/CERT|TLS|SSL/.test(code) || /certificate/i.test(msg)) return new ProviderUnavailable('ldap', `TLS with ${where} failed: ${msg} (auth.ldap.ca)`);
     return new ProviderUnavailable('ldap', `cannot reach ${where}: ${msg}`);
   };
 
