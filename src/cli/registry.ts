@@ -19,8 +19,9 @@ import { registerWebhookCommands } from './webhook.js';
 import { describeProxy, proxyChange, withProxyOptions, type ProxyFlags } from './registry-proxy.js';
 import { registerReplicationCommands } from './registry-replication.js';
 import { listRoles, registerGroupCommands } from './registry-groups.js';
+import { registerPolicyCommands } from './registry-policy.js';
 
-/** kiln registry serve|gc|migrate|user|role|robot|namespace|immutable|retention|webhook|audit: the registry server and its offline administration. */
+/** kiln registry serve|gc|migrate|user|role|robot|namespace|immutable|retention|webhook|policy|audit: the registry server and its offline administration. */
 export function registerRegistryCommands(program: Command, globals: () => GlobalOptions): void {
   const registry = program.command('registry').description('Run and administer an OCI distribution registry');
 
@@ -332,6 +333,7 @@ export function registerRegistryCommands(program: Command, globals: () => Global
 
   registerWebhookCommands(registry, { withRoot, offline, actor });
   registerReplicationCommands(registry, { withRoot, offline, actor, readPassword });
+  registerPolicyCommands(registry, withRoot, offline, actor);
 
   withRoot(registry.command('audit'))
     .description('Show the audit log, newest first')

@@ -5,10 +5,10 @@ import type { Descriptor, Index, Manifest } from '../oci/types.js';
 import { parseNamed, repositoryOf } from '../reference/reference.js';
 import { loadRegistriesConfig, pushEndpoint } from '../registry/client/config.js';
 import { RegistrySession, pullScope, pushScope } from '../registry/client/session.js';
-import { fetchManifest, putManifest } from '../registry/client/manifests.js';
+import { fetchManifest, ManifestAccept, putManifest } from '../registry/client/manifests.js';
 import { downloadBlob, uploadBlob } from '../registry/client/blobs.js';
 import { addToReferrersTag, DefaultChunkSize, DefaultMonolithicMax } from '../registry/client/push.js';
-import { ManifestUnknown } from '../registry/client/errors.js';
+import { ManifestUnknown, RegistryDenied } from '../registry/client/errors.js';
 import { discard, readBody } from '../registry/client/http.js';
 import { SignatureInvalid } from './errors.js';
 import { digestTag, type Artifact } from './artifact.js';
@@ -21,14 +21,34 @@ import { SignatureArtifactTypes } from './verify.js';
 // cosign's older sha256-<hex>.sig tag. The subject is what the registry has for the reference now,
 // resolved to its digest once.
 
+/**
+ * The descriptor of what `reference` names: from its content (GET), or, when a signature policy
+ * holds an unsigned image back (403), from a HEAD, which such a registry answers for those who may
+ * push, as cosign resolves the digest to sign.
+ */
+async function resolveSubject(session: RegistrySession, repo: string, reference: string): Promise<Descriptor> {
+  try {
+    const target = await fetchManifest(session, repo, reference);
+    return { mediaType: target.mediaType, digest: target.digest, size: target.bytes.length };
+  } catch (e) {
+    if (!(e instanceof RegistryDenied)) throw e;
+    const res = await session.request('HEAD', `/v2/${repo}/manifests/${reference}`, { scopes: [pushScope(repo)], headers: { accept: ManifestAccept } });
+    discard(res);
+    const digest = res.headers['docker-content-digest'];
+    const mediaType = String(res.headers['content-type'] ?? '').split(';')[0]!.trim();
+    const size = Number(res.headers['content-length']);
+    if (res.status !== 200 || typeof digest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(digest) || (reference.includes(':') && digest !== reference) || !mediaType || !Number.isSafeInteger(size)) throw e;
+    return { mediaType, digest, size };
+  }
+}
+
 export async function registrySource(reference: string, env: NodeJS.ProcessEnv = process.env): Promise<SignatureSource> {
   const ref = parseNamed(reference);
   const config = await loadRegistriesConfig(env);
   const session = new RegistrySession(pushEndpoint(ref.domain, config), { env });
   const repo = ref.path;
   const where = `${session.endpoint.host}/${repo}`;
-  const target = await fetchManifest(session, repo, ref.digest ?? ref.tag ?? 'latest');
-  const subject: Descriptor = { mediaType: target.mediaType, digest: target.digest, size: target.bytes.length };
+  const subject = await resolveSubject(session, repo, ref.digest ?? ref.tag ?? 'latest');
   const pull = [pullScope(repo)];
 
   const manifestOf = async (desc: Descriptor, from: Found): Promise<FoundArtifact | undefined> => {

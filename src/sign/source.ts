@@ -17,6 +17,9 @@ export interface FoundArtifact {
   from: Found;
 }
 
+/** What verification reads: the subject, its candidate artifacts and their blobs (the registry server has only these). */
+export type SignatureReader = Pick<SignatureSource, 'subject' | 'artifacts' | 'blob'>;
+
 export interface SignatureSource {
   /** A registry's `.sig` manifests have no subject; the store's need one to be kept as referrers. */
   readonly kind: 'store' | 'registry';

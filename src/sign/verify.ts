@@ -6,8 +6,8 @@ import { SignatureInvalid } from './errors.js';
 import { keyHint, verifyData } from './keys.js';
 import { JwsMediaType, NotationArtifactType, verifyNotation } from './notation.js';
 import { SignatureAnnotation, SimpleSigningMediaType, parseSimpleSigning } from './simplesigning.js';
-import { parseStatement, statementClaims, statementDigests } from './statement.js';
-import type { FoundArtifact, SignatureSource } from './source.js';
+import { CosignSignPredicate, parseStatement, statementClaims, statementDigests } from './statement.js';
+import type { FoundArtifact, SignatureReader } from './source.js';
 
 // Verification of every signature an image has: each artifact's subject must be the image, each
 // signature must verify with a trusted key (or chain to a trusted certificate), name exactly the
@@ -37,9 +37,15 @@ export interface SignatureResult {
   error?: string;
 }
 
-export async function verifySignatures(source: SignatureSource, trust: Trust): Promise<SignatureResult[]> {
+/** The referrer annotation cosign v3 and kiln put on a bundle artifact: the statement's predicate type. */
+export const BundlePredicateAnnotation = 'dev.sigstore.bundle.predicateType';
+
+export async function verifySignatures(source: SignatureReader, trust: Trust): Promise<SignatureResult[]> {
   const results: SignatureResult[] = [];
   for (const found of await source.artifacts()) {
+    // Attestations share the bundle artifact type; they are no signatures (cosign verify skips them too).
+    const predicate = found.manifest.annotations?.[BundlePredicateAnnotation];
+    if (predicate !== undefined && predicate !== CosignSignPredicate) continue;
     const where = `signature ${found.descriptor.digest} (${found.from})`;
     const subject = found.manifest.subject?.digest;
     if (found.from !== 'sig tag' && subject !== source.subject.digest) {
@@ -98,6 +104,7 @@ function checkLayer(format: SignatureFormat, layer: Descriptor, bytes: Buffer, d
   const { payloadType, payload } = bundlePayload(bundle, where);
   if (payloadType !== InTotoPayloadType) throw new SignatureInvalid(`${where}: dsseEnvelope.payloadType "${payloadType}" is not ${InTotoPayloadType}`);
   const statement = parseStatement(payload, where);
+  if (statement.predicateType !== CosignSignPredicate) throw new SignatureInvalid(`${where}: an attestation (predicateType ${statement.predicateType}), not a signature`);
   const annotations = statementClaims(statement, digest);
   if (!annotations) throw new SignatureInvalid(`${where}: signs ${statementDigests(statement).join(', ')}, not ${digest}`);
   checkAnnotations(annotations, trust.annotations, where);

@@ -113,6 +113,16 @@ async function copyIdentities(from: Metadata, to: Metadata, r: MigrationReport, 
         r.rules++;
       }
     }
+    // The signature policy (one per namespace), when the target has not this one already.
+    const policy = (await from.signaturePolicies(ns.name))[0];
+    if (policy) {
+      const policyThere = (await to.signaturePolicies(ns.name))[0];
+      if (policyThere && JSON.stringify([policyThere.keys, policyThere.certificates, policyThere.on]) === JSON.stringify([policy.keys, policy.certificates, policy.on])) r.skipped++;
+      else {
+        await to.setSignaturePolicy(policy);
+        r.rules++;
+      }
+    }
     for (const m of await from.listMembers(ns.name)) {
       if ((await to.getRole(m.namespace, m.user)) === m.role) r.skipped++;
       else {

@@ -27,6 +27,7 @@ import { startWebhooks, type Webhooks } from './webhooks/webhooks.js';
 import { watchBaseUpdates } from './base-updates.js';
 import { pullThrough, type PullThrough } from './proxy.js';
 import { startReplication, type Replication } from './replication/worker.js';
+import { signatureRules, type SignatureRules } from './trust.js';
 
 /** The parts of a running registry, each behind its own interface, chosen by configuration. */
 export interface Registry {
@@ -39,6 +40,8 @@ export interface Registry {
   readonly search: SearchIndex;
   /** The rules of push, promote and delete, for every front end (/v2/, /kiln/v1/, the web UI). */
   readonly service: RegistryService;
+  /** Namespaces' signature policies: which manifests may be pulled and promoted, and each one's signatures. */
+  readonly signatures: SignatureRules;
   /** What the service changed, for webhooks and push-triggered replication in this process. */
   readonly events: EventBus;
   /** Deliveries of events to the namespaces' webhooks. */
@@ -120,12 +123,14 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
   const auth = createAuth(config, metadata, tokens, { providers, audit, log });
   // The service refuses pushes into proxy namespaces; the proxy stores what it fetches through the service's quota rule.
   let proxy: PullThrough | undefined;
-  const service = registryService({ config, metadata, manifests, blobs, search, audit, events, proxyOf: (repository) => proxy!.upstreamOf(repository) });
+  const signatures = signatureRules({ metadata, blobs });
+  const service = registryService({ config, metadata, manifests, blobs, search, audit, events, signatures, proxyOf: (repository) => proxy!.upstreamOf(repository) });
   proxy = pullThrough({ metadata, manifests, blobs, uploads, search, service, audit, log });
   const invalidate = () => {
     blobs.invalidate();
     manifests.invalidate();
     proxy!.invalidate();
+    signatures.invalidate();
   };
   // Another process (kiln registry gc, user changes) wrote to the database: forget what we cached.
   metadata.onExternalChange(invalidate);
@@ -182,6 +187,7 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
     manifests,
     search,
     service,
+    signatures,
     events,
     webhooks,
     proxy,

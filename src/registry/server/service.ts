@@ -13,6 +13,7 @@ import { algorithmOf } from '../../oci/digest.js';
 import { denied, manifestUnknown, unsupported } from './errors.js';
 import { namespaceOf } from './names.js';
 import { describeRule, formatBytes, ruleProtects } from './governance.js';
+import type { SignatureRules } from './trust.js';
 
 // The rules of changing what a registry holds: pushing a manifest, moving a tag (promote),
 // deleting a tag or a manifest, linking a blob (quotas), tag immutability. The /v2/ routes, the /kiln/v1/ API and the web UI all call these,
@@ -74,8 +75,10 @@ export function registryService(parts: {
   events: EventBus;
   /** The pull-through cache settings of a repository's namespace (proxy.ts), when it is one: pushes there are refused. */
   proxyOf?: (repository: string) => Promise<ProxyRecord | undefined>;
+  /** Namespaces' signature policies: promotions (and tag moves) they cover need a verified signature. */
+  signatures: SignatureRules;
 }): RegistryService {
-  const { config, metadata, manifests, blobs, search, audit, events } = parts;
+  const { config, metadata, manifests, blobs, search, audit, events, signatures } = parts;
 
   /** A pull-through cache's content comes from upstream: no push; deletes (evictions) by its administrators only. */
   const requireNotProxy = async (actor: Actor, repository: string, what: string, administratorsMay = false) => {
@@ -101,7 +104,8 @@ export function registryService(parts: {
     }
   };
 
-  const pushManifest: RegistryService['pushManifest'] = async (actor, repository, body, contentType, reference, extraTags = []) => {
+  /** pushManifest; `promotionAdmitted` when promote() has checked the signature policy already (against the source's signatures). */
+  const store = async (actor: Actor, repository: string, body: Buffer, contentType: string, reference: { tag?: string; digest?: string }, extraTags: string[], promotionAdmitted: boolean): Promise<PushedManifest> => {
     await requireAction(actor, repository, 'push', 'push');
     await requireNotProxy(actor, repository, 'push');
     const tags = [...(reference.tag !== undefined ? [reference.tag] : []), ...extraTags];
@@ -116,6 +120,7 @@ export function registryService(parts: {
       }
       await requireMutable(repository, moving, 'push');
       if (moving.length && !(await actor.may(repository, 'promote'))) throw denied(`tag ${moving[0]} exists: moving it (promote) needs the maintainer role`);
+      if (moving.length && !promotionAdmitted) await signatures.admitPromotion(repository, repository, { digest, body });
     }
     const r = await manifests.put(repository, body, contentType, reference, extraTags);
     await search.indexPushed(repository, r.digest, body, r.parsed);
@@ -131,6 +136,7 @@ export function registryService(parts: {
     events.publish(actor.name, { type: 'push', repository, digest: r.digest, mediaType: r.parsed.mediaType, size: body.length, tags, subject: r.parsed.subject?.digest });
     return r;
   };
+  const pushManifest: RegistryService['pushManifest'] = (actor, repository, body, contentType, reference, extraTags = []) => store(actor, repository, body, contentType, reference, extraTags, false);
 
   /** The blobs and child manifests `parsed` needs in `to`, linked from `from` (server-side mounts). */
   const bring = async (actor: Actor, from: string, to: string, parsed: ParsedManifest): Promise<void> => {
@@ -155,6 +161,7 @@ export function registryService(parts: {
       const m = await manifests.get(source.repository, source.tag !== undefined ? { tag: source.tag } : { digest: source.digest! });
       if (!m) throw manifestUnknown(`${source.repository}${source.tag !== undefined ? `:${source.tag}` : `@${source.digest}`}`);
       if (source.digest && m.digest !== source.digest) throw manifestUnknown(`${source.repository}@${source.digest}`);
+      await signatures.admitPromotion(source.repository, destination.repository, m);
       // The destination gets exactly the bytes the source named when it was read: a tag moved on
       // the source meanwhile cannot leak into the destination.
       if (destination.repository !== source.repository) {
@@ -163,7 +170,15 @@ export function registryService(parts: {
       }
       // Promotion is the maintainer's act even when the tag is new.
       await requireAction(actor, destination.repository, 'promote', 'promote');
-      const r = await pushManifest(actor, destination.repository, m.body, m.mediaType, { tag: destination.tag });
+      const r = await store(actor, destination.repository, m.body, m.mediaType, { tag: destination.tag }, [], true);
+      // Signatures, SBOMs and attestations go with the image, so that the destination's policy sees them.
+      if (destination.repository !== source.repository) {
+        for (const ref of await metadata.referrers(source.repository, m.digest)) {
+          if (await manifests.get(destination.repository, { digest: ref.digest })) continue;
+          await bring(actor, source.repository, destination.repository, parseManifest(ref.body, ref.mediaType));
+          await pushManifest(actor, destination.repository, ref.body, ref.mediaType, { digest: ref.digest });
+        }
+      }
       audit.record({
         actor: actor.name,
         action: 'promote',

@@ -101,6 +101,23 @@ export interface ImmutableRule {
   createdAt: number;
 }
 
+/** When a signature policy applies: to manifest pulls, to promotions (kiln promote, tag moves), or both. */
+export type PolicyEnforcement = 'pull' | 'promote';
+export const PolicyEnforcements: readonly PolicyEnforcement[] = ['pull', 'promote'];
+
+/**
+ * A namespace's signature policy (issue 19): manifests of its repositories must carry a signature
+ * that verifies with one of `keys` (PEM public keys) or chains to one of `certificates` (PEM CAs).
+ */
+export interface SignaturePolicy {
+  namespace: string;
+  keys: string[];
+  certificates: string[];
+  on: PolicyEnforcement[];
+  createdBy: string;
+  createdAt: number;
+}
+
 export interface Membership {
   namespace: string;
   user: string;
@@ -405,6 +422,14 @@ export interface GovernanceRows {
   addImmutableRule(rule: Omit<ImmutableRule, 'id'>): Promise<number>;
   /** The rule removed, or undefined when there was none with that id. */
   removeImmutableRule(id: number): Promise<ImmutableRule | undefined>;
+  /** Signature policies, one per namespace at most. */
+  signaturePolicies(namespace?: string): Promise<SignaturePolicy[]>;
+  /** Replaces the namespace's policy, if any. */
+  setSignaturePolicy(policy: SignaturePolicy): Promise<void>;
+  /** The policy removed, or undefined when the namespace had none. */
+  removeSignaturePolicy(namespace: string): Promise<SignaturePolicy | undefined>;
+  /** Digests of the image indexes of the repository that list the manifest `digest`. */
+  indexesListing(repository: string, digest: string): Promise<string[]>;
   /** Set (or with undefined, clear) a namespace's quota; the namespace is made when missing. */
   setQuota(namespace: string, quotaBytes: number | undefined, now: number): Promise<void>;
   /** Bytes the namespace uses: every blob linked in one of its repositories, once, however many link it. */

@@ -16,6 +16,8 @@ import type {
   ProxyRecord,
   Metadata,
   ImmutableRule,
+  PolicyEnforcement,
+  SignaturePolicy,
   NamespaceRecord,
   RetentionRule,
   TagRecord,
@@ -126,6 +128,12 @@ ALTER TABLE users ADD COLUMN provider TEXT;
 CREATE TABLE group_roles (namespace ${K} NOT NULL, group_key ${K} NOT NULL, group_name TEXT NOT NULL, role TEXT NOT NULL, PRIMARY KEY (namespace, group_key));
 CREATE INDEX group_roles_key ON group_roles (group_key);
 `,
+  // 7: signature policies of namespaces (issue 19); keys and certificates as JSON arrays of PEM texts.
+  `
+CREATE TABLE signature_policies (
+  namespace ${K} PRIMARY KEY, keys TEXT NOT NULL, certificates TEXT NOT NULL, enforce TEXT NOT NULL,
+  created_by TEXT NOT NULL, created_at BIGINT NOT NULL);
+`,
 ];
 
 /** Any constant both migrating replicas agree on: "kiln" in ASCII. */
@@ -223,6 +231,15 @@ const toRetention = (r: Row): RetentionRule => ({
   createdBy: r.created_by,
   createdAt: r.created_at,
 });
+const toPolicy = (r: Row): SignaturePolicy => ({
+  namespace: r.namespace as string,
+  keys: JSON.parse(r.keys as string) as string[],
+  certificates: JSON.parse(r.certificates as string) as string[],
+  on: (r.enforce as string).split(',') as PolicyEnforcement[],
+  createdBy: r.created_by as string,
+  createdAt: r.created_at as number,
+});
+
 const toRule = (r: Row): ImmutableRule => ({
   id: r.id,
   namespace: r.namespace,
@@ -854,6 +871,30 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
         if (r.rowCount) t.changed();
         return r.rows[0] ? toRule(r.rows[0]) : undefined;
       });
+    },
+    async signaturePolicies(ns) {
+      const rows = ns === undefined ? await read('SELECT * FROM signature_policies ORDER BY namespace') : await read('SELECT * FROM signature_policies WHERE namespace = $1', [ns]);
+      return rows.map(toPolicy);
+    },
+    setSignaturePolicy(p) {
+      return tx(async (t) => {
+        await t.q(
+          `INSERT INTO signature_policies (namespace, keys, certificates, enforce, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (namespace) DO UPDATE SET keys = excluded.keys, certificates = excluded.certificates, enforce = excluded.enforce, created_by = excluded.created_by, created_at = excluded.created_at`,
+          [p.namespace, JSON.stringify(p.keys), JSON.stringify(p.certificates), p.on.join(','), p.createdBy, p.createdAt],
+        );
+        t.changed();
+      });
+    },
+    removeSignaturePolicy(ns) {
+      return tx(async (t) => {
+        const r = await t.q('DELETE FROM signature_policies WHERE namespace = $1 RETURNING *', [ns]);
+        if (r.rowCount) t.changed();
+        return r.rows[0] ? toPolicy(r.rows[0]) : undefined;
+      });
+    },
+    async indexesListing(repo, digest) {
+      return (await read("SELECT digest FROM manifest_refs WHERE repo = $1 AND child = $2 AND kind = 'manifest' ORDER BY digest", [repo, digest])).map((r) => r.digest as string);
     },
     async retentionRules(ns) {
       const rows = ns === undefined ? await read('SELECT * FROM retention_rules ORDER BY id') : await read('SELECT * FROM retention_rules WHERE namespace = $1 ORDER BY id', [ns]);

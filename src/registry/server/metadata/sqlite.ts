@@ -10,6 +10,8 @@ import type {
   GroupBinding,
   ImmutableRule,
   Metadata,
+  PolicyEnforcement,
+  SignaturePolicy,
   NamespaceRecord,
   PackageHit,
   RetentionKind,
@@ -140,6 +142,12 @@ CREATE TABLE proxies (
 ALTER TABLE users ADD COLUMN provider TEXT;
 CREATE TABLE group_roles (namespace TEXT NOT NULL, group_key TEXT NOT NULL, group_name TEXT NOT NULL, role TEXT NOT NULL, PRIMARY KEY (namespace, group_key));
 CREATE INDEX group_roles_key ON group_roles (group_key);
+`,
+  // 8: signature policies of namespaces (issue 19); keys and certificates as JSON arrays of PEM texts.
+  `
+CREATE TABLE signature_policies (
+  namespace TEXT PRIMARY KEY, keys TEXT NOT NULL, certificates TEXT NOT NULL, enforce TEXT NOT NULL,
+  created_by TEXT NOT NULL, created_at INTEGER NOT NULL);
 `,
 ];
 
@@ -289,6 +297,15 @@ const toRule = (r: Row): ImmutableRule => ({
   createdAt: r.created_at as number,
 });
 
+const toPolicy = (r: Row): SignaturePolicy => ({
+  namespace: r.namespace as string,
+  keys: JSON.parse(r.keys as string) as string[],
+  certificates: JSON.parse(r.certificates as string) as string[],
+  on: (r.enforce as string).split(',') as PolicyEnforcement[],
+  createdBy: r.created_by as string,
+  createdAt: r.created_at as number,
+});
+
 export function openSqliteMetadata(path: string): Metadata {
   mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path);
@@ -373,6 +390,13 @@ export function openSqliteMetadata(path: string): Metadata {
     getRule: q('SELECT * FROM immutable_rules WHERE id = ?'),
     addRule: q('INSERT INTO immutable_rules (namespace, repos, tags, exclude_repos, exclude_tags, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
     delRule: q('DELETE FROM immutable_rules WHERE id = ?'),
+    listPolicies: q('SELECT * FROM signature_policies ORDER BY namespace'),
+    getPolicy: q('SELECT * FROM signature_policies WHERE namespace = ?'),
+    putPolicy: q(
+      'INSERT INTO signature_policies (namespace, keys, certificates, enforce, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (namespace) DO UPDATE SET keys = excluded.keys, certificates = excluded.certificates, enforce = excluded.enforce, created_by = excluded.created_by, created_at = excluded.created_at',
+    ),
+    delPolicy: q('DELETE FROM signature_policies WHERE namespace = ?'),
+    indexesListing: q("SELECT digest FROM manifest_refs WHERE repo = ? AND child = ? AND kind = 'manifest' ORDER BY digest"),
     listRetention: q('SELECT * FROM retention_rules ORDER BY id'),
     listRetentionNs: q('SELECT * FROM retention_rules WHERE namespace = ? ORDER BY id'),
     getRetention: q('SELECT * FROM retention_rules WHERE id = ?'),
@@ -771,6 +795,23 @@ export function openSqliteMetadata(path: string): Metadata {
         s.delRule.run(id);
         return toRule(r);
       });
+    },
+    async signaturePolicies(ns) {
+      return (ns === undefined ? s.listPolicies.all() : [s.getPolicy.get(ns)].filter((r): r is Row => !!r)).map(toPolicy);
+    },
+    setSignaturePolicy(p) {
+      return write(() => void s.putPolicy.run(p.namespace, JSON.stringify(p.keys), JSON.stringify(p.certificates), p.on.join(','), p.createdBy, p.createdAt));
+    },
+    removeSignaturePolicy(ns) {
+      return write(() => {
+        const r = s.getPolicy.get(ns);
+        if (!r) return undefined;
+        s.delPolicy.run(ns);
+        return toPolicy(r);
+      });
+    },
+    async indexesListing(repo, digest) {
+      return s.indexesListing.all(repo, digest).map((r) => r.digest as string);
     },
     async retentionRules(ns) {
       return (ns === undefined ? s.listRetention.all() : s.listRetentionNs.all(ns)).map(toRetention);

@@ -1,6 +1,6 @@
 import type { Registry } from '../registry.js';
 import { query, readBody, sendJson, type Ctx } from '../http.js';
-import { badRequest, denied, RegistryError } from '../errors.js';
+import { badRequest, denied, manifestUnknown, RegistryError } from '../errors.js';
 import { isSystemAdmin, roleAllows, type Action, type NamespacePermission, type Principal } from '../auth/access.js';
 import { assertDigest, isName, isTag } from '../names.js';
 import { effectiveRole, effectiveRoles } from '../auth/groups.js';
@@ -74,8 +74,26 @@ function proxySetting(v: unknown): ProxySetting | null | undefined {
   return { url: p.url, username: p.username as string | undefined, password: p.password as string | undefined, ttlSeconds: p.ttl === undefined ? undefined : parseDuration(p.ttl, 'proxy.ttl') };
 }
 
+/** Which signatures a manifest has, by which key or certificate, verified against its namespace's policy or not. */
+async function signatureStatus(reg: Registry, ctx: Ctx, repository: string, digest: string): Promise<void> {
+  if (!isName(repository)) throw badRequest(`"${repository.slice(0, 300)}" is not a repository name`);
+  try {
+    assertDigest(digest);
+  } catch {
+    throw badRequest(`"${digest.slice(0, 200)}" is not a digest`);
+  }
+  await reg.auth.require(ctx, repository, ['pull']);
+  const m = await reg.manifests.get(repository, { digest });
+  if (!m) throw manifestUnknown(digest);
+  return sendJson(ctx, 200, await reg.signatures.status(repository, m));
+}
+
 /** Routes below /kiln/v1/; `parts` are the decoded path components after it. */
 export async function management(reg: Registry, ctx: Ctx, parts: string[]): Promise<void> {
+  // repositories/REPO/manifests/DIGEST/signatures: readable by whoever may pull REPO, as the referrers are.
+  if (parts[0] === 'repositories' && parts.length >= 5 && parts[parts.length - 3] === 'manifests' && parts[parts.length - 1] === 'signatures' && ctx.method === 'GET') {
+    return signatureStatus(reg, ctx, parts.slice(1, -3).join('/'), parts[parts.length - 2]!);
+  }
   const p = await who(reg, ctx);
   const ops = admin(reg.metadata, p.name);
   const m = ctx.method;

@@ -21,6 +21,8 @@ export async function getManifest(reg: Registry, ctx: Ctx, name: string, refStr:
   if (ref.kind === 'tag' && !accepts(ctx.req.headers.accept, m.mediaType)) {
     throw manifestUnknown(refStr, `manifest is ${m.mediaType}, which the Accept header does not list`);
   }
+  // A namespace's signature policy holds back unsigned images (see trust.ts for who passes).
+  await reg.signatures.admitPull(name, ref.kind === 'tag' ? { tag: ref.tag } : { digest: ref.digest }, m, { head: ctx.method === 'HEAD', mayPush: () => reg.auth.may(ctx, name, 'push') });
   const inm = ctx.req.headers['if-none-match'];
   if (inm && inm.includes(m.digest)) {
     sendEmpty(ctx, 304, { 'Docker-Content-Digest': m.digest, ETag: `"${m.digest}"` });
