@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { createWriteStream } from 'node:fs';
 import { readFile, rename, rm } from 'node:fs/promises';
-import { collect, openStore, out, platformFlag, writeToStdout, type GlobalOptions } from './context.js';
+import { admitStoredImage, collect, openStore, out, platformFlag, writeToStdout, type GlobalOptions } from './context.js';
 import { renderTemplate } from './images.js';
 import { UsageError } from '../errors.js';
 import { tempPathFor } from '../store/atomic.js';
@@ -241,6 +241,7 @@ function defineCommands(parent: Command, globals: () => GlobalOptions, grouped: 
         if (!opts) return;
         if (name === 'run' && opts.tty && !process.stdin.isTTY) throw new UsageError('the input device is not a TTY');
         const store = await openStore(globals());
+        await admitStoredImage(globals(), store, opts.image);
         const c = await createFromImage(store, opts);
         if (name === 'create') return out(c.record.id);
         if (opts.detach) {

@@ -1,5 +1,5 @@
 import type { Writable } from 'node:stream';
-import { KilnError, UsageError } from '../errors.js';
+import { ImageUnknown, KilnError, UsageError } from '../errors.js';
 import { Store } from '../store/store.js';
 import { defaultRoot } from '../store/root.js';
 import { parsePlatform } from '../oci/platform.js';
@@ -8,6 +8,20 @@ import type { Platform } from '../oci/types.js';
 /** Shared by every command: where the store is. `--root` (global) wins over $KILN_ROOT. */
 export interface GlobalOptions {
   root?: string;
+  /** The client-side trust policy file (--policy), for pull, build and run. */
+  policy?: string;
+}
+
+/**
+ * The admission check of the trust policy (--policy, $KILN_POLICY or ~/.config/kiln/policy.yaml)
+ * for pulls of `reference`; undefined when there is no policy file.
+ */
+export async function policyAdmission(opts: GlobalOptions, reference: string): Promise<((digests: string[]) => Promise<void>) | undefined> {
+  const { loadImagePolicy } = await import('../sign/policy.js');
+  const policy = await loadImagePolicy(opts.policy);
+  if (!policy) return undefined;
+  const { admitPull } = await import('../sign/admit.js');
+  return (digests) => admitPull(policy, reference, digests);
 }
 
 let opened: Store | undefined;
@@ -15,6 +29,20 @@ let opened: Store | undefined;
 export async function openStore(opts: GlobalOptions): Promise<Store> {
   opened ??= await Store.open(opts.root ?? defaultRoot());
   return opened;
+}
+
+/** kiln run's check of the trust policy on a stored image; an image the store lacks is left to the caller's error. */
+export async function admitStoredImage(opts: GlobalOptions, store: Store, reference: string): Promise<void> {
+  const { loadImagePolicy } = await import('../sign/policy.js');
+  const policy = await loadImagePolicy(opts.policy);
+  if (!policy) return;
+  const image = await store.resolveImage(reference).catch((e: unknown) => {
+    if (e instanceof ImageUnknown) return undefined;
+    throw e;
+  });
+  if (!image) return;
+  const { admitStored } = await import('../sign/admit.js');
+  await admitStored(policy, store, image);
 }
 
 export function out(s: string): void {

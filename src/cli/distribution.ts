@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { Writable } from 'node:stream';
-import { openStore, out, type GlobalOptions } from './context.js';
+import { openStore, out, policyAdmission, type GlobalOptions } from './context.js';
 import type { TransferEvent } from '../registry/client/index.js';
 import { familiarName } from '../store/describe.js';
 import { familiarRepository, familiarString, parseNamed } from '../reference/reference.js';
@@ -39,7 +39,8 @@ export function registerDistributionCommands(program: Command, globals: () => Gl
           if (!o.quiet) out(`${p.digest ?? p.tag}: Pulling from ${p.path}`);
           let result;
           try {
-            result = await pull(store, r, { platform, concurrency: o.concurrency, onProgress: view?.event, ...(o.allPlatforms ? { allPlatforms: true } : {}) });
+            const admit = await policyAdmission(globals(), r);
+            result = await pull(store, r, { platform, concurrency: o.concurrency, onProgress: view?.event, admit, ...(o.allPlatforms ? { allPlatforms: true } : {}) });
           } finally {
             view?.close();
           }

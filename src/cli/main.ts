@@ -9,6 +9,7 @@ program
   .description('Daemonless, rootless container image toolchain')
   .version('0.1.0')
   .option('--root <dir>', 'store root (default: $KILN_ROOT, /var/lib/kiln as root, else $XDG_DATA_HOME/kiln)')
+  .option('--policy <file>', 'trust policy for pull, build and run (default: $KILN_POLICY, else ~/.config/kiln/policy.yaml when it exists)')
   .showHelpAfterError()
   .exitOverride();
 

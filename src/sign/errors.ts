@@ -10,3 +10,7 @@ export class WrongPassword extends KeyInvalid {}
 export class SignatureInvalid extends KilnError {}
 /** No signature verified: the verify command's failure. */
 export class NotVerified extends KilnError {}
+/** A policy file (policy.yaml) kiln cannot use: names the file, line and key at fault. */
+export class PolicyInvalid extends KilnError {}
+/** The client-side policy refuses an image: names the rule. */
+export class PolicyRefused extends KilnError {}

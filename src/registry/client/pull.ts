@@ -38,6 +38,11 @@ export interface PullOptions {
   keepIndex?: boolean;
   /** Every platform's image of an index, not only `platform`'s (kiln pull --all-platforms). */
   allPlatforms?: boolean;
+  /**
+   * Called with what the reference resolved to (the index first, then the chosen manifest) before
+   * any blob is downloaded; throws to refuse the image (the client-side trust policy).
+   */
+  admit?: (digests: string[]) => Promise<void>;
 }
 
 export interface PullResult {
@@ -113,6 +118,7 @@ async function pullFrom(store: Store, ref: Reference, endpoint: Endpoint, opts: 
     throw e;
   }
   const { top, image, manifest, entry } = resolved;
+  await opts.admit?.(top === image ? [top.digest] : [top.digest, image.digest]);
   // --all-platforms: every other image of the index too (their blobs first, as the chosen one's),
   // and the index recorded under the name.
   const others: { digest: string; bytes: Buffer; manifest: Manifest }[] = [];
