@@ -59,7 +59,7 @@ const registrars: { names: string[]; load: () => Promise<Registrar[]> }[] = [
   { names: ['db', 'scan'], load: async () => [(await import('./scan.js')).registerScanCommands] },
   { names: ['sbom'], load: async () => [(await import('./sbom.js')).registerSbomCommand] },
   { names: ['bake'], load: async () => [(await import('./bake.js')).registerBakeCommand] },
-  { names: ['key', 'sign', 'verify'], load: async () => [(await import('./sign.js')).registerSignCommands] },
+  { names: ['key', 'sign', 'verify', 'attest', 'verify-attestation'], load: async () => [(await import('./sign.js')).registerSignCommands] },
 ];
 
 /** The command named on the command line: the first argument that is not a global option. */

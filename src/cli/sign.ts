@@ -85,6 +85,55 @@ export function registerSignCommands(program: Command, globals: () => GlobalOpti
         throw new NotVerified(results.length ? `no signature of ${source.name}@${source.subject.digest} verifies (${results.length} found, none valid)` : `${source.name}@${source.subject.digest} has no signatures`);
       }
     });
+
+  program
+    .command('attest')
+    .description('Attest the digest an image has now: the predicate in an in-toto statement, signed in a Sigstore bundle and kept (store) or pushed (registry) as a referrer, as cosign attest v3 does')
+    .argument('<image>', 'NAME[:TAG|@DIGEST] or ID')
+    .requiredOption('--key <file>', 'private key (cosign\'s encrypted format, or plain PEM); password from $KILN_PASSWORD, $COSIGN_PASSWORD or a prompt')
+    .requiredOption('--predicate <file>', 'the predicate: a JSON document (SLSA provenance, SPDX, CycloneDX…)')
+    .option('--type <type>', 'slsaprovenance, slsaprovenance1, spdxjson, cyclonedx, vuln, openvex, custom, or a predicate type URI', 'custom')
+    .option('--remote', 'IMAGE is a registry reference: attest what the registry has, whatever the store holds')
+    .action(async (image: string, o: SourceFlags & { key: string; predicate: string; type: string }) => {
+      const [{ readPrivateKey }, { attestImage, parsePredicate, predicateType }] = await Promise.all([import('../sign/keys.js'), import('../sign/attest.js')]);
+      const type = predicateType(o.type);
+      const predicate = parsePredicate(await readFile(o.predicate, 'utf8').catch((e: Error) => Promise.reject(new UsageError(`${o.predicate}: ${e.message}`))), o.predicate);
+      const privateKey = await readPrivateKey(await readFile(o.key, 'utf8'), o.key, () => password(o.key, false));
+      const source = await openSource(image, o, globals, true);
+      const r = await attestImage(source, privateKey, type, predicate);
+      out(`Attested ${source.name}@${r.digest} (${type}): ${r.where}`);
+    });
+
+  program
+    .command('verify-attestation')
+    .description('Verify the attestations of an image with a public key and print their predicates; exits 0 only when one (of --type) verifies')
+    .argument('<image>', 'NAME[:TAG|@DIGEST] or ID')
+    .option('--key <file>', 'public key (PEM) an attestation must verify with (repeatable)', collect, [])
+    .option('--type <type>', 'only attestations of this predicate type (a --type name of kiln attest, or a URI)')
+    .option('--output <format>', 'text or json', 'text')
+    .option('--remote', 'IMAGE is a registry reference: verify what the registry has, whatever the store holds')
+    .action(async (image: string, o: SourceFlags & { key: string[]; type?: string; output: string }) => {
+      if (o.output !== 'text' && o.output !== 'json') throw new UsageError(`unknown --output "${o.output}": use text or json`);
+      const [{ readPublicKey }, { predicateType, verifyAttestations }, { NotVerified }] = await Promise.all([import('../sign/keys.js'), import('../sign/attest.js'), import('../sign/errors.js')]);
+      if (!o.key.length) throw new UsageError('give --key: what should an attestation verify with?');
+      const type = o.type === undefined ? undefined : predicateType(o.type);
+      const keys = await Promise.all(o.key.map(async (f) => readPublicKey(await readFile(f, 'utf8'), f)));
+      const source = await openSource(image, o, globals);
+      const results = await verifyAttestations(source, keys, type);
+      const verified = results.filter((r) => r.verified);
+      if (o.output === 'json') out(JSON.stringify({ image: source.name, digest: source.subject.digest, verified: verified.length > 0, attestations: results }, null, 2));
+      else {
+        for (const r of verified) {
+          out(`Verified: ${r.predicateType} attestation of ${source.name}@${source.subject.digest} by key sha256:${r.signer} (${r.from}, ${r.artifact})`);
+          out(JSON.stringify(r.predicate, null, 2));
+        }
+        for (const r of results) if (!r.verified) process.stderr.write(`not verified: ${r.error}\n`);
+      }
+      if (!verified.length) {
+        const what = type ? `${type} attestation` : 'attestation';
+        throw new NotVerified(results.length ? `no ${what} of ${source.name}@${source.subject.digest} verifies (${results.length} found, none valid)` : `${source.name}@${source.subject.digest} has no ${what}`);
+      }
+    });
 }
 
 /**

@@ -33,12 +33,13 @@ export function blob(bytes: Buffer, mediaType: string, annotations?: Record<stri
   return { descriptor, bytes };
 }
 
-export function bundleArtifact(subject: Descriptor, bundle: Buffer, created = new Date()): Artifact {
+/** A bundle referrer; `predicateType` is the statement's (cosign's sign/v1 for a signature, another for an attestation). */
+export function bundleArtifact(subject: Descriptor, bundle: Buffer, created = new Date(), predicateType = CosignSignPredicate): Artifact {
   const layer = blob(bundle, BundleV03);
   return artifact(BundleV03, EmptyConfig, [layer], subject, {
     'org.opencontainers.image.created': created.toISOString().replace(/\.\d+Z$/, 'Z'),
     'dev.sigstore.bundle.content': 'dsse-envelope',
-    'dev.sigstore.bundle.predicateType': CosignSignPredicate,
+    'dev.sigstore.bundle.predicateType': predicateType,
   });
 }
 

@@ -109,8 +109,8 @@ export async function registrySource(reference: string, env: NodeJS.ProcessEnv =
       if (sig?.doc.layers) out.push({ descriptor: { mediaType: sig.doc.mediaType ?? MediaType.OciManifest, digest: sig.digest, size: 0 }, manifest: sig.doc, from: 'sig tag' });
       return out;
     },
-    async blob(desc, what) {
-      if (desc.size > MaxSignatureBlob) throw new SignatureInvalid(`${what}: layer ${desc.digest} is ${desc.size} bytes; signature blobs over ${MaxSignatureBlob} bytes are refused`);
+    async blob(desc, what, max = MaxSignatureBlob) {
+      if (desc.size > max) throw new SignatureInvalid(`${what}: layer ${desc.digest} is ${desc.size} bytes; signature blobs over ${max} bytes are refused`);
       const chunks: Buffer[] = [];
       let n = 0;
       for await (const c of downloadBlob(session, repo, desc, () => {}, () => {})) {

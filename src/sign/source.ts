@@ -7,6 +7,8 @@ import type { Artifact } from './artifact.js';
 
 /** Signature blobs past this size are refused before any byte is read: a bundle is a few KiB. */
 export const MaxSignatureBlob = 1 << 20;
+/** An attestation's bundle carries its predicate (an SBOM, say): larger, still bounded. */
+export const MaxAttestationBlob = 32 << 20;
 
 /** Where an artifact was found, for the user. */
 export type Found = 'store' | 'referrers API' | 'referrers tag' | 'sig tag';
@@ -28,8 +30,8 @@ export interface SignatureSource {
   readonly name: string;
   /** Every candidate signature artifact of the subject; the legacy `.sig` manifest too. */
   artifacts(): Promise<FoundArtifact[]>;
-  /** A blob of an artifact, its digest checked; refused past MaxSignatureBlob before reading. */
-  blob(desc: Descriptor, where: string): Promise<Buffer>;
+  /** A blob of an artifact, its digest checked; refused past `max` (MaxSignatureBlob) before reading. */
+  blob(desc: Descriptor, where: string, max?: number): Promise<Buffer>;
   /** Store or push a new signature artifact; returns a line saying where it went. */
   put(artifact: Artifact, format: 'bundle' | 'legacy'): Promise<string>;
   /** The blobs of the existing legacy `.sig` manifest, which a new legacy signature is added to. */

@@ -95,7 +95,7 @@ export function signatureRules(parts: { metadata: Metadata; blobs: BlobService }
       seen: found.map((f) => f.descriptor.digest).join(','),
       subject: { mediaType: '', digest, size: 0 },
       artifacts: async () => found,
-      blob: (desc, where) => readSignatureBlob(blobs, repository, desc, where),
+      blob: (desc, where, max) => readSignatureBlob(blobs, repository, desc, where, max),
     };
   };
 
@@ -197,12 +197,12 @@ function isSignatureArtifact(body: Buffer): boolean {
 }
 
 /** A signature blob the registry holds, read whole (never past MaxSignatureBlob) and checked against its digest. */
-async function readSignatureBlob(blobs: BlobService, repository: string, desc: Descriptor, where: string): Promise<Buffer> {
-  if (desc.size > MaxSignatureBlob) throw new SignatureInvalid(`${where}: layer ${desc.digest} is ${desc.size} bytes; signature blobs over ${MaxSignatureBlob} bytes are refused`);
+async function readSignatureBlob(blobs: BlobService, repository: string, desc: Descriptor, where: string, max = MaxSignatureBlob): Promise<Buffer> {
+  if (desc.size > max) throw new SignatureInvalid(`${where}: layer ${desc.digest} is ${desc.size} bytes; signature blobs over ${max} bytes are refused`);
   let bytes: Buffer;
   try {
     const o = await blobs.open(repository, desc.digest);
-    if (o.size > MaxSignatureBlob) throw new SignatureInvalid(`${where}: blob ${desc.digest} is ${o.size} bytes; signature blobs over ${MaxSignatureBlob} bytes are refused`);
+    if (o.size > max) throw new SignatureInvalid(`${where}: blob ${desc.digest} is ${o.size} bytes; signature blobs over ${max} bytes are refused`);
     if (o.buffer) bytes = o.buffer;
     else if (o.file) {
       try {
