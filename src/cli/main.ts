@@ -46,8 +46,9 @@ const registrars: { names: string[]; load: () => Promise<Registrar[]> }[] = [
   { names: ['builder', 'images', 'image', 'tag', 'rmi', 'inspect', 'history', 'prune'], load: async () => [(await import('./images.js')).registerImageCommands] },
   { names: ['load', 'save'], load: async () => [(await import('./archive.js')).registerArchiveCommands] },
   { names: ['import', 'export'], load: async () => [(await import('./flat.js')).registerFlatCommands] },
-  // kiln build's --check, --metadata and --tag-scheme wrap the build command from a module of their own.
-  { names: ['build'], load: async () => [(await import('./build.js')).registerBuildCommand, (await import('./build-extras.js')).extendBuild] },
+  // kiln build's --check, --metadata and --tag-scheme wrap the build command from a module of their own;
+  // --provenance and --attest-key too, registered before build-extras' (see build-attest.ts for why).
+  { names: ['build'], load: async () => [(await import('./build.js')).registerBuildCommand, (await import('./build-attest.js')).extendBuildAttestations, (await import('./build-extras.js')).extendBuild] },
   {
     names: ['container', 'run', 'create', 'ps', 'container-ls', 'rm', 'start', 'stop', 'kill', 'logs', 'diff', 'commit', 'cp'],
     load: async () => [(await import('./container.js')).registerContainerCommands],
