@@ -316,6 +316,27 @@ function contract(b: Backend): void {
     assert.deepEqual((await m.bindingsOfGroups(['Team-Devs'])).map((x) => x.namespace), ['lab']);
   });
 
+  test(`${b.name}: signature policies, one per namespace, replaced by a new one; indexes listing a manifest`, async (t) => {
+    const m = await open(t);
+    const policy = { namespace: 'team', keys: ['PEM-A'], certificates: [], on: ['pull' as const], createdBy: 'alice', createdAt: 5 };
+    await m.setSignaturePolicy(policy);
+    await m.setSignaturePolicy({ ...policy, namespace: 'lab', keys: ['PEM-B', 'PEM-C'], certificates: ['CA'], on: ['pull', 'promote'] });
+    await m.setSignaturePolicy({ ...policy, keys: ['PEM-D'], on: ['promote'], createdAt: 6 });
+    assert.deepEqual(await m.signaturePolicies('team'), [{ ...policy, keys: ['PEM-D'], on: ['promote'], createdAt: 6 }]);
+    assert.deepEqual((await m.signaturePolicies()).map((p) => [p.namespace, p.keys, p.certificates, p.on]), [['lab', ['PEM-B', 'PEM-C'], ['CA'], ['pull', 'promote']], ['team', ['PEM-D'], [], ['promote']]]);
+    assert.equal((await m.removeSignaturePolicy('team'))?.namespace, 'team');
+    assert.equal(await m.removeSignaturePolicy('team'), undefined);
+    assert.deepEqual(await m.signaturePolicies('team'), []);
+
+    const repo = 'team/app';
+    const child = manifest(repo, 'child', NEW);
+    const index = manifest(repo, 'index', NEW, { mediaType: 'application/vnd.oci.image.index.v1+json' });
+    assert.deepEqual((await m.putManifest(child, refsOf([]), [])).missing, []);
+    assert.deepEqual((await m.putManifest(index, refsOf([], [child.digest]), ['1'])).missing, []);
+    assert.deepEqual(await m.indexesListing(repo, child.digest), [index.digest]);
+    assert.deepEqual(await m.indexesListing(repo, index.digest), []);
+  });
+
   test(`${b.name}: the audit log keeps events newest first, with the namespace derived from the repository`, async (t) => {
     const m = await open(t);
     await m.recordAudit([]);
