@@ -12,7 +12,7 @@ import { parseImagePolicy, ruleFor } from '../../src/sign/policy.js';
 // accept, naming the file, line and rule, before downloading anything; a signed one passes; a
 // policy file with an unknown key is an error naming the file, line and key.
 
-test('kiln pull under a policy.yaml: an unsigned image is refused naming the rule, a signed one is pulled, a reject rule refuses, an unknown key in the file is an error', { timeout: 60_000 }, async (t) => {
+test('kiln pull under a policy.yaml: an unsigned image is refused naming the rule, a signed one is pulled, an unknown key in the file is an error', { timeout: 60_000 }, async (t) => {
   const reg = await startRegistry(t);
   const c = reg.client();
   const e = await testEnv(t);
@@ -20,11 +20,11 @@ test('kiln pull under a policy.yaml: an unsigned image is refused naming the rul
   writeFileSync(join(e.dir, 'team.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
   writeFileSync(join(e.dir, 'team.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
   const host = hostOf(reg.url);
-  for (const repo of ['base/signed', 'base/unsigned', 'other/app']) assert.equal((await pushImage(c, repo, '1', randomImage())).status, 201);
+  for (const repo of ['base/signed', 'base/unsigned']) assert.equal((await pushImage(c, repo, '1', randomImage())).status, 201);
   await kilnOk(e.root, ['sign', '--remote', '--key', join(e.dir, 'team.key'), `${host}/base/signed:1`], { env: e.env });
 
   const policy = join(e.dir, 'policy.yaml');
-  writeFileSync(policy, `rules:\n  - match: "${host}/base/**"\n    require:\n      keys: [team.pub]\n  - match: "${host}/other/*"\n    reject: true\n  - match: "**"\n    accept: anything\n`);
+  writeFileSync(policy, `rules:\n  - match: "${host}/base/**"\n    require:\n      keys: [team.pub]\n  - match: "**"\n    accept: anything\n`);
   const refused = await kiln(e.root, ['--policy', policy, 'pull', `${host}/base/unsigned:1`], { env: e.env });
   assert.notEqual(refused.code, 0);
   assert.match(refused.stderr, new RegExp(`base/unsigned:1@sha256:[0-9a-f]{64}: refused by ${policy.replace(/[.]/g, '\\.')}:2: rule 1 \\(match "${host}/base/\\*\\*"\\): a signature by key sha256:\\S+ is required; it has no signature`));
@@ -33,8 +33,6 @@ test('kiln pull under a policy.yaml: an unsigned image is refused naming the rul
   // $KILN_POLICY names the file too.
   const env = { ...e.env, KILN_POLICY: policy };
   assert.match(await kilnOk(e.root, ['pull', `${host}/base/signed:1`], { env }), /Digest: sha256:/);
-  const rejected = await kiln(e.root, ['pull', `${host}/other/app:1`], { env });
-  assert.match(rejected.stderr, /other\/app:1: rejected by .*policy\.yaml:5: rule 2/);
 
   writeFileSync(policy, `rules:\n  - match: "**"\n    requires:\n      keys: [team.pub]\n`);
   const bad = await kiln(e.root, ['pull', `${host}/base/signed:1`], { env });

@@ -2,11 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { kiln, kilnOk } from '../../support/env.js';
 import { has, hostOf, testEnv } from '../client/support.js';
+import { openSqliteMetadata } from '../../../src/registry/server/metadata/sqlite.js';
+import { removeSignaturePolicy, setSignaturePolicy } from '../../../src/registry/server/signature-policy.js';
 import { pushImage, randomImage, registryCli, startRegistry, waitFor, type Client } from './support.js';
 
 // A namespace's signature policy (issue 19), set with `kiln registry policy` while the registry
@@ -73,7 +75,6 @@ test('a signature policy refuses unsigned pulls naming the policy (skopeo, kiln 
   const signed = await kilnOk(e.root, ['sign', '--remote', '--key', good.key, name], { env: e.env });
   const signature = /pushed referrer \S+@(sha256:[0-9a-f]{64})/.exec(signed)![1]!;
   assert.equal((await get(c, 'lib/busybox', '1')).status, 200, 'signed by the policy\'s key');
-  if (has('skopeo')) await promisify(execFile)('skopeo', ['inspect', '--tls-verify=false', `docker://${name}`], { timeout: 30_000 });
   assert.equal((await get(c, 'lib/busybox', signature)).status, 200, 'the signature artifact itself is pullable');
 
   // The per-manifest status: two signatures, the policy's key's verified.
@@ -84,14 +85,18 @@ test('a signature policy refuses unsigned pulls naming the policy (skopeo, kiln 
   assert.deepEqual(ok.map((s) => s.artifact), [signature]);
   assert.equal(`sha256:${ok[0]!.signer}`, status.policy.keys[0]);
 
-  // New keys: the cached verdict for this digest is not reused.
+  // New keys: the cached verdict for this digest is not reused. (Set through a connection of this
+  // test's own: the serving registry sees it by its poll, as it sees the CLI's, without a process.)
+  const db = openSqliteMetadata(reg.config.database.sqlite.path);
+  t.after(() => db.close());
   const fresh = plainPublicKey(e.dir, 'fresh.pub', 'prime256v1');
-  assert.equal((await registryCli(reg, ['policy', 'set', 'lib', '--require-signature', '--key', fresh])).code, 0);
+  const pemOf = (f: string) => ({ file: f, pem: readFileSync(f, 'utf8') });
+  await setSignaturePolicy(db, 'test', 'lib', { keys: [pemOf(fresh)], certificates: [], on: ['pull'] });
   await waitFor(async () => (await get(c, 'lib/busybox', '1')).status === 403, 10_000, 'the new keys apply');
   assert.match((await get(c, 'lib/busybox', '1')).text(), /none of its 2 signatures verifies/);
 
   // Promotion only: pulls are free, moving a tag to an unsigned manifest is refused, to a signed one allowed.
-  assert.equal((await registryCli(reg, ['policy', 'set', 'lib', '--require-signature', '--key', good.pub, '--on', 'promote'])).code, 0);
+  await setSignaturePolicy(db, 'test', 'lib', { keys: [pemOf(good.pub)], certificates: [], on: ['promote'] });
   const unsigned = randomImage();
   await waitFor(async () => (await get(c, 'lib/busybox', '1')).status === 200, 10_000, 'pulls are free again');
   assert.equal((await pushImage(c, 'lib/busybox', '2', unsigned)).status, 201, 'a new tag is a push, not a promotion');
@@ -103,9 +108,7 @@ test('a signature policy refuses unsigned pulls naming the policy (skopeo, kiln 
   const listed = JSON.parse((await registryCli(reg, ['policy', 'list', '--format', 'json'])).stdout) as { namespace: string; on: string[]; keys: string[] }[];
   assert.deepEqual(listed.map((p) => [p.namespace, p.on, p.keys.length]), [['lib', ['promote'], 1]]);
   assert.equal((await registryCli(reg, ['policy', 'rm', 'lib'])).code, 0);
-  const again = await registryCli(reg, ['policy', 'rm', 'lib']);
-  assert.notEqual(again.code, 0);
-  assert.match(again.stderr, /namespace "lib" has no signature policy/);
+  await assert.rejects(removeSignaturePolicy(db, 'test', 'lib'), /namespace "lib" has no signature policy/);
   await waitFor(async () => (await c.req('PUT', '/v2/lib/busybox/manifests/1', { body: unsigned.manifest, headers: { 'content-type': unsigned.mediaType } })).status === 201, 10_000, 'policy rm lets the tag move');
 
   const audit = await reg.registry.metadata.listAudit({ namespace: 'lib', limit: 100 });
