@@ -18,6 +18,7 @@ cd "$(dirname "$0")/.."
 # /etc/ceph/ceph.conf), only, under systemd, the ceph-crash watcher, which listens on nothing.
 # haproxy: the load balancer in front of the registry replicas' fault tests (test/support/haproxy.ts
 # starts its own on a free port; Debian's haproxy service, on its empty default config, serves nothing).
+# chromium: the real browser the web UI's tests drive with playwright-core (test/registry/server/ui.test.ts).
 # qemu-user-static and binfmt-support: RUN steps of foreign platforms (kiln build --platform linux/arm64)
 # run under QEMU user-mode emulation; the interpreters are registered with binfmt_misc below, with the F
 # flag, so the kernel opens them on the host and they work inside the sandbox's mount namespace.
@@ -28,7 +29,7 @@ need=()
 for pair in runc:runc bwrap:bubblewrap skopeo:skopeo umoci:umoci buildah:buildah debootstrap:debootstrap \
             getfattr:attr zstd:zstd ip:iproute2 mknod:coreutils podman:podman docker-registry:docker-registry wrk:wrk cc:build-essential newuidmap:uidmap \
             ceph-mon:ceph-mon ceph-osd:ceph-osd radosgw:radosgw monmaptool:ceph-common haproxy:haproxy \
-            tmux:tmux shellcheck:shellcheck unshare:util-linux git:git xz:xz-utils bzip2:bzip2 ssh-agent:openssh-client; do
+            chromium:chromium tmux:tmux shellcheck:shellcheck unshare:util-linux git:git xz:xz-utils bzip2:bzip2 ssh-agent:openssh-client; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
@@ -74,4 +75,6 @@ if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ]
   npm ci --no-audit --no-fund --loglevel=error >&2 || npm install --no-audit --no-fund --loglevel=error >&2
 fi
 npx --no-install tsc -p tsconfig.json >&2
+npx --no-install tsc -p web/tsconfig.json >&2
 node scripts/bundle.mjs >&2
+node scripts/build-web.mjs >&2

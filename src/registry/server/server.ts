@@ -18,6 +18,8 @@ import { base, catalog, listReferrers, listTags } from './routes/content.js';
 import { token } from './routes/token.js';
 import { management } from './routes/admin.js';
 import { search } from './routes/search.js';
+import { browse, isBrowseRoute } from './routes/browse.js';
+import { isUiPath, ui } from './routes/ui.js';
 
 // The HTTP layer: node:http, a small router over the path, and the one try/catch that turns
 // errors into responses. Handlers live in routes/ and stay thin.
@@ -125,7 +127,12 @@ async function route(reg: Registry, ctx: Ctx): Promise<void> {
     } catch {
       throw notFound(ctx);
     }
+    if (isBrowseRoute(parts)) return browse(reg, ctx, parts);
     return management(reg, ctx, parts);
+  }
+  if (isUiPath(p)) {
+    ctx.route = 'ui';
+    return ui(reg, ctx);
   }
   throw notFound(ctx);
 }

@@ -32,6 +32,8 @@ export interface Auth {
   requireAuthenticated(ctx: Ctx, scope?: string): Promise<void>;
   /** Which repositories the request's principal may pull (all when auth is off): for listings such as the catalog and search. */
   pullable(ctx: Ctx): Promise<(repository: string) => boolean>;
+  /** The same for a principal the caller authenticated itself (a web UI session). */
+  pullableBy(p: Principal): Promise<(repository: string) => boolean>;
   /** Who sent the request (Basic or Bearer), for the management API and the catalog; anonymous when no credentials. */
   principal(ctx: Ctx): Promise<Principal>;
   /** The repository actions a principal's roles allow (all when auth is off), for callers that authenticated it themselves. */
@@ -277,8 +279,11 @@ export function createAuth(
 
     async pullable(ctx) {
       if (!config.auth.enabled) return () => true;
-      const p = await principal(ctx);
-      if (isSystemAdmin(p)) return () => true;
+      return this.pullableBy(await principal(ctx));
+    },
+
+    async pullableBy(p) {
+      if (!config.auth.enabled || isSystemAdmin(p)) return () => true;
       const roles = await effectiveRoles(metadata, p);
       const publicNs = new Set((await metadata.listNamespaces()).filter((x) => x.public).map((x) => x.name));
       return (repo) => {

@@ -639,7 +639,70 @@ export interface SharedRows {
   clearFailures(keys: string[]): Promise<void>;
 }
 
-export interface Metadata extends BlobRows, ManifestRows, SearchRows, IdentityRows, AuditRows, GcRows, UploadRows, SharedRows, GovernanceRows, WebhookRows, ProxyRows, ReplicationRows {
+/** A repository as the browsing API lists it. */
+export interface RepositorySummary {
+  name: string;
+  tags: number;
+  /** Bytes of the blobs linked into the repository, each once. */
+  size: number;
+  /** When a tag was last pushed or moved (Unix ms); none when the repository has no tag. */
+  pushedAt?: number;
+}
+
+/** How a page of tags is ordered: by name (ASCII) or by push time (newest first when descending). */
+export interface TagOrder {
+  by: 'name' | 'pushed';
+  descending: boolean;
+}
+
+/** A tag as the browsing API lists it: what one page needs, read in a fixed number of queries. */
+export interface TagSummary {
+  tag: string;
+  digest: string;
+  mediaType: string;
+  pushedAt: number;
+  /** When the manifest was first stored. */
+  createdAt: number;
+  /** The manifest, the blobs it lists and, for an index, the blobs its children list (bytes). */
+  size: number;
+  /** Who last pushed or promoted to this manifest in the repository, from the audit log. */
+  pushedBy?: string;
+  /** artifactType of each referrer of the manifest (SBOMs, signatures, attestations). */
+  referrerTypes: string[];
+  /** The body, for an index only (its platforms are read from it). */
+  indexBody?: Buffer;
+}
+
+/** Reads for the web UI and the /kiln/v1/ browsing API (issue 20), each a bounded number of indexed queries. */
+export interface BrowseRows {
+  /** Every repository that holds a manifest, by name, whose name contains `filter` when given. */
+  repositorySummaries(filter?: string): Promise<RepositorySummary[]>;
+  /** At most `n` tags of the repository in `order`, after the tag `after` (and its push time when ordered by it). */
+  tagPage(repository: string, order: TagOrder, after: { tag: string; pushedAt: number } | undefined, n: number): Promise<TagSummary[]>;
+}
+
+/** A signed-in browser: the cookie carries a random id, the database only its SHA-256. */
+export interface SessionRecord {
+  /** hex SHA-256 of the cookie's id. */
+  idHash: string;
+  user: string;
+  /** The token the page sends in X-Kiln-CSRF with each state-changing request. */
+  csrf: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+/** Web UI sessions, in the metadata so every replica knows them. */
+export interface SessionRows {
+  putSession(s: SessionRecord): Promise<void>;
+  /** The session when it exists and has not expired at `now`. */
+  getSession(idHash: string, now: number): Promise<SessionRecord | undefined>;
+  deleteSession(idHash: string): Promise<void>;
+  /** Remove sessions that expired before `now`; returns how many. */
+  purgeSessions(now: number): Promise<number>;
+}
+
+export interface Metadata extends BlobRows, ManifestRows, SearchRows, IdentityRows, AuditRows, GcRows, UploadRows, SharedRows, GovernanceRows, WebhookRows, ProxyRows, ReplicationRows, BrowseRows, SessionRows {
   readonly kind: 'sqlite' | 'postgres';
   /** Call back when another process changed the data (caches must then be dropped). */
   onExternalChange(cb: () => void): void;

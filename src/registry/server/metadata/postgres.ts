@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { markGarbage, type GcSnapshot } from './garbage.js';
+import { postgresBrowseRows } from './browse-postgres.js';
 import { manifestListing, type ListingRows } from './listing.js';
 import { postgresReplicationRows, postgresReplicationSchema } from './replication-postgres.js';
 import { groupKey } from './metadata.js';
@@ -133,6 +134,14 @@ CREATE INDEX group_roles_key ON group_roles (group_key);
 CREATE TABLE signature_policies (
   namespace ${K} PRIMARY KEY, keys TEXT NOT NULL, certificates TEXT NOT NULL, enforce TEXT NOT NULL,
   created_by TEXT NOT NULL, created_at BIGINT NOT NULL);
+`,
+  // 8: the web UI (issue 20): sessions (the SHA-256 of the cookie's id), pages of tags by push time,
+  // who pushed a manifest (the audit log by repository and digest).
+  `
+CREATE TABLE ui_sessions (id_hash TEXT PRIMARY KEY, user_name TEXT NOT NULL, csrf TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);
+CREATE INDEX ui_sessions_expiry ON ui_sessions (expires_at);
+CREATE INDEX tags_pushed ON tags (repo, updated_at, tag);
+CREATE INDEX audit_repository_digest ON audit (repository, digest, id);
 `,
 ];
 
@@ -553,6 +562,7 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
   const metadata: Metadata = {
     kind: 'postgres',
     ...postgresReplicationRows(read, tx),
+    ...postgresBrowseRows(pool),
 
     // Blobs
     async blob(digest) {

@@ -30,6 +30,7 @@ import { groupKey } from './metadata.js';
 import { markGarbage } from './garbage.js';
 import { manifestListing, type ListingRows } from './listing.js';
 import { sqliteReplicationRows, sqliteReplicationSchema } from './replication-sqlite.js';
+import { sqliteBrowseRows } from './browse-sqlite.js';
 
 const schema = `
 CREATE TABLE IF NOT EXISTS repositories (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
@@ -148,6 +149,14 @@ CREATE INDEX group_roles_key ON group_roles (group_key);
 CREATE TABLE signature_policies (
   namespace TEXT PRIMARY KEY, keys TEXT NOT NULL, certificates TEXT NOT NULL, enforce TEXT NOT NULL,
   created_by TEXT NOT NULL, created_at INTEGER NOT NULL);
+`,
+  // 9: the web UI (issue 20): sessions (the SHA-256 of the cookie's id), pages of tags by push time,
+  // who pushed a manifest (the audit log by repository and digest).
+  `
+CREATE TABLE ui_sessions (id_hash TEXT PRIMARY KEY, user_name TEXT NOT NULL, csrf TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+CREATE INDEX ui_sessions_expiry ON ui_sessions (expires_at);
+CREATE INDEX tags_pushed ON tags (repo, updated_at, tag);
+CREATE INDEX audit_repository_digest ON audit (repository, digest, id);
 `,
 ];
 
@@ -582,6 +591,7 @@ export function openSqliteMetadata(path: string): Metadata {
   poll.unref();
 
   const metadata: Metadata = {
+    ...sqliteBrowseRows(db, write),
     kind: 'sqlite',
     ...sqliteReplicationRows(db, write),
 

@@ -1,4 +1,5 @@
 import type { Registry } from '../registry.js';
+import { requestIdentity } from '../sessions.js';
 import { query, readBody, sendJson, type Ctx } from '../http.js';
 import { badRequest, denied, manifestUnknown, RegistryError } from '../errors.js';
 import { isSystemAdmin, roleAllows, type Action, type NamespacePermission, type Principal } from '../auth/access.js';
@@ -14,7 +15,8 @@ import { replicationApi } from './replication.js';
 // Credentials: HTTP Basic (users) or a Bearer token from /token.
 
 async function who(reg: Registry, ctx: Ctx): Promise<Principal> {
-  const p = await reg.auth.principal(ctx);
+  // A web UI session counts too; its state-changing requests must carry the CSRF token (sessions.ts).
+  const p = (await requestIdentity(reg, ctx)).principal;
   if (p.kind === 'anonymous') {
     throw new RegistryError('unauthorized', 'authentication required', undefined, { 'WWW-Authenticate': `Basic realm="${reg.config.auth.service}"` });
   }

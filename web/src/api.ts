@@ -1,0 +1,133 @@
+// The registry's /kiln/v1/ API as the pages call it. Same origin, the session cookie goes along
+// (HttpOnly: this code never sees it); requests that change something carry the CSRF token the
+// session answer gave (docs/registry.md, "Web UI").
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+let csrf: string | undefined;
+export function setCsrf(token: string | undefined): void {
+  csrf = token;
+}
+
+export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && csrf) headers['x-kiln-csrf'] = csrf;
+  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
+  const text = await r.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : {};
+  } catch {
+    throw new ApiError(r.status, `the registry answered ${r.status} with something that is not JSON`);
+  }
+  if (!r.ok) {
+    const msg = (json as { errors?: { message?: string }[] }).errors?.[0]?.message ?? `HTTP ${r.status}`;
+    throw new ApiError(r.status, msg);
+  }
+  return json as T;
+}
+
+export const qs = (params: Record<string, string | number | undefined>): string => {
+  const u = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== '') u.set(k, String(v));
+  const s = u.toString();
+  return s ? `?${s}` : '';
+};
+
+export interface Session {
+  user: string | null;
+  admin?: boolean;
+  auth?: boolean;
+  csrf?: string;
+}
+
+export interface RepositoryRow {
+  name: string;
+  namespace: string;
+  tags: number;
+  size: number;
+  pushedAt?: number;
+}
+
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
+export interface TagRow {
+  tag: string;
+  digest: string;
+  mediaType: string;
+  size: number;
+  createdAt: number;
+  pushedAt: number;
+  pushedBy?: string;
+  platforms: Platform[];
+  sbom: boolean;
+  signed: boolean;
+}
+
+export interface HistoryEntry {
+  created?: string;
+  createdBy?: string;
+  comment?: string;
+  emptyLayer: boolean;
+}
+
+export interface ImageConfig {
+  note?: string;
+  raw?: string;
+  created?: string;
+  author?: string;
+  platform?: Partial<Platform>;
+  entrypoint?: string[];
+  cmd?: string[];
+  env?: string[];
+  user?: string;
+  workingDir?: string;
+  ports?: string[];
+  volumes?: string[];
+  stopSignal?: string;
+  labels?: Record<string, string>;
+  history?: HistoryEntry[];
+  historyTruncated?: number;
+}
+
+export interface Referrer {
+  digest: string;
+  mediaType: string;
+  artifactType?: string;
+  kind: 'sbom' | 'signature' | 'attestation' | 'other';
+  size: number;
+  createdAt: number;
+  annotations: Record<string, string>;
+}
+
+export interface ImageView {
+  repository: string;
+  reference: string;
+  digest: string;
+  mediaType: string;
+  size: number;
+  tags: string[];
+  kind: 'image' | 'index' | 'unknown';
+  note?: string;
+  raw?: string;
+  annotations?: Record<string, string>;
+  artifactType?: string;
+  config?: ImageConfig;
+  configDescriptor?: { digest: string; mediaType: string; size: number };
+  layers?: { digest: string; mediaType: string; size: number }[];
+  layersTruncated?: number;
+  manifests?: { digest: string; mediaType: string; size: number; platform?: Partial<Platform>; annotations?: Record<string, string> }[];
+  referrers: Referrer[];
+}

@@ -1,0 +1,69 @@
+import { render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { api, setCsrf, type Session } from './api.js';
+import { navigate, signInHref, useRoute } from './router.js';
+import { Link, Loading } from './ui.js';
+import { SignIn } from './pages/sign-in.js';
+import { Home } from './pages/home.js';
+import { Repository } from './pages/repository.js';
+import { Image } from './pages/image.js';
+
+// The kiln registry's web UI (issue 20): a client of the /kiln/v1/ API and nothing more; every
+// rule (who sees what) is the registry's.
+
+function App() {
+  const route = useRoute();
+  const [session, setSession] = useState<Session>();
+  const take = (s: Session) => {
+    setCsrf(s.csrf);
+    setSession(s);
+  };
+  useEffect(() => {
+    api<Session>('GET', '/kiln/v1/session').then(take, () => take({ user: null }));
+  }, []);
+  const signOut = async () => {
+    await api('DELETE', '/kiln/v1/session').catch(() => {});
+    take({ user: null });
+    navigate('/');
+  };
+  let page;
+  if (!session) page = <Loading what="the session" />;
+  else if (route.page === 'sign-in') page = <SignIn next={route.next} onSession={take} />;
+  else if (route.page === 'home') page = <Home signedIn={!!session.user} />;
+  else if (route.page === 'repo') page = <Repository name={route.name} />;
+  else if (route.page === 'image') page = <Image name={route.name} reference={route.ref} />;
+  else
+    page = (
+      <div class="error" role="alert">
+        <h1>Not found</h1>
+        <p>There is no page at {route.path}.</p>
+        <Link href="/">Back to the repositories</Link>
+      </div>
+    );
+  return (
+    <>
+      <header class="top">
+        <Link href="/" class="brand">
+          kiln registry
+        </Link>
+        <nav aria-label="Account">
+          {session?.user ? (
+            <>
+              <span class="who">
+                Signed in as <strong>{session.user}</strong>
+              </span>
+              <button type="button" onClick={signOut}>
+                Sign out
+              </button>
+            </>
+          ) : session && route.page !== 'sign-in' ? (
+            <Link href={signInHref(location.pathname + location.search)}>Sign in</Link>
+          ) : null}
+        </nav>
+      </header>
+      <main>{page}</main>
+    </>
+  );
+}
+
+render(<App />, document.getElementById('app')!);
