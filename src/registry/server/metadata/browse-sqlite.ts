@@ -14,7 +14,7 @@ export function sqliteBrowseRows(db: Database.Database, write: <T>(fn: () => T) 
       (SELECT MAX(t.updated_at) FROM tags t WHERE t.repo = r.name) AS pushed_at,
       (SELECT COALESCE(SUM(b.size), 0) FROM repo_blobs l JOIN blobs b ON b.digest = l.digest WHERE l.repo = r.name) AS size
     FROM repositories r
-    WHERE EXISTS (SELECT 1 FROM manifests m WHERE m.repo = r.name) AND (?1 IS NULL OR instr(lower(r.name), lower(?1)) > 0)
+    WHERE EXISTS (SELECT 1 FROM manifests m WHERE m.repo = r.name) AND (@filter IS NULL OR instr(lower(r.name), lower(@filter)) > 0)
     ORDER BY r.name`);
   const pages = new Map<string, Database.Statement>();
   const page = (order: TagOrder, after: boolean): Database.Statement => {
@@ -42,7 +42,7 @@ export function sqliteBrowseRows(db: Database.Database, write: <T>(fn: () => T) 
 
   return {
     async repositorySummaries(filter) {
-      return (summaries.all(filter || null) as Row[]).map((r) => ({
+      return (summaries.all({ filter: filter || null }) as Row[]).map((r) => ({
         name: r.name as string,
         tags: r.tags as number,
         size: r.size as number,
