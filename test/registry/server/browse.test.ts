@@ -10,16 +10,16 @@ const put = (c: Client, repo: string, ref: string, m: { body: Buffer; mediaType:
   c.req('PUT', `/v2/${repo}/manifests/${ref}`, { body: 'body' in m ? m.body : m.manifest, headers: { 'content-type': m.mediaType } });
 const basic = (user: string, password: string) => ({ authorization: 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64') });
 
-test('the tags of a repository of 200 tags come in pages by push time and by name, none missed or repeated, with size, pusher, platforms and SBOM/signature marks', async (t) => {
+test('the tags of a repository of 120 tags come in pages by push time and by name, none missed or repeated, with size, pusher, platforms and SBOM/signature marks', async (t) => {
   const reg = await startRegistry(t, (c) => (c.auth.enabled = true));
   await admin(reg.registry.metadata, 'test').addUser('dev', 'password-dev', false);
   await admin(reg.registry.metadata, 'test').grant('dev', 'team', 'developer');
   const c = reg.client({ user: 'dev', password: 'password-dev' });
   const img = randomImage({ layers: 2, layerSize: 3000 });
   assert.equal((await pushImage(c, 'team/app', 'base', img)).status, 201);
-  const total = 200;
-  for (let i = 0; i < total; i += 50) {
-    await Promise.all(Array.from({ length: 50 }, (_, k) => put(c, 'team/app', `v${String(i + k).padStart(4, '0')}`, img).then((r) => assert.equal(r.status, 201))));
+  const total = 120;
+  for (let i = 0; i < total; i += 40) {
+    await Promise.all(Array.from({ length: 40 }, (_, k) => put(c, 'team/app', `v${String(i + k).padStart(4, '0')}`, img).then((r) => assert.equal(r.status, 201))));
   }
   // An index of two images, an SBOM and a signature referring to the image.
   const other = randomImage();
@@ -55,7 +55,7 @@ test('the tags of a repository of 200 tags come in pages by push time and by nam
     if (sort === '-name') assert.deepEqual(seen, [...seen].sort().reverse());
   }
   const newest = await get('/kiln/v1/tags?repository=team/app&sort=-pushed&n=4');
-  assert.deepEqual(newest.tags.map((x) => x.tag), ['sig', 'sbom', 'multi', 'v0199'].slice(0, 4).sort((a, b) => newest.tags.findIndex((x) => x.tag === a) - newest.tags.findIndex((x) => x.tag === b)));
+  assert.deepEqual(newest.tags.map((x) => x.tag), ['sig', 'sbom', 'multi', 'v0119'].slice(0, 4).sort((a, b) => newest.tags.findIndex((x) => x.tag === a) - newest.tags.findIndex((x) => x.tag === b)));
   const byName = await get('/kiln/v1/tags?repository=team/app&sort=name&n=1000');
   const base = byName.tags.find((x) => x.tag === 'base')!;
   assert.equal(base.digest, img.digest);

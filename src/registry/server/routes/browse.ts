@@ -45,7 +45,11 @@ export async function browse(reg: Registry, ctx: Ctx, parts: string[]): Promise<
         throw badRequest('expected a JSON object {"username", "password"}');
       }
       if (typeof body?.username !== 'string' || typeof body.password !== 'string' || !body.username) throw badRequest('username and password: expected strings');
-      const p = await reg.auth.login(ctx, body.username, body.password);
+      // Auth.login's 401 names Basic in WWW-Authenticate, which would make a browser ask for a
+      // password itself: the form says it instead.
+      const p = await reg.auth.login(ctx, body.username, body.password).catch((e: unknown) => {
+        throw e instanceof RegistryError && e.reason === 'unauthorized' ? new RegistryError('unauthorized', e.message) : e;
+      });
       ctx.user = p.name;
       if (p.kind !== 'user') throw badRequest('robot accounts sign in with docker login, not to the web UI');
       const s = await startSession(reg, p.name);
