@@ -33,8 +33,8 @@ export function postgresBrowseRows(pool: pg.Pool): BrowseRows & SessionRows {
       const rows = await read(
         `SELECT t.tag, t.digest, t.updated_at, m.media_type, m.created_at,
            (octet_length(m.body) + (SELECT COALESCE(SUM(r.size), 0) FROM manifest_refs r WHERE r.repo = t.repo AND r.digest = t.digest AND r.kind = 'blob')
-             + (SELECT COALESCE(SUM(cr.size), 0) FROM manifest_refs c JOIN manifest_refs cr ON cr.repo = c.repo AND cr.digest = c.child AND cr.kind = 'blob'
-                WHERE c.repo = t.repo AND c.digest = t.digest AND c.kind = 'manifest'))::bigint AS size,
+             + (SELECT COALESCE(SUM(cr.size), 0) FROM manifest_refs cr WHERE cr.repo = t.repo AND cr.kind = 'blob'
+               AND cr.digest IN (SELECT c.child FROM manifest_refs c WHERE c.repo = t.repo AND c.digest = t.digest AND c.kind = 'manifest')))::bigint AS size,
            CASE WHEN m.media_type IN (${IndexMediaTypes.map((x) => `'${x}'`).join(', ')}) THEN m.body END AS index_body
          FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest
          WHERE t.repo = $1 ${after ? `AND ${o.after}` : ''} ORDER BY ${o.orderBy} LIMIT $${after ? i + 1 : 2}`,
