@@ -55,7 +55,8 @@ test('the tags of a repository of 120 tags come in pages by push time and by nam
     if (sort === '-name') assert.deepEqual(seen, [...seen].sort().reverse());
   }
   const newest = await get('/kiln/v1/tags?repository=team/app&sort=-pushed&n=4');
-  assert.deepEqual(newest.tags.map((x) => x.tag), ['sig', 'sbom', 'multi', 'v0119'].slice(0, 4).sort((a, b) => newest.tags.findIndex((x) => x.tag === a) - newest.tags.findIndex((x) => x.tag === b)));
+  assert.deepEqual(newest.tags.slice(0, 3).map((x) => x.tag), ['sig', 'sbom', 'multi'], 'the latest pushes first');
+  assert.ok(newest.tags.every((x, k) => k === 0 || newest.tags[k - 1]!.pushedAt >= x.pushedAt));
   const byName = await get('/kiln/v1/tags?repository=team/app&sort=name&n=1000');
   const base = byName.tags.find((x) => x.tag === 'base')!;
   assert.equal(base.digest, img.digest);
