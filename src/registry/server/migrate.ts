@@ -26,7 +26,7 @@ export interface MigrationReport {
   namespaces: number;
   roles: number;
   robots: number;
-  /** Tag immutability rules. */
+  /** Rules: tag immutability, retention, signature policies, webhooks, replication. */
   rules: number;
   audit: number;
   /** Rows the target already had (from an earlier, interrupted run). */
@@ -48,7 +48,7 @@ export async function migrateRegistry(source: Backends, target: Backends, log: (
 export function summary(r: MigrationReport): string {
   return (
     `Migrated ${r.blobs} blobs (${r.bytes} bytes), ${r.manifests} manifests, ${r.tags} tags, ${r.users} users, ${r.namespaces} namespaces, ` +
-    `${r.roles} roles, ${r.robots} robots, ${r.rules} immutability rules, ${r.audit} audit rows; ${r.skipped} skipped as already present` +
+    `${r.roles} roles, ${r.robots} robots, ${r.rules} rules, ${r.audit} audit rows; ${r.skipped} skipped as already present` +
     (r.unlinked ? `; ${r.unlinked} blobs no repository links left out` : '')
   );
 }
@@ -113,6 +113,26 @@ async function copyIdentities(from: Metadata, to: Metadata, r: MigrationReport, 
         r.rules++;
       }
     }
+    // Retention rules and webhooks, by their content too. A webhook keeps its secret (receivers
+    // check signatures with it); its queued deliveries stay behind, as in-flight uploads do.
+    const retentionThere = await to.retentionRules(ns.name);
+    for (const rule of await from.retentionRules(ns.name)) {
+      if (retentionThere.some((x) => x.repos === rule.repos && x.tags === rule.tags && x.kind === rule.kind && x.value === rule.value)) r.skipped++;
+      else {
+        const { id: _, ...copy } = rule;
+        await to.addRetentionRule(copy);
+        r.rules++;
+      }
+    }
+    const hooksThere = await to.webhooks(ns.name);
+    for (const hook of await from.webhooks(ns.name)) {
+      if (hooksThere.some((x) => x.url === hook.url && x.secret === hook.secret && x.events.join() === hook.events.join())) r.skipped++;
+      else {
+        const { id: _, ...copy } = hook;
+        await to.addWebhook(copy);
+        r.rules++;
+      }
+    }
     // The signature policy (one per namespace), when the target has not this one already.
     const policy = (await from.signaturePolicies(ns.name))[0];
     if (policy) {
@@ -139,6 +159,15 @@ async function copyIdentities(from: Metadata, to: Metadata, r: MigrationReport, 
       }
     }
   }
+  // Replication rules by name (unique); their run history stays with the source.
+  for (const rule of await from.replicationRules()) {
+    if (await to.replicationRule(rule.name)) r.skipped++;
+    else {
+      const { id: _, ...copy } = rule;
+      await to.addReplicationRule(copy);
+      r.rules++;
+    }
+  }
   for (const robot of await from.listRobots()) {
     if (await to.getRobot(robot.name)) r.skipped++;
     else {
@@ -146,7 +175,7 @@ async function copyIdentities(from: Metadata, to: Metadata, r: MigrationReport, 
       r.robots++;
     }
   }
-  log(`identities: ${r.users} users, ${r.namespaces} namespaces, ${r.roles} roles, ${r.robots} robots, ${r.rules} immutability rules copied`);
+  log(`identities: ${r.users} users, ${r.namespaces} namespaces, ${r.roles} roles, ${r.robots} robots, ${r.rules} rules copied`);
 }
 
 async function copyBlobs(source: Backends, target: Backends, r: MigrationReport, log: (line: string) => void): Promise<void> {

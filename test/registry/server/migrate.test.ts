@@ -97,6 +97,11 @@ async function fillSource(t: TestContextLike): Promise<Content> {
     // Rules of the namespace: a quota and an immutability rule.
     await a.setNamespace('team', { quotaBytes: 1 << 30 });
     await a.addImmutable('team', { repos: '**', tags: 'v*', excludeTags: false });
+    // A retention rule, a webhook and a replication rule.
+    const md = running.registry.metadata;
+    await md.addRetentionRule({ namespace: 'team', repos: '**', tags: '**', kind: 'latest-pushed', value: 10, createdBy: 'test', createdAt: 1 });
+    await md.addWebhook({ namespace: 'team', url: 'http://127.0.0.1:9/hook', secret: 'hook-secret', events: ['push', 'delete'], enabled: true, createdBy: 'test', createdAt: 1 });
+    await md.addReplicationRule({ name: 'out', direction: 'push', remote: 'http://127.0.0.1:9', namespace: 'team', repos: '**', tags: '**', trigger: 'manual', username: 'ci', secret: 'remote-secret', insecure: false, enabled: true, createdBy: 'test', createdAt: 1 });
   } finally {
     await running.close();
   }
@@ -184,6 +189,10 @@ describe('kiln registry migrate: SQLite and a filesystem into PostgreSQL and S3'
     assert.deepEqual(await reg.registry.metadata.getRobot('robot$team+ci').then((r) => r?.actions), ['pull', 'push']);
     assert.equal((await reg.registry.metadata.getNamespace('team'))?.quotaBytes, 1 << 30);
     assert.deepEqual((await reg.registry.metadata.immutableRules('team')).map((r) => [r.repos, r.tags, r.excludeRepos, r.excludeTags]), [['**', 'v*', false, false]]);
+    assert.deepEqual((await reg.registry.metadata.retentionRules('team')).map((r) => [r.repos, r.tags, r.kind, r.value]), [['**', '**', 'latest-pushed', 10]]);
+    assert.deepEqual((await reg.registry.metadata.webhooks('team')).map((h) => [h.url, h.secret, h.events, h.enabled]), [['http://127.0.0.1:9/hook', 'hook-secret', ['push', 'delete'], true]]);
+    const rule = await reg.registry.metadata.replicationRule('out');
+    assert.deepEqual(rule && [rule.direction, rule.remote, rule.namespace, rule.username, rule.secret], ['push', 'http://127.0.0.1:9', 'team', 'ci', 'remote-secret']);
     return reg;
   };
 
@@ -196,7 +205,7 @@ describe('kiln registry migrate: SQLite and a filesystem into PostgreSQL and S3'
     const target = await newTarget(t);
     const r = await migrate(source, target.file);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`^Migrated ${source.blobCount} blobs \\(\\d+ bytes\\), 9 manifests, 5 tags, 2 users, 2 namespaces, 1 roles, 1 robots, 1 immutability rules, ${source.audit} audit rows; 0 skipped`, 'm'));
+    assert.match(r.stdout, new RegExp(`^Migrated ${source.blobCount} blobs \\(\\d+ bytes\\), 9 manifests, 5 tags, 2 users, 2 namespaces, 1 roles, 1 robots, 4 rules, ${source.audit} audit rows; 0 skipped`, 'm'));
     assert.match(r.stderr, /^blobs: \d+\/\d+/m);
     assert.match(r.stderr, /search index: not copied/);
     await verify(t, source, target.tweak);
@@ -235,7 +244,7 @@ describe('kiln registry migrate: SQLite and a filesystem into PostgreSQL and S3'
     to.driver.destroy?.();
     const third = await migrate(source, target.file);
     assert.equal(third.code, 0, third.stderr);
-    assert.match(third.stdout, /^Migrated 0 blobs \(0 bytes\), 0 manifests, 0 tags, 0 users, 0 namespaces, 0 roles, 0 robots, 0 immutability rules, 0 audit rows; [1-9]\d* skipped/m);
+    assert.match(third.stdout, /^Migrated 0 blobs \(0 bytes\), 0 manifests, 0 tags, 0 users, 0 namespaces, 0 roles, 0 robots, 0 rules, 0 audit rows; [1-9]\d* skipped/m);
     await verify(t, source, target.tweak);
   });
 
