@@ -33,7 +33,8 @@ export type RegistryEventType = RegistryEvent['type'];
 export const eventTypes: readonly RegistryEventType[] = ['push', 'pull', 'delete', 'promote', 'quota-exceeded', 'retention', 'replication', 'base-updated'];
 
 /** Spread an event's own fields (without at/actor) as the argument of publish. */
-export type EventInput = RegistryEvent extends unknown ? DistributiveOmit<RegistryEvent, 'at' | 'actor'> : never;
+export type EventInput = DistributiveOmit<RegistryEvent, 'at' | 'actor'>;
+/** Omit applied to each member of a union, so the event's type still picks its fields. */
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 export interface EventBus {
