@@ -6,7 +6,7 @@ import { KilnError, UsageError } from '../errors.js';
 import { renderTable } from '../ui/table.js';
 import { humanSize } from '../ui/format.js';
 import { loadConfig, parseDuration, parseSize, type RegistryConfig } from '../registry/server/config.js';
-import { formatBytes } from '../registry/server/governance.js';
+import { binarySize } from '../ui/format.js';
 import { describeRetention } from '../registry/server/retention.js';
 import { serve } from '../registry/server/server.js';
 import { openBackends, openMetadata } from '../registry/server/registry.js';
@@ -228,7 +228,7 @@ export function registerRegistryCommands(program: Command, globals: () => Global
       process.stdout.write(
         renderTable(
           ['NAMESPACE', 'ANONYMOUS PULL', 'QUOTA', 'USED', 'PROXY'],
-          list.map((n) => [n.name, n.public ? 'yes' : 'no', n.quotaBytes === undefined ? 'none' : formatBytes(n.quotaBytes), formatBytes(n.usedBytes), describeProxy(n.proxy)]),
+          list.map((n) => [n.name, n.public ? 'yes' : 'no', n.quotaBytes === undefined ? 'none' : binarySize(n.quotaBytes), binarySize(n.usedBytes), describeProxy(n.proxy)]),
         ),
       );
     });

@@ -1,4 +1,5 @@
-// Human-readable sizes and times in the form docker prints them (go-units HumanSize / HumanDuration).
+// Human-readable sizes and times: the forms docker prints (go-units HumanSize / HumanDuration), and the
+// binary units quotas are given in.
 
 /** Decimal units with 3 significant digits: 4.26MB, 1.24kB, 0B. */
 export function humanSize(bytes: number): string {
@@ -10,6 +11,18 @@ export function humanSize(bytes: number): string {
     i++;
   }
   return `${Number(v.toPrecision(3))}${units[i]}`;
+}
+
+/** 1536 → "1.5 KiB", binary units, as quotas are given (--quota 10GiB). */
+export function binarySize(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} B` : `${Number(v.toFixed(v < 10 ? 2 : 1))} ${units[u]}`;
 }
 
 export function humanDuration(ms: number): string {

@@ -1,6 +1,7 @@
 import { UsageError } from '../../errors.js';
 import type { AuditEvent, GroupBinding, ImmutableRule, ProxyRecord, RetentionRule, Membership, Metadata, NamespaceRecord, Role, RobotRecord, UserRecord } from './metadata/metadata.js';
-import { checkPattern, describeRule, formatBytes } from './governance.js';
+import { checkPattern, describeRule } from './governance.js';
+import { binarySize } from '../../ui/format.js';
 import { applyRetention, checkRetentionRule, describeRetention, planRetention, type RetentionPlan } from './retention.js';
 import { Roles } from './metadata/metadata.js';
 import { hashPassword, newRobotSecret } from './auth/passwords.js';
@@ -163,7 +164,7 @@ export function admin(metadata: Metadata, actor: string): Admin {
       if (opts.quotaBytes !== undefined) {
         if (opts.quotaBytes !== null && (!Number.isSafeInteger(opts.quotaBytes) || opts.quotaBytes < 0)) throw new UsageError('quota: a size in bytes (or with a unit: 10GiB), or none');
         await metadata.setQuota(ns, opts.quotaBytes ?? undefined, Date.now());
-        await audit({ action: 'quota-set', namespace: ns, detail: opts.quotaBytes === null ? 'no quota' : `quota ${formatBytes(opts.quotaBytes)}` });
+        await audit({ action: 'quota-set', namespace: ns, detail: opts.quotaBytes === null ? 'no quota' : `quota ${binarySize(opts.quotaBytes)}` });
       }
       if (proxy === null) {
         await metadata.setProxy(ns, undefined, Date.now());

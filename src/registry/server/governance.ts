@@ -39,15 +39,3 @@ export function ruleProtects(rule: ImmutableRule, repository: string, tag: strin
 export function describeRule(rule: ImmutableRule): string {
   return `rule ${rule.id}: repositories ${rule.excludeRepos ? 'not ' : ''}matching "${rule.repos}", tags ${rule.excludeTags ? 'not ' : ''}matching "${rule.tags}"`;
 }
-
-/** 1536 → "1.5 KiB", as quotas are given. */
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${n} B` : `${Number(v.toFixed(v < 10 ? 2 : 1))} ${units[u]}`;
-}

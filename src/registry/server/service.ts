@@ -12,7 +12,8 @@ import { parseManifest, type ParsedManifest } from './manifests.js';
 import { algorithmOf } from '../../oci/digest.js';
 import { denied, manifestUnknown, unsupported } from './errors.js';
 import { namespaceOf } from './names.js';
-import { describeRule, formatBytes, ruleProtects } from './governance.js';
+import { describeRule, ruleProtects } from './governance.js';
+import { binarySize } from '../../ui/format.js';
 import type { SignatureRules } from './trust.js';
 
 // The rules of changing what a registry holds: pushing a manifest, moving a tag (promote),
@@ -244,7 +245,7 @@ export function registryService(parts: {
       const used = await metadata.namespaceUsage(ns);
       if (used + size > quota) {
         events.publish(actor.name, { type: 'quota-exceeded', namespace: ns, repository, digest, size, used, quota });
-        throw denied(`quota of namespace ${ns} exceeded: ${formatBytes(used)} used of ${formatBytes(quota)}, and this blob needs ${formatBytes(size)} more (${digest})`);
+        throw denied(`quota of namespace ${ns} exceeded: ${binarySize(used)} used of ${binarySize(quota)}, and this blob needs ${binarySize(size)} more (${digest})`);
       }
     },
   };
