@@ -7,8 +7,7 @@ import Database from 'better-sqlite3';
 import { admin } from '../../../src/registry/server/admin.js';
 import { serve } from '../../../src/registry/server/server.js';
 import { logger } from '../../../src/registry/server/log.js';
-import { defaultConfig } from '../../../src/registry/server/config.js';
-import { client, pushImage, randomImage, startRegistry, tableRows, type Client } from './support.js';
+import { client, pushImage, randomImage, startRegistry, tableRows, testConfig, type Client } from './support.js';
 import { CDX, cyclonedx, pushSbom, spdx } from '../../sbom/support.js';
 
 // The registry's search API: packages of SBOMs pushed as referrers, images built on a base
@@ -178,10 +177,7 @@ test('with auth on, a user sees only repositories of namespaces they may pull; a
 test('a database from before the search index is migrated: bases from stored annotations, stored SBOMs read at start', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'kiln-registry-'));
   t.after(() => rm(root, { recursive: true, force: true }));
-  const config = defaultConfig(root);
-  config.http.addr = '127.0.0.1:0';
-  config.log.requests = false;
-  config.gc.interval = 0;
+  const config = testConfig(root);
   const quiet = { log: logger('error', () => {}) };
   const first = await serve(config, quiet);
   const c = client(first.url);

@@ -92,6 +92,15 @@ export async function onPostgres(): Promise<boolean> {
   return true;
 }
 
+/** The configuration of a test registry at `root`: a free loopback port, no request log, no GC timer. */
+export function testConfig(root: string): RegistryConfig {
+  const config = defaultConfig(root);
+  config.http.addr = '127.0.0.1:0';
+  config.log.requests = false;
+  config.gc.interval = 0;
+  return config;
+}
+
 /** A registry in this process on a free loopback port, in a temporary root removed after the test. */
 export async function startRegistry(
   t: { after: (fn: () => Promise<void> | void) => void },
@@ -99,10 +108,7 @@ export async function startRegistry(
   opts: { log?: Logger } = {},
 ): Promise<TestRegistry> {
   const root = await mkdtemp(join(tmpdir(), 'kiln-registry-'));
-  const config = defaultConfig(root);
-  config.http.addr = '127.0.0.1:0';
-  config.log.requests = false;
-  config.gc.interval = 0;
+  const config = testConfig(root);
   if (postgres) {
     config.database = { ...config.database, driver: 'postgres', postgres: { url: await postgres.server.createDatabase(`registry_${++postgres.databases}`) } };
   }

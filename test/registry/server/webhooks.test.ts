@@ -6,10 +6,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { admin } from '../../../src/registry/server/admin.js';
-import { defaultConfig, type RegistryConfig } from '../../../src/registry/server/config.js';
+import { webhookAdmin } from '../../../src/registry/server/webhooks/hooks.js';
+import { addressPolicy } from '../../../src/registry/server/webhooks/policy.js';
+import { baseNameParts } from '../../../src/registry/server/base-updates.js';
+import type { RegistryConfig } from '../../../src/registry/server/config.js';
 import { serve } from '../../../src/registry/server/server.js';
 import { logger } from '../../../src/registry/server/log.js';
-import { freePort, pushBlob, pushImage, randomImage, registryCli, startRegistry, waitFor, type TestRegistry } from './support.js';
+import { client, freePort, pushBlob, pushImage, randomImage, registryCli, startRegistry, testConfig, waitFor, type TestRegistry } from './support.js';
 
 // Webhooks (issue 23): events of a namespace POSTed to a receiver as signed JSON by a durable
 // queue, with retries; a slow receiver never slows a push; URLs the configuration does not allow
@@ -172,10 +175,7 @@ test('a receiver answering 500 gets the configured attempts, then the log says f
 test('the queue survives a restart: a delivery pending while the receiver is down arrives after the registry starts again', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'kiln-registry-'));
   t.after(() => rm(root, { recursive: true, force: true }));
-  const config = defaultConfig(root);
-  config.http.addr = '127.0.0.1:0';
-  config.log.requests = false;
-  config.gc.interval = 0;
+  const config = testConfig(root);
   quick(config);
   config.webhooks.attempts = 1000;
   config.webhooks.backoff = 0.1;
@@ -183,11 +183,11 @@ test('the queue survives a restart: a delivery pending while the receiver is dow
   const quiet = { log: logger('error', () => {}) };
   let running = await serve(config, quiet);
   try {
-    const hooks = (await import('../../../src/registry/server/webhooks/hooks.js')).webhookAdmin(running.registry.metadata, 'test', config.webhooks);
+    const hooks = webhookAdmin(running.registry.metadata, 'test', config.webhooks);
     const hook = await hooks.add('team', { url: `http://127.0.0.1:${port}/down`, secret: 'x', events: ['push'] });
     running.registry.webhooks.invalidate();
     const img = randomImage({ layers: 1 });
-    const c = (await import('./support.js')).client(running.url);
+    const c = client(running.url);
     assert.equal((await pushImage(c, 'team/app', 'v1', img)).status, 201);
     await waitFor(async () => ((await hooks.deliveries(hook.id, 1))[0]?.attempts ?? 0) >= 1, 5000, 'a failed attempt');
     const before = (await hooks.deliveries(hook.id, 1))[0]!;
@@ -213,7 +213,6 @@ test('a receiver that never answers does not hold up pushes', async (t) => {
     c.webhooks.timeout = 60;
     c.webhooks.concurrency = 1;
   });
-  const { webhookAdmin } = await import('../../../src/registry/server/webhooks/hooks.js');
   await webhookAdmin(reg.registry.metadata, 'test', reg.config.webhooks).add('team', { url: rx.url, secret: 'x' });
   reg.registry.webhooks.invalidate();
   const c = reg.client();
@@ -248,7 +247,6 @@ test('webhook URLs the configuration does not allow are refused, naming the URL;
 
   // Added where loopback is allowed (as the CLI's default configuration does), refused by the server's rules when sent.
   const rx = await receiver(t);
-  const { webhookAdmin } = await import('../../../src/registry/server/webhooks/hooks.js');
   const hook = await webhookAdmin(reg.registry.metadata, 'test', { ...reg.config.webhooks, allowLoopback: true }).add('team', { url: rx.url.replace('127.0.0.1', 'localhost'), secret: 's', events: ['push'] });
   reg.registry.webhooks.invalidate();
   const c = reg.client({ user: 'root', password: 'password-root' });
@@ -260,8 +258,6 @@ test('webhook URLs the configuration does not allow are refused, naming the URL;
 });
 
 test('the address rules: private networks, link-local and metadata addresses, IPv4-mapped forms, the allow-list; base names without their host', async () => {
-  const { addressPolicy } = await import('../../../src/registry/server/webhooks/policy.js');
-  const { baseNameParts } = await import('../../../src/registry/server/base-updates.js');
   const strict = addressPolicy({ allowLoopback: true, allowPrivateNetworks: false, allow: [] });
   assert.match(strict.refusal('10.1.2.3') ?? '', /private network/);
   assert.match(strict.refusal('fd12::1') ?? '', /private network/);
