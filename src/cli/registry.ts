@@ -11,7 +11,7 @@ import { describeRetention } from '../registry/server/retention.js';
 import { serve } from '../registry/server/server.js';
 import { openBackends, openMetadata } from '../registry/server/registry.js';
 import { admin, parseRole } from '../registry/server/admin.js';
-import { collectGarbage } from '../registry/server/gc.js';
+import { collectGarbage, gcSummary } from '../registry/server/gc.js';
 import { migrateRegistry, sameDatabase, summary, type Backends } from '../registry/server/migrate.js';
 import type { Metadata } from '../registry/server/metadata/metadata.js';
 import { enqueueOffline } from '../registry/server/webhooks/webhooks.js';
@@ -79,7 +79,7 @@ export function registerRegistryCommands(program: Command, globals: () => Global
         for (const m of r.manifests) out(`${o.dryRun ? 'would delete' : 'deleted'} manifest ${m.repository}@${m.digest}`);
         for (const b of r.blobs) out(`${o.dryRun ? 'would delete' : 'deleted'} blob ${b}`);
         out(`${o.dryRun ? 'Would remove' : 'Removed'} ${r.manifests.length} manifests, ${r.links} repository links, ${r.blobs.length} blobs (${humanSize(r.bytes)}), ${r.orphans} orphaned files`);
-        if (!o.dryRun) await metadata.recordAudit([{ time: Date.now(), actor: actor(), action: 'gc', detail: `${r.manifests.length} manifests, ${r.blobs.length} blobs, ${r.bytes} bytes` }]);
+        if (!o.dryRun) await metadata.recordAudit([{ time: Date.now(), actor: actor(), action: 'gc', detail: gcSummary(r) }]);
       } finally {
         await metadata.close();
       }

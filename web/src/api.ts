@@ -131,3 +131,64 @@ export interface ImageView {
   manifests?: { digest: string; mediaType: string; size: number; platform?: Partial<Platform>; annotations?: Record<string, string> }[];
   referrers: Referrer[];
 }
+
+// Governance (docs/registry.md, "Web UI"): what the caller may do, members, robots, audit, GC.
+
+/** GET /kiln/v1/permissions: the registry's answer of what the caller may do in a namespace; pages show buttons by it. */
+export interface Permissions {
+  namespace: string;
+  role: string | null;
+  systemAdmin: boolean;
+  actions: string[];
+  permissions: string[];
+}
+
+export interface NamespaceRow {
+  name: string;
+  public: boolean;
+  usedBytes?: number;
+  quotaBytes?: number;
+}
+
+export interface Member {
+  user: string;
+  role: string;
+}
+
+export interface GroupBinding {
+  group: string;
+  role: string;
+}
+
+export interface Robot {
+  name: string;
+  actions: string[];
+  expiresAt?: number;
+  createdBy: string;
+  createdAt: number;
+}
+
+export interface AuditEvent {
+  id: number;
+  time: number;
+  actor: string;
+  action: string;
+  repository?: string;
+  namespace?: string;
+  reference?: string;
+  digest?: string;
+  detail?: string;
+  count?: number;
+}
+
+export interface GcReport {
+  dryRun: boolean;
+  manifests: { repository: string; digest: string }[];
+  links: number;
+  blobs: string[];
+  bytes: number;
+  orphans: number;
+  lost: number;
+}
+
+export const Roles = ['admin', 'maintainer', 'developer', 'guest', 'limited-guest'];

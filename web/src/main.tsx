@@ -7,6 +7,10 @@ import { SignIn } from './pages/sign-in.js';
 import { Home } from './pages/home.js';
 import { Repository } from './pages/repository.js';
 import { Image } from './pages/image.js';
+import { Namespace, Namespaces } from './pages/namespace.js';
+import { Audit } from './pages/audit.js';
+import { Gc } from './pages/gc.js';
+import { GovernanceNav } from './nav.js';
 
 // The kiln registry's web UI (issue 20): a client of the /kiln/v1/ API and nothing more; every
 // rule (who sees what) is the registry's.
@@ -30,8 +34,12 @@ function App() {
   if (!session) page = <Loading what="the session" />;
   else if (route.page === 'sign-in') page = <SignIn next={route.next} onSession={take} />;
   else if (route.page === 'home') page = <Home signedIn={!!session.user} />;
-  else if (route.page === 'repo') page = <Repository name={route.name} />;
+  else if (route.page === 'repo') page = <Repository name={route.name} signedIn={!!session.user} />;
   else if (route.page === 'image') page = <Image name={route.name} reference={route.ref} />;
+  else if (route.page === 'namespaces') page = <Namespaces />;
+  else if (route.page === 'namespace') page = <Namespace key={route.name} name={route.name} signedIn={!!session.user} />;
+  else if (route.page === 'audit') page = <Audit key={route.search} search={route.search} />;
+  else if (route.page === 'gc') page = <Gc />;
   else
     page = (
       <div class="error" role="alert">
@@ -46,6 +54,7 @@ function App() {
         <Link href="/" class="brand">
           kiln registry
         </Link>
+        <GovernanceNav route={route} session={session} />
         <nav aria-label="Account">
           {session?.user ? (
             <>

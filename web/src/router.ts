@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 
-// Pages by address (History API): / (repositories), /ui/sign-in, /ui/repo/NAME, /ui/image/NAME/REF.
+// Pages by address (History API): / (repositories), /ui/sign-in, /ui/repo/NAME, /ui/image/NAME/REF;
+// governance: /ui/namespaces, /ui/namespace/NS, /ui/audit?namespace=&actor=&action=&since=&until=, /ui/gc.
 // Repository names hold slashes; a tag or digest never does, so the last component is the reference.
 
 export type Route =
@@ -8,6 +9,10 @@ export type Route =
   | { page: 'sign-in'; next: string }
   | { page: 'repo'; name: string }
   | { page: 'image'; name: string; ref: string }
+  | { page: 'namespaces' }
+  | { page: 'namespace'; name: string }
+  | { page: 'audit'; search: string }
+  | { page: 'gc' }
   | { page: 'not-found'; path: string };
 
 export function parseRoute(path: string, search: string): Route {
@@ -23,6 +28,10 @@ export function parseRoute(path: string, search: string): Route {
     const next = new URLSearchParams(search).get('next') ?? '/';
     return { page: 'sign-in', next: next.startsWith('/') && !next.startsWith('//') ? next : '/' };
   }
+  if (path === '/ui/namespaces') return { page: 'namespaces' };
+  if (path.startsWith('/ui/namespace/') && path.length > 14) return { page: 'namespace', name: dec(path.slice(14)) };
+  if (path === '/ui/audit') return { page: 'audit', search };
+  if (path === '/ui/gc') return { page: 'gc' };
   if (path.startsWith('/ui/repo/') && path.length > 9) return { page: 'repo', name: dec(path.slice(9)) };
   if (path.startsWith('/ui/image/')) {
     const rest = path.slice(10);
@@ -34,6 +43,11 @@ export function parseRoute(path: string, search: string): Route {
 
 export const repoHref = (name: string) => `/ui/repo/${name.split('/').map(encodeURIComponent).join('/')}`;
 export const imageHref = (name: string, ref: string) => `${repoHref(name).replace('/ui/repo/', '/ui/image/')}/${encodeURIComponent(ref)}`;
+export const namespaceHref = (name: string) => `/ui/namespace/${encodeURIComponent(name)}`;
+export const auditHref = (filters: Record<string, string | undefined>) => {
+  const q = new URLSearchParams(Object.entries(filters).filter((e): e is [string, string] => !!e[1])).toString();
+  return q ? `/ui/audit?${q}` : '/ui/audit';
+};
 export const signInHref = (next: string) => `/ui/sign-in?next=${encodeURIComponent(next)}`;
 
 const listeners = new Set<() => void>();

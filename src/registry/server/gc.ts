@@ -23,6 +23,11 @@ export interface GcReport {
   lost: number;
 }
 
+/** A report in one line, as the audit log keeps it: "2 manifests, 5 blobs, 10240 bytes". */
+export function gcSummary(r: GcReport): string {
+  return `${r.manifests.length} manifests, ${r.blobs.length} blobs, ${r.bytes} bytes`;
+}
+
 /** Where objects of blobs live: keys of new uploads, and the digest paths of blobs stored before keys existed. */
 const objectPrefixes = ['data', 'sha256', 'sha512'];
 

@@ -18,7 +18,7 @@ import type { IdentityProvider } from './auth/identity.js';
 import { auditLog, type AuditLog } from './audit.js';
 import { metrics, type Metrics } from './metrics.js';
 import { logger, type Logger } from './log.js';
-import { collectGarbage, recoverTrash, type GcReport } from './gc.js';
+import { collectGarbage, gcSummary, recoverTrash, type GcReport } from './gc.js';
 import { searchIndex, type SearchIndex } from './search.js';
 import { registryService, type RegistryService } from './service.js';
 import { eventBus, type EventBus } from './events.js';
@@ -54,7 +54,8 @@ export interface Registry {
   readonly audit: AuditLog;
   readonly metrics: Metrics;
   readonly log: Logger;
-  gc(opts?: { dryRun?: boolean }): Promise<GcReport>;
+  /** Collect garbage; a run (not a dry run) goes into the audit log as `gc` by `actor` (default "gc-schedule"), which is its last report. */
+  gc(opts?: { dryRun?: boolean; actor?: string }): Promise<GcReport>;
   close(): Promise<void>;
 }
 
@@ -136,12 +137,16 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
   metadata.onExternalChange(invalidate);
 
   let gcRunning: Promise<GcReport> | undefined;
-  const gc = async (o: { dryRun?: boolean } = {}): Promise<GcReport> => {
+  const gc = async (o: { dryRun?: boolean; actor?: string } = {}): Promise<GcReport> => {
     if (gcRunning) return gcRunning;
     gcRunning = (async () => {
       try {
         const r = await collectGarbage({ metadata, driver, graceSeconds: config.gc.gracePeriod, dryRun: o.dryRun });
         if (!o.dryRun && (r.manifests.length || r.blobs.length || r.links || r.lost)) invalidate();
+        // The same record `kiln registry gc` writes, so the last report is the last run's wherever it
+        // ran; a scheduled run that removed nothing is not worth a line every interval.
+        const removed = r.manifests.length || r.blobs.length || r.links || r.lost || r.orphans;
+        if (!o.dryRun && (o.actor || removed)) audit.record({ actor: o.actor ?? 'gc-schedule', action: 'gc', detail: gcSummary(r) });
         log.log('info', 'garbage collection', { dryRun: r.dryRun, manifests: r.manifests.length, links: r.links, blobs: r.blobs.length, bytes: r.bytes, orphans: r.orphans, lost: r.lost });
         return r;
       } finally {

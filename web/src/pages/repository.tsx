@@ -4,6 +4,8 @@ import { imageHref } from '../router.js';
 import { shortDigest } from '../format.js';
 import { CopyButton, ErrorNote, Link, Loading, Size, Time, useLoad } from '../ui.js';
 import { Pager } from './home.js';
+import { TagActions } from './tag-actions.js';
+import { usePermissions } from '../actions.js';
 
 const sorts: [string, string][] = [
   ['-pushed', 'Newest push first'],
@@ -15,11 +17,15 @@ const sorts: [string, string][] = [
 export const platformText = (p: Partial<Platform>) => [p.os, p.architecture, p.variant].filter(Boolean).join('/');
 
 /** A repository's tags, a page at a time, with the pull command. */
-export function Repository({ name }: { name: string }) {
+export function Repository({ name, signedIn = false }: { name: string; signedIn?: boolean }) {
   const [sort, setSort] = useState('-pushed');
   const [pages, setPages] = useState<string[]>(['']);
   const last = pages[pages.length - 1]!;
-  const { data, error, loading } = useLoad(() => api<{ tags: TagRow[]; next?: string }>('GET', `/kiln/v1/tags${qs({ repository: name, sort, last, n: 50 })}`), [name, sort, last]);
+  // Governance (tag-actions.tsx): the buttons the registry says the caller may use; a change reloads the page of tags.
+  const perms = usePermissions({ repository: name }, signedIn);
+  const governs = !!perms && ['delete', 'promote'].some((a) => perms.actions.includes(a));
+  const [version, setVersion] = useState(0);
+  const { data, error, loading } = useLoad(() => api<{ tags: TagRow[]; next?: string }>('GET', `/kiln/v1/tags${qs({ repository: name, sort, last, n: 50 })}`), [name, sort, last, version]);
   const pull = `${location.host}/${name}:${data?.tags[0]?.tag ?? 'latest'}`;
   return (
     <section>
@@ -64,6 +70,7 @@ export function Repository({ name }: { name: string }) {
                   <th scope="col">Pushed</th>
                   <th scope="col">Platforms</th>
                   <th scope="col">Referrers</th>
+                  {governs && <th scope="col">Actions</th>}
                 </tr>
               </thead>
               <tbody>
@@ -87,6 +94,7 @@ export function Repository({ name }: { name: string }) {
                       {t.sbom && <span class="badge sbom">SBOM</span>}
                       {t.signed && <span class="badge signed">Signed</span>}
                     </td>
+                    {governs && <td><TagActions repository={name} tag={t.tag} digest={t.digest} perms={perms} onChanged={() => setVersion(version + 1)} /></td>}
                   </tr>
                 ))}
               </tbody>

@@ -20,6 +20,7 @@ export const RoleActions: Record<Role, readonly Action[]> = {
 /** Namespace management permissions, beyond repository actions. */
 // Webhooks as Harbor's: maintainers see them and their delivery log, admins change them.
 export type NamespacePermission = 'members:read' | 'members:write' | 'robots:write' | 'audit:read' | 'webhooks:read' | 'webhooks:write';
+export const NamespacePermissions: readonly NamespacePermission[] = ['members:read', 'members:write', 'robots:write', 'audit:read', 'webhooks:read', 'webhooks:write'];
 const RolePermissions: Record<Role, readonly NamespacePermission[]> = {
   admin: ['members:read', 'members:write', 'robots:write', 'audit:read', 'webhooks:read', 'webhooks:write'],
   maintainer: ['members:read', 'audit:read', 'webhooks:read'],

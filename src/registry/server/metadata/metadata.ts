@@ -147,6 +147,16 @@ export interface RobotRecord {
   createdAt: number;
 }
 
+export interface AuditFilter {
+  namespace?: string;
+  actor?: string;
+  action?: string;
+  since?: number;
+  until?: number;
+  before?: number;
+  limit: number;
+}
+
 export interface AuditEvent {
   id?: number;
   /** Unix milliseconds. */
@@ -321,7 +331,8 @@ export interface IdentityRows {
 
 export interface AuditRows {
   recordAudit(events: AuditEvent[]): Promise<void>;
-  listAudit(filter: { namespace?: string; actor?: string; action?: string; limit: number }): Promise<AuditEvent[]>;
+  /** Newest first. since/until: Unix ms, inclusive; before: only events whose id is lower (the next page). */
+  listAudit(filter: AuditFilter): Promise<AuditEvent[]>;
 }
 
 /**

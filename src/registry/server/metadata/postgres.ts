@@ -1083,6 +1083,11 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
         args.push(value);
         where.push(`${column} = $${args.length}`);
       }
+      for (const [cond, value] of [['time >=', f.since], ['time <=', f.until], ['id <', f.before]] as const) {
+        if (value === undefined) continue;
+        args.push(value);
+        where.push(`${cond} $${args.length}`);
+      }
       args.push(f.limit);
       return (await read(`SELECT * FROM audit ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT $${args.length}`, args)).map(toAudit);
     },

@@ -962,6 +962,11 @@ export function openSqliteMetadata(path: string): Metadata {
         where.push('action = ?');
         args.push(f.action);
       }
+      for (const [cond, value] of [['time >= ?', f.since], ['time <= ?', f.until], ['id < ?', f.before]] as const) {
+        if (value === undefined) continue;
+        where.push(cond);
+        args.push(value);
+      }
       const sql = `SELECT * FROM audit ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
       return (db.prepare(sql).all(...args, f.limit) as Row[]).map(toAudit);
     },

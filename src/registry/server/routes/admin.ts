@@ -9,6 +9,7 @@ import { admin, parseRole, type ProxySetting } from '../admin.js';
 import { parseDuration, parseSize } from '../config.js';
 import { webhookRoutes } from './webhooks.js';
 import { replicationApi } from './replication.js';
+import { governance, isGovernanceRoute } from './governance.js';
 
 // The management API under /kiln/v1/: namespace members, robot accounts, the audit log, users and
 // namespaces — what `kiln registry …` does offline, over HTTP, for those whose role allows it.
@@ -64,6 +65,23 @@ function parseLocation(v: unknown, field: string): { repository: string; tag?: s
   return { repository, ...ref };
 }
 
+/** ?since= / ?until= of the audit log: an ISO 8601 time or Unix milliseconds. */
+function auditTime(q: URLSearchParams, field: 'since' | 'until'): number | undefined {
+  const v = q.get(field);
+  if (!v) return undefined;
+  const t = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+  if (!Number.isFinite(t)) throw badRequest(`${field}: "${v.slice(0, 100)}" is not a time (ISO 8601 such as 2026-12-07T10:00:00Z, or Unix milliseconds)`);
+  return t;
+}
+
+/** ?before= of the audit log: the `next` a previous page answered. */
+function auditCursor(q: URLSearchParams): number | undefined {
+  const v = q.get('before');
+  if (!v) return undefined;
+  if (!/^\d{1,15}$/.test(v)) throw badRequest(`before: "${v.slice(0, 100)}" is not a page cursor (the "next" of the previous page)`);
+  return Number(v);
+}
+
 /** "proxy": {"url", "username", "password", "ttl": "5m" | seconds} or null (not a proxy any more); undefined: unchanged. */
 function proxySetting(v: unknown): ProxySetting | null | undefined {
   if (v === undefined || v === null) return v;
@@ -101,6 +119,7 @@ export async function management(reg: Registry, ctx: Ctx, parts: string[]): Prom
   const m = ctx.method;
   const [a, b, c, d] = parts;
   if (a === 'namespaces' && b !== undefined && c === 'webhooks') return webhookRoutes(reg, ctx, p, b, parts.slice(3));
+  if (isGovernanceRoute(parts, m)) return governance(reg, ctx, p, parts);
 
   if (a === 'namespaces' && b === undefined && m === 'GET') {
     const all = await ops.namespaces();
@@ -230,7 +249,12 @@ export async function management(reg: Registry, ctx: Ctx, parts: string[]): Prom
     else requireSysadmin(p);
     await reg.audit.flush();
     const limit = Math.min(1000, Math.max(1, Number(q.get('limit') ?? 100) || 100));
-    return sendJson(ctx, 200, { events: await reg.metadata.listAudit({ namespace: ns, actor: q.get('actor') ?? undefined, action: q.get('action') ?? undefined, limit }) });
+    // A page more than asked tells whether there is a next one; ?before=NEXT reads it.
+    const filter = { namespace: ns, actor: q.get('actor') || undefined, action: q.get('action') || undefined, since: auditTime(q, 'since'), until: auditTime(q, 'until'), before: auditCursor(q) };
+    const events = await reg.metadata.listAudit({ ...filter, limit: limit + 1 });
+    const more = events.length > limit;
+    if (more) events.length = limit;
+    return sendJson(ctx, 200, { events, ...(more ? { next: String(events[events.length - 1]!.id) } : {}) });
   }
   if (a === 'users') {
     requireSysadmin(p);
@@ -263,7 +287,7 @@ export async function management(reg: Registry, ctx: Ctx, parts: string[]): Prom
   if (a === 'replication') return replicationApi(reg, ctx, p, parts.slice(1));
   if (a === 'gc' && b === undefined && m === 'POST') {
     requireSysadmin(p);
-    const r = await reg.gc({ dryRun: query(ctx).get('dryRun') === 'true' });
+    const r = await reg.gc({ dryRun: query(ctx).get('dryRun') === 'true', actor: p.name });
     return sendJson(ctx, 200, r);
   }
   throw new RegistryError('not-found', `no such management endpoint: ${m} /kiln/v1/${parts.join('/')}`);

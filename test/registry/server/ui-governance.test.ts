@@ -1,0 +1,176 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { admin } from '../../../src/registry/server/admin.js';
+import { pushImage, randomImage, registryCli, startRegistry } from './support.js';
+
+// The web UI's governance pages (issue 20) in Debian's chromium: what each role is shown and what
+// the API answers the others; deleting and promoting tags, members, robot accounts (the secret
+// shown once, then used by skopeo), the audit log, GC, and an expired session in the middle of a
+// change. One registry and one browser for all of it (a context per user).
+
+const chromiumPath = '/usr/bin/chromium';
+const run = promisify(execFile);
+
+test('in Chromium: governance by role — delete, promote, members, robots, audit, GC, and an expired session', { skip: existsSync(chromiumPath) ? false : `needs ${chromiumPath}`, timeout: 120_000 }, async (t) => {
+  const t0 = Date.now();
+  const reg = await startRegistry(t, (c) => {
+    c.auth.enabled = true;
+    c.gc.gracePeriod = 0;
+  });
+  const ops = admin(reg.registry.metadata, 'test');
+  for (const [u, sys] of [['root', true], ['dev', false], ['maint', false], ['owner', false], ['newbie', false], ['late', false]] as const) await ops.addUser(u, `password-${u}`, sys);
+  await ops.grant('dev', 'team', 'developer');
+  await ops.grant('maint', 'team', 'maintainer');
+  await ops.grant('owner', 'team', 'admin');
+  const root = reg.client({ user: 'root', password: 'password-root' });
+  const v2 = randomImage();
+  for (const [tag, img] of [['v1', randomImage()], ['v2', v2]] as const) assert.equal((await pushImage(root, 'team/app', tag, img)).status, 201);
+
+  console.log('setup', Date.now() - t0);
+  const browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+  t.after(() => browser.close());
+  console.log('browser', Date.now() - t0);
+  /** A browser context signed in as `user` (through the API: the form has its own test in ui.test.ts). */
+  const as = async (user: string): Promise<{ context: BrowserContext; csrf: string }> => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const r = await context.request.post(`${reg.url}/kiln/v1/session`, { data: { username: user, password: `password-${user}` } });
+    assert.equal(r.status(), 200, await r.text());
+    return { context, csrf: ((await r.json()) as { csrf: string }).csrf };
+  };
+  const permissionsLoaded = (p: import('playwright-core').Page) => p.waitForResponse((r) => r.url().includes('/kiln/v1/permissions') && r.status() === 200);
+
+  await t.test('a developer is shown no delete or promote button, and the API refuses both', async () => {
+    const { context, csrf } = await as('dev');
+    const page = await context.newPage();
+    page.setDefaultTimeout(5000);
+    const loaded = permissionsLoaded(page);
+    await page.goto(`${reg.url}/ui/repo/team/app`);
+    await page.getByRole('link', { name: 'v1', exact: true }).waitFor();
+    await loaded;
+    await page.getByRole('link', { name: 'v2', exact: true }).waitFor();
+    assert.equal(await page.getByRole('button', { name: /^(Delete|Promote)/ }).count(), 0);
+    assert.equal(await page.getByRole('link', { name: 'Garbage collection' }).count(), 0, 'no GC link for a non-administrator');
+    const del = await context.request.delete(`${reg.url}/kiln/v1/repositories/team/app/tags/v1`, { headers: { 'x-kiln-csrf': csrf } });
+    assert.equal(del.status(), 403, await del.text());
+    const promote = await context.request.post(`${reg.url}/kiln/v1/promote`, { headers: { 'x-kiln-csrf': csrf }, data: { source: 'team/app:v1', destination: 'team/app:prod' } });
+    assert.equal(promote.status(), 403);
+    assert.equal((await context.request.get(`${reg.url}/kiln/v1/gc`)).status(), 403);
+    assert.equal((await root.req('GET', '/v2/team/app/manifests/v1', { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).status, 200, 'v1 is still there');
+    await context.close();
+  });
+
+  await t.test('a maintainer deletes a tag after a confirmation dialog, promotes a tag, and the audit view shows both', async () => {
+    const { context } = await as('maint');
+    const page = await context.newPage();
+    page.setDefaultTimeout(5000);
+    await page.goto(`${reg.url}/ui/repo/team/app`);
+    await page.getByRole('button', { name: 'Delete tag v2' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Delete tag v2?' });
+    await dialog.waitFor();
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    assert.equal(await page.getByRole('link', { name: 'v2', exact: true }).count(), 1, 'Cancel deletes nothing');
+    await page.getByRole('button', { name: 'Delete tag v2' }).click();
+    await page.getByRole('dialog', { name: 'Delete tag v2?' }).getByRole('button', { name: 'Delete tag' }).click();
+    await page.getByRole('link', { name: 'v2', exact: true }).waitFor({ state: 'detached' });
+
+    await page.getByRole('button', { name: 'Promote v1' }).click();
+    const promote = page.getByRole('dialog', { name: 'Promote v1' });
+    await promote.getByLabel('Destination tag').fill('prod');
+    await promote.getByRole('button', { name: 'Promote' }).click();
+    await page.getByRole('link', { name: 'prod', exact: true }).waitFor();
+    const prod = await root.req('GET', '/v2/team/app/manifests/prod', { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    const v1 = await root.req('GET', '/v2/team/app/manifests/v1', { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    assert.equal(prod.headers.get('docker-content-digest'), v1.headers.get('docker-content-digest'));
+
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByLabel('Namespace').fill('team');
+    await page.getByLabel('User').fill('maint');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.locator('tr', { hasText: 'delete-tag' }).filter({ hasText: 'v2' }).waitFor();
+    await page.locator('tr', { hasText: 'promote' }).filter({ hasText: 'prod' }).waitFor();
+    assert.deepEqual([...new Set(await page.locator('tbody tr td:nth-child(2)').allInnerTexts())], ['maint'], 'only maint\'s events');
+    await page.getByLabel('Action').fill('promote');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 1);
+    assert.match(page.url(), /\/ui\/audit\?namespace=team&actor=maint&action=promote$/);
+    await context.close();
+  });
+
+  await t.test('a namespace admin adds a member (kiln registry role list shows it), creates a robot whose secret is shown once and works with skopeo, and an expired session returns to sign-in and back with the form kept', async () => {
+    const { context } = await as('owner');
+    const page = await context.newPage();
+    page.setDefaultTimeout(5000);
+    await page.goto(`${reg.url}/ui/namespace/team`);
+    await page.getByLabel('Name', { exact: true }).fill('newbie');
+    await page.getByLabel('Role', { exact: true }).selectOption('guest');
+    await page.getByRole('button', { name: 'Add member' }).click();
+    await page.getByRole('combobox', { name: 'Role of user newbie' }).waitFor();
+    const list = await registryCli(reg, ['role', 'list', '--namespace', 'team']);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /^team\s+newbie\s+guest\s+user$/m, list.stdout);
+
+    await page.getByLabel('Robot name').fill('ci');
+    await page.getByRole('button', { name: 'Create robot' }).click();
+    const secret = await page.getByRole('textbox', { name: 'Secret' }).inputValue();
+    assert.ok(secret.length >= 20, 'the secret is shown');
+    assert.ok(await page.getByRole('button', { name: 'Copy the secret' }).isVisible());
+    await page.getByRole('cell', { name: 'robot$team+ci', exact: true }).waitFor();
+    await page.reload();
+    await page.getByRole('cell', { name: 'robot$team+ci', exact: true }).waitFor();
+    assert.equal(await page.getByRole('textbox', { name: 'Secret' }).count(), 0, 'never shown again');
+    assert.ok(!(await page.content()).includes(secret));
+    if (existsSync('/usr/bin/skopeo')) {
+      const dir = await mkdtemp(join(tmpdir(), 'kiln-skopeo-'));
+      t.after(() => rm(dir, { recursive: true, force: true }));
+      const host = reg.url.replace(/^http:\/\//, '');
+      const authfile = join(dir, 'auth.json');
+      await run('skopeo', ['login', '--tls-verify=false', '--authfile', authfile, '-u', 'robot$team+ci', '-p', secret, host]);
+      const inspected = JSON.parse((await run('skopeo', ['inspect', '--tls-verify=false', '--authfile', authfile, `docker://${host}/team/app:v1`])).stdout) as { Digest: string };
+      assert.match(inspected.Digest, /^sha256:/);
+    }
+
+    // The session ends (expiry, or an administrator) while a member is being added.
+    await page.getByLabel('Name', { exact: true }).fill('late');
+    await page.getByLabel('Role', { exact: true }).selectOption('maintainer');
+    await reg.registry.metadata.purgeSessions(Date.now() + 365 * 86400_000);
+    await page.getByRole('button', { name: 'Add member' }).click();
+    await page.waitForURL(/\/ui\/sign-in\?next=%2Fui%2Fnamespace%2Fteam$/);
+    await page.getByLabel('User name').fill('owner');
+    await page.getByLabel('Password').fill('password-owner');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(/\/ui\/namespace\/team$/);
+    assert.equal(await page.getByLabel('Name', { exact: true }).inputValue(), 'late', 'what was typed is back');
+    assert.equal(await page.getByLabel('Role', { exact: true }).inputValue(), 'maintainer');
+    await page.getByRole('button', { name: 'Add member' }).click();
+    await page.getByRole('combobox', { name: 'Role of user late' }).waitFor();
+    assert.equal(await reg.registry.metadata.getRole('team', 'late'), 'maintainer');
+    await context.close();
+  });
+
+  await t.test('a system administrator runs a GC dry run and sees the untagged manifest, then a run after confirming, which becomes the last report', async () => {
+    const { context } = await as('root');
+    const page = await context.newPage();
+    page.setDefaultTimeout(5000);
+    await page.goto(`${reg.url}/`);
+    await page.getByRole('navigation', { name: 'Registry' }).getByRole('link', { name: 'Garbage collection' }).click();
+    await page.getByText('No run recorded yet.').waitFor();
+    await page.getByRole('button', { name: 'Dry run' }).click();
+    const report = page.getByRole('region', { name: 'Dry run report' });
+    await report.getByText(`team/app@${v2.digest.slice(0, 19)}`).waitFor();
+    assert.equal(await root.req('GET', `/v2/team/app/manifests/${v2.digest}`).then((r) => r.status), 200, 'a dry run removes nothing');
+    await page.getByRole('button', { name: 'Run garbage collection…' }).click();
+    await page.getByRole('dialog', { name: 'Run garbage collection?' }).getByRole('button', { name: 'Run now' }).click();
+    await page.getByRole('region', { name: 'Report' }).waitFor();
+    await page.getByText(/by root: 1 manifests, \d+ blobs/).waitFor();
+    assert.equal(await root.req('GET', `/v2/team/app/manifests/${v2.digest}`).then((r) => r.status), 404);
+    await context.close();
+  });
+});
