@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { admin } from '../../../src/registry/server/admin.js';
+import { hashPassword } from '../../../src/registry/server/auth/passwords.js';
+import { SessionCookie, startSession } from '../../../src/registry/server/sessions.js';
 import { pushImage, randomImage, registryCli, startRegistry } from './support.js';
 
 // The web UI's governance pages (issue 20) in Debian's chromium: what each role is shown and what
@@ -17,32 +19,32 @@ import { pushImage, randomImage, registryCli, startRegistry } from './support.js
 
 const chromiumPath = '/usr/bin/chromium';
 const run = promisify(execFile);
+const password = 'password-of-everyone';
 
 test('in Chromium: governance by role — delete, promote, members, robots, audit, GC, and an expired session', { skip: existsSync(chromiumPath) ? false : `needs ${chromiumPath}`, timeout: 120_000 }, async (t) => {
-  const t0 = Date.now();
   const reg = await startRegistry(t, (c) => {
     c.auth.enabled = true;
     c.gc.gracePeriod = 0;
   });
   const ops = admin(reg.registry.metadata, 'test');
-  for (const [u, sys] of [['root', true], ['dev', false], ['maint', false], ['owner', false], ['newbie', false], ['late', false]] as const) await ops.addUser(u, `password-${u}`, sys);
+  // One argon2 hash for every user (each costs about a second on a busy machine): same password.
+  const passwordHash = await hashPassword(password);
+  for (const [name, sys] of [['root', true], ['dev', false], ['maint', false], ['owner', false], ['newbie', false], ['late', false]] as const) await reg.registry.metadata.putUser({ name, passwordHash, admin: sys, createdAt: Date.now() });
   await ops.grant('dev', 'team', 'developer');
   await ops.grant('maint', 'team', 'maintainer');
   await ops.grant('owner', 'team', 'admin');
-  const root = reg.client({ user: 'root', password: 'password-root' });
+  const root = reg.client({ user: 'root', password });
   const v2 = randomImage();
   for (const [tag, img] of [['v1', randomImage()], ['v2', v2]] as const) assert.equal((await pushImage(root, 'team/app', tag, img)).status, 201);
 
-  console.log('setup', Date.now() - t0);
   const browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
   t.after(() => browser.close());
-  console.log('browser', Date.now() - t0);
-  /** A browser context signed in as `user` (through the API: the form has its own test in ui.test.ts). */
+  /** A browser context signed in as `user`: a session made as sign-in makes it, without another password check (the form has its tests in ui.test.ts and below). */
   const as = async (user: string): Promise<{ context: BrowserContext; csrf: string }> => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    const r = await context.request.post(`${reg.url}/kiln/v1/session`, { data: { username: user, password: `password-${user}` } });
-    assert.equal(r.status(), 200, await r.text());
-    return { context, csrf: ((await r.json()) as { csrf: string }).csrf };
+    const s = await startSession(reg.registry, user);
+    await context.addCookies([{ name: SessionCookie, value: /^[^=]+=([^;]*)/.exec(s.setCookie)![1]!, url: reg.url, httpOnly: true, sameSite: 'Lax' }]);
+    return { context, csrf: s.csrf };
   };
   const permissionsLoaded = (p: import('playwright-core').Page) => p.waitForResponse((r) => r.url().includes('/kiln/v1/permissions') && r.status() === 200);
 
@@ -117,6 +119,8 @@ test('in Chromium: governance by role — delete, promote, members, robots, audi
     assert.equal(list.code, 0, list.stderr);
     assert.match(list.stdout, /^team\s+newbie\s+guest\s+user$/m, list.stdout);
 
+    assert.equal(await page.getByRole('button', { name: 'Make public' }).count(), 0, 'visibility is system administrators\'');
+
     await page.getByLabel('Robot name').fill('ci');
     await page.getByRole('button', { name: 'Create robot' }).click();
     const secret = await page.getByRole('textbox', { name: 'Secret' }).inputValue();
@@ -144,7 +148,7 @@ test('in Chromium: governance by role — delete, promote, members, robots, audi
     await page.getByRole('button', { name: 'Add member' }).click();
     await page.waitForURL(/\/ui\/sign-in\?next=%2Fui%2Fnamespace%2Fteam$/);
     await page.getByLabel('User name').fill('owner');
-    await page.getByLabel('Password').fill('password-owner');
+    await page.getByLabel('Password').fill(password);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.waitForURL(/\/ui\/namespace\/team$/);
     assert.equal(await page.getByLabel('Name', { exact: true }).inputValue(), 'late', 'what was typed is back');
@@ -171,6 +175,44 @@ test('in Chromium: governance by role — delete, promote, members, robots, audi
     await page.getByRole('region', { name: 'Report' }).waitFor();
     await page.getByText(/by root: 1 manifests, \d+ blobs/).waitFor();
     assert.equal(await root.req('GET', `/v2/team/app/manifests/${v2.digest}`).then((r) => r.status), 404);
+
+    // Visibility: a system administrator makes the namespace public; anonymous visitors see it.
+    await page.getByRole('link', { name: 'Namespaces' }).click();
+    await page.getByRole('link', { name: 'team', exact: true }).click();
+    await page.getByRole('button', { name: 'Make public' }).click();
+    await page.getByRole('button', { name: 'Make private' }).waitFor();
+    const anonymous = (await (await fetch(`${reg.url}/kiln/v1/repositories`)).json()) as { repositories: { name: string }[] };
+    assert.deepEqual(anonymous.repositories.map((r) => r.name), ['team/app']);
     await context.close();
+  });
+  await t.test('the audit API pages with next and filters by time; a bad filter is a 400 naming it', async () => {
+    const s = await startSession(reg.registry, 'root');
+    const get = async (q: string) => {
+      const r = await fetch(`${reg.url}/kiln/v1/audit?${q}`, { headers: { cookie: /^[^;]*/.exec(s.setCookie)![0] } });
+      return { status: r.status, body: (await r.json()) as { events: { id: number; time: number }[]; next?: string; errors?: { message: string }[] } };
+    };
+    const all = (await get('namespace=team&limit=1000')).body.events;
+    assert.ok(all.length >= 4, `${all.length} events`);
+    const paged: number[] = [];
+    let next: string | undefined = '';
+    while (next !== undefined) {
+      const page = await get(`namespace=team&limit=3${next ? `&before=${next}` : ''}`);
+      assert.ok(page.body.events.length <= 3);
+      paged.push(...page.body.events.map((e) => e.id));
+      next = page.body.next;
+    }
+    assert.deepEqual(paged, all.map((e) => e.id), 'the pages together are the whole log, newest first, each event once');
+    const middle = all[Math.floor(all.length / 2)]!.time;
+    const since = (await get(`namespace=team&since=${middle}`)).body.events;
+    assert.ok(since.length > 0 && since.every((e) => e.time >= middle));
+    const until = (await get(`namespace=team&until=${new Date(middle).toISOString()}`)).body.events;
+    assert.ok(until.length > 0 && until.every((e) => e.time <= middle));
+    assert.equal((await get(`namespace=team&since=${Date.now() + 3600_000}`)).body.events.length, 0);
+    const bad = await get('namespace=team&since=yesterday');
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.errors![0]!.message, /^since: "yesterday" is not a time/);
+    const cursor = await get('namespace=team&before=abc');
+    assert.equal(cursor.status, 400);
+    assert.match(cursor.body.errors![0]!.message, /^before:/);
   });
 });

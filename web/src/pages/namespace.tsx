@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { api, Roles, type GroupBinding, type Member, type NamespaceRow, type Robot } from '../api.js';
+import { api, Roles, type GroupBinding, type Member, type NamespaceRow, type RepositoryRow, type Robot } from '../api.js';
 import { Dialog, takeDraft, useAction, usePermissions } from '../actions.js';
 import { auditHref, namespaceHref } from '../router.js';
 import { CopyButton, ErrorNote, Link, Loading, Size, Time, useLoad } from '../ui.js';
@@ -8,9 +8,19 @@ import { CopyButton, ErrorNote, Link, Loading, Size, Time, useLoad } from '../ui
 // bindings, each row saying where the role comes from) and robot accounts. Each section and button
 // shows only when the registry's permissions answer allows it (routes/governance.ts).
 
-/** The namespaces the caller belongs to, and the public ones. */
+/**
+ * The namespaces the caller belongs to or may pull from: those with settings (GET /kiln/v1/namespaces)
+ * and those of the repositories they may pull, which need no settings to exist.
+ */
+async function loadNamespaces(): Promise<{ namespaces: NamespaceRow[] }> {
+  const [withSettings, repos] = await Promise.all([api<{ namespaces: NamespaceRow[] }>('GET', '/kiln/v1/namespaces'), api<{ repositories: RepositoryRow[] }>('GET', '/kiln/v1/repositories?n=1000')]);
+  const byName = new Map(withSettings.namespaces.map((n) => [n.name, n]));
+  for (const r of repos.repositories) if (!byName.has(r.namespace)) byName.set(r.namespace, { name: r.namespace, public: false });
+  return { namespaces: [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) };
+}
+
 export function Namespaces() {
-  const { data, error } = useLoad(() => api<{ namespaces: NamespaceRow[] }>('GET', '/kiln/v1/namespaces'), []);
+  const { data, error } = useLoad(loadNamespaces, []);
   return (
     <section>
       <h1>Namespaces</h1>
@@ -19,7 +29,7 @@ export function Namespaces() {
       ) : !data ? (
         <Loading what="namespaces" />
       ) : data.namespaces.length === 0 ? (
-        <p class="muted">No namespace with settings yet (a namespace appears once it has members or settings).</p>
+        <p class="muted">No namespace yet.</p>
       ) : (
         <div class="scroll">
           <table class="list">
