@@ -2,6 +2,7 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, qs, type Permissions } from './api.js';
 import { navigate, signInHref } from './router.js';
+import { useLoad } from './ui.js';
 
 // What the governance pages share: a modal <dialog> for confirmations and small forms, a runner for
 // actions that sends an expired session to sign-in keeping what the user typed (a draft in
@@ -47,19 +48,9 @@ export function useAction(): { busy: boolean; error?: string; run: <T>(fn: () =>
   return { busy, error, run, clear: () => setError(undefined) };
 }
 
-/** The caller's permissions in a namespace (or a repository's); undefined while loading or when no one is signed in. */
-export function usePermissions(where: { namespace?: string; repository?: string }, signedIn: boolean): Permissions | undefined {
-  const [perms, setPerms] = useState<Permissions>();
-  const key = where.repository ?? where.namespace ?? '';
-  useEffect(() => {
-    let live = true;
-    setPerms(undefined);
-    if (signedIn) api<Permissions>('GET', `/kiln/v1/permissions${qs(where)}`).then((p) => live && setPerms(p), () => {});
-    return () => {
-      live = false;
-    };
-  }, [key, signedIn]);
-  return perms;
+/** The caller's permissions in a namespace (or a repository's); no data when no one is signed in. */
+export function usePermissions(where: { namespace?: string; repository?: string }, signedIn: boolean): { data?: Permissions; error?: unknown; loading: boolean } {
+  return useLoad(() => (signedIn ? api<Permissions>('GET', `/kiln/v1/permissions${qs(where)}`) : Promise.resolve(undefined)), [where.repository ?? where.namespace, signedIn]);
 }
 
 let dialogs = 0;

@@ -64,6 +64,8 @@ test('in Chromium: governance by role — delete, promote, members, robots, audi
     const promote = await context.request.post(`${reg.url}/kiln/v1/promote`, { headers: { 'x-kiln-csrf': csrf }, data: { source: 'team/app:v1', destination: 'team/app:prod' } });
     assert.equal(promote.status(), 403);
     assert.equal((await context.request.get(`${reg.url}/kiln/v1/gc`)).status(), 403);
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByRole('alert').getByText(/whole audit log is for system administrators/).waitFor();
     assert.equal((await root.req('GET', '/v2/team/app/manifests/v1', { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).status, 200, 'v1 is still there');
     await context.close();
   });

@@ -61,7 +61,7 @@ export function Namespaces() {
 }
 
 export function Namespace({ name, signedIn }: { name: string; signedIn: boolean }) {
-  const perms = usePermissions({ namespace: name }, signedIn);
+  const { data: perms, error } = usePermissions({ namespace: name }, signedIn);
   const may = (p: string) => !!perms?.permissions.includes(p);
   return (
     <section>
@@ -71,6 +71,8 @@ export function Namespace({ name, signedIn }: { name: string; signedIn: boolean 
       <h1 class="wrap">Namespace {name}</h1>
       {!signedIn ? (
         <ErrorNote error={new Error('Sign in to see this namespace.')} />
+      ) : error ? (
+        <ErrorNote error={error} />
       ) : !perms ? (
         <Loading what="your permissions" />
       ) : (

@@ -22,7 +22,7 @@ export function Repository({ name, signedIn = false }: { name: string; signedIn?
   const [pages, setPages] = useState<string[]>(['']);
   const last = pages[pages.length - 1]!;
   // Governance (tag-actions.tsx): the buttons the registry says the caller may use; a change reloads the page of tags.
-  const perms = usePermissions({ repository: name }, signedIn);
+  const perms = usePermissions({ repository: name }, signedIn).data;
   const governs = !!perms && ['delete', 'promote'].some((a) => perms.actions.includes(a));
   const [version, setVersion] = useState(0);
   const { data, error, loading } = useLoad(() => api<{ tags: TagRow[]; next?: string }>('GET', `/kiln/v1/tags${qs({ repository: name, sort, last, n: 50 })}`), [name, sort, last, version]);
