@@ -35,7 +35,9 @@ test('in Chromium: governance by role — delete, promote, members, robots, audi
   await ops.grant('owner', 'team', 'admin');
   const root = reg.client({ user: 'root', password });
   const v2 = randomImage();
-  for (const [tag, img] of [['v1', randomImage()], ['v2', v2]] as const) assert.equal((await pushImage(root, 'team/app', tag, img)).status, 201);
+  await ops.grantGroup('team-devs', 'team', 'developer');
+  const old = randomImage();
+  for (const [tag, img] of [['v1', randomImage()], ['v2', v2], ['old', old]] as const) assert.equal((await pushImage(root, 'team/app', tag, img)).status, 201);
 
   const browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
   t.after(() => browser.close());
@@ -70,8 +72,8 @@ test('in Chromium: governance by role — delete, promote, members, robots, audi
     await context.close();
   });
 
-  await t.test('a maintainer deletes a tag after a confirmation dialog, promotes a tag, and the audit view shows both', async () => {
-    const { context } = await as('maint');
+  await t.test('a maintainer deletes a tag and a manifest after a confirmation dialog, promotes a tag, and the audit view shows them', async () => {
+    const { context, csrf } = await as('maint');
     const page = await context.newPage();
     page.setDefaultTimeout(5000);
     await page.goto(`${reg.url}/ui/repo/team/app`);
@@ -84,6 +86,16 @@ test('in Chromium: governance by role — delete, promote, members, robots, audi
     await page.getByRole('button', { name: 'Delete tag v2' }).click();
     await page.getByRole('dialog', { name: 'Delete tag v2?' }).getByRole('button', { name: 'Delete tag' }).click();
     await page.getByRole('link', { name: 'v2', exact: true }).waitFor({ state: 'detached' });
+
+    await page.getByRole('button', { name: 'Delete the manifest of old' }).click();
+    await page.getByRole('dialog', { name: /^Delete manifest sha256:/ }).getByRole('button', { name: 'Delete manifest' }).click();
+    await page.getByRole('link', { name: 'old', exact: true }).waitFor({ state: 'detached' });
+    assert.equal(await root.req('GET', `/v2/team/app/manifests/${old.digest}`).then((r) => r.status), 404, 'the manifest is gone, not only the tag');
+    const badTag = await context.request.delete(`${reg.url}/kiln/v1/repositories/team/app/tags/-bad`, { headers: { 'x-kiln-csrf': csrf } });
+    assert.equal(badTag.status(), 400);
+    const badDigest = await context.request.delete(`${reg.url}/kiln/v1/repositories/team/app/manifests/sha256:nope`, { headers: { 'x-kiln-csrf': csrf } });
+    assert.equal(badDigest.status(), 400);
+    assert.match(await badDigest.text(), /invalid digest/);
 
     await page.getByRole('button', { name: 'Promote v1' }).click();
     const promote = page.getByRole('dialog', { name: 'Promote v1' });
@@ -122,6 +134,8 @@ test('in Chromium: governance by role — delete, promote, members, robots, audi
     assert.match(list.stdout, /^team\s+newbie\s+guest\s+user$/m, list.stdout);
 
     assert.equal(await page.getByRole('button', { name: 'Make public' }).count(), 0, 'visibility is system administrators\'');
+    await page.getByRole('cell', { name: 'group team-devs (identity provider)' }).waitFor();
+    assert.equal(await page.getByRole('combobox', { name: 'Role of group team-devs' }).inputValue(), 'developer');
 
     await page.getByLabel('Robot name').fill('ci');
     await page.getByRole('button', { name: 'Create robot' }).click();
@@ -142,6 +156,11 @@ test('in Chromium: governance by role — delete, promote, members, robots, audi
       const inspected = JSON.parse((await run('skopeo', ['inspect', '--tls-verify=false', '--authfile', authfile, `docker://${host}/team/app:v1`])).stdout) as { Digest: string };
       assert.match(inspected.Digest, /^sha256:/);
     }
+
+    await page.getByRole('button', { name: 'Delete robot$team+ci' }).click();
+    await page.getByRole('dialog', { name: 'Delete robot$team+ci?' }).getByRole('button', { name: 'Delete robot' }).click();
+    await page.getByText('No robot accounts.').waitFor();
+    assert.equal(await reg.registry.metadata.getRobot('robot$team+ci'), undefined);
 
     // The session ends (expiry, or an administrator) while a member is being added.
     await page.getByLabel('Name', { exact: true }).fill('late');
