@@ -75,4 +75,7 @@ function App() {
   );
 }
 
-render(<App />, document.getElementById('app')!);
+// index.html's "Loading…" goes first: Preact's render() adds to a container, it does not replace what is there.
+const root = document.getElementById('app')!;
+root.replaceChildren();
+render(<App />, root);

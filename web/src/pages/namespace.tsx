@@ -377,8 +377,10 @@ function Robots({ name }: { name: string }) {
             </label>
           ))}
         </fieldset>
-        <label for="robot-expires">Expires in</label>
-        <input id="robot-expires" value={draft.expiresIn} placeholder="never, or 30d, 12h" onInput={(e) => setDraft({ ...draft, expiresIn: (e.target as HTMLInputElement).value })} />
+        <span class="field">
+          <label for="robot-expires">Expires in</label>
+          <input id="robot-expires" value={draft.expiresIn} placeholder="never, or 30d, 12h" onInput={(e) => setDraft({ ...draft, expiresIn: (e.target as HTMLInputElement).value })} />
+        </span>
         <button type="submit" disabled={create.busy}>
           {create.busy ? 'Creating…' : 'Create robot'}
         </button>
