@@ -75,6 +75,5 @@ if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ]
   npm ci --no-audit --no-fund --loglevel=error >&2 || npm install --no-audit --no-fund --loglevel=error >&2
 fi
 npx --no-install tsc -p tsconfig.json >&2
-npx --no-install tsc -p web/tsconfig.json >&2
 node scripts/bundle.mjs >&2
 node scripts/build-web.mjs >&2

@@ -10,6 +10,9 @@ import type { StoredImage, Store } from '../store/store.js';
 import { isWithin, walkLayers, type LayerEntry } from './layers.js';
 import { parseBytes } from '../ui/format.js';
 import { byCodeUnits } from '../order.js';
+import { applyLayerEntries, type LayerChange, type StackedPath } from './layer-changes.js';
+
+export type { LayerChange };
 
 export { parseBytes };
 
@@ -27,13 +30,6 @@ export interface LayerReport {
   removed: number;
   /** What the layer does to each path, when asked for (the explorer shows it). */
   changes?: LayerChange[];
-}
-
-export interface LayerChange {
-  path: string;
-  kind: 'added' | 'changed' | 'removed';
-  dir: boolean;
-  size: number;
 }
 
 export interface WastedPath {
@@ -59,12 +55,6 @@ export interface ImageAnalysis {
   inefficiencies: WastedPath[];
 }
 
-interface Stacked {
-  size: number;
-  dir: boolean;
-  layer: number;
-}
-
 export async function analyzeImage(store: Store, img: StoredImage, name: string, opts: { changes?: boolean } = {}): Promise<ImageAnalysis> {
   const history = (img.config.history ?? []).filter((h) => !h.empty_layer).map((h) => h.created_by ?? '');
   const layers = img.manifest.layers;
@@ -73,7 +63,7 @@ export async function analyzeImage(store: Store, img: StoredImage, name: string,
     perLayer[i]!.push(e);
   });
 
-  const stacked = new Map<string, Stacked>();
+  const stacked = new Map<string, StackedPath>();
   const efficiency = new Map<string, { cumulative: number; min: number; count: number }>();
   const reports: LayerReport[] = [];
 
@@ -96,43 +86,7 @@ export async function analyzeImage(store: Store, img: StoredImage, name: string,
     }
 
     // Apply the layer: count what it adds, changes and removes.
-    let added = 0;
-    let changed = 0;
-    let removed = 0;
-    let size = 0;
-    const changes: LayerChange[] = [];
-    for (const e of entries) {
-      if (e.whiteout === 'file') {
-        const was = stacked.get(e.path);
-        if (was) changes.push({ path: e.path, kind: 'removed', dir: was.dir, size: 0 });
-        for (const p of [...stacked.keys()]) {
-          if (isWithin(p, e.path)) {
-            if (!stacked.get(p)!.dir) removed++;
-            stacked.delete(p);
-          }
-        }
-        continue;
-      }
-      if (e.whiteout === 'opaque') {
-        for (const [p, s] of [...stacked]) {
-          if (p !== e.path && isWithin(p, e.path) && s.layer < i) {
-            if (!s.dir) removed++;
-            changes.push({ path: p, kind: 'removed', dir: s.dir, size: 0 });
-            stacked.delete(p);
-          }
-        }
-        continue;
-      }
-      size += e.size;
-      const dir = e.type === 'directory';
-      const before = stacked.get(e.path);
-      if (!dir) {
-        if (before && before.layer < i) changed++;
-        else if (!before) added++;
-      }
-      changes.push({ path: e.path, kind: before ? 'changed' : 'added', dir, size: e.size });
-      stacked.set(e.path, { size: e.size, dir, layer: i });
-    }
+    const { added, changed, removed, size, changes } = applyLayerEntries(stacked, entries, i);
     const report: LayerReport = { index: i, digest: layers[i]!.digest, createdBy: history[i] ?? '', size, compressedSize: layers[i]!.size, added, changed, removed };
     if (opts.changes) report.changes = changes;
     reports.push(report);

@@ -2,7 +2,7 @@
 // (no extraction, nothing buffered but what a caller asks to read), with whiteouts classified.
 
 import { posix } from 'node:path';
-import { classifyWhiteout, listLayer, type EntryType } from '../archive/index.js';
+import { classifyWhiteout, listLayer, type EntryType, type TarHeader } from '../archive/index.js';
 import type { Store } from '../store/store.js';
 import type { Descriptor } from '../oci/types.js';
 
@@ -19,6 +19,25 @@ export interface LayerEntry {
   whiteout?: 'file' | 'opaque';
 }
 
+/** A tar header as a layer entry: the path normalised, whiteouts classified; `undefined` for other whiteout metadata (.wh..wh.*). */
+export function layerEntry(header: TarHeader): LayerEntry | undefined {
+  const clean = posix.normalize('/' + header.path.replace(/^\.?\/+/, '')).replace(/\/+$/, '') || '/';
+  const base = posix.basename(clean);
+  const wh = classifyWhiteout(base);
+  if (wh.kind === 'meta') return undefined;
+  const entry: LayerEntry = { path: clean, type: header.type, size: header.type === 'file' ? header.size : 0, mode: header.mode, uid: header.uid, gid: header.gid, linkname: header.linkname };
+  if (wh.kind === 'whiteout') {
+    entry.path = posix.join(posix.dirname(clean), wh.target);
+    entry.whiteout = 'file';
+    entry.size = 0;
+  } else if (wh.kind === 'opaque') {
+    entry.path = posix.dirname(clean);
+    entry.whiteout = 'opaque';
+    entry.size = 0;
+  }
+  return entry;
+}
+
 /** Reads up to `limit` bytes of the current entry's content. Only valid until the callback returns. */
 export type ReadContent = (limit: number) => Promise<Buffer>;
 
@@ -29,20 +48,8 @@ export async function walkLayers(
 ): Promise<void> {
   for (const [i, desc] of layers.entries()) {
     for await (const { header, body } of listLayer(store.content.open(desc.digest))) {
-      const clean = posix.normalize('/' + header.path.replace(/^\.?\/+/, '')).replace(/\/+$/, '') || '/';
-      const base = posix.basename(clean);
-      const wh = classifyWhiteout(base);
-      if (wh.kind === 'meta') continue;
-      const entry: LayerEntry = { path: clean, type: header.type, size: header.type === 'file' ? header.size : 0, mode: header.mode, uid: header.uid, gid: header.gid, linkname: header.linkname };
-      if (wh.kind === 'whiteout') {
-        entry.path = posix.join(posix.dirname(clean), wh.target);
-        entry.whiteout = 'file';
-        entry.size = 0;
-      } else if (wh.kind === 'opaque') {
-        entry.path = posix.dirname(clean);
-        entry.whiteout = 'opaque';
-        entry.size = 0;
-      }
+      const entry = layerEntry(header);
+      if (!entry) continue;
       const read: ReadContent = async (limit) => {
         const chunks: Buffer[] = [];
         let got = 0;

@@ -16,6 +16,12 @@ export function setCsrf(token: string | undefined): void {
   csrf = token;
 }
 
+let unauthorized: (() => void) | undefined;
+/** Called when the registry answers 401 (the session expired or is gone): the page forgets who signed in. */
+export function onUnauthorized(f: () => void): void {
+  unauthorized = f;
+}
+
 export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -29,6 +35,7 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
     throw new ApiError(r.status, `the registry answered ${r.status} with something that is not JSON`);
   }
   if (!r.ok) {
+    if (r.status === 401 && path !== '/kiln/v1/session') unauthorized?.();
     const msg = (json as { errors?: { message?: string }[] }).errors?.[0]?.message ?? `HTTP ${r.status}`;
     throw new ApiError(r.status, msg);
   }
@@ -49,88 +56,23 @@ export interface Session {
   csrf?: string;
 }
 
-export interface RepositoryRow {
-  name: string;
-  namespace: string;
-  tags: number;
-  size: number;
-  pushedAt?: number;
-}
-
-export interface Platform {
-  os: string;
-  architecture: string;
-  variant?: string;
-}
-
-export interface TagRow {
-  tag: string;
-  digest: string;
-  mediaType: string;
-  size: number;
-  createdAt: number;
-  pushedAt: number;
-  pushedBy?: string;
-  platforms: Platform[];
-  sbom: boolean;
-  signed: boolean;
-}
-
-export interface HistoryEntry {
-  created?: string;
-  createdBy?: string;
-  comment?: string;
-  emptyLayer: boolean;
-}
-
-export interface ImageConfig {
-  note?: string;
-  raw?: string;
-  created?: string;
-  author?: string;
-  platform?: Partial<Platform>;
-  entrypoint?: string[];
-  cmd?: string[];
-  env?: string[];
-  user?: string;
-  workingDir?: string;
-  ports?: string[];
-  volumes?: string[];
-  stopSignal?: string;
-  labels?: Record<string, string>;
-  history?: HistoryEntry[];
-  historyTruncated?: number;
-}
-
-export interface Referrer {
-  digest: string;
-  mediaType: string;
-  artifactType?: string;
-  kind: 'sbom' | 'signature' | 'attestation' | 'other';
-  size: number;
-  createdAt: number;
-  annotations: Record<string, string>;
-}
-
-export interface ImageView {
-  repository: string;
-  reference: string;
-  digest: string;
-  mediaType: string;
-  size: number;
-  tags: string[];
-  kind: 'image' | 'index' | 'unknown';
-  note?: string;
-  raw?: string;
-  annotations?: Record<string, string>;
-  artifactType?: string;
-  config?: ImageConfig;
-  configDescriptor?: { digest: string; mediaType: string; size: number };
-  layers?: { digest: string; mediaType: string; size: number }[];
-  layersTruncated?: number;
-  manifests?: { digest: string; mediaType: string; size: number; platform?: Partial<Platform>; annotations?: Record<string, string> }[];
-  referrers: Referrer[];
-}
+// The answers' shapes are the server's own (type-only: esbuild erases the import).
+export type {
+  BaseLink,
+  BaseSearch,
+  HistoryEntry,
+  ImageConfig,
+  ImageView,
+  LayerTree,
+  LayerTreeEntry,
+  Lineage,
+  PackageSearch,
+  Platform,
+  Referrer,
+  RepositoryRow,
+  SbomPackages,
+  TagRow,
+} from '../../src/registry/server/browse-rows.js';
 
 // Governance (docs/registry.md, "Web UI"): what the caller may do, members, robots, audit, GC.
 

@@ -1,6 +1,6 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, setCsrf, type Session } from './api.js';
+import { api, onUnauthorized, setCsrf, type Session } from './api.js';
 import { navigate, signInHref, useRoute } from './router.js';
 import { Link, Loading } from './ui.js';
 import { SignIn } from './pages/sign-in.js';
@@ -11,6 +11,7 @@ import { Namespace, Namespaces } from './pages/namespace.js';
 import { Audit } from './pages/audit.js';
 import { Gc } from './pages/gc.js';
 import { GovernanceNav } from './nav.js';
+import { Search } from './pages/search.js';
 
 // The kiln registry's web UI (issue 20): a client of the /kiln/v1/ API and nothing more; every
 // rule (who sees what) is the registry's.
@@ -24,6 +25,7 @@ function App() {
   };
   useEffect(() => {
     api<Session>('GET', '/kiln/v1/session').then(take, () => take({ user: null }));
+    onUnauthorized(() => take({ user: null }));
   }, []);
   const signOut = async () => {
     await api('DELETE', '/kiln/v1/session').catch(() => {});
@@ -40,6 +42,7 @@ function App() {
   else if (route.page === 'namespace') page = <Namespace key={route.name} name={route.name} signedIn={!!session.user} />;
   else if (route.page === 'audit') page = <Audit key={route.search} search={route.search} />;
   else if (route.page === 'gc') page = <Gc />;
+  else if (route.page === 'search') page = <Search query={route.query} />;
   else
     page = (
       <div class="error" role="alert">

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 
-// Pages by address (History API): / (repositories), /ui/sign-in, /ui/repo/NAME, /ui/image/NAME/REF;
+// Pages by address (History API): / (repositories), /ui/sign-in, /ui/repo/NAME, /ui/image/NAME/REF,
+// /ui/search?package=NAME&version=RANGE or ?base=DIGEST;
 // governance: /ui/namespaces, /ui/namespace/NS, /ui/audit?namespace=&actor=&action=&since=&until=, /ui/gc.
 // Repository names hold slashes; a tag or digest never does, so the last component is the reference.
 
@@ -13,6 +14,7 @@ export type Route =
   | { page: 'namespace'; name: string }
   | { page: 'audit'; search: string }
   | { page: 'gc' }
+  | { page: 'search'; query: { package: string; version: string } | { base: string } }
   | { page: 'not-found'; path: string };
 
 export function parseRoute(path: string, search: string): Route {
@@ -32,6 +34,11 @@ export function parseRoute(path: string, search: string): Route {
   if (path.startsWith('/ui/namespace/') && path.length > 14) return { page: 'namespace', name: dec(path.slice(14)) };
   if (path === '/ui/audit') return { page: 'audit', search };
   if (path === '/ui/gc') return { page: 'gc' };
+  if (path === '/ui/search') {
+    const q = new URLSearchParams(search);
+    const base = q.get('base');
+    return { page: 'search', query: base !== null ? { base } : { package: q.get('package') ?? '', version: q.get('version') ?? '' } };
+  }
   if (path.startsWith('/ui/repo/') && path.length > 9) return { page: 'repo', name: dec(path.slice(9)) };
   if (path.startsWith('/ui/image/')) {
     const rest = path.slice(10);

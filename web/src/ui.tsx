@@ -48,7 +48,7 @@ export function Loading({ what }: { what: string }) {
   );
 }
 
-export function ErrorNote({ error }: { error: unknown }) {
+export function ErrorNote({ error, back }: { error: unknown; back?: { href: string; text: string } }) {
   const notFound = error instanceof ApiError && error.status === 404;
   // Not signed in (or the session expired): to the sign-in page, which comes back here after.
   const signIn = error instanceof ApiError && error.status === 401;
@@ -57,9 +57,14 @@ export function ErrorNote({ error }: { error: unknown }) {
   }, [signIn]);
   return (
     <div class="error" role="alert">
-      <h2>{notFound ? 'Not found' : 'Something went wrong'}</h2>
+      <h2>{notFound ? 'Not found' : signIn ? 'Sign in to see this page' : 'Something went wrong'}</h2>
       <p>{error instanceof Error ? error.message : String(error)}</p>
       <p>
+        {notFound && back && (
+          <>
+            <Link href={back.href}>{back.text}</Link> ·{' '}
+          </>
+        )}
         <Link href="/">Back to the repositories</Link>
       </p>
     </div>

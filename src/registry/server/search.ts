@@ -34,7 +34,7 @@ export interface SearchIndex {
 type Obj = Record<string, unknown>;
 
 /** The layer holding the SBOM document: one whose media type says so, else the only layer of an SBOM artifact. */
-function sbomLayer(body: Buffer, artifactType: string | undefined): { digest: string; size: number } | undefined {
+export function sbomLayer(body: Buffer, artifactType: string | undefined): { digest: string; size: number } | undefined {
   let doc: Obj;
   try {
     doc = JSON.parse(body.toString('utf8')) as Obj;

@@ -2,6 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, qs, type RepositoryRow } from '../api.js';
 import { repoHref } from '../router.js';
 import { ErrorNote, Link, Loading, Size, Time, useLoad } from '../ui.js';
+import { SearchForms } from './search.js';
 
 /** The repositories the visitor may pull, with a filter box. */
 export function Home({ signedIn }: { signedIn: boolean }) {
@@ -67,6 +68,8 @@ export function Home({ signedIn }: { signedIn: boolean }) {
           <Pager back={pages.length > 1 ? () => setPages(pages.slice(0, -1)) : undefined} forward={data.next ? () => setPages([...pages, data.next!]) : undefined} />
         </>
       )}
+      <h2>Search images</h2>
+      <SearchForms />
     </section>
   );
 }

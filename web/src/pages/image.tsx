@@ -3,13 +3,16 @@ import { imageHref, repoHref } from '../router.js';
 import { shortDigest } from '../format.js';
 import { CopyButton, ErrorNote, KeyValues, Link, Loading, Size, Time, useLoad } from '../ui.js';
 import { platformText } from './repository.js';
+import { LayerFiles } from './layer-files.js';
+import { Lineage } from './lineage.js';
+import { Referrers } from './referrers.js';
 
 const words = (v: string[] | undefined) => (v && v.length ? JSON.stringify(v) : '–');
 
 /** One manifest: an image's config, history, layers and referrers, or an index's platforms. */
 export function Image({ name, reference }: { name: string; reference: string }) {
   const { data, error } = useLoad(() => api<ImageView>('GET', `/kiln/v1/image${qs({ repository: name, reference })}`), [name, reference]);
-  if (error) return <ErrorNote error={error} />;
+  if (error) return <ErrorNote error={error} back={{ href: repoHref(name), text: `Back to ${name}` }} />;
   if (!data) return <Loading what="the image" />;
   const c = data.config;
   // kiln history: layers pair with history entries that are not empty_layer, in order.
@@ -54,7 +57,10 @@ export function Image({ name, reference }: { name: string; reference: string }) 
       {data.kind === 'unknown' && (
         <>
           <p class="note">{data.note}</p>
-          <pre class="raw">{data.raw}</pre>
+          {data.rawTruncated && <p class="note">Only the first {data.raw?.length.toLocaleString('en')} characters of its {data.rawTruncated.toLocaleString('en')} bytes are shown.</p>}
+          <pre class="raw" aria-label="The manifest as stored">
+            {data.raw}
+          </pre>
         </>
       )}
       {data.kind === 'index' && (
@@ -92,7 +98,10 @@ export function Image({ name, reference }: { name: string; reference: string }) 
         <>
           <h2>Config</h2>
           {c?.note ? (
-            <p class="note">{c.note}</p>
+            <>
+              <p class="note">{c.note}</p>
+              {c.raw && <pre class="raw">{c.raw}</pre>}
+            </>
           ) : (
             <dl class="facts">
               <dt>Entrypoint</dt>
@@ -125,7 +134,9 @@ export function Image({ name, reference }: { name: string; reference: string }) 
               </dd>
             </dl>
           )}
+          {c?.envTruncated && <p class="note">Only the first {c.env?.length} of {c.envTruncated} environment variables are shown.</p>}
           <KeyValues map={c?.labels} caption="Labels" />
+          {c?.labelsTruncated && <p class="note">Only the first {Object.keys(c.labels ?? {}).length} of {c.labelsTruncated} labels are shown.</p>}
           <KeyValues map={data.annotations} caption="Annotations" />
           <h2>History</h2>
           {c?.historyTruncated && <p class="note">Only the first {history.length} of {c.historyTruncated} entries are shown.</p>}
@@ -186,49 +197,15 @@ export function Image({ name, reference }: { name: string; reference: string }) 
               </tbody>
             </table>
           </div>
+          <h3>Files per layer</h3>
+          <p class="muted">What each layer adds, changes and removes, as kiln analyze counts it.</p>
+          {(data.layers ?? []).map((l, i) => (
+            <LayerFiles key={`${i}-${l.digest}`} repository={name} reference={data.digest} layer={i} />
+          ))}
         </>
       )}
-      <h2>Referrers</h2>
-      {data.referrers.length === 0 ? (
-        <p class="muted">No SBOMs, signatures or attestations refer to this manifest.</p>
-      ) : (
-        <div class="scroll">
-          <table class="list">
-            <thead>
-              <tr>
-                <th scope="col">Kind</th>
-                <th scope="col">Artifact type</th>
-                <th scope="col">Digest</th>
-                <th scope="col" class="num">Size</th>
-                <th scope="col">Pushed</th>
-              </tr>
-            </thead>
-            <tbody>
-              {data.referrers.map((r) => (
-                <tr key={r.digest}>
-                  <td>
-                    <span class={`badge ${r.kind}`}>{r.kind}</span>
-                  </td>
-                  <td>
-                    <code>{r.artifactType ?? '–'}</code>
-                  </td>
-                  <td>
-                    <Link href={imageHref(name, r.digest)}>
-                      <code>{shortDigest(r.digest)}</code>
-                    </Link>
-                  </td>
-                  <td class="num">
-                    <Size bytes={r.size} />
-                  </td>
-                  <td>
-                    <Time ms={r.createdAt} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      {data.kind !== 'unknown' && <Lineage repository={name} digest={data.digest} base={data.base} />}
+      <Referrers repository={name} referrers={data.referrers} />
     </section>
   );
 }

@@ -23,6 +23,7 @@ export function SignIn({ next, onSession }: { next: string; onSession: (s: Sessi
   return (
     <section class="sign-in">
       <h1>Sign in</h1>
+      {next !== '/' && <p class="muted">Then back to {next}.</p>}
       <form onSubmit={submit}>
         <label for="username">User name</label>
         <input id="username" name="username" type="text" autocomplete="username" required autofocus />

@@ -3,7 +3,10 @@ import { mediaTypeOf, query, readBody, sendJson, type Ctx } from '../http.js';
 import { RegistryError, badRequest } from '../errors.js';
 import { assertName } from '../names.js';
 import { endSession, requestIdentity, startSession } from '../sessions.js';
-import { image, repositories, tags } from '../browse.js';
+import { image, lineage, repositories, sbomPackages, tags } from '../browse.js';
+import { layerTree } from '../layer-tree.js';
+import { searchAnswer } from './search.js';
+import { assertDigest } from '../names.js';
 
 // The browsing half of /kiln/v1/ (issue 20), for the web UI and scripts; anonymous callers see
 // public namespaces. Credentials: a session cookie (POST /kiln/v1/session), Basic or Bearer.
@@ -13,8 +16,12 @@ import { image, repositories, tags } from '../browse.js';
 //   GET    /kiln/v1/repositories?filter=&n=&last=
 //   GET    /kiln/v1/tags?repository=&sort=&n=&last=
 //   GET    /kiln/v1/image?repository=&reference=
+//   GET    /kiln/v1/layer?repository=&reference=&layer=N&path=/DIR&n=&last=   what layer N adds, changes, removes
+//   GET    /kiln/v1/lineage?repository=&reference=          the images built on it
+//   GET    /kiln/v1/sbom?repository=&digest=                the packages an SBOM referrer lists
+//   GET    /kiln/v1/search?package=NAME[&version=RANGE] | ?base=DIGEST   as /api/v1/search
 
-const browseRoutes = new Set(['session', 'repositories', 'tags', 'image']);
+const browseRoutes = new Set(['session', 'repositories', 'tags', 'image', 'layer', 'lineage', 'sbom', 'search']);
 
 /** Whether the path below /kiln/v1/ is one of these routes (the rest is the management API). */
 export function isBrowseRoute(parts: string[]): boolean {
@@ -69,7 +76,11 @@ export async function browse(reg: Registry, ctx: Ctx, parts: string[]): Promise<
   const q = query(ctx);
   if (a === 'repositories') return sendJson(ctx, 200, await repositories(reg, principal, q), noStore);
   if (a === 'tags') return sendJson(ctx, 200, await tags(reg, principal, repositoryParam(q), q), noStore);
+  if (a === 'search') return sendJson(ctx, 200, await searchAnswer(reg, q, await reg.auth.pullableBy(principal)), noStore);
+  if (a === 'sbom') return sendJson(ctx, 200, await sbomPackages(reg, principal, repositoryParam(q), assertDigest(q.get('digest') ?? '')), noStore);
   const reference = q.get('reference');
   if (!reference) throw badRequest('reference: expected a tag or a digest (?reference=latest)');
+  if (a === 'layer') return sendJson(ctx, 200, await layerTree(reg, principal, repositoryParam(q), reference, q), noStore);
+  if (a === 'lineage') return sendJson(ctx, 200, await lineage(reg, principal, repositoryParam(q), reference), noStore);
   return sendJson(ctx, 200, await image(reg, principal, repositoryParam(q), reference), noStore);
 }

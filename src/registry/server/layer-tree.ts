@@ -1,0 +1,174 @@
+import { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import type { Registry } from './registry.js';
+import type { Principal } from './auth/access.js';
+import type { LayerTree, LayerTreeEntry } from './browse-rows.js';
+import { RegistryError, badRequest, manifestUnknown } from './errors.js';
+import { parseManifestReference } from './names.js';
+import { requirePull } from './browse.js';
+import { byteCache } from './cache.js';
+import { listLayer } from '../../archive/index.js';
+import { layerEntry, isWithin, type LayerEntry } from '../../inspect/layers.js';
+import { applyLayerEntries, type LayerChange, type StackedPath } from '../../inspect/layer-changes.js';
+import { byCodeUnits } from '../../order.js';
+import { isIndex } from '../../oci/mediatypes.js';
+
+// GET /kiln/v1/layer?repository=&reference=&layer=N[&path=/dir][&n=][&last=] (issue 20): what layer N
+// of an image adds, changes and removes, as `kiln analyze` counts it (inspect/layer-changes.ts), one
+// directory at a time so the page expands a tree lazily. Telling "changed" from "added" needs the
+// layers below, so layers 0..N are read from storage, streamed, never extracted or buffered whole.
+// Bounded: at most MaxTreeBytes of blobs and MaxTreeEntries tar entries are read; past either the
+// answer is what was read, with a note. The changes of a layer depend only on the digests of the
+// layers up to it, so they are cached by those digests and expanding a directory reads nothing.
+
+/** Stored (compressed) bytes of layers 0..N read at most: about 10 s of gunzip on this machine. */
+export const MaxTreeBytes = 1024 * 1024 * 1024;
+/** Tar entries read at most over layers 0..N (a Debian base image has ~10,000). */
+export const MaxTreeEntries = 200_000;
+const DefaultDirPage = 500;
+const MaxDirPage = 1000;
+
+interface Changes {
+  layerDigest: string;
+  added: number;
+  changed: number;
+  removed: number;
+  changes: LayerChange[];
+  truncated?: string;
+}
+
+// Content-addressed (keyed by layer digests), so one cache serves every registry in the process.
+const cache = byteCache<Changes>(64 * 1024 * 1024);
+
+async function layerStream(reg: Registry, repository: string, digest: string): Promise<Readable> {
+  const b = await reg.blobs.open(repository, digest);
+  if (b.buffer) return Readable.from([b.buffer]);
+  if (b.file) return b.file.createReadStream({ autoClose: true });
+  return b.stream!;
+}
+
+async function changesOf(reg: Registry, repository: string, layers: { digest: string; size: number }[], n: number): Promise<Changes> {
+  const key = createHash('sha256')
+    .update(layers.slice(0, n + 1).map((l) => l.digest).join('\n'))
+    .digest('hex');
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const stacked = new Map<string, StackedPath>();
+  let bytes = 0;
+  let entries = 0;
+  let out: Changes | undefined;
+  for (let i = 0; i <= n && !out; i++) {
+    const l = layers[i]!;
+    const stop = (why: string): Changes => ({ layerDigest: layers[n]!.digest, added: 0, changed: 0, removed: 0, changes: [], truncated: why });
+    bytes += l.size;
+    if (bytes > MaxTreeBytes) {
+      out = stop(`layers 0 to ${i} hold ${bytes} bytes, more than the ${MaxTreeBytes} the web UI reads; run kiln analyze on the image instead`);
+      break;
+    }
+    const read: LayerEntry[] = [];
+    const source = await layerStream(reg, repository, l.digest);
+    let cut = false;
+    try {
+      for await (const { header } of listLayer(source)) {
+        const e = layerEntry(header);
+        if (!e) continue;
+        if (++entries > MaxTreeEntries) {
+          cut = true;
+          break;
+        }
+        read.push(e);
+      }
+    } catch (e) {
+      if (e instanceof RegistryError) throw e;
+      out = stop(`layer ${i} (${l.digest}) is not a layer kiln can read: ${e instanceof Error ? e.message : String(e)}`);
+      break;
+    } finally {
+      source.destroy();
+    }
+    const applied = applyLayerEntries(stacked, read, i);
+    if (i === n) {
+      // A directory entry that was there below is how a tar names a parent of what the layer
+      // writes (its mtime changes with it); only directories the layer adds or removes are shown.
+      const changes = applied.changes.filter((c) => !(c.dir && c.kind === 'changed'));
+      out = { layerDigest: l.digest, added: applied.added, changed: applied.changed, removed: applied.removed, changes };
+    }
+    if (cut) {
+      const why = `layers 0 to ${i} hold more than ${MaxTreeEntries} entries; the web UI read that many${i === n ? ' and shows what they hold' : ''}; run kiln analyze on the image for all of it`;
+      out = i === n ? { ...out!, truncated: why } : stop(why);
+    }
+  }
+  cache.set(key, out!, out!.changes.reduce((s, c) => s + 64 + 2 * c.path.length, 256));
+  return out!;
+}
+
+/** The direct children of `dir` that the layer changes, or that have changes below them. */
+function listDirectory(changes: LayerChange[], dir: string): LayerTreeEntry[] {
+  const children = new Map<string, LayerTreeEntry>();
+  const prefix = dir === '/' ? '/' : dir + '/';
+  for (const c of changes) {
+    if (c.path === dir || !isWithin(c.path, dir)) continue;
+    const cut = c.path.indexOf('/', prefix.length);
+    const path = cut < 0 ? c.path : c.path.slice(0, cut);
+    let e = children.get(path);
+    if (!e) children.set(path, (e = { name: path.slice(prefix.length), path, dir: cut >= 0, size: 0, changes: 0 }));
+    e.changes++;
+    e.size += c.size;
+    if (cut < 0) {
+      e.kind = c.kind;
+      e.dir = c.dir;
+    }
+  }
+  return [...children.values()].sort((a, b) => byCodeUnits(a.name, b.name));
+}
+
+function normalisePath(p: string | null): string {
+  if (p === null || p === '' || p === '/') return '/';
+  if (!p.startsWith('/') || p.length > 4096 || p.split('/').some((s, i) => i > 0 && (s === '' || s === '.' || s === '..'))) {
+    throw badRequest(`path: expected an absolute path such as /usr/bin, got "${p.slice(0, 100)}"`);
+  }
+  return p;
+}
+
+export async function layerTree(reg: Registry, p: Principal, repository: string, reference: string, q: URLSearchParams): Promise<LayerTree> {
+  await requirePull(reg, p, repository);
+  const layerText = q.get('layer') ?? '';
+  if (!/^\d{1,6}$/.test(layerText)) throw badRequest(`layer: expected the index of a layer (0 for the first), got "${layerText.slice(0, 20)}"`);
+  const layer = Number(layerText);
+  const path = normalisePath(q.get('path'));
+  const nText = q.get('n');
+  if (nText !== null && !/^[1-9]\d{0,5}$/.test(nText)) throw badRequest(`n: expected a positive integer, got "${nText.slice(0, 20)}"`);
+  const n = Math.min(MaxDirPage, Number(nText ?? DefaultDirPage));
+  const last = q.get('last') ?? '';
+
+  const ref = parseManifestReference(reference);
+  const m = await reg.manifests.get(repository, ref.kind === 'tag' ? { tag: ref.tag } : { digest: ref.digest });
+  if (!m) throw manifestUnknown(reference, `${repository} has no manifest ${reference}`);
+  if (isIndex(m.mediaType)) throw badRequest(`${repository}@${m.digest} is an index: its layers are those of the manifests it lists`);
+  let layers: { digest: string; size: number }[] = [];
+  try {
+    const doc = JSON.parse(m.body.toString('utf8')) as { layers?: unknown };
+    if (Array.isArray(doc.layers)) layers = doc.layers.filter((l): l is { digest: string; size: number } => typeof l?.digest === 'string' && typeof l?.size === 'number');
+  } catch {
+    /* no layers */
+  }
+  if (layer >= layers.length) throw new RegistryError('not-found', `layer ${layer}: ${repository}@${m.digest} has ${layers.length} layer${layers.length === 1 ? '' : 's'} (the first is 0)`);
+
+  const c = await changesOf(reg, repository, layers, layer);
+  const all = listDirectory(c.changes, path);
+  const from = last ? all.findIndex((e) => byCodeUnits(e.name, last) > 0) : 0;
+  const page = from < 0 ? [] : all.slice(from, from + n);
+  const more = from >= 0 && from + n < all.length;
+  return {
+    repository,
+    digest: m.digest,
+    layer,
+    layerDigest: c.layerDigest,
+    path,
+    added: c.added,
+    changed: c.changed,
+    removed: c.removed,
+    entries: page,
+    ...(more ? { next: page[page.length - 1]!.name } : {}),
+    ...(c.truncated ? { truncated: c.truncated } : {}),
+  };
+}
