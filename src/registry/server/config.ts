@@ -83,6 +83,10 @@ export interface RegistryConfig {
     manifestCacheBytes: number;
     /** Largest SBOM document (a referrer's layer) read for the search index; larger ones are stored but not indexed. */
     sbomSize: number;
+    /** Stored bytes of layers the web UI's layer file tree reads at most (a layer and those below it). */
+    layerTreeSize: number;
+    /** Tar entries the layer file tree reads at most over those layers. */
+    layerTreeEntries: number;
   };
   gc: {
     /** Seconds between online garbage collections; 0 turns the schedule off. */
@@ -176,7 +180,7 @@ export function defaultConfig(root: string): RegistryConfig {
       basic: false,
       rateLimit: { failures: 10, window: 60 },
     },
-    limits: { manifestSize: 4 * 1024 * 1024, cachedBlobSize: 1024 * 1024, blobCacheBytes: 256 * 1024 * 1024, manifestCacheBytes: 64 * 1024 * 1024, sbomSize: 32 * 1024 * 1024 },
+    limits: { manifestSize: 4 * 1024 * 1024, cachedBlobSize: 1024 * 1024, blobCacheBytes: 256 * 1024 * 1024, manifestCacheBytes: 64 * 1024 * 1024, sbomSize: 32 * 1024 * 1024, layerTreeSize: 1024 ** 3, layerTreeEntries: 200_000 },
     gc: { interval: 86400, gracePeriod: 3600 },
     retention: { interval: 0 },
     replication: { attempts: 4, backoff: 1 },
@@ -357,12 +361,14 @@ function applyFile(c: RegistryConfig, doc: Obj, base: string): void {
     };
   }
 
-  const limits = section(top.limits, 'limits', ['manifestSize', 'cachedBlobSize', 'blobCacheBytes', 'manifestCacheBytes', 'sbomSize']);
+  const limits = section(top.limits, 'limits', ['manifestSize', 'cachedBlobSize', 'blobCacheBytes', 'manifestCacheBytes', 'sbomSize', 'layerTreeSize', 'layerTreeEntries']);
   if (limits.manifestSize !== undefined) c.limits.manifestSize = parseSize(limits.manifestSize, 'limits.manifestSize');
   if (limits.cachedBlobSize !== undefined) c.limits.cachedBlobSize = parseSize(limits.cachedBlobSize, 'limits.cachedBlobSize');
   if (limits.blobCacheBytes !== undefined) c.limits.blobCacheBytes = parseSize(limits.blobCacheBytes, 'limits.blobCacheBytes');
   if (limits.manifestCacheBytes !== undefined) c.limits.manifestCacheBytes = parseSize(limits.manifestCacheBytes, 'limits.manifestCacheBytes');
   if (limits.sbomSize !== undefined) c.limits.sbomSize = parseSize(limits.sbomSize, 'limits.sbomSize');
+  if (limits.layerTreeSize !== undefined) c.limits.layerTreeSize = parseSize(limits.layerTreeSize, 'limits.layerTreeSize');
+  if (limits.layerTreeEntries !== undefined) c.limits.layerTreeEntries = int(limits.layerTreeEntries, 'limits.layerTreeEntries');
 
   const retention = section(top.retention, 'retention', ['interval']);
   if (retention.interval !== undefined) c.retention.interval = parseDuration(retention.interval, 'retention.interval');

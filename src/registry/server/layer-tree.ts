@@ -17,14 +17,11 @@ import { isIndex } from '../../oci/mediatypes.js';
 // of an image adds, changes and removes, as `kiln analyze` counts it (inspect/layer-changes.ts), one
 // directory at a time so the page expands a tree lazily. Telling "changed" from "added" needs the
 // layers below, so layers 0..N are read from storage, streamed, never extracted or buffered whole.
-// Bounded: at most MaxTreeBytes of blobs and MaxTreeEntries tar entries are read; past either the
-// answer is what was read, with a note. The changes of a layer depend only on the digests of the
+// Bounded: at most limits.layerTreeSize stored bytes and limits.layerTreeEntries tar entries are
+// read (defaults: 1 GiB, about 10 s of gunzip on this machine; 200,000, where a Debian base image
+// has ~10,000); past either the answer is what was read, with a note. The changes of a layer depend only on the digests of the
 // layers up to it, so they are cached by those digests and expanding a directory reads nothing.
 
-/** Stored (compressed) bytes of layers 0..N read at most: about 10 s of gunzip on this machine. */
-export const MaxTreeBytes = 1024 * 1024 * 1024;
-/** Tar entries read at most over layers 0..N (a Debian base image has ~10,000). */
-export const MaxTreeEntries = 200_000;
 const DefaultDirPage = 500;
 const MaxDirPage = 1000;
 
@@ -37,7 +34,8 @@ interface Changes {
   truncated?: string;
 }
 
-// Content-addressed (keyed by layer digests), so one cache serves every registry in the process.
+// Content-addressed (keyed by the layer digests and the bounds), so one cache serves every registry
+// in the process.
 const cache = byteCache<Changes>(64 * 1024 * 1024);
 
 async function layerStream(reg: Registry, repository: string, digest: string): Promise<Readable> {
@@ -48,8 +46,9 @@ async function layerStream(reg: Registry, repository: string, digest: string): P
 }
 
 async function changesOf(reg: Registry, repository: string, layers: { digest: string; size: number }[], n: number): Promise<Changes> {
+  const { layerTreeSize: maxBytes, layerTreeEntries: maxEntries } = reg.config.limits;
   const key = createHash('sha256')
-    .update(layers.slice(0, n + 1).map((l) => l.digest).join('\n'))
+    .update(`${maxBytes} ${maxEntries}\n` + layers.slice(0, n + 1).map((l) => l.digest).join('\n'))
     .digest('hex');
   const hit = cache.get(key);
   if (hit) return hit;
@@ -61,8 +60,8 @@ async function changesOf(reg: Registry, repository: string, layers: { digest: st
     const l = layers[i]!;
     const stop = (why: string): Changes => ({ layerDigest: layers[n]!.digest, added: 0, changed: 0, removed: 0, changes: [], truncated: why });
     bytes += l.size;
-    if (bytes > MaxTreeBytes) {
-      out = stop(`layers 0 to ${i} hold ${bytes} bytes, more than the ${MaxTreeBytes} the web UI reads; run kiln analyze on the image instead`);
+    if (bytes > maxBytes) {
+      out = stop(`layers 0 to ${i} hold ${bytes} bytes, more than limits.layerTreeSize (${maxBytes}) lets the web UI read; kiln analyze shows the whole image`);
       break;
     }
     const read: LayerEntry[] = [];
@@ -72,7 +71,7 @@ async function changesOf(reg: Registry, repository: string, layers: { digest: st
       for await (const { header } of listLayer(source)) {
         const e = layerEntry(header);
         if (!e) continue;
-        if (++entries > MaxTreeEntries) {
+        if (++entries > maxEntries) {
           cut = true;
           break;
         }
@@ -93,7 +92,7 @@ async function changesOf(reg: Registry, repository: string, layers: { digest: st
       out = { layerDigest: l.digest, added: applied.added, changed: applied.changed, removed: applied.removed, changes };
     }
     if (cut) {
-      const why = `layers 0 to ${i} hold more than ${MaxTreeEntries} entries; the web UI read that many${i === n ? ' and shows what they hold' : ''}; run kiln analyze on the image for all of it`;
+      const why = `layers 0 to ${i} hold more than limits.layerTreeEntries (${maxEntries}) entries; ${i === n ? 'the files of the first ones are shown' : 'this layer was not reached'}; kiln analyze shows the whole image`;
       out = i === n ? { ...out!, truncated: why } : stop(why);
     }
   }

@@ -13,7 +13,8 @@ const words = (v: string[] | undefined) => (v && v.length ? JSON.stringify(v) : 
 export function Image({ name, reference }: { name: string; reference: string }) {
   const { data, error } = useLoad(() => api<ImageView>('GET', `/kiln/v1/image${qs({ repository: name, reference })}`), [name, reference]);
   if (error) return <ErrorNote error={error} back={{ href: repoHref(name), text: `Back to ${name}` }} />;
-  if (!data) return <Loading what="the image" />;
+  // Until the answer for this address arrives, not the previous image's (a link from one image to another).
+  if (!data || data.repository !== name || data.reference !== reference) return <Loading what="the image" />;
   const c = data.config;
   // kiln history: layers pair with history entries that are not empty_layer, in order.
   let layer = 0;
@@ -204,8 +205,8 @@ export function Image({ name, reference }: { name: string; reference: string }) 
           ))}
         </>
       )}
-      {data.kind !== 'unknown' && <Lineage repository={name} digest={data.digest} base={data.base} />}
-      <Referrers repository={name} referrers={data.referrers} />
+      {data.kind !== 'unknown' && <Lineage key={data.digest} repository={name} digest={data.digest} base={data.base} />}
+      <Referrers key={data.digest} repository={name} referrers={data.referrers} />
     </section>
   );
 }
