@@ -105,5 +105,5 @@ test('repositories, tags and images show only what the caller may pull: a member
   assert.equal(view.config.platform.os, 'linux');
   const unknown = await fetch(`${reg.url}/kiln/v1/image?repository=pub/tool&reference=nope`);
   assert.equal(unknown.status, 404);
-  assert.match(await unknown.text(), /pub\/tool has no manifest nope/);
+  assert.match(await unknown.text(), /pub\/tool has no manifest tagged nope/);
 });

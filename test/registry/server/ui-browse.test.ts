@@ -139,7 +139,7 @@ test('in Chromium: searching by package and by base, lineage, SBOM packages, lay
   await t.test('a layer\'s file tree shows the files it added and changed and those its whiteouts removed, a directory at a time', async () => {
     await visit(`/ui/image/team/app/v1`);
     await page.getByText('Files of layer 2').click();
-    await page.getByText('1 files added, 1 changed, 3 removed.').waitFor();
+    await page.getByText('1 file added, 1 changed, 3 removed.').waitFor();
     const tree = page.locator('details.layer-files').nth(1);
     await tree.locator('li[data-path="/app"] > details > summary').click();
     await tree.locator('li[data-path="/app/server.js"]', { hasText: 'added' }).waitFor();

@@ -8,6 +8,7 @@ import { ErrorNote, Loading, Size } from '../ui.js';
 // opens it too), a page at a time.
 
 const marks = { added: '+', changed: '~', removed: '−' } as const;
+const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 
 function Entry({ e, at }: { e: LayerTreeEntry; at: Omit<DirProps, 'path'> }) {
   const label = (
@@ -22,7 +23,7 @@ function Entry({ e, at }: { e: LayerTreeEntry; at: Omit<DirProps, 'path'> }) {
         {e.dir ? '/' : ''}
       </code>{' '}
       {e.kind !== 'removed' && e.size > 0 && <Size bytes={e.size} />}
-      {e.dir && e.changes > (e.kind ? 1 : 0) && <span class="muted"> {e.changes - (e.kind ? 1 : 0)} changes below</span>}
+      {e.dir && e.changes > (e.kind ? 1 : 0) && <span class="muted"> {count(e.changes - (e.kind ? 1 : 0), 'change')} below</span>}
     </>
   );
   // Directories with changes below open; a removed or otherwise empty one is a leaf.
@@ -71,7 +72,7 @@ function Directory(props: DirProps) {
     <>
       {props.path === '/' && (
         <p>
-          {first.added} files added, {first.changed} changed, {first.removed} removed.
+          {count(first.added, 'file')} added, {first.changed} changed, {first.removed} removed.
         </p>
       )}
       {first.truncated && <p class="note">Incomplete: {first.truncated}.</p>}
