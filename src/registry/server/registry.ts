@@ -136,24 +136,30 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
   // Another process (kiln registry gc, user changes) wrote to the database: forget what we cached.
   metadata.onExternalChange(invalidate);
 
-  let gcRunning: Promise<GcReport> | undefined;
+  const collect = async (o: { dryRun?: boolean; actor?: string }): Promise<GcReport> => {
+    const r = await collectGarbage({ metadata, driver, graceSeconds: config.gc.gracePeriod, dryRun: o.dryRun });
+    if (!o.dryRun && (r.manifests.length || r.blobs.length || r.links || r.lost)) invalidate();
+    // The same record `kiln registry gc` writes, so the last report is the last run's wherever it
+    // ran; a scheduled run that removed nothing is not worth a line every interval.
+    const removed = r.manifests.length || r.blobs.length || r.links || r.lost || r.orphans;
+    if (!o.dryRun && (o.actor || removed)) audit.record({ actor: o.actor ?? 'gc-schedule', action: 'gc', detail: gcSummary(r) });
+    log.log('info', 'garbage collection', { dryRun: r.dryRun, manifests: r.manifests.length, links: r.links, blobs: r.blobs.length, bytes: r.bytes, orphans: r.orphans, lost: r.lost });
+    return r;
+  };
+  // One collection at a time. A request joins a run of its own kind; a real run asked for while a
+  // dry run goes on (or the reverse) waits for it and then runs, so it never gets the other's report.
+  let gcRunning: { dryRun: boolean; report: Promise<GcReport> } | undefined;
   const gc = async (o: { dryRun?: boolean; actor?: string } = {}): Promise<GcReport> => {
-    if (gcRunning) return gcRunning;
-    gcRunning = (async () => {
-      try {
-        const r = await collectGarbage({ metadata, driver, graceSeconds: config.gc.gracePeriod, dryRun: o.dryRun });
-        if (!o.dryRun && (r.manifests.length || r.blobs.length || r.links || r.lost)) invalidate();
-        // The same record `kiln registry gc` writes, so the last report is the last run's wherever it
-        // ran; a scheduled run that removed nothing is not worth a line every interval.
-        const removed = r.manifests.length || r.blobs.length || r.links || r.lost || r.orphans;
-        if (!o.dryRun && (o.actor || removed)) audit.record({ actor: o.actor ?? 'gc-schedule', action: 'gc', detail: gcSummary(r) });
-        log.log('info', 'garbage collection', { dryRun: r.dryRun, manifests: r.manifests.length, links: r.links, blobs: r.blobs.length, bytes: r.bytes, orphans: r.orphans, lost: r.lost });
-        return r;
-      } finally {
-        gcRunning = undefined;
-      }
-    })();
-    return gcRunning;
+    const dryRun = !!o.dryRun;
+    while (gcRunning && gcRunning.dryRun !== dryRun) await gcRunning.report.catch(() => {});
+    if (gcRunning) return gcRunning.report;
+    const run = { dryRun, report: collect(o) };
+    gcRunning = run;
+    run.report.then(
+      () => void (gcRunning === run && (gcRunning = undefined)),
+      () => void (gcRunning === run && (gcRunning = undefined)),
+    );
+    return run.report;
   };
   // Retention on a schedule: every namespace with rules, never forced (a refusal is logged).
   let retentionTimer: NodeJS.Timeout | undefined;
@@ -208,7 +214,7 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
       await replication.close();
       await indexing;
       await webhooks.close();
-      await gcRunning?.catch(() => {});
+      await gcRunning?.report.catch(() => {});
       await audit.close();
       await Promise.all(providers.map((p) => p.close()));
       await uploads.close();

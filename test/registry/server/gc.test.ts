@@ -128,3 +128,18 @@ test('the scheduled online GC runs by itself', async (t) => {
   await c.req('DELETE', `/v2/gc/sched/manifests/${img.digest}`);
   await waitFor(async () => (await c.req('HEAD', `/v2/gc/sched/blobs/${sha256(img.config)}`)).status === 404, 10_000, 'scheduled GC');
 });
+
+test('a GC run asked for while a dry run goes on waits for it and removes the garbage (it does not get the dry run\'s report)', async (t) => {
+  const reg = await startRegistry(t, (c) => (c.gc.gracePeriod = 0));
+  const c = reg.client();
+  const orphan = randomImage();
+  await pushImage(c, 'gc/kinds', 'gone', orphan);
+  assert.equal((await c.req('DELETE', '/v2/gc/kinds/manifests/gone')).status, 202);
+  const [dry, real, again] = await Promise.all([reg.registry.gc({ dryRun: true }), reg.registry.gc(), reg.registry.gc({ dryRun: true })]);
+  assert.equal(dry.dryRun, true);
+  assert.deepEqual(dry.manifests.map((m) => m.digest), [orphan.digest]);
+  assert.equal(real.dryRun, false, 'the real run ran');
+  assert.deepEqual(real.manifests.map((m) => m.digest), [orphan.digest]);
+  assert.equal((await c.req('GET', `/v2/gc/kinds/manifests/${orphan.digest}`, { headers: { accept } })).status, 404);
+  assert.equal(again.dryRun, true);
+});
