@@ -34,6 +34,12 @@ interface Changes {
   truncated?: string;
 }
 
+interface LayerDescriptor {
+  digest: string;
+  size: number;
+  urls?: string[];
+}
+
 // Content-addressed (keyed by the layer digests and the bounds), so one cache serves every registry
 // in the process.
 const cache = byteCache<Changes>(64 * 1024 * 1024);
@@ -45,7 +51,7 @@ async function layerStream(reg: Registry, repository: string, digest: string): P
   return b.stream!;
 }
 
-async function changesOf(reg: Registry, repository: string, layers: { digest: string; size: number }[], n: number): Promise<Changes> {
+async function changesOf(reg: Registry, repository: string, layers: LayerDescriptor[], n: number): Promise<Changes> {
   const { layerTreeSize: maxBytes, layerTreeEntries: maxEntries } = reg.config.limits;
   const key = createHash('sha256')
     .update(`${maxBytes} ${maxEntries}\n` + layers.slice(0, n + 1).map((l) => l.digest).join('\n'))
@@ -65,7 +71,15 @@ async function changesOf(reg: Registry, repository: string, layers: { digest: st
       break;
     }
     const read: LayerEntry[] = [];
-    const source = await layerStream(reg, repository, l.digest);
+    // A non-distributable layer (image-spec layer.md: fetched from its urls) need not be stored here.
+    const source = await layerStream(reg, repository, l.digest).catch((e: unknown) => {
+      if (e instanceof RegistryError && e.reason === 'blob-unknown') return undefined;
+      throw e;
+    });
+    if (!source) {
+      out = stop(`layer ${i} (${l.digest}) is not stored in ${repository}${l.urls?.length ? ' (a non-distributable layer, fetched from its urls)' : ''}`);
+      break;
+    }
     let cut = false;
     try {
       for await (const { header } of listLayer(source)) {
@@ -143,10 +157,10 @@ export async function layerTree(reg: Registry, p: Principal, repository: string,
   const m = await reg.manifests.get(repository, ref.kind === 'tag' ? { tag: ref.tag } : { digest: ref.digest });
   if (!m) throw manifestUnknown(reference, `${repository} has no manifest ${reference}`);
   if (isIndex(m.mediaType)) throw badRequest(`${repository}@${m.digest} is an index: its layers are those of the manifests it lists`);
-  let layers: { digest: string; size: number }[] = [];
+  let layers: LayerDescriptor[] = [];
   try {
     const doc = JSON.parse(m.body.toString('utf8')) as { layers?: unknown };
-    if (Array.isArray(doc.layers)) layers = doc.layers.filter((l): l is { digest: string; size: number } => typeof l?.digest === 'string' && typeof l?.size === 'number');
+    if (Array.isArray(doc.layers)) layers = doc.layers.filter((l): l is LayerDescriptor => typeof l?.digest === 'string' && typeof l?.size === 'number');
   } catch {
     /* no layers */
   }

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chromium, type Page } from 'playwright-core';
 import { admin } from '../../../src/registry/server/admin.js';
 import { SessionCookie } from '../../../src/registry/server/sessions.js';
-import { indexOf, pushImage, randomImage, sha256, startRegistry, type TestImage } from './support.js';
+import { indexOf, pushBlob, pushImage, randomImage, sha256, startRegistry, type TestImage } from './support.js';
 import { makeTar } from '../../store/support.js';
 import { pushSbom, spdx } from '../../sbom/support.js';
 
@@ -210,6 +210,15 @@ test('in Chromium: searching by package and by base, lineage, SBOM packages, lay
     const past = await api('layer=2');
     assert.equal(past.status(), 404);
     assert.match(await past.text(), /has 2 layers \(the first is 0\)/);
+    // A non-distributable layer, which the registry need not hold: the tree says so.
+    const foreign = randomBytes(64);
+    const cfg = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'windows', rootfs: { type: 'layers', diff_ids: [sha256(foreign)] } }));
+    await pushBlob(dev, 'team/many', cfg);
+    const win = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(cfg), size: cfg.length }, layers: [{ mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', digest: sha256(foreign), size: foreign.length, urls: ['https://example.invalid/layer'] }] }));
+    assert.equal((await dev.req('PUT', '/v2/team/many/manifests/win', { body: win, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } })).status, 201);
+    const remote = (await (await page.request.get(`${reg.url}/kiln/v1/layer?repository=team/many&reference=win&layer=0`)).json()) as { truncated?: string; entries: unknown[] };
+    assert.match(remote.truncated ?? '', /layer 0 \(sha256:[0-9a-f]+\) is not stored in team\/many \(a non-distributable layer/);
+    assert.deepEqual(remote.entries, []);
     // Paged: one entry a page, the cursor from the previous one.
     const p1 = (await (await api('layer=1&n=1')).json()) as { entries: { name: string }[]; next?: string };
     assert.deepEqual(p1.entries.map((e) => e.name), ['app']);
