@@ -134,8 +134,9 @@ function listDirectory(changes: LayerChange[], dir: string): LayerTreeEntry[] {
   return [...children.values()].sort((a, b) => byCodeUnits(a.name, b.name));
 }
 
-function normalisePath(p: string | null): string {
-  if (p === null || p === '' || p === '/') return '/';
+function normalisePath(raw: string | null): string {
+  const p = (raw ?? '').replace(/(.)\/+$/, '$1');
+  if (p === '' || p === '/') return '/';
   if (!p.startsWith('/') || p.length > 4096 || p.split('/').some((s, i) => i > 0 && (s === '' || s === '.' || s === '..'))) {
     throw badRequest(`path: expected an absolute path such as /usr/bin, got "${p.slice(0, 100)}"`);
   }
