@@ -86,6 +86,8 @@ export interface BuildRequest {
   sourceDateEpoch?: number;
   /** Resolve a base image that is not in the store (pulling, once a registry client exists). */
   resolveMissingImage?: (ref: string, platform?: Platform) => Promise<StoredImage>;
+  /** The trust policy's check of a base image taken from the store (pulled ones are checked by the pull); throws to refuse it. */
+  admitStoredImage?: (image: StoredImage, ref: string) => Promise<void>;
   pullPolicy: 'always' | 'missing' | 'never';
   /** --build-context name=…: extra directories and image aliases, by lower-cased name. */
   namedContexts?: Map<string, NamedContext>;
@@ -290,7 +292,9 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
         });
         if (req.pullPolicy !== 'always') {
           try {
-            return await req.store.resolveImage(ref, wanted);
+            const stored = await req.store.resolveImage(ref, wanted);
+            if (req.admitStoredImage) await req.admitStoredImage(stored, ref).catch((e: Error) => Promise.reject(new BuildStepError(file, line, `base image "${ref}": ${e.message}`)));
+            return stored;
           } catch (e) {
             if (e instanceof PlatformUnknown && (req.pullPolicy === 'never' || !req.resolveMissingImage)) throw new BuildStepError(file, line, `base image: ${e.message}`);
             if (!(e instanceof ImageUnknown)) throw e;

@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import { readFile, writeFile, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { collect, openStore, out, policyAdmission, type GlobalOptions } from './context.js';
+import { collect, openStore, out, policyAdmission, storedAdmission, type GlobalOptions } from './context.js';
 import { checkEmulatorsFor, solve, type BuildRequest, type NamedContext, type RunFailure } from '../build/solver.js';
 import { addInlineCache, exportCache, importCaches, parseCacheFrom, parseCacheTo } from './buildcache.js';
 import { BuildContext } from '../build/context.js';
@@ -292,6 +292,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
           pullPolicy: pull,
           resolveMissingImage: async (ref: string, platform?: Platform) =>
             (await registryClient()).pullImage(store, ref, { ...(platform ? { platform, keepIndex: true } : {}), admit: await policyAdmission(globals(), ref) }),
+          admitStoredImage: await storedAdmission(globals(), store),
           namedContexts,
           cacheSources,
           ...(o.onError === 'shell' ? { onRunFailure: async (failure: RunFailure) => (await import('../container/debug.js')).debugShell(executor, failure) } : {}),

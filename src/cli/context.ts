@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import { ImageUnknown, KilnError, UsageError } from '../errors.js';
-import { Store } from '../store/store.js';
+import { Store, type StoredImage } from '../store/store.js';
 import { defaultRoot } from '../store/root.js';
 import { parsePlatform } from '../oci/platform.js';
 import type { Platform } from '../oci/types.js';
@@ -33,16 +33,22 @@ export async function openStore(opts: GlobalOptions): Promise<Store> {
 
 /** kiln run's check of the trust policy on a stored image; an image the store lacks is left to the caller's error. */
 export async function admitStoredImage(opts: GlobalOptions, store: Store, reference: string): Promise<void> {
-  const { loadImagePolicy } = await import('../sign/policy.js');
-  const policy = await loadImagePolicy(opts.policy);
-  if (!policy) return;
+  const admit = await storedAdmission(opts, store);
+  if (!admit) return;
   const image = await store.resolveImage(reference).catch((e: unknown) => {
     if (e instanceof ImageUnknown) return undefined;
     throw e;
   });
-  if (!image) return;
+  if (image) await admit(image, reference);
+}
+
+/** The trust policy's check of images already in the store (kiln run, kiln build's FROM); undefined without a policy file. */
+export async function storedAdmission(opts: GlobalOptions, store: Store): Promise<((image: StoredImage, reference: string) => Promise<void>) | undefined> {
+  const { loadImagePolicy } = await import('../sign/policy.js');
+  const policy = await loadImagePolicy(opts.policy);
+  if (!policy) return undefined;
   const { admitStored } = await import('../sign/admit.js');
-  await admitStored(policy, store, image);
+  return (image, reference) => admitStored(policy, store, image, reference);
 }
 
 export function out(s: string): void {

@@ -59,12 +59,18 @@ export function registerSignCommands(program: Command, globals: () => GlobalOpti
     .argument('<image>', 'NAME[:TAG|@DIGEST] or ID')
     .option('--key <file>', 'public key (PEM) a signature must verify with (repeatable)', collect, [])
     .option('--certificate <file>', 'certificate (PEM) a Notation signature\'s chain must reach (repeatable)', collect, [])
+    .option('--certificate-identity <identity>', 'keyless: the identity (email or URI) the Fulcio certificate must name')
+    .option('--certificate-identity-regexp <re>', 'keyless: a regular expression the identity must match')
+    .option('--certificate-oidc-issuer <url>', 'keyless: the OIDC issuer the certificate must name')
+    .option('--certificate-oidc-issuer-regexp <re>', 'keyless: a regular expression the OIDC issuer must match')
+    .option('--trusted-root <file>', 'keyless: the Sigstore trusted root (trusted_root.json: Fulcio CAs, Rekor keys) to verify certificates and log entries with')
     .option('-a, --annotation <key=value>', 'annotation a signature must carry (repeatable)', collect, [])
     .option('--output <format>', 'text or json', 'text')
     .option('--remote', 'IMAGE is a registry reference: verify what the registry has, whatever the store holds')
-    .action(async (image: string, o: SourceFlags & { key: string[]; certificate: string[]; annotation: string[]; output: string }) => {
+    .action(async (image: string, o: SourceFlags & KeylessFlags & { key: string[]; certificate: string[]; annotation: string[]; output: string }) => {
       if (o.output !== 'text' && o.output !== 'json') throw new UsageError(`unknown --output "${o.output}": use text or json`);
-      if (!o.key.length && !o.certificate.length) throw new UsageError('give --key or --certificate: what should a signature verify with?');
+      const keyless = await keylessTrust(o);
+      if (!o.key.length && !o.certificate.length && !keyless) throw new UsageError('give --key, --certificate or --certificate-identity with --certificate-oidc-issuer: what should a signature verify with?');
       const [{ readPublicKey }, { certificatesFromPem }, { verifySignatures }, { NotVerified }] = await Promise.all([
         import('../sign/keys.js'),
         import('../sign/x509.js'),
@@ -74,11 +80,11 @@ export function registerSignCommands(program: Command, globals: () => GlobalOpti
       const keys = await Promise.all(o.key.map(async (f) => readPublicKey(await readFile(f, 'utf8'), f)));
       const certificates = (await Promise.all(o.certificate.map(async (f) => certificatesFromPem(await readFile(f, 'utf8'), f)))).flat();
       const source = await openSource(image, o, globals);
-      const results = await verifySignatures(source, { keys, certificates, annotations: parseAnnotations(o.annotation) });
+      const results = await verifySignatures(source, { keys, certificates, ...(keyless ? { keyless } : {}), annotations: parseAnnotations(o.annotation) });
       const verified = results.filter((r) => r.verified);
       if (o.output === 'json') out(JSON.stringify({ image: source.name, digest: source.subject.digest, verified: verified.length > 0, signatures: results }, null, 2));
       else {
-        for (const r of verified) out(`Verified: ${r.format} signature of ${source.name}@${source.subject.digest} by ${r.format === 'notation-jws' ? `certificate "${r.signer}"` : `key sha256:${r.signer}`} (${r.from}, ${r.artifact})`);
+        for (const r of verified) out(`Verified: ${r.format} signature of ${source.name}@${source.subject.digest} by ${r.format === 'notation-jws' ? `certificate "${r.signer}"` : r.identity ? `identity ${r.signer}` : `key sha256:${r.signer}`} (${r.from}, ${r.artifact})`);
         for (const r of results) if (!r.verified) process.stderr.write(`not verified: ${r.error}\n`);
       }
       if (!verified.length) {
@@ -154,6 +160,48 @@ async function openSource(image: string, o: SourceFlags, globals: () => GlobalOp
   }
   const { registrySource } = await import('../sign/remote.js');
   return registrySource(image);
+}
+
+interface KeylessFlags {
+  certificateIdentity?: string;
+  certificateIdentityRegexp?: string;
+  certificateOidcIssuer?: string;
+  certificateOidcIssuerRegexp?: string;
+  trustedRoot?: string;
+}
+
+/** The keyless identity and trusted root asked for, as cosign verify takes them: one of each pair, and the root. */
+async function keylessTrust(o: KeylessFlags): Promise<import('../sign/verify.js').Trust['keyless']> {
+  const given = [o.certificateIdentity, o.certificateIdentityRegexp, o.certificateOidcIssuer, o.certificateOidcIssuerRegexp, o.trustedRoot].some((v) => v !== undefined);
+  if (!given) return undefined;
+  const pairs = [
+    ['--certificate-identity', o.certificateIdentity, o.certificateIdentityRegexp],
+    ['--certificate-oidc-issuer', o.certificateOidcIssuer, o.certificateOidcIssuerRegexp],
+  ] as const;
+  for (const [flag, exact, re] of pairs) {
+    if (exact === undefined && re === undefined) throw new UsageError(`keyless verification needs ${flag} or ${flag}-regexp`);
+    if (exact !== undefined && re !== undefined) throw new UsageError(`give ${flag} or ${flag}-regexp, not both`);
+  }
+  if (o.trustedRoot === undefined) throw new UsageError('keyless verification needs --trusted-root FILE (the Sigstore trusted root: Fulcio CAs and Rekor keys)');
+  const regexp = (flag: string, re: string | undefined) => {
+    if (re === undefined) return undefined;
+    try {
+      return new RegExp(re);
+    } catch (e) {
+      throw new UsageError(`${flag}: not a regular expression: ${(e as Error).message}`);
+    }
+  };
+  const { parseTrustedRoot } = await import('../sign/bundle.js');
+  const text = await readFile(o.trustedRoot, 'utf8').catch((e: NodeJS.ErrnoException) => Promise.reject(new UsageError(`--trusted-root ${o.trustedRoot}: ${e.code ?? e.message}`)));
+  const identityRegexp = regexp('--certificate-identity-regexp', o.certificateIdentityRegexp);
+  const issuerRegexp = regexp('--certificate-oidc-issuer-regexp', o.certificateOidcIssuerRegexp);
+  const identity = {
+    ...(o.certificateIdentity !== undefined ? { identity: o.certificateIdentity } : {}),
+    ...(identityRegexp ? { identityRegexp } : {}),
+    ...(o.certificateOidcIssuer !== undefined ? { issuer: o.certificateOidcIssuer } : {}),
+    ...(issuerRegexp ? { issuerRegexp } : {}),
+  };
+  return { identities: [identity], root: parseTrustedRoot(text, o.trustedRoot) };
 }
 
 /** docker's rule: a first component with a dot or a port, or localhost, is a registry host. */

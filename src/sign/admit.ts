@@ -24,15 +24,29 @@ export async function admitPull(policy: ImagePolicy, reference: string, digests:
   await requireSigned(policy, rule, `${reference}@${digests[0]}`, sources);
 }
 
-/** Before kiln run: signatures kept with the image in the store, else the registry its name names. */
-export async function admitStored(policy: ImagePolicy, store: Store, image: StoredImage, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+/**
+ * Before kiln run, and for kiln build's FROM images already in the store: signatures kept with the
+ * image in the store, else the registry its name names. The name checked is `reference`'s when it
+ * is one of the image's names (FROM busybox); an image ID stands for all of them.
+ */
+export async function admitStored(policy: ImagePolicy, store: Store, image: StoredImage, reference?: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const named = image.names.filter((n) => !n.includes('@'));
-  for (const name of named.length ? named : image.names) {
+  const asked = reference === undefined ? undefined : repositoryIfName(reference);
+  const chosen = named.filter((n) => repositoryOf(parseReference(n)) === asked);
+  for (const name of chosen.length ? chosen : named.length ? named : image.names) {
     const repository = repositoryOf(parseReference(name));
     const rule = decide(policy, repository, name);
     if (!rule) continue;
     const digest = image.manifestDescriptor.digest;
     await requireSigned(policy, rule, `${name}@${digest}`, [async () => storeSource(store, image), () => registrySource(`${repository}@${digest}`, env)]);
+  }
+}
+
+function repositoryIfName(reference: string): string | undefined {
+  try {
+    return repositoryOf(parseReference(reference));
+  } catch {
+    return undefined;
   }
 }
 
@@ -46,20 +60,25 @@ function decide(policy: ImagePolicy, repository: string, shown: string): PolicyR
 
 async function requireSigned(policy: ImagePolicy, rule: PolicyRule, shown: string, sources: (() => Promise<SignatureReader>)[]): Promise<void> {
   const failures: string[] = [];
+  const unreadable: string[] = [];
   let found = 0;
   for (const open of sources) {
     let source: SignatureReader;
     try {
       source = await open();
     } catch (e) {
-      failures.push((e as Error).message);
+      unreadable.push((e as Error).message);
       continue;
     }
-    const results = await verifySignatures(source, { keys: rule.keys, certificates: rule.certificates, annotations: {} });
+    const results = await verifySignatures(source, { keys: rule.keys, certificates: rule.certificates, ...(rule.keyless ? { keyless: rule.keyless } : {}), annotations: {} });
     if (results.some((r) => r.verified)) return;
     found += results.length;
     failures.push(...results.map((r) => r.error ?? ''));
   }
-  const why = found ? `none of its ${found} signatures verifies (${failures.filter(Boolean)[0]})` : failures.length ? `no signature could be read (${failures[0]})` : 'it has no signature';
+  const why = found
+    ? `none of its ${found} signatures verifies (${failures.filter(Boolean)[0]})`
+    : unreadable.length === sources.length
+      ? `no signature could be read (${unreadable[0]})`
+      : `it has no signature${unreadable.length ? ` (and not every place could be asked: ${unreadable[0]})` : ''}`;
   throw new PolicyRefused(`${shown}: refused by ${describeRule(policy, rule)}: a signature by ${describeTrusted(rule)} is required; ${why}`);
 }

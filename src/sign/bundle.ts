@@ -1,5 +1,5 @@
 import type { KeyObject, X509Certificate } from 'node:crypto';
-import { SignatureInvalid } from './errors.js';
+import { KeyInvalid, SignatureInvalid } from './errors.js';
 import { envelopePayload, verifyEnvelope, type Envelope } from './dsse.js';
 import { keyHint } from './keys.js';
 import { certificateFromDer, checkChain } from './x509.js';
@@ -76,6 +76,32 @@ export interface TrustedRoot {
   certificateAuthorities?: { certChain: { certificates: { rawBytes: string }[] }; validFor?: { start?: string; end?: string } }[];
 }
 
+/** A trusted root file (trusted_root.proto's JSON, as cosign and the Sigstore TUF repository give it), checked as far as kiln reads it. */
+export function parseTrustedRoot(text: string, file: string): TrustedRoot {
+  let root: TrustedRoot & { mediaType?: unknown };
+  try {
+    root = JSON.parse(text);
+  } catch (e) {
+    throw new KeyInvalid(`${file}: the trusted root is not JSON (${(e as Error).message})`);
+  }
+  if (!root || typeof root !== 'object') throw new KeyInvalid(`${file}: the trusted root is not a JSON object`);
+  if (root.mediaType !== undefined && !String(root.mediaType).startsWith('application/vnd.dev.sigstore.trustedroot')) {
+    throw new KeyInvalid(`${file}: mediaType "${String(root.mediaType)}" is not a Sigstore trusted root`);
+  }
+  const cas = root.certificateAuthorities;
+  if (!Array.isArray(cas) || !cas.length) throw new KeyInvalid(`${file}: certificateAuthorities is empty: no Fulcio certificate to chain to`);
+  cas.forEach((ca, i) => {
+    const certs = ca?.certChain?.certificates;
+    if (!Array.isArray(certs) || !certs.length || !certs.every((c) => typeof c?.rawBytes === 'string')) throw new KeyInvalid(`${file}: certificateAuthorities[${i}].certChain.certificates: expected a list of { rawBytes }`);
+  });
+  const logs = root.tlogs;
+  if (!Array.isArray(logs) || !logs.length) throw new KeyInvalid(`${file}: tlogs is empty: no transparency log key to trust a signing time with`);
+  logs.forEach((l, i) => {
+    if (typeof l?.publicKey?.rawBytes !== 'string' || typeof l?.logId?.keyId !== 'string') throw new KeyInvalid(`${file}: tlogs[${i}]: expected publicKey.rawBytes and logId.keyId`);
+  });
+  return root;
+}
+
 export interface CertificateVerification {
   leaf: X509Certificate;
   /** The Fulcio certificate the leaf chains to. */
@@ -89,7 +115,7 @@ export interface CertificateVerification {
  * tlog.ts: signed entry timestamp, body, inclusion proof, checkpoint) with the log's key, which
  * makes its integrated time trustworthy; the leaf valid at that time and chaining to a certificate
  * authority of the root (valid then too); the DSSE signature with the leaf's key. Not checked:
- * SCTs, RFC 3161 timestamps, the certificate's identity (its SAN and issuer extensions).
+ * SCTs, RFC 3161 timestamps; the certificate's identity is identity.ts's.
  */
 export function verifyBundleWithRoot(b: Bundle, root: TrustedRoot, where: string): CertificateVerification {
   const vm = b.verificationMaterial;

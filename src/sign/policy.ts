@@ -6,6 +6,8 @@ import { dirname, join, resolve } from 'node:path';
 import picomatch from 'picomatch';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node } from 'yaml';
 import { PolicyInvalid } from './errors.js';
+import { parseTrustedRoot, type TrustedRoot } from './bundle.js';
+import { describeIdentity, type CertificateIdentity } from './identity.js';
 import { keyHint, readPublicKey } from './keys.js';
 import { certificatesFromPem } from './x509.js';
 
@@ -18,6 +20,12 @@ import { certificatesFromPem } from './x509.js';
 //       require:
 //         keys: [team.pub]              # paths, relative to this file
 //         certificates: [ca.pem]        # Notation: a chain to one of these
+//     - match: ghcr.io/team/**
+//       require:
+//         keyless:                      # Fulcio certificates (cosign sign without a key)
+//           - issuer: https://token.actions.githubusercontent.com
+//             identityRegexp: ^https://github\.com/team/
+//         trustedRoot: trusted_root.json
 //     - match: docker.io/library/*
 //       accept: anything
 //     - match: "**"
@@ -33,6 +41,7 @@ export interface PolicyRule {
   decision: 'accept' | 'reject' | 'require';
   keys: KeyObject[];
   certificates: X509Certificate[];
+  keyless?: { identities: CertificateIdentity[]; root: TrustedRoot };
 }
 
 export interface ImagePolicy {
@@ -109,29 +118,80 @@ export async function parseImagePolicy(text: string, file: string): Promise<Imag
       if (!isScalar(v) || v.value !== true) fail(v, `${at}.reject: the one value is true`);
     } else {
       const req = fields.get('require');
-      if (!isMap(req)) fail(req, `${at}.require: expected keys: [FILE…] and/or certificates: [FILE…]`);
+      if (!isMap(req)) fail(req, `${at}.require: expected keys: [FILE…], certificates: [FILE…] and/or keyless: [{issuer, identity}…] with trustedRoot: FILE`);
+      const known = ['keys', 'certificates', 'keyless', 'trustedRoot'];
+      const given = new Map<string, Node>();
       for (const item of (req as import('yaml').YAMLMap).items) {
         const k = isScalar(item.key) ? String(item.key.value) : '?';
-        if (k !== 'keys' && k !== 'certificates') fail(item.key as Node, `${at}.require: unknown key "${k}" (known: keys, certificates)`);
-        const files = item.value as Node;
+        if (!known.includes(k)) fail(item.key as Node, `${at}.require: unknown key "${k}" (known: ${known.join(', ')})`);
+        given.set(k, item.value as Node);
+      }
+      const readAt = async (f: import('yaml').Scalar<string>, k: string): Promise<{ path: string; text: string }> => {
+        const path = resolve(base, f.value);
+        try {
+          return { path, text: await readFile(path, 'utf8') };
+        } catch (e) {
+          return fail(f, `${at}.require.${k}: ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        }
+      };
+      for (const k of ['keys', 'certificates'] as const) {
+        const files = given.get(k);
+        if (files === undefined) continue;
         if (!isSeq(files) || !files.items.every((f) => isScalar(f) && typeof f.value === 'string')) fail(files, `${at}.require.${k}: expected a list of file paths`);
         for (const f of (files as import('yaml').YAMLSeq<import('yaml').Scalar<string>>).items) {
-          const path = resolve(base, f.value);
-          let pem: string;
-          try {
-            pem = await readFile(path, 'utf8');
-          } catch (e) {
-            fail(f, `${at}.require.${k}: ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-          }
-          if (k === 'keys') rule.keys.push(readPublicKey(pem!, path));
-          else rule.certificates.push(...certificatesFromPem(pem!, path));
+          const { path, text } = await readAt(f, k);
+          if (k === 'keys') rule.keys.push(readPublicKey(text, path));
+          else rule.certificates.push(...certificatesFromPem(text, path));
         }
       }
-      if (!rule.keys.length && !rule.certificates.length) fail(req, `${at}.require: name at least one key or certificate`);
+      const keyless = given.get('keyless');
+      const rootNode = given.get('trustedRoot');
+      if (keyless !== undefined || rootNode !== undefined) {
+        if (keyless === undefined) fail(rootNode, `${at}.require.trustedRoot: goes with keyless: [{issuer, identity}…]`);
+        if (rootNode === undefined) fail(keyless, `${at}.require.keyless: needs trustedRoot: FILE (the Sigstore trusted root the certificates chain to)`);
+        if (!isScalar(rootNode) || typeof rootNode.value !== 'string') fail(rootNode, `${at}.require.trustedRoot: expected a file path`);
+        const { path, text } = await readAt(rootNode as import('yaml').Scalar<string>, 'trustedRoot');
+        let root: TrustedRoot;
+        try {
+          root = parseTrustedRoot(text, path);
+        } catch (e) {
+          return fail(rootNode, `${at}.require.trustedRoot: ${(e as Error).message}`);
+        }
+        if (!isSeq(keyless) || !keyless.items.length) fail(keyless, `${at}.require.keyless: expected a list of {issuer or issuerRegexp, identity or identityRegexp}`);
+        const identities = (keyless as import('yaml').YAMLSeq).items.map((n, j) => keylessIdentity(n as Node, `${at}.require.keyless[${j}]`, fail));
+        rule.keyless = { identities, root };
+      }
+      if (!rule.keys.length && !rule.certificates.length && !rule.keyless) fail(req, `${at}.require: name at least one key, certificate or keyless identity`);
     }
     rules.push(rule);
   }
   return { file, rules };
+}
+
+/** One keyless identity: exactly one of issuer/issuerRegexp and one of identity/identityRegexp, as cosign's flags. */
+function keylessIdentity(node: Node, at: string, fail: (n: Node | null | undefined, why: string) => never): CertificateIdentity {
+  if (!isMap(node)) fail(node, `${at}: expected a mapping of issuer (or issuerRegexp) and identity (or identityRegexp)`);
+  const known = ['issuer', 'issuerRegexp', 'identity', 'identityRegexp'];
+  const out: CertificateIdentity = {};
+  for (const item of (node as import('yaml').YAMLMap).items) {
+    const k = isScalar(item.key) ? String(item.key.value) : '?';
+    if (!known.includes(k)) fail(item.key as Node, `${at}: unknown key "${k}" (known: ${known.join(', ')})`);
+    const v = item.value as Node;
+    if (!isScalar(v) || typeof v.value !== 'string' || v.value === '') fail(v, `${at}.${k}: expected a string`);
+    const text = (v as import('yaml').Scalar<string>).value;
+    if (k === 'issuer' || k === 'identity') out[k] = text;
+    else {
+      try {
+        out[k as 'issuerRegexp' | 'identityRegexp'] = new RegExp(text);
+      } catch (e) {
+        fail(v, `${at}.${k}: not a regular expression: ${(e as Error).message}`);
+      }
+    }
+  }
+  for (const [a, b] of [['issuer', 'issuerRegexp'], ['identity', 'identityRegexp']] as const) {
+    if ((out[a] === undefined) === (out[b] === undefined)) fail(node, `${at}: give exactly one of ${a} and ${b}`);
+  }
+  return out;
 }
 
 /** The rule deciding for `repository` (registry host and path: docker.io/library/busybox), if any. */
@@ -145,5 +205,9 @@ export function describeRule(policy: ImagePolicy, rule: PolicyRule): string {
 
 /** What a `require` rule trusts, for messages: key fingerprints and certificate subjects. */
 export function describeTrusted(rule: PolicyRule): string {
-  return [...rule.keys.map((k) => `key sha256:${keyHint(k)}`), ...rule.certificates.map((c) => `certificate "${c.subject.replace(/\n/g, ', ')}"`)].join(', ');
+  return [
+    ...rule.keys.map((k) => `key sha256:${keyHint(k)}`),
+    ...rule.certificates.map((c) => `certificate "${c.subject.replace(/\n/g, ', ')}"`),
+    ...(rule.keyless?.identities ?? []).map(describeIdentity),
+  ].join(', ');
 }

@@ -1,8 +1,9 @@
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import type { Descriptor } from '../oci/types.js';
-import { BundleV03, bundlePayload, parseBundle, verifyBundleWithKey } from './bundle.js';
+import { BundleV03, bundlePayload, parseBundle, verifyBundleWithKey, verifyBundleWithRoot, type TrustedRoot } from './bundle.js';
 import { InTotoPayloadType } from './dsse.js';
 import { SignatureInvalid } from './errors.js';
+import { certificateSigner, matchIdentity, type CertificateIdentity } from './identity.js';
 import { keyHint, verifyData } from './keys.js';
 import { JwsMediaType, NotationArtifactType, verifyNotation } from './notation.js';
 import { SignatureAnnotation, SimpleSigningMediaType, parseSimpleSigning } from './simplesigning.js';
@@ -22,6 +23,8 @@ export type SignatureFormat = 'sigstore-bundle' | 'simplesigning' | 'notation-jw
 export interface Trust {
   keys: KeyObject[];
   certificates: X509Certificate[];
+  /** Keyless (Fulcio certificate) bundles: the identities trusted, and the Sigstore trusted root their certificates chain to. */
+  keyless?: { identities: CertificateIdentity[]; root: TrustedRoot };
   /** Annotations each signature must claim, with these values. */
   annotations: Record<string, string>;
 }
@@ -33,6 +36,8 @@ export interface SignatureResult {
   verified: boolean;
   /** The key's hint (base64 SHA-256 of its PKIX DER) or the certificate's subject. */
   signer?: string;
+  /** A keyless signature's certificate: the SAN values and the OIDC issuer. */
+  identity?: { identities: string[]; issuer?: string };
   annotations?: Record<string, unknown>;
   error?: string;
 }
@@ -76,7 +81,7 @@ function formatOf(layer: Descriptor): SignatureResult['format'] {
   return 'unknown';
 }
 
-function checkLayer(format: SignatureFormat, layer: Descriptor, bytes: Buffer, digest: string, trust: Trust, where: string): Pick<SignatureResult, 'signer' | 'annotations'> {
+function checkLayer(format: SignatureFormat, layer: Descriptor, bytes: Buffer, digest: string, trust: Trust, where: string): Pick<SignatureResult, 'signer' | 'identity' | 'annotations'> {
   if (format === 'notation-jws') {
     if (!trust.certificates.length) throw new SignatureInvalid(`${where}: a Notation signature; give --certificate to verify it`);
     const v = verifyNotation(bytes, trust.certificates, where);
@@ -85,8 +90,8 @@ function checkLayer(format: SignatureFormat, layer: Descriptor, bytes: Buffer, d
     checkAnnotations(annotations, trust.annotations, where);
     return { signer: v.leaf.subject.replace(/\n/g, ', '), annotations };
   }
-  if (!trust.keys.length) throw new SignatureInvalid(`${where}: a ${format} signature; give --key to verify it`);
   if (format === 'simplesigning') {
+    if (!trust.keys.length) throw new SignatureInvalid(`${where}: a ${format} signature; give --key to verify it`);
     const sig = layer.annotations?.[SignatureAnnotation];
     if (!sig) throw new SignatureInvalid(`${where}: layer ${layer.digest} has no ${SignatureAnnotation} annotation`);
     const key = trust.keys.find((k) => verifyData(k, bytes, Buffer.from(sig, 'base64')));
@@ -99,8 +104,7 @@ function checkLayer(format: SignatureFormat, layer: Descriptor, bytes: Buffer, d
     return { signer: keyHint(key), annotations };
   }
   const bundle = parseBundle(bytes, where);
-  const key = trust.keys.find((k) => verifyBundleWithKey(bundle, k, where));
-  if (!key) throw new SignatureInvalid(`${where}: the bundle's signature does not verify with the given key${trust.keys.length > 1 ? 's' : ''}`);
+  const signedBy = bundleSigner(bundle, trust, where);
   const { payloadType, payload } = bundlePayload(bundle, where);
   if (payloadType !== InTotoPayloadType) throw new SignatureInvalid(`${where}: dsseEnvelope.payloadType "${payloadType}" is not ${InTotoPayloadType}`);
   const statement = parseStatement(payload, where);
@@ -108,7 +112,27 @@ function checkLayer(format: SignatureFormat, layer: Descriptor, bytes: Buffer, d
   const annotations = statementClaims(statement, digest);
   if (!annotations) throw new SignatureInvalid(`${where}: signs ${statementDigests(statement).join(', ')}, not ${digest}`);
   checkAnnotations(annotations, trust.annotations, where);
-  return { signer: keyHint(key), annotations };
+  return { ...signedBy, annotations };
+}
+
+/**
+ * Who signed a bundle, verified: with a key of `trust` for a public-key bundle; for a certificate
+ * (keyless) bundle, the certificate chained to the trusted root at the log's time (bundle.ts) and
+ * naming a trusted identity (identity.ts), as cosign verify --certificate-identity does.
+ */
+function bundleSigner(bundle: ReturnType<typeof parseBundle>, trust: Trust, where: string): Pick<SignatureResult, 'signer' | 'identity'> {
+  const vm = bundle.verificationMaterial;
+  if (vm.certificate || vm.x509CertificateChain) {
+    if (!trust.keyless) throw new SignatureInvalid(`${where}: a keyless bundle (signed with a Fulcio certificate); give --certificate-identity, --certificate-oidc-issuer and --trusted-root to verify it`);
+    const v = verifyBundleWithRoot(bundle, trust.keyless.root, where);
+    const signer = certificateSigner(v.leaf, where);
+    matchIdentity(signer, trust.keyless.identities, where);
+    return { signer: `${signer.identities.map((i) => `"${i}"`).join(', ')} from issuer "${signer.issuer}"`, identity: signer };
+  }
+  if (!trust.keys.length) throw new SignatureInvalid(`${where}: a sigstore-bundle signature; give --key to verify it`);
+  const key = trust.keys.find((k) => verifyBundleWithKey(bundle, k, where));
+  if (!key) throw new SignatureInvalid(`${where}: the bundle's signature does not verify with the given key${trust.keys.length > 1 ? 's' : ''}`);
+  return { signer: keyHint(key) };
 }
 
 function checkAnnotations(claimed: Record<string, unknown>, wanted: Record<string, string>, where: string): void {
