@@ -89,7 +89,10 @@ export function extendBuild(program: Command, globals: () => GlobalOptions): voi
       if (pending.iidfile) await rm(pending.iidfile, { force: true });
       const img = o.tag.length ? await store.resolveImage(o.tag[0]!) : await store.resolveImage(id);
       // The same config and layers under a manifest that carries the annotations: the image ID stays.
-      await store.writeImage(img.config, img.manifest.layers, img.names, { ...img.manifest.annotations, ...pending.annotations });
+      const annotated = await store.writeImage(img.config, img.manifest.layers, img.names, { ...img.manifest.annotations, ...pending.annotations });
+      // --sbom stored its SBOM as a referrer of the manifest before this one: it follows the image.
+      const { carryReferrers } = await import('../registry/client/push.js');
+      await carryReferrers(store, img.manifestDescriptor.digest, annotated.manifestDescriptor);
     });
 }
 

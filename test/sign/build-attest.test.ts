@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { fixture, kiln, kilnOk, tempDir } from '../support/env.js';
 import { Store } from '../../src/store/store.js';
 import type { Manifest } from '../../src/oci/types.js';
+import { hostOf, testEnv } from '../registry/client/support.js';
+import { startRegistry } from '../registry/server/support.js';
 
 // kiln build --provenance (SLSA provenance v1 of the build) and --sbom, as attestations of the
 // built image: signed with --attest-key (kiln verify-attestation checks them), else a bare in-toto
@@ -47,4 +49,32 @@ test('kiln build --provenance --sbom --attest-key: signed SLSA v1 provenance (Do
   const statement = await reopened.content.readJSON<{ predicateType: string; subject: { digest: { sha256: string } }[] }>(m.layers[0]!.digest);
   assert.equal(statement.predicateType, 'https://slsa.dev/provenance/v1');
   assert.equal('sha256:' + statement.subject[0]!.digest.sha256, app.manifestDescriptor.digest);
+});
+
+test('kiln build --sbom --provenance --annotation: the SBOM and the provenance are referrers of the annotated image, in the store and in the registry after kiln push', { timeout: 60_000 }, async (t) => {
+  const e = await testEnv(t);
+  const reg = await startRegistry(t);
+  const ctx = join(e.dir, 'ctx');
+  mkdirSync(ctx);
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM busybox\nLABEL foo=bar\n');
+  await kilnOk(e.root, ['load', '-i', fixture('busybox')], { env: e.env });
+  const image = `${hostOf(reg.url)}/team/app:1`;
+  await kilnOk(e.root, ['build', '-q', '--sbom', '--provenance', '--annotation', 'org.example.k=v', '-t', image, ctx], { env: e.env });
+
+  const store = await Store.open(e.root);
+  const built = await store.resolveImage(image);
+  assert.equal(built.manifest.annotations?.['org.example.k'], 'v');
+  const subjects = async (types: string[]) => {
+    const out: [string, string | undefined][] = [];
+    for (const type of types) for (const r of await store.referrers(built.manifestDescriptor.digest, type)) out.push([type, (await store.content.readJSON<Manifest>(r.digest)).subject?.digest]);
+    return out;
+  };
+  const types = ['application/spdx+json', 'application/vnd.in-toto+json'];
+  assert.deepEqual(await subjects(types), types.map((type) => [type, built.manifestDescriptor.digest]), 'the SBOM and the provenance name the annotated manifest');
+
+  await kilnOk(e.root, ['push', image], { env: e.env });
+  const pushed = await reg.client().req('GET', `/v2/team/app/referrers/${built.manifestDescriptor.digest}`);
+  assert.equal(pushed.status, 200);
+  assert.deepEqual(pushed.json<{ manifests: { artifactType: string }[] }>().manifests.map((m) => m.artifactType).sort(), types);
+  assert.equal((await reg.client().req('HEAD', '/v2/team/app/manifests/1')).headers.get('docker-content-digest'), built.manifestDescriptor.digest, 'pushed as stored');
 });

@@ -113,16 +113,27 @@ export async function distributableImage(store: Store, img: StoredImage, opts: P
   const descriptor: Descriptor = { mediaType: img.manifestDescriptor.mediaType, digest: 'sha256:' + createHash('sha256').update(bytes).digest('hex'), size: bytes.length };
   if (img.names.length === 0) return { ...img, manifestDescriptor: descriptor, manifest: JSON.parse(bytes.toString('utf8')) as Manifest };
   await store.addImage(descriptor, img.names);
-  for (const r of await store.referrers(img.manifestDescriptor.digest)) {
+  await carryReferrers(store, img.manifestDescriptor.digest, descriptor, (r) =>
+    opts.onProgress?.({ type: 'warning', message: `signature ${r.digest} signs ${img.manifestDescriptor.digest}, the image before its layers were compressed: sign the image again` }),
+  );
+  return store.loadImage(descriptor, img.names);
+}
+
+/**
+ * Give `to`, a new manifest of the same image (compressed layers, added annotations), copies of
+ * the stored referrers of `from` (SBOMs, unsigned attestations) with `to` as their subject.
+ * Signatures are not copied: they sign `from`'s digest; `onSignature` hears of each.
+ */
+export async function carryReferrers(store: Store, from: string, to: Descriptor, onSignature: (referrer: Descriptor) => void = () => {}): Promise<void> {
+  for (const r of await store.referrers(from)) {
     if (SignsDigest.some((t) => (r.artifactType ?? '').startsWith(t))) {
-      opts.onProgress?.({ type: 'warning', message: `signature ${r.digest} signs ${img.manifestDescriptor.digest}, the image before its layers were compressed: sign the image again` });
+      onSignature(r);
       continue;
     }
     const doc = await store.content.readJSON<Manifest>(r.digest);
-    const moved = await store.putJSON({ ...doc, subject: descriptor }, r.mediaType);
+    const moved = await store.putJSON({ ...doc, subject: { mediaType: to.mediaType, digest: to.digest, size: to.size } }, r.mediaType);
     await store.addReferrer({ ...moved, artifactType: r.artifactType! });
   }
-  return store.loadImage(descriptor, img.names);
 }
 
 /**
