@@ -115,3 +115,17 @@ test('a signature policy refuses unsigned pulls naming the policy (skopeo, kiln 
   assert.deepEqual(audit.filter((a) => a.action.startsWith('policy-')).map((a) => a.action), ['policy-rm', 'policy-set', 'policy-set', 'policy-set']);
   assert.match(audit.find((a) => a.action === 'policy-set')!.detail!, /a signature by key sha256:\S+ is required on promote/);
 });
+
+test('kiln registry policy set --config FILE (the interface the acceptance checks use) sets the policy the serving registry enforces', { timeout: 30_000 }, async (t) => {
+  const reg = await startRegistry(t);
+  const c = reg.client();
+  const e = await testEnv(t);
+  const good = plainKeyPair(e.dir, 'good');
+  assert.equal((await pushImage(c, 'cfg/app', '1', randomImage())).status, 201);
+  const config = join(e.dir, 'registry.yaml');
+  writeFileSync(config, reg.config.database.driver === 'postgres' ? `root: ${reg.root}\ndatabase:\n  driver: postgres\n  postgres:\n    url: ${reg.config.database.postgres!.url}\n` : `root: ${reg.root}\n`);
+  const set = await kiln(e.root, ['registry', 'policy', 'set', 'cfg', '--require-signature', '--key', good.pub, '--config', config], { env: e.env });
+  assert.equal(set.code, 0, set.stderr);
+  await waitFor(async () => (await get(c, 'cfg/app', '1')).status === 403, 10_000, 'the serving registry sees the policy');
+  assert.match((await get(c, 'cfg/app', '1')).text(), /refused by the signature policy of namespace cfg/);
+});
