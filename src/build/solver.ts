@@ -1059,6 +1059,12 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
 
   try {
     const used = plan.stages.filter((s) => s.used).map((s) => s.index);
+    // Every FROM image is resolved first (pulled, and admitted by the trust policy), as BuildKit's
+    // frontend resolves each base's config before solving: a refused or missing base fails the
+    // build before a step of another stage runs.
+    await Promise.all(
+      plan.stages.flatMap((sp) => (sp.used && sp.base.kind === 'image' && !namedDir(sp.base.ref) && !namedScratch(sp.base.ref) ? [resolveImage(sp.base.ref, sp.line, stagePlatform(sp.index))] : [])),
+    );
     // Start every needed stage now; each waits only for what it depends on.
     const all = used.map((i) => stage(i));
     const settled = await Promise.allSettled(all);

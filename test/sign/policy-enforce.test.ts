@@ -42,7 +42,8 @@ test('kiln build and kiln run under policy.yaml: an unsigned base is refused bef
   const ctx = join(e.dir, 'ctx');
   mkdirSync(ctx);
   const build = (from: string, tag: string) => {
-    writeFileSync(join(ctx, 'Dockerfile'), `FROM ${from}\nRUN echo the-step-ran\nLABEL built=yes\n`);
+    // Another stage's RUN, which the build would start at once, does not run either.
+    writeFileSync(join(ctx, 'Dockerfile'), `FROM busybox AS other\nRUN echo the-step-ran > /f\nFROM ${from}\nCOPY --from=other /f /f\n`);
     return kiln(e.root, ['build', '--progress', 'plain', '-t', tag, ctx], { env });
   };
 
