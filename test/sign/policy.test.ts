@@ -43,7 +43,7 @@ test('kiln pull under a policy.yaml: an unsigned image is refused naming the rul
 test('policy.yaml is checked whole: unknown top-level and require keys, a wrong accept value, two decisions in one rule; the first matching rule decides', async () => {
   const bad = async (text: string, re: RegExp) => assert.rejects(parseImagePolicy(text, 'p.yaml'), re);
   await bad('rule: []\n', /p\.yaml:1: unknown key "rule" \(known: rules\)/);
-  await bad('rules:\n  - match: "**"\n    require:\n      key: [a.pub]\n', /p\.yaml:4: rules\[0\]\.require: unknown key "key" \(known: keys, certificates\)/);
+  await bad('rules:\n  - match: "**"\n    require:\n      key: [a.pub]\n', /p\.yaml:4: rules\[0\]\.require: unknown key "key" \(known: keys, certificates, keyless, trustedRoot\)/);
   await bad('rules:\n  - match: "**"\n    accept: yes\n', /p\.yaml:3: rules\[0\]\.accept: the one value is "anything"/);
   await bad('rules:\n  - match: "**"\n    accept: anything\n    reject: true\n', /rules\[0\]: give exactly one of require/);
   await bad('rules:\n  - match: "**"\n    require:\n      keys: [missing.pub]\n', /missing\.pub: ENOENT/);

@@ -44,7 +44,7 @@ test('kiln verify with a key that did not sign fails and says so; without --key 
   assert.match(r.stderr, /not verified: signature sha256:[0-9a-f]{64} \(store\): the bundle's signature does not verify with the given key/);
   const u = await kiln(root, ['verify', 'busybox']);
   assert.equal(u.code, 2);
-  assert.match(u.stderr, /give --key or --certificate/);
+  assert.match(u.stderr, /give --key, --certificate or --certificate-identity with --certificate-oidc-issuer/);
   const bad = await kiln(root, ['sign', '--key', join(dir, 'signer.key'), 'busybox', '-a', 'novalue'], { env });
   assert.match(bad.stderr, /invalid annotation "novalue": expected key=value/);
 });
