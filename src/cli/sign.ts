@@ -55,7 +55,7 @@ export function registerSignCommands(program: Command, globals: () => GlobalOpti
 
   program
     .command('verify')
-    .description('Verify the signatures of an image (cosign bundles and .sig signatures by key, Notation signatures by certificate); exits 0 only when one verifies')
+    .description('Verify the signatures of an image (cosign bundles and .sig signatures by key, keyless cosign bundles by identity and trusted root, Notation signatures by certificate); exits 0 only when one verifies')
     .argument('<image>', 'NAME[:TAG|@DIGEST] or ID')
     .option('--key <file>', 'public key (PEM) a signature must verify with (repeatable)', collect, [])
     .option('--certificate <file>', 'certificate (PEM) a Notation signature\'s chain must reach (repeatable)', collect, [])
