@@ -59,11 +59,6 @@ export function registerSignCommands(program: Command, globals: () => GlobalOpti
     .argument('<image>', 'NAME[:TAG|@DIGEST] or ID')
     .option('--key <file>', 'public key (PEM) a signature must verify with (repeatable)', collect, [])
     .option('--certificate <file>', 'certificate (PEM) a Notation signature\'s chain must reach (repeatable)', collect, [])
-    .option('--certificate-identity <identity>', 'keyless: the identity (email or URI) the Fulcio certificate must name')
-    .option('--certificate-identity-regexp <re>', 'keyless: a regular expression the identity must match')
-    .option('--certificate-oidc-issuer <url>', 'keyless: the OIDC issuer the certificate must name')
-    .option('--certificate-oidc-issuer-regexp <re>', 'keyless: a regular expression the OIDC issuer must match')
-    .option('--trusted-root <file>', 'keyless: the Sigstore trusted root (trusted_root.json: Fulcio CAs, Rekor keys) to verify certificates and log entries with')
     .option('-a, --annotation <key=value>', 'annotation a signature must carry (repeatable)', collect, [])
     .option('--output <format>', 'text or json', 'text')
     .option('--remote', 'IMAGE is a registry reference: verify what the registry has, whatever the store holds')
@@ -118,19 +113,20 @@ export function registerSignCommands(program: Command, globals: () => GlobalOpti
     .option('--type <type>', 'only attestations of this predicate type (a --type name of kiln attest, or a URI)')
     .option('--output <format>', 'text or json', 'text')
     .option('--remote', 'IMAGE is a registry reference: verify what the registry has, whatever the store holds')
-    .action(async (image: string, o: SourceFlags & { key: string[]; type?: string; output: string }) => {
+    .action(async (image: string, o: SourceFlags & KeylessFlags & { key: string[]; type?: string; output: string }) => {
       if (o.output !== 'text' && o.output !== 'json') throw new UsageError(`unknown --output "${o.output}": use text or json`);
       const [{ readPublicKey }, { predicateType, verifyAttestations }, { NotVerified }] = await Promise.all([import('../sign/keys.js'), import('../sign/attest.js'), import('../sign/errors.js')]);
-      if (!o.key.length) throw new UsageError('give --key: what should an attestation verify with?');
+      const keyless = await keylessTrust(o);
+      if (!o.key.length && !keyless) throw new UsageError('give --key, or --certificate-identity with --certificate-oidc-issuer: what should an attestation verify with?');
       const type = o.type === undefined ? undefined : predicateType(o.type);
       const keys = await Promise.all(o.key.map(async (f) => readPublicKey(await readFile(f, 'utf8'), f)));
       const source = await openSource(image, o, globals);
-      const results = await verifyAttestations(source, keys, type);
+      const results = await verifyAttestations(source, { keys, ...(keyless ? { keyless } : {}) }, type);
       const verified = results.filter((r) => r.verified);
       if (o.output === 'json') out(JSON.stringify({ image: source.name, digest: source.subject.digest, verified: verified.length > 0, attestations: results }, null, 2));
       else {
         for (const r of verified) {
-          out(`Verified: ${r.predicateType} attestation of ${source.name}@${source.subject.digest} by key sha256:${r.signer} (${r.from}, ${r.artifact})`);
+          out(`Verified: ${r.predicateType} attestation of ${source.name}@${source.subject.digest} by ${r.identity ? `identity ${r.signer}` : `key sha256:${r.signer}`} (${r.from}, ${r.artifact})`);
           out(JSON.stringify(r.predicate, null, 2));
         }
         for (const r of results) if (!r.verified) process.stderr.write(`not verified: ${r.error}\n`);
@@ -140,6 +136,7 @@ export function registerSignCommands(program: Command, globals: () => GlobalOpti
         throw new NotVerified(results.length ? `no ${what} of ${source.name}@${source.subject.digest} verifies (${results.length} found, none valid)` : `${source.name}@${source.subject.digest} has no ${what}`);
       }
     });
+  for (const name of ['verify', 'verify-attestation']) keylessOptions(program.commands.find((c) => c.name() === name)!);
 }
 
 /**
@@ -160,6 +157,16 @@ async function openSource(image: string, o: SourceFlags, globals: () => GlobalOp
   }
   const { registrySource } = await import('../sign/remote.js');
   return registrySource(image);
+}
+
+/** cosign verify's keyless flags, for kiln verify and kiln verify-attestation. */
+function keylessOptions(cmd: Command): void {
+  cmd
+    .option('--certificate-identity <identity>', 'keyless: the identity (email or URI) the Fulcio certificate must name')
+    .option('--certificate-identity-regexp <re>', 'keyless: a regular expression the identity must match')
+    .option('--certificate-oidc-issuer <url>', 'keyless: the OIDC issuer the certificate must name')
+    .option('--certificate-oidc-issuer-regexp <re>', 'keyless: a regular expression the OIDC issuer must match')
+    .option('--trusted-root <file>', 'keyless: the Sigstore trusted root (trusted_root.json: Fulcio CAs, Rekor keys) to verify certificates and log entries with');
 }
 
 interface KeylessFlags {

@@ -1,13 +1,12 @@
 import type { KeyObject } from 'node:crypto';
 import { UsageError } from '../errors.js';
 import { bundleArtifact } from './artifact.js';
-import { BundleV03, bundlePayload, makeBundle, parseBundle, verifyBundleWithKey } from './bundle.js';
+import { BundleV03, bundlePayload, makeBundle, parseBundle } from './bundle.js';
 import { InTotoPayloadType, signEnvelope } from './dsse.js';
 import { SignatureInvalid } from './errors.js';
-import { keyHint } from './keys.js';
 import { CosignSignPredicate, StatementV1, parseStatement, statementClaims, statementDigests, type Statement } from './statement.js';
 import { MaxAttestationBlob, type FoundArtifact, type SignatureReader, type SignatureSource } from './source.js';
-import { BundlePredicateAnnotation } from './verify.js';
+import { BundlePredicateAnnotation, bundleSigner, type SignatureResult, type Trust } from './verify.js';
 import type { SignResult } from './sign.js';
 
 // Attestations as cosign v3 writes them (cosign attest --new-bundle-format): an in-toto Statement
@@ -71,8 +70,9 @@ export interface AttestationResult {
   verified: boolean;
   predicateType?: string;
   predicate?: unknown;
-  /** The key's fingerprint (base64 SHA-256 of its PKIX DER). */
+  /** The key's fingerprint (base64 SHA-256 of its PKIX DER), or the keyless certificate's identity and issuer. */
   signer?: string;
+  identity?: SignatureResult['identity'];
   error?: string;
 }
 
@@ -80,7 +80,7 @@ export interface AttestationResult {
  * Every attestation of the image (of `type`, when given), each verified with one of `keys`,
  * checked to name exactly the image's digest; the failures say why.
  */
-export async function verifyAttestations(source: SignatureReader, keys: KeyObject[], type?: string): Promise<AttestationResult[]> {
+export async function verifyAttestations(source: SignatureReader, trust: Pick<Trust, 'keys' | 'keyless'>, type?: string): Promise<AttestationResult[]> {
   const out: AttestationResult[] = [];
   for (const found of await source.artifacts()) {
     if (found.manifest.artifactType !== BundleV03) continue;
@@ -92,8 +92,7 @@ export async function verifyAttestations(source: SignatureReader, keys: KeyObjec
       try {
         if (found.manifest.subject?.digest !== source.subject.digest) throw new SignatureInvalid(`${where}: its subject is ${found.manifest.subject?.digest ?? '(none)'}, not ${source.subject.digest}`);
         const bundle = parseBundle(await source.blob(layer, where, MaxAttestationBlob), where);
-        const key = keys.find((k) => verifyBundleWithKey(bundle, k, where));
-        if (!key) throw new SignatureInvalid(`${where}: the bundle's signature does not verify with the given key${keys.length > 1 ? 's' : ''}`);
+        const signedBy = bundleSigner(bundle, trust, where);
         const { payloadType, payload } = bundlePayload(bundle, where);
         if (payloadType !== InTotoPayloadType) throw new SignatureInvalid(`${where}: dsseEnvelope.payloadType "${payloadType}" is not ${InTotoPayloadType}`);
         const statement = parseStatement(payload, where);
@@ -102,7 +101,7 @@ export async function verifyAttestations(source: SignatureReader, keys: KeyObjec
         // The annotation is the referrer's, unsigned: only the signed statement's type counts.
         if (annotated !== undefined && annotated !== statement.predicateType) throw new SignatureInvalid(`${where}: annotated as ${annotated} but the statement's predicateType is ${statement.predicateType}`);
         if (!statementClaims(statement, source.subject.digest)) throw new SignatureInvalid(`${where}: attests ${statementDigests(statement).join(', ')}, not ${source.subject.digest}`);
-        Object.assign(result, { verified: true, predicateType: statement.predicateType, predicate: statement.predicate, signer: keyHint(key) });
+        Object.assign(result, { verified: true, predicateType: statement.predicateType, predicate: statement.predicate, ...signedBy });
       } catch (e) {
         if (!(e instanceof SignatureInvalid)) throw e;
         result.error = e.message;

@@ -120,7 +120,7 @@ function checkLayer(format: SignatureFormat, layer: Descriptor, bytes: Buffer, d
  * (keyless) bundle, the certificate chained to the trusted root at the log's time (bundle.ts) and
  * naming a trusted identity (identity.ts), as cosign verify --certificate-identity does.
  */
-function bundleSigner(bundle: ReturnType<typeof parseBundle>, trust: Trust, where: string): Pick<SignatureResult, 'signer' | 'identity'> {
+export function bundleSigner(bundle: ReturnType<typeof parseBundle>, trust: Pick<Trust, 'keys' | 'keyless'>, where: string): Pick<SignatureResult, 'signer' | 'identity'> {
   const vm = bundle.verificationMaterial;
   if (vm.certificate || vm.x509CertificateChain) {
     if (!trust.keyless) throw new SignatureInvalid(`${where}: a keyless bundle (signed with a Fulcio certificate); give --certificate-identity, --certificate-oidc-issuer and --trusted-root to verify it`);
@@ -129,7 +129,7 @@ function bundleSigner(bundle: ReturnType<typeof parseBundle>, trust: Trust, wher
     matchIdentity(signer, trust.keyless.identities, where);
     return { signer: `${signer.identities.map((i) => `"${i}"`).join(', ')} from issuer "${signer.issuer}"`, identity: signer };
   }
-  if (!trust.keys.length) throw new SignatureInvalid(`${where}: a sigstore-bundle signature; give --key to verify it`);
+  if (!trust.keys.length) throw new SignatureInvalid(`${where}: a bundle signed with a key; give --key to verify it`);
   const key = trust.keys.find((k) => verifyBundleWithKey(bundle, k, where));
   if (!key) throw new SignatureInvalid(`${where}: the bundle's signature does not verify with the given key${trust.keys.length > 1 ? 's' : ''}`);
   return { signer: keyHint(key) };

@@ -17,7 +17,8 @@ import { BundleV03, parseBundle, parseTrustedRoot, verifyBundleWithRoot, type Tr
 import { InTotoPayloadType, signEnvelope } from '../../src/sign/dsse.js';
 import { certificateSigner, matchIdentity } from '../../src/sign/identity.js';
 import { parseImagePolicy } from '../../src/sign/policy.js';
-import { signStatement } from '../../src/sign/statement.js';
+import { signStatement, type Statement } from '../../src/sign/statement.js';
+import { attestationStatement, verifyAttestations } from '../../src/sign/attest.js';
 import { verifySignatures } from '../../src/sign/verify.js';
 import { storeSource } from '../../src/sign/stored.js';
 
@@ -92,15 +93,15 @@ function testSigstore(dir: string) {
   };
   writeFileSync(join(dir, 'root.json'), JSON.stringify(root));
 
-  /** A bundle signing `digest` (cosign sign v3's statement) with a fresh leaf for `email` from `issuer`, logged now. */
-  const signDigest = (name: string, digest: string, email: string, issuerExtension: string) => {
+  /** A bundle signing `statement` (cosign sign v3's, say) with a fresh leaf for `email` from `issuer`, logged now. */
+  const signStatementAs = (statement: Statement, email: string, issuerExtension: string) => {
     const leaf = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     writeFileSync(join(dir, 'leaf.key'), pem(leaf.privateKey));
     writeFileSync(join(dir, 'leaf.ext'), `subjectAltName=critical,email:${email}\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n${issuerExtension}\n`);
     ssl('req', '-new', '-key', 'leaf.key', '-subj', '/O=kiln-test', '-out', 'leaf.csr');
     ssl('x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', String(Date.now()), '-days', '1', '-extfile', 'leaf.ext', '-out', 'leaf.pem');
     const cert = new X509Certificate(readFileSync(join(dir, 'leaf.pem')));
-    const envelope = signEnvelope(leaf.privateKey, InTotoPayloadType, Buffer.from(JSON.stringify(signStatement(name, digest, {}))));
+    const envelope = signEnvelope(leaf.privateKey, InTotoPayloadType, Buffer.from(JSON.stringify(statement)));
     // Rekor's dsse 0.0.1 entry, in a tree of one (the entry is the root) with a checkpoint and a signed entry timestamp.
     const body = Buffer.from(
       JSON.stringify({
@@ -136,7 +137,8 @@ function testSigstore(dir: string) {
       dsseEnvelope: envelope,
     };
   };
-  return { root, rootFile: join(dir, 'root.json'), signDigest };
+  const signDigest = (name: string, digest: string, email: string, issuerExtension: string) => signStatementAs(signStatement(name, digest, {}), email, issuerExtension);
+  return { root, rootFile: join(dir, 'root.json'), signDigest, signStatementAs };
 }
 
 test('kiln verify --certificate-identity --certificate-oidc-issuer --trusted-root: a keyless signature of the image verifies; a wrong identity, a wrong issuer or another root is refused; policy.yaml keyless rules decide kiln build', { timeout: 60_000 }, async (t) => {
@@ -168,6 +170,15 @@ test('kiln verify --certificate-identity --certificate-oidc-issuer --trusted-roo
   assert.match((await verified('https://accounts.google.com', sig.root)).error!, /not identity "dev@example\.com" from issuer "https:\/\/accounts\.google\.com"/);
   assert.match((await verified('https://issuer.example', cosignRoot())).error!, /tlogEntries\[0\]\.logId \S+ is not a log of the trusted root/);
   assert.match((await verified('https://issuer.example', { ...sig.root, certificateAuthorities: cosignRoot().certificateAuthorities })).error!, /is not issued by a trusted certificate|no certificate authority/);
+  // Keyless attestations: kiln verify-attestation takes the same flags.
+  const slsa = 'https://slsa.dev/provenance/v1';
+  const attestation = sig.signStatementAs(attestationStatement('busybox', image.manifestDescriptor.digest, slsa, { buildDefinition: { buildType: 'test' } }), 'dev@example.com', '1.3.6.1.4.1.57264.1.8=ASN1:UTF8String:https://issuer.example');
+  await storeSource(store, image).put(bundleArtifact(image.manifestDescriptor, Buffer.from(JSON.stringify(attestation)), new Date(), slsa), 'bundle');
+  const attested = await kilnOk(root, ['verify-attestation', '--certificate-identity', 'dev@example.com', '--certificate-oidc-issuer', 'https://issuer.example', '--trusted-root', sig.rootFile, '--type', 'slsaprovenance1', 'busybox']);
+  assert.match(attested, /Verified: https:\/\/slsa\.dev\/provenance\/v1 attestation of docker\.io\/library\/busybox@sha256:[0-9a-f]{64} by identity "dev@example\.com" from issuer "https:\/\/issuer\.example"/);
+  const [other] = await verifyAttestations(storeSource(store, image), { keys: [], keyless: { identities: [{ identity: 'ops@example.com', issuer: 'https://issuer.example' }], root: sig.root } }, slsa);
+  assert.match(other!.error!, /not identity "ops@example\.com"/);
+
   const half = await kiln(root, ['verify', '--certificate-identity', 'dev@example.com', '--trusted-root', sig.rootFile, 'busybox']);
   assert.notEqual(half.code, 0);
   assert.match(half.stderr, /keyless verification needs --certificate-oidc-issuer or --certificate-oidc-issuer-regexp/);
