@@ -5,6 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fixture, kiln, kilnOk, tempDir } from '../support/env.js';
 import { Store } from '../../src/store/store.js';
+import { loadArchiveFile } from '../../src/store/load.js';
 import type { Manifest } from '../../src/oci/types.js';
 import { hostOf, testEnv } from '../registry/client/support.js';
 import { startRegistry } from '../registry/server/support.js';
@@ -57,7 +58,7 @@ test('kiln build --sbom --provenance --annotation: the SBOM and the provenance a
   const ctx = join(e.dir, 'ctx');
   mkdirSync(ctx);
   writeFileSync(join(ctx, 'Dockerfile'), 'FROM busybox\nLABEL foo=bar\n');
-  await kilnOk(e.root, ['load', '-i', fixture('busybox')], { env: e.env });
+  await loadArchiveFile(await Store.open(e.root), fixture('busybox'));
   const image = `${hostOf(reg.url)}/team/app:1`;
   await kilnOk(e.root, ['build', '-q', '--sbom', '--provenance', '--annotation', 'org.example.k=v', '-t', image, ctx], { env: e.env });
 

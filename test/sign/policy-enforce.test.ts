@@ -7,6 +7,7 @@ import { fixture, kiln, kilnOk } from '../support/env.js';
 import { hostOf, testEnv } from '../registry/client/support.js';
 import { pushImage, randomImage, startRegistry } from '../registry/server/support.js';
 import { Store } from '../../src/store/store.js';
+import { loadArchiveFile } from '../../src/store/load.js';
 import { signImage } from '../../src/sign/sign.js';
 import { storeSource } from '../../src/sign/stored.js';
 
@@ -21,13 +22,13 @@ test('kiln build and kiln run under policy.yaml: an unsigned base is refused bef
   const reg = await startRegistry(t);
   const host = hostOf(reg.url);
   assert.equal((await pushImage(reg.client(), 'base/remote', '1', randomImage())).status, 201);
-  await kilnOk(e.root, ['load', '-i', fixture('busybox')], { env: e.env });
 
   // Two images of busybox's layers in the store, named in the registry (which has neither), one
   // signed in the store; one more under a rejected repository.
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   writeFileSync(join(e.dir, 'team.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
   const store = await Store.open(e.root);
+  await loadArchiveFile(store, fixture('busybox'));
   const busybox = await store.resolveImage('busybox');
   const variant = (label: string, name: string) => store.writeImage({ ...busybox.config, config: { ...busybox.config.config, Labels: { variant: label } } }, busybox.manifest.layers, [name]);
   await signImage(storeSource(store, await variant('signed', `${host}/base/signed:1`)), privateKey, {}, 'bundle');
