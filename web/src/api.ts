@@ -134,3 +134,18 @@ export interface GcReport {
 }
 
 export const Roles = ['admin', 'maintainer', 'developer', 'guest', 'limited-guest'];
+/** GET /kiln/v1/oidc: whether the sign-in page offers the OpenID Provider. */
+export interface OidcStatus {
+  configured: boolean;
+  name?: string;
+  available?: boolean;
+  error?: string;
+}
+
+/** GET /kiln/v1/cli-secret. */
+export interface CliSecretStatus {
+  user: string;
+  provider: string;
+  exists: boolean;
+  createdAt?: number;
+}

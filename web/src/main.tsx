@@ -12,6 +12,7 @@ import { Audit } from './pages/audit.js';
 import { Gc } from './pages/gc.js';
 import { GovernanceNav } from './nav.js';
 import { Search } from './pages/search.js';
+import { Account } from './pages/account.js';
 
 // The kiln registry's web UI (issue 20): a client of the /kiln/v1/ API and nothing more; every
 // rule (who sees what) is the registry's.
@@ -35,6 +36,7 @@ function App() {
   let page;
   if (!session) page = <Loading what="the session" />;
   else if (route.page === 'sign-in') page = <SignIn next={route.next} onSession={take} />;
+  else if (route.page === 'account') page = <Account signedIn={!!session.user} />;
   else if (route.page === 'home') page = <Home signedIn={!!session.user} />;
   else if (route.page === 'repo') page = <Repository name={route.name} signedIn={!!session.user} />;
   else if (route.page === 'image') page = <Image name={route.name} reference={route.ref} />;
@@ -62,7 +64,7 @@ function App() {
           {session?.user ? (
             <>
               <span class="who">
-                Signed in as <strong>{session.user}</strong>
+                Signed in as <Link href="/ui/account"><strong>{session.user}</strong></Link>
               </span>
               <button type="button" onClick={signOut}>
                 Sign out

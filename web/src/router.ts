@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 
-// Pages by address (History API): / (repositories), /ui/sign-in, /ui/repo/NAME, /ui/image/NAME/REF,
+// Pages by address (History API): / (repositories), /ui/sign-in, /ui/account, /ui/repo/NAME, /ui/image/NAME/REF,
 // /ui/search?package=NAME&version=RANGE or ?base=DIGEST;
 // governance: /ui/namespaces, /ui/namespace/NS, /ui/audit?namespace=&actor=&action=&since=&until=, /ui/gc.
 // Repository names hold slashes; a tag or digest never does, so the last component is the reference.
@@ -8,6 +8,7 @@ import { useEffect, useState } from 'preact/hooks';
 export type Route =
   | { page: 'home' }
   | { page: 'sign-in'; next: string }
+  | { page: 'account' }
   | { page: 'repo'; name: string }
   | { page: 'image'; name: string; ref: string }
   | { page: 'namespaces' }
@@ -39,6 +40,7 @@ export function parseRoute(path: string, search: string): Route {
     const base = q.get('base');
     return { page: 'search', query: base !== null ? { base } : { package: q.get('package') ?? '', version: q.get('version') ?? '' } };
   }
+  if (path === '/ui/account') return { page: 'account' };
   if (path.startsWith('/ui/repo/') && path.length > 9) return { page: 'repo', name: dec(path.slice(9)) };
   if (path.startsWith('/ui/image/')) {
     const rest = path.slice(10);

@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { UsageError } from '../../errors.js';
 import type { S3Options } from './storage/s3.js';
 import { checkFilter, type LdapOptions } from './auth/ldap.js';
+import { parseOidcOptions, type OidcOptions } from './auth/oidc-options.js';
 
 // Everything `kiln registry serve` can be told, with defaults. The YAML file mirrors this shape;
 // command-line flags (--addr, --root, --auth) win over the file. docs/registry.md documents each key.
@@ -71,6 +72,8 @@ export interface RegistryConfig {
     rateLimit: { failures: number; window: number };
     /** Sign-in of directory users beside the local ones (auth/ldap.ts). */
     ldap?: LdapOptions;
+    /** Sign-in through an OpenID Provider, and CLI secrets for its users (auth/oidc.ts). */
+    oidc?: OidcOptions;
   };
   limits: {
     /** Largest manifest accepted, in bytes (413 above). */
@@ -310,7 +313,7 @@ function applyFile(c: RegistryConfig, doc: Obj, base: string): void {
   if (uploads.directory !== undefined) c.uploads.directory = path(uploads.directory, 'uploads.directory');
   if (uploads.sessionTimeout !== undefined) c.uploads.sessionTimeout = parseDuration(uploads.sessionTimeout, 'uploads.sessionTimeout');
 
-  const auth = section(top.auth, 'auth', ['enabled', 'service', 'issuer', 'realm', 'tokenKey', 'tokenExpiration', 'refreshTokenExpiration', 'basic', 'rateLimit', 'ldap']);
+  const auth = section(top.auth, 'auth', ['enabled', 'service', 'issuer', 'realm', 'tokenKey', 'tokenExpiration', 'refreshTokenExpiration', 'basic', 'rateLimit', 'ldap', 'oidc']);
   if (auth.enabled !== undefined) c.auth.enabled = bool(auth.enabled, 'auth.enabled');
   if (auth.service !== undefined) c.auth.service = str(auth.service, 'auth.service');
   if (auth.issuer !== undefined) c.auth.issuer = str(auth.issuer, 'auth.issuer');
@@ -360,6 +363,8 @@ function applyFile(c: RegistryConfig, doc: Obj, base: string): void {
       poolSize,
     };
   }
+
+  if (auth.oidc !== undefined) c.auth.oidc = parseOidcOptions(auth.oidc, c.http.publicUrl);
 
   const limits = section(top.limits, 'limits', ['manifestSize', 'cachedBlobSize', 'blobCacheBytes', 'manifestCacheBytes', 'sbomSize', 'layerTreeSize', 'layerTreeEntries']);
   if (limits.manifestSize !== undefined) c.limits.manifestSize = parseSize(limits.manifestSize, 'limits.manifestSize');

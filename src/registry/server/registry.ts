@@ -15,6 +15,8 @@ import { createAuth, type Auth } from './auth/auth.js';
 import { loadSigningKey, tokenAuthority } from './auth/tokens.js';
 import { ldapProvider } from './auth/ldap.js';
 import type { IdentityProvider } from './auth/identity.js';
+import { oidcSignIn, type OidcSignIn } from './auth/oidc.js';
+import { cliSecrets, cliSecretUsers, type CliSecrets } from './auth/cli-secrets.js';
 import { auditLog, type AuditLog } from './audit.js';
 import { metrics, type Metrics } from './metrics.js';
 import { logger, type Logger } from './log.js';
@@ -51,6 +53,10 @@ export interface Registry {
   /** The replication worker: runs requested runs, schedules and push-triggered rules. */
   readonly replication: Replication;
   readonly auth: Auth;
+  /** Sign-in through the OpenID Provider of auth.oidc, when configured. */
+  readonly oidc?: OidcSignIn;
+  /** Its users' CLI secrets. */
+  readonly cliSecrets: CliSecrets;
   readonly audit: AuditLog;
   readonly metrics: Metrics;
   readonly log: Logger;
@@ -120,7 +126,9 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
   watchBaseUpdates(events, metadata, log);
   const webhooks = startWebhooks({ config, metadata, events, log });
   const audit = auditLog(metadata, { pulls: config.audit.pulls, onError: (e) => log.log('error', 'audit write failed', { error: String(e) }) });
-  const providers = identityProviders(config);
+  // The OpenID Provider's users sign in with CLI secrets, asked before a directory (their names are known here).
+  const oidc = config.auth.oidc ? oidcSignIn(config.auth.oidc, { metadata, audit, log }) : undefined;
+  const providers = [...(oidc ? [cliSecretUsers(metadata, oidc)] : []), ...identityProviders(config)];
   const auth = createAuth(config, metadata, tokens, { providers, audit, log });
   // The service refuses pushes into proxy namespaces; the proxy stores what it fetches through the service's quota rule.
   let proxy: PullThrough | undefined;
@@ -204,6 +212,8 @@ export async function openRegistry(config: RegistryConfig, opts: { log?: Logger 
     proxy,
     replication,
     auth,
+    oidc,
+    cliSecrets: cliSecrets(metadata, audit),
     audit,
     metrics: metrics(),
     log,

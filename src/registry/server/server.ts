@@ -19,6 +19,7 @@ import { token } from './routes/token.js';
 import { management } from './routes/admin.js';
 import { search } from './routes/search.js';
 import { browse, isBrowseRoute } from './routes/browse.js';
+import { isOidcRoute, oidcRoutes } from './routes/oidc.js';
 import { isUiPath, ui } from './routes/ui.js';
 
 // The HTTP layer: node:http, a small router over the path, and the one try/catch that turns
@@ -128,6 +129,7 @@ async function route(reg: Registry, ctx: Ctx): Promise<void> {
       throw notFound(ctx);
     }
     if (isBrowseRoute(parts)) return browse(reg, ctx, parts);
+    if (isOidcRoute(parts)) return oidcRoutes(reg, ctx, parts);
     return management(reg, ctx, parts);
   }
   if (isUiPath(p)) {

@@ -3,6 +3,7 @@ import type { Registry } from './registry.js';
 import type { Ctx } from './http.js';
 import { RegistryError, denied } from './errors.js';
 import type { Principal } from './auth/access.js';
+import { ProviderUnavailable } from './auth/identity.js';
 
 // Web UI sessions (issue 20). Signing in with the registry's users (the same password check and
 // login rate limit as /token, Auth.login) gives a cookie holding a random id; the database keeps
@@ -35,10 +36,11 @@ export function sessionCookie(ctx: Ctx): string | undefined {
   return undefined;
 }
 
-const secure = (reg: Registry) => !!reg.config.http.tls || !!reg.config.http.publicUrl?.startsWith('https:');
+/** Cookies get Secure when the registry is reached over TLS. */
+export const secureCookies = (reg: Registry) => !!reg.config.http.tls || !!reg.config.http.publicUrl?.startsWith('https:');
 
 function cookie(reg: Registry, value: string, maxAgeSeconds: number): string {
-  return `${SessionCookie}=${value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAgeSeconds}${secure(reg) ? '; Secure' : ''}`;
+  return `${SessionCookie}=${value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAgeSeconds}${secureCookies(reg) ? '; Secure' : ''}`;
 }
 
 /** A request's principal with the session it came from, when it came from one. */
@@ -60,7 +62,9 @@ export async function requestIdentity(reg: Registry, ctx: Ctx): Promise<RequestI
   if (!id) return anonymous;
   const s = await reg.metadata.getSession(hashId(id), Date.now());
   const user = s ? await reg.metadata.getUser(s.user) : undefined;
-  if (!s || !user) {
+  const groups = s && user?.provider === 'oidc' ? await oidcGroups(reg, user.name) : undefined;
+  if (!s || !user || groups === false) {
+    if (s && groups === false) await reg.metadata.deleteSession(s.idHash);
     if (unsafe) throw new RegistryError('unauthorized', 'the session has expired: sign in again');
     return anonymous;
   }
@@ -70,7 +74,22 @@ export async function requestIdentity(reg: Registry, ctx: Ctx): Promise<RequestI
     if (!ok) throw denied(`a request signed in by the session cookie must carry the session's CSRF token in ${CsrfHeader}`);
   }
   ctx.user = user.name;
-  return { principal: { kind: 'user', name: user.name, user }, session: { user: user.name, csrf: s.csrf, expiresAt: s.expiresAt, idHash: s.idHash } };
+  return { principal: { kind: 'user', name: user.name, user, ...(groups ? { groups } : {}) }, session: { user: user.name, csrf: s.csrf, expiresAt: s.expiresAt, idHash: s.idHash } };
+}
+
+/**
+ * An OpenID Provider's user's groups, with the provider asked again once auth.oidc.recheck has
+ * passed (auth/oidc.ts); false when it no longer vouches for them, which ends the session.
+ */
+async function oidcGroups(reg: Registry, user: string): Promise<readonly string[] | false> {
+  if (!reg.oidc) return false;
+  try {
+    const now = await reg.oidc.current(user);
+    return 'refused' in now ? false : now.groups;
+  } catch (e) {
+    if (e instanceof ProviderUnavailable) throw new RegistryError('unavailable', `cannot check the session now: ${e.message}`, undefined, { 'Retry-After': '5' });
+    throw e;
+  }
 }
 
 /** Start a session for a user who just signed in; returns the Set-Cookie header and the CSRF token. */

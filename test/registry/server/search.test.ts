@@ -188,7 +188,7 @@ test('a database from before the search index is migrated: bases from stored ann
   await pushSbom(c, 'apps/child', child, spdx([['musl', '1.2.4-r2', 'pkg:apk/alpine/musl@1.2.4-r2']]));
   await first.close();
 
-  // Back to the first schema: none of migrations 3-9, no search index (migration 1), and blobs stored at their digest
+  // Back to the first schema: none of migrations 3-10, no search index (migration 1), and blobs stored at their digest
   // paths with no key, state or clock (migration 2).
   const db = new Database(config.database.sqlite.path);
   const blobsRoot = config.storage.filesystem.rootdirectory;
@@ -197,7 +197,7 @@ test('a database from before the search index is migrated: bases from stored ann
     await mkdir(join(blobsRoot, 'sha256', hex.slice(0, 2)), { recursive: true });
     await rename(join(blobsRoot, r.key), join(blobsRoot, 'sha256', hex.slice(0, 2), hex));
   }
-  db.exec(`DROP TABLE ui_sessions; DROP INDEX tags_pushed; DROP INDEX audit_repository_digest; DROP TABLE signature_policies;
+  db.exec(`DROP TABLE oidc_logins; DROP TABLE oidc_accounts; DROP TABLE ui_sessions; DROP INDEX tags_pushed; DROP INDEX audit_repository_digest; DROP TABLE signature_policies;
     DROP TABLE group_roles; ALTER TABLE users DROP COLUMN provider; DROP TABLE replication_items; DROP TABLE replication_runs; DROP TABLE replication_rules;
     DROP TABLE proxies; DROP TABLE webhook_deliveries; DROP TABLE webhooks;
     DROP TABLE immutable_rules; ALTER TABLE namespaces DROP COLUMN quota_bytes; DROP TABLE retention_rules; ALTER TABLE manifests DROP COLUMN pulled_at;
@@ -213,7 +213,7 @@ test('a database from before the search index is migrated: bases from stored ann
   assert.deepEqual(imagesOf(await searchJson(c2, `base=${base.digest}`)), ['apps/child:v1']);
   const db2 = new Database(config.database.sqlite.path, { readonly: true });
   t.after(() => db2.close());
-  assert.equal(db2.pragma('user_version', { simple: true }), 9);
+  assert.equal(db2.pragma('user_version', { simple: true }), 10);
   // Stored SBOMs are indexed in the background after start.
   for (let i = 0; i < 100 && (await searchJson(c2, 'package=musl')).results.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(imagesOf(await searchJson(c2, 'package=' + encodeURIComponent('musl@<1.2.4-r10'))), ['apps/child:v1']);

@@ -1,10 +1,14 @@
-import { useState } from 'preact/hooks';
-import { api, ApiError, type Session } from '../api.js';
+import { useEffect, useState } from 'preact/hooks';
+import { api, ApiError, type OidcStatus, type Session } from '../api.js';
 import { navigate } from '../router.js';
 
 export function SignIn({ next, onSession }: { next: string; onSession: (s: Session) => void }) {
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
+  const [oidc, setOidc] = useState<OidcStatus>();
+  useEffect(() => {
+    api<OidcStatus>('GET', '/kiln/v1/oidc').then(setOidc, () => setOidc(undefined));
+  }, []);
   const submit = async (e: Event) => {
     e.preventDefault();
     const form = new FormData(e.currentTarget as HTMLFormElement);
@@ -23,6 +27,20 @@ export function SignIn({ next, onSession }: { next: string; onSession: (s: Sessi
   return (
     <section class="sign-in">
       <h1>Sign in</h1>
+      {oidc?.configured && (
+        <div class="oidc">
+          {oidc.available ? (
+            // A navigation, not a fetch: the registry sends the browser on to the provider's own page.
+            <a class="button" href={`/kiln/v1/oidc/login?next=${encodeURIComponent(next)}`}>
+              Sign in with {oidc.name}
+            </a>
+          ) : (
+            <p class="error" role="alert">
+              {oidc.name} is unavailable: {oidc.error ?? 'try again shortly'}. Local accounts can still sign in below.
+            </p>
+          )}
+        </div>
+      )}
       {next !== '/' && <p class="muted">Then back to {next}.</p>}
       <form onSubmit={submit}>
         <label for="username">User name</label>

@@ -8,7 +8,7 @@ import { Actions, allowedActions, grant, isSystemAdmin, parseScope, type Action,
 import { robotSecretMatches } from './passwords.js';
 import { loginLimiter } from './ratelimit.js';
 import { isRefusal, localUsers, ProviderUnavailable, type IdentityProvider } from './identity.js';
-import { boundGroups, effectiveRole, effectiveRoles } from './groups.js';
+import { boundGroups, effectiveRole, effectiveRoles, groupRoleIn } from './groups.js';
 import type { AuditLog } from '../audit.js';
 import type { Logger } from '../log.js';
 import { TokenInvalid, type AccessEntry, type TokenAuthority, type TokenClaims } from './tokens.js';
@@ -134,14 +134,17 @@ export function createAuth(
       }
       if (v === undefined) continue;
       if (isRefusal(v)) {
-        if (provider.name !== 'local') record('sign-in-failed', name, `${provider.name}: ${v.refused}`);
+        record('sign-in-failed', name, `${provider.name}: ${v.refused}`);
         return undefined;
       }
       let u = await metadata.getUser(v.user);
-      if (v.provider !== 'local') {
-        // The provider may spell the name otherwise ("ALICE" found as alice): a local user's name stays theirs.
-        if (u && !u.provider) {
-          record('sign-in-failed', name, `${provider.name}: ${v.user} is a local user`);
+      if (v.provider === 'local') {
+        if (u) record('sign-in', u.name, 'local');
+      } else {
+        // The provider may spell the name otherwise ("ALICE" found as alice): a local user's name
+        // stays theirs, and so does another provider's user's.
+        if (u && u.provider !== v.provider) {
+          record('sign-in-failed', name, `${provider.name}: ${v.user} is ${u.provider ? `a user of ${u.provider}` : 'a local user'}`);
           return undefined;
         }
         // A record at the first sign-in, so that roles, audit entries and tokens name a user that exists.
@@ -154,6 +157,7 @@ export function createAuth(
       if (!u) return undefined;
       return { kind: 'user', name: u.name, user: u, groups: v.groups };
     }
+    record('sign-in-failed', name, 'no such user');
     return undefined;
   };
 
@@ -305,7 +309,11 @@ export function createAuth(
         if (!sc) continue;
         if (sc.type === 'repository') {
           const allowed = await actionsFor(p, sc.name);
-          out.push({ type: 'repository', name: sc.name, actions: grant(sc.actions, allowed) });
+          const granted = grant(sc.actions, allowed);
+          out.push({ type: 'repository', name: sc.name, actions: granted });
+          // A token that has access through a group binding says so in the audit log (issue 21).
+          const via = granted.length ? await groupRoleIn(metadata, p, namespaceOf(sc.name)) : undefined;
+          if (via) opts.audit?.record({ actor: p.name, action: 'group-role', namespace: namespaceOf(sc.name), repository: sc.name, detail: `${via.role} through group ${via.group}${via.own ? ` (own role ${via.own})` : ''}: ${granted.join(',')}` });
         } else if (sc.type === 'registry' && sc.name === 'catalog') {
           // Everyone may ask; the catalog lists only what the caller may pull.
           out.push({ type: 'registry', name: 'catalog', actions: sc.actions.includes('*') ? ['*'] : [] });

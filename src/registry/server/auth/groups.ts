@@ -24,6 +24,20 @@ export async function effectiveRole(metadata: Metadata, p: Principal, namespace:
   return role;
 }
 
+/**
+ * The group binding that makes the principal's role in the namespace higher than their own, if one
+ * does: what the audit log names when a token grants access through a group.
+ */
+export async function groupRoleIn(metadata: Metadata, p: Principal, namespace: string): Promise<{ group: string; role: Role; own?: Role } | undefined> {
+  const groups = groupsOf(p);
+  if (p.kind !== 'user' || groups.length === 0) return undefined;
+  const [own, bound] = await Promise.all([metadata.getRole(namespace, p.name), metadata.bindingsOfGroups(groups)]);
+  let best: { group: string; role: Role } | undefined;
+  for (const b of bound) if (b.namespace === namespace && higherRole(best?.role, b.role) === b.role && b.role !== best?.role) best = { group: b.group, role: b.role };
+  if (!best || higherRole(own, best.role) !== best.role || own === best.role) return undefined;
+  return { ...best, ...(own ? { own } : {}) };
+}
+
 /** The principal's effective role in every namespace where it has one. */
 export async function effectiveRoles(metadata: Metadata, p: Principal): Promise<Map<string, Role>> {
   const out = new Map<string, Role>();

@@ -713,7 +713,52 @@ export interface SessionRows {
   purgeSessions(now: number): Promise<number>;
 }
 
-export interface Metadata extends BlobRows, ManifestRows, SearchRows, IdentityRows, AuditRows, GcRows, UploadRows, SharedRows, GovernanceRows, WebhookRows, ProxyRows, ReplicationRows, BrowseRows, SessionRows {
+/**
+ * A sign-in through the OpenID Provider in progress (issue 21), from the redirect to the provider
+ * until its callback takes it, once: the state's SHA-256 is the key, the browser that started it
+ * holds a random value whose SHA-256 is `browserHash`, and the nonce and PKCE verifier stay here.
+ */
+export interface OidcLoginRecord {
+  stateHash: string;
+  browserHash: string;
+  nonce: string;
+  verifier: string;
+  /** The page to show after the sign-in (a path on the registry). */
+  next: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+/** What the registry keeps of a user an OpenID Provider vouches for, beside the user record. */
+export interface OidcAccountRecord {
+  user: string;
+  /** The provider's `sub`: the same user name with another subject is another person. */
+  subject: string;
+  /** The groups the provider said at the last sign-in or refresh. */
+  groups: string[];
+  /** The provider's refresh token, encrypted (auth/oidc.ts); none when it gave none. */
+  refreshToken?: string;
+  /** When the provider last vouched for the user (Unix ms). */
+  checkedAt: number;
+  /** hashRobotSecret of the user's CLI secret; none when there is none. */
+  secretHash?: string;
+  secretCreatedAt?: number;
+}
+
+/** OpenID Connect sign-ins and CLI secrets (issue 21). */
+export interface OidcRows {
+  /** Store a sign-in in progress; logins that expired before its createdAt go. */
+  putOidcLogin(l: OidcLoginRecord): Promise<void>;
+  /** Take (and remove) the sign-in with this state: undefined when unknown, already taken or expired at `now`. */
+  takeOidcLogin(stateHash: string, now: number): Promise<OidcLoginRecord | undefined>;
+  getOidcAccount(user: string): Promise<OidcAccountRecord | undefined>;
+  /** Store what the provider said of the user; the CLI secret stays as it is (a new account has none). */
+  putOidcAccount(a: Omit<OidcAccountRecord, 'secretHash' | 'secretCreatedAt'>): Promise<void>;
+  /** Set (or with undefined remove) the user's CLI secret; false when the user has no OIDC account. */
+  setCliSecret(user: string, hash: string | undefined, at: number): Promise<boolean>;
+}
+
+export interface Metadata extends BlobRows, ManifestRows, SearchRows, IdentityRows, AuditRows, GcRows, UploadRows, SharedRows, GovernanceRows, WebhookRows, ProxyRows, ReplicationRows, BrowseRows, SessionRows, OidcRows {
   readonly kind: 'sqlite' | 'postgres';
   /** Call back when another process changed the data (caches must then be dropped). */
   onExternalChange(cb: () => void): void;

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { markGarbage, type GcSnapshot } from './garbage.js';
 import { postgresBrowseRows } from './browse-postgres.js';
+import { postgresOidcRows } from './oidc-postgres.js';
 import { manifestListing, type ListingRows } from './listing.js';
 import { postgresReplicationRows, postgresReplicationSchema } from './replication-postgres.js';
 import { groupKey } from './metadata.js';
@@ -142,6 +143,16 @@ CREATE TABLE ui_sessions (id_hash TEXT PRIMARY KEY, user_name TEXT NOT NULL, csr
 CREATE INDEX ui_sessions_expiry ON ui_sessions (expires_at);
 CREATE INDEX tags_pushed ON tags (repo, updated_at, tag);
 CREATE INDEX audit_repository_digest ON audit (repository, digest, id);
+`,
+  // 9: OpenID Connect (issue 21), as SQLite's migration 10.
+  `
+CREATE TABLE oidc_logins (
+  state_hash TEXT PRIMARY KEY, browser_hash TEXT NOT NULL, nonce TEXT NOT NULL, verifier TEXT NOT NULL, next TEXT NOT NULL,
+  created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);
+CREATE INDEX oidc_logins_expiry ON oidc_logins (expires_at);
+CREATE TABLE oidc_accounts (
+  user_name ${K} PRIMARY KEY, subject TEXT NOT NULL, groups TEXT NOT NULL, refresh_token TEXT, checked_at BIGINT NOT NULL,
+  secret_hash TEXT, secret_created_at BIGINT);
 `,
 ];
 
@@ -563,6 +574,7 @@ export async function openPostgresMetadata(opts: { url: string; poolSize?: numbe
     kind: 'postgres',
     ...postgresReplicationRows(read, tx),
     ...postgresBrowseRows(pool),
+    ...postgresOidcRows(pool),
 
     // Blobs
     async blob(digest) {

@@ -31,6 +31,7 @@ import { markGarbage } from './garbage.js';
 import { manifestListing, type ListingRows } from './listing.js';
 import { sqliteReplicationRows, sqliteReplicationSchema } from './replication-sqlite.js';
 import { sqliteBrowseRows } from './browse-sqlite.js';
+import { sqliteOidcRows } from './oidc-sqlite.js';
 
 const schema = `
 CREATE TABLE IF NOT EXISTS repositories (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
@@ -157,6 +158,17 @@ CREATE TABLE ui_sessions (id_hash TEXT PRIMARY KEY, user_name TEXT NOT NULL, csr
 CREATE INDEX ui_sessions_expiry ON ui_sessions (expires_at);
 CREATE INDEX tags_pushed ON tags (repo, updated_at, tag);
 CREATE INDEX audit_repository_digest ON audit (repository, digest, id);
+`,
+  // 10: OpenID Connect (issue 21): sign-ins in progress (the state's SHA-256, single use), and what
+  // the provider said of each user with the hash of their CLI secret.
+  `
+CREATE TABLE oidc_logins (
+  state_hash TEXT PRIMARY KEY, browser_hash TEXT NOT NULL, nonce TEXT NOT NULL, verifier TEXT NOT NULL, next TEXT NOT NULL,
+  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+CREATE INDEX oidc_logins_expiry ON oidc_logins (expires_at);
+CREATE TABLE oidc_accounts (
+  user_name TEXT PRIMARY KEY, subject TEXT NOT NULL, groups TEXT NOT NULL, refresh_token TEXT, checked_at INTEGER NOT NULL,
+  secret_hash TEXT, secret_created_at INTEGER);
 `,
 ];
 
@@ -592,6 +604,7 @@ export function openSqliteMetadata(path: string): Metadata {
 
   const metadata: Metadata = {
     ...sqliteBrowseRows(db, write),
+    ...sqliteOidcRows(db, write),
     kind: 'sqlite',
     ...sqliteReplicationRows(db, write),
 
