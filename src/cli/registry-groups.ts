@@ -51,6 +51,8 @@ export async function listRoles(m: Metadata, c: RegistryConfig, actor: string, o
 async function userGroups(m: Metadata, c: RegistryConfig, name: string): Promise<string[]> {
   const u = await m.getUser(name);
   if (u && !u.provider) return [];
+  // What the OpenID Provider said at the user's last sign-in or refresh (it cannot be asked offline).
+  if (u?.provider === 'oidc') return (await m.getOidcAccount(name))?.groups ?? [];
   for (const p of identityProviders(c)) {
     if (u && u.provider !== p.name) continue;
     try {

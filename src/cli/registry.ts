@@ -19,6 +19,7 @@ import { registerWebhookCommands } from './webhook.js';
 import { describeProxy, proxyChange, withProxyOptions, type ProxyFlags } from './registry-proxy.js';
 import { registerReplicationCommands } from './registry-replication.js';
 import { listRoles, registerGroupCommands } from './registry-groups.js';
+import { registerOidcCommands } from './registry-oidc.js';
 import { registerPolicyCommands } from './registry-policy.js';
 
 /** kiln registry serve|gc|migrate|user|role|robot|namespace|immutable|retention|webhook|policy|audit: the registry server and its offline administration. */
@@ -171,6 +172,7 @@ export function registerRegistryCommands(program: Command, globals: () => Global
     .option('--namespace <ns>', 'only this namespace')
     .action(async (o: RootOpts & { user?: string; namespace?: string }) => void process.stdout.write(await offline(o, (m, c) => listRoles(m, c, actor(), o))));
   registerGroupCommands(role, { withRoot, offline, actor });
+  registerOidcCommands(registry, { withRoot, offline, actor });
 
   const robot = registry.command('robot').description('Manage robot accounts: credentials for CI with fixed actions on one namespace and an expiry');
   withRoot(robot.command('add'))

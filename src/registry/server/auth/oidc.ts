@@ -46,6 +46,11 @@ const sameHash = (a: string, b: string) => a.length === b.length && timingSafeEq
 /** A readable reason from openid-client's and oauth4webapi's errors. */
 function describe(e: unknown): string {
   if (e instanceof client.ResponseBodyError) return `${e.error}${e.error_description ? ` (${e.error_description})` : ''}, HTTP ${e.status}`;
+  if (e instanceof client.WWWAuthenticateChallengeError) {
+    // RFC 6749 section 5.2: a failed client authentication may be a 401 with a challenge.
+    const p = e.cause[0]?.parameters;
+    return `${p?.error ?? 'refused'}${p?.error_description ? ` (${p.error_description})` : ''}, HTTP ${e.status}`;
+  }
   if (e instanceof client.AuthorizationResponseError) return `${e.error}${e.error_description ? ` (${e.error_description})` : ''}`;
   const err = e as Error & { cause?: unknown; code?: string };
   let msg = err?.message ?? String(e);
@@ -54,8 +59,12 @@ function describe(e: unknown): string {
   return msg;
 }
 
-/** Whether the provider answered (with an error) rather than could not be reached. */
-const providerAnswered = (e: unknown) => e instanceof client.ResponseBodyError || e instanceof client.AuthorizationResponseError || (e as { name?: string })?.name === 'OperationProcessingError';
+/**
+ * Whether the provider answered (an error, or a token that fails a check) rather than could not be
+ * reached: fetch's TypeError, a timeout, or a response that is no OAuth answer at all (a 502 from a proxy).
+ */
+const providerAnswered = (e: unknown) =>
+  !(e instanceof TypeError) && !(e instanceof client.ClientError && ['OAUTH_TIMEOUT', 'OAUTH_ABORT', 'OAUTH_RESPONSE_IS_NOT_CONFORM'].includes(e.code ?? ''));
 
 /**
  * A user name the registry can carry: in Basic credentials (RFC 7617 section 2: the first colon
