@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
-import * as client from 'openid-client';
+import type * as Client from 'openid-client';
 import { RegistryError } from '../errors.js';
 import type { Metadata, UserRecord } from '../metadata/metadata.js';
 import type { AuditLog } from '../audit.js';
@@ -40,11 +40,16 @@ const LoginTtlMs = 10 * 60_000;
 /** Discovery that failed is tried again at a sign-in at most this often. */
 const RetryMs = 5_000;
 
+// Loaded at the first use, so that a registry without auth.oidc (and every other kiln command) never loads it.
+let client: typeof Client;
+const loadClient = async () => (client ??= await import('openid-client'));
+
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const sameHash = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
 /** A readable reason from openid-client's and oauth4webapi's errors. */
 function describe(e: unknown): string {
+  if (!client) return (e as Error)?.message ?? String(e);
   if (e instanceof client.ResponseBodyError) return `${e.error}${e.error_description ? ` (${e.error_description})` : ''}, HTTP ${e.status}`;
   if (e instanceof client.WWWAuthenticateChallengeError) {
     // RFC 6749 section 5.2: a failed client authentication may be a 401 with a challenge.
@@ -112,7 +117,7 @@ function sealer(o: OidcOptions) {
 export function oidcSignIn(o: OidcOptions, deps: { metadata: Metadata; audit?: AuditLog; log?: Logger }): OidcSignIn {
   const { metadata } = deps;
   const box = sealer(o);
-  let config: client.Configuration | undefined;
+  let config: Client.Configuration | undefined;
   let lastError: string | undefined;
   let lastTry = 0;
   let discovering: Promise<void> | undefined;
@@ -124,6 +129,7 @@ export function oidcSignIn(o: OidcOptions, deps: { metadata: Metadata; audit?: A
     lastTry = Date.now();
     discovering = (async () => {
       try {
+        await loadClient();
         const execute = [client.enableNonRepudiationChecks, ...(isLoopbackUrl(new URL(o.issuer)) ? [client.allowInsecureRequests] : [])];
         config = await client.discovery(new URL(o.issuer), o.clientId, undefined, client.ClientSecretBasic(o.clientSecret), { timeout: o.timeout, execute });
         lastError = undefined;
@@ -140,13 +146,13 @@ export function oidcSignIn(o: OidcOptions, deps: { metadata: Metadata; audit?: A
   // At start, in the background: the registry serves while the provider is away.
   void tryDiscovery();
 
-  const discovered = async (): Promise<client.Configuration> => {
+  const discovered = async (): Promise<Client.Configuration> => {
     await tryDiscovery();
     if (!config) throw new RegistryError('unavailable', `${o.name} is unavailable: ${lastError ?? 'discovery in progress'}; try again shortly`, undefined, { 'Retry-After': '5' });
     return config;
   };
 
-  const scopes = (cfg: client.Configuration): string => {
+  const scopes = (cfg: Client.Configuration): string => {
     const supported = cfg.serverMetadata().scopes_supported;
     // The default's optional scopes only where the provider lists them: an unknown scope may fail the request (RFC 6749 section 4.1.2.1, invalid_scope).
     const list = o.defaultScopes && Array.isArray(supported) ? DefaultScopes.filter((s) => s === 'openid' || supported.includes(s)) : o.scopes;
@@ -156,7 +162,7 @@ export function oidcSignIn(o: OidcOptions, deps: { metadata: Metadata; audit?: A
   const record = (action: string, actor: string, detail: string, address = '-') => deps.audit?.record({ actor: actor.slice(0, 256) || '-', action, detail: detail.slice(0, 2000), address });
 
   /** The claims of the ID token, with the UserInfo endpoint's (OpenID Connect Core section 5.3) for those it lacks. */
-  const claimsOf = async (cfg: client.Configuration, tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers, subject?: string): Promise<Record<string, unknown> | undefined> => {
+  const claimsOf = async (cfg: Client.Configuration, tokens: Client.TokenEndpointResponse & Client.TokenEndpointResponseHelpers, subject?: string): Promise<Record<string, unknown> | undefined> => {
     const id = tokens.claims() as Record<string, unknown> | undefined;
     const sub = (id?.sub as string | undefined) ?? subject;
     const wanted = [o.usernameClaim ?? 'preferred_username', o.groupsClaim];
@@ -192,7 +198,7 @@ export function oidcSignIn(o: OidcOptions, deps: { metadata: Metadata; audit?: A
     if (!acct.refreshToken) return { refused: `${o.name} last vouched for ${user} more than auth.oidc.recheck ago and gave no refresh token: sign in to the web UI again` };
     const rt = box.open(acct.refreshToken);
     if (!rt) return refuse('the stored refresh token cannot be decrypted (auth.oidc.clientSecret changed?): sign in to the web UI again');
-    let cfg: client.Configuration;
+    let cfg: Client.Configuration;
     try {
       cfg = await discovered();
     } catch (e) {

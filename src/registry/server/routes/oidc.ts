@@ -51,6 +51,7 @@ function sendFailure(ctx: Ctx, e: unknown, clear?: string): void {
     ...e.headers,
   });
   ctx.res.end(body);
+  ctx.bytesOut += Buffer.byteLength(body);
 }
 
 /** A page of the registry to go to after the sign-in: a path, never another site (//host, /\host). */
