@@ -12,9 +12,9 @@ import { admin } from '../../../src/registry/server/admin.js';
 import { loadConfig, type RegistryConfig } from '../../../src/registry/server/config.js';
 import { logger } from '../../../src/registry/server/log.js';
 import { freePort, suiteScope } from '../../support/daemon.js';
-import { fixture, kiln, tempDir } from '../../support/env.js';
+import { fixture, tempDir } from '../../support/env.js';
 import { startOp, type TestOp } from '../../support/oidc.js';
-import { startRegistry, type TestRegistry } from './support.js';
+import { registryCli, startRegistry, type TestRegistry } from './support.js';
 
 // Sign-in through OpenID Connect (issue 21) against a real OpenID Provider (panva's certified
 // oidc-provider, in a process of its own): the browser flow in Chromium through the provider's
@@ -163,8 +163,7 @@ describe('OpenID Connect sign-in and CLI secrets', { skip }, () => {
     await ops.grantGroup('readers', 'team', 'guest');
   });
 
-  test('in Chromium: "Sign in with Test OP", the provider\'s login page, back signed in; a CLI secret from the account page logs skopeo in, and alice (team-devs → developer) pushes and pulls while bob (readers → guest) only pulls', { skip: existsSync(chromiumPath) ? false : `needs ${chromiumPath}` }, async (t) => {
-    const t0 = Date.now();
+  test('in Chromium: "Sign in with Test OP", the provider\'s login page, back signed in; a CLI secret from the account page logs skopeo in, and alice (team-devs → developer) pushes while bob (readers → guest) only pulls', { skip: existsSync(chromiumPath) ? false : `needs ${chromiumPath}` }, async (t) => {
     const browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
     t.after(() => browser.close());
     const page = await (await browser.newContext()).newPage();
@@ -176,7 +175,6 @@ describe('OpenID Connect sign-in and CLI secrets', { skip }, () => {
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByText('Signed in as').waitFor();
     assert.equal(new URL(page.url()).pathname, '/ui/account', 'back at the page the sign-in started from');
-    const t1 = Date.now();
     await page.getByRole('heading', { name: 'CLI secret' }).waitFor();
     await page.getByRole('button', { name: 'Create CLI secret' }).click();
     const secret = (await page.getByTestId('cli-secret').textContent())!.trim();
@@ -195,9 +193,7 @@ describe('OpenID Connect sign-in and CLI secrets', { skip }, () => {
     const aliceAuth = join(dir, 'alice.json');
     assert.equal(await skopeo(aliceAuth, ['login', '--tls-verify=false', '-u', 'alice', '-p', secret, host]), '', 'skopeo login with the CLI secret');
     assert.equal(await skopeo(aliceAuth, ['copy', '-q', '--dest-tls-verify=false', `oci-archive:${fixture('busybox')}`, `docker://${host}/team/busybox:v1`]), '', 'alice pushes');
-    assert.equal(await skopeo(aliceAuth, ['copy', '-q', '--src-tls-verify=false', `docker://${host}/team/busybox:v1`, `oci:${join(dir, 'alice-pull')}:v1`]), '', 'alice pulls');
 
-    const t2 = Date.now();
     const bob = await signIn(reg, 'bob', 'bob-pw');
     assert.equal(new URL(bob.url).pathname, '/ui/account');
     const bobAuth = join(dir, 'bob.json');
@@ -205,7 +201,6 @@ describe('OpenID Connect sign-in and CLI secrets', { skip }, () => {
     assert.equal(await skopeo(bobAuth, ['copy', '-q', '--src-tls-verify=false', `docker://${host}/team/busybox:v1`, `oci:${join(dir, 'bob-pull')}:v1`]), '', 'bob pulls');
     assert.match(await skopeo(bobAuth, ['copy', '-q', '--dest-tls-verify=false', `oci-archive:${fixture('busybox')}`, `docker://${host}/team/busybox:bob`]), /denied|unauthorized|authentication required/i, 'bob may not push');
 
-    console.log(`browser ${t1 - t0} ms, alice ${t2 - t1} ms, bob ${Date.now() - t2} ms`);
     const events = await audit(reg);
     assert.ok(events.includes('alice sign-in oidc, groups team-devs'), events.join('\n'));
     assert.ok(events.includes('alice cli-secret-create for alice'), events.join('\n'));
@@ -268,7 +263,7 @@ describe('OpenID Connect sign-in and CLI secrets', { skip }, () => {
     assert.equal(refused.status, 403);
     assert.match(refused.message!, /alice has no account in the registry and auth\.oidc\.autoOnboard is false/);
     assert.equal(await strict.registry.metadata.getUser('alice'), undefined);
-    const added = await kiln(strict.root, ['registry', 'oidc', 'add-user', 'alice', '--root', strict.root]);
+    const added = await registryCli(strict, ['oidc', 'add-user', 'alice']);
     assert.equal(added.code, 0, added.stderr);
     const again = await signIn(strict, 'alice', 'alice-pw', { stopAtCallback: true });
     assert.equal((await callback(strict, again.b, again.url)).status, 303, 'an administrator added her');
@@ -313,7 +308,7 @@ describe('OpenID Connect sign-in and CLI secrets', { skip }, () => {
 });
 
 /** An OpenID Provider in this process that signs whatever ID token the test wants. */
-async function fakeOp(t: { after: (fn: () => void) => void }) {
+async function fakeOp(t: { after: (fn: () => void) => void }, port = 0) {
   const { privateKey, publicKey } = await generateKeyPair('ES256');
   const other = await generateKeyPair('ES256');
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
@@ -332,7 +327,7 @@ async function fakeOp(t: { after: (fn: () => void) => void }) {
     }
     res.writeHead(404).end();
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
   t.after(() => server.close());
   const issuer = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   const sign = (claims: Record<string, unknown>, key: CryptoKey = privateKey) => new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).sign(key);
@@ -384,7 +379,7 @@ test('ID tokens with a wrong audience, an expired one and one signed by another 
   assert.equal(failed.length, 5, failed.join('\n'));
 });
 
-test('a provider unreachable at start: the registry serves local users, logs it, and the sign-in page and endpoint say the provider is unavailable', async (t) => {
+test('a provider unreachable at start: the registry serves local users, logs it, and the sign-in page and endpoint say the provider is unavailable; discovery is tried again later', async (t) => {
   const port = await freePort();
   const dead = await freePort();
   const log: string[] = [];
@@ -399,6 +394,14 @@ test('a provider unreachable at start: the registry serves local users, logs it,
   assert.match(await login.text(), /Test OP is unavailable: discovery at .* failed/);
   reg.registry.log.flush();
   assert.ok(log.some((l) => /"level":"error".*the OpenID Provider is unavailable.*ECONNREFUSED/.test(l)), log.join('\n'));
+
+  // The provider comes up: the next look after the retry interval (1 s) finds it.
+  await fakeOp(t, dead);
+  await new Promise((r) => setTimeout(r, 1100));
+  assert.equal(((await (await fetch(`${reg.url}/kiln/v1/oidc`)).json()) as { available: boolean }).available, true);
+  const again = await fetch(`${reg.url}/kiln/v1/oidc/login`, { redirect: 'manual' });
+  assert.equal(again.status, 302);
+  assert.match(again.headers.get('location')!, new RegExp(`^http://127.0.0.1:${dead}/auth\\?`));
 });
 
 test('auth.oidc settings are checked, naming the setting', async (t) => {

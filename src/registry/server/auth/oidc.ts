@@ -37,8 +37,8 @@ export interface OidcSignIn {
 
 /** How long a sign-in may take at the provider (the user types a password, maybe a second factor). */
 const LoginTtlMs = 10 * 60_000;
-/** Discovery that failed is tried again at a sign-in at most this often. */
-const RetryMs = 5_000;
+/** Discovery that failed is tried again at a sign-in (or the sign-in page's look) at most this often. */
+const RetryMs = 1_000;
 
 // Loaded at the first use, so that a registry without auth.oidc (and every other kiln command) never loads it.
 let client: typeof Client;
@@ -289,15 +289,15 @@ export function oidcSignIn(o: OidcOptions, deps: { metadata: Metadata; audit?: A
       if (user && user.provider !== 'oidc') throw fail('denied', `${name} is ${user.provider ? `a user of ${user.provider}` : 'a local user'}, not one of ${o.name}`);
       const acct = await metadata.getOidcAccount(name);
       if (user && acct && acct.subject !== sub) throw fail('denied', `${name} is another account of ${o.name} (subject ${acct.subject}, not ${sub})`);
+      const created = !user;
       if (!user) {
         if (!o.autoOnboard) throw fail('denied', `${name} has no account in the registry and auth.oidc.autoOnboard is false: an administrator adds it first (kiln registry oidc add-user)`);
         user = { name, passwordHash: '', admin: false, createdAt: Date.now(), provider: 'oidc' };
         await metadata.putUser(user);
       }
-      const isNew = !acct || acct.subject !== sub;
       await metadata.putOidcAccount({ user: name, subject: sub, groups, refreshToken: tokens.refresh_token ? box.seal(tokens.refresh_token) : undefined, checkedAt: Date.now() });
-      // A record left by an earlier holder of the name (the user was deleted) keeps no CLI secret.
-      if (isNew && acct) await metadata.setCliSecret(name, undefined, Date.now());
+      // What is left from before the user was deleted (user del) keeps no CLI secret.
+      if (created && acct?.secretHash) await metadata.setCliSecret(name, undefined, Date.now());
       record('sign-in', name, `oidc${groups.length ? `, groups ${groups.join(', ')}` : ''}`, address);
       return { user, groups, next: login.next };
     },
