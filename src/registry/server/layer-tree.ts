@@ -40,8 +40,9 @@ interface LayerDescriptor {
   urls?: string[];
 }
 
-// Content-addressed (keyed by the layer digests and the bounds), so one cache serves every registry
-// in the process.
+// Keyed by the layer digests, the bounds and the repository: reading a layer checks that the
+// repository holds it (BlobService.open links it), and a hit must not skip that check for a manifest
+// that merely names another repository's layers (a non-distributable descriptor needs no blob to push).
 const cache = byteCache<Changes>(64 * 1024 * 1024);
 
 async function layerStream(reg: Registry, repository: string, digest: string): Promise<Readable> {
@@ -54,7 +55,7 @@ async function layerStream(reg: Registry, repository: string, digest: string): P
 async function changesOf(reg: Registry, repository: string, layers: LayerDescriptor[], n: number): Promise<Changes> {
   const { layerTreeSize: maxBytes, layerTreeEntries: maxEntries } = reg.config.limits;
   const key = createHash('sha256')
-    .update(`${maxBytes} ${maxEntries}\n` + layers.slice(0, n + 1).map((l) => l.digest).join('\n'))
+    .update(`${reg.config.root}\n${repository}\n${maxBytes} ${maxEntries}\n` + layers.slice(0, n + 1).map((l) => l.digest).join('\n'))
     .digest('hex');
   const hit = cache.get(key);
   if (hit) return hit;

@@ -46,8 +46,9 @@ test('in Chromium: searching by package and by base, lineage, SBOM packages, lay
   const ops = admin(reg.registry.metadata, 'test');
   await ops.addUser('dev', 'password-dev', false);
   await ops.grant('dev', 'team', 'developer');
+  await ops.grant('dev', 'mine', 'developer');
   // One token for every push: a password check (argon2) per scope would cost seconds.
-  const scopes = ['base', 'app', 'multi', 'long', 'huge', 'many'].map((r) => `scope=repository:team/${r}:push,pull`).join('&');
+  const scopes = ['team/base', 'team/app', 'team/multi', 'team/long', 'team/huge', 'team/many', 'mine/copy'].map((r) => `scope=repository:${r}:push,pull`).join('&');
   const tokenAnswer = await fetch(`${reg.url}/token?service=${reg.config.auth.service}&${scopes}`, { headers: { authorization: 'Basic ' + Buffer.from('dev:password-dev').toString('base64') } });
   assert.equal(tokenAnswer.status, 200);
   const dev = reg.client({ token: ((await tokenAnswer.json()) as { token: string }).token });
@@ -219,6 +220,14 @@ test('in Chromium: searching by package and by base, lineage, SBOM packages, lay
     const remote = (await (await page.request.get(`${reg.url}/kiln/v1/layer?repository=team/many&reference=win&layer=0`)).json()) as { truncated?: string; entries: unknown[] };
     assert.match(remote.truncated ?? '', /layer 0 \(sha256:[0-9a-f]+\) is not stored in team\/many \(a non-distributable layer/);
     assert.deepEqual(remote.entries, []);
+    // A manifest elsewhere naming the base layer (already shown, so its tree is cached) as
+    // non-distributable: the registry still checks that this repository holds the layer.
+    await pushBlob(dev, 'mine/copy', cfg);
+    const copy = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(cfg), size: cfg.length }, layers: [{ mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar', digest: sha256(baseLayer), size: baseLayer.length, urls: ['https://example.invalid/layer'] }] }));
+    assert.equal((await dev.req('PUT', '/v2/mine/copy/manifests/x', { body: copy, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } })).status, 201);
+    const copied = (await (await page.request.get(`${reg.url}/kiln/v1/layer?repository=mine/copy&reference=x&layer=0`)).json()) as { truncated?: string; entries: unknown[] };
+    assert.match(copied.truncated ?? '', /is not stored in mine\/copy/);
+    assert.deepEqual(copied.entries, [], 'nothing of the other repository\'s layer');
     // Paged: one entry a page, the cursor from the previous one.
     const p1 = (await (await api('layer=1&n=1')).json()) as { entries: { name: string }[]; next?: string };
     assert.deepEqual(p1.entries.map((e) => e.name), ['app']);
