@@ -42,6 +42,7 @@ test('in Chromium: searching by package and by base, lineage, SBOM packages, lay
   const reg = await startRegistry(t, (c) => {
     c.auth.enabled = true;
     c.limits.layerTreeEntries = 40;
+    c.limits.layerTreeSize = 40 * 1024;
   });
   const ops = admin(reg.registry.metadata, 'test');
   await ops.addUser('dev', 'password-dev', false);
@@ -196,13 +197,17 @@ test('in Chromium: searching by package and by base, lineage, SBOM packages, lay
     await page.getByRole('heading', { name: 'Layers' }).waitFor();
   });
 
-  await t.test('a layer tree past limits.layerTreeEntries is cut with a note; bad layer and path parameters are 400s naming them', async () => {
-    const many = makeTar(Array.from({ length: 50 }, (_, i) => file(`data/f${i}`, String(i))));
-    const big = image([many], {});
-    assert.equal((await pushImage(dev, 'team/many', '1', big)).status, 201);
+  await t.test('a layer tree past limits.layerTreeEntries or limits.layerTreeSize is cut with a note; bad layer and path parameters are 400s naming them', async () => {
+    const many = makeTar(Array.from({ length: 50 }, (_, i) => dir(`d${i}`)));
+    assert.equal((await pushImage(dev, 'team/many', '1', image([many], {}))).status, 201);
+    const large = makeTar([file('blob', 'x'.repeat(48 * 1024))]);
+    assert.equal((await pushImage(dev, 'team/many', 'large', image([large], {}))).status, 201);
     await visit(`/ui/image/team/many/1`);
     await page.getByText('Files of layer 1').click();
     await page.getByText(/Incomplete: layers 0 to 0 hold more than limits.layerTreeEntries \(40\) entries/).waitFor();
+    const sized = (await (await page.request.get(`${reg.url}/kiln/v1/layer?repository=team/many&reference=large&layer=0`)).json()) as { truncated?: string; entries: unknown[] };
+    assert.match(sized.truncated ?? '', /layers 0 to 0 hold \d+ bytes, more than limits.layerTreeSize \(40960\)/);
+    assert.deepEqual(sized.entries, []);
     const api = (q: string) => page.request.get(`${reg.url}/kiln/v1/layer?repository=team/app&reference=v1&${q}`);
     const bad = await api('layer=x');
     assert.equal(bad.status(), 400);
