@@ -3,13 +3,14 @@ import { readFile, writeFile, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { collect, openStore, out, policyAdmission, storedAdmission, type GlobalOptions } from './context.js';
-import { checkEmulatorsFor, solve, type BuildRequest, type NamedContext, type RunFailure } from '../build/solver.js';
-import { addInlineCache, exportCache, importCaches, parseCacheFrom, parseCacheTo } from './buildcache.js';
+import type { NamedContext } from '../build/solver.js';
+import { build, type BuildSpec } from '../build/entry.js';
+import { checkNamedContext, parseNamedContext, parsePlatforms, parseSecret, readSecrets } from '../build/inputs.js';
+import { parseCacheFrom, parseCacheTo } from '../build/cache-transfer.js';
 import { BuildContext } from '../build/context.js';
 import { cloneGitContext, isGitContext, parseGitContext } from '../build/gitcontext.js';
 import { fetchHTTPContext, isHTTPContext, newestMtime } from '../build/httpcontext.js';
-import { exportIndex, exportResult, parseOutput } from '../build/export.js';
-import { parsePlatform } from '../oci/platform.js';
+import { parseOutput } from '../build/export.js';
 import type { Platform } from '../oci/types.js';
 import { plainProgress, ttyProgress } from '../ui/progress.js';
 import { silentProgress } from '../build/progress.js';
@@ -108,12 +109,11 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
       const pull = o.pull === 'true' ? 'always' : o.pull === 'false' ? 'missing' : o.pull;
       if (pull !== 'always' && pull !== 'missing' && pull !== 'never') throw new UsageError(`--pull: "${o.pull}" is not always, missing or never`);
       if (!['default', 'none', 'host'].includes(o.network)) throw new UsageError(`--network: "${o.network}" is not default, none or host`);
-      const platforms = parsePlatforms(o.platform);
+      const platforms = parsePlatforms(o.platform?.split(',') ?? [], '--platform');
       const outputs = o.output.map(parseOutput);
       if (outputs.length > 1) throw new UsageError('only one --output is supported');
       const output = outputs[0] ?? { type: 'image' as const };
       if (platforms.length > 1 && output.type !== 'image' && output.type !== 'oci') throw new UsageError(`--output type=${output.type} holds one platform, and --platform names ${platforms.length}: write an OCI archive (type=oci), or build each platform on its own`);
-      if (platforms.length > 1 && o.onError === 'shell') throw new UsageError('--on-error=shell is for single-platform builds for now');
       for (const t of o.tag) normalize(t);
       const pushNames = output.type === 'image' && (output.push || o.push) ? [...(output.name ? [output.name] : []), ...o.tag] : [];
       if (o.push && output.type !== 'image') throw new UsageError(`--push cannot be used with --output type=${output.type}`);
@@ -132,18 +132,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
         const i = l.indexOf('=');
         labels[i < 0 ? l : l.slice(0, i)] = i < 0 ? '' : l.slice(i + 1);
       }
-      const secrets = new Map<string, Buffer>();
-      for (const s of o.secret) {
-        const kv = Object.fromEntries(s.split(',').map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]));
-        const id = kv.id;
-        if (!id) throw new UsageError(`--secret ${s}: needs id=`);
-        if (kv.src || kv.source) secrets.set(id, await readFile(kv.src ?? kv.source!).catch(() => { throw new UsageError(`--secret id=${id}: cannot read ${kv.src ?? kv.source}`); }));
-        else if (kv.env) {
-          if (process.env[kv.env] === undefined) throw new UsageError(`--secret id=${id}: environment variable ${kv.env} is not set`);
-          secrets.set(id, Buffer.from(process.env[kv.env]!));
-        } else if (process.env[id] !== undefined) secrets.set(id, Buffer.from(process.env[id]!));
-        else throw new UsageError(`--secret ${s}: needs src=PATH or env=VAR`);
-      }
+      const secrets = await readSecrets(o.secret.map((s) => parseSecret(s, '--secret')), '--secret');
       const shmSize = o.shmSize === undefined ? undefined : ramInBytes(o.shmSize);
       if (shmSize === undefined && o.shmSize !== undefined) throw new UsageError(`--shm-size: invalid size: '${o.shmSize}'`);
       const ulimits = o.ulimit.map((u) => {
@@ -161,19 +150,10 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
       for (const spec of o.buildContext) {
         const i = spec.indexOf('=');
         if (i <= 0) throw new UsageError(`--build-context ${spec}: expected name=value`);
-        const name = spec.slice(0, i).toLowerCase();
-        const value = spec.slice(i + 1);
-        if (value.startsWith('docker-image://')) namedContexts.set(name, { kind: 'image', ref: value.slice('docker-image://'.length) });
-        else if (value.startsWith('oci-layout://')) {
-          const rest = value.slice('oci-layout://'.length);
-          const m = /^(.*?)(?:@(sha256:[a-f0-9]{64})|:([\w][\w.-]*))?$/.exec(rest)!;
-          namedContexts.set(name, { kind: 'oci-layout', path: resolve(m[1]!), ref: m[2] ?? m[3] });
-        } else if (isGitContext(value) || isHTTPContext(value)) remoteNamed.push({ name, url: value });
-        else if (/^[a-z]+:\/\//.test(value)) throw new UsageError(`--build-context ${name}: unsupported source "${value}" (a directory, a git or http(s) URL, docker-image:// or oci-layout://)`);
-        else {
-          if (!(await stat(value).catch(() => undefined))?.isDirectory()) throw new UsageError(`--build-context ${name}: "${value}" is not a directory`);
-          namedContexts.set(name, { kind: 'dir', path: resolve(value) });
-        }
+        const named = parseNamedContext(spec.slice(0, i), spec.slice(i + 1), '--build-context');
+        await checkNamedContext(named, spec.slice(i + 1), '--build-context');
+        if ('url' in named) remoteNamed.push(named);
+        else namedContexts.set(named.name, named.context);
       }
       const epochText = buildArgs.SOURCE_DATE_EPOCH ?? process.env.SOURCE_DATE_EPOCH;
       // "context" dates a local context by nothing: the epoch stays unset (BuildKit
@@ -252,7 +232,6 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
       const onSignal = () => controller.abort();
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
-      const notes: string[] = [];
       let ssh: SshAgents | undefined;
       const namedCleanups: (() => Promise<void>)[] = [];
       try {
@@ -265,8 +244,7 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
         // Sandbox state beside the store: a rootless user cannot share root's directory in /tmp.
         const stateDir = join(store.root, 'sandbox');
         const executor = o.runtime ? createExecutor(o.runtime, { stateDir }) : defaultExecutor({ stateDir });
-        const cacheSources = await importCaches(cacheFrom, (m) => progress.warn(m));
-        const request: BuildRequest = {
+        const request: BuildSpec['request'] = {
           store,
           context,
           dockerfile: { text: dockerfileText, name: o.file === '-' ? 'Dockerfile' : basename(dockerfilePath) },
@@ -294,62 +272,29 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
             (await registryClient()).pullImage(store, ref, { ...(platform ? { platform, keepIndex: true } : {}), admit: await policyAdmission(globals(), ref) }),
           admitStoredImage: await storedAdmission(globals(), store),
           namedContexts,
-          cacheSources,
-          ...(o.onError === 'shell' ? { onRunFailure: async (failure: RunFailure) => (await import('../container/debug.js')).debugShell(executor, failure) } : {}),
         };
-        if (platforms.length > 1) {
-          // One solve per platform, in parallel, sharing steps of equal keys (the build platform's
-          // stages run once); the result is an image index (BuildKit: one result per platform ref).
-          for (const platform of platforms) await checkEmulatorsFor({ ...request, platform });
-          const sharedSteps = new Map();
-          const results = await Promise.allSettled(
-            platforms.map((platform, i) => solve({ ...request, platform, sharedSteps, vertexBase: i * 1_000_000, platformLabel: formatPlatform(platform) })),
-          );
-          const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
-          if (failed) throw failed.reason;
-          const built = results.map((r, i) => ({ platform: platforms[i]!, result: (r as PromiseFulfilledResult<Awaited<ReturnType<typeof solve>>>).value }));
-          if (controller.signal.aborted) throw new BuildCancelled('build cancelled');
-          for (const { result } of built) for (const w of result.warnings) progress.warn(`${w.rule}: ${w.message}${w.line ? ` (line ${w.line})` : ''}${warningHints[w.rule] ?? ''}`);
-          if (cacheTo.some((c) => c.type === 'inline')) for (const { result } of built) await addInlineCache(store, result);
-          const index = await exportIndex(store, built, o.tag, output);
-          // --sbom: one SBOM per platform's image, each its image's referrer (pushed with it).
-          const sboms = [];
-          if (o.sbom) for (const { platform } of built) sboms.push(await (await import('../sbom/index.js')).storeSbom(store, await store.loadImage(index, [], platform)));
-          for (const c of cacheTo) if (c.type === 'registry') notes.push(await exportCache(store, c, built.map((b) => b.result), (m) => progress.warn(m)));
-          progress.close();
-          if (mode !== 'quiet') {
-            for (const [i, sbom] of sboms.entries()) process.stderr.write(`writing SBOM ${sbom.descriptor.digest} (${formatPlatform(platforms[i]!)}, ${sbom.catalog.packages.length} packages) done\n`);
-            process.stderr.write(`writing image index ${index.digest} (${platforms.map(formatPlatform).join(', ')}) done\n`);
-            for (const t of o.tag) process.stderr.write(`naming to ${familiarName(normalize(t))} done\n`);
-            for (const n of notes) process.stderr.write(n + '\n');
-          }
-          if (o.iidfile) await writeFile(o.iidfile, index.digest);
-          if (mode === 'quiet') out(index.digest);
-          for (const name of pushNames) {
-            const pushed = await (await registryClient()).pushImage(store, name, name);
-            if (mode !== 'quiet') process.stderr.write(`pushing ${familiarName(normalize(name))}: ${pushed.reference}: digest: ${pushed.digest} size: ${pushed.size}\n`);
-          }
-          return;
-        }
-        const result = await solve({ ...request, ...(platforms[0] ? { platform: platforms[0] } : {}) });
-        if (controller.signal.aborted) throw new BuildCancelled('build cancelled');
-        for (const w of result.warnings) progress.warn(`${w.rule}: ${w.message}${w.line ? ` (line ${w.line})` : ''}${warningHints[w.rule] ?? ''}`);
-        if (cacheTo.some((c) => c.type === 'inline')) await addInlineCache(store, result);
-        const image = await exportResult(store, result, output.type === 'image' && output.name ? [output.name, ...o.tag] : o.tag, output);
-        const sbom = o.sbom ? await (await import('../sbom/index.js')).storeSbom(store, image) : undefined;
-        // The image is stored and tagged before anything goes to a registry: a failed push keeps it, as docker does.
-        for (const c of cacheTo) if (c.type === 'registry') notes.push(await exportCache(store, c, result, (m) => progress.warn(m)));
+        const built = await build({
+          request,
+          platforms,
+          tags: o.tag,
+          output,
+          cacheFrom,
+          cacheTo,
+          sbom: o.sbom === true,
+          ...(o.onError === 'shell' ? { onRunFailure: async (failure) => (await import('../container/debug.js')).debugShell(executor, { ...failure, platform: platforms.length > 1 && failure.platform ? formatPlatform(failure.platform) : undefined }) } : {}),
+        });
         progress.close();
-        if (sbom && mode !== 'quiet') process.stderr.write(`writing SBOM ${sbom.descriptor.digest} (${sbom.catalog.packages.length} packages) done\n`);
         if (mode !== 'quiet') {
-          process.stderr.write(`writing image ${image.id} done\n`);
+          for (const s of built.sboms) process.stderr.write(`writing SBOM ${s.digest} (${s.platform && platforms.length > 1 ? `${formatPlatform(s.platform)}, ` : ''}${s.packages} packages) done\n`);
+          if (platforms.length > 1) process.stderr.write(`writing image index ${built.id} (${platforms.map(formatPlatform).join(', ')}) done\n`);
+          else process.stderr.write(`writing image ${built.id} done\n`);
           for (const t of o.tag) process.stderr.write(`naming to ${familiarName(normalize(t))} done\n`);
+          for (const n of built.notes) process.stderr.write(n + '\n');
         }
-        if (mode !== 'quiet') for (const n of notes) process.stderr.write(n + '\n');
-        if (o.iidfile) await writeFile(o.iidfile, image.id);
-        if (mode === 'quiet') out(image.id);
+        if (o.iidfile) await writeFile(o.iidfile, built.id);
+        if (mode === 'quiet') out(built.id);
         for (const name of pushNames) {
-          const pushed = await (await registryClient()).pushImage(store, image.id, name);
+          const pushed = await (await registryClient()).pushImage(store, platforms.length > 1 ? name : built.id, name);
           if (mode !== 'quiet') process.stderr.write(`pushing ${familiarName(normalize(name))}: ${pushed.reference}: digest: ${pushed.digest} size: ${pushed.size}\n`);
         }
       } catch (e) {
@@ -366,33 +311,6 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
         await store.content.releaseLease();
       }
     });
-}
-
-/** What to do instead, for warnings whose BuildKit text (kept as it is) does not say. */
-const warningHints: Record<string, string> = {
-  SecretsUsedInArgOrEnv: ': pass secrets with --secret id=ID,src=FILE and RUN --mount=type=secret,id=ID, which never stores them',
-};
-
-/**
- * --platform's comma-separated list (buildx: platformutil.Parse), normalised and without repeats;
- * "local" is this machine's. Empty for none given: the build is the host's, as before.
- */
-function parsePlatforms(value: string | undefined): Platform[] {
-  if (value === undefined || value === '') return [];
-  const out: Platform[] = [];
-  for (const part of value.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
-    let p: Platform;
-    try {
-      p = part === 'local' ? hostPlatform() : parsePlatform(part);
-    } catch (e) {
-      throw new UsageError(`--platform ${part}: ${(e as Error).message}`);
-    }
-    if (p.os !== 'linux') throw new UsageError(`--platform ${part}: kiln builds linux images only`);
-    // arm64's v8 is its default variant (containerd platforms.Normalize).
-    if (p.architecture === 'arm64' && p.variant === 'v8') p = { os: p.os, architecture: p.architecture };
-    if (!out.some((q) => formatPlatform(q) === formatPlatform(p))) out.push(p);
-  }
-  return out;
 }
 
 async function readStdin(): Promise<string> {

@@ -12,6 +12,8 @@ export interface FailedStep {
   file: string;
   line: number;
   exitCode: number;
+  /** The platform the step ran for, in a multi-platform build ("linux/arm64"). */
+  platform?: string;
   sandbox: Omit<RunRequest, 'stdin' | 'stdout' | 'stderr' | 'signal'>;
 }
 
@@ -38,7 +40,7 @@ async function openShell(executor: Executor, failed: FailedStep, io: ShellIO): P
     return;
   }
   io.stderr.write(
-    `kiln: ${failed.file}:${failed.line}: RUN failed (exit code ${failed.exitCode}): a shell in its sandbox follows; ` +
+    `kiln: ${failed.file}:${failed.line}: RUN failed (exit code ${failed.exitCode})${failed.platform ? ` for ${failed.platform}` : ''}: a shell in its sandbox follows; ` +
       `changes made here are discarded, exit the shell to end the build\n`,
   );
   const terminal = io.stdin.isTTY === true;

@@ -1,17 +1,17 @@
 import { UsageError } from '../errors.js';
 import { parseBytes } from '../ui/format.js';
 import type { Store } from '../store/store.js';
-import type { CacheRecord, CacheSource } from '../build/cache.js';
-import type { BuildCache } from '../build/cache.js';
-import type { BuildResult } from '../build/solver.js';
+import type { CacheRecord, CacheSource } from './cache.js';
+import type { BuildCache } from './cache.js';
+import type { BuildResult } from './solver.js';
 import { normalize } from '../reference/reference.js';
 
-// kiln build --cache-to / --cache-from, in buildx's syntax:
+// --cache-to / --cache-from of kiln build and kiln bake, in buildx's syntax:
 //   --cache-to type=registry,ref=REF[,mode=min|max][,mounts=true][,mounts-max-size=SIZE]
 //   --cache-to type=inline
 //   --cache-from type=registry,ref=REF   or   --cache-from REF
 
-/** Loaded only by builds that use a registry cache (see registryClient in build.ts). */
+/** Loaded only by builds that use a registry cache (see registryClient in cli/build.ts). */
 const registryCache = () => import('../registry/client/cache.js');
 
 export type CacheTo =
