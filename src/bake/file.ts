@@ -7,6 +7,10 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isScalar, type Node } from 'yaml';
 import { normalize } from '../reference/reference.js';
+import { parseCacheFrom, parseCacheTo, type CacheTo } from '../build/cache-transfer.js';
+import { parseOutput, type Output } from '../build/export.js';
+import { parseNamedContext, parsePlatforms, parseSecret, type NamedContextSpec, type SecretSpec } from '../build/inputs.js';
+import type { Platform } from '../oci/types.js';
 import { BakeFileInvalid } from './errors.js';
 
 export interface BakeTarget {
@@ -26,6 +30,21 @@ export interface BakeTarget {
   tests: string[];
   /** 1-based line of the target in the file, for messages. */
   line?: number;
+  /** buildx's `platforms`: none is the host's; several make an image index. */
+  platforms: Platform[];
+  /** buildx's `output` (at most one): where the image goes besides the store; `push` for type=registry. */
+  output: Output;
+  cacheFrom: string[];
+  cacheTo: CacheTo[];
+  /** Secrets by id; a relative src is read from the file's directory. */
+  secrets: SecretSpec[];
+  /** SSH agents, as `kiln build --ssh` takes them. */
+  ssh: string[];
+  /** Named contexts (buildx --build-context); a relative directory is the file's directory's. */
+  contexts: NamedContextSpec[];
+  /** `attest`: type=sbom and type=provenance. */
+  sbom: boolean;
+  provenance: boolean;
 }
 
 export interface BakeFile {
@@ -35,9 +54,9 @@ export interface BakeFile {
   groups: Map<string, string[]>;
 }
 
-const targetFields = ['context', 'dockerfile', 'tags', 'args', 'target', 'labels', 'no-cache', 'test'];
+const targetFields = ['context', 'dockerfile', 'tags', 'args', 'target', 'labels', 'no-cache', 'test', 'platforms', 'output', 'cache-from', 'cache-to', 'secret', 'ssh', 'contexts', 'attest'];
 /** buildx fields kiln does not implement: rejected by name rather than silently ignored. */
-const unsupported = ['platforms', 'output', 'cache-from', 'cache-to', 'secret', 'ssh', 'contexts', 'inherits', 'pull', 'attest', 'dockerfile-inline', 'network', 'no-cache-filter', 'shm-size', 'ulimits', 'annotations', 'call', 'description', 'entitlements', 'matrix', 'name'];
+const unsupported = ['inherits', 'pull', 'attest', 'dockerfile-inline', 'network', 'no-cache-filter', 'shm-size', 'ulimits', 'annotations', 'call', 'description', 'entitlements', 'matrix', 'name'];
 
 export async function readBakeFile(path: string): Promise<BakeFile> {
   let text: string;
@@ -115,6 +134,7 @@ export function parseBakeFile(text: string, path: string): BakeFile {
       noCache: t['no-cache'] === undefined ? false : t['no-cache'] === true || (t['no-cache'] !== false && fail([...at, 'no-cache'], 'expected true or false')),
       tests: tests.map((p) => resolve(base, p)),
       line: lineOf(at),
+      ...buildFields(t, at, base, fail),
     });
   }
   const groups = new Map<string, string[]>();
@@ -153,6 +173,91 @@ export function selectNamed(file: BakeFile, names: string[]): Set<string> {
 }
 
 type Fail = (keys: string[], why: string) => never;
+
+/**
+ * The fields a target shares with `kiln build`'s flags, read by the same parsers; a field's error
+ * names its place in the file. cache-from, cache-to, secret, attest and output take buildx's
+ * strings (`type=registry,ref=…`) or the same as mappings ({type: registry, ref: …}).
+ */
+function buildFields(t: Record<string, unknown>, at: string[], base: string, fail: Fail): Pick<BakeTarget, 'platforms' | 'output' | 'cacheFrom' | 'cacheTo' | 'secrets' | 'ssh' | 'contexts' | 'sbom' | 'provenance'> {
+  const each = <T>(field: string, parse: (spec: string) => T): T[] =>
+    specs(t[field], [...at, field], fail).map((spec, i) => {
+      try {
+        return parse(spec);
+      } catch (e) {
+        return fail([...at, field, String(i)], (e as Error).message);
+      }
+    });
+  const where = (field: string) => `${[...at, field].join('.')}:`;
+  let platforms: Platform[] = [];
+  try {
+    platforms = parsePlatforms(strings(t.platforms, [...at, 'platforms'], fail), 'platform');
+  } catch (e) {
+    fail([...at, 'platforms'], (e as Error).message);
+  }
+  const outputs = each('output', (spec) => {
+    const o = parseOutput(bakeOutput(spec));
+    return 'dest' in o ? { ...o, dest: resolve(base, o.dest) } : o;
+  });
+  if (outputs.length > 1) fail([...at, 'output'], 'only one output is supported');
+  const output = outputs[0] ?? { type: 'image' as const };
+  if (platforms.length > 1 && output.type !== 'image' && output.type !== 'oci') fail([...at, 'output'], `type=${output.type} holds one platform, and platforms names ${platforms.length}: write an OCI archive (type=oci)`);
+  const attest = each('attest', parseAttest);
+  const contexts: NamedContextSpec[] = [];
+  for (const [name, value] of Object.entries(stringMap(t.contexts, [...at, 'contexts'], fail))) {
+    try {
+      contexts.push(parseNamedContext(name, value, where('contexts'), base));
+    } catch (e) {
+      fail([...at, 'contexts', name], (e as Error).message);
+    }
+  }
+  return {
+    platforms,
+    output,
+    cacheFrom: each('cache-from', parseCacheFrom),
+    cacheTo: each('cache-to', parseCacheTo),
+    secrets: each('secret', (spec) => parseSecret(spec, 'secret')),
+    ssh: strings(t.ssh, [...at, 'ssh'], fail),
+    contexts,
+    sbom: attest.includes('sbom'),
+    provenance: attest.includes('provenance'),
+  };
+}
+
+/**
+ * buildx bake's outputs in kiln build's terms: type=registry without a name pushes to the target's
+ * tags (type=image,push=true), and type=docker without a dest loads the image into the image store,
+ * which for kiln is its own store (type=image).
+ */
+function bakeOutput(spec: string): string {
+  const fields = spec.split(',').map((f) => f.trim());
+  if (fields.some((f) => f.startsWith('name=') || f.startsWith('dest='))) return spec;
+  return fields.map((f) => (f === 'type=registry' ? 'type=image,push=true' : f === 'type=docker' ? 'type=image' : f)).join(',');
+}
+
+/** An `attest` entry: type=sbom or type=provenance (mode=min|max, as buildx; disabled=true leaves it out). */
+function parseAttest(spec: string): 'sbom' | 'provenance' | 'none' {
+  const kv = Object.fromEntries(spec.split(',').map((f) => [f.slice(0, f.indexOf('=') < 0 ? f.length : f.indexOf('=')).trim(), f.slice(f.indexOf('=') + 1).trim()]));
+  const type = kv.type;
+  if (type !== 'sbom' && type !== 'provenance') throw new Error(`"${spec}": type must be sbom or provenance`);
+  for (const k of Object.keys(kv)) if (!['type', 'disabled', ...(type === 'provenance' ? ['mode'] : [])].includes(k)) throw new Error(`"${spec}": unknown field "${k}" for type=${type}`);
+  if (kv.mode !== undefined && kv.mode !== 'min' && kv.mode !== 'max') throw new Error(`"${spec}": mode must be min or max`);
+  if (kv.disabled !== undefined && kv.disabled !== 'true' && kv.disabled !== 'false') throw new Error(`"${spec}": disabled must be true or false`);
+  return kv.disabled === 'true' ? 'none' : type;
+}
+
+/** A list of buildx specs: strings, or mappings of their fields (written back as k=v,k=v). */
+function specs(v: unknown, keys: string[], fail: Fail): string[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) return fail(keys, `expected a list, got ${describe(v)}`);
+  return v.map((x, i) => {
+    if (typeof x === 'string' && x !== '') return x;
+    if (x !== null && typeof x === 'object' && !Array.isArray(x)) {
+      return Object.entries(stringMap(x, [...keys, String(i)], fail)).map(([k, y]) => `${k}=${y}`).join(',');
+    }
+    return fail([...keys, String(i)], `expected a string or a mapping, got ${describe(x)}`);
+  });
+}
 
 function describe(v: unknown): string {
   return v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : `${typeof v} ${JSON.stringify(v)}`;
