@@ -56,7 +56,7 @@ export interface BakeFile {
 
 const targetFields = ['context', 'dockerfile', 'tags', 'args', 'target', 'labels', 'no-cache', 'test', 'platforms', 'output', 'cache-from', 'cache-to', 'secret', 'ssh', 'contexts', 'attest'];
 /** buildx fields kiln does not implement: rejected by name rather than silently ignored. */
-const unsupported = ['inherits', 'pull', 'attest', 'dockerfile-inline', 'network', 'no-cache-filter', 'shm-size', 'ulimits', 'annotations', 'call', 'description', 'entitlements', 'matrix', 'name'];
+const unsupported = ['inherits', 'pull', 'dockerfile-inline', 'network', 'no-cache-filter', 'shm-size', 'ulimits', 'annotations', 'call', 'description', 'entitlements', 'matrix', 'name'];
 
 export async function readBakeFile(path: string): Promise<BakeFile> {
   let text: string;

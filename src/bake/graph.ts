@@ -77,15 +77,28 @@ async function imagesUsed(file: BakeFile, t: BakeTarget): Promise<BaseUse[]> {
   }
   let plan;
   try {
-    plan = planBuild(parseDockerfile(text, { file: name }), { buildArgs: t.args, target: t.stage, platform: hostPlatform() });
+    plan = planBuild(parseDockerfile(text, { file: name }), { buildArgs: t.args, target: t.stage, platform: hostPlatform(), namedContexts: new Set(t.contexts.map((c) => c.name)) });
   } catch (e) {
     throw new TargetInvalid(`${at}: ${(e as Error).message}`);
   }
+  // A name the target's `contexts` give is that context: a docker-image:// alias is the image it
+  // names (another target's tag makes that target a parent), anything else is no image at all.
+  const named = new Map(t.contexts.map((c) => [c.name, c]));
+  const through = (ref: string, seen = new Set<string>()): string | undefined => {
+    const c = named.get(ref.toLowerCase());
+    if (!c || seen.has(ref.toLowerCase())) return ref;
+    if ('url' in c || c.context.kind !== 'image') return undefined;
+    return through(c.context.ref, new Set([...seen, ref.toLowerCase()]));
+  };
   const uses: BaseUse[] = [];
+  const use = (ref: string, line: number) => {
+    const image = through(ref);
+    if (image !== undefined && image !== 'scratch') uses.push({ ref: image, where: `${name}:${line}` });
+  };
   for (const st of plan.stages) {
     if (!st.used) continue;
-    if (st.base.kind === 'image') uses.push({ ref: st.base.ref, where: `${name}:${st.line}` });
-    for (const image of st.images) uses.push({ ref: image, where: `${name}:${st.line}` });
+    if (st.base.kind === 'image') use(st.base.ref, st.line);
+    for (const image of st.images) use(image, st.line);
   }
   return uses;
 }

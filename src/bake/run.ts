@@ -2,6 +2,7 @@
 // child only once its parents are built, tested, tagged (and pushed); a failure stops its branch
 // and leaves the targets below it stale while the other branches go on.
 
+import type { KeyObject } from 'node:crypto';
 import type { ProgressSink } from '../build/progress.js';
 import { ImageUnknown } from '../errors.js';
 import { layersOf } from '../inspect/image.js';
@@ -13,9 +14,12 @@ import type { Store, StoredImage } from '../store/store.js';
 import { familiarName } from '../store/describe.js';
 import { normalize } from '../reference/reference.js';
 import { buildTarget } from './build.js';
+import type { Built } from '../build/entry.js';
+import { formatPlatform } from '../store/store.js';
 import { Limiter } from '../build/solver.js';
 import { BakeFailed, BaseUnknown } from './errors.js';
 import type { Hierarchy } from './graph.js';
+import type { BakeTarget } from './file.js';
 
 export interface BakeOptions {
   store: Store;
@@ -26,6 +30,10 @@ export interface BakeOptions {
   jobs: number;
   /** container-structure-test configurations per target, already read. */
   tests: Map<string, StructureConfig[]>;
+  /** Each target's secrets, read before anything builds. */
+  secrets: Map<string, Map<string, Buffer>>;
+  /** Signs the provenance and SBOM attestations (kiln build --attest-key). */
+  attestKey?: KeyObject;
   push: boolean;
   pushOptions?: PushOptions;
   progress: (target: string) => ProgressSink;
@@ -35,7 +43,8 @@ export interface BakeOptions {
 }
 
 export type TargetOutcome =
-  | { status: 'built'; image: StoredImage }
+  /** `digest`: the image's manifest, or the index of a target built for several platforms. */
+  | { status: 'built'; image: StoredImage; digest: string }
   | { status: 'failed'; error: Error; image?: StoredImage }
   | { status: 'stale'; below: string };
 
@@ -115,33 +124,44 @@ export async function bake(h: Hierarchy, selected: Set<string>, pins: Map<string
     const t = h.file.targets.get(name)!;
     const progress = o.progress(name);
     let image: StoredImage | undefined;
+    const startedOn = new Date().toISOString();
     try {
-      o.log(`[${name}] building ${shown(t.tags)}`);
-      image = await buildTarget(t, h.bases.get(name)!, digests, { store: o.store, executor: o.executor, progress, signal: o.signal, jobs: o.jobs });
+      o.log(`[${name}] building ${shown(t.tags)}${t.platforms.length ? ` for ${t.platforms.map(formatPlatform).join(', ')}` : ''}`);
+      const built = await buildTarget(t, h.bases.get(name)!, digests, { store: o.store, executor: o.executor, progress, signal: o.signal, jobs: o.jobs, secrets: o.secrets.get(name) ?? new Map() });
+      image = built.images[0]!.image;
       progress.close();
+      for (const s of built.sboms) o.log(`[${name}] SBOM ${s.digest}${s.platform && t.platforms.length > 1 ? ` (${formatPlatform(s.platform)})` : ''}: ${s.packages} packages`);
+      for (const n of built.notes) o.log(`[${name}] ${n}`);
       const configs = o.tests.get(name) ?? [];
-      if (configs.length) {
+      // Every platform's image passes the tests (a foreign one's commands run emulated).
+      for (const { platform, image: img } of configs.length ? built.images : []) {
         const report = await runStructureTests(
-          { config: image.config, layers: layersOf(image), snapshotter: await createSnapshotter(o.store), executor: () => o.executor },
+          { config: img.config, layers: layersOf(img), snapshotter: await createSnapshotter(o.store), executor: () => o.executor },
           configs,
         );
         const failed = report.Results.filter((r) => !r.Pass);
+        const of = platform && built.images.length > 1 ? ` for ${formatPlatform(platform)}` : '';
         if (failed.length || report.Total === 0) {
-          throw new Error(`structure tests failed: ${failed.length} of ${report.Total} (${failed.map((r) => `${r.Test}: ${(r.Errors ?? []).join('; ').replace(/\n/g, '\\n')}`).join(', ')}); not tagged`);
+          throw new Error(`structure tests failed${of}: ${failed.length} of ${report.Total} (${failed.map((r) => `${r.Test}: ${(r.Errors ?? []).join('; ').replace(/\n/g, '\\n')}`).join(', ')}); not tagged`);
         }
-        o.log(`[${name}] tests passed: ${report.Pass} of ${report.Total}`);
+        o.log(`[${name}] tests passed${of}: ${report.Pass} of ${report.Total}`);
       }
       // Tagged only now: built, and tested when the file names tests.
-      await o.store.addImage(image.manifestDescriptor, t.tags);
-      digests.set(name, image.manifestDescriptor.digest);
-      o.log(`[${name}] built ${image.manifestDescriptor.digest} (image ${image.id.slice(7, 19)})`);
-      if (o.push) {
-        for (const tag of t.tags) {
+      // type=image,name=REF names it too (and pushes there with push=true), as kiln build's --output.
+      const names = t.output.type === 'image' && t.output.name ? [...t.tags, t.output.name] : t.tags;
+      await o.store.addImage(built.descriptor, names);
+      digests.set(name, built.descriptor.digest);
+      o.log(`[${name}] built ${built.descriptor.digest}${built.images.length > 1 ? ` (index of ${built.images.length} images)` : ` (image ${image.id.slice(7, 19)})`}`);
+      if (t.provenance || (t.sbom && o.attestKey)) {
+        for (const line of await attest(o.store, t, built, startedOn, o.attestKey)) o.log(`[${name}] ${line}`);
+      }
+      if (o.push || (t.output.type === 'image' && t.output.push)) {
+        for (const tag of names) {
           const r = await pushImage(o.store, tag, undefined, o.pushOptions);
           o.log(`[${name}] pushed ${r.repository}:${r.reference}@${r.digest}`);
         }
       }
-      return { status: 'built', image };
+      return { status: 'built', image, digest: built.descriptor.digest };
     } catch (e) {
       progress.close();
       const error = e as Error;
@@ -164,6 +184,32 @@ export function failureOf(h: Hierarchy, outcomes: Map<string, TargetOutcome>): B
     `${h.file.path}: ${failed.length} target${failed.length === 1 ? '' : 's'} failed: ${failed.join(', ')}; ` +
       (stale.length ? `left stale (not rebuilt): ${stale.join(', ')}` : 'no descendants were left stale'),
   );
+}
+
+/**
+ * `attest: [type=provenance]` (and type=sbom with a key): the attestations kiln build --provenance
+ * writes, for each platform's image, as the digests kiln push sends.
+ */
+async function attest(store: Store, t: BakeTarget, built: Built, startedOn: string, key: KeyObject | undefined): Promise<string[]> {
+  const [{ attach, provenance, ProvenanceType, SpdxType, storedSpdx }, { distributableImage }] = await Promise.all([import('../sign/provenance.js'), import('../registry/client/push.js')]);
+  const lines: string[] = [];
+  for (const { image: img } of built.images) {
+    const image = await distributableImage(store, img);
+    if (t.provenance) {
+      const predicate = await provenance(store, {
+        contextDir: t.context,
+        dockerfile: t.dockerfile,
+        buildArgs: t.args,
+        ...(t.stage ? { target: t.stage } : {}),
+        ...(t.platforms.length ? { platform: t.platforms.map(formatPlatform).join(',') } : {}),
+        startedOn,
+      });
+      lines.push(await attach(store, image, ProvenanceType, predicate, key));
+    }
+    const spdx = t.sbom && key ? await storedSpdx(store, image) : undefined;
+    if (spdx) lines.push(await attach(store, image, SpdxType, spdx, key));
+  }
+  return lines;
 }
 
 function shown(tags: string[]): string {

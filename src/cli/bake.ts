@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { checkNamedContext, readSecrets } from '../build/inputs.js';
 import { existsSync } from 'node:fs';
 import { collect, openStore, out, type GlobalOptions } from './context.js';
 import { UsageError } from '../errors.js';
@@ -27,6 +28,9 @@ interface BakeFlags {
   jobs?: string;
   progress: string;
   runtime?: string;
+  sbom?: boolean;
+  provenance?: boolean;
+  attestKey?: string;
 }
 
 /** Where kiln bake looks without -f, as buildx looks for docker-bake.* files. */
@@ -49,6 +53,9 @@ export function registerBakeCommand(program: Command, globals: () => GlobalOptio
     .option('--jobs <n>', 'steps run in parallel within each build (default: no limit, as BuildKit)')
     .option('--progress <mode>', 'plain (build steps, prefixed by target) or quiet', 'plain')
     .option('--runtime <runtime>', 'runc, crun, bwrap or a path to an OCI runtime')
+    .option('--sbom', 'every target as with attest: [type=sbom]')
+    .option('--provenance', 'every target as with attest: [type=provenance]')
+    .option('--attest-key <file>', 'sign the provenance and SBOM attestations with this key (as kiln build --attest-key)')
     .action(async (names: string[], o: BakeFlags) => {
       if (o.progress !== 'plain' && o.progress !== 'quiet') throw new UsageError(`--progress: "${o.progress}" is not plain or quiet`);
       const parallel = Number(o.parallel);
@@ -65,7 +72,11 @@ export function registerBakeCommand(program: Command, globals: () => GlobalOptio
         }
       }
       const file = await readBakeFile(o.file ?? defaultFiles.find((f) => existsSync(f)) ?? defaultFiles[0]!);
-      if (!o.cache) for (const t of file.targets.values()) t.noCache = true;
+      for (const t of file.targets.values()) {
+        if (!o.cache) t.noCache = true;
+        if (o.sbom) t.sbom = true;
+        if (o.provenance) t.provenance = true;
+      }
       const h = await deriveHierarchy(file);
       const store = await openStore(globals());
       if (o.stale) {
@@ -96,6 +107,15 @@ export function registerBakeCommand(program: Command, globals: () => GlobalOptio
         const paths = file.targets.get(name)!.tests;
         if (paths.length) tests.set(name, await Promise.all(paths.map(readStructureConfig)));
       }
+      const secrets = new Map<string, Map<string, Buffer>>();
+      for (const name of selected) {
+        const t = file.targets.get(name)!;
+        const where = `${file.path}: target "${name}": secret`;
+        secrets.set(name, await readSecrets(t.secrets, where, dirname(resolve(file.path))));
+        for (const c of t.contexts) await checkNamedContext(c, 'context' in c && c.context.kind === 'dir' ? c.context.path : c.name, `${file.path}: target "${name}": contexts`);
+      }
+      if (o.attestKey && ![...selected].some((n) => file.targets.get(n)!.provenance || file.targets.get(n)!.sbom)) throw new UsageError('--attest-key signs the attestations of attest: type=provenance or type=sbom: no selected target has one');
+      const attestKey = o.attestKey ? await (await import('./build-attest.js')).attestKey(o.attestKey) : undefined;
       if (o.dryRun) {
         process.stdout.write(formatPlan(h, selected, pins));
         return;
@@ -114,6 +134,8 @@ export function registerBakeCommand(program: Command, globals: () => GlobalOptio
           parallel,
           jobs: o.jobs ? Math.max(1, Number(o.jobs)) : Infinity,
           tests,
+          secrets,
+          ...(attestKey ? { attestKey } : {}),
           push: o.push === true,
           progress: (target) => (o.progress === 'quiet' ? silentProgress : plainProgress(prefixedLines(`[${target}] `, process.stderr))),
           log: (line) => process.stderr.write(line + '\n'),
@@ -121,7 +143,7 @@ export function registerBakeCommand(program: Command, globals: () => GlobalOptio
         });
         for (const [name, r] of outcomes) {
           const tags = file.targets.get(name)!.tags.join(',');
-          if (r.status === 'built') out(`${name}\t${tags}\t${r.image.manifestDescriptor.digest}`);
+          if (r.status === 'built') out(`${name}\t${tags}\t${r.digest}`);
           else if (r.status === 'failed') out(`${name}\t${tags}\tFAILED`);
           else out(`${name}\t${tags}\tSTALE (below ${r.below})`);
         }

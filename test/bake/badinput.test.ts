@@ -121,8 +121,8 @@ test('an image failing its structure tests is not tagged and its children are le
 test('a malformed bake file is a usage error naming the file, line and field', async () => {
   const dir = await project({ 'Dockerfile': 'FROM busybox\n' });
   const cases: [string, RegExp][] = [
-    ['target:\n  a:\n    tags: [x:1]\n    platforms: [linux/arm64]\n', /kiln-bake\.yaml:4: target\.a\.platforms: not supported by kiln bake$/],
-    ['target:\n  a:\n    tag: [x:1]\n', /kiln-bake\.yaml:3: target\.a\.tag: unknown field \(known: context, dockerfile, tags, args, target, labels, no-cache, test\)$/],
+    ['target:\n  a:\n    tags: [x:1]\n    network: host\n', /kiln-bake\.yaml:4: target\.a\.network: not supported by kiln bake$/],
+    ['target:\n  a:\n    tag: [x:1]\n', /kiln-bake\.yaml:3: target\.a\.tag: unknown field \(known: context, dockerfile, tags, args, target, labels, no-cache, test, platforms, output, cache-from, cache-to, secret, ssh, contexts, attest\)$/],
     ['target:\n  a: {context: .}\n', /kiln-bake\.yaml:2: target\.a\.tags: a target needs at least one tag/],
     ['target:\n  a: {tags: [x:1]}\n  b: {tags: ["docker.io/library/x:1"]}\n', /kiln-bake\.yaml:3: target\.b\.tags\.0: "docker\.io\/library\/x:1" is also a tag of target "a"$/],
     ['target:\n  a: {tags: ["Bad Name"]}\n', /target\.a\.tags\.0: invalid reference "Bad Name"/],
@@ -135,7 +135,7 @@ test('a malformed bake file is a usage error naming the file, line and field', a
   await writeFile(join(dir, 'kiln-bake.yaml'), cases[0]![0]);
   const r = await kiln(root, ['bake', '-f', join(dir, 'kiln-bake.yaml')]);
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /^Error: .*kiln-bake\.yaml:4: target\.a\.platforms: not supported by kiln bake\n$/);
+  assert.match(r.stderr, /^Error: .*kiln-bake\.yaml:4: target\.a\.network: not supported by kiln bake\n$/);
   const missing = await kiln(root, ['bake', '-f', join(dir, 'nope.yaml')]);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /nope\.yaml: cannot read the bake file: no such file/);
