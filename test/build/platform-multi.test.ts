@@ -147,6 +147,20 @@ test('TARGETARCH names each target and BUILDARCH the machine, also in a FROM --p
   }
 });
 
+test("--on-error=shell with several platforms: the failed platform's step opens the shell (emulated), the other platform is cancelled", { skip: skipNoQemu, timeout: 60_000 }, async () => {
+  // The foreign platform fails at once; the host's would sleep for a minute unless it is stopped.
+  const dir = await context({ Dockerfile: `FROM busybox\nARG TARGETARCH\nRUN if [ "$TARGETARCH" = ${foreign} ]; then echo half-done > /partial; exit 3; fi; sleep 60\n` });
+  const started = Date.now();
+  const r = await kiln(root, ['build', '--on-error=shell', '--progress', 'plain', '--platform', both, '-t', 'shell:1', dir], { input: 'cat /partial; uname -m; exit\n' });
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.stdout, `half-done\n${foreignUname}\n`, "the shell ran in the foreign step's sandbox, under QEMU");
+  assert.match(r.stderr, new RegExp(`Dockerfile:3: RUN failed \\(exit code 3\\) for linux/${foreign}: a shell in its sandbox follows`));
+  assert.match(r.stderr, /^Error: Dockerfile:3: RUN failed/m, 'the error is the failure, not the cancellation');
+  assert.equal((r.stderr.match(/a shell in its sandbox follows/g) ?? []).length, 1, 'one shell');
+  assert.ok(Date.now() - started < 45_000, 'the host platform\'s sleep was cancelled');
+  assert.ok(!JSON.parse(await readFile(join(root, 'index.json'), 'utf8')).manifests.some((m: Descriptor) => m.annotations?.['org.opencontainers.image.ref.name'] === 'docker.io/library/shell:1'), 'nothing tagged');
+});
+
 test('one foreign --platform gives a single-platform image of it, not an index', { skip: skipNoQemu, timeout: 60_000 }, async () => {
   const dir = await context({ Dockerfile: 'FROM busybox\nRUN uname -m > /m\n' });
   await kilnOk(root, ['build', '--progress', 'plain', '--platform', `linux/${foreign}`, '-t', 'single:1', dir]);
