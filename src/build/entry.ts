@@ -3,18 +3,20 @@
 // with cache import and export, SBOMs, and the result stored (tagged or not) and exported. The
 // commands parse their options into a BuildSpec, call build(), then print, test, tag or push.
 
+import { availableParallelism } from 'node:os';
 import type { Descriptor, Platform } from '../oci/types.js';
 import type { StoredImage } from '../store/store.js';
 import { formatPlatform } from '../store/store.js';
 import { UsageError } from '../errors.js';
 import { BuildCancelled } from './errors.js';
 import { exportIndex, exportResult, type Output } from './export.js';
-import { checkEmulatorsFor, solve, type BuildRequest, type BuildResult, type RunFailure } from './solver.js';
+import { createSnapshotter } from '../snapshot/index.js';
+import { checkEmulatorsFor, Limiter, solve, type BuildRequest, type BuildResult, type RunFailure } from './solver.js';
 import { addInlineCache, exportCache, importCaches, type CacheTo } from './cache-transfer.js';
 
 export interface BuildSpec {
   /** Everything the solver needs but the per-platform parts (the entry sets those). */
-  request: Omit<BuildRequest, 'platform' | 'sharedSteps' | 'vertexBase' | 'platformLabel' | 'cacheSources' | 'onRunFailure'>;
+  request: Omit<BuildRequest, 'platform' | 'sharedSteps' | 'vertexBase' | 'platformLabel' | 'cacheSources' | 'onRunFailure' | 'snapshotter' | 'layerWrites'>;
   /** Target platforms: none is the host's, a plain image; one is an image of it; several, an index. */
   platforms: Platform[];
   /** Names the stored result gets (an index's, for several platforms); none leaves it untagged. */
@@ -104,6 +106,10 @@ async function solveEach(spec: BuildSpec, cacheSources: BuildRequest['cacheSourc
   const { request, platforms } = spec;
   for (const platform of platforms) await checkEmulatorsFor({ ...request, platform });
   const sharedSteps: NonNullable<BuildRequest['sharedSteps']> = new Map();
+  // One snapshotter and one layer-write bound for all the solves: a base layer two platforms'
+  // stages use (the build platform's, under FROM --platform=$BUILDPLATFORM) is extracted once.
+  const snapshotter = await createSnapshotter(request.store);
+  const layerWrites = new Limiter(availableParallelism());
   const stops = platforms.map(() => new AbortController());
   let shellTaken = false;
   const results = await Promise.allSettled(
@@ -113,6 +119,8 @@ async function solveEach(spec: BuildSpec, cacheSources: BuildRequest['cacheSourc
         cacheSources,
         platform,
         sharedSteps,
+        snapshotter,
+        layerWrites,
         signal: AbortSignal.any([request.signal, stops[i]!.signal]),
         vertexBase: i * 1_000_000,
         platformLabel: formatPlatform(platform),

@@ -108,6 +108,13 @@ export interface BuildRequest {
   /** Progress vertex ids start above this (per-platform solves report to one display), and steps are titled with the platform. */
   vertexBase?: number;
   platformLabel?: string;
+  /**
+   * The solves of one multi-platform build share one snapshotter (each layer extracted once, not
+   * once per platform that uses it) and one bound on layer writes (the cores, not the cores per
+   * platform). A single solve makes its own.
+   */
+  snapshotter?: Snapshotter;
+  layerWrites?: Limiter;
 }
 
 /** A failed RUN: where it is in the Dockerfile and the sandbox it ran in (root filesystem still mounted). */
@@ -208,7 +215,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   req = { ...req, sourceDateEpoch: epoch };
   const warnings: Warning[] = [...plan.warnings];
   const cache = new BuildCache(req.store, req.cacheSources ?? []);
-  const snapshotter: Snapshotter = fetchingLayers(await createSnapshotter(req.store), cache);
+  const snapshotter: Snapshotter = fetchingLayers(req.snapshotter ?? (await createSnapshotter(req.store)), cache);
   const cacheMounts = new Map<string, string>();
   const restoring = new Map<string, Promise<void>>();
   const limiter = new Limiter(Math.max(1, req.jobs));
@@ -216,7 +223,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   // writing a layer (the diff, tar, gzip and digests) keeps one busy: whatever --jobs allows, at most
   // one layer per core is written at once, so four stages that finish together on two cores do not
   // share them four ways and all finish late.
-  const layerWrites = new Limiter(availableParallelism());
+  const layerWrites = req.layerWrites ?? new Limiter(availableParallelism());
   const results = new Map<number, Promise<StageResult>>();
   // COPYs prepared while the RUN before them runs (see prepareAhead), and every such preparation,
   // so that the build waits for them all before it returns or fails.

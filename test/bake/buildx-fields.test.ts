@@ -166,3 +166,11 @@ test('bad values of these fields name the file, line and field', () => {
   ];
   for (const [text, want] of cases) assert.throws(() => parseBakeFile(text, 'kiln-bake.yaml'), want, text);
 });
+
+test('a secret file that cannot be read stops the bake before any target builds, naming the target', async () => {
+  await writeFile(join(work, 'p', 'bad-secret.yaml'), 'target:\n  fine: {context: out, tags: [kiln.test/fine:1]}\n  a: {context: secret, tags: [kiln.test/a:1], secret: ["id=tok,src=nope.txt"]}\n');
+  const r = await kiln(root, ['bake', '-f', join(work, 'p', 'bad-secret.yaml')]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /bad-secret\.yaml: target "a": secret id=tok: cannot read nope\.txt$/m);
+  assert.equal(await descriptorOf('kiln.test/fine:1'), undefined, 'nothing was built');
+});
