@@ -52,7 +52,8 @@ const warningHints: Record<string, string> = {
 };
 
 export async function build(spec: BuildSpec): Promise<Built> {
-  const { request, platforms, output, store } = { ...spec, store: spec.request.store };
+  const { request, platforms, output } = spec;
+  const { store } = request;
   if (platforms.length > 1 && output.type !== 'image' && output.type !== 'oci') {
     throw new UsageError(`output type=${output.type} holds one platform, and ${platforms.length} platforms are asked for: write an OCI archive (type=oci), or build each platform on its own`);
   }
