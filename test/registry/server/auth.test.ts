@@ -291,6 +291,13 @@ test('Basic credentials directly on /v2/ work when auth.basic is on', async (t) 
   assert.equal((await fetch(`${reg.url}/v2/team/app/manifests/v1`, { headers: { authorization: basic('lim', pw('lim')), accept } })).status, 200);
   assert.equal((await fetch(`${reg.url}/v2/team/app/manifests/v1`, { method: 'DELETE', headers: { authorization: basic('lim', pw('lim')) } })).status, 403);
   assert.equal((await fetch(`${reg.url}/v2/team/app/manifests/v1`, { headers: { authorization: basic('lim', 'wrong-password'), accept } })).status, 401);
+  // Basic credentials come with every request: a failure is audited, a success is not (a sign-in
+  // row per request would bury the log); a token request is a sign-in and is audited.
+  for (let i = 0; i < 3; i++) assert.equal((await fetch(`${reg.url}/v2/team/app/manifests/v1`, { headers: { authorization: basic('lim', pw('lim')), accept } })).status, 200);
+  const signIns = async () => (await reg.registry.audit.flush(), await reg.registry.metadata.listAudit({ limit: 100 })).filter((e) => e.actor === 'lim' && e.action.startsWith('sign-in')).map((e) => e.action);
+  assert.deepEqual(await signIns(), ['sign-in-failed']);
+  assert.equal((await fetch(`${reg.url}/token?service=kiln-registry&scope=repository:team/app:pull`, { headers: { authorization: basic('lim', pw('lim')) } })).status, 200);
+  assert.deepEqual((await signIns()).sort(), ['sign-in', 'sign-in-failed']);
 });
 
 test('the audit log records who pushed, pulled, deleted and changed roles, with digests', async (t) => {

@@ -118,8 +118,12 @@ export function createAuth(
     return false;
   };
 
-  /** Ask the providers in turn; the first that knows the name decides. */
-  const signIn = async (address: string, name: string, password: string): Promise<Principal | undefined> => {
+  /**
+   * Ask the providers in turn; the first that knows the name decides. Failures are always audited;
+   * a success only when `auditSuccess` (a token or web sign-in): Basic credentials on every /v2/
+   * request would otherwise add a row per request.
+   */
+  const signIn = async (address: string, name: string, password: string, auditSuccess: boolean): Promise<Principal | undefined> => {
     const record = (action: string, actor: string, detail: string) => opts.audit?.record({ actor: actor.slice(0, 256), action, detail, address });
     for (const provider of providers) {
       let v;
@@ -139,7 +143,7 @@ export function createAuth(
       }
       let u = await metadata.getUser(v.user);
       if (v.provider === 'local') {
-        if (u) record('sign-in', u.name, 'local');
+        if (u && auditSuccess) record('sign-in', u.name, 'local');
       } else {
         // The provider may spell the name otherwise ("ALICE" found as alice): a local user's name
         // stays theirs, and so does another provider's user's.
@@ -148,11 +152,12 @@ export function createAuth(
           return undefined;
         }
         // A record at the first sign-in, so that roles, audit entries and tokens name a user that exists.
+        const first = !u;
         if (!u) {
           u = { name: v.user, passwordHash: '', admin: false, createdAt: Date.now(), provider: v.provider };
           await metadata.putUser(u);
         }
-        record('sign-in', v.user, `${provider.name}${v.groups.length ? `, groups ${v.groups.join(', ')}` : ''}`);
+        if (auditSuccess || first) record('sign-in', v.user, `${provider.name}${v.groups.length ? `, groups ${v.groups.join(', ')}` : ''}`);
       }
       if (!u) return undefined;
       return { kind: 'user', name: u.name, user: u, groups: v.groups };
@@ -161,7 +166,7 @@ export function createAuth(
     return undefined;
   };
 
-  const login = async (ctx: Ctx, name: string, password: string): Promise<Principal> => {
+  const login = async (ctx: Ctx, name: string, password: string, auditSuccess = true): Promise<Principal> => {
     const addr = ctx.req.socket.remoteAddress ?? '-';
     const keys = [`user:${name}`, `addr:${addr}`];
     const wait = await limiter.retryAfter(keys);
@@ -171,7 +176,7 @@ export function createAuth(
       const r = await metadata.getRobot(name);
       if (r && robotSecretMatches(r.secretHash, password) && (r.expiresAt === undefined || r.expiresAt * 1000 > Date.now())) p = { kind: 'robot', name, robot: r };
     } else {
-      p = await signIn(addr, name, password);
+      p = await signIn(addr, name, password, auditSuccess);
     }
     if (!p) {
       await limiter.failed(keys);
@@ -191,7 +196,7 @@ export function createAuth(
     if (!config.auth.basic) return undefined;
     const creds = parseBasic(ctx.req.headers.authorization);
     if (!creds) return undefined;
-    const p = await login(ctx, creds.name, creds.password);
+    const p = await login(ctx, creds.name, creds.password, false);
     ctx.user = p.name;
     const allowed = await actionsFor(p, repository);
     return actions.every((a) => allowed.includes(a));
@@ -217,7 +222,7 @@ export function createAuth(
       return claimsPrincipal(c);
     }
     const creds = parseBasic(ctx.req.headers.authorization);
-    if (creds) return login(ctx, creds.name, creds.password);
+    if (creds) return login(ctx, creds.name, creds.password, false);
     return { kind: 'anonymous', name: 'anonymous' };
   };
 
@@ -274,7 +279,7 @@ export function createAuth(
       if (config.auth.basic) {
         const creds = parseBasic(ctx.req.headers.authorization);
         if (creds) {
-          ctx.user = (await login(ctx, creds.name, creds.password)).name;
+          ctx.user = (await login(ctx, creds.name, creds.password, false)).name;
           return;
         }
       }
