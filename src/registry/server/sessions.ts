@@ -62,7 +62,7 @@ export async function requestIdentity(reg: Registry, ctx: Ctx): Promise<RequestI
   if (!id) return anonymous;
   const s = await reg.metadata.getSession(hashId(id), Date.now());
   const user = s ? await reg.metadata.getUser(s.user) : undefined;
-  const groups = s && user?.provider === 'oidc' ? await oidcGroups(reg, user.name) : undefined;
+  const groups = s && user?.provider ? await providerGroups(reg, user.name, user.provider) : undefined;
   if (!s || !user || groups === false) {
     if (s && groups === false) await reg.metadata.deleteSession(s.idHash);
     if (unsafe) throw new RegistryError('unauthorized', 'the session has expired: sign in again');
@@ -75,6 +75,17 @@ export async function requestIdentity(reg: Registry, ctx: Ctx): Promise<RequestI
   }
   ctx.user = user.name;
   return { principal: { kind: 'user', name: user.name, user, ...(groups ? { groups } : {}) }, session: { user: user.name, csrf: s.csrf, expiresAt: s.expiresAt, idHash: s.idHash } };
+}
+
+/**
+ * The groups a provider's user is in now, so that group bindings count in the web UI as they do for
+ * tokens: a directory (LDAP) is asked at each request, as /token asks it; false when the provider
+ * no longer knows the user, which ends the session.
+ */
+async function providerGroups(reg: Registry, user: string, provider: string): Promise<readonly string[] | false> {
+  if (provider === 'oidc') return oidcGroups(reg, user);
+  const p = await reg.auth.renew(user);
+  return p?.kind === 'user' ? (p.groups ?? []) : false;
 }
 
 /**

@@ -131,6 +131,19 @@ describe('LDAP sign-in and group bindings', { skip }, () => {
     assert.ok(events.some((e) => e.action === 'push' && e.actor === 'alice' && e.repository === 'team/busybox'));
   });
 
+  test("in the web UI too, alice's LDAP group counts: her session lists the private team namespace's repositories, bob's does not", async () => {
+    const visible = async (user: string) => {
+      const signIn = await fetch(`${reg.url}/kiln/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: user, password: pw(user) }) });
+      assert.equal(signIn.status, 200, `${user} signs in to the web UI`);
+      const cookie = signIn.headers.get('set-cookie')!.split(';')[0]!;
+      const r = await fetch(`${reg.url}/kiln/v1/repositories`, { headers: { cookie } });
+      assert.equal(r.status, 200);
+      return ((await r.json()) as { repositories: { name: string }[] }).repositories.map((x) => x.name);
+    };
+    assert.ok((await visible('alice')).includes('team/busybox'), 'alice, through team-devs, sees team/busybox');
+    assert.ok(!(await visible('bob')).includes('team/busybox'), 'bob, in no bound group, does not');
+  });
+
   test('removing alice from team-devs with ldapmodify takes push away at her next token request (Basic on /v2/ and refresh tokens too); her own role still counts', async () => {
     // The management API: a system administrator binds and unbinds groups; the audit log has it.
     const api = (method: string, path: string, body?: unknown) =>
