@@ -1,0 +1,92 @@
+// Image sources: a FROM or COPY --from reference resolved to a stored image (through --build-context
+// aliases and OCI layouts, pulled when missing as the pull policy allows), its layers, its key.
+
+import { formatPlatform } from '../../dockerfile/platform.js';
+import { ImageUnknown } from '../../errors.js';
+import type { Platform } from '../../oci/types.js';
+import { formatReference, parseNamed } from '../../reference/reference.js';
+import type { LayerRef } from '../../snapshot/snapshotter.js';
+import { PlatformUnknown, type StoredImage } from '../../store/store.js';
+import { cacheKey } from '../cache.js';
+import { BuildStepError } from '../errors.js';
+import { loadOciLayout } from '../named.js';
+import type { BuildRequest, NamedContext } from '../solver.js';
+import { samePlatform } from './op.js';
+
+export interface ImageSources {
+  resolve(ref: string, line: number, platform?: Platform): Promise<StoredImage>;
+  /** The name a FROM reference resolves to, through --build-context aliases; a tag beside a digest wins. */
+  baseName(ref: string): string;
+}
+
+/** The key of a state that is an image: its manifest digest names all of it. */
+export function imageKey(img: StoredImage): string {
+  return cacheKey('', { image: img.manifestDescriptor.digest });
+}
+
+export function imageLayers(img: StoredImage): LayerRef[] {
+  return img.manifest.layers.map((l, i) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, diffId: img.config.rootfs.diff_ids[i]! }));
+}
+
+/** Images resolved once per build, by reference and platform. */
+export function createImageSources(req: BuildRequest, named: ReadonlyMap<string, NamedContext>, host: Platform, targetPlatform: Platform): ImageSources {
+  const file = req.dockerfile.name;
+  const images = new Map<string, Promise<StoredImage>>();
+
+  // `via`: the names an alias chain went through. An alias naming itself or an earlier name
+  // (busybox=docker-image://busybox) is the image of that name, as BuildKit resolves a
+  // docker-image:// context without looking at the named contexts again.
+  // `platform`: the image's entry for it. The host's is what an index resolves to anyway, so an image
+  // without platform information (or of another platform) stays usable for a host build, as before.
+  const resolveImage = (ref: string, line: number, platform: Platform = targetPlatform, via: ReadonlySet<string> = new Set()): Promise<StoredImage> => {
+    const wanted = samePlatform(platform, host) ? undefined : platform;
+    const memo = `${wanted ? formatPlatform(wanted) : ''}\0${ref}`;
+    let p = images.get(memo);
+    if (!p) {
+      p = (async () => {
+        const alias = named.get(ref.toLowerCase());
+        const seen = new Set([...via, ref.toLowerCase()]);
+        if (alias?.kind === 'image' && !seen.has(alias.ref.toLowerCase())) return resolveImage(alias.ref, line, platform, seen);
+        if (alias?.kind === 'oci-layout') return loadOciLayout(req.store, alias.path, alias.ref).catch((e: Error) => {
+          throw new BuildStepError(file, line, `build context "${ref}": ${e.message}`);
+        });
+        if (req.pullPolicy !== 'always') {
+          try {
+            return await req.store.resolveImage(ref, wanted);
+          } catch (e) {
+            if (e instanceof PlatformUnknown && (req.pullPolicy === 'never' || !req.resolveMissingImage)) throw new BuildStepError(file, line, `base image: ${e.message}`);
+            if (!(e instanceof ImageUnknown)) throw e;
+          }
+        }
+        if (req.pullPolicy !== 'never' && req.resolveMissingImage) {
+          try {
+            return await req.resolveMissingImage(ref, wanted);
+          } catch (e) {
+            throw new BuildStepError(file, line, `base image "${ref}" is not in the store and could not be pulled: ${(e as Error).message}`);
+          }
+        }
+        throw new BuildStepError(file, line, `base image "${ref}" not found in the store (load it with kiln load or pull it)`);
+      })();
+      images.set(memo, p);
+    }
+    return p;
+  };
+
+  function baseName(ref: string): string {
+    let name = ref;
+    const seen = new Set([name.toLowerCase()]);
+    for (let alias = named.get(name.toLowerCase()); alias?.kind === 'image'; alias = named.get(name.toLowerCase())) {
+      if (seen.has(alias.ref.toLowerCase())) break;
+      name = alias.ref;
+      seen.add(name.toLowerCase());
+    }
+    try {
+      const parsed = parseNamed(name);
+      return formatReference(parsed.tag ? { ...parsed, digest: undefined } : parsed);
+    } catch {
+      return name;
+    }
+  }
+
+  return { resolve: (ref, line, platform) => resolveImage(ref, line, platform), baseName };
+}
