@@ -144,9 +144,10 @@ export interface BuildResult extends StageResult {
 }
 
 /**
- * The solver: plans the stages, then runs each needed stage as soon as the stages it depends on are
- * done, so independent stages run in parallel. Every step has a cache key computed from its parent's
- * key and its own definition; a key found in the cache reuses the recorded layer instead of running.
+ * The solver: plans the stages, then builds each needed stage as soon as the stages it depends on are
+ * done, so independent stages run in parallel: its base resolved, its instructions dispatched, its
+ * steps' ops solved by the scheduler. Every step has a cache key computed from its parent's key and
+ * its own definition; a key found in the cache reuses the recorded layer instead of running.
  */
 export async function solve(req: BuildRequest): Promise<BuildResult> {
   const host = hostPlatform();
@@ -386,9 +387,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   } finally {
     await kinds.copy.cleanup();
   }
-
 }
-
 
 /**
  * A RUN for a platform this machine cannot execute needs its QEMU interpreter: checked before any
