@@ -77,9 +77,13 @@ async function withEmptyLayer(store: Store, layer: LayerRef | undefined): Promis
   return layer ?? (await emptyLayer(store));
 }
 
-/** The stages a step reads besides its parent: COPY --from=<stage>, RUN --mount from=<stage>. */
+/**
+ * The stages a step's key reads besides its parent: COPY --from=<stage>, RUN --mount=type=bind
+ * from=<stage>. A cache mount seeded from a stage names it in its key only by number and reads it
+ * when it runs (sourceLayers waits for it then), so a cached RUN does not wait for that stage.
+ */
 function stageInputs(step: Step): number[] {
-  const froms: (SourceRef | undefined)[] = step.kind === 'copy' ? [step.from] : step.kind === 'run' ? step.mounts.map((m) => m.from) : [];
+  const froms: (SourceRef | undefined)[] = step.kind === 'copy' ? [step.from] : step.kind === 'run' ? step.mounts.filter((m) => m.type === 'bind').map((m) => m.from) : [];
   return [...new Set(froms.flatMap((f) => (f && 'stage' in f ? [f.stage] : [])))];
 }
 
