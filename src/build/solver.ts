@@ -71,6 +71,8 @@ export interface BuildRequest {
   sourceDateEpoch?: number;
   /** Resolve a base image that is not in the store (pulling, once a registry client exists). */
   resolveMissingImage?: (ref: string, platform?: Platform) => Promise<StoredImage>;
+  /** The trust policy's check of a base image taken from the store (pulled ones are checked by the pull); throws to refuse it. */
+  admitStoredImage?: (image: StoredImage, ref: string) => Promise<void>;
   pullPolicy: 'always' | 'missing' | 'never';
   /** --build-context name=…: extra directories and image aliases, by lower-cased name. */
   namedContexts?: Map<string, NamedContext>;

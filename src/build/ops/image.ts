@@ -52,7 +52,9 @@ export function createImageSources(req: BuildRequest, named: ReadonlyMap<string,
         });
         if (req.pullPolicy !== 'always') {
           try {
-            return await req.store.resolveImage(ref, wanted);
+            const stored = await req.store.resolveImage(ref, wanted);
+            if (req.admitStoredImage) await req.admitStoredImage(stored, ref).catch((e: Error) => Promise.reject(new BuildStepError(file, line, `base image "${ref}": ${e.message}`)));
+            return stored;
           } catch (e) {
             if (e instanceof PlatformUnknown && (req.pullPolicy === 'never' || !req.resolveMissingImage)) throw new BuildStepError(file, line, `base image: ${e.message}`);
             if (!(e instanceof ImageUnknown)) throw e;
