@@ -17,7 +17,7 @@ import { loadDockerignore } from '../dockerfile/index.js';
 import type { Platform } from '../oci/types.js';
 import { pullImage } from '../registry/client/index.js';
 import type { Executor } from '../sandbox/executor.js';
-import type { Store } from '../store/store.js';
+import type { Store, StoredImage } from '../store/store.js';
 import { shown, type BakeTarget } from './file.js';
 import type { BaseUse } from './graph.js';
 
@@ -30,6 +30,18 @@ export interface TargetBuild {
   jobs: number;
   /** The target's secrets, read before the bake started. */
   secrets: Map<string, Buffer>;
+  /** The trust policy (policy.yaml) for the images the bake takes from outside. */
+  trust?: BuildTrust;
+}
+
+/**
+ * policy.yaml as a build applies it: to the FROM images it pulls (checked before a layer is
+ * fetched) and to those the store already has. A bake's own parent targets are not asked: the bake
+ * built them, from FROM lines that were.
+ */
+export interface BuildTrust {
+  admitPull(reference: string): Promise<((digests: string[]) => Promise<void>) | undefined>;
+  admitStored?: (image: StoredImage, reference: string) => Promise<void>;
 }
 
 /**
@@ -51,11 +63,15 @@ export async function buildTarget(target: BakeTarget, bases: BaseUse[], pins: Ma
         namedContexts.set(c.name, fetched.context);
       }
     }
+    const pinned = new Set<string>();
     for (const u of bases) {
       if (!u.parent) continue;
       // Tagged and pinned (NAME:TAG@DIGEST): the digest picks the image, the tag is what base.name records.
-      namedContexts.set(u.ref.toLowerCase(), { kind: 'image', ref: `${normalize(u.ref)}@${pins.get(u.parent)!}` });
+      const ref = `${normalize(u.ref)}@${pins.get(u.parent)!}`;
+      namedContexts.set(u.ref.toLowerCase(), { kind: 'image', ref });
+      pinned.add(ref);
     }
+    const admitStored = b.trust?.admitStored;
     const text = await readFile(target.dockerfile, 'utf8');
     const ignore = await loadDockerignore(target.context, target.dockerfile).catch(() => [] as string[]);
     const context = await BuildContext.open(target.context, ignore, join(b.store.root, 'contexts'));
@@ -76,7 +92,11 @@ export async function buildTarget(target: BakeTarget, bases: BaseUse[], pins: Ma
         secrets: b.secrets,
         ssh: ssh.sockets,
         pullPolicy: 'missing',
-        resolveMissingImage: (ref: string, platform?: Platform) => pullImage(b.store, ref, platform ? { platform, keepIndex: true } : {}),
+        resolveMissingImage: async (ref: string, platform?: Platform) => {
+          const admit = await b.trust?.admitPull(ref);
+          return pullImage(b.store, ref, { ...(platform ? { platform, keepIndex: true } : {}), ...(admit ? { admit } : {}) });
+        },
+        ...(admitStored ? { admitStoredImage: (image: StoredImage, ref: string) => (pinned.has(ref) ? Promise.resolve() : admitStored(image, ref)) } : {}),
         namedContexts,
       },
       platforms: target.platforms,

@@ -11,6 +11,9 @@ export class HierarchyCycle extends KilnError {}
 /** A FROM names no target, no image in the store, and nothing that could be pulled. */
 export class BaseUnknown extends KilnError {}
 
+/** The trust policy (policy.yaml) refuses a FROM image from outside the bake. */
+export class BaseRefused extends KilnError {}
+
 /** Some targets failed (build, tests or push); the message lists them and the descendants left stale. */
 export class BakeFailed extends KilnError {}
 

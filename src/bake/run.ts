@@ -13,11 +13,12 @@ import { createSnapshotter } from '../snapshot/index.js';
 import type { Store, StoredImage } from '../store/store.js';
 import { familiarName } from '../store/describe.js';
 import { normalize } from '../reference/reference.js';
-import { buildTarget } from './build.js';
+import { buildTarget, type BuildTrust } from './build.js';
 import type { Built } from '../build/entry.js';
 import { formatPlatform } from '../store/store.js';
 import { Limiter } from '../build/solver.js';
-import { BakeFailed, BaseUnknown } from './errors.js';
+import { BakeFailed, BaseRefused, BaseUnknown } from './errors.js';
+import { PolicyRefused } from '../sign/errors.js';
 import type { Hierarchy } from './graph.js';
 import type { BakeTarget } from './file.js';
 
@@ -34,6 +35,8 @@ export interface BakeOptions {
   secrets: Map<string, Map<string, Buffer>>;
   /** Signs the provenance and SBOM attestations (kiln build --attest-key). */
   attestKey?: KeyObject;
+  /** policy.yaml for the images the targets take from outside the bake. */
+  trust?: BuildTrust;
   push: boolean;
   pushOptions?: PushOptions;
   progress: (target: string) => ProgressSink;
@@ -72,24 +75,27 @@ export async function currentParents(h: Hierarchy, selected: Set<string>, store:
 /**
  * Every external base image (not a target's tag) of the selected targets is in the store or is
  * pulled now, before anything builds; one that is neither is an error naming the file, the target
- * and the Dockerfile line.
+ * and the Dockerfile line, and so is one the trust policy refuses (stored or pulled).
  */
-export async function resolveExternalBases(h: Hierarchy, selected: Set<string>, store: Store, pull = true): Promise<void> {
-  const seen = new Map<string, Promise<Error | undefined>>();
+export async function resolveExternalBases(h: Hierarchy, selected: Set<string>, store: Store, pull = true, trust?: BuildTrust): Promise<void> {
+  const seen = new Map<string, Promise<{ error: Error; refused?: boolean } | undefined>>();
+  const refusal = (e: unknown) => ({ error: e as Error, refused: e instanceof PolicyRefused });
   const check = (ref: string) =>
     (async () => {
       try {
-        await store.resolveImage(ref);
+        const stored = await store.resolveImage(ref);
+        await trust?.admitStored?.(stored, ref);
         return undefined;
       } catch (e) {
-        if (!(e instanceof ImageUnknown)) return e as Error;
+        if (!(e instanceof ImageUnknown)) return refusal(e);
       }
-      if (!pull) return new Error('not in the store');
+      if (!pull) return { error: new Error('not in the store') };
       try {
-        await pullImage(store, ref);
+        const admit = await trust?.admitPull(ref);
+        await pullImage(store, ref, admit ? { admit } : {});
         return undefined;
       } catch (e) {
-        return e as Error;
+        return refusal(e);
       }
     })();
   for (const name of h.order) {
@@ -97,9 +103,10 @@ export async function resolveExternalBases(h: Hierarchy, selected: Set<string>, 
     for (const u of h.bases.get(name)!) {
       if (u.parent) continue;
       if (!seen.has(u.ref)) seen.set(u.ref, check(u.ref));
-      const err = await seen.get(u.ref)!;
-      if (err) {
-        throw new BaseUnknown(`${h.file.path}: target "${name}": ${u.where}: "${u.ref}" names nothing known: no target has this tag, it is not in the store, and it could not be pulled (${err.message.split('\n')[0]})`);
+      const failed = await seen.get(u.ref)!;
+      if (failed?.refused) throw new BaseRefused(`${h.file.path}: target "${name}": ${u.where}: base image "${u.ref}": ${failed.error.message.split('\n')[0]}`);
+      if (failed) {
+        throw new BaseUnknown(`${h.file.path}: target "${name}": ${u.where}: "${u.ref}" names nothing known: no target has this tag, it is not in the store, and it could not be pulled (${failed.error.message.split('\n')[0]})`);
       }
     }
   }
@@ -127,7 +134,7 @@ export async function bake(h: Hierarchy, selected: Set<string>, pins: Map<string
     const startedOn = new Date().toISOString();
     try {
       o.log(`[${name}] building ${shown(t.tags)}${t.platforms.length ? ` for ${t.platforms.map(formatPlatform).join(', ')}` : ''}`);
-      const built = await buildTarget(t, h.bases.get(name)!, digests, { store: o.store, executor: o.executor, progress, signal: o.signal, jobs: o.jobs, secrets: o.secrets.get(name) ?? new Map() });
+      const built = await buildTarget(t, h.bases.get(name)!, digests, { store: o.store, executor: o.executor, progress, signal: o.signal, jobs: o.jobs, secrets: o.secrets.get(name) ?? new Map(), ...(o.trust ? { trust: o.trust } : {}) });
       image = built.images[0]!.image;
       progress.close();
       for (const s of built.sboms) o.log(`[${name}] SBOM ${s.digest}${s.platform && t.platforms.length > 1 ? ` (${formatPlatform(s.platform)})` : ''}: ${s.packages} packages`);

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { dirname, join, resolve } from 'node:path';
 import { checkNamedContext, readSecrets } from '../build/inputs.js';
 import { existsSync } from 'node:fs';
-import { collect, openStore, out, type GlobalOptions } from './context.js';
+import { collect, openStore, out, policyAdmission, storedAdmission, type GlobalOptions } from './context.js';
 import { UsageError } from '../errors.js';
 import { readBakeFile, selectNamed } from '../bake/file.js';
 import { deriveHierarchy, withDescendants } from '../bake/graph.js';
@@ -101,7 +101,8 @@ export function registerBakeCommand(program: Command, globals: () => GlobalOptio
 
       // Everything that can be checked is checked before the first build starts.
       const pins = await currentParents(h, selected, store);
-      await resolveExternalBases(h, selected, store);
+      const trust = { admitPull: (ref: string) => policyAdmission(globals(), ref), ...(await storedAdmission(globals(), store).then((f) => (f ? { admitStored: f } : {}))) };
+      await resolveExternalBases(h, selected, store, true, trust);
       const tests = new Map<string, StructureConfig[]>();
       for (const name of selected) {
         const paths = file.targets.get(name)!.tests;
@@ -136,6 +137,7 @@ export function registerBakeCommand(program: Command, globals: () => GlobalOptio
           tests,
           secrets,
           ...(attestKey ? { attestKey } : {}),
+          trust,
           push: o.push === true,
           progress: (target) => (o.progress === 'quiet' ? silentProgress : plainProgress(prefixedLines(`[${target}] `, process.stderr))),
           log: (line) => process.stderr.write(line + '\n'),
