@@ -57,7 +57,9 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
       for (const img of images) {
         const size = await store.imageSize(img);
         const platforms = img.index ? platformsOf.get(img.index.digest) : undefined;
-        const base = { digest: img.manifestDescriptor.digest, id: img.id, created: img.config.created, size, ...(platforms ? { platforms } : {}) };
+        // DIGEST is what the name points to (an index for several platforms), as podman shows it:
+        // NAME@DIGEST pulls it. IMAGE ID stays the host entry's config, as podman's does.
+        const base = { digest: img.index?.digest ?? img.manifestDescriptor.digest, id: img.id, created: img.config.created, size, ...(platforms ? { platforms } : {}) };
         if (img.names.length === 0) rows.push({ repo: '<none>', tag: '<none>', ...base });
         for (const name of img.names) {
           const ref = parseReference(name);

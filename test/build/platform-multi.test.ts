@@ -90,6 +90,8 @@ test('a two-platform build stores an index with one image per platform; the fore
   assert.equal((await kilnOk(root, ['inspect', '--platform', `linux/${foreign}`, '-f', '{{.Architecture}}', desc.digest])).trim(), foreign);
   assert.equal((await kilnOk(root, ['inspect', '-f', '{{.Architecture}}', `multi@${desc.digest}`])).trim(), host);
   assert.match(await kilnOk(root, ['images', 'multi']), new RegExp(`PLATFORMS[\\s\\S]*linux/${host},linux/${foreign}`));
+  // Its digest is the index's, the one NAME@DIGEST pulls (podman images --digests shows it so).
+  assert.equal((JSON.parse((await kilnOk(root, ['images', '--format', 'json', 'multi'])).trim()) as { Digest: string }).Digest, desc.digest);
   // The image commands take --platform too: a structure test's command runs emulated.
   const cst = join(work, 'cst.yaml');
   await writeFile(cst, `schemaVersion: 2.0.0\ncommandTests:\n  - name: arch\n    command: uname\n    args: ["-m"]\n    expectedOutput: ["${foreignUname}"]\n`);
