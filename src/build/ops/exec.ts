@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type { RunStep, SourceRef } from '../../dockerfile/index.js';
-import { formatPlatform } from '../../dockerfile/platform.js';
+import { formatPlatform, samePlatform } from '../../oci/platform.js';
 import type { Platform } from '../../oci/types.js';
 import type { Mount } from '../../sandbox/executor.js';
 import { copyPath } from '../../snapshot/cp.js';
@@ -20,7 +20,7 @@ import { BuildCancelled, BuildStepError } from '../errors.js';
 import { forwardAgent } from '../ssh.js';
 import { DirTree } from '../tree.js';
 import type { RunFailure } from '../solver.js';
-import { samePlatform, stepUser, type OpContext } from './op.js';
+import { stepUser, type OpContext } from './op.js';
 
 /** BuildKit's words (util/entitlements/entitlements.go:165, "security.insecure is not allowed"), and the flag that grants it. */
 export const insecureRefused = 'RUN --security=insecure: entitlement security.insecure is not allowed (grant it with --allow security.insecure)';

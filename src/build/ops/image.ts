@@ -11,7 +11,7 @@ import { cacheKey } from '../cache.js';
 import { BuildStepError } from '../errors.js';
 import { loadOciLayout } from '../named.js';
 import type { BuildRequest, NamedContext } from '../solver.js';
-import { samePlatform } from './op.js';
+import { samePlatform } from '../../oci/platform.js';
 
 export interface ImageSources {
   resolve(ref: string, line: number, platform?: Platform): Promise<StoredImage>;

@@ -80,10 +80,6 @@ export interface OpContext {
   namedTree(path: string): Promise<BuildContext>;
 }
 
-export function samePlatform(a: Platform, b: Platform): boolean {
-  return a.os === b.os && a.architecture === b.architecture && (a.variant ?? '').replace(/^v8$/, '') === (b.variant ?? '').replace(/^v8$/, '');
-}
-
 /** A step's USER in its root filesystem; a user it does not know fails the step at its line. */
 export async function stepUser(ctx: OpContext, rootfs: string, spec: string, line: number) {
   try {
