@@ -38,7 +38,7 @@ function App() {
   else if (route.page === 'sign-in') page = <SignIn next={route.next} onSession={take} />;
   else if (route.page === 'account') page = <Account signedIn={!!session.user} />;
   else if (route.page === 'home') page = <Home signedIn={!!session.user} />;
-  else if (route.page === 'repo') page = <Repository name={route.name} signedIn={!!session.user} />;
+  else if (route.page === 'repo') page = <Repository key={route.name} name={route.name} signedIn={!!session.user} />;
   else if (route.page === 'image') page = <Image name={route.name} reference={route.ref} />;
   else if (route.page === 'namespaces') page = <Namespaces />;
   else if (route.page === 'namespace') page = <Namespace key={route.name} name={route.name} signedIn={!!session.user} />;
