@@ -149,3 +149,10 @@ export interface CliSecretStatus {
   exists: boolean;
   createdAt?: number;
 }
+
+/** GET /kiln/v1/repositories/REPO/manifests/DIGEST/signatures (trust.ts SignatureStatus). */
+export interface SignatureStatus {
+  policy?: { namespace: string; keys: string[]; certificates: string[]; on: string[] };
+  verified: boolean;
+  signatures: { artifact: string; from: string; format: string; verified: boolean; signer?: string; identity?: { identities: string[]; issuer?: string }; error?: string }[];
+}

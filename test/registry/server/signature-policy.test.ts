@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chromium } from 'playwright-core';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { kiln, kilnOk } from '../../support/env.js';
@@ -16,6 +17,7 @@ import { pushImage, randomImage, registryCli, startRegistry, waitFor, type Clien
 // signatures themselves always pass, a signature by another key does not count, a change of keys
 // is seen at once (no stale verdict), tag moves need a signature when the policy covers promotion.
 
+const chromiumPath = '/usr/bin/chromium';
 const accept = 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json';
 const get = (c: Client, repo: string, ref: string) => c.req('GET', `/v2/${repo}/manifests/${ref}`, { headers: { accept } });
 
@@ -84,6 +86,19 @@ test('a signature policy refuses unsigned pulls naming the policy (skopeo, kiln 
   const ok = status.signatures.filter((s) => s.verified);
   assert.deepEqual(ok.map((s) => s.artifact), [signature]);
   assert.equal(`sha256:${ok[0]!.signer}`, status.policy.keys[0]);
+  // The web UI's image page shows the same verdict, from the same API.
+  if (existsSync(chromiumPath)) {
+    const browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+    t.after(() => browser.close());
+    const page = await browser.newPage();
+    await page.goto(`${reg.url}/ui/image/lib/busybox/${digest}`);
+    const section = page.getByRole('region', { name: 'Signature status' });
+    await section.getByText('verified', { exact: true }).waitFor();
+    const text = await section.innerText();
+    assert.match(text, new RegExp(`Namespace lib requires a signature by key ${status.policy.keys[0]!.replace(/[+/]/g, '\\$&')}`));
+    assert.equal((text.match(/\byes\b/g) ?? []).length, 1, 'one of the two signatures verifies');
+    assert.match(text, new RegExp(ok[0]!.signer!.replace(/[+/]/g, '\\$&')));
+  }
 
   // New keys: the cached verdict for this digest is not reused. (Set through a connection of this
   // test's own: the serving registry sees it by its poll, as it sees the CLI's, without a process.)

@@ -6,6 +6,7 @@ import { platformText } from './repository.js';
 import { LayerFiles } from './layer-files.js';
 import { Lineage } from './lineage.js';
 import { Referrers } from './referrers.js';
+import { Signatures } from './signatures.js';
 
 const words = (v: string[] | undefined) => (v && v.length ? JSON.stringify(v) : '–');
 
@@ -207,6 +208,7 @@ export function Image({ name, reference }: { name: string; reference: string }) 
       )}
       {data.kind !== 'unknown' && <Lineage key={data.digest} repository={name} digest={data.digest} base={data.base} />}
       <Referrers key={data.digest} repository={name} referrers={data.referrers} />
+      {data.kind !== 'unknown' && <Signatures key={`sig-${data.digest}`} repository={name} digest={data.digest} />}
     </section>
   );
 }

@@ -8,6 +8,7 @@ import { effectiveRole, effectiveRoles } from '../auth/groups.js';
 import { admin, parseRole, type ProxySetting } from '../admin.js';
 import { parseDuration, parseSize } from '../config.js';
 import { webhookRoutes } from './webhooks.js';
+import { requirePull } from '../browse.js';
 import { replicationApi } from './replication.js';
 import { governance, isGovernanceRoute } from './governance.js';
 
@@ -102,7 +103,8 @@ async function signatureStatus(reg: Registry, ctx: Ctx, repository: string, dige
   } catch {
     throw badRequest(`"${digest.slice(0, 200)}" is not a digest`);
   }
-  await reg.auth.require(ctx, repository, ['pull']);
+  // Whoever may pull the repository, by credentials or by the web UI's session (it shows this on the image page).
+  await requirePull(reg, (await requestIdentity(reg, ctx)).principal, repository);
   const m = await reg.manifests.get(repository, { digest });
   if (!m) throw manifestUnknown(digest);
   return sendJson(ctx, 200, await reg.signatures.status(repository, m));
