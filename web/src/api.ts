@@ -73,6 +73,7 @@ export type {
   SbomPackages,
   TagRow,
 } from '../../src/registry/server/browse-rows.js';
+export type { AuditEvent, GcReport } from '../../src/registry/server/governance-rows.js';
 
 // Governance (docs/registry.md, "Web UI"): what the caller may do, members, robots, audit, GC.
 
@@ -108,29 +109,6 @@ export interface Robot {
   expiresAt?: number;
   createdBy: string;
   createdAt: number;
-}
-
-export interface AuditEvent {
-  id: number;
-  time: number;
-  actor: string;
-  action: string;
-  repository?: string;
-  namespace?: string;
-  reference?: string;
-  digest?: string;
-  detail?: string;
-  count?: number;
-}
-
-export interface GcReport {
-  dryRun: boolean;
-  manifests: { repository: string; digest: string }[];
-  links: number;
-  blobs: string[];
-  bytes: number;
-  orphans: number;
-  lost: number;
 }
 
 export const Roles = ['admin', 'maintainer', 'developer', 'guest', 'limited-guest'];

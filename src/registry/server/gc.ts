@@ -1,5 +1,8 @@
 import { blobKey, StorageNotFound, type BlobDriver } from './storage/driver.js';
 import type { Metadata } from './metadata/metadata.js';
+import type { GcReport } from './governance-rows.js';
+
+export type { GcReport };
 
 // Garbage collection while pushes and pulls go on, in any number of processes at once, with no
 // lock: a read finds the candidates, then each is removed by a change that checks again, in the
@@ -10,18 +13,6 @@ import type { Metadata } from './metadata/metadata.js';
 // 'deleting', which the next run, in any process, finishes. The grace period keeps blobs
 // uploaded but not yet referenced, manifests pushed by digest just before their index, and blobs
 // a client was just told exist.
-
-export interface GcReport {
-  dryRun: boolean;
-  manifests: { repository: string; digest: string }[];
-  links: number;
-  blobs: string[];
-  bytes: number;
-  /** Stored objects with no row (a crash between storing and recording them) that were removed. */
-  orphans: number;
-  /** Rows of blobs whose bytes storage lost, removed (a push uploads them again). */
-  lost: number;
-}
 
 /** A report in one line, as the audit log keeps it: "2 manifests, 5 blobs, 10240 bytes". */
 export function gcSummary(r: GcReport): string {

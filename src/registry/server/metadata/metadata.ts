@@ -2,6 +2,10 @@
 // to, users, namespaces (projects), roles, robot accounts, upload sessions and the audit log.
 // SQLite (sqlite.ts) serves one machine; PostgreSQL (postgres.ts) serves several replicas.
 
+import type { AuditEvent } from '../governance-rows.js';
+
+export type { AuditEvent };
+
 export type Role = 'admin' | 'maintainer' | 'developer' | 'guest' | 'limited-guest';
 export const Roles: readonly Role[] = ['admin', 'maintainer', 'developer', 'guest', 'limited-guest'];
 
@@ -155,23 +159,6 @@ export interface AuditFilter {
   until?: number;
   before?: number;
   limit: number;
-}
-
-export interface AuditEvent {
-  id?: number;
-  /** Unix milliseconds. */
-  time: number;
-  actor: string;
-  action: string;
-  repository?: string;
-  /** Set for events about a namespace itself (role changes, robots); else derived from the repository. */
-  namespace?: string;
-  reference?: string;
-  digest?: string;
-  detail?: string;
-  address?: string;
-  /** Identical pulls within one flush are stored once with a count. */
-  count?: number;
 }
 
 export interface GcCandidates {
