@@ -71,8 +71,46 @@ if [ "$(id -u)" = 0 ] && command -v update-binfmts >/dev/null 2>&1; then
   fi
 fi
 
+# better-sqlite3 has no prebuilt binary that can be downloaded here (its prebuilds are on GitHub), so
+# every clean install compiles SQLite from source: a minute of one core. What it compiles depends
+# only on the package's version, Node's ABI and the architecture, so the result is kept beside the
+# fixtures (outside the work tree) and copied into the next clean install instead. Every other
+# package's install script runs as npm ci would run it.
+native_cache=${KILN_FIXTURES:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln-fixtures}/native
+install_node_modules() {
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2 || return 1
+  local key addon=node_modules/better-sqlite3/build/Release/better_sqlite3.node others
+  key="better-sqlite3-$(node -p "require('./node_modules/better-sqlite3/package.json').version")-abi$(node -p process.versions.modules)-$(uname -m).node"
+  if [ -s "$native_cache/$key" ]; then
+    mkdir -p "$(dirname "$addon")" && cp "$native_cache/$key" "$addon"
+  else
+    npm rebuild better-sqlite3 --loglevel=error >&2 || return 1
+    mkdir -p "$native_cache" && cp "$addon" "$native_cache/.$key.$$" && mv "$native_cache/.$key.$$" "$native_cache/$key"
+  fi
+  # The packages with an install script, wherever they are in the tree, but better-sqlite3.
+  others=$(node -e '
+    const { readdirSync, readFileSync, existsSync } = require("node:fs");
+    const found = new Set();
+    const walk = (dir) => {
+      for (const e of existsSync(dir) ? readdirSync(dir) : []) {
+        if (e.startsWith(".")) continue;
+        if (e.startsWith("@")) { walk(`${dir}/${e}`); continue; }
+        const pkg = `${dir}/${e}/package.json`;
+        if (!existsSync(pkg)) continue;
+        const p = JSON.parse(readFileSync(pkg, "utf8"));
+        const s = p.scripts || {};
+        if ((s.preinstall || s.install || s.postinstall) && p.name !== "better-sqlite3") found.add(p.name);
+        walk(`${dir}/${e}/node_modules`);
+      }
+    };
+    walk("node_modules");
+    console.log([...found].join(" "));')
+  # shellcheck disable=SC2086
+  [ -z "$others" ] || npm rebuild $others --loglevel=error >&2
+  node -e 'require("better-sqlite3")(":memory:").close()' >&2
+}
 if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund --loglevel=error >&2 || npm install --no-audit --no-fund --loglevel=error >&2
+  install_node_modules || npm install --no-audit --no-fund --loglevel=error >&2
 fi
 npx --no-install tsc -p tsconfig.json >&2
 node scripts/bundle.mjs >&2
