@@ -101,7 +101,6 @@ export async function buildTarget(target: BakeTarget, bases: BaseUse[], pins: Ma
       },
       platforms: target.platforms,
       tags: [],
-      // File outputs carry the target's tags as their names, as buildx's do.
       // The store's names are given once the tests pass (bake/run.ts); file outputs carry the
       // target's tags as their names, as buildx's do.
       output: target.output.type === 'image' ? { type: 'image' } : target.output.type === 'oci' || target.output.type === 'docker' ? { ...target.output, names: [...target.tags, ...(target.output.names ?? [])] } : target.output,
