@@ -105,6 +105,11 @@ const everywhere: Accepted[] = [
     fields: ['present'],
     reason: 'buildah mounts a tmpfs on /run for RUN and leaves the directory in the image; BuildKit removes that default mount (moby/buildkit executor/oci/spec_linux.go:47 withRemovedMount("/run")), so no /run appears',
   },
+  {
+    path: /^\/etc\/shadow-?$/,
+    fields: ['sha256'],
+    reason: "useradd, groupadd's shadow update and chpasswd write the day of the build (days since 1970) as an account's last password change (shadow(5), field 3), whatever the builder: a buildah result kept from a run on another day differs there. Size, mode and owner are still compared, and /etc/passwd, /etc/group and /etc/gshadow whole",
+  },
 ];
 
 /** Ignored in every case: what apt, dpkg and Python write differently on every run, whatever the tool. */
