@@ -122,6 +122,20 @@ test('in Chromium: a developer signs in and sees only what they may pull, a repo
   assert.equal(await page.getByRole('textbox', { name: 'Pull command' }).inputValue(), `docker pull ${new URL(reg.url).host}/team/app:${await page.locator('tbody tr td a').first().innerText()}`);
   assert.equal(await page.getByText(digest.slice(0, 19), { exact: true }).count(), 2, 'both tags show the short digest');
   assert.ok(await page.getByRole('button', { name: 'Copy the pull command' }).isVisible());
+  // 51 tags make two pages of 50: Next page and Previous page walk them (keyset cursors).
+  const many = randomImage({ layers: 1 });
+  for (let i = 0; i < 51; i++) assert.equal((await pushImage(dev, 'team/many', `t${String(i).padStart(2, '0')}`, many)).status, 201);
+  const appPage = page.url();
+  await page.goto(`${reg.url}/ui/repo/team/many`);
+  const rowsAre = (n: number) => page.waitForFunction((want) => document.querySelectorAll('tbody tr').length === want, n);
+  await rowsAre(50);
+  await page.getByRole('button', { name: 'Next page' }).click();
+  await rowsAre(1);
+  assert.ok(await page.getByRole('button', { name: 'Next page' }).isDisabled(), 'the last page has no next');
+  await page.getByRole('button', { name: 'Previous page' }).click();
+  await rowsAre(50);
+  assert.ok(await page.getByRole('button', { name: 'Previous page' }).isDisabled(), 'the first page has no previous');
+  await page.goto(appPage);
   await page.getByRole('link', { name: 'v1', exact: true }).click();
 
   // The image: config, history lines, layers; the hostile label and annotation as text.

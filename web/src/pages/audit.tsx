@@ -1,8 +1,7 @@
-import { useState } from 'preact/hooks';
 import { api, qs, type AuditEvent } from '../api.js';
 import { auditHref, navigate } from '../router.js';
 import { ErrorNote, Loading, Time, useLoad } from '../ui.js';
-import { Pager } from './home.js';
+import { useKeysetPages } from './home.js';
 
 // The audit log (GET /kiln/v1/audit): filters by namespace, user, action and time range, kept in
 // the address so a view can be reloaded or shared; newest first, 50 a page. Namespace members
@@ -29,8 +28,8 @@ const toMs = (v: string | undefined) => (v ? String(new Date(v).getTime()) : und
 
 export function Audit({ search }: { search: string }) {
   const f = auditFilters(search);
-  const [pages, setPages] = useState<string[]>(['']);
-  const before = pages[pages.length - 1]!;
+  const pages = useKeysetPages();
+  const before = pages.last;
   const { data, error, loading } = useLoad(
     () => api<{ events: AuditEvent[]; next?: string }>('GET', `/kiln/v1/audit${qs({ namespace: f.namespace, actor: f.actor, action: f.action, since: toMs(f.since), until: toMs(f.until), before, limit: 50 })}`),
     [search, before],
@@ -39,7 +38,7 @@ export function Audit({ search }: { search: string }) {
     e.preventDefault();
     const form = new FormData(e.currentTarget as HTMLFormElement);
     const v = (k: string) => String(form.get(k) ?? '').trim() || undefined;
-    setPages(['']);
+    pages.reset();
     navigate(auditHref({ namespace: v('namespace'), actor: v('actor'), action: v('action'), since: v('since'), until: v('until') }), true);
   };
   return (
@@ -110,7 +109,7 @@ export function Audit({ search }: { search: string }) {
               </tbody>
             </table>
           </div>
-          <Pager back={pages.length > 1 ? () => setPages(pages.slice(0, -1)) : undefined} forward={data.next ? () => setPages([...pages, data.next!]) : undefined} />
+          {pages.pager(data.next)}
         </>
       )}
     </section>

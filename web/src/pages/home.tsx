@@ -8,17 +8,17 @@ import { SearchForms } from './search.js';
 export function Home({ signedIn }: { signedIn: boolean }) {
   const [input, setInput] = useState(new URLSearchParams(location.search).get('filter') ?? '');
   const [filter, setFilter] = useState(input);
-  const [pages, setPages] = useState<string[]>(['']);
+  const pages = useKeysetPages();
   // The filter applies once typing pauses, and is kept in the address for reloads and links.
   useEffect(() => {
     const t = setTimeout(() => {
       setFilter(input.trim());
-      setPages(['']);
+      pages.reset();
       history.replaceState(null, '', input.trim() ? `/${qs({ filter: input.trim() })}` : '/');
     }, 200);
     return () => clearTimeout(t);
   }, [input]);
-  const last = pages[pages.length - 1]!;
+  const last = pages.last;
   const { data, error, loading } = useLoad(() => api<{ repositories: RepositoryRow[]; next?: string }>('GET', `/kiln/v1/repositories${qs({ filter, last, n: 100 })}`), [filter, last]);
   return (
     <section>
@@ -65,13 +65,26 @@ export function Home({ signedIn }: { signedIn: boolean }) {
               </tbody>
             </table>
           </div>
-          <Pager back={pages.length > 1 ? () => setPages(pages.slice(0, -1)) : undefined} forward={data.next ? () => setPages([...pages, data.next!]) : undefined} />
+          {pages.pager(data.next)}
         </>
       )}
       <h2>Search images</h2>
       <SearchForms />
     </section>
   );
+}
+
+/**
+ * The pages of a keyset-paginated list: the cursors of the pages visited so far ('' the first), so
+ * Previous goes back one and Next follows the answer's `next`. `reset` starts again (a new filter).
+ */
+export function useKeysetPages() {
+  const [pages, setPages] = useState<string[]>(['']);
+  return {
+    last: pages[pages.length - 1]!,
+    reset: () => setPages(['']),
+    pager: (next: string | undefined) => <Pager back={pages.length > 1 ? () => setPages(pages.slice(0, -1)) : undefined} forward={next ? () => setPages([...pages, next]) : undefined} />,
+  };
 }
 
 export function Pager({ back, forward }: { back?: () => void; forward?: () => void }) {

@@ -3,7 +3,7 @@ import { api, qs, type Platform, type TagRow } from '../api.js';
 import { imageHref } from '../router.js';
 import { shortDigest } from '../format.js';
 import { CopyButton, ErrorNote, Link, Loading, Size, Time, useLoad } from '../ui.js';
-import { Pager } from './home.js';
+import { useKeysetPages } from './home.js';
 import { TagActions } from './tag-actions.js';
 import { usePermissions } from '../actions.js';
 
@@ -19,8 +19,8 @@ export const platformText = (p: Partial<Platform>) => [p.os, p.architecture, p.v
 /** A repository's tags, a page at a time, with the pull command. */
 export function Repository({ name, signedIn = false }: { name: string; signedIn?: boolean }) {
   const [sort, setSort] = useState('-pushed');
-  const [pages, setPages] = useState<string[]>(['']);
-  const last = pages[pages.length - 1]!;
+  const pages = useKeysetPages();
+  const last = pages.last;
   // Governance (tag-actions.tsx): the buttons the registry says the caller may use; a change reloads the page of tags.
   const perms = usePermissions({ repository: name }, signedIn).data;
   const governs = !!perms && ['delete', 'promote'].some((a) => perms.actions.includes(a));
@@ -42,7 +42,7 @@ export function Repository({ name, signedIn = false }: { name: string; signedIn?
           value={sort}
           onChange={(e) => {
             setSort((e.target as HTMLSelectElement).value);
-            setPages(['']);
+            pages.reset();
           }}
         >
           {sorts.map(([v, text]) => (
@@ -100,7 +100,7 @@ export function Repository({ name, signedIn = false }: { name: string; signedIn?
               </tbody>
             </table>
           </div>
-          <Pager back={pages.length > 1 ? () => setPages(pages.slice(0, -1)) : undefined} forward={data.next ? () => setPages([...pages, data.next!]) : undefined} />
+          {pages.pager(data.next)}
         </>
       )}
     </section>
