@@ -420,17 +420,22 @@ describe('two replicas on PostgreSQL and S3', { skip }, () => {
     }
     assert.ok(runs >= 6, `GC ran ${runs} times during the pushes`);
     await x.registry.gc();
-    for (const p of pushed) {
-      for (const c of both) {
-        const m = await c.req('GET', `/v2/${p.repo}/manifests/${p.tag}`, { headers: { accept: p.img.mediaType } });
-        assert.equal(m.status, 200, `${p.repo}:${p.tag}`);
-        for (const blob of [...p.img.layers, p.img.config]) {
-          const got = await c.req('GET', `/v2/${p.repo}/blobs/${sha256(blob)}`);
-          assert.equal(got.status, 200);
-          assert.equal(sha256(got.body), sha256(blob));
+    // Every pushed image, through each replica; 16 readers at once, as the pushers were many.
+    const checks = pushed.flatMap((p) => both.map((c) => ({ p, c })));
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        for (let next = checks.shift(); next; next = checks.shift()) {
+          const { p, c } = next;
+          const m = await c.req('GET', `/v2/${p.repo}/manifests/${p.tag}`, { headers: { accept: p.img.mediaType } });
+          assert.equal(m.status, 200, `${p.repo}:${p.tag}`);
+          for (const blob of [...p.img.layers, p.img.config]) {
+            const got = await c.req('GET', `/v2/${p.repo}/blobs/${sha256(blob)}`);
+            assert.equal(got.status, 200, `${p.repo}@${sha256(blob)}`);
+            assert.equal(sha256(got.body), sha256(blob));
+          }
         }
-      }
-    }
+      }),
+    );
     for (const [i, g] of garbage.entries()) assert.equal(await x.registry.metadata.blob(sha256(g.config)), undefined, `garbage g${i} collected`);
   });
 });
