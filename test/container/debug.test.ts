@@ -48,7 +48,8 @@ test('the debugging shell gets a terminal when kiln has one (through tmux)', { s
   execFileSync('tmux', ['new-session', '-d', '-s', session, '-x', '150', '-y', '30', cmd]);
   const pane = () => execFileSync('tmux', ['capture-pane', '-p', '-t', session], { encoding: 'utf8' });
   try {
-    for (let i = 0; i < 300 && !/\$ $/m.test(pane()); i++) await new Promise((r) => setTimeout(r, 50));
+    // capture-pane trims trailing blanks: the prompt "/w $ " reads "/w $".
+    for (let i = 0; i < 300 && !/ \$ ?$/m.test(pane()); i++) await new Promise((r) => setTimeout(r, 50));
     execFileSync('tmux', ['send-keys', '-t', session, 'tty && cat /tmp/partial', 'Enter']);
     for (let i = 0; i < 100 && !pane().includes('partial\n'); i++) await new Promise((r) => setTimeout(r, 50));
     const seen = pane();
