@@ -8,7 +8,7 @@ import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isScalar, type Node } from 'yaml';
 import { normalize } from '../reference/reference.js';
 import { parseCacheFrom, parseCacheTo, type CacheTo } from '../build/cache-transfer.js';
-import { parseOutput, type Output } from '../build/export.js';
+import { multiPlatformRefusal, parseOutput, type Output } from '../build/export.js';
 import { parseNamedContext, parsePlatforms, parseSecret, type NamedContextSpec, type SecretSpec } from '../build/inputs.js';
 import type { Platform } from '../oci/types.js';
 import { BakeFileInvalid } from './errors.js';
@@ -201,7 +201,8 @@ function buildFields(t: Record<string, unknown>, at: string[], base: string, fai
   });
   if (outputs.length > 1) fail([...at, 'output'], 'only one output is supported');
   const output = outputs[0] ?? { type: 'image' as const };
-  if (platforms.length > 1 && output.type !== 'image' && output.type !== 'oci') fail([...at, 'output'], `type=${output.type} holds one platform, and platforms names ${platforms.length}: write an OCI archive (type=oci)`);
+  const refusal = multiPlatformRefusal(output, platforms.length);
+  if (refusal) fail([...at, 'output'], refusal);
   const attest = each('attest', parseAttest);
   const contexts: NamedContextSpec[] = [];
   for (const [name, value] of Object.entries(stringMap(t.contexts, [...at, 'contexts'], fail))) {

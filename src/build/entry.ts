@@ -9,7 +9,7 @@ import type { StoredImage } from '../store/store.js';
 import { formatPlatform } from '../store/store.js';
 import { UsageError } from '../errors.js';
 import { BuildCancelled } from './errors.js';
-import { exportIndex, exportResult, type Output } from './export.js';
+import { exportIndex, exportResult, multiPlatformRefusal, type Output } from './export.js';
 import { createSnapshotter } from '../snapshot/index.js';
 import { checkEmulatorsFor, Limiter, solve, type BuildRequest, type BuildResult, type RunFailure } from './solver.js';
 import { addInlineCache, exportCache, importCaches, type CacheTo } from './cache-transfer.js';
@@ -54,9 +54,8 @@ const warningHints: Record<string, string> = {
 export async function build(spec: BuildSpec): Promise<Built> {
   const { request, platforms, output } = spec;
   const { store } = request;
-  if (platforms.length > 1 && output.type !== 'image' && output.type !== 'oci') {
-    throw new UsageError(`output type=${output.type} holds one platform, and ${platforms.length} platforms are asked for: write an OCI archive (type=oci), or build each platform on its own`);
-  }
+  const refusal = multiPlatformRefusal(output, platforms.length);
+  if (refusal) throw new UsageError(`output ${refusal}`);
   const warn = (m: string) => request.progress.warn(m);
   const cacheSources = await importCaches(spec.cacheFrom, warn);
   const solved = platforms.length > 1 ? await solveEach(spec, cacheSources) : [{ ...(platforms[0] ? { platform: platforms[0] } : {}), result: await solveOne(spec, cacheSources) }];

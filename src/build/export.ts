@@ -1,9 +1,12 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { tempPathFor } from '../store/atomic.js';
 import type { Store, StoredImage } from '../store/store.js';
 import type { Descriptor, Index, Manifest, Platform } from '../oci/types.js';
+import { formatPlatform } from '../oci/platform.js';
+import type { LayerRef } from '../snapshot/snapshotter.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { StageResult } from './solver.js';
 import { UsageError } from '../errors.js';
@@ -18,8 +21,12 @@ export type Output =
    * tar=false, an OCI image layout directory at `dest` instead of an archive.
    */
   | { type: 'oci' | 'docker'; dest: string; names?: string[]; layout?: boolean }
-  | { type: 'tar'; dest: string }
-  | { type: 'local'; dest: string };
+  /**
+   * A flat filesystem, as a tar archive or a directory. `platformSplit` (platform-split=): a
+   * multi-platform build writes each platform under a directory of its own (default), or all of
+   * them merged into one tree (false).
+   */
+  | { type: 'tar' | 'local'; dest: string; platformSplit?: boolean };
 
 /**
  * `--output`'s comma-separated attributes, read as CSV as buildx reads them: a quoted field may hold
@@ -68,9 +75,21 @@ export function parseOutput(spec: string): Output {
   }
   if (type === 'tar' || type === 'local') {
     if (!kv.dest) throw new UsageError(`--output type=${type} needs dest=PATH`);
-    return { type, dest: kv.dest };
+    const split = kv['platform-split'];
+    if (split !== undefined && !['true', 'false'].includes(split)) throw new UsageError(`--output: platform-split must be true or false, not "${split}"`);
+    return { type, dest: kv.dest, ...(split !== undefined ? { platformSplit: split === 'true' } : {}) };
   }
   throw new UsageError(`--output: unknown type "${type}" (image, registry, oci, docker, tar, local)`);
+}
+
+/**
+ * Why an output cannot take a build of `platforms` platforms, if it cannot: a docker archive holds
+ * one image (BuildKit exporter/oci/export.go: "docker exporter does not currently support exporting
+ * manifest lists"). Every other output takes an index (oci, image) or one tree per platform (local, tar).
+ */
+export function multiPlatformRefusal(output: Output, platforms: number): string | undefined {
+  if (platforms < 2 || output.type !== 'docker') return undefined;
+  return `type=docker holds one platform (a docker archive has no image index), and ${platforms} platforms are asked for: write an OCI archive (type=oci), or build each platform on its own`;
 }
 
 /**
@@ -94,25 +113,8 @@ export async function exportResult(store: Store, result: StageResult, tags: stri
     const { saveArchiveFile, saveLayout } = await import('../store/save.js'); // tar-stream, only for archive outputs
     if (output.layout) await saveLayout(store, items, output.dest);
     else await saveArchiveFile(store, items, output.type, output.dest);
-  } else if (output.type === 'tar') {
-    // Layer and snapshot code only for the file outputs that flatten the image.
-    const [{ createSnapshotter }, { packDirectory }] = await Promise.all([import('../snapshot/index.js'), import('../archive/index.js')]);
-    const snap = await createSnapshotter(store);
-    const view = await snap.view(result.layers, 'export');
-    const tmp = tempPathFor(output.dest);
-    try {
-      await pipeline(packDirectory(view.path), createWriteStream(tmp));
-      await rename(tmp, output.dest);
-    } catch (e) {
-      await rm(tmp, { force: true });
-      throw e;
-    } finally {
-      await view.release();
-    }
-  } else if (output.type === 'local') {
-    await mkdir(output.dest, { recursive: true });
-    const { applyLayer } = await import('../archive/index.js');
-    for (const l of result.layers) await applyLayer(store.content.open(l.digest), output.dest, { whiteouts: 'delete' });
+  } else if (output.type === 'tar' || output.type === 'local') {
+    await writeFlat(store, [{ layers: result.layers }], output);
   }
   // The lease is not dropped here: it is the whole process's, and kiln bake exports one image while
   // its other builds still have blobs written and not yet recorded. The command drops it at its end
@@ -126,7 +128,8 @@ export async function exportResult(store: Store, result: StageResult, tags: stri
  * under `tags`. The per-platform images get no entry of their own in index.json: the index holds them.
  */
 export async function exportIndex(store: Store, results: { platform: Platform; result: StageResult }[], tags: string[], output: Output): Promise<Descriptor> {
-  if (output.type !== 'image' && output.type !== 'oci') throw new UsageError(`--output type=${output.type} holds one platform: build each --platform on its own, or write an OCI archive (type=oci)`);
+  const refusal = multiPlatformRefusal(output, results.length);
+  if (refusal) throw new UsageError(`--output ${refusal}`);
   const manifests: Descriptor[] = [];
   for (const { platform, result } of results) {
     const config = await store.putJSON(result.config, MediaType.OciConfig);
@@ -138,7 +141,8 @@ export async function exportIndex(store: Store, results: { platform: Platform; r
   }
   const index: Index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests };
   const desc = await store.putJSON(index, MediaType.OciIndex);
-  await store.addImage(desc, [...(output.type === 'image' && output.name ? [output.name] : []), ...tags]);
+  await store.addImage(desc, [...(output.type === 'image' && output.name ? [output.name] : []), ...(output.type === 'tar' || output.type === 'local' ? [] : tags)]);
+  if (output.type === 'tar' || output.type === 'local') await writeFlat(store, results.map(({ platform, result }) => ({ platform, layers: result.layers })), output);
   if (output.type === 'oci') {
     // The archive's index.json names the image index (image-spec image-layout.md), with every image of it.
     const names = [...new Set([...tags, ...(output.names ?? [])].map((t) => normalize(t)))];
@@ -149,4 +153,84 @@ export async function exportIndex(store: Store, results: { platform: Platform; r
     else await saveArchiveFile(store, items, 'oci', output.dest);
   }
   return desc;
+}
+
+/**
+ * The flat filesystem outputs (type=local, type=tar) of one image or of each platform's. Several
+ * platforms go under a directory each, named by the platform with "/" as "_" (linux_amd64,
+ * linux_arm_v7), as BuildKit's local and tar exporters do (exporter/local/export.go:
+ * platformDirStat); with platform-split=false they are merged into one tree, and a file two
+ * platforms both have is an error naming it (BuildKit: "cannot overwrite … when split option is
+ * disabled"). Nothing is visible at `dest` until it is whole: the tree is written beside it and
+ * renamed into place (a directory that exists is written into, as `docker build -o` does).
+ */
+async function writeFlat(store: Store, trees: { platform?: Platform; layers: LayerRef[] }[], output: { type: 'tar' | 'local'; dest: string; platformSplit?: boolean }): Promise<void> {
+  // Layer and snapshot code only for the outputs that flatten images.
+  const [{ createSnapshotter }, { packDirectory, applyLayer }] = await Promise.all([import('../snapshot/index.js'), import('../archive/index.js')]);
+  const split = trees.length > 1 && output.platformSplit !== false;
+  const dirOf = (p: Platform | undefined) => (split && p ? formatPlatform(p).replaceAll('/', '_') : '');
+  if (trees.length > 1 && !split) await refuseOverlaps(store, trees);
+  const apply = async (root: string) => {
+    for (const t of trees) {
+      const dir = join(root, dirOf(t.platform));
+      await mkdir(dir, { recursive: true });
+      for (const l of t.layers) await applyLayer(store.content.open(l.digest), dir, { whiteouts: 'delete' });
+    }
+  };
+  if (output.type === 'local') {
+    await mkdir(output.dest, { recursive: true });
+    return apply(output.dest);
+  }
+  const tmp = tempPathFor(output.dest);
+  try {
+    if (trees.length === 1) {
+      // One image packs straight from its snapshot: nothing is copied first.
+      const view = await (await createSnapshotter(store)).view(trees[0]!.layers, 'export');
+      try {
+        await pipeline(packDirectory(view.path), createWriteStream(tmp));
+      } finally {
+        await view.release();
+      }
+    } else {
+      const staging = await mkdtemp(join(dirname(resolve(output.dest)), '.kiln-export-'));
+      try {
+        await apply(staging);
+        await pipeline(packDirectory(staging), createWriteStream(tmp));
+      } finally {
+        await rm(staging, { recursive: true, force: true });
+      }
+    }
+    await rename(tmp, output.dest);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** platform-split=false: a path that is a file (not a directory) in two platforms' trees is refused before anything is written. */
+async function refuseOverlaps(store: Store, trees: { platform?: Platform; layers: LayerRef[] }[]): Promise<void> {
+  const { createSnapshotter } = await import('../snapshot/index.js');
+  const snap = await createSnapshotter(store);
+  const seen = new Map<string, string>();
+  for (const t of trees) {
+    const name = t.platform ? formatPlatform(t.platform) : 'the image';
+    const view = await snap.view(t.layers, 'export-check');
+    try {
+      for await (const rel of files(view.path, '')) {
+        const other = seen.get(rel);
+        if (other !== undefined) throw new UsageError(`--output platform-split=false: /${rel} is in both ${other} and ${name}; leave platform-split on (each platform under its own directory) or make the files differ by path`);
+        seen.set(rel, name);
+      }
+    } finally {
+      await view.release();
+    }
+  }
+}
+
+async function* files(root: string, rel: string): AsyncGenerator<string> {
+  for (const e of await readdir(join(root, rel), { withFileTypes: true })) {
+    const p = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) yield* files(root, p);
+    else yield p;
+  }
 }

@@ -10,7 +10,7 @@ import { parseCacheFrom, parseCacheTo } from '../build/cache-transfer.js';
 import { BuildContext } from '../build/context.js';
 import { cloneGitContext, isGitContext, parseGitContext } from '../build/gitcontext.js';
 import { fetchHTTPContext, isHTTPContext, newestMtime } from '../build/httpcontext.js';
-import { parseOutput } from '../build/export.js';
+import { multiPlatformRefusal, parseOutput } from '../build/export.js';
 import type { Platform } from '../oci/types.js';
 import { plainProgress, ttyProgress } from '../ui/progress.js';
 import { silentProgress } from '../build/progress.js';
@@ -113,7 +113,8 @@ export function registerBuildCommand(program: Command, globals: () => GlobalOpti
       const outputs = o.output.map(parseOutput);
       if (outputs.length > 1) throw new UsageError('only one --output is supported');
       const output = outputs[0] ?? { type: 'image' as const };
-      if (platforms.length > 1 && output.type !== 'image' && output.type !== 'oci') throw new UsageError(`--output type=${output.type} holds one platform, and --platform names ${platforms.length}: write an OCI archive (type=oci), or build each platform on its own`);
+      const refusal = multiPlatformRefusal(output, platforms.length);
+      if (refusal) throw new UsageError(`--output ${refusal}`);
       for (const t of o.tag) normalize(t);
       const pushNames = output.type === 'image' && (output.push || o.push) ? [...(output.name ? [output.name] : []), ...o.tag] : [];
       if (o.push && output.type !== 'image') throw new UsageError(`--push cannot be used with --output type=${output.type}`);

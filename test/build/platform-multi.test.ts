@@ -213,6 +213,32 @@ test('bad --platform values are usage errors', async () => {
   assert.match(docker.stderr, /holds one platform/);
 });
 
+// BuildKit's local and tar exporters put each platform under a directory of its own, "/" written
+// "_" (exporter/local/export.go: platformDirStat), or merge them with platform-split=false and
+// refuse a file both have ("cannot overwrite … when split option is disabled").
+test('-o type=local and type=tar of two platforms: a directory per platform, or merged with platform-split=false', { timeout: 60_000 }, async () => {
+  const dir = await context({ Dockerfile: 'FROM scratch\nARG TARGETARCH\nCOPY <<EOF /arch\n$TARGETARCH\nEOF\nCOPY <<EOF /only-$TARGETARCH\nx\nEOF\n' });
+  const local = join(work, 'split-local');
+  await kilnOk(root, ['build', '-q', '--platform', both, '-o', `type=local,dest=${local}`, dir]);
+  for (const p of [host, foreign]) assert.equal(await readFile(join(local, `linux_${p}`, 'arch'), 'utf8'), `${p}\n`);
+  const tar = join(work, 'split.tar');
+  await kilnOk(root, ['build', '-q', '--platform', both, '-o', `type=tar,dest=${tar}`, dir]);
+  const listed = execFileSync('tar', ['tf', tar], { encoding: 'utf8' }).split('\n').filter(Boolean).sort();
+  assert.deepEqual(listed, [`linux_${host}/`, `linux_${host}/arch`, `linux_${host}/only-${host}`, `linux_${foreign}/`, `linux_${foreign}/arch`, `linux_${foreign}/only-${foreign}`].sort());
+  // Merged: /arch is in both trees, so nothing is written and the file is named.
+  const merged = join(work, 'merged');
+  const clash = await kiln(root, ['build', '-q', '--platform', both, '-o', `type=local,dest=${merged},platform-split=false`, dir]);
+  assert.equal(clash.code, 2, clash.stderr);
+  assert.match(clash.stderr, new RegExp(`/arch is in both linux/${host} and linux/${foreign}`));
+  assert.ok(!existsSync(merged));
+  const apart = await context({ Dockerfile: 'FROM scratch\nARG TARGETARCH\nCOPY <<EOF /only-$TARGETARCH\nx\nEOF\n' });
+  await kilnOk(root, ['build', '-q', '--platform', both, '-o', `type=local,dest=${merged},platform-split=false`, apart]);
+  assert.deepEqual(execFileSync('ls', [merged], { encoding: 'utf8' }).split('\n').filter(Boolean).sort(), [`only-${host}`, `only-${foreign}`].sort());
+  const bad = await kiln(root, ['build', '--platform', both, '-o', `type=tar,dest=${tar},platform-split=maybe`, dir]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /platform-split must be true or false, not "maybe"/);
+});
+
 test('kiln run --platform of an image that lacks it names what it has', async () => {
   const r = await kiln(root, ['run', '--rm', '--platform', 'linux/ppc64le', 'busybox', 'true']);
   assert.notEqual(r.code, 0);
