@@ -10,10 +10,13 @@
 //      X2 the stage reads TARGETARCH (GOARCH=$TARGETARCH go build): it runs once per platform, so
 //         both platforms are twice the work. Its floor is the machine's: the same command run twice
 //         at once against once, with no build tool at all, is printed beside it.
+//   A  (opt-in: --only A) apt-get on Debian under emulation: `apt-get update && apt-get install hello`
+//      for the foreign platform from the debian-multi fixture (debootstrapped for both, minutes once),
+//      kiln against buildah, as E.
 // Every build is cold (fresh store, loaded from the busybox-multi fixture); the order of the two
 // sides alternates between repetitions; medians of --reps, wall seconds, as a markdown table.
 //
-//   npx tsc -p . && node dist/bench/platform.js [--reps 3] [--only E,X]   (KILN_BENCH_DIR: where stores go)
+//   npx tsc -p . && node dist/bench/platform.js [--reps 3] [--only E,X,A]   (KILN_BENCH_DIR: where stores go)
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -48,18 +51,20 @@ function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promis
 
 const multi = execFileSync('bash', [join(repoRoot, 'scripts', 'fixtures.sh'), 'busybox-multi'], { encoding: 'utf8' }).trim();
 
-/** A fresh kiln store holding the busybox index (both platforms). */
-function kilnStore(): string {
+const debianMulti = only.has('A') ? execFileSync('bash', [join(repoRoot, 'scripts', 'fixtures.sh'), 'debian-multi'], { encoding: 'utf8' }).trim() : '';
+
+/** A fresh kiln store holding the busybox index (both platforms), or another fixture's. */
+function kilnStore(archive = multi): string {
   const root = mkdtempSync(join(base, 'kiln-'));
-  execFileSync('node', [kilnMain, '--root', root, 'load', '-i', multi], { stdio: 'ignore' });
+  execFileSync('node', [kilnMain, '--root', root, 'load', '-i', archive], { stdio: 'ignore' });
   return root;
 }
 
-/** A fresh buildah store holding busybox for `arch` only, from the same index. */
-function buildahStore(arch: string): string[] {
+/** A fresh buildah store holding busybox (or `name` from `archive`) for `arch` only, from the same index. */
+function buildahStore(arch: string, archive = multi, name = 'docker.io/library/busybox:latest'): string[] {
   const dir = mkdtempSync(join(base, 'buildah-'));
   const storage = ['--root', join(dir, 'root'), '--runroot', join(dir, 'run'), '--storage-driver', 'overlay'];
-  execFileSync('skopeo', ['--override-arch', arch, 'copy', '-q', `oci-archive:${multi}`, `containers-storage:[overlay@${dir}/root+${dir}/run]docker.io/library/busybox:latest`], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync('skopeo', ['--override-arch', arch, 'copy', '-q', `oci-archive:${archive}`, `containers-storage:[overlay@${dir}/root+${dir}/run]${name}`], { stdio: ['ignore', 'ignore', 'inherit'] });
   return storage;
 }
 
@@ -95,6 +100,9 @@ async function bare(n: number): Promise<number> {
   return t;
 }
 
+// A: what an everyday Debian Dockerfile's first line costs under emulation.
+const apt = context('apt', 'FROM debian:bookworm\nRUN apt-get update && apt-get install -y --no-install-recommends hello && rm -rf /var/lib/apt/lists/*\nRUN hello\n');
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const rows: string[] = [];
 
@@ -102,26 +110,30 @@ async function main(): Promise<void> {
   const interp = `/proc/sys/fs/binfmt_misc/qemu-${foreign === 'arm64' ? 'aarch64' : 'x86_64'}`;
   if (!existsSync(interp)) throw new Error(`${interp} is not registered: install qemu-user-static and binfmt-support (scripts/setup.sh)`);
   const load0 = loadavg()[0]!;
-  if (only.has('E')) {
+  for (const [scenario, dir, archive, name, label] of [
+    ['E', emulated, multi, 'docker.io/library/busybox:latest', `E: 30 emulated RUN steps, linux/${foreign}`],
+    ['A', apt, debianMulti, 'docker.io/library/debian:bookworm', `A: apt-get update and install on Debian, emulated, linux/${foreign}`],
+  ] as const) {
+    if (!only.has(scenario)) continue;
     const k: number[] = [];
     const b: number[] = [];
     for (let rep = 0; rep < reps; rep++) {
       const order = rep % 2 === 0 ? ['kiln', 'buildah'] : ['buildah', 'kiln'];
       for (const tool of order) {
         if (tool === 'kiln') {
-          const root = kilnStore();
-          k.push(await timed('node', [kilnMain, '--root', root, 'build', '-q', '--platform', `linux/${foreign}`, '-t', 'bench:e', emulated]));
+          const root = kilnStore(archive);
+          k.push(await timed('node', [kilnMain, '--root', root, 'build', '-q', '--platform', `linux/${foreign}`, '-t', 'bench:e', dir]));
           rmSync(root, { recursive: true, force: true });
         } else {
-          const storage = buildahStore(foreign);
-          b.push(await timed('buildah', [...storage, 'bud', '--runtime', 'runc', '--layers', '-q', '--platform', `linux/${foreign}`, '-t', 'bench:e', emulated]));
+          const storage = buildahStore(foreign, archive, name);
+          b.push(await timed('buildah', [...storage, 'bud', '--runtime', 'runc', '--layers', '-q', '--platform', `linux/${foreign}`, '-t', 'bench:e', dir]));
           execFileSync('buildah', [...storage, 'rmi', '--all', '--force'], { stdio: 'ignore' });
           rmSync(dirname(storage[1]!), { recursive: true, force: true });
         }
       }
     }
     const r = median(k) / median(b);
-    rows.push(`| E: 30 emulated RUN steps, linux/${foreign} | kiln ${median(k).toFixed(2)} s | buildah ${median(b).toFixed(2)} s | ${r.toFixed(2)}× | ≤ 0.5× | ${r <= 0.5 ? 'yes' : 'no'} |`);
+    rows.push(`| ${label} | kiln ${median(k).toFixed(2)} s | buildah ${median(b).toFixed(2)} s | ${r.toFixed(2)}× | ${scenario === 'E' ? '≤ 0.5×' : '—'} | ${scenario === 'E' ? (r <= 0.5 ? 'yes' : 'no') : '—'} |`);
   }
   if (only.has('X')) {
     for (const [label, dir] of [['X1: a shared native stage (no TARGET* argument)', crossShared], ['X2: a native stage per target (ARG TARGETARCH)', crossPerTarget]] as const) {

@@ -5,7 +5,10 @@
 #   busybox-multi    busybox:latest as an OCI image index for linux/amd64 and linux/arm64: the other
 #                    architecture's busybox-static .deb comes from the configured mirror's pool, found
 #                    through its signed InRelease and Packages index (no dpkg --add-architecture needed)
-# Usage: scripts/fixtures.sh busybox|debian|busybox-multi [--docker]   prints the archive's path
+#   debian-multi     debian:bookworm as an index for linux/amd64 and linux/arm64: the other architecture
+#                    is debootstrapped with --foreign and its second stage runs under QEMU user-mode
+#                    emulation (qemu-user-static's binfmt_misc entry with the F flag); minutes, once
+# Usage: scripts/fixtures.sh busybox|debian|busybox-multi|debian-multi [--docker]   prints the archive's path
 # (--docker prints a docker-archive of the same image instead; busybox-multi has none: a docker-archive
 # holds one platform). umoci and skopeo, not kiln, write them,
 # so the fixtures double as images from independent tools.
@@ -74,8 +77,15 @@ make_rootfs_busybox() {
 }
 
 make_rootfs_debian() {
-  local root=$1
-  debootstrap --variant=minbase bookworm "$root" "$(apt_mirror)" >&2
+  # $2: a Debian architecture other than the host's: the first stage unpacks, the second stage runs
+  # the packages' scripts inside the new root under QEMU.
+  local root=$1 want=${2:-$arch}
+  if [ "$want" = "$arch" ]; then
+    debootstrap --variant=minbase bookworm "$root" "$(apt_mirror)" >&2
+  else
+    debootstrap --variant=minbase --arch "$want" --foreign bookworm "$root" "$(apt_mirror)" >&2
+    chroot "$root" /debootstrap/debootstrap --second-stage >&2
+  fi
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* 2>/dev/null || true
 }
 
@@ -99,23 +109,27 @@ build() {
 }
 
 # One image per architecture into one layout, then an OCI image index over them (image-spec
-# image-index.md: each descriptor with its platform) tagged busybox:latest.
+# image-index.md: each descriptor with its platform) tagged NAME:TAG.
 build_multi() {
-  local out=$1 work a tag; work=$(mktemp -d "$cache/.work.XXXXXX")
+  local name=$1 tag0=$2 cmd=$3 out=$4 work a tag; work=$(mktemp -d "$cache/.work.XXXXXX")
   trap 'rm -rf "$work"' RETURN
   umoci init --layout "$work/oci" >&2
   local entries=()
   for a in amd64 arm64; do
-    tag=latest-$a
-    local bb=$work/busybox-$a
-    if [ "$a" = "$arch" ]; then cp "$(host_busybox)" "$bb"; else fetch_busybox "$a" "$bb"; fi
-    make_rootfs_busybox "$work/rootfs-$a" "$bb"
+    tag=$tag0-$a
+    if [ "$name" = busybox ]; then
+      local bb=$work/busybox-$a
+      if [ "$a" = "$arch" ]; then cp "$(host_busybox)" "$bb"; else fetch_busybox "$a" "$bb"; fi
+      make_rootfs_busybox "$work/rootfs-$a" "$bb"
+    else
+      "make_rootfs_$name" "$work/rootfs-$a" "$a"
+    fi
     umoci new --image "$work/oci:$tag" >&2
     umoci unpack --image "$work/oci:$tag" "$work/bundle-$a" >&2
     cp -a "$work/rootfs-$a/." "$work/bundle-$a/rootfs/"
-    umoci repack --image "$work/oci:$tag" --history.created_by "kiln fixtures: busybox rootfs ($a)" "$work/bundle-$a" >&2
+    umoci repack --image "$work/oci:$tag" --history.created_by "kiln fixtures: $name rootfs ($a)" "$work/bundle-$a" >&2
     umoci config --image "$work/oci:$tag" --os linux --architecture "$a" \
-      --config.env "PATH=$path" --config.cmd sh --history.created_by 'CMD ["sh"]' >&2
+      --config.env "PATH=$path" --config.cmd "$cmd" --history.created_by "CMD [\"$cmd\"]" >&2
     entries+=("$(jq -c --arg t "$tag" --arg a "$a" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $t)
       | {mediaType, digest, size, platform: {architecture: $a, os: "linux"}}' "$work/oci/index.json")")
   done
@@ -124,21 +138,24 @@ build_multi() {
   printf '%s' "$idx" >"$work/index.blob"
   digest=$(sha256sum "$work/index.blob" | cut -d' ' -f1)
   mv "$work/index.blob" "$work/oci/blobs/sha256/$digest"
-  jq -c --arg d "sha256:$digest" --argjson s "$(printf '%s' "$idx" | wc -c)" \
-    '.manifests = [{mediaType: "application/vnd.oci.image.index.v1+json", digest: $d, size: $s, annotations: {"org.opencontainers.image.ref.name": "latest"}}]' \
+  jq -c --arg d "sha256:$digest" --argjson s "$(printf '%s' "$idx" | wc -c)" --arg t "$tag0" \
+    '.manifests = [{mediaType: "application/vnd.oci.image.index.v1+json", digest: $d, size: $s, annotations: {"org.opencontainers.image.ref.name": $t}}]' \
     "$work/oci/index.json" >"$work/index.json" && mv "$work/index.json" "$work/oci/index.json"
   umoci gc --layout "$work/oci" >&2
-  skopeo copy -q --all "oci:$work/oci:latest" "oci-archive:$work/out.tar:busybox:latest" >&2
+  skopeo copy -q --all "oci:$work/oci:$tag0" "oci-archive:$work/out.tar:$name:$tag0" >&2
   mv "$work/out.tar" "$out"
 }
 
 case "$which" in
-  busybox-multi)
-    out=$cache/busybox-multi.oci.tar; [ -s "$out" ] || build_multi "$out"
-    [ "${2:-}" != --docker ] || { echo "fixtures: busybox-multi has no docker-archive (it holds one platform)" >&2; exit 2; }
+  busybox-multi|debian-multi)
+    [ "${2:-}" != --docker ] || { echo "fixtures: $which has no docker-archive (a docker-archive holds one platform)" >&2; exit 2; }
+    out=$cache/$which.oci.tar
+    if [ ! -s "$out" ]; then
+      if [ "$which" = busybox-multi ]; then build_multi busybox latest sh "$out"; else build_multi debian bookworm bash "$out"; fi
+    fi
     echo "$out"; exit 0 ;;
   busybox) out=$cache/busybox-latest.oci.tar; [ -s "$out" ] || build busybox latest sh "$out" ;;
   debian)  out=$cache/debian-bookworm.oci.tar; [ -s "$out" ] || build debian bookworm bash "$out" ;;
-  *) echo "fixtures: unknown image $which (busybox|debian|busybox-multi)" >&2; exit 2 ;;
+  *) echo "fixtures: unknown image $which (busybox|debian|busybox-multi|debian-multi)" >&2; exit 2 ;;
 esac
 if [ "${2:-}" = --docker ]; then echo "${out%.oci.tar}.docker.tar"; else echo "$out"; fi
