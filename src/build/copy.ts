@@ -2,12 +2,11 @@
 // dockerfile frontend (dockerfile2llb/convert_copy.go) and its file op (tonistiigi/fsutil copy,
 // solver/llbsolver/file) do it. The layer is written straight from the sources: no sandbox, no mount.
 import { posix } from 'node:path';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { chmod, mkdtemp, rm, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { pipeline } from 'node:stream/promises';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import type { LayerEntry } from '../archive/index.js';
@@ -430,41 +429,6 @@ export function excludePatterns(patterns: string[]): ExcludeTest[] {
   if (patterns.length === 0) return [];
   const m = createIgnoreMatcher(patterns);
   return [{ test: (rel: string) => m.ignores(rel) }];
-}
-
-/** ADD of a URL: download to a temp directory; returns a tree with the one file and its name. */
-export async function downloadSource(url: string, step: CopyStep, file: string): Promise<{ tree: DirTree; name: string; cleanup: () => Promise<void> }> {
-  const fail = (m: string): never => {
-    throw new BuildStepError(file, step.line, `ADD failed: ${m}`);
-  };
-  const dir = await mkdtemp(join(tmpdir(), 'kiln-add-'));
-  const cleanup = () => rm(dir, { recursive: true, force: true });
-  try {
-    const res = await fetch(url, { redirect: 'follow' }).catch((e: Error) => fail(`cannot download ${url}: ${e.message}`));
-    if (!res.ok || !res.body) fail(`cannot download ${url}: HTTP ${res.status}`);
-    // BuildKit names the file after the URL path's last element, or __unnamed__ (convert_copy.go).
-    const base = posix.basename(new URL(url).pathname);
-    const name = base === '' || base === '/' || base === '.' ? '__unnamed__' : decodeURIComponent(base);
-    const path = join(dir, name);
-    // --checksum names its algorithm (sha256, sha384 or sha512; the frontend refused others).
-    const algorithm = step.checksum ? step.checksum.slice(0, step.checksum.indexOf(':')) : 'sha256';
-    const h = createHash(algorithm);
-    const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
-    body.on('data', (c: Buffer) => h.update(c));
-    await pipeline(body, createWriteStream(path, { mode: 0o600 }));
-    const digest = `${algorithm}:${h.digest('hex')}`;
-    if (step.checksum && step.checksum !== digest) fail(`checksum mismatch for ${url}: got ${digest}, expected ${step.checksum}`);
-    const lm = res.headers.get('last-modified');
-    const fh = await open(path, 'r+');
-    const t = lm ? new Date(lm) : new Date(0);
-    await fh.utimes(t, t);
-    await fh.chmod(0o600);
-    await fh.close();
-    return { tree: new DirTree(dir), name, cleanup };
-  } catch (e) {
-    await cleanup();
-    throw e;
-  }
 }
 
 /** Whether a local file is a tar archive ADD unpacks (plain, gzip, bzip2, xz). */

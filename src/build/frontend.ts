@@ -7,10 +7,13 @@ import type { ImageConfig, Platform } from '../oci/types.js';
 import type { LayerRef } from '../snapshot/snapshotter.js';
 import type { Store } from '../store/store.js';
 import { emptyLayer } from './empty-layer.js';
-import type { Copy } from './ops/copy.js';
+import { fetchedSources, type Copy, type Fetched } from './ops/copy.js';
 import type { Exec } from './ops/exec.js';
 import { runWorkdir, workdirKey } from './ops/file.js';
-import type { Node, Op, OpContext } from './ops/op.js';
+import type { GitSources } from './ops/git.js';
+import type { HttpSources } from './ops/http.js';
+import { copyMerges, linkBase } from './ops/merge.js';
+import type { Merge, Node, Op, OpContext, State } from './ops/op.js';
 import type { OpResult } from './scheduler.js';
 
 /** The op kinds a build has, with the state they share across its steps. */
@@ -18,6 +21,8 @@ export interface OpKinds {
   ctx: OpContext;
   exec: Exec;
   copy: Copy;
+  http: HttpSources;
+  git: GitSources;
 }
 
 export interface StageOpsOptions {
@@ -34,10 +39,13 @@ export interface StageOpsOptions {
   stage(index: number): Node;
 }
 
-/** The ops of a stage's steps, in order, each on the state the one before it leaves. */
-export function stageOps(kinds: OpKinds, program: StageProgram, base: Node, o: StageOpsOptions): Op[] {
+/** A step's node: its op, or for COPY --link the merge of its copy on scratch over its parent. */
+export type StepNode = Op | Merge;
+
+/** The nodes of a stage's steps, in order, each on the state the one before it leaves. */
+export function stageOps(kinds: OpKinds, program: StageProgram, base: Node, o: StageOpsOptions): StepNode[] {
   const total = program.steps.length + o.fromSteps;
-  const ops: Op[] = [];
+  const ops: StepNode[] = [];
   let parent = base;
   for (const [n, step] of program.steps.entries()) {
     const name = `[${o.platformLabel ? `${o.platformLabel} ` : ''}${o.label} ${n + 1 + o.fromSteps}/${total}] ${(step.title ?? step.instruction).replace(/\s+/g, ' ').trim()}`;
@@ -51,7 +59,7 @@ export function stageOps(kinds: OpKinds, program: StageProgram, base: Node, o: S
 
 type OpHead = Pick<Op, 'name' | 'parent' | 'inputs' | 'platform' | 'noCache' | 'lookAhead'>;
 
-function stepOp(kinds: OpKinds, step: Step, head: OpHead, nextCopy: CopyStep | undefined): Op {
+function stepOp(kinds: OpKinds, step: Step, head: OpHead, nextCopy: CopyStep | undefined): StepNode {
   const store = kinds.ctx.req.store;
   switch (step.kind) {
     case 'run':
@@ -67,8 +75,23 @@ function stepOp(kinds: OpKinds, step: Step, head: OpHead, nextCopy: CopyStep | u
       };
     case 'workdir':
       return { kind: 'op', ...head, key: async (parent) => workdirKey(step, parent.key), run: async (parent) => withEmptyLayer(store, await runWorkdir(kinds.ctx, step, parent.layers)) };
-    case 'copy':
-      return { kind: 'op', ...head, key: (parent) => kinds.copy.key(step, parent.key), run: async (parent) => withEmptyLayer(store, await kinds.copy.run(step, parent.layers)) };
+    case 'copy': {
+      // The repositories and URLs an ADD names are sources it reads, fetched once per build.
+      const { git, remote } = fetchedSources(step);
+      const file = kinds.ctx.file;
+      const sources = [...git.map((src) => [src, kinds.git.node(src, step, file)] as const), ...remote.map((url) => [url, kinds.http.node(url, step, file)] as const)];
+      const fetched = (inputs: readonly State[]): Fetched => new Map(sources.map(([src], i) => [src, inputs[head.inputs.length + i]!.files!]));
+      const copy = (h: OpHead): Op => ({
+        kind: 'op',
+        ...h,
+        inputs: [...h.inputs, ...sources.map(([, n]) => n)],
+        key: (parent, inputs) => kinds.copy.key(step, parent.key, fetched(inputs)),
+        run: async (parent, inputs) => withEmptyLayer(store, await kinds.copy.run(step, parent.layers, fetched(inputs))),
+      });
+      if (!copyMerges(step)) return copy(head);
+      // One progress step, as BuildKit groups the copy and its merge: the merge has no vertex.
+      return { kind: 'merge', inputs: [head.parent, copy({ ...head, parent: linkBase(head.platform, kinds.ctx.req.sourceDateEpoch) })] };
+    }
   }
 }
 

@@ -9,7 +9,8 @@ import type { LayerRef } from '../snapshot/snapshotter.js';
 import type { BuildCache } from './cache.js';
 import { BuildCancelled } from './errors.js';
 import type { ProgressSink } from './progress.js';
-import type { Node, Op, State } from './ops/op.js';
+import { mergeState } from './ops/merge.js';
+import type { Merge, Node, Op, State } from './ops/op.js';
 
 /** A counting semaphore bounding how many steps execute at once (--jobs). */
 export class Limiter {
@@ -84,7 +85,7 @@ export class Scheduler {
   }
 
   /** The state after `node`, solving what it needs first; each node is solved once per scheduler. */
-  solve(node: Op): Promise<OpResult>;
+  solve(node: Op | Merge): Promise<OpResult>;
   solve(node: Node): Promise<State>;
   solve(node: Node): Promise<State> {
     let p = this.solved.get(node);
@@ -93,7 +94,7 @@ export class Scheduler {
         this.known.set(node, node.state);
         p = Promise.resolve(node.state);
       } else {
-        p = node.kind === 'source' ? this.resolveSource(node) : this.solveOp(node);
+        p = node.kind === 'source' ? this.resolveSource(node) : node.kind === 'merge' ? this.solveMerge(node) : this.solveOp(node);
         p.then((s) => this.known.set(node, s), () => {});
       }
       this.solved.set(node, p);
@@ -108,6 +109,18 @@ export class Scheduler {
 
   private async resolveSource(node: Extract<Node, { resolve: unknown }>): Promise<State> {
     return node.resolve(await Promise.all(node.inputs.map((n) => this.solve(n))));
+  }
+
+  /**
+   * A merge does no work: its state is its inputs' layers in order. The inputs are solved one after
+   * the other, so a merged COPY starts (and numbers its vertex) once the state before it is known,
+   * as a plain COPY does. Its history is the last input's: the step the merge stands for.
+   */
+  private async solveMerge(node: Merge): Promise<OpResult> {
+    const states: State[] = [];
+    for (const n of node.inputs) states.push(this.stateNow(n) ?? (await this.solve(n)));
+    const last: Partial<OpResult> = states.at(-1)!;
+    return { ...mergeState(states as [State, ...State[]]), created: last.created ?? new Date(0).toISOString(), empty: last.empty ?? true, cached: last.cached ?? true };
   }
 
   private async solveOp(op: Op): Promise<OpResult> {

@@ -29,6 +29,8 @@ import { stageConfig, stageOps, type OpKinds } from './frontend.js';
 import { createNamedContexts } from './ops/context.js';
 import { createCopy } from './ops/copy.js';
 import { createExec, insecureRefused } from './ops/exec.js';
+import { createGitSources } from './ops/git.js';
+import { createHttpSources } from './ops/http.js';
 import { createImageSources, imageKey, imageLayers } from './ops/image.js';
 import type { OpContext, Source, State } from './ops/op.js';
 import { Limiter, Scheduler, type OpResult, type SharedSteps } from './scheduler.js';
@@ -216,7 +218,7 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
   };
   const contexts = createNamedContexts(ctx, named);
   const images = createImageSources(req, named, host, targetPlatform);
-  const kinds: OpKinds = { ctx, exec: createExec(ctx), copy: createCopy(ctx) };
+  const kinds: OpKinds = { ctx, exec: createExec(ctx), copy: createCopy(ctx), http: createHttpSources(), git: createGitSources() };
 
   const stage = (index: number): Promise<StageResult> => {
     let p = results.get(index);
@@ -387,7 +389,8 @@ export async function solve(req: BuildRequest): Promise<BuildResult> {
     if (plan.failOnWarnings && warnings.length) throw new KilnError(`${file}: lint violation found for rules: ${violated} (# check=error=true): ${warnings.map((w) => w.message ?? String(w)).join('; ')}`);
     return { ...result, warnings, plan, allKeys, cacheMounts: kinds.exec.cacheMounts, cache };
   } finally {
-    await kinds.copy.cleanup();
+    await kinds.http.cleanup();
+    await kinds.git.cleanup();
   }
 }
 

@@ -120,6 +120,11 @@ export async function homeDirectory(rootfs: string, uid: number): Promise<string
 }
 
 /** BuildKit parseUID: "root" is 0, otherwise a base-10 integer that fits in 32 bits. */
+/** Whether a --chown spec names a user or group by name, to be looked up in the root filesystem's /etc/passwd or /etc/group. */
+export function chownNamesAccount(spec: string): boolean {
+  return spec.split(':', 2).some((part) => part !== '' && !/^[+-]?[0-9]+$/.test(part) && part !== 'root');
+}
+
 function chownId(s: string): number | undefined {
   if (s === 'root') return 0;
   if (!/^[+-]?[0-9]+$/.test(s)) return undefined;

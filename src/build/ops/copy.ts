@@ -1,5 +1,6 @@
-// COPY and ADD as a copy op: files of the context, another stage, an image, a URL or a repository,
-// written as a layer over the parent; keyed by the content it copies, never by when it was copied.
+// COPY and ADD as a copy op: files of the context, another stage, an image, or of the http and git
+// sources it reads (ops/http.ts, ops/git.ts: fetched by them, only copied here), written as a layer
+// over the parent; keyed by the content it copies, never by when it was copied.
 
 import { join, posix } from 'node:path';
 import { isGitSource } from '../../dockerfile/dispatch.js';
@@ -8,12 +9,12 @@ import { resolveChown } from '../../sandbox/user.js';
 import { pathInfo, type LayerRef } from '../../snapshot/snapshotter.js';
 import { cacheKey } from '../cache.js';
 import { BuildContext } from '../context.js';
-import { archiveKind, chmodOf, contextDigest, copyEntries, destInfo, downloadSource, excludePatterns, sameDestInfo, selectSources, unpackArchive, type DestInfo, type Selection } from '../copy.js';
+import { archiveKind, chmodOf, contextDigest, copyEntries, destInfo, excludePatterns, sameDestInfo, selectSources, unpackArchive, type DestInfo, type Selection } from '../copy.js';
 import { BuildCancelled, BuildStepError } from '../errors.js';
-import { cloneGitContext, parseGitSource, type GitSourceSpec } from '../gitcontext.js';
 import { DirTree, type SourceTree } from '../tree.js';
 import { writeEntries } from './layer.js';
-import type { OpContext } from './op.js';
+import { isUrl } from './http.js';
+import type { FetchedFiles, OpContext } from './op.js';
 
 /** What a COPY read of its parent image: its path queries with their answers, and its --chown. */
 interface ParentReads {
@@ -27,18 +28,21 @@ interface PreparedCopy {
   reads: ParentReads;
 }
 
-/** COPY/ADD's key and execution, with what a build's COPYs share: clones, content keys, prepared copies. */
+/** The files of the http and git sources a step reads, by the source as the step names it. */
+export type Fetched = ReadonlyMap<string, FetchedFiles>;
+
+/** COPY/ADD's key and execution, with what a build's COPYs share: content keys, prepared copies. */
 export interface Copy {
-  key(step: CopyStep, parent: string): Promise<string>;
-  run(step: CopyStep, layers: LayerRef[]): Promise<LayerRef | undefined>;
+  key(step: CopyStep, parent: string, fetched: Fetched): Promise<string>;
+  run(step: CopyStep, layers: LayerRef[], fetched: Fetched): Promise<LayerRef | undefined>;
   /** Start `step` while the RUN before it runs on `layers` (the RUN's parent), when a --jobs slot is free. */
   prepareAhead(step: CopyStep, layers: LayerRef[]): void;
-  /** Remove the repositories the build cloned. */
-  cleanup(): Promise<void>;
 }
 
-export function isUrl(s: string): boolean {
-  return /^https?:\/\//i.test(s);
+/** The sources of an ADD that the http and git sources fetch: repositories, and the other URLs. */
+export function fetchedSources(step: CopyStep): { git: string[]; remote: string[] } {
+  const git = step.add && !step.from ? step.sources.filter(isGitSource) : [];
+  return { git, remote: step.add && !step.from ? step.sources.filter((s) => isUrl(s) && !git.includes(s)) : [] };
 }
 
 export function createCopy(ctx: OpContext): Copy {
@@ -46,33 +50,28 @@ export function createCopy(ctx: OpContext): Copy {
   // COPYs prepared while the RUN before them runs (see prepareAhead).
   const preparedCopies = new Map<CopyStep, Promise<PreparedCopy | undefined>>();
   const copyContentKeys = new Map<CopyStep, Promise<unknown>>();
-  /** Repositories ADD names, cloned once per build (for the key and the copy), removed when it ends. */
-  const gitClones = new Map<string, Promise<{ dir: string; commit: string; spec: GitSourceSpec; cleanup: () => Promise<void> }>>();
+  const none: Fetched = new Map();
 
   /** The step's cache key: parent key + definition + the content of what it copies. */
-  async function key(step: CopyStep, parent: string): Promise<string> {
-    return cacheKey(parent, { copy: await contentKeyOf(step), dest: step.destPath, chown: step.chown, chmod: step.chmod, exclude: step.exclude, parents: step.parents, add: step.add, heredocs: step.heredocs, unpack: step.unpack });
+  async function key(step: CopyStep, parent: string, fetched: Fetched): Promise<string> {
+    return cacheKey(parent, { copy: await contentKeyOf(step, fetched), dest: step.destPath, chown: step.chown, chmod: step.chmod, exclude: step.exclude, parents: step.parents, add: step.add, heredocs: step.heredocs, unpack: step.unpack });
   }
 
-  async function run(step: CopyStep, layers: LayerRef[]): Promise<LayerRef | undefined> {
+  async function run(step: CopyStep, layers: LayerRef[], fetched: Fetched): Promise<LayerRef | undefined> {
     const prepared = await preparedCopies.get(step);
     preparedCopies.delete(step);
     if (prepared && (await parentAgrees(step, prepared.reads, layers))) return prepared.layer;
-    return executeCopy(step, layers);
-  }
-
-  async function cleanup(): Promise<void> {
-    for (const c of gitClones.values()) await (await c.catch(() => undefined))?.cleanup();
+    return executeCopy(step, layers, fetched);
   }
 
   /** A COPY's sources as its key names them, computed once per step (prepareAhead starts it early). */
-  function contentKeyOf(step: CopyStep): Promise<unknown> {
+  function contentKeyOf(step: CopyStep, fetched: Fetched): Promise<unknown> {
     let content = copyContentKeys.get(step);
-    if (!content) copyContentKeys.set(step, (content = copyContentKey(step)));
+    if (!content) copyContentKeys.set(step, (content = copyContentKey(step, fetched)));
     return content;
   }
 
-  async function copyContentKey(step: CopyStep): Promise<unknown> {
+  async function copyContentKey(step: CopyStep, fetched: Fetched): Promise<unknown> {
     const dirCtx = step.from && 'image' in step.from ? ctx.namedDir(step.from.image) : undefined;
     if (dirCtx) {
       const tree = await ctx.namedTree(dirCtx);
@@ -80,63 +79,19 @@ export function createCopy(ctx: OpContext): Copy {
       return { named: await contextDigest(tree, sel, excludePatterns(step.exclude), req.signal) };
     }
     if (step.from) return { from: await ctx.sourceKey(step.from, step.line), sources: step.sources };
-    const git = step.add ? step.sources.filter(isGitSource) : [];
-    const remote = step.add ? step.sources.filter((s) => isUrl(s) && !git.includes(s)) : [];
+    const { git, remote } = fetchedSources(step);
     const local = step.sources.filter((s) => !remote.includes(s) && !git.includes(s));
-    const parts: unknown[] = [];
-    // A repository is keyed by the commit it resolves to, never by its clone's files (.git differs).
-    for (const src of git) {
-      const { commit, spec } = await gitSource(src, step);
-      parts.push({ git: spec.url, commit, subdir: spec.subdir, keepGitDir: spec.keepGitDir });
-    }
+    // The sources' own keys: a repository's commit (never its clone's files), a URL's checksum or content.
+    const parts: unknown[] = git.map((src) => fetchedFiles(fetched, src).keyPart);
     if (local.length) {
       const sel = await selectSources({ step: { ...step, sources: local, heredocs: [] }, file, tree: req.context }, async () => true);
       parts.push(await contextDigest(req.context, sel, excludePatterns(step.exclude), req.signal));
     }
-    for (const url of remote) {
-      if (step.checksum) parts.push({ url, checksum: step.checksum });
-      else {
-        const dl = await downloadSource(url, step, file);
-        try {
-          const f = (await dl.tree.stat(dl.name))!;
-          parts.push({ url, content: await contextDigest(dl.tree, [{ file: f, target: '/' }], []) });
-        } finally {
-          await dl.cleanup();
-        }
-      }
-    }
+    for (const url of remote) parts.push(fetchedFiles(fetched, url).keyPart);
     return parts;
   }
 
-  function gitSource(src: string, step: CopyStep) {
-    const keepGitDir = step.keepGitDir || parseGitSource(src).keepGitDir === true;
-    const id = `${keepGitDir}\0${src}`;
-    let p = gitClones.get(id);
-    if (!p) {
-      p = (async () => {
-        const spec = { ...parseGitSource(src), keepGitDir };
-        const clone = await cloneGitContext(spec, { keepGitDir }).catch((e: Error) => {
-          throw new BuildStepError(file, step.line, `ADD failed: ${/not found|couldn't find remote ref|did not match any/i.test(e.message) ? `repository does not contain ref ${spec.ref}: ` : ''}${e.message}`);
-        });
-        // --checksum (and ?commit=) name the commit the ref must be: in full or a prefix of it.
-        // A refused clone is removed here: the build's final cleanup sees only clones that resolved.
-        for (const want of [step.checksum, spec.commit]) {
-          if (want === undefined) continue;
-          const refusal = !/^[0-9a-f]+$/.test(want)
-            ? `invalid checksum ${JSON.stringify(want)}: expected hex commit hash`
-            : !clone.commit.startsWith(want) ? `expected checksum to match ${want}, got ${clone.commit}` : undefined;
-          if (refusal === undefined) continue;
-          await clone.cleanup();
-          throw new BuildStepError(file, step.line, `ADD failed: ${refusal}`);
-        }
-        return { ...clone, spec };
-      })();
-      gitClones.set(id, p);
-    }
-    return p;
-  }
-
-  async function executeCopy(step: CopyStep, layers: LayerRef[], reads?: ParentReads): Promise<LayerRef | undefined> {
+  async function executeCopy(step: CopyStep, layers: LayerRef[], fetched: Fetched, reads?: ParentReads): Promise<LayerRef | undefined> {
     const cleanups: (() => Promise<void>)[] = [];
     const fail = (msg: string): never => {
       throw new BuildStepError(file, step.line, msg);
@@ -169,13 +124,12 @@ export function createCopy(ctx: OpContext): Copy {
       let owner: { uid: number; gid: number } | undefined;
       if (step.chown) owner = await resolveChown(parentView.path, step.chown).catch((e: Error) => fail(e.message));
       if (reads) reads.owner = owner;
-      const git = step.add && !step.from ? step.sources.filter(isGitSource) : [];
-      const remote = step.add && !step.from ? step.sources.filter((s) => isUrl(s) && !git.includes(s)) : [];
+      const { git, remote } = fetchedSources(step);
       const local = step.sources.filter((s) => !remote.includes(s) && !git.includes(s));
       const selections: { tree: SourceTree; sel: Selection[] }[] = [];
       // ADD of a repository copies its files (and .git with --keep-git-dir) into the destination directory.
       for (const src of git) {
-        const tree = new DirTree((await gitSource(src, step)).dir);
+        const tree = new DirTree((await fetchedFiles(fetched, src).open()).dir);
         selections.push({ tree, sel: [{ file: (await tree.stat(''))!, target: step.destPath.replace(/\/+$/, '') || '/' }] });
       }
       const count = step.sources.length + step.heredocs.length;
@@ -197,9 +151,9 @@ export function createCopy(ctx: OpContext): Copy {
         if (plain.length) selections.push({ tree, sel: plain });
       }
       for (const url of remote) {
-        const dl = await downloadSource(url, step, file);
-        cleanups.push(dl.cleanup);
-        const f = (await dl.tree.stat(dl.name))!;
+        const dl = await fetchedFiles(fetched, url).open();
+        const dlTree = new DirTree(dl.dir);
+        const f = (await dlTree.stat(dl.name))!;
         // A download is unpacked only when asked (ADD --unpack=true), as BuildKit does.
         const kind = step.unpack === true ? await archiveKind(f.abs) : undefined;
         if (kind) {
@@ -209,7 +163,7 @@ export function createCopy(ctx: OpContext): Copy {
           continue;
         }
         const target = dirDest || (await destIsDir(step.destPath)) ? posix.join(step.destPath, dl.name) : step.destPath;
-        selections.push({ tree: dl.tree, sel: [{ file: f, target }] });
+        selections.push({ tree: dlTree, sel: [{ file: f, target }] });
       }
       const heredocs = step.heredocs.map((h) => ({ target: dirDest || step.destPath.endsWith('/') ? posix.join(step.destPath, h.name) : step.destPath, content: h.content }));
       const all = [];
@@ -244,10 +198,11 @@ export function createCopy(ctx: OpContext): Copy {
       // the packing and the extraction slowed the RUN's own sandbox start and exit (S2: RUN sleep 3
       // took 3.5 s instead of 3.1). A cancelled build waits for the copy to stop and clean up, not
       // for the hashing, which only reads.
-      const copying = executeCopy(step, layers, reads);
+      // (A step that reads http or git sources is not prepared: it has no fetched files here.)
+      const copying = executeCopy(step, layers, none, reads);
       const hashing = copying.then(
-        () => contentKeyOf(step),
-        () => contentKeyOf(step),
+        () => contentKeyOf(step, none),
+        () => contentKeyOf(step, none),
       );
       hashing.catch(() => {}); // awaited by the COPY's key, or by nobody once cancelled
       const cancelled = new Promise<never>((_, reject) => {
@@ -280,5 +235,12 @@ export function createCopy(ctx: OpContext): Copy {
     }
   }
 
-  return { key, run, prepareAhead, cleanup };
+  return { key, run, prepareAhead };
+}
+
+/** The files the frontend gave a step for one of its sources (it makes an input of each). */
+function fetchedFiles(fetched: Fetched, src: string): FetchedFiles {
+  const f = fetched.get(src);
+  if (!f) throw new Error(`internal error: no http or git source for ${src}`);
+  return f;
 }

@@ -19,6 +19,19 @@ export interface State {
   layers: LayerRef[];
   /** Cache keys of the steps whose layers make up `layers`, in order. */
   keys: string[];
+  /** The files of an http or git source (ops/http.ts, ops/git.ts), which have no layers. */
+  files?: FetchedFiles;
+}
+
+/**
+ * Files a COPY/ADD reads from outside the build (a download, a repository's checkout): fetched once
+ * per build however many steps read them, removed when it ends.
+ */
+export interface FetchedFiles {
+  /** What names them in the key of a step that copies them. */
+  readonly keyPart: unknown;
+  /** Their directory and the entry in it to copy ('' for all of it), fetched on first use. */
+  open(): Promise<{ dir: string; name: string }>;
 }
 
 /**
@@ -49,7 +62,17 @@ export interface Op {
  */
 export type Source = { readonly kind: 'source'; readonly state: State } | { readonly kind: 'source'; readonly inputs: readonly Node[]; resolve(inputs: readonly State[]): Promise<State> };
 
-export type Node = Op | Source;
+/**
+ * States laid one over the other, as BuildKit's MergeOp does for COPY --link (ops/merge.ts): the
+ * layers of each input in order, with no work done and no layer of its own. Its key derives from
+ * its inputs' keys alone, so an input solved under any other state keeps its own key and layer.
+ */
+export interface Merge {
+  readonly kind: 'merge';
+  readonly inputs: readonly [Node, ...Node[]];
+}
+
+export type Node = Op | Source | Merge;
 
 /** What a step's key or execution may use of the build: its request and the services every op shares. */
 export interface OpContext {

@@ -226,3 +226,38 @@ test('testLocalCustomSessionID: a stage name given a local directory (--build-co
   assert.equal(await read(out, 'out1'), 'contents1');
   assert.equal(await read(out, 'out2'), 'contents2');
 });
+
+test('testMergeOpCache (client_mergeop_test.go), testCopyLinkDotDestDir: COPY --link is a copy on scratch merged over its base, cached and the same layer under another base; a plain COPY, --link --chmod and --link --chown=NAME run again', async () => {
+  // A file no other test copies, so the first build runs every COPY.
+  const dir = await b.context({
+    Dockerfile:
+      'ARG BASE=one\nFROM busybox AS one\nWORKDIR /one\nFROM busybox AS two\nWORKDIR /two\n' +
+      'FROM ${BASE} AS plain\nCOPY f /f\nFROM ${BASE} AS chmodded\nCOPY --link --chmod=0640 f /f\nFROM ${BASE} AS named\nCOPY --link --chown=nobody f /f\n' +
+      'FROM ${BASE} AS linked\nCOPY --link f /f\nCOPY --from=plain /f /plain\nCOPY --from=chmodded /f /chmodded\nCOPY --from=named /f /named\n',
+    f: `linked ${process.hrtime.bigint()}`,
+  });
+  /** Whether the build served the step titled `title` from the cache. */
+  const cached = (stderr: string, title: string) => {
+    const id = new RegExp(`^#(\\d+) ${title.replace(/[[\]/]/g, '\\$&')}$`, 'm').exec(stderr)?.[1];
+    assert.ok(id, `no step ${title} in:\n${stderr}`);
+    return new RegExp(`^#${id} CACHED$`, 'm').test(stderr);
+  };
+  const one = await b.build(dir, ['-t', 'link:one']);
+  assert.equal(one.code, 0, one.stderr);
+  assert.equal(cached(one.stderr, '[linked 1/4] COPY --link f /f'), false);
+  const two = await b.build(dir, ['-t', 'link:two', '--build-arg', 'BASE=two']);
+  assert.equal(two.code, 0, two.stderr);
+  assert.equal(cached(two.stderr, '[linked 1/4] COPY --link f /f'), true, two.stderr);
+  // Not merged: their layers depend on the base (BuildKit merges only without --chmod; a --chown
+  // name is looked up in the base's /etc/passwd).
+  for (const s of ['[plain 1/1] COPY f /f', '[chmodded 1/1] COPY --link --chmod=0640 f /f', '[named 1/1] COPY --link --chown=nobody f /f']) assert.equal(cached(two.stderr, s), false, `${s}:\n${two.stderr}`);
+  // busybox, the WORKDIR's layer, the linked copy's: the same layer over either base.
+  const [l1, l2] = [(await b.inspect('link:one')).RootFS.Layers, (await b.inspect('link:two')).RootFS.Layers];
+  assert.equal(l1.length, 6);
+  assert.notEqual(l1[1], l2[1]);
+  assert.equal(l1[2], l2[2]);
+  const out = await b.tree(dir, ['--build-arg', 'BASE=two']);
+  assert.equal(await read(out, 'f'), await read(out, 'plain'));
+  assert.equal((await stat(join(out, 'chmodded'))).mode & 0o777, 0o640);
+  await stat(join(out, 'two'));
+});
