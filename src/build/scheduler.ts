@@ -107,8 +107,11 @@ export class Scheduler {
     return node.kind === 'source' && 'state' in node ? node.state : this.known.get(node);
   }
 
-  private async resolveSource(node: Extract<Node, { resolve: unknown }>): Promise<State> {
-    return node.resolve(await Promise.all(node.inputs.map((n) => this.solve(n))));
+  private resolveSource(node: Extract<Node, { resolve: unknown }>): Promise<State> {
+    // A source that reads nothing starts resolving at once: a FROM's progress line starts in the
+    // turn its stage does, and a stage waiting on another's node resumes as soon as that one is done.
+    if (node.inputs.length === 0) return node.resolve([]);
+    return Promise.all(node.inputs.map((n) => this.solve(n))).then((states) => node.resolve(states));
   }
 
   /**

@@ -10,7 +10,8 @@ import { BuildContext } from '../context.js';
 import { contextDigest, copyEntries } from '../copy.js';
 import type { NamedContext } from '../solver.js';
 import { writeEntries } from './layer.js';
-import type { OpContext } from './op.js';
+import type { Platform } from '../../oci/types.js';
+import { emptyConfig, type BaseState, type OpContext, type Source } from './op.js';
 
 export interface NamedContexts {
   /** The directory a name stands for, if it names a directory context. */
@@ -23,6 +24,18 @@ export interface NamedContexts {
   base(dir: string): Promise<{ layer: LayerRef; key: string }>;
   /** Record the file hashes of every tree opened, for the next build. */
   save(): Promise<void>;
+}
+
+/** FROM <name of a directory context>: the directory is the base filesystem, as one layer, with the empty image's config. */
+export function directorySource(contexts: NamedContexts, dir: string, platform: Platform): Source {
+  return {
+    kind: 'source',
+    inputs: [],
+    async resolve(): Promise<BaseState> {
+      const d = await contexts.base(dir);
+      return { key: d.key, layers: [d.layer], keys: [d.key], config: emptyConfig(platform) };
+    },
+  };
 }
 
 export function createNamedContexts(ctx: OpContext, named: ReadonlyMap<string, NamedContext>): NamedContexts {

@@ -1,5 +1,6 @@
 // Image sources: a FROM or COPY --from reference resolved to a stored image (through --build-context
-// aliases and OCI layouts, pulled when missing as the pull policy allows), its layers, its key.
+// aliases and OCI layouts, pulled when missing as the pull policy allows), its layers, its key; and
+// the empty image, scratch.
 
 import { formatPlatform } from '../../dockerfile/platform.js';
 import { ImageUnknown } from '../../errors.js';
@@ -12,6 +13,8 @@ import { BuildStepError } from '../errors.js';
 import { loadOciLayout } from '../named.js';
 import type { BuildRequest, NamedContext } from '../solver.js';
 import { samePlatform } from '../../oci/platform.js';
+import type { ProgressSink } from '../progress.js';
+import { emptyConfig, type BaseState, type Source } from './op.js';
 
 export interface ImageSources {
   resolve(ref: string, line: number, platform?: Platform): Promise<StoredImage>;
@@ -26,6 +29,37 @@ export function imageKey(img: StoredImage): string {
 
 export function imageLayers(img: StoredImage): LayerRef[] {
   return img.manifest.layers.map((l, i) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, diffId: img.config.rootfs.diff_ids[i]! }));
+}
+
+/** The key of scratch, the empty state, for a platform. */
+export function scratchKey(platform: Platform): string {
+  return cacheKey('', { scratch: true, platform });
+}
+
+/**
+ * FROM scratch: no layers and no config (the stage's instructions start from none); FROM a name that
+ * --build-context gives as docker-image://scratch: no layers and the empty image's config.
+ */
+export function scratchSource(platform: Platform, o: { named: boolean }): Source {
+  const state: BaseState = { key: scratchKey(platform), layers: [], keys: [], config: o.named ? emptyConfig(platform) : undefined };
+  return { kind: 'source', state };
+}
+
+/**
+ * FROM <image>: the image resolved for the stage's platform, with its config and the base it
+ * records. `progress` reports the resolution as the stage's FROM step (vertex `id`, titled `title`).
+ */
+export function imageSource(images: ImageSources, ref: string, line: number, platform: Platform, progress: { sink: ProgressSink; id: number; title: string }): Source {
+  return {
+    kind: 'source',
+    inputs: [],
+    async resolve(): Promise<BaseState> {
+      progress.sink.start(progress.id, progress.title);
+      const img = await images.resolve(ref, line, platform);
+      progress.sink.done(progress.id);
+      return { key: imageKey(img), layers: imageLayers(img), keys: [], config: img.config, base: { name: images.baseName(ref), digest: img.manifestDescriptor.digest } };
+    },
+  };
 }
 
 /** Images resolved once per build, by reference and platform. */

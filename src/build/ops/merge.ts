@@ -7,6 +7,7 @@ import type { CopyStep } from '../../dockerfile/index.js';
 import type { Platform } from '../../oci/types.js';
 import { chownNamesAccount } from '../../sandbox/user.js';
 import { cacheKey } from '../cache.js';
+import { scratchKey } from './image.js';
 import type { Source, State } from './op.js';
 
 /**
@@ -28,7 +29,7 @@ export function copyMerges(step: CopyStep): boolean {
  * the key of FROM scratch, so `FROM scratch` + `COPY --link` keys its copy as before.
  */
 export function linkBase(platform: Platform, sourceDateEpoch: number | undefined): Source {
-  let key = cacheKey('', { scratch: true, platform });
+  let key = scratchKey(platform);
   if (sourceDateEpoch !== undefined) key = cacheKey(key, { sourceDateEpoch });
   return { kind: 'source', state: { key, layers: [], keys: [] } };
 }

@@ -2,9 +2,9 @@
 // Dockerfile frontend (build/frontend.ts) emits them, the scheduler (build/scheduler.ts) solves them.
 // An op owns its cache key and its execution; the scheduler owns the order, the cache and progress.
 
-import type { Platform } from '../../oci/types.js';
+import type { ImageConfig, Platform } from '../../oci/types.js';
 import type { LayerRef, Snapshotter } from '../../snapshot/snapshotter.js';
-import type { SourceRef } from '../../dockerfile/index.js';
+import type { SourceRef, StageProgram } from '../../dockerfile/index.js';
 import type { BuildCache } from '../cache.js';
 import type { BuildContext } from '../context.js';
 import type { Limiter } from '../scheduler.js';
@@ -73,6 +73,31 @@ export interface Merge {
 }
 
 export type Node = Op | Source | Merge;
+
+/**
+ * The state a stage starts from (its FROM): an image, a directory, scratch, or another stage, with
+ * the config that comes with it (undefined for scratch) for the stage's instructions to start from.
+ */
+export interface BaseState extends State {
+  config: ImageConfig | undefined;
+  /** FROM <stage>: that stage's program, whose build state (ARGs, ONBUILD) the stage inherits. */
+  program?: StageProgram;
+  /** The image it comes from, through FROM <stage> chains; none for scratch or a directory. */
+  base?: BaseImage;
+}
+
+/** A base image as the image-spec's base.name / base.digest annotations record it. */
+export interface BaseImage {
+  /** The FROM reference, normalised (docker.io/library/busybox:latest). */
+  name: string;
+  /** Manifest digest of the image actually used. */
+  digest: string;
+}
+
+/** The config of an empty image for `platform`: a directory context's, docker-image://scratch's. */
+export function emptyConfig(platform: Platform): ImageConfig {
+  return { architecture: platform.architecture, os: platform.os, config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
+}
 
 /** What a step's key or execution may use of the build: its request and the services every op shares. */
 export interface OpContext {
