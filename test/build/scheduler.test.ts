@@ -1,14 +1,18 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { RunStep, SourceRef } from '../../src/dockerfile/index.js';
-import { BuildCache } from '../../src/build/cache.js';
+import type { CopyStep, RunStep, SourceRef } from '../../src/dockerfile/index.js';
+import { BuildCache, cacheKey } from '../../src/build/cache.js';
 import { BuildContext } from '../../src/build/context.js';
 import { BuildCancelled, BuildStepError } from '../../src/build/errors.js';
 import { createExec } from '../../src/build/ops/exec.js';
 import { runWorkdir, workdirKey } from '../../src/build/ops/file.js';
-import type { Node, Op, OpContext, State } from '../../src/build/ops/op.js';
+import { createHttpSources } from '../../src/build/ops/http.js';
+import { linkBase } from '../../src/build/ops/merge.js';
+import type { Merge, Node, Op, OpContext, State } from '../../src/build/ops/op.js';
 import type { ProgressSink } from '../../src/build/progress.js';
 import { Limiter, Scheduler } from '../../src/build/scheduler.js';
 import type { BuildRequest } from '../../src/build/solver.js';
@@ -206,4 +210,88 @@ test('a cancelled build starts no further op', async (t) => {
   abort.abort();
   await assert.rejects(s.scheduler.solve(second), BuildCancelled);
   assert.deepEqual(s.played.map((p) => p.cmd), ['write a A 0']);
+});
+
+test('a merge lays its inputs\' layers in order with no step of its own; an input on scratch keeps its key and layer under another parent', async (t) => {
+  const root = await tempDir(t, 'kiln-scheduler-');
+  // COPY --link's shape: the step runs on scratch, and the merge puts its layer over the parent's.
+  const graph = (s: Awaited<ReturnType<typeof session>>, parentText: string) => {
+    const w = s.workdir('w', scratch, '/w');
+    const parent = s.run('parent', w, ['write', 'w/b', parentText, '0']);
+    const linked = s.run('linked', linkBase(hostPlatform(), undefined), ['write', 'l', 'L', '0']);
+    return { parent, linked, merge: { kind: 'merge', inputs: [parent, linked] } satisfies Merge };
+  };
+  const s = await session(root, 4);
+  const g = graph(s, 'B');
+  const m = await s.scheduler.solve(g.merge);
+  const [p, l] = [await s.scheduler.solve(g.parent), await s.scheduler.solve(g.linked)];
+  assert.deepEqual(m.layers, [...p.layers, ...l.layers]);
+  assert.deepEqual(m.keys, [...p.keys, ...l.keys]);
+  assert.equal(l.layers.length, 1);
+  assert.notEqual(m.key, p.key);
+  assert.notEqual(m.key, l.key);
+  assert.deepEqual(s.events.filter((e) => e.startsWith('start')), ['start w', 'start parent', 'start linked']);
+  const v = await s.ctx.snapshotter.view(m.layers, 'check');
+  try {
+    assert.equal(await readFile(join(v.path, 'w', 'b'), 'utf8'), 'B');
+    assert.equal(await readFile(join(v.path, 'l'), 'utf8'), 'L');
+  } finally {
+    await v.release();
+  }
+
+  // Another parent: the merged step is a cache hit with the very same layer; the merge's key changes.
+  const again = await session(root, 4);
+  const g2 = graph(again, 'B2');
+  const m2 = await again.scheduler.solve(g2.merge);
+  assert.deepEqual(again.played.map((x) => x.cmd), ['write w/b B2 0']);
+  assert.ok(again.events.includes('cached linked'), again.events.join('\n'));
+  assert.deepEqual(m2.layers.at(-1), m.layers.at(-1));
+  assert.equal(m2.keys.at(-1), m.keys.at(-1));
+  assert.notEqual(m2.key, m.key);
+  assert.equal(m2.cached, true);
+});
+
+test('an http source two ops read is fetched once, keyed by its content, and removed at the end; with a checksum a cached build fetches nothing', async (t) => {
+  let requests = 0;
+  const body = 'downloaded';
+  const server = createServer((_req, res) => (requests++, res.end(body)));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/file.txt`;
+  const root = await tempDir(t, 'kiln-scheduler-');
+  const build = async (checksum?: string) => {
+    const s = await session(root, 4);
+    const http = createHttpSources();
+    const source = http.node(url, { line: 1, checksum } as CopyStep, 'Dockerfile');
+    const read: string[] = [];
+    // Two steps that read the download (as two ADDs of one URL would): keyed by what the source's key names.
+    const reader = (name: string): Op => ({
+      kind: 'op', name, parent: scratch, inputs: [source], platform: hostPlatform(),
+      key: async (p, [src]) => cacheKey(p.key, { name, source: src!.files!.keyPart }),
+      run: async (_p, [src]) => {
+        const f = await src!.files!.open();
+        read.push(join(f.dir, f.name));
+        return undefined;
+      },
+    });
+    await Promise.all([s.scheduler.solve(reader('one')), s.scheduler.solve(reader('two'))]);
+    const state = await s.scheduler.solve(source);
+    await http.cleanup();
+    return { read, state, events: s.events };
+  };
+  const first = await build();
+  assert.equal(requests, 1);
+  assert.equal(first.read.length, 2);
+  assert.equal(first.read[0], first.read[1]);
+  assert.deepEqual(first.state.layers, []);
+  assert.match(JSON.stringify(first.state.files!.keyPart), /"content":"sha256:[0-9a-f]{64}"/);
+  await assert.rejects(stat(first.read[0]!), { code: 'ENOENT' });
+
+  const checksum = 'sha256:' + (await import('node:crypto')).createHash('sha256').update(body).digest('hex');
+  await build(checksum);
+  assert.equal(requests, 2);
+  const cached = await build(checksum);
+  assert.equal(requests, 2, 'a cached step keyed by the checksum downloads nothing');
+  assert.deepEqual(cached.read, []);
+  assert.deepEqual(cached.events.filter((e) => e.startsWith('cached')).sort(), ['cached one', 'cached two']);
 });
