@@ -12,6 +12,8 @@ import { multiPlatformRefusal, parseOutput, type Output } from '../build/export.
 import { parseNamedContext, parsePlatforms, parseSecret, type NamedContextSpec, type SecretSpec } from '../build/inputs.js';
 import type { Platform } from '../oci/types.js';
 import { BakeFileInvalid } from './errors.js';
+import { evaluateHcl, type HclDocument } from './hcl/bake.js';
+import { HclError } from './hcl/syntax.js';
 
 export interface BakeTarget {
   name: string;
@@ -48,28 +50,99 @@ export interface BakeTarget {
 }
 
 export interface BakeFile {
-  /** The path as the user gave it, for messages. */
+  /** The path as the user gave it, for messages (several files: their paths, comma-separated). */
   path: string;
+  /** The absolute directory of the (first) file: relative paths of the file are taken from it. */
+  dir: string;
   targets: Map<string, BakeTarget>;
   groups: Map<string, string[]>;
 }
 
-const targetFields = ['context', 'dockerfile', 'tags', 'args', 'target', 'labels', 'no-cache', 'test', 'platforms', 'output', 'cache-from', 'cache-to', 'secret', 'ssh', 'contexts', 'attest'];
+const targetFields = ['context', 'dockerfile', 'tags', 'args', 'target', 'labels', 'no-cache', 'test', 'platforms', 'output', 'cache-from', 'cache-to', 'secret', 'ssh', 'contexts', 'attest', 'inherits'];
 /** buildx fields kiln does not implement: rejected by name rather than silently ignored. */
-const unsupported = ['inherits', 'pull', 'dockerfile-inline', 'network', 'no-cache-filter', 'shm-size', 'ulimits', 'annotations', 'call', 'description', 'entitlements', 'matrix', 'name'];
+const unsupported = ['pull', 'dockerfile-inline', 'network', 'no-cache-filter', 'shm-size', 'ulimits', 'annotations', 'call', 'description', 'entitlements'];
+
+/** One file's document before validation, and where its keys were written ("file:line[:col]"). */
+interface Source {
+  top: Record<string, unknown>;
+  locate: (keys: string[]) => string | undefined;
+}
 
 export async function readBakeFile(path: string): Promise<BakeFile> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new BakeFileInvalid(`${path}: cannot read the bake file: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  return readBakeFiles([path]);
+}
+
+/**
+ * Read several bake files as one, as buildx does with repeated -f: later files override earlier
+ * ones attribute by attribute (a target's `tags` in docker-bake.override.hcl replaces the tags of
+ * docker-bake.hcl; fields it does not set stay). HCL files are evaluated together, so a variable
+ * of one is seen by the others (buildx merges their bodies).
+ */
+export async function readBakeFiles(paths: string[], env: Record<string, string | undefined> = process.env): Promise<BakeFile> {
+  const texts: { path: string; text: string }[] = [];
+  for (const path of paths) {
+    try {
+      texts.push({ path, text: await readFile(path, 'utf8') });
+    } catch (e) {
+      throw new BakeFileInvalid(`${path}: cannot read the bake file: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    }
   }
-  return parseBakeFile(text, path);
+  return parseBakeFiles(texts, env);
 }
 
 /** Parse a bake file; relative paths are taken from the file's directory. */
-export function parseBakeFile(text: string, path: string): BakeFile {
+export function parseBakeFile(text: string, path: string, env: Record<string, string | undefined> = process.env): BakeFile {
+  return parseBakeFiles([{ path, text }], env);
+}
+
+export function parseBakeFiles(files: { path: string; text: string }[], env: Record<string, string | undefined> = process.env): BakeFile {
+  if (files.length === 0) throw new BakeFileInvalid('no bake file');
+  // The format by extension, as buildx (bake/hcl.go): .hcl is HCL (kiln also takes JSON written
+  // there); anything else is YAML or JSON, and HCL when it is neither.
+  const isJson = (t: string) => {
+    try {
+      return typeof JSON.parse(t) === 'object';
+    } catch {
+      return false;
+    }
+  };
+  const hcl = files.filter((f) => (f.path.endsWith('.hcl') && !isJson(f.text)) || (!/\.(ya?ml|json|hcl)$/.test(f.path) && !isJson(f.text) && looksHcl(f.text)));
+  const sources: Source[] = [];
+  let hclAt = -1;
+  for (const f of files) {
+    if (hcl.includes(f)) {
+      if (hclAt < 0) hclAt = sources.length;
+      continue;
+    }
+    sources.push(yamlSource(f.text, f.path));
+  }
+  if (hcl.length) {
+    let evaluated: HclDocument;
+    try {
+      evaluated = evaluateHcl(hcl, env);
+    } catch (e) {
+      if (e instanceof HclError) throw new BakeFileInvalid(e.message);
+      throw e;
+    }
+    const { doc, places } = evaluated;
+    const locate = (keys: string[]) => {
+      for (let n = keys.length; n > 0; n--) {
+        const p = places.get(keys.slice(0, n).join('.'));
+        if (p) return `${p.file}:${p.line}:${p.col}`;
+      }
+      return hcl[0]!.path;
+    };
+    sources.splice(hclAt, 0, { top: doc as Record<string, unknown>, locate });
+  }
+  return validate(mergeSources(sources), files[0]!.path, files.map((f) => f.path).join(', '));
+}
+
+/** A bare `name = ` or `target "x" {` line: HCL rather than YAML, for a file of another extension. */
+function looksHcl(text: string): boolean {
+  return /^\s*(target|group|variable|function)\s+"[^"]*"\s*\{/m.test(text);
+}
+
+function yamlSource(text: string, path: string): Source {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines }); // YAML is a superset of JSON: both forms are read here
   if (doc.errors.length) {
@@ -77,25 +150,126 @@ export function parseBakeFile(text: string, path: string): BakeFile {
     throw new BakeFileInvalid(`${path}:${err.linePos?.[0].line ?? 1}: not valid YAML or JSON: ${err.message.split('\n')[0]}`);
   }
   /** The line of a field's key; for a missing field, of the nearest field around it. */
-  const lineOf = (keys: string[]): number | undefined => {
+  const locate = (keys: string[]): string => {
     for (let n = keys.length; n > 0; n--) {
       const parent = n > 1 ? doc.getIn(keys.slice(0, n - 1), true) : doc.contents;
       const key = isMap(parent) ? parent.items.find((p) => isScalar(p.key) && String(p.key.value) === keys[n - 1])?.key : undefined;
       const node = (key ?? doc.getIn(keys.slice(0, n), true)) as Node | undefined;
-      if (node?.range) return lines.linePos(node.range[0]).line;
+      if (node?.range) return `${path}:${lines.linePos(node.range[0]).line}`;
     }
-    return undefined;
-  };
-  const fail = (keys: string[], why: string): never => {
-    const line = lineOf(keys);
-    throw new BakeFileInvalid(`${path}${line ? `:${line}` : ''}: ${keys.join('.')}: ${why}`);
+    return path;
   };
   if (!isMap(doc.contents)) throw new BakeFileInvalid(`${path}: expected a mapping with "target" (and optionally "group")`);
   const top = doc.toJS() as Record<string, unknown>;
+  const fail = (keys: string[], why: string): never => {
+    throw new BakeFileInvalid(`${locate(keys)}: ${keys.join('.')}: ${why}`);
+  };
   for (const k of Object.keys(top)) if (k !== 'target' && k !== 'group' && k !== 'variable') fail([k], 'unknown field (known: target, group)');
-  if (top.variable !== undefined) fail(['variable'], 'variables are not supported by kiln bake');
+  if (top.variable !== undefined) fail(['variable'], 'variables are read from HCL bake files only (docker-bake.hcl)');
+  for (const [name, t] of Object.entries(isRecord(top.target) ? top.target : {})) {
+    for (const k of ['matrix', 'name']) if (isRecord(t) && k in t) fail(['target', name, k], `${k} is read from HCL bake files only (docker-bake.hcl)`);
+  }
+  return { top, locate };
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** The merged document, and for each key path the source that wrote it last. */
+interface Merged {
+  top: { target: Record<string, Record<string, unknown>>; group: Record<string, Record<string, unknown>> };
+  locate: (keys: string[]) => string | undefined;
+}
+
+function mergeSources(sources: Source[]): Merged {
+  if (sources.length === 1) {
+    const only = sources[0]!;
+    return { top: only.top as Merged['top'], locate: only.locate };
+  }
+  const top: Merged['top'] = { target: {}, group: {} };
+  const owner = new Map<string, Source>();
+  for (const src of sources) {
+    for (const kind of ['target', 'group'] as const) {
+      const section = src.top[kind];
+      if (section === undefined || section === null) continue;
+      if (!isRecord(section)) throw new BakeFileInvalid(`${src.locate([kind])}: ${kind}: expected a mapping`);
+      for (const [name, fields] of Object.entries(section)) {
+        if (!isRecord(fields)) throw new BakeFileInvalid(`${src.locate([kind, name])}: ${kind}.${name}: expected a mapping`);
+        const into = (top[kind][name] ??= {});
+        if (!owner.has(`${kind}.${name}`)) owner.set(`${kind}.${name}`, src);
+        for (const [k, v] of Object.entries(fields)) {
+          into[k] = v;
+          owner.set(`${kind}.${name}.${k}`, src);
+        }
+      }
+    }
+  }
+  const locate = (keys: string[]) => {
+    for (let n = keys.length; n > 0; n--) {
+      const src = owner.get(keys.slice(0, n).join('.'));
+      if (src) return src.locate(keys);
+    }
+    return sources[0]?.locate(keys);
+  };
+  return { top, locate };
+}
+
+/**
+ * buildx's `inherits` (bake.go Target.Merge): the parents in order, then the target itself; args,
+ * labels and contexts merge key by key (a null value keeps the parent's), cache-from, secret, ssh
+ * and attest append, and every other field of a later one replaces the earlier one's.
+ */
+function resolveInherits(targets: Record<string, Record<string, unknown>>, fail: Fail): void {
+  const done = new Map<string, Record<string, unknown>>();
+  const resolving: string[] = [];
+  const resolve = (name: string): Record<string, unknown> => {
+    if (done.has(name)) return done.get(name)!;
+    const t = targets[name]!;
+    const parents = t.inherits === undefined || t.inherits === null ? [] : strings(typeof t.inherits === 'string' ? [t.inherits] : t.inherits, ['target', name, 'inherits'], fail);
+    resolving.push(name);
+    const out: Record<string, unknown> = {};
+    for (const p of parents) {
+      if (p === name) fail(['target', name, 'inherits'], `target ${name} cannot link to itself`);
+      if (!Object.hasOwn(targets, p)) fail(['target', name, 'inherits'], `"${p}" is not a target of the file`);
+      if (resolving.includes(p)) fail(['target', name, 'inherits'], `infinite loop from ${name} to ${p} (${[...resolving.slice(resolving.indexOf(p)), p].join(' -> ')})`);
+      mergeTarget(out, resolve(p));
+    }
+    resolving.pop();
+    mergeTarget(out, t);
+    delete out.inherits;
+    done.set(name, out);
+    return out;
+  };
+  for (const name of Object.keys(targets)) if (isRecord(targets[name])) resolve(name);
+  for (const [name, t] of done) targets[name] = t;
+}
+
+function mergeTarget(into: Record<string, unknown>, t: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(t)) {
+    if (v === undefined || v === null) continue;
+    if ((k === 'args' || k === 'labels' || k === 'contexts') && isRecord(v) && isRecord(into[k])) {
+      const m: Record<string, unknown> = { ...(into[k] as Record<string, unknown>) };
+      for (const [mk, mv] of Object.entries(v)) if (mv !== null) m[mk] = mv;
+      into[k] = m;
+    } else if (['cache-from', 'secret', 'ssh', 'attest'].includes(k) && Array.isArray(v) && Array.isArray(into[k])) {
+      const seen = (into[k] as unknown[]).map((x) => JSON.stringify(x));
+      into[k] = [...(into[k] as unknown[]), ...v.filter((x) => !seen.includes(JSON.stringify(x)))];
+    } else into[k] = v;
+  }
+}
+
+function validate(merged: Merged, path: string, shownPath: string): BakeFile {
+  const { top, locate } = merged;
+  const fail = (keys: string[], why: string): never => {
+    throw new BakeFileInvalid(`${locate(keys) ?? path}: ${keys.join('.')}: ${why}`);
+  };
+  const lineOf = (keys: string[]): number | undefined => {
+    const m = /:(\d+)(?::\d+)?$/.exec(locate(keys) ?? '');
+    return m ? Number(m[1]) : undefined;
+  };
   const targetsDoc = object(top.target, ['target'], fail);
   if (Object.keys(targetsDoc).length === 0) fail(['target'], 'no targets');
+  for (const [name, raw] of Object.entries(targetsDoc)) object(raw, ['target', name], fail);
+  resolveInherits(targetsDoc as Record<string, Record<string, unknown>>, fail);
   const base = dirname(resolve(path));
   const targets = new Map<string, BakeTarget>();
   const owners = new Map<string, string>();
@@ -146,7 +320,7 @@ export function parseBakeFile(text: string, path: string): BakeFile {
   for (const [name, members] of groups) {
     for (const m of members) if (!targets.has(m) && !groups.has(m)) fail(['group', name, 'targets'], `"${m}" is neither a target nor a group`);
   }
-  return { path, targets, groups };
+  return { path: shownPath, dir: base, targets, groups };
 }
 
 /** Where a path of the file shows in messages: relative to the working directory when inside it. */

@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { checkNamedContext, readSecrets } from '../build/inputs.js';
 import { existsSync } from 'node:fs';
 import { collect, openStore, out, policyAdmission, storedAdmission, type GlobalOptions } from './context.js';
 import { UsageError } from '../errors.js';
-import { readBakeFile, selectNamed } from '../bake/file.js';
+import { readBakeFiles, selectNamed } from '../bake/file.js';
 import { deriveHierarchy, withDescendants } from '../bake/graph.js';
 import { bake, currentParents, failureOf, resolveExternalBases } from '../bake/run.js';
 import { formatPlan } from '../bake/plan.js';
@@ -17,7 +17,7 @@ import { createExecutor, defaultExecutor } from '../sandbox/index.js';
 import { reexecInUserNamespace } from '../sandbox/userns.js';
 
 interface BakeFlags {
-  file?: string;
+  file: string[];
   changed: string[];
   sinceDigest?: string;
   dryRun?: boolean;
@@ -33,8 +33,19 @@ interface BakeFlags {
   attestKey?: string;
 }
 
-/** Where kiln bake looks without -f, as buildx looks for docker-bake.* files. */
-const defaultFiles = ['kiln-bake.yaml', 'kiln-bake.yml', 'kiln-bake.json', 'docker-bake.json', 'docker-bake.yaml'];
+/** kiln's own file, the first of these found, is read alone. */
+const kilnFiles = ['kiln-bake.yaml', 'kiln-bake.yml', 'kiln-bake.json'];
+/** Else every one of buildx's defaults found, read as one (buildx bake.go defaultFilenames, its compose files left out; docker-bake.yaml is kiln's). */
+const buildxFiles = ['docker-bake.json', 'docker-bake.yaml', 'docker-bake.hcl', 'docker-bake.override.json', 'docker-bake.override.hcl'];
+
+function bakeFiles(given: string[]): string[] {
+  if (given.length) return given;
+  const own = kilnFiles.find((f) => existsSync(f));
+  if (own) return [own];
+  const found = buildxFiles.filter((f) => existsSync(f));
+  if (found.length) return found;
+  throw new UsageError(`no bake file: none of ${[...kilnFiles, ...buildxFiles].join(', ')} is here (give one with -f)`);
+}
 
 
 export function registerBakeCommand(program: Command, globals: () => GlobalOptions): void {
@@ -42,7 +53,7 @@ export function registerBakeCommand(program: Command, globals: () => GlobalOptio
     .command('bake')
     .description('Build a hierarchy of images in order, each child on the digest its parent just produced')
     .argument('[targets...]', 'targets or groups to build (default: the "default" group, else every target)')
-    .option('-f, --file <file>', `hierarchy file, YAML or buildx JSON (default: the first of ${defaultFiles.join(', ')})`)
+    .option('-f, --file <file>', `bake file: YAML, buildx JSON or HCL (.hcl); repeat to read several as one, later ones overriding (default: the first of ${kilnFiles.join(', ')}, else all of ${buildxFiles.join(', ')} found)`, collect, [])
     .option('--changed <target>', 'rebuild this target and every target built on it, nothing else (repeatable)', collect, [])
     .option('--since-digest <digest>', 'rebuild the targets built on this base image digest, and their descendants')
     .option('--dry-run', 'print the plan as a tree; build nothing')
@@ -71,7 +82,7 @@ export function registerBakeCommand(program: Command, globals: () => GlobalOptio
           return;
         }
       }
-      const file = await readBakeFile(o.file ?? defaultFiles.find((f) => existsSync(f)) ?? defaultFiles[0]!);
+      const file = await readBakeFiles(bakeFiles(o.file));
       for (const t of file.targets.values()) {
         if (!o.cache) t.noCache = true;
         if (o.sbom) t.sbom = true;
@@ -112,7 +123,7 @@ export function registerBakeCommand(program: Command, globals: () => GlobalOptio
       for (const name of selected) {
         const t = file.targets.get(name)!;
         const where = `${file.path}: target "${name}": secret`;
-        secrets.set(name, await readSecrets(t.secrets, where, dirname(resolve(file.path))));
+        secrets.set(name, await readSecrets(t.secrets, where, file.dir));
         for (const c of t.contexts) await checkNamedContext(c, 'context' in c && c.context.kind === 'dir' ? c.context.path : c.name, `${file.path}: target "${name}": contexts`);
       }
       if (o.attestKey && ![...selected].some((n) => file.targets.get(n)!.provenance || file.targets.get(n)!.sbom)) throw new UsageError('--attest-key signs the attestations of attest: type=provenance or type=sbom: no selected target has one');
