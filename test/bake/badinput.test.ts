@@ -122,7 +122,7 @@ test('a malformed bake file is a usage error naming the file, line and field', a
   const dir = await project({ 'Dockerfile': 'FROM busybox\n' });
   const cases: [string, RegExp][] = [
     ['target:\n  a:\n    tags: [x:1]\n    network: host\n', /kiln-bake\.yaml:4: target\.a\.network: not supported by kiln bake$/],
-    ['target:\n  a:\n    tag: [x:1]\n', /kiln-bake\.yaml:3: target\.a\.tag: unknown field \(known: context, dockerfile, tags, args, target, labels, no-cache, test, platforms, output, cache-from, cache-to, secret, ssh, contexts, attest\)$/],
+    ['target:\n  a:\n    tag: [x:1]\n', /kiln-bake\.yaml:3: target\.a\.tag: unknown field \(known: context, dockerfile, tags, args, target, labels, no-cache, test, platforms, output, cache-from, cache-to, secret, ssh, contexts, attest, inherits\)$/],
     ['target:\n  a: {context: .}\n', /kiln-bake\.yaml:2: target\.a\.tags: a target needs at least one tag/],
     ['target:\n  a: {tags: [x:1]}\n  b: {tags: ["docker.io/library/x:1"]}\n', /kiln-bake\.yaml:3: target\.b\.tags\.0: "docker\.io\/library\/x:1" is also a tag of target "a"$/],
     ['target:\n  a: {tags: ["Bad Name"]}\n', /target\.a\.tags\.0: invalid reference "Bad Name"/],

@@ -94,7 +94,9 @@ export function evaluateHcl(sources: HclSource[], env: Record<string, string | u
       if (resolving.has(name)) throw new HclError(pos, `variable cycle not allowed for ${name}`);
       resolving.add(name);
       try {
-        const v = variables.has(name) ? variableValue(name, variables.get(name)!, env, global) : evaluate(globals.get(name)!.expr, global);
+        // A top-level attribute of a variable's name is its default (buildx resolveValue reads p.attrs
+        // first; TestHCLMultiFileAttrs), still overridden from the environment.
+        const v = variables.has(name) ? variableValue(name, variables.get(name)!, env, global, globals.get(name)) : evaluate(globals.get(name)!.expr, global);
         values.set(name, v);
         return v;
       } finally {
@@ -216,8 +218,8 @@ export function evaluateHcl(sources: HclSource[], env: Record<string, string | u
 }
 
 /** A variable's value: the environment variable of its name over its default, typed as buildx types it. */
-function variableValue(name: string, v: Variable, env: Record<string, string | undefined>, scope: Scope): Value {
-  const def = v.attrs.get('default');
+function variableValue(name: string, v: Variable, env: Record<string, string | undefined>, scope: Scope, attr?: Attribute): Value {
+  const def = attr ?? v.attrs.get('default');
   const typeAttr = v.attrs.get('type');
   const type = typeAttr ? typeOf(typeAttr.expr) : undefined;
   let value: Value = def ? evaluate(def.expr, scope) : type ? null : '';

@@ -130,7 +130,7 @@ export function evaluate(e: Expr, scope: Scope): Value {
     }
     case 'attr': {
       if (e.e.k === 'attr' && e.e.e.k === 'var' && e.e.e.name === 'target' && scope.targetField && scope.variable('target', e.pos) === undefined) {
-        return scope.targetField(e.e.name, e.name, e.pos);
+        return scope.targetField(e.e.name, e.name, e.e.e.pos);
       }
       const v = evaluate(e.e, scope);
       if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new HclError(e.pos, `cannot read attribute "${e.name}" of a ${typeName(v)}`);
