@@ -14,6 +14,7 @@ import type { Platform } from '../oci/types.js';
 import { BakeFileInvalid } from './errors.js';
 import { evaluateHcl, type HclDocument } from './hcl/bake.js';
 import { HclError } from './hcl/syntax.js';
+import { applyOverrides } from './overrides.js';
 
 export interface BakeTarget {
   name: string;
@@ -78,7 +79,7 @@ export async function readBakeFile(path: string): Promise<BakeFile> {
  * docker-bake.hcl; fields it does not set stay). HCL files are evaluated together, so a variable
  * of one is seen by the others (buildx merges their bodies).
  */
-export async function readBakeFiles(paths: string[], env: Record<string, string | undefined> = process.env): Promise<BakeFile> {
+export async function readBakeFiles(paths: string[], env: Record<string, string | undefined> = process.env, sets: string[] = []): Promise<BakeFile> {
   const texts: { path: string; text: string }[] = [];
   for (const path of paths) {
     try {
@@ -87,7 +88,7 @@ export async function readBakeFiles(paths: string[], env: Record<string, string 
       throw new BakeFileInvalid(`${path}: cannot read the bake file: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
     }
   }
-  return parseBakeFiles(texts, env);
+  return parseBakeFiles(texts, env, sets);
 }
 
 /** Parse a bake file; relative paths are taken from the file's directory. */
@@ -95,7 +96,8 @@ export function parseBakeFile(text: string, path: string, env: Record<string, st
   return parseBakeFiles([{ path, text }], env);
 }
 
-export function parseBakeFiles(files: { path: string; text: string }[], env: Record<string, string | undefined> = process.env): BakeFile {
+/** Parse bake files as one; `sets` are --set overrides (overrides.ts). */
+export function parseBakeFiles(files: { path: string; text: string }[], env: Record<string, string | undefined> = process.env, sets: string[] = []): BakeFile {
   if (files.length === 0) throw new BakeFileInvalid('no bake file');
   // The format by extension, as buildx (bake/hcl.go): .hcl is HCL (kiln also takes JSON written
   // there); anything else is YAML or JSON, and HCL when it is neither.
@@ -134,7 +136,7 @@ export function parseBakeFiles(files: { path: string; text: string }[], env: Rec
     };
     sources.splice(hclAt, 0, { top: doc as Record<string, unknown>, locate });
   }
-  return validate(mergeSources(sources), files[0]!.path, files.map((f) => f.path).join(', '));
+  return validate(mergeSources(sources), files[0]!.path, files.map((f) => f.path).join(', '), (targets, groups) => applyOverrides(targets, groups, sets, env));
 }
 
 /** A bare `name = ` or `target "x" {` line: HCL rather than YAML, for a file of another extension. */
@@ -257,7 +259,7 @@ function mergeTarget(into: Record<string, unknown>, t: Record<string, unknown>):
   }
 }
 
-function validate(merged: Merged, path: string, shownPath: string): BakeFile {
+function validate(merged: Merged, path: string, shownPath: string, override: (targets: Record<string, Record<string, unknown>>, groups: Record<string, Record<string, unknown>>) => void): BakeFile {
   const { top, locate } = merged;
   const fail = (keys: string[], why: string): never => {
     throw new BakeFileInvalid(`${locate(keys) ?? path}: ${keys.join('.')}: ${why}`);
@@ -270,6 +272,7 @@ function validate(merged: Merged, path: string, shownPath: string): BakeFile {
   if (Object.keys(targetsDoc).length === 0) fail(['target'], 'no targets');
   for (const [name, raw] of Object.entries(targetsDoc)) object(raw, ['target', name], fail);
   resolveInherits(targetsDoc as Record<string, Record<string, unknown>>, fail);
+  override(targetsDoc as Record<string, Record<string, unknown>>, (isRecord(top.group) ? top.group : {}) as Record<string, Record<string, unknown>>);
   const base = dirname(resolve(path));
   const targets = new Map<string, BakeTarget>();
   const owners = new Map<string, string>();

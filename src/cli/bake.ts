@@ -18,6 +18,7 @@ import { reexecInUserNamespace } from '../sandbox/userns.js';
 
 interface BakeFlags {
   file: string[];
+  set: string[];
   changed: string[];
   sinceDigest?: string;
   dryRun?: boolean;
@@ -54,6 +55,7 @@ export function registerBakeCommand(program: Command, globals: () => GlobalOptio
     .description('Build a hierarchy of images in order, each child on the digest its parent just produced')
     .argument('[targets...]', 'targets or groups to build (default: the "default" group, else every target)')
     .option('-f, --file <file>', `bake file: YAML, buildx JSON or HCL (.hcl); repeat to read several as one, later ones overriding (default: the first of ${kilnFiles.join(', ')}, else all of ${buildxFiles.join(', ')} found)`, collect, [])
+    .option('--set <override>', 'override a field of the matching targets, as buildx: PATTERN.KEY=VALUE (args.NAME, labels.NAME, contexts.NAME, tags, platform, output, cache-from, cache-to, secrets, ssh, attest, context, dockerfile, target, no-cache; KEY+=VALUE appends to a list; repeatable)', collect, [])
     .option('--changed <target>', 'rebuild this target and every target built on it, nothing else (repeatable)', collect, [])
     .option('--since-digest <digest>', 'rebuild the targets built on this base image digest, and their descendants')
     .option('--dry-run', 'print the plan as a tree; build nothing')
@@ -82,7 +84,7 @@ export function registerBakeCommand(program: Command, globals: () => GlobalOptio
           return;
         }
       }
-      const file = await readBakeFiles(bakeFiles(o.file));
+      const file = await readBakeFiles(bakeFiles(o.file), process.env, o.set);
       for (const t of file.targets.values()) {
         if (!o.cache) t.noCache = true;
         if (o.sbom) t.sbom = true;

@@ -338,3 +338,23 @@ test('kiln bake reads docker-bake.hcl and docker-bake.override.hcl: two targets,
   assert.deepEqual(await labels('kiln.test/hcl-base:v7'), { flavor: 'plain' });
   assert.deepEqual(await labels('kiln.test/hcl-child:v7'), { flavor: 'plain', from: 'override' });
 });
+
+test('TestReadTargets and TestOverrideMerge: --set overrides fields after inherits, by pattern, appending with +=', () => {
+  const text = 'target "webDEP" {\n  tags = ["dep"]\n  args = { VAR_INHERITED = "webDEP", VAR_BOTH = "webDEP" }\n}\ntarget "webapp" {\n  inherits = ["webDEP"]\n  tags = ["app:1"]\n  args = { VAR_BOTH = "webapp" }\n}\n';
+  const sets = ['webapp.args.VAR_BOTH=override', 'webapp.args.FROMENV', 'webapp.tags+=app:2', 'web*.platform=linux/arm64', 'webDEP.no-cache=1', 'webDEP.dockerfile=Other.Dockerfile'];
+  const f = parseBakeFiles([{ path: '/p/docker-bake.hcl', text }], { FROMENV: 'e' }, sets);
+  const app = f.targets.get('webapp')!;
+  assert.deepEqual(app.args, { VAR_INHERITED: 'webDEP', VAR_BOTH: 'override', FROMENV: 'e' });
+  assert.deepEqual(app.tags, ['app:1', 'app:2']);
+  assert.deepEqual(app.platforms.map((p) => p.architecture), ['arm64']);
+  assert.equal(app.noCache, false);
+  const dep = f.targets.get('webDEP')!;
+  assert.equal(dep.noCache, true);
+  assert.equal(dep.dockerfile, '/p/Other.Dockerfile');
+  assert.deepEqual(dep.platforms.map((p) => p.architecture), ['arm64']);
+  const refused = (set: string, want: RegExp) => assert.throws(() => parseBakeFiles([{ path: 'docker-bake.hcl', text }], {}, [set]), want);
+  refused('nope.tags=x', /^BakeFileInvalid: --set nope\.tags=x: could not find any target matching "nope"$/);
+  refused('webapp.network=host', /--set webapp\.network=host: unknown key "network"/);
+  refused('webapp.no-cache=maybe', /invalid value maybe for boolean key no-cache$/);
+  refused('webapp.args=x', /args requires a name/);
+});
