@@ -115,7 +115,10 @@ export function evaluateHcl(sources: HclSource[], env: Record<string, string | u
     if (!paramsAttr) throw new HclError(b.pos, `empty params not allowed for ${name}`);
     const names = (e: Expr, what: string): string[] => {
       if (e.k !== 'tuple') throw new HclError(e.pos, `${what} of function "${name}": expected a list of names`);
-      return e.items.map((x) => (x.k === 'var' ? x.name : (() => { throw new HclError(x.pos, `${what} of function "${name}": expected a name`); })()));
+      return e.items.map((x) => {
+        if (x.k !== 'var') throw new HclError(x.pos, `${what} of function "${name}": expected a name`);
+        return x.name;
+      });
     };
     const params = names(paramsAttr.expr, 'params');
     const variadic = attr('variadic_params');
