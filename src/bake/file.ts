@@ -245,6 +245,11 @@ function resolveInherits(targets: Record<string, Record<string, unknown>>, fail:
   for (const [name, t] of done) targets[name] = t;
 }
 
+/** A list field with its empty strings left out (anything else is left for the field's own check). */
+function withoutEmpties(v: unknown): unknown {
+  return Array.isArray(v) ? v.filter((x) => x !== '') : v;
+}
+
 function mergeTarget(into: Record<string, unknown>, t: Record<string, unknown>): void {
   for (const [k, v] of Object.entries(t)) {
     if (v === undefined || v === null) continue;
@@ -271,13 +276,25 @@ function validate(merged: Merged, path: string, shownPath: string, override: (ta
   const targetsDoc = object(top.target, ['target'], fail);
   if (Object.keys(targetsDoc).length === 0) fail(['target'], 'no targets');
   for (const [name, raw] of Object.entries(targetsDoc)) object(raw, ['target', name], fail);
+  // A target others inherit from that has no tags of its own is a template (buildx files write
+  // `_common`, `docker-metadata-action`): it lends its fields and is never built itself.
+  const inherited = new Set(Object.values(targetsDoc).flatMap((t) => {
+    const i = (t as Record<string, unknown>).inherits;
+    return typeof i === 'string' ? [i] : Array.isArray(i) ? i.filter((x): x is string => typeof x === 'string') : [];
+  }));
   resolveInherits(targetsDoc as Record<string, Record<string, unknown>>, fail);
   override(targetsDoc as Record<string, Record<string, unknown>>, (isRecord(top.group) ? top.group : {}) as Record<string, Record<string, unknown>>);
   const base = dirname(resolve(path));
   const targets = new Map<string, BakeTarget>();
   const owners = new Map<string, string>();
+  const templates = new Set<string>();
   for (const [name, raw] of Object.entries(targetsDoc)) {
     const at = ['target', name];
+    const ownTags = withoutEmpties((raw as Record<string, unknown>).tags);
+    if (inherited.has(name) && (ownTags === undefined || ownTags === null || (Array.isArray(ownTags) && ownTags.length === 0))) {
+      templates.add(name);
+      continue;
+    }
     if (!/^[A-Za-z0-9_-]+$/.test(name)) fail(at, 'a target name is letters, digits, "_" and "-"');
     const t = object(raw, at, fail);
     for (const k of Object.keys(t)) {
@@ -286,7 +303,8 @@ function validate(merged: Merged, path: string, shownPath: string, override: (ta
     }
     const context = resolve(base, optString(t.context, [...at, 'context'], fail) ?? '.');
     const dockerfile = optString(t.dockerfile, [...at, 'dockerfile'], fail) ?? 'Dockerfile';
-    const tags = strings(t.tags, [...at, 'tags'], fail);
+    // buildx drops empty and repeated tags (bake.go removeDupesStr): `cond ? "x" : ""` writes no tag.
+    const tags = [...new Set(strings(withoutEmpties(t.tags), [...at, 'tags'], fail))];
     if (tags.length === 0) fail([...at, 'tags'], 'a target needs at least one tag: its children name it in FROM');
     for (const [i, tag] of tags.entries()) {
       let full: string;
@@ -321,7 +339,10 @@ function validate(merged: Merged, path: string, shownPath: string, override: (ta
     groups.set(name, strings(g.targets, ['group', name, 'targets'], fail));
   }
   for (const [name, members] of groups) {
-    for (const m of members) if (!targets.has(m) && !groups.has(m)) fail(['group', name, 'targets'], `"${m}" is neither a target nor a group`);
+    for (const m of members) {
+      if (templates.has(m)) fail(['group', name, 'targets'], `target "${m}" has no tags, so kiln bake cannot build it (it names every image it builds by its tags); give it tags, or build the targets that inherit it`);
+      if (!targets.has(m) && !groups.has(m)) fail(['group', name, 'targets'], `"${m}" is neither a target nor a group`);
+    }
   }
   return { path: shownPath, dir: base, targets, groups };
 }

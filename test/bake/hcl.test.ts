@@ -312,6 +312,32 @@ test('TestNestedInherits and TestReadContextFromTargetInfiniteLoop: inherits in 
   assert.throws(() => parseBakeFile('target:\n  a: {tags: [a], matrix: {v: [1]}}\n', 'kiln-bake.yaml'), /kiln-bake\.yaml:2: target\.a\.matrix: matrix is read from HCL bake files only/);
 });
 
+// The layout of buildx files: a `_common` target (or the docker/metadata-action's empty
+// `docker-metadata-action`) only inherited, and tags chosen by a condition that writes "" when it
+// does not apply (buildx bake.go normalize: removeDupesStr drops empty and repeated tags).
+test('an untagged target others inherit is a template, not built; empty and repeated tags are dropped', () => {
+  const text = `
+    variable "TAG" { default = "latest" }
+    target "docker-metadata-action" {}
+    target "_common" {
+      args = { GO_VERSION = "1.22" }
+    }
+    target "app" {
+      inherits = ["_common", "docker-metadata-action"]
+      tags = ["app:\${TAG}", notequal("latest", TAG) ? "app:latest" : "", "app:\${TAG}"]
+    }
+  `;
+  const f = bake(text);
+  assert.deepEqual([...f.targets.keys()], ['app']);
+  assert.deepEqual(f.targets.get('app')!.tags, ['app:latest']);
+  assert.deepEqual(f.targets.get('app')!.args, { GO_VERSION: '1.22' });
+  assert.deepEqual(bake(text, { TAG: 'v2' }).targets.get('app')!.tags, ['app:v2', 'app:latest']);
+  // Named in a group, a template would have to be built: that is refused, saying why.
+  fails(`${text}\ngroup "default" {\n  targets = ["app", "_common"]\n}\n`, /group\.default\.targets: target "_common" has no tags/);
+  // A target nobody inherits still needs a tag.
+  fails('target "lonely" {\n  context = "."\n}\n', /target\.lonely\.tags: a target needs at least one tag/);
+});
+
 test('TestHCLBasicInJSON: a .hcl file holding JSON is read as JSON; a field error of an HCL file keeps the validation message', () => {
   const f = parseBakeFile('{"target": {"app": {"tags": ["app"], "args": {"A": "1"}}}}', '/p/docker-bake.hcl');
   assert.deepEqual(f.targets.get('app')!.args, { A: '1' });
