@@ -276,13 +276,26 @@ function validate(merged: Merged, path: string, shownPath: string, override: (ta
   const targetsDoc = object(top.target, ['target'], fail);
   if (Object.keys(targetsDoc).length === 0) fail(['target'], 'no targets');
   for (const [name, raw] of Object.entries(targetsDoc)) object(raw, ['target', name], fail);
-  // A target others inherit from that has no tags of its own is a template (buildx files write
-  // `_common`, `docker-metadata-action`): it lends its fields and is never built itself.
-  const inherited = new Set(Object.values(targetsDoc).flatMap((t) => {
+  // A target others inherit from is a template when it has no tags, or only tags that a target
+  // inheriting it has too (buildx files write `_common`; docker/metadata-action's bake file gives
+  // `docker-metadata-action` the tags its children take): it lends its fields and is never built
+  // itself. buildx builds only the targets asked for, so it never meets the question.
+  const children = new Map<string, string[]>();
+  for (const [name, t] of Object.entries(targetsDoc)) {
     const i = (t as Record<string, unknown>).inherits;
-    return typeof i === 'string' ? [i] : Array.isArray(i) ? i.filter((x): x is string => typeof x === 'string') : [];
-  }));
+    for (const p of typeof i === 'string' ? [i] : Array.isArray(i) ? i.filter((x): x is string => typeof x === 'string') : []) children.set(p, [...(children.get(p) ?? []), name]);
+  }
   resolveInherits(targetsDoc as Record<string, Record<string, unknown>>, fail);
+  const tagsOf = (name: string): string[] => {
+    const v = withoutEmpties((targetsDoc[name] as Record<string, unknown>).tags);
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+  };
+  const isTemplate = (name: string): boolean => {
+    const kids = children.get(name);
+    if (!kids) return false;
+    const inKids = new Set(kids.flatMap(tagsOf));
+    return tagsOf(name).every((t) => inKids.has(t));
+  };
   override(targetsDoc as Record<string, Record<string, unknown>>, (isRecord(top.group) ? top.group : {}) as Record<string, Record<string, unknown>>);
   const base = dirname(resolve(path));
   const targets = new Map<string, BakeTarget>();
@@ -290,8 +303,7 @@ function validate(merged: Merged, path: string, shownPath: string, override: (ta
   const templates = new Set<string>();
   for (const [name, raw] of Object.entries(targetsDoc)) {
     const at = ['target', name];
-    const ownTags = withoutEmpties((raw as Record<string, unknown>).tags);
-    if (inherited.has(name) && (ownTags === undefined || ownTags === null || (Array.isArray(ownTags) && ownTags.length === 0))) {
+    if (isTemplate(name)) {
       templates.add(name);
       continue;
     }
@@ -340,7 +352,7 @@ function validate(merged: Merged, path: string, shownPath: string, override: (ta
   }
   for (const [name, members] of groups) {
     for (const m of members) {
-      if (templates.has(m)) fail(['group', name, 'targets'], `target "${m}" has no tags, so kiln bake cannot build it (it names every image it builds by its tags); give it tags, or build the targets that inherit it`);
+      if (templates.has(m)) fail(['group', name, 'targets'], `target "${m}" is a template: others inherit it and it has no tags of its own, so kiln bake cannot build it (it names every image it builds by its tags); give it tags, or build the targets that inherit it`);
       if (!targets.has(m) && !groups.has(m)) fail(['group', name, 'targets'], `"${m}" is neither a target nor a group`);
     }
   }

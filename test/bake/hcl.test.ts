@@ -333,7 +333,14 @@ test('an untagged target others inherit is a template, not built; empty and repe
   assert.deepEqual(f.targets.get('app')!.args, { GO_VERSION: '1.22' });
   assert.deepEqual(bake(text, { TAG: 'v2' }).targets.get('app')!.tags, ['app:v2', 'app:latest']);
   // Named in a group, a template would have to be built: that is refused, saying why.
-  fails(`${text}\ngroup "default" {\n  targets = ["app", "_common"]\n}\n`, /group\.default\.targets: target "_common" has no tags/);
+  fails(`${text}\ngroup "default" {\n  targets = ["app", "_common"]\n}\n`, /group\.default\.targets: target "_common" is a template/);
+  // docker/metadata-action's bake file, read after ours: its target has the tags its child takes.
+  const meta = JSON.stringify({ target: { 'docker-metadata-action': { tags: ['ghcr.io/o/app:1.2.3', 'ghcr.io/o/app:1.2'], labels: { 'org.opencontainers.image.version': '1.2.3' } } } });
+  const ours = 'target "docker-metadata-action" {}\ntarget "build" {\n  inherits = ["docker-metadata-action"]\n  context = "./"\n}\n';
+  const both = parseBakeFiles([{ path: '/p/docker-bake.hcl', text: ours }, { path: '/p/docker-metadata-action-bake.json', text: meta }], {});
+  assert.deepEqual([...both.targets.keys()], ['build']);
+  assert.deepEqual(both.targets.get('build')!.tags, ['ghcr.io/o/app:1.2.3', 'ghcr.io/o/app:1.2']);
+  assert.equal(both.targets.get('build')!.labels['org.opencontainers.image.version'], '1.2.3');
   // A target nobody inherits still needs a tag.
   fails('target "lonely" {\n  context = "."\n}\n', /target\.lonely\.tags: a target needs at least one tag/);
 });
