@@ -21,7 +21,6 @@ import {
   ListObjectsV2Command,
   DeleteObjectCommand,
   DeleteObjectsCommand,
-  DeleteBucketCommand,
 } from '@aws-sdk/client-s3';
 import { startPostgres } from './postgres.js';
 import { startRadosgw, type Radosgw } from './radosgw.js';
@@ -149,5 +148,6 @@ test('radosgw on a single-node Ceph serves S3: a bucket, a streamed PUT read bac
   assert.deepEqual(multi.Deleted?.map((d) => d.Key), ['blobs/large']);
   assert.equal((await s3.send(new ListObjectsV2Command({ Bucket }))).KeyCount, 0);
   await assert.rejects(s3.send(new GetObjectCommand({ Bucket, Key: 'blobs/small' })), { name: 'NoSuchKey' });
-  await s3.send(new DeleteBucketCommand({ Bucket }));
+  // No DeleteBucket: kiln never deletes a bucket, and radosgw 16.2 takes 25 s over it here; the
+  // bucket goes with the cluster's directory.
 });
