@@ -161,8 +161,8 @@ export async function exportIndex(store: Store, results: { platform: Platform; r
  * linux_arm_v7), as BuildKit's local and tar exporters do (exporter/local/export.go:
  * platformDirStat); with platform-split=false they are merged into one tree, and a file two
  * platforms both have is an error naming it (BuildKit: "cannot overwrite … when split option is
- * disabled"). Nothing is visible at `dest` until it is whole: the tree is written beside it and
- * renamed into place (a directory that exists is written into, as `docker build -o` does).
+ * disabled", checked before anything is written). A tar is written beside `dest` and renamed into
+ * place, so no half archive is ever visible; a directory is written into, as `docker build -o` does.
  */
 async function writeFlat(store: Store, trees: { platform?: Platform; layers: LayerRef[] }[], output: { type: 'tar' | 'local'; dest: string; platformSplit?: boolean }): Promise<void> {
   // Layer and snapshot code only for the outputs that flatten images.
