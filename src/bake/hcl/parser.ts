@@ -276,16 +276,21 @@ class Parser {
       this.i = save; // a variable named "for"
       return undefined;
     }
-    let valVar = this.ident()!;
+    const head = this.forVariables('for', 'the for expression');
+    this.expect(':', '":" of the for expression');
+    return head;
+  }
+
+  /** `v in coll` or `k, v in coll`, after the `for` of a for expression or a %{for} directive. */
+  private forVariables(after: string, within: string): { keyVar?: string; valVar: string; coll: Expr } {
+    let valVar = this.ident() ?? this.fail(`expected a variable name after ${after}`);
     let keyVar: string | undefined;
     if (this.eat(',')) {
       keyVar = valVar;
       valVar = this.ident() ?? this.fail('expected a variable name after ","');
     }
-    if (this.ident() !== 'in') this.fail('expected "in" in the for expression');
-    const coll = this.expr();
-    this.expect(':', '":" of the for expression');
-    return { keyVar, valVar, coll };
+    if (this.ident() !== 'in') this.fail(`expected "in" in ${within}`);
+    return { keyVar, valVar, coll: this.expr() };
   }
 
   private tuple(): Expr {
@@ -495,14 +500,7 @@ class Parser {
       return { k: 'tif', cond, then: then.parts, else: otherwise };
     }
     if (kw === 'for') {
-      let valVar = this.ident() ?? this.fail('expected a variable name after %{for');
-      let keyVar: string | undefined;
-      if (this.eat(',')) {
-        keyVar = valVar;
-        valVar = this.ident() ?? this.fail('expected a variable name after ","');
-      }
-      if (this.ident() !== 'in') this.fail('expected "in" in %{for}');
-      const coll = this.expr();
+      const { keyVar, valVar, coll } = this.forVariables('%{for', '%{for}');
       this.closeBrace();
       const body = this.templateParts({ ...o, stops: ['endfor'] });
       return { k: 'tfor', keyVar, valVar, coll, body: body.parts };
