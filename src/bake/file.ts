@@ -220,13 +220,16 @@ function mergeSources(sources: Source[]): Merged {
  * labels and contexts merge key by key (a null value keeps the parent's), cache-from, secret, ssh
  * and attest append, and every other field of a later one replaces the earlier one's.
  */
-function resolveInherits(targets: Record<string, Record<string, unknown>>, fail: Fail): void {
+/** Resolves every target's `inherits` in place; returns each parent's direct children. */
+function resolveInherits(targets: Record<string, Record<string, unknown>>, fail: Fail): Map<string, string[]> {
   const done = new Map<string, Record<string, unknown>>();
   const resolving: string[] = [];
+  const children = new Map<string, string[]>();
   const resolve = (name: string): Record<string, unknown> => {
     if (done.has(name)) return done.get(name)!;
     const t = targets[name]!;
     const parents = t.inherits === undefined || t.inherits === null ? [] : strings(typeof t.inherits === 'string' ? [t.inherits] : t.inherits, ['target', name, 'inherits'], fail);
+    for (const p of parents) children.set(p, [...(children.get(p) ?? []), name]);
     resolving.push(name);
     const out: Record<string, unknown> = {};
     for (const p of parents) {
@@ -243,6 +246,7 @@ function resolveInherits(targets: Record<string, Record<string, unknown>>, fail:
   };
   for (const name of Object.keys(targets)) if (isRecord(targets[name])) resolve(name);
   for (const [name, t] of done) targets[name] = t;
+  return children;
 }
 
 /** A list field with its empty strings left out (anything else is left for the field's own check). */
@@ -280,12 +284,7 @@ function validate(merged: Merged, path: string, shownPath: string, override: (ta
   // inheriting it has too (buildx files write `_common`; docker/metadata-action's bake file gives
   // `docker-metadata-action` the tags its children take): it lends its fields and is never built
   // itself. buildx builds only the targets asked for, so it never meets the question.
-  const children = new Map<string, string[]>();
-  for (const [name, t] of Object.entries(targetsDoc)) {
-    const i = (t as Record<string, unknown>).inherits;
-    for (const p of typeof i === 'string' ? [i] : Array.isArray(i) ? i.filter((x): x is string => typeof x === 'string') : []) children.set(p, [...(children.get(p) ?? []), name]);
-  }
-  resolveInherits(targetsDoc as Record<string, Record<string, unknown>>, fail);
+  const children = resolveInherits(targetsDoc as Record<string, Record<string, unknown>>, fail);
   const tagsOf = (name: string): string[] => {
     const v = withoutEmpties((targetsDoc[name] as Record<string, unknown>).tags);
     return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
